@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The one command that runs every test of statusd on a fresh clone:
+#   services (PostgreSQL, NATS) -> cargo fmt -> cargo clippy -> cargo test
+#   -> real-client tests (tests/clients/run.sh).
+# Any failing stage stops the script with a non-zero exit status.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+stage() { printf '\n==> %s\n' "$*"; }
+die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: poll COMMAND every 0.2 s.
+wait_for() {
+    local secs=$1 what=$2
+    shift 2
+    local tries=$((secs * 5))
+    for _ in $(seq "$tries"); do
+        if "$@" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    die "$what is not up after ${secs} s"
+}
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
+nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+
+stage "services: PostgreSQL and NATS"
+if pg_up; then
+    echo "PostgreSQL: already running"
+else
+    command -v pg_ctlcluster >/dev/null || die "PostgreSQL is not running and pg_ctlcluster is missing"
+    for version in $(ls /etc/postgresql); do
+        # Tolerates a cluster that is already running (exit 2) or starting.
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    done
+    wait_for 60 "PostgreSQL" pg_up
+    echo "PostgreSQL: started"
+fi
+if nats_up; then
+    echo "NATS: already running"
+else
+    [[ -x /usr/sbin/nats-server ]] || die "NATS is not running and /usr/sbin/nats-server is missing"
+    mkdir -p /var/lib/nats-server
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- \
+        -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
+    wait_for 30 "NATS" nats_up
+    echo "NATS: started"
+fi
+
+stage "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+echo "formatting ok"
+
+stage "cargo clippy --all-targets -- -D warnings"
+cargo clippy --quiet --all-targets -- -D warnings
+echo "clippy ok"
+
+stage "cargo test --all-targets"
+cargo test --all-targets
+
+stage "real-client tests (tests/clients/run.sh)"
+# Its last line is the summary "clients: N passed, M failed".
+tests/clients/run.sh
