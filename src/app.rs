@@ -1,0 +1,68 @@
+//! The shared context every request handler and realtime session receives.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::RwLock;
+use tokio::sync::Semaphore;
+
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::limits::{LoginGuard, RateLimiter};
+use crate::metrics::Metrics;
+use crate::model::{Token, TokenKind, User};
+use crate::settings::ids;
+use crate::state::{Model, Writer};
+
+pub struct App {
+    pub cfg: Config,
+    pub model: Arc<RwLock<Model>>,
+    pub writer: Writer,
+    pub bus: Bus,
+    pub metrics: Arc<Metrics>,
+    pub limiter: RateLimiter,
+    pub login_guard: LoginGuard,
+    /// Bounds concurrent bcrypt work so logins cannot starve status traffic.
+    pub login_slots: Semaphore,
+    pub started: Instant,
+}
+
+pub type Ctx = Arc<App>;
+
+impl App {
+    /// The user a token authenticates, if the token exists, belongs to `user_id`,
+    /// has not expired and the user is active.
+    pub fn authenticate(&self, user_id: &str, token: &str) -> Option<(Arc<User>, Arc<Token>)> {
+        let hashed = crate::auth::secrets::hash_token(token);
+        let m = self.model.read();
+        let tok = m.tokens.get(&hashed)?;
+        if !crate::auth::secrets::secrets_equal(&tok.user_id, user_id) {
+            return None;
+        }
+        if tok.kind == TokenKind::Login {
+            let days = m.setting_i64(ids::LOGIN_EXPIRATION, 90).max(0);
+            if chrono::Utc::now() - tok.created_at > chrono::Duration::days(days) {
+                return None;
+            }
+        }
+        let user = m.users.get(user_id)?;
+        if !user.active {
+            return None;
+        }
+        Some((user.clone(), tok.clone()))
+    }
+
+    pub fn has_permission(&self, user: &User, permission: &str) -> bool {
+        self.model.read().has_permission(user, permission)
+    }
+
+    pub fn setting_bool(&self, id: &str) -> bool {
+        self.model.read().setting_bool(id)
+    }
+
+    /// When a login token made now expires.
+    pub fn token_expires(&self, created: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        let days = self.model.read().setting_i64(ids::LOGIN_EXPIRATION, 90).max(0);
+        created + chrono::Duration::days(days)
+    }
+}

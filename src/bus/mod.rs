@@ -1,0 +1,77 @@
+//! Publishing committed status changes to whoever listens (the realtime sessions).
+//! In one process this is a tokio broadcast channel: every receiver sees every event
+//! in commit order, and a receiver that falls too far behind learns it lagged (the
+//! realtime layer then closes that slow connection instead of buffering without bound).
+
+use std::sync::{Arc, OnceLock};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use crate::model::{Status, User};
+
+/// One committed change of what a user shows to others.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatusEvent {
+    pub uid: String,
+    pub username: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    pub status: Status,
+    pub status_text: String,
+    pub status_source: Option<String>,
+    pub status_expires_at: Option<DateTime<Utc>>,
+    /// When the change was committed (for delivery-latency measurements).
+    pub committed_at: DateTime<Utc>,
+}
+
+impl StatusEvent {
+    pub fn of(user: &User, committed_at: DateTime<Utc>) -> StatusEvent {
+        StatusEvent {
+            uid: user.id.clone(),
+            username: user.username.clone(),
+            name: user.name.clone(),
+            roles: user.roles.clone(),
+            status: user.status,
+            status_text: user.status_text.clone(),
+            status_source: user.status_source.clone(),
+            status_expires_at: user.status_expires_at,
+            committed_at,
+        }
+    }
+}
+
+/// An event as published: the encoded frames are built once, by the first subscriber
+/// that needs them, and shared by all the others.
+#[derive(Debug)]
+pub struct Published {
+    pub event: StatusEvent,
+    pub user_status_frame: OnceLock<Arc<str>>,
+    pub user_presence_frame: OnceLock<Arc<str>>,
+}
+
+#[derive(Clone)]
+pub struct Bus {
+    tx: broadcast::Sender<Arc<Published>>,
+}
+
+impl Bus {
+    /// `capacity` bounds how many events a slow receiver may fall behind before it lags.
+    pub fn new(capacity: usize) -> Bus {
+        let (tx, _) = broadcast::channel(capacity);
+        Bus { tx }
+    }
+
+    pub fn publish(&self, event: StatusEvent) {
+        // No receivers is fine: nobody is listening.
+        let _ = self.tx.send(Arc::new(Published {
+            event,
+            user_status_frame: OnceLock::new(),
+            user_presence_frame: OnceLock::new(),
+        }));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.tx.subscribe()
+    }
+}

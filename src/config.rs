@@ -1,0 +1,102 @@
+//! Every setting of the process, from environment variables or their flags (CONTRACT §1).
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "statusd", version, about = "A Rocket.Chat-compatible user status and presence server")]
+pub struct Config {
+    /// HTTP and websocket port.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+    /// Listen address.
+    #[arg(long, env = "BIND_IP", default_value = "0.0.0.0")]
+    pub bind_ip: std::net::IpAddr,
+    /// Public URL, used in links such as avatarUrl.
+    #[arg(long, env = "ROOT_URL", default_value = "http://localhost:3000")]
+    pub root_url: String,
+    /// sqlite://PATH (embedded, the default) or postgres://…
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://data/statusd.db")]
+    pub database_url: String,
+    /// When set, instances share presence through NATS (cluster mode).
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+    /// On a start with no human user yet, create this admin.
+    #[arg(long, env = "ADMIN_USERNAME")]
+    pub admin_username: Option<String>,
+    #[arg(long, env = "ADMIN_PASS", hide_env_values = true)]
+    pub admin_pass: Option<String>,
+    #[arg(long, env = "ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    #[arg(long, env = "ADMIN_NAME")]
+    pub admin_name: Option<String>,
+    /// How many reverse proxies' X-Forwarded-For entries to trust.
+    #[arg(long, env = "HTTP_FORWARDED_COUNT", default_value_t = 0)]
+    pub http_forwarded_count: usize,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub rust_log: String,
+    /// A realtime connection with no traffic for this many seconds is stale and reaped.
+    #[arg(long, env = "PRESENCE_STALE_SECS", default_value_t = 300)]
+    pub presence_stale_secs: u64,
+    /// The server pings a realtime connection idle for this many seconds, and closes it
+    /// when it stays silent as long again.
+    #[arg(long, env = "DDP_PING_SECS", default_value_t = 30)]
+    pub ddp_ping_secs: u64,
+    /// The most concurrent password checks (bcrypt); more logins wait their turn.
+    #[arg(long, env = "LOGIN_CONCURRENCY", default_value_t = 2)]
+    pub login_concurrency: usize,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+}
+
+impl Config {
+    pub fn from_args() -> Config {
+        Config::parse()
+    }
+
+    /// Checks what clap cannot: one line naming the variable on the first problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.database_url.starts_with("sqlite://")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(format!(
+                "DATABASE_URL: expected sqlite://PATH or postgres://…, got {:?}",
+                self.database_url
+            ));
+        }
+        if self.database_url == "sqlite://" {
+            return Err("DATABASE_URL: sqlite:// needs a path".into());
+        }
+        if !(self.root_url.starts_with("http://") || self.root_url.starts_with("https://")) {
+            return Err(format!(
+                "ROOT_URL: expected an http:// or https:// URL, got {:?}",
+                self.root_url
+            ));
+        }
+        if let Some(url) = &self.nats_url {
+            if !url.starts_with("nats://") && !url.starts_with("tls://") {
+                return Err(format!("NATS_URL: expected nats://host:port, got {url:?}"));
+            }
+        }
+        if self.admin_username.is_some() != self.admin_pass.is_some() {
+            return Err("ADMIN_USERNAME and ADMIN_PASS: set both or neither".into());
+        }
+        if self.presence_stale_secs == 0 {
+            return Err("PRESENCE_STALE_SECS: must be at least 1".into());
+        }
+        if self.ddp_ping_secs == 0 {
+            return Err("DDP_PING_SECS: must be at least 1".into());
+        }
+        if self.login_concurrency == 0 {
+            return Err("LOGIN_CONCURRENCY: must be at least 1".into());
+        }
+        Ok(())
+    }
+}

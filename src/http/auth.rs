@@ -1,0 +1,421 @@
+//! Sessions (CONTRACT §3): login in every body form, logout, me, personal access tokens.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::extract::{str_field, Caller, ClientIp, JsonBody, JsonOrForm};
+use super::{ok, views};
+use crate::app::{App, Ctx};
+use crate::auth::secrets;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{iso, Token, TokenKind, User};
+
+pub fn public_routes() -> Router<Ctx> {
+    Router::new().route("/login", post(login))
+}
+
+pub fn authed_routes() -> Router<Ctx> {
+    Router::new()
+        .route("/logout", post(logout).get(logout))
+        .route("/me", get(me))
+        .route("/users.generatePersonalAccessToken", post(generate_pat))
+        .route("/users.regeneratePersonalAccessToken", post(regenerate_pat))
+        .route("/users.removePersonalAccessToken", post(remove_pat))
+        .route("/users.getPersonalAccessTokens", get(list_pats))
+}
+
+/// Who is trying to log in, and with what.
+pub enum Credentials {
+    /// A username or email with the SHA-256 hex digest of the password.
+    Password { login: Login, digest: String },
+    Resume(String),
+}
+
+pub enum Login {
+    Username(String),
+    Email(String),
+}
+
+fn parse_password(v: &Value) -> Result<String, ApiError> {
+    match v {
+        Value::String(plain) => Ok(secrets::sha256_hex(plain)),
+        Value::Object(o) => {
+            let digest = o
+                .get("digest")
+                .or_else(|| o.get("hashed"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::match_field("password", "string or {digest, algorithm}"))?;
+            match o.get("algorithm").and_then(Value::as_str) {
+                None | Some("sha-256") => Ok(digest.to_lowercase()),
+                Some(_) => Err(ApiError::LoginFailed),
+            }
+        }
+        _ => Err(ApiError::match_field("password", "string or {digest, algorithm}")),
+    }
+}
+
+fn login_of(v: &Value) -> Result<Option<Login>, ApiError> {
+    Ok(match v {
+        Value::String(s) if s.contains('@') => Some(Login::Email(s.clone())),
+        Value::String(s) => Some(Login::Username(s.clone())),
+        Value::Object(o) => {
+            if let Some(u) = o.get("username").and_then(Value::as_str) {
+                Some(Login::Username(u.to_string()))
+            } else {
+                o.get("email")
+                    .and_then(Value::as_str)
+                    .map(|e| Login::Email(e.to_string()))
+            }
+        }
+        Value::Null => None,
+        _ => return Err(ApiError::match_field("user", "string")),
+    })
+}
+
+/// Reads every login body form of CONTRACT §3 (the DDP login uses it too).
+pub fn parse_credentials(body: &Value) -> Result<Credentials, ApiError> {
+    let obj = body.as_object().ok_or_else(ApiError::match_error)?;
+    if let Some(resume) = obj.get("resume") {
+        return resume
+            .as_str()
+            .map(|t| Credentials::Resume(t.to_string()))
+            .ok_or_else(|| ApiError::match_field("resume", "string"));
+    }
+    let login = if let Some(u) = obj.get("user") {
+        login_of(u)?
+    } else if let Some(u) = obj.get("username") {
+        login_of(&Value::String(
+            u.as_str()
+                .ok_or_else(|| ApiError::match_field("username", "string"))?
+                .to_string(),
+        ))?
+        .map(|l| match l {
+            Login::Email(e) => Login::Username(e),
+            other => other,
+        })
+    } else if let Some(e) = obj.get("email") {
+        Some(Login::Email(
+            e.as_str()
+                .ok_or_else(|| ApiError::match_field("email", "string"))?
+                .to_string(),
+        ))
+    } else {
+        None
+    };
+    let (Some(login), Some(password)) = (login, obj.get("password")) else {
+        return Err(ApiError::LoginFailed);
+    };
+    Ok(Credentials::Password {
+        login,
+        digest: parse_password(password)?,
+    })
+}
+
+/// A successful login: the user and the (new or resumed) token secret.
+pub struct LoggedIn {
+    pub user: User,
+    pub token: String,
+    pub token_created: chrono::DateTime<chrono::Utc>,
+    pub resumed: bool,
+}
+
+fn blocked_error(app: &App, username: &str, ip: IpAddr) -> Option<ApiError> {
+    let m = app.model.read();
+    if !m.setting_bool("Block_Multiple_Failed_Logins_Enabled") {
+        return None;
+    }
+    let now = Instant::now();
+    if m.setting_bool("Block_Multiple_Failed_Logins_By_User") {
+        let attempts = m.setting_i64("Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User", 10);
+        let mins = m.setting_i64("Block_Multiple_Failed_Logins_Time_To_Unblock_By_User_In_Minutes", 5);
+        if app.login_guard.blocked(
+            &format!("user:{}", username.to_lowercase()),
+            attempts.max(0) as usize,
+            Duration::from_secs(mins.max(0) as u64 * 60),
+            now,
+        ) {
+            return Some(ApiError::LoginBlocked {
+                code: "error-login-blocked-for-user".into(),
+                reason: "Login has been temporarily blocked For User".into(),
+            });
+        }
+    }
+    let whitelisted = m
+        .setting("Block_Multiple_Failed_Logins_Ip_Whitelist")
+        .and_then(Value::as_str)
+        .is_some_and(|list| list.split(',').any(|s| s.trim() == ip.to_string()));
+    if m.setting_bool("Block_Multiple_Failed_Logins_By_Ip") && !whitelisted {
+        let attempts = m.setting_i64("Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip", 50);
+        let mins = m.setting_i64("Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes", 5);
+        if app.login_guard.blocked(
+            &format!("ip:{ip}"),
+            attempts.max(0) as usize,
+            Duration::from_secs(mins.max(0) as u64 * 60),
+            now,
+        ) {
+            return Some(ApiError::LoginBlocked {
+                code: "error-login-blocked-for-ip".into(),
+                reason: "Login has been temporarily blocked For IP".into(),
+            });
+        }
+    }
+    None
+}
+
+/// Checks credentials and records a new login token (REST and DDP login share this).
+pub async fn log_in(app: &Ctx, creds: Credentials, ip: IpAddr) -> ApiResult<LoggedIn> {
+    match creds {
+        Credentials::Resume(token) => {
+            let user_id = {
+                let m = app.model.read();
+                let tok = m
+                    .tokens
+                    .get(&secrets::hash_token(&token))
+                    .ok_or(ApiError::LoginFailed)?;
+                tok.user_id.clone()
+            };
+            let (user, tok) = app
+                .authenticate(&user_id, &token)
+                .ok_or(ApiError::LoginFailed)?;
+            Ok(LoggedIn {
+                user: (*user).clone(),
+                token,
+                token_created: tok.created_at,
+                resumed: true,
+            })
+        }
+        Credentials::Password { login, digest } => {
+            let user = {
+                let m = app.model.read();
+                match &login {
+                    Login::Username(u) => m.user_by_username(u),
+                    Login::Email(e) => m.user_by_email(e),
+                }
+            };
+            let login_name = match (&user, &login) {
+                (Some(u), _) => u.username.clone(),
+                (None, Login::Username(u) | Login::Email(u)) => u.clone(),
+            };
+            if let Some(e) = blocked_error(app, &login_name, ip) {
+                return Err(e);
+            }
+            let stored = user
+                .as_ref()
+                .filter(|u| u.active)
+                .and_then(|u| u.password_hash.clone());
+            // Verify even for unknown users, so both cost the same time.
+            let hash = stored
+                .clone()
+                .unwrap_or_else(|| secrets::dummy_hash().to_string());
+            let _slot = app
+                .login_slots
+                .acquire()
+                .await
+                .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+            let matches = tokio::task::spawn_blocking(move || secrets::verify_digest(&digest, &hash))
+                .await
+                .unwrap_or(false);
+            let (Some(user), true, true) = (user, matches, stored.is_some()) else {
+                let now = Instant::now();
+                app.login_guard
+                    .fail(&format!("user:{}", login_name.to_lowercase()), now);
+                app.login_guard.fail(&format!("ip:{ip}"), now);
+                return Err(ApiError::LoginFailed);
+            };
+            app.login_guard
+                .clear(&format!("user:{}", user.username.to_lowercase()));
+            let token = secrets::new_secret();
+            let hashed = secrets::hash_token(&token);
+            let user_id = user.id.clone();
+            let (user, created) = app
+                .writer
+                .run(move |tx| {
+                    let current = tx.user(&user_id).ok_or(ApiError::LoginFailed)?;
+                    let mut u = (*current).clone();
+                    u.last_login = Some(tx.now);
+                    tx.put_user(u.clone());
+                    tx.put_token(Token {
+                        hashed,
+                        user_id: user_id.clone(),
+                        kind: TokenKind::Login,
+                        created_at: tx.now,
+                    });
+                    Ok((u, tx.now))
+                })
+                .await?;
+            Ok(LoggedIn {
+                user,
+                token,
+                token_created: created,
+                resumed: false,
+            })
+        }
+    }
+}
+
+async fn login(
+    State(app): State<Ctx>,
+    ClientIp(ip): ClientIp,
+    JsonOrForm(body): JsonOrForm,
+) -> ApiResult<Response> {
+    let creds = parse_credentials(&body)?;
+    let done = log_in(&app, creds, ip).await?;
+    Ok(ok(json!({
+        "status": "success",
+        "data": {
+            "userId": done.user.id,
+            "authToken": done.token,
+            "me": views::me(&done.user, &app.cfg.root_url),
+        },
+    })))
+}
+
+async fn logout(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
+    let hashed = caller.token.hashed.clone();
+    app.writer
+        .run(move |tx| {
+            tx.delete_token(&hashed);
+            Ok(())
+        })
+        .await?;
+    Ok(ok(json!({
+        "status": "success",
+        "data": {"message": "You've been logged out!"},
+    })))
+}
+
+async fn me(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
+    let user = app
+        .model
+        .read()
+        .users
+        .get(&caller.user.id)
+        .cloned()
+        .ok_or(ApiError::Unauthenticated)?;
+    Ok(ok(views::me(&user, &app.cfg.root_url)))
+}
+
+const PAT_METHOD: &str = "personalAccessTokens";
+
+fn require_pat_permission(app: &App, caller: &Caller) -> ApiResult<()> {
+    if app.has_permission(&caller.user, "create-personal-access-tokens") {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+fn token_name(body: &Value) -> ApiResult<String> {
+    let name = str_field(body, "tokenName")?.trim().to_string();
+    if name.is_empty() {
+        return Err(ApiError::meteor(
+            "error-token-name-required",
+            "Token name is required",
+            PAT_METHOD,
+        ));
+    }
+    Ok(name)
+}
+
+fn pat_not_found() -> ApiError {
+    ApiError::meteor("error-token-does-not-exists", "Token does not exist", PAT_METHOD)
+}
+
+/// Creates a personal access token named `name` for `user_id`, optionally replacing one.
+async fn issue_pat(app: &Ctx, user_id: String, name: String, replace: bool) -> ApiResult<String> {
+    let secret = secrets::new_secret();
+    let hashed = secrets::hash_token(&secret);
+    let last_part = secret[secret.len() - 6..].to_string();
+    app.writer
+        .run(move |tx| {
+            let existing = tx
+                .user_tokens(&user_id)
+                .into_iter()
+                .find(|t| matches!(&t.kind, TokenKind::Personal { name: n, .. } if *n == name));
+            match (&existing, replace) {
+                (Some(_), false) => {
+                    return Err(ApiError::meteor(
+                        "error-token-already-exists",
+                        "A token with this name already exists",
+                        PAT_METHOD,
+                    ))
+                }
+                (None, true) => return Err(pat_not_found()),
+                (Some(old), true) => tx.delete_token(&old.hashed),
+                (None, false) => {}
+            }
+            tx.put_token(Token {
+                hashed,
+                user_id,
+                kind: TokenKind::Personal { name, last_part },
+                created_at: tx.now,
+            });
+            Ok(())
+        })
+        .await?;
+    Ok(secret)
+}
+
+async fn generate_pat(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    require_pat_permission(&app, &caller)?;
+    let name = token_name(&body)?;
+    let token = issue_pat(&app, caller.user.id.clone(), name, false).await?;
+    Ok(ok(json!({ "token": token })))
+}
+
+async fn regenerate_pat(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    require_pat_permission(&app, &caller)?;
+    let name = token_name(&body)?;
+    let token = issue_pat(&app, caller.user.id.clone(), name, true).await?;
+    Ok(ok(json!({ "token": token })))
+}
+
+async fn remove_pat(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+    require_pat_permission(&app, &caller)?;
+    let name = token_name(&body)?;
+    let user_id = caller.user.id.clone();
+    app.writer
+        .run(move |tx| {
+            let old = tx
+                .user_tokens(&user_id)
+                .into_iter()
+                .find(|t| matches!(&t.kind, TokenKind::Personal { name: n, .. } if *n == name))
+                .ok_or_else(pat_not_found)?;
+            tx.delete_token(&old.hashed);
+            Ok(())
+        })
+        .await?;
+    Ok(ok(json!({})))
+}
+
+async fn list_pats(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
+    require_pat_permission(&app, &caller)?;
+    let m = app.model.read();
+    let mut tokens: Vec<(chrono::DateTime<chrono::Utc>, Value)> = m
+        .tokens
+        .values()
+        .filter(|t| t.user_id == caller.user.id)
+        .filter_map(|t| match &t.kind {
+            TokenKind::Personal { name, last_part } => Some((
+                t.created_at,
+                json!({
+                    "name": name,
+                    "createdAt": iso(&t.created_at),
+                    "lastTokenPart": last_part,
+                    "bypassTwoFactor": false,
+                }),
+            )),
+            TokenKind::Login => None,
+        })
+        .collect();
+    tokens.sort_by_key(|(t, _)| *t);
+    let tokens: Vec<Value> = tokens.into_iter().map(|(_, v)| v).collect();
+    Ok(ok(json!({ "tokens": tokens })))
+}
+

@@ -1,0 +1,106 @@
+//! Middleware shared by the routes: request metrics, authentication, rate limits.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::extract::{client_ip, Caller};
+use crate::app::Ctx;
+use crate::error::ApiError;
+use crate::settings::ids;
+
+/// Counts every request by route and status (unknown routes share one label).
+pub async fn track(State(app): State<Ctx>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    app.metrics.count_request(&route, resp.status().as_u16());
+    resp
+}
+
+/// Resolves `X-User-Id` + `X-Auth-Token` to the caller, or answers 401.
+pub async fn require_auth(State(app): State<Ctx>, mut req: Request, next: Next) -> Response {
+    let found = {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        match (header("x-user-id"), header("x-auth-token")) {
+            (Some(user_id), Some(token)) => app.authenticate(user_id, token),
+            _ => None,
+        }
+    };
+    match found {
+        Some((user, token)) => {
+            req.extensions_mut().insert(Caller { user, token });
+            next.run(req).await
+        }
+        None => ApiError::Unauthenticated.into_response(),
+    }
+}
+
+fn set_limit_headers(resp: &mut Response, limit: u64, remaining: u64, reset_in: Duration) {
+    let reset_at = chrono::Utc::now().timestamp_millis() + reset_in.as_millis() as i64;
+    let h = resp.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(reset_at));
+}
+
+/// The REST rate limit (CONTRACT §2): per user when authenticated, else per client IP,
+/// per route and method; exempt with `api-bypass-rate-limit`.
+pub async fn rate_limit(State(app): State<Ctx>, req: Request, next: Next) -> Response {
+    let (enabled, calls, window_ms) = {
+        let m = app.model.read();
+        (
+            m.setting_bool(ids::RATE_LIMITER),
+            m.setting_i64(ids::RATE_LIMIT_CALLS, 10).max(0) as u64,
+            m.setting_i64(ids::RATE_LIMIT_TIME, 60000).max(1) as u64,
+        )
+    };
+    let caller = req.extensions().get::<Caller>().cloned();
+    if !enabled
+        || caller
+            .as_ref()
+            .is_some_and(|c| app.has_permission(&c.user, "api-bypass-rate-limit"))
+    {
+        return next.run(req).await;
+    }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let who = match &caller {
+        Some(c) => format!("user:{}", c.user.id),
+        None => {
+            let peer = req
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0);
+            format!(
+                "ip:{}",
+                client_ip(req.headers(), peer, app.cfg.http_forwarded_count)
+            )
+        }
+    };
+    let key = format!("{who}|{}{}", route, req.method());
+    let d = app
+        .limiter
+        .hit(&key, calls, Duration::from_millis(window_ms), Instant::now());
+    if !d.allowed {
+        let mut resp = ApiError::TooManyRequests {
+            wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,
+        }
+        .into_response();
+        set_limit_headers(&mut resp, d.limit, 0, d.reset_in);
+        return resp;
+    }
+    let mut resp = next.run(req).await;
+    set_limit_headers(&mut resp, d.limit, d.remaining, d.reset_in);
+    resp
+}

@@ -1,0 +1,93 @@
+//! The REST surface: one small router per family, merged here with the middleware
+//! every route shares (metrics, authentication, rate limits, JSON errors).
+
+mod auth;
+pub mod extract;
+mod middleware;
+mod permissions;
+mod settings;
+mod status;
+mod users;
+pub mod views;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::app::Ctx;
+use crate::error::{json_response, ApiError};
+
+/// The largest request body accepted (CONTRACT §2).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Rocket.Chat's version we answer as in /api/info: clients gate features on it.
+pub const RC_VERSION: &str = "7.10.0";
+
+/// `{"success":true}` merged into a result object, as `API.v1.success` does.
+pub fn ok(mut body: Value) -> Response {
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("success".into(), Value::Bool(true));
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+async fn info() -> Response {
+    ok(json!({ "version": RC_VERSION, "statusd": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn metrics(State(app): State<Ctx>) -> Response {
+    let mut resp = app.metrics.render().into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+pub fn router(app: Ctx) -> Router {
+    // Routes that need a logged-in caller: authentication first, then the rate limit.
+    let authed = Router::new()
+        .merge(auth::authed_routes())
+        .merge(status::routes())
+        .merge(users::authed_routes())
+        .merge(settings::authed_routes())
+        .merge(permissions::routes())
+        .route_layer(from_fn_with_state(app.clone(), middleware::rate_limit))
+        .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
+    // Routes anyone may call; limited per client IP.
+    let public = Router::new()
+        .merge(auth::public_routes())
+        .merge(users::public_routes())
+        .merge(settings::public_routes())
+        .route_layer(from_fn_with_state(app.clone(), middleware::rate_limit));
+    Router::new()
+        .nest("/api/v1", authed.merge(public))
+        .route("/api/info", get(info))
+        .route("/metrics", get(metrics))
+        .merge(crate::realtime::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(app.clone(), middleware::track))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"success": false, "error": "Internal server error"}),
+                )
+            },
+        ))
+        .with_state(app)
+}

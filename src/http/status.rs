@@ -1,0 +1,233 @@
+//! The status routes (CONTRACT §4): users.setStatus and the reads around it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::extract::{Caller, JsonBody, Query};
+use super::{ok, views};
+use crate::app::{App, Ctx};
+use crate::change::{self, StatusChange};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{iso, User};
+use crate::settings::ids;
+use crate::status::rules::{self, TargetParam};
+
+const SET_STATUS: &str = "users.setStatus";
+/// Status text changes allowed per target user per window, unless the caller may edit others.
+const MESSAGE_CHANGES: u64 = 5;
+const MESSAGE_WINDOW: Duration = Duration::from_secs(60);
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/users.setStatus", post(set_status))
+        .route("/users.getStatus", get(get_status))
+        .route("/users.getPresence", get(get_presence))
+        .route("/users.presence", get(presence))
+}
+
+/// Finds the user a `userId` / `username` parameter names (ids exact, usernames ignoring case).
+pub fn find_target(app: &App, target: &TargetParam) -> Option<Arc<User>> {
+    let m = app.model.read();
+    match target {
+        TargetParam::Id(id) => m.users.get(id).cloned(),
+        TargetParam::Username(name) => m.user_by_username(name),
+    }
+}
+
+/// The nine steps of CONTRACT §4, in order. Steps 1–2 ran in the middleware.
+async fn set_status(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    let started = Instant::now();
+    // 3. shape
+    let req = rules::parse_set_status(&body)?;
+    // 4. the workspace allows status changes at all
+    if !app.setting_bool(ids::ALLOW_STATUS_MESSAGE_CHANGE) {
+        return Err(ApiError::meteor(
+            "error-not-allowed",
+            "Change status is not allowed",
+            SET_STATUS,
+        ));
+    }
+    // 5. target
+    let may_edit_others = app.has_permission(&caller.user, "edit-other-user-info");
+    let target_id = if rules::names_self(
+        req.user_id.as_deref(),
+        req.username.as_deref(),
+        req.user.as_deref(),
+        &caller.user.id,
+        &caller.user.username,
+    ) {
+        caller.user.id.clone()
+    } else {
+        if !may_edit_others {
+            return Err(ApiError::Forbidden);
+        }
+        let param = rules::target_param(
+            req.user_id.as_deref(),
+            req.username.as_deref(),
+            req.user.as_deref(),
+        )
+        .ok_or_else(ApiError::invalid_user)?;
+        find_target(&app, &param)
+            .ok_or_else(ApiError::invalid_user)?
+            .id
+            .clone()
+    };
+    // 6. status value and the invisible option
+    let status = rules::check_status(
+        req.status.as_deref(),
+        app.setting_bool(ids::ALLOW_INVISIBLE),
+        SET_STATUS,
+    )?;
+    // 7. expiry
+    let expires_at = rules::check_expires_at(req.expires_at.as_deref(), Utc::now(), SET_STATUS)?;
+    // 8. message-change limit per target user
+    if req.message.is_some() && !may_edit_others {
+        let d = app.limiter.hit(
+            &format!("status-text:{target_id}"),
+            MESSAGE_CHANGES,
+            MESSAGE_WINDOW,
+            Instant::now(),
+        );
+        if !d.allowed {
+            return Err(ApiError::TooManyRequests {
+                wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,
+            });
+        }
+    }
+    // 9. apply, commit, publish
+    let change = StatusChange {
+        status,
+        text: req.message.as_deref().map(rules::normalize_text),
+        expires_at,
+    };
+    app.writer
+        .run(move |tx| change::set_status(tx, &target_id, change))
+        .await?;
+    app.metrics
+        .set_status_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(ok(json!({})))
+}
+
+/// Resolves the `userId`/`username`/`user` query of the read routes: None for self.
+fn read_target(app: &App, caller: &Caller, q: &Query) -> ApiResult<Option<Arc<User>>> {
+    let (id, name, user) = (q.get("userId"), q.get("username"), q.get("user"));
+    if rules::names_self(id, name, user, &caller.user.id, &caller.user.username) {
+        return Ok(None);
+    }
+    let param = rules::target_param(id, name, user).ok_or_else(ApiError::invalid_user)?;
+    find_target(app, &param)
+        .map(Some)
+        .ok_or_else(ApiError::invalid_user)
+}
+
+fn status_extras(body: &mut Value, u: &User) {
+    if let Some(src) = &u.status_source {
+        body["statusSource"] = json!(src);
+    }
+    if let Some(at) = &u.status_expires_at {
+        body["statusExpiresAt"] = json!(iso(at));
+    }
+}
+
+async fn get_status(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
+    let mut body = match read_target(&app, &caller, &q)? {
+        None => {
+            let me = app
+                .model
+                .read()
+                .users
+                .get(&caller.user.id)
+                .cloned()
+                .unwrap_or(caller.user.clone());
+            let mut b = json!({
+                "_id": me.id,
+                "status": me.status.as_str(),
+                "connectionStatus": me.status_connection.as_str(),
+            });
+            status_extras(&mut b, &me);
+            b
+        }
+        Some(u) => {
+            let mut b = json!({"_id": u.id, "status": u.status.as_str()});
+            status_extras(&mut b, &u);
+            b
+        }
+    };
+    body["success"] = json!(true);
+    Ok(ok(body))
+}
+
+async fn get_presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
+    Ok(match read_target(&app, &caller, &q)? {
+        None => {
+            let me = app
+                .model
+                .read()
+                .users
+                .get(&caller.user.id)
+                .cloned()
+                .unwrap_or(caller.user.clone());
+            let mut b = json!({
+                "presence": me.status.as_str(),
+                "connectionStatus": me.status_connection.as_str(),
+            });
+            if let Some(t) = &me.last_login {
+                b["lastLogin"] = json!(iso(t));
+            }
+            ok(b)
+        }
+        Some(u) => ok(json!({"presence": u.status.as_str()})),
+    })
+}
+
+/// How far back `from` may reach for an incremental answer.
+const PRESENCE_FROM_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
+
+async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
+    let m = app.model.read();
+    let visible = |u: &User| u.status != crate::model::Status::Offline || !u.status_text.is_empty();
+    if q.has("ids") {
+        let users: Vec<Value> = q
+            .list("ids")
+            .iter()
+            .filter_map(|id| m.users.get(id))
+            .filter(|u| visible(u))
+            .map(|u| views::presence(u))
+            .collect();
+        return Ok(ok(json!({"users": users, "full": false})));
+    }
+    let now = Utc::now();
+    if let Some(from) = q
+        .get("from")
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .filter(|t| *t <= now && now - *t <= PRESENCE_FROM_WINDOW)
+    {
+        let users: Vec<Value> = m
+            .users
+            .values()
+            .filter(|u| u.id != caller.user.id && u.updated_at >= from)
+            .map(|u| views::presence(u))
+            .collect();
+        return Ok(ok(json!({"users": users, "full": false})));
+    }
+    let users: Vec<Value> = m
+        .users
+        .values()
+        .filter(|u| u.status != crate::model::Status::Offline)
+        .map(|u| views::presence(u))
+        .collect();
+    Ok(ok(json!({"users": users, "full": true})))
+}

@@ -1,0 +1,102 @@
+//! statusd: start-up only. Configuration, store, writer and server are wired here;
+//! everything else lives in the modules named after what they do.
+
+mod app;
+mod auth;
+mod bootstrap;
+mod bus;
+mod change;
+mod config;
+mod error;
+mod http;
+mod limits;
+mod metrics;
+mod model;
+mod realtime;
+mod settings;
+mod state;
+mod status;
+mod store;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tracing_subscriber::EnvFilter;
+
+fn main() {
+    let cfg = config::Config::from_args();
+    if let Err(e) = cfg.validate() {
+        eprintln!("statusd: {e}");
+        std::process::exit(2);
+    }
+    let filter = match EnvFilter::try_new(&cfg.rust_log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("statusd: RUST_LOG: {e}");
+            std::process::exit(2);
+        }
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("statusd: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(serve(cfg)) {
+        eprintln!("statusd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn serve(cfg: config::Config) -> anyhow::Result<()> {
+    let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
+    let app = bootstrap::start(cfg)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("PORT: cannot listen on {addr}: {e}"))?;
+    tracing::info!("statusd listening on http://{addr}");
+
+    // Forget rate-limit windows and login failures that can no longer matter.
+    let sweeper = app.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            let now = Instant::now();
+            sweeper.limiter.sweep(Duration::from_secs(3600), now);
+            sweeper.login_guard.sweep(Duration::from_secs(3600), now);
+        }
+    });
+
+    let router = http::router(app.clone());
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("statusd stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

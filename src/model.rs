@@ -1,0 +1,127 @@
+//! The data the server keeps: users, tokens and their statuses.
+//! Field names follow Rocket.Chat's user document so JSON can be built directly.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A user status as Rocket.Chat names it. `Offline` chosen as a default means "invisible".
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Online,
+    Away,
+    Busy,
+    Offline,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Online => "online",
+            Status::Away => "away",
+            Status::Busy => "busy",
+            Status::Offline => "offline",
+        }
+    }
+
+    /// The numeric code used on the realtime streams (Rocket.Chat's STATUS_MAP).
+    pub fn code(self) -> u8 {
+        match self {
+            Status::Offline => 0,
+            Status::Online => 1,
+            Status::Away => 2,
+            Status::Busy => 3,
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "online" => Some(Status::Online),
+            "away" => Some(Status::Away),
+            "busy" => Some(Status::Busy),
+            "offline" => Some(Status::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// What a single realtime connection reports for itself.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnStatus {
+    Online,
+    Away,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Email {
+    pub address: String,
+    pub verified: bool,
+}
+
+/// The chosen status saved when a temporary (expiring) status is set, restored on expiry.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PreviousState {
+    pub status_default: Status,
+    pub status_text: String,
+}
+
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub name: String,
+    pub emails: Vec<Email>,
+    /// bcrypt of the lowercase hex SHA-256 of the password; None for bots without a password.
+    pub password_hash: Option<String>,
+    pub roles: Vec<String>,
+    pub active: bool,
+    /// "user" or "bot".
+    pub kind: String,
+    /// The displayed status (computed, see `status::presence`).
+    pub status: Status,
+    /// The chosen status.
+    pub status_default: Status,
+    /// The aggregate of the live realtime connections.
+    pub status_connection: Status,
+    pub status_text: String,
+    pub status_source: Option<String>,
+    pub status_expires_at: Option<DateTime<Utc>>,
+    pub previous_state: Option<PreviousState>,
+    pub utc_offset: f64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+impl User {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    pub fn first_email(&self) -> Option<&str> {
+        self.emails.first().map(|e| e.address.as_str())
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum TokenKind {
+    Login,
+    /// A personal access token: named, never expires.
+    Personal { name: String, last_part: String },
+}
+
+/// A login or personal access token. Only the hash of the secret is ever kept.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Token {
+    /// base64(sha256(secret)), Meteor's `hashedToken`.
+    pub hashed: String,
+    pub user_id: String,
+    pub kind: TokenKind,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Formats a time as Rocket.Chat does in JSON (`2024-01-02T03:04:05.678Z`).
+pub fn iso(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}

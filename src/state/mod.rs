@@ -1,0 +1,10 @@
+//! Server state: the in-memory model read by every request, and the single writer that
+//! changes it (validate → commit → publish).
+
+pub mod model;
+pub mod tx;
+pub mod writer;
+
+pub use model::{Change, Key, Model, Value};
+pub use tx::Tx;
+pub use writer::Writer;

@@ -1,0 +1,143 @@
+//! The in-memory model: every user, token, setting and permission, plus the live
+//! connections. Reads (auth, getStatus, presence) are served from here and never touch
+//! the disk; only the writer changes it, after the store has committed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::model::{ConnStatus, Token, User};
+
+/// What a change is about. Every write in the system is a list of these.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    User(String),
+    Token(String),
+    Setting(String),
+    Permission(String),
+    /// A live realtime connection of a user: (user id, connection id).
+    Conn(String, String),
+}
+
+/// The new value for a key; `None` in a change means the key is deleted.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    User(Arc<User>),
+    Token(Arc<Token>),
+    Setting(Json),
+    Permission(Arc<Vec<String>>),
+    Conn(ConnStatus),
+}
+
+pub type Change = (Key, Option<Value>);
+
+#[derive(Default)]
+pub struct Model {
+    pub users: HashMap<String, Arc<User>>,
+    pub by_username: HashMap<String, String>,
+    pub by_email: HashMap<String, String>,
+    pub tokens: HashMap<String, Arc<Token>>,
+    pub settings: HashMap<String, Json>,
+    pub permissions: HashMap<String, Arc<Vec<String>>>,
+    pub conns: HashMap<String, HashMap<String, ConnStatus>>,
+}
+
+impl Model {
+    pub fn get(&self, key: &Key) -> Option<Value> {
+        match key {
+            Key::User(id) => self.users.get(id).cloned().map(Value::User),
+            Key::Token(h) => self.tokens.get(h).cloned().map(Value::Token),
+            Key::Setting(id) => self.settings.get(id).cloned().map(Value::Setting),
+            Key::Permission(id) => self.permissions.get(id).cloned().map(Value::Permission),
+            Key::Conn(u, c) => self
+                .conns
+                .get(u)
+                .and_then(|m| m.get(c))
+                .copied()
+                .map(Value::Conn),
+        }
+    }
+
+    pub fn user_by_username(&self, name: &str) -> Option<Arc<User>> {
+        let id = self.by_username.get(&name.to_lowercase())?;
+        self.users.get(id).cloned()
+    }
+
+    pub fn user_by_email(&self, email: &str) -> Option<Arc<User>> {
+        let id = self.by_email.get(&email.to_lowercase())?;
+        self.users.get(id).cloned()
+    }
+
+    pub fn setting(&self, id: &str) -> Option<&Json> {
+        self.settings.get(id)
+    }
+
+    pub fn setting_bool(&self, id: &str) -> bool {
+        self.settings.get(id).and_then(Json::as_bool).unwrap_or(false)
+    }
+
+    pub fn setting_i64(&self, id: &str, default: i64) -> i64 {
+        self.settings
+            .get(id)
+            .and_then(Json::as_i64)
+            .unwrap_or(default)
+    }
+
+    /// Does any of the user's roles grant the permission?
+    pub fn has_permission(&self, user: &User, permission: &str) -> bool {
+        self.permissions
+            .get(permission)
+            .is_some_and(|roles| user.roles.iter().any(|r| roles.contains(r)))
+    }
+
+    /// Applies one committed change, keeping the indexes in step.
+    pub fn apply(&mut self, (key, value): Change) {
+        match (key, value) {
+            (Key::User(id), v) => {
+                if let Some(old) = self.users.remove(&id) {
+                    self.by_username.remove(&old.username.to_lowercase());
+                    for e in &old.emails {
+                        self.by_email.remove(&e.address.to_lowercase());
+                    }
+                }
+                if let Some(Value::User(u)) = v {
+                    self.by_username.insert(u.username.to_lowercase(), id.clone());
+                    for e in &u.emails {
+                        self.by_email.insert(e.address.to_lowercase(), id.clone());
+                    }
+                    self.users.insert(id, u);
+                }
+            }
+            (Key::Token(h), Some(Value::Token(t))) => {
+                self.tokens.insert(h, t);
+            }
+            (Key::Token(h), _) => {
+                self.tokens.remove(&h);
+            }
+            (Key::Setting(id), Some(Value::Setting(v))) => {
+                self.settings.insert(id, v);
+            }
+            (Key::Setting(id), _) => {
+                self.settings.remove(&id);
+            }
+            (Key::Permission(id), Some(Value::Permission(p))) => {
+                self.permissions.insert(id, p);
+            }
+            (Key::Permission(id), _) => {
+                self.permissions.remove(&id);
+            }
+            (Key::Conn(u, c), Some(Value::Conn(s))) => {
+                self.conns.entry(u).or_default().insert(c, s);
+            }
+            (Key::Conn(u, c), _) => {
+                if let Some(m) = self.conns.get_mut(&u) {
+                    m.remove(&c);
+                    if m.is_empty() {
+                        self.conns.remove(&u);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! A write transaction as the writer runs it: reads see the committed model plus what
+//! earlier jobs of the same batch wrote; writes are logged in order for the store. A job
+//! that fails is rolled back to where it began, so a failed request changes nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+use serde_json::Value as Json;
+
+use super::model::{Change, Key, Model, Value};
+use crate::bus::StatusEvent;
+use crate::model::{ConnStatus, Token, User};
+
+pub struct Tx<'a> {
+    model: &'a RwLock<Model>,
+    overlay: HashMap<Key, Option<Value>>,
+    /// (key, what the overlay held before) for rollback.
+    undo: Vec<(Key, Option<Option<Value>>)>,
+    pub(super) changes: Vec<Change>,
+    pub(super) events: Vec<StatusEvent>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy)]
+pub struct Mark {
+    undo: usize,
+    changes: usize,
+    events: usize,
+}
+
+impl<'a> Tx<'a> {
+    pub fn new(model: &'a RwLock<Model>) -> Tx<'a> {
+        Tx {
+            model,
+            overlay: HashMap::new(),
+            undo: Vec::new(),
+            changes: Vec::new(),
+            events: Vec::new(),
+            now: Utc::now(),
+        }
+    }
+
+    pub fn mark(&self) -> Mark {
+        Mark {
+            undo: self.undo.len(),
+            changes: self.changes.len(),
+            events: self.events.len(),
+        }
+    }
+
+    pub fn rollback(&mut self, mark: Mark) {
+        while self.undo.len() > mark.undo {
+            if let Some((key, before)) = self.undo.pop() {
+                match before {
+                    Some(v) => self.overlay.insert(key, v),
+                    None => self.overlay.remove(&key),
+                };
+            }
+        }
+        self.changes.truncate(mark.changes);
+        self.events.truncate(mark.events);
+    }
+
+    /// Reads a key: this batch's write if any, else the committed model.
+    pub fn get(&self, key: &Key) -> Option<Value> {
+        match self.overlay.get(key) {
+            Some(v) => v.clone(),
+            None => self.model.read().get(key),
+        }
+    }
+
+    /// Writes a key (None deletes it).
+    pub fn put(&mut self, key: Key, value: Option<Value>) {
+        let before = self.overlay.insert(key.clone(), value.clone());
+        self.undo.push((key.clone(), before));
+        self.changes.push((key, value));
+    }
+
+    pub fn user(&self, id: &str) -> Option<Arc<User>> {
+        match self.get(&Key::User(id.to_string())) {
+            Some(Value::User(u)) => Some(u),
+            _ => None,
+        }
+    }
+
+    /// Looks a user up by username, ignoring case, seeing this batch's writes.
+    pub fn user_by_username(&self, name: &str) -> Option<Arc<User>> {
+        let lower = name.to_lowercase();
+        self.find_user(|u| u.username.to_lowercase() == lower, |m| m.user_by_username(name))
+    }
+
+    pub fn user_by_email(&self, email: &str) -> Option<Arc<User>> {
+        let lower = email.to_lowercase();
+        self.find_user(
+            |u| u.emails.iter().any(|e| e.address.to_lowercase() == lower),
+            |m| m.user_by_email(email),
+        )
+    }
+
+    fn find_user(
+        &self,
+        matches: impl Fn(&User) -> bool,
+        committed: impl Fn(&Model) -> Option<Arc<User>>,
+    ) -> Option<Arc<User>> {
+        for (k, v) in &self.overlay {
+            if let (Key::User(_), Some(Value::User(u))) = (k, v) {
+                if matches(u) {
+                    return Some(u.clone());
+                }
+            }
+        }
+        let found = committed(&self.model.read())?;
+        // The committed match may have been renamed or deleted earlier in this batch.
+        match self.overlay.get(&Key::User(found.id.clone())) {
+            Some(Some(Value::User(u))) if matches(u) => Some(u.clone()),
+            Some(_) => None,
+            None => Some(found),
+        }
+    }
+
+    /// Writes a user and records a status event when what others see changed.
+    pub fn put_user(&mut self, user: User) {
+        let before = self.user(&user.id);
+        let visible_change = match &before {
+            None => false,
+            Some(b) => {
+                b.status != user.status
+                    || b.status_text != user.status_text
+                    || b.status_source != user.status_source
+                    || b.status_expires_at != user.status_expires_at
+            }
+        };
+        if visible_change {
+            self.events.push(StatusEvent::of(&user, self.now));
+        }
+        let id = user.id.clone();
+        self.put(Key::User(id), Some(Value::User(Arc::new(user))));
+    }
+
+    pub fn delete_user(&mut self, id: &str) {
+        self.put(Key::User(id.to_string()), None);
+    }
+
+    /// How many active admins there are besides `id` (to keep at least one).
+    pub fn admins_except(&self, id: &str) -> usize {
+        let is_admin = |u: &User| u.active && u.has_role("admin");
+        let mut ids: std::collections::HashSet<String> = self
+            .model
+            .read()
+            .users
+            .values()
+            .filter(|u| is_admin(u))
+            .map(|u| u.id.clone())
+            .collect();
+        for (k, v) in &self.overlay {
+            if let Key::User(uid) = k {
+                match v {
+                    Some(Value::User(u)) if is_admin(u) => ids.insert(uid.clone()),
+                    _ => ids.remove(uid),
+                };
+            }
+        }
+        ids.remove(id);
+        ids.len()
+    }
+
+    pub fn token(&self, hashed: &str) -> Option<Arc<Token>> {
+        match self.get(&Key::Token(hashed.to_string())) {
+            Some(Value::Token(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    pub fn put_token(&mut self, token: Token) {
+        self.put(
+            Key::Token(token.hashed.clone()),
+            Some(Value::Token(Arc::new(token))),
+        );
+    }
+
+    pub fn delete_token(&mut self, hashed: &str) {
+        self.put(Key::Token(hashed.to_string()), None);
+    }
+
+    /// Every token of a user, committed or written in this batch.
+    pub fn user_tokens(&self, user_id: &str) -> Vec<Arc<Token>> {
+        let mut out: HashMap<String, Arc<Token>> = self
+            .model
+            .read()
+            .tokens
+            .values()
+            .filter(|t| t.user_id == user_id)
+            .map(|t| (t.hashed.clone(), t.clone()))
+            .collect();
+        for (k, v) in &self.overlay {
+            if let Key::Token(h) = k {
+                match v {
+                    Some(Value::Token(t)) if t.user_id == user_id => {
+                        out.insert(h.clone(), t.clone());
+                    }
+                    _ => {
+                        out.remove(h);
+                    }
+                }
+            }
+        }
+        out.into_values().collect()
+    }
+
+    pub fn setting(&self, id: &str) -> Option<Json> {
+        match self.get(&Key::Setting(id.to_string())) {
+            Some(Value::Setting(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn setting_bool(&self, id: &str) -> bool {
+        self.setting(id).and_then(|v| v.as_bool()).unwrap_or(false)
+    }
+
+    pub fn put_setting(&mut self, id: &str, value: Json) {
+        self.put(Key::Setting(id.to_string()), Some(Value::Setting(value)));
+    }
+
+    pub fn permission_roles(&self, id: &str) -> Option<Arc<Vec<String>>> {
+        match self.get(&Key::Permission(id.to_string())) {
+            Some(Value::Permission(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn has_permission(&self, user: &User, permission: &str) -> bool {
+        self.permission_roles(permission)
+            .is_some_and(|roles| user.roles.iter().any(|r| roles.contains(r)))
+    }
+
+    pub fn put_permission(&mut self, id: &str, roles: Vec<String>) {
+        self.put(
+            Key::Permission(id.to_string()),
+            Some(Value::Permission(Arc::new(roles))),
+        );
+    }
+
+    /// The statuses of a user's live connections, committed or written in this batch.
+    pub fn connections(&self, user_id: &str) -> Vec<ConnStatus> {
+        let mut conns: HashMap<String, ConnStatus> = self
+            .model
+            .read()
+            .conns
+            .get(user_id)
+            .cloned()
+            .unwrap_or_default();
+        for (k, v) in &self.overlay {
+            if let Key::Conn(u, c) = k {
+                if u == user_id {
+                    match v {
+                        Some(Value::Conn(s)) => {
+                            conns.insert(c.clone(), *s);
+                        }
+                        _ => {
+                            conns.remove(c);
+                        }
+                    }
+                }
+            }
+        }
+        conns.into_values().collect()
+    }
+
+    pub fn put_conn(&mut self, user_id: &str, conn_id: &str, status: Option<ConnStatus>) {
+        self.put(
+            Key::Conn(user_id.to_string(), conn_id.to_string()),
+            status.map(Value::Conn),
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! The rules of a status change (CONTRACT §4, users.setStatus steps 3, 5, 6, 7 and the
+//! text normalisation of step 9). Pure: no I/O, no clock reads, unit-tested here.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::model::Status;
+
+/// The longest status text kept, in characters (Rocket.Chat's STATUS_TEXT_MAX_LENGTH).
+pub const STATUS_TEXT_MAX: usize = 120;
+
+/// A setStatus request after the shape check (step 3).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SetStatusRequest {
+    pub status: Option<String>,
+    pub message: Option<String>,
+    pub expires_at: Option<String>,
+    pub user_id: Option<String>,
+    pub username: Option<String>,
+    pub user: Option<String>,
+}
+
+/// Step 3: the body is an object; `status`/`message` are strings, null or absent and at
+/// least one is a string; `userId`/`username`/`user` strings if present; `expiresAt` a
+/// string, null or absent. Other fields are ignored.
+pub fn parse_set_status(body: &Value) -> Result<SetStatusRequest, ApiError> {
+    let obj = body.as_object().ok_or_else(ApiError::match_error)?;
+    let maybe_string = |key: &str| -> Result<Option<String>, ApiError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::match_error()),
+        }
+    };
+    let optional_string = |key: &str| -> Result<Option<String>, ApiError> {
+        match obj.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::match_error()),
+        }
+    };
+    let req = SetStatusRequest {
+        status: maybe_string("status")?,
+        message: maybe_string("message")?,
+        expires_at: maybe_string("expiresAt")?,
+        user_id: optional_string("userId")?,
+        username: optional_string("username")?,
+        user: optional_string("user")?,
+    };
+    if req.status.is_none() && req.message.is_none() {
+        return Err(ApiError::match_error());
+    }
+    Ok(req)
+}
+
+/// Which user a request names, after empty strings are treated as absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetParam {
+    Id(String),
+    Username(String),
+}
+
+/// Step 5: is the caller acting on itself? True when nothing names a target, or
+/// `userId` is the caller's id, or `username`/`user` is the caller's username
+/// (Rocket.Chat's isUserFromParams: an OR-chain, exact comparison).
+pub fn names_self(
+    user_id: Option<&str>,
+    username: Option<&str>,
+    user: Option<&str>,
+    caller_id: &str,
+    caller_username: &str,
+) -> bool {
+    fn present(v: Option<&str>) -> Option<&str> {
+        v.filter(|s| !s.is_empty())
+    }
+    let (id, name, u) = (present(user_id), present(username), present(user));
+    (id.is_none() && name.is_none() && u.is_none())
+        || id == Some(caller_id)
+        || name == Some(caller_username)
+        || u == Some(caller_username)
+}
+
+/// Step 5 with the permission: which parameter identifies the target, in precedence
+/// order `userId` (non-blank), `username`, `user`.
+pub fn target_param(
+    user_id: Option<&str>,
+    username: Option<&str>,
+    user: Option<&str>,
+) -> Option<TargetParam> {
+    if let Some(id) = user_id.filter(|s| !s.trim().is_empty()) {
+        return Some(TargetParam::Id(id.to_string()));
+    }
+    username
+        .filter(|s| !s.is_empty())
+        .or(user.filter(|s| !s.is_empty()))
+        .map(|n| TargetParam::Username(n.to_string()))
+}
+
+/// Step 6: a non-empty `status` must be one of the four; `offline` needs the invisible
+/// option. Returns None when no status was asked for.
+pub fn check_status(
+    status: Option<&str>,
+    invisible_allowed: bool,
+    method: &str,
+) -> Result<Option<Status>, ApiError> {
+    let Some(s) = status.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let st = Status::parse(s).ok_or_else(|| {
+        ApiError::meteor(
+            "error-invalid-status",
+            "Valid status types include online, away, offline, and busy.",
+            method,
+        )
+    })?;
+    if st == Status::Offline && !invisible_allowed {
+        return Err(ApiError::meteor(
+            "error-status-not-allowed",
+            "Invisible status is disabled",
+            method,
+        ));
+    }
+    Ok(Some(st))
+}
+
+/// Step 7: a non-empty `expiresAt` must be an RFC 3339 time strictly after `now`.
+pub fn check_expires_at(
+    expires_at: Option<&str>,
+    now: DateTime<Utc>,
+    method: &str,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(s) = expires_at.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let t = DateTime::parse_from_rfc3339(s.trim())
+        .map_err(|_| {
+            ApiError::meteor("error-invalid-date", "Invalid expiresAt date string", method)
+        })?
+        .with_timezone(&Utc);
+    if t <= now {
+        return Err(ApiError::meteor(
+            "error-invalid-date",
+            "expiresAt must be a future date",
+            method,
+        ));
+    }
+    Ok(Some(t))
+}
+
+/// Step 9: the status text is trimmed and cut to 120 characters, never inside a character.
+pub fn normalize_text(text: &str) -> String {
+    let t = text.trim();
+    match t.char_indices().nth(STATUS_TEXT_MAX) {
+        Some((cut, _)) => t[..cut].to_string(),
+        None => t.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const M: &str = "users.setStatus";
+
+    #[test]
+    fn shape_accepts_any_non_empty_subset() {
+        let r = parse_set_status(&json!({"status": "busy"})).unwrap();
+        assert_eq!(r.status.as_deref(), Some("busy"));
+        let r = parse_set_status(&json!({"message": ""})).unwrap();
+        assert_eq!(r.message.as_deref(), Some(""));
+        let r = parse_set_status(&json!({"status": "busy", "message": null, "extra": 1})).unwrap();
+        assert_eq!(r.message, None);
+    }
+
+    #[test]
+    fn shape_rejects_wrong_types_and_empty() {
+        for body in [
+            json!({}),
+            json!([]),
+            json!("busy"),
+            json!({"message": null}),
+            json!({"status": 1}),
+            json!({"message": ["a"]}),
+            json!({"status": "busy", "userId": 5}),
+            json!({"status": "busy", "userId": null}),
+            json!({"status": "busy", "expiresAt": 1700000000}),
+        ] {
+            assert_eq!(parse_set_status(&body), Err(ApiError::match_error()), "{body}");
+        }
+    }
+
+    #[test]
+    fn self_detection_is_an_or_chain() {
+        assert!(names_self(None, None, None, "me", "alice"));
+        assert!(names_self(Some(""), Some(""), None, "me", "alice"));
+        assert!(names_self(Some("me"), None, None, "me", "alice"));
+        assert!(names_self(Some("other"), Some("alice"), None, "me", "alice"));
+        assert!(names_self(None, None, Some("alice"), "me", "alice"));
+        assert!(!names_self(None, Some("Alice"), None, "me", "alice"));
+        assert!(!names_self(Some("other"), None, None, "me", "alice"));
+    }
+
+    #[test]
+    fn target_precedence() {
+        assert_eq!(
+            target_param(Some("id1"), Some("bob"), None),
+            Some(TargetParam::Id("id1".into()))
+        );
+        assert_eq!(
+            target_param(Some("  "), Some("bob"), Some("carl")),
+            Some(TargetParam::Username("bob".into()))
+        );
+        assert_eq!(
+            target_param(None, None, Some("carl")),
+            Some(TargetParam::Username("carl".into()))
+        );
+        assert_eq!(target_param(None, Some(""), None), None);
+    }
+
+    #[test]
+    fn status_values() {
+        assert_eq!(check_status(None, true, M), Ok(None));
+        assert_eq!(check_status(Some(""), false, M), Ok(None));
+        assert_eq!(check_status(Some("busy"), true, M), Ok(Some(Status::Busy)));
+        assert_eq!(check_status(Some("offline"), true, M), Ok(Some(Status::Offline)));
+        let e = check_status(Some("Busy"), true, M).unwrap_err();
+        assert_eq!(e.body()["errorType"], "error-invalid-status");
+        let e = check_status(Some("offline"), false, M).unwrap_err();
+        assert_eq!(e.body()["errorType"], "error-status-not-allowed");
+        assert_eq!(
+            e.body()["error"],
+            "Invisible status is disabled [error-status-not-allowed]"
+        );
+    }
+
+    #[test]
+    fn expiry_dates() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(check_expires_at(None, now, M), Ok(None));
+        assert_eq!(check_expires_at(Some(""), now, M), Ok(None));
+        assert!(check_expires_at(Some("2026-01-01T01:00:00.000Z"), now, M)
+            .unwrap()
+            .is_some());
+        assert!(check_expires_at(Some("2026-01-01T02:00:00+02:00"), now, M).is_err());
+        let e = check_expires_at(Some("tomorrow"), now, M).unwrap_err();
+        assert_eq!(e.body()["error"], "Invalid expiresAt date string [error-invalid-date]");
+        let e = check_expires_at(Some("2026-01-01T00:00:00Z"), now, M).unwrap_err();
+        assert_eq!(e.body()["error"], "expiresAt must be a future date [error-invalid-date]");
+    }
+
+    #[test]
+    fn text_is_trimmed_and_cut_on_characters() {
+        assert_eq!(normalize_text("  hi  "), "hi");
+        let long = "é".repeat(130);
+        let cut = normalize_text(&long);
+        assert_eq!(cut.chars().count(), 120);
+        assert_eq!(cut, "é".repeat(120));
+        let emoji = format!("{}🎉🎉", "a".repeat(119));
+        assert_eq!(normalize_text(&emoji), format!("{}🎉", "a".repeat(119)));
+        assert_eq!(normalize_text(""), "");
+    }
+}

@@ -1,0 +1,35 @@
+//! The durable store behind a narrow trait: load everything at start-up, commit an
+//! ordered list of changes atomically. SQLite is the embedded default; a PostgreSQL
+//! backend implements the same two calls.
+
+pub mod sqlite;
+
+use serde_json::Value as Json;
+
+use crate::model::{Token, User};
+use crate::state::Change;
+
+/// Everything the server keeps, as loaded at start-up.
+#[derive(Default)]
+pub struct Snapshot {
+    pub users: Vec<User>,
+    pub tokens: Vec<Token>,
+    pub settings: Vec<(String, Json)>,
+    pub permissions: Vec<(String, Vec<String>)>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// Reads the whole state (start-up only).
+    fn load(&self) -> anyhow::Result<Snapshot>;
+    /// Applies the changes in order, in one transaction, durably: when this returns
+    /// Ok the changes survive a crash of the process. On error nothing was applied.
+    fn commit(&self, changes: &[Change]) -> anyhow::Result<()>;
+}
+
+/// Opens the store a `DATABASE_URL` names.
+pub fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?));
+    }
+    anyhow::bail!("DATABASE_URL: unsupported scheme in {url:?} (expected sqlite://PATH)")
+}

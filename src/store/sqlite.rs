@@ -1,0 +1,288 @@
+//! The embedded SQLite store. One connection, used by the writer thread (and at
+//! start-up); WAL mode with `synchronous=FULL`, so a commit is on disk before the
+//! writer answers anyone.
+
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{DateTime, TimeZone, Utc};
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Snapshot, Store};
+use crate::model::{Email, PreviousState, Status, Token, TokenKind, User};
+use crate::state::{Change, Key, Value};
+
+/// Versioned migrations: index + 1 is the schema version. Append, never edit.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, tokens, settings, permissions
+    r#"
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        username_lower TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        emails TEXT NOT NULL,
+        password_hash TEXT,
+        roles TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_default TEXT NOT NULL,
+        status_connection TEXT NOT NULL,
+        status_text TEXT NOT NULL,
+        status_source TEXT,
+        status_expires_at INTEGER,
+        previous_state TEXT,
+        utc_offset REAL NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        last_login INTEGER
+    );
+    CREATE INDEX users_status_expires_at ON users(status_expires_at) WHERE status_expires_at IS NOT NULL;
+    CREATE TABLE tokens (
+        hashed TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT,
+        last_part TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX tokens_user ON tokens(user_id);
+    CREATE TABLE settings (id TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE permissions (id TEXT PRIMARY KEY, roles TEXT NOT NULL);
+    "#,
+];
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &str) -> anyhow::Result<SqliteStore> {
+        if let Some(dir) = Path::new(path).parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the folder {}", dir.display()))?;
+            }
+        }
+        let conn = Connection::open(path).with_context(|| format!("opening {path}"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+        )?;
+        migrate(&conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+}
+
+fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    let current: i64 = conn
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {version}"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, Utc::now().timestamp_millis()],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn ms(t: &DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+fn status_of(s: &str) -> Status {
+    Status::parse(s).unwrap_or(Status::Offline)
+}
+
+fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<User> {
+    let emails: String = r.get("emails")?;
+    let roles: String = r.get("roles")?;
+    let previous: Option<String> = r.get("previous_state")?;
+    Ok(User {
+        id: r.get("id")?,
+        username: r.get("username")?,
+        name: r.get("name")?,
+        emails: serde_json::from_str::<Vec<Email>>(&emails).unwrap_or_default(),
+        password_hash: r.get("password_hash")?,
+        roles: serde_json::from_str(&roles).unwrap_or_default(),
+        active: r.get("active")?,
+        kind: r.get("kind")?,
+        status: status_of(&r.get::<_, String>("status")?),
+        status_default: status_of(&r.get::<_, String>("status_default")?),
+        status_connection: status_of(&r.get::<_, String>("status_connection")?),
+        status_text: r.get("status_text")?,
+        status_source: r.get("status_source")?,
+        status_expires_at: r.get::<_, Option<i64>>("status_expires_at")?.map(from_ms),
+        previous_state: previous.and_then(|p| serde_json::from_str::<PreviousState>(&p).ok()),
+        utc_offset: r.get("utc_offset")?,
+        created_at: from_ms(r.get("created_at")?),
+        updated_at: from_ms(r.get("updated_at")?),
+        last_login: r.get::<_, Option<i64>>("last_login")?.map(from_ms),
+    })
+}
+
+fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO users (id, username, username_lower, name, emails, password_hash, roles, active, kind,
+            status, status_default, status_connection, status_text, status_source, status_expires_at,
+            previous_state, utc_offset, created_at, updated_at, last_login)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+         ON CONFLICT(id) DO UPDATE SET username=excluded.username, username_lower=excluded.username_lower,
+            name=excluded.name, emails=excluded.emails, password_hash=excluded.password_hash,
+            roles=excluded.roles, active=excluded.active, kind=excluded.kind, status=excluded.status,
+            status_default=excluded.status_default, status_connection=excluded.status_connection,
+            status_text=excluded.status_text, status_source=excluded.status_source,
+            status_expires_at=excluded.status_expires_at, previous_state=excluded.previous_state,
+            utc_offset=excluded.utc_offset, created_at=excluded.created_at,
+            updated_at=excluded.updated_at, last_login=excluded.last_login",
+    )?;
+    stmt.execute(params![
+        u.id,
+        u.username,
+        u.username.to_lowercase(),
+        u.name,
+        serde_json::to_string(&u.emails)?,
+        u.password_hash,
+        serde_json::to_string(&u.roles)?,
+        u.active,
+        u.kind,
+        u.status.as_str(),
+        u.status_default.as_str(),
+        u.status_connection.as_str(),
+        u.status_text,
+        u.status_source,
+        u.status_expires_at.as_ref().map(ms),
+        u.previous_state
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?,
+        u.utc_offset,
+        ms(&u.created_at),
+        ms(&u.updated_at),
+        u.last_login.as_ref().map(ms),
+    ])?;
+    Ok(())
+}
+
+fn put_token(tx: &rusqlite::Transaction, t: &Token) -> anyhow::Result<()> {
+    let (kind, name, last) = match &t.kind {
+        TokenKind::Login => ("login", None, None),
+        TokenKind::Personal { name, last_part } => {
+            ("personal", Some(name.as_str()), Some(last_part.as_str()))
+        }
+    };
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO tokens (hashed, user_id, kind, name, last_part, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![t.hashed, t.user_id, kind, name, last, ms(&t.created_at)])?;
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn load(&self) -> anyhow::Result<Snapshot> {
+        let conn = self.conn.lock();
+        let mut snap = Snapshot::default();
+        let mut stmt = conn.prepare("SELECT * FROM users")?;
+        snap.users = stmt
+            .query_map([], user_from_row)?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = conn
+            .prepare("SELECT hashed, user_id, kind, name, last_part, created_at FROM tokens")?;
+        snap.tokens = stmt
+            .query_map([], |r| {
+                let kind: String = r.get(2)?;
+                Ok(Token {
+                    hashed: r.get(0)?,
+                    user_id: r.get(1)?,
+                    kind: if kind == "personal" {
+                        TokenKind::Personal {
+                            name: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                            last_part: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        }
+                    } else {
+                        TokenKind::Login
+                    },
+                    created_at: from_ms(r.get(5)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut stmt = conn.prepare("SELECT id, value FROM settings")?;
+        snap.settings = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .filter_map(|r| r.ok())
+            .filter_map(|(id, v)| serde_json::from_str(&v).ok().map(|v| (id, v)))
+            .collect();
+        let mut stmt = conn.prepare("SELECT id, roles FROM permissions")?;
+        snap.permissions = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .filter_map(|r| r.ok())
+            .filter_map(|(id, v)| serde_json::from_str(&v).ok().map(|v| (id, v)))
+            .collect();
+        Ok(snap)
+    }
+
+    fn commit(&self, changes: &[Change]) -> anyhow::Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        for (key, value) in changes {
+            match (key, value) {
+                (Key::User(_), Some(Value::User(u))) => put_user(&tx, u)?,
+                (Key::User(id), _) => {
+                    tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
+                        .execute([id])?;
+                }
+                (Key::Token(_), Some(Value::Token(t))) => put_token(&tx, t)?,
+                (Key::Token(h), _) => {
+                    tx.prepare_cached("DELETE FROM tokens WHERE hashed = ?1")?
+                        .execute([h])?;
+                }
+                (Key::Setting(id), Some(Value::Setting(v))) => {
+                    tx.prepare_cached("INSERT OR REPLACE INTO settings (id, value) VALUES (?1, ?2)")?
+                        .execute(params![id, serde_json::to_string(v)?])?;
+                }
+                (Key::Setting(id), _) => {
+                    tx.prepare_cached("DELETE FROM settings WHERE id = ?1")?
+                        .execute([id])?;
+                }
+                (Key::Permission(id), Some(Value::Permission(roles))) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO permissions (id, roles) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![id, serde_json::to_string(roles.as_ref())?])?;
+                }
+                (Key::Permission(id), _) => {
+                    tx.prepare_cached("DELETE FROM permissions WHERE id = ?1")?
+                        .execute([id])?;
+                }
+                // Live connections die with the process: an embedded store does not keep them.
+                (Key::Conn(..), _) => {}
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
