@@ -1,7 +1,6 @@
 //! The shared context every request handler and realtime session receives.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::RwLock;
 use tokio::sync::Semaphore;
@@ -24,7 +23,7 @@ pub struct App {
     pub login_guard: LoginGuard,
     /// Bounds concurrent bcrypt work so logins cannot starve status traffic.
     pub login_slots: Semaphore,
-    pub started: Instant,
+    pub hub: crate::realtime::Hub,
 }
 
 pub type Ctx = Arc<App>;
@@ -61,8 +60,15 @@ impl App {
     }
 
     /// When a login token made now expires.
-    pub fn token_expires(&self, created: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
-        let days = self.model.read().setting_i64(ids::LOGIN_EXPIRATION, 90).max(0);
+    pub fn token_expires(
+        &self,
+        created: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        let days = self
+            .model
+            .read()
+            .setting_i64(ids::LOGIN_EXPIRATION, 90)
+            .max(0);
         created + chrono::Duration::days(days)
     }
 }

@@ -3,7 +3,6 @@
 //! bot, a first admin). Every problem is one line naming its cause.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use parking_lot::RwLock;
@@ -26,7 +25,8 @@ pub fn overwrites() -> anyhow::Result<Vec<(String, Json)>> {
         let Some(id) = name.strip_prefix("OVERWRITE_SETTING_") else {
             continue;
         };
-        let def = settings::definition(id).ok_or_else(|| anyhow!("{name}: unknown setting {id:?}"))?;
+        let def =
+            settings::definition(id).ok_or_else(|| anyhow!("{name}: unknown setting {id:?}"))?;
         let value = def
             .parse_text(&text)
             .ok_or_else(|| anyhow!("{name}: {text:?} is not a valid value ({:?})", def.kind))?;
@@ -91,7 +91,11 @@ pub fn new_user(username: &str, name: &str, now: chrono::DateTime<chrono::Utc>) 
 }
 
 /// Brings the loaded state up to date; runs as the first writer job.
-fn make_whole(tx: &mut Tx, overwrites: &[(String, Json)], admin: Option<FirstAdmin>) -> Option<String> {
+fn make_whole(
+    tx: &mut Tx,
+    overwrites: &[(String, Json)],
+    admin: Option<FirstAdmin>,
+) -> Option<String> {
     for def in settings::DEFINITIONS {
         if tx.setting(def.id).is_none() {
             tx.put_setting(def.id, def.default_value());
@@ -140,7 +144,10 @@ pub fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         .map(|u| u.id.clone())
         .collect();
     for u in snapshot.users {
-        model.apply((crate::state::Key::User(u.id.clone()), Some(Value::User(Arc::new(u)))));
+        model.apply((
+            crate::state::Key::User(u.id.clone()),
+            Some(Value::User(Arc::new(u))),
+        ));
     }
     for t in snapshot.tokens {
         model.tokens.insert(t.hashed.clone(), Arc::new(t));
@@ -150,7 +157,11 @@ pub fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         model.permissions.insert(id, Arc::new(roles));
     }
     let needs_admin = !model.users.values().any(|u| u.kind == "user");
-    let admin = if needs_admin { Some(first_admin(&cfg)?) } else { None };
+    let admin = if needs_admin {
+        Some(first_admin(&cfg)?)
+    } else {
+        None
+    };
 
     let model = Arc::new(RwLock::new(model));
     let metrics = Arc::new(Metrics::new());
@@ -165,7 +176,7 @@ pub fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         metrics,
         limiter: Default::default(),
         login_guard: Default::default(),
-        started: Instant::now(),
+        hub: Default::default(),
     });
 
     let rt = tokio::runtime::Handle::current();

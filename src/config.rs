@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "statusd", version, about = "A Rocket.Chat-compatible user status and presence server")]
+#[command(
+    name = "statusd",
+    version,
+    about = "A Rocket.Chat-compatible user status and presence server"
+)]
 pub struct Config {
     /// HTTP and websocket port.
     #[arg(long, env = "PORT", default_value_t = 3000)]

@@ -5,7 +5,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-pub const MATCH_ERROR: &str = "Match error: Failed Match.OneOf, Match.Maybe or Match.Optional validation";
+pub const MATCH_ERROR: &str =
+    "Match error: Failed Match.OneOf, Match.Maybe or Match.Optional validation";
 pub const NOT_LOGGED_IN: &str = "You must be logged in to do this.";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,9 +26,14 @@ pub enum ApiError {
     /// 401 from the login route: bad credentials, same body whether or not the user exists.
     LoginFailed,
     /// 401 from the login route when failed attempts blocked the user or the IP.
-    LoginBlocked { code: String, reason: String },
+    LoginBlocked {
+        code: String,
+        reason: String,
+    },
     /// 429 with the number of seconds to wait.
-    TooManyRequests { wait_secs: u64 },
+    TooManyRequests {
+        wait_secs: u64,
+    },
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -119,8 +125,12 @@ impl ApiError {
             }),
             ApiError::NotFound => json!({"success": false, "error": "Resource not found"}),
             ApiError::MethodNotAllowed => json!({"success": false, "error": "Method not allowed"}),
-            ApiError::PayloadTooLarge => json!({"success": false, "error": "Request body too large"}),
-            ApiError::Unavailable(why) => json!({"success": false, "error": "Service Unavailable", "details": why}),
+            ApiError::PayloadTooLarge => {
+                json!({"success": false, "error": "Request body too large"})
+            }
+            ApiError::Unavailable(why) => {
+                json!({"success": false, "error": "Service Unavailable", "details": why})
+            }
         }
     }
 }
@@ -138,7 +148,10 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = (status, bytes).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     resp

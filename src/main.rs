@@ -8,6 +8,7 @@ mod bus;
 mod change;
 mod config;
 mod error;
+mod expiry;
 mod http;
 mod limits;
 mod metrics;
@@ -37,7 +38,10 @@ fn main() {
         }
     };
     tracing_subscriber::fmt().with_env_filter(filter).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("statusd: cannot start the runtime: {e}");
@@ -69,13 +73,22 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         }
     });
 
+    tokio::spawn(expiry::run(app.clone()));
+
     let router = http::router(app.clone());
+    let hub_app = app.clone();
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing realtime connections");
+        hub_app.hub.begin_shutdown();
+    })
     .await?;
+    // Each session removes its connection and publishes the resulting offline change.
+    app.hub.drained(Duration::from_secs(5)).await;
     tracing::info!("statusd stopped");
     Ok(())
 }

@@ -34,7 +34,11 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("statusd");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
         let set_status_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         registry.register(
             "set_status_seconds",
@@ -48,9 +52,17 @@ impl Metrics {
             commit_batch_size.clone(),
         );
         let commit_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
-        registry.register("commit_seconds", "time to run and commit one batch", commit_seconds.clone());
+        registry.register(
+            "commit_seconds",
+            "time to run and commit one batch",
+            commit_seconds.clone(),
+        );
         let live_connections = Gauge::<i64, AtomicI64Compat>::default();
-        registry.register("live_connections", "open realtime (websocket) connections", live_connections.clone());
+        registry.register(
+            "live_connections",
+            "open realtime (websocket) connections",
+            live_connections.clone(),
+        );
         let frames_sent = Counter::<u64, AtomicU64>::default();
         registry.register("frames_sent", "realtime frames sent", frames_sent.clone());
         let frames_dropped = Counter::<u64, AtomicU64>::default();

@@ -108,7 +108,10 @@ impl User {
 pub enum TokenKind {
     Login,
     /// A personal access token: named, never expires.
-    Personal { name: String, last_part: String },
+    Personal {
+        name: String,
+        last_part: String,
+    },
 }
 
 /// A login or personal access token. Only the hash of the secret is ever kept.

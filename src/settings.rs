@@ -64,24 +64,89 @@ pub const REGISTRATION_FORMS: &[&str] = &["Public", "Disabled", "Secret URL"];
 
 pub static DEFINITIONS: &[Definition] = &[
     def!("Site_Name", Kind::Str, true, "statusd"),
-    def!("Accounts_AllowUserStatusMessageChange", Kind::Bool, true, true),
-    def!("Accounts_AllowInvisibleStatusOption", Kind::Bool, true, true),
+    def!(
+        "Accounts_AllowUserStatusMessageChange",
+        Kind::Bool,
+        true,
+        true
+    ),
+    def!(
+        "Accounts_AllowInvisibleStatusOption",
+        Kind::Bool,
+        true,
+        true
+    ),
     def!("Accounts_AllowUserProfileChange", Kind::Bool, true, true),
     def!("Accounts_LoginExpiration", Kind::Int, true, 90),
-    def!("Accounts_RegistrationForm", Kind::Select(REGISTRATION_FORMS), true, "Disabled"),
+    def!(
+        "Accounts_RegistrationForm",
+        Kind::Select(REGISTRATION_FORMS),
+        true,
+        "Disabled"
+    ),
     def!("API_Enable_Rate_Limiter", Kind::Bool, false, true),
-    def!("API_Enable_Rate_Limiter_Limit_Calls_Default", Kind::Int, false, 10),
-    def!("API_Enable_Rate_Limiter_Limit_Time_Default", Kind::Int, false, 60000),
+    def!(
+        "API_Enable_Rate_Limiter_Limit_Calls_Default",
+        Kind::Int,
+        false,
+        10
+    ),
+    def!(
+        "API_Enable_Rate_Limiter_Limit_Time_Default",
+        Kind::Int,
+        false,
+        60000
+    ),
     def!("API_Default_Count", Kind::Int, false, 50),
     def!("API_Upper_Count_Limit", Kind::Int, false, 100),
-    def!("Block_Multiple_Failed_Logins_Enabled", Kind::Bool, false, true),
-    def!("Block_Multiple_Failed_Logins_By_User", Kind::Bool, false, true),
-    def!("Block_Multiple_Failed_Logins_By_Ip", Kind::Bool, false, true),
-    def!("Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User", Kind::Int, false, 10),
-    def!("Block_Multiple_Failed_Logins_Time_To_Unblock_By_User_In_Minutes", Kind::Int, false, 5),
-    def!("Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip", Kind::Int, false, 50),
-    def!("Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes", Kind::Int, false, 5),
-    def!("Block_Multiple_Failed_Logins_Ip_Whitelist", Kind::Str, false, ""),
+    def!(
+        "Block_Multiple_Failed_Logins_Enabled",
+        Kind::Bool,
+        false,
+        true
+    ),
+    def!(
+        "Block_Multiple_Failed_Logins_By_User",
+        Kind::Bool,
+        false,
+        true
+    ),
+    def!(
+        "Block_Multiple_Failed_Logins_By_Ip",
+        Kind::Bool,
+        false,
+        true
+    ),
+    def!(
+        "Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User",
+        Kind::Int,
+        false,
+        10
+    ),
+    def!(
+        "Block_Multiple_Failed_Logins_Time_To_Unblock_By_User_In_Minutes",
+        Kind::Int,
+        false,
+        5
+    ),
+    def!(
+        "Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
+        Kind::Int,
+        false,
+        50
+    ),
+    def!(
+        "Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes",
+        Kind::Int,
+        false,
+        5
+    ),
+    def!(
+        "Block_Multiple_Failed_Logins_Ip_Whitelist",
+        Kind::Str,
+        false,
+        ""
+    ),
 ];
 
 pub fn definition(id: &str) -> Option<&'static Definition> {

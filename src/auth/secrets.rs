@@ -6,8 +6,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 const ID_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
-const SECRET_ALPHABET: &[u8] =
-    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+const SECRET_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
 /// bcrypt work factor (Rocket.Chat's default).
 pub const BCRYPT_COST: u32 = 10;
 
@@ -53,9 +52,7 @@ pub fn verify_digest(digest_hex: &str, stored: &str) -> bool {
 /// costs the same time as a wrong password.
 pub fn dummy_hash() -> &'static str {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        bcrypt::hash(sha256_hex(&new_secret()), BCRYPT_COST).unwrap_or_default()
-    })
+    DUMMY.get_or_init(|| bcrypt::hash(sha256_hex(&new_secret()), BCRYPT_COST).unwrap_or_default())
 }
 
 /// Compares two secrets in constant time.

@@ -5,6 +5,8 @@
 
 use std::sync::{Arc, OnceLock};
 
+use axum::extract::ws::Utf8Bytes;
+
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
@@ -46,8 +48,8 @@ impl StatusEvent {
 #[derive(Debug)]
 pub struct Published {
     pub event: StatusEvent,
-    pub user_status_frame: OnceLock<Arc<str>>,
-    pub user_presence_frame: OnceLock<Arc<str>>,
+    pub user_status_frame: OnceLock<Utf8Bytes>,
+    pub user_presence_frame: OnceLock<Utf8Bytes>,
 }
 
 #[derive(Clone)]

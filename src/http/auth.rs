@@ -33,7 +33,10 @@ pub fn authed_routes() -> Router<Ctx> {
 /// Who is trying to log in, and with what.
 pub enum Credentials {
     /// A username or email with the SHA-256 hex digest of the password.
-    Password { login: Login, digest: String },
+    Password {
+        login: Login,
+        digest: String,
+    },
     Resume(String),
 }
 
@@ -50,13 +53,18 @@ fn parse_password(v: &Value) -> Result<String, ApiError> {
                 .get("digest")
                 .or_else(|| o.get("hashed"))
                 .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::match_field("password", "string or {digest, algorithm}"))?;
+                .ok_or_else(|| {
+                    ApiError::match_field("password", "string or {digest, algorithm}")
+                })?;
             match o.get("algorithm").and_then(Value::as_str) {
                 None | Some("sha-256") => Ok(digest.to_lowercase()),
                 Some(_) => Err(ApiError::LoginFailed),
             }
         }
-        _ => Err(ApiError::match_field("password", "string or {digest, algorithm}")),
+        _ => Err(ApiError::match_field(
+            "password",
+            "string or {digest, algorithm}",
+        )),
     }
 }
 
@@ -132,8 +140,14 @@ fn blocked_error(app: &App, username: &str, ip: IpAddr) -> Option<ApiError> {
     }
     let now = Instant::now();
     if m.setting_bool("Block_Multiple_Failed_Logins_By_User") {
-        let attempts = m.setting_i64("Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User", 10);
-        let mins = m.setting_i64("Block_Multiple_Failed_Logins_Time_To_Unblock_By_User_In_Minutes", 5);
+        let attempts = m.setting_i64(
+            "Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User",
+            10,
+        );
+        let mins = m.setting_i64(
+            "Block_Multiple_Failed_Logins_Time_To_Unblock_By_User_In_Minutes",
+            5,
+        );
         if app.login_guard.blocked(
             &format!("user:{}", username.to_lowercase()),
             attempts.max(0) as usize,
@@ -151,8 +165,14 @@ fn blocked_error(app: &App, username: &str, ip: IpAddr) -> Option<ApiError> {
         .and_then(Value::as_str)
         .is_some_and(|list| list.split(',').any(|s| s.trim() == ip.to_string()));
     if m.setting_bool("Block_Multiple_Failed_Logins_By_Ip") && !whitelisted {
-        let attempts = m.setting_i64("Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip", 50);
-        let mins = m.setting_i64("Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes", 5);
+        let attempts = m.setting_i64(
+            "Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
+            50,
+        );
+        let mins = m.setting_i64(
+            "Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes",
+            5,
+        );
         if app.login_guard.blocked(
             &format!("ip:{ip}"),
             attempts.max(0) as usize,
@@ -218,9 +238,10 @@ pub async fn log_in(app: &Ctx, creds: Credentials, ip: IpAddr) -> ApiResult<Logg
                 .acquire()
                 .await
                 .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-            let matches = tokio::task::spawn_blocking(move || secrets::verify_digest(&digest, &hash))
-                .await
-                .unwrap_or(false);
+            let matches =
+                tokio::task::spawn_blocking(move || secrets::verify_digest(&digest, &hash))
+                    .await
+                    .unwrap_or(false);
             let (Some(user), true, true) = (user, matches, stored.is_some()) else {
                 let now = Instant::now();
                 app.login_guard
@@ -324,7 +345,11 @@ fn token_name(body: &Value) -> ApiResult<String> {
 }
 
 fn pat_not_found() -> ApiError {
-    ApiError::meteor("error-token-does-not-exists", "Token does not exist", PAT_METHOD)
+    ApiError::meteor(
+        "error-token-does-not-exists",
+        "Token does not exist",
+        PAT_METHOD,
+    )
 }
 
 /// Creates a personal access token named `name` for `user_id`, optionally replacing one.
@@ -362,21 +387,33 @@ async fn issue_pat(app: &Ctx, user_id: String, name: String, replace: bool) -> A
     Ok(secret)
 }
 
-async fn generate_pat(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn generate_pat(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     require_pat_permission(&app, &caller)?;
     let name = token_name(&body)?;
     let token = issue_pat(&app, caller.user.id.clone(), name, false).await?;
     Ok(ok(json!({ "token": token })))
 }
 
-async fn regenerate_pat(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn regenerate_pat(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     require_pat_permission(&app, &caller)?;
     let name = token_name(&body)?;
     let token = issue_pat(&app, caller.user.id.clone(), name, true).await?;
     Ok(ok(json!({ "token": token })))
 }
 
-async fn remove_pat(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn remove_pat(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     require_pat_permission(&app, &caller)?;
     let name = token_name(&body)?;
     let user_id = caller.user.id.clone();
@@ -418,4 +455,3 @@ async fn list_pats(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response
     let tokens: Vec<Value> = tokens.into_iter().map(|(_, v)| v).collect();
     Ok(ok(json!({ "tokens": tokens })))
 }
-

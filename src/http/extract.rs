@@ -135,7 +135,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 
 /// The client's address: the socket peer, or the entry of `X-Forwarded-For` that the
 /// configured number of trusted proxies vouches for.
-pub fn client_ip(parts_headers: &HeaderMap, peer: Option<SocketAddr>, trusted_proxies: usize) -> IpAddr {
+pub fn client_ip(
+    parts_headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    trusted_proxies: usize,
+) -> IpAddr {
     let peer_ip = peer
         .map(|p| p.ip())
         .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));

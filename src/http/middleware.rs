@@ -89,9 +89,12 @@ pub async fn rate_limit(State(app): State<Ctx>, req: Request, next: Next) -> Res
         }
     };
     let key = format!("{who}|{}{}", route, req.method());
-    let d = app
-        .limiter
-        .hit(&key, calls, Duration::from_millis(window_ms), Instant::now());
+    let d = app.limiter.hit(
+        &key,
+        calls,
+        Duration::from_millis(window_ms),
+        Instant::now(),
+    );
     if !d.allowed {
         let mut resp = ApiError::TooManyRequests {
             wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,

@@ -1,7 +1,7 @@
 //! The REST surface: one small router per family, merged here with the middleware
 //! every route shares (metrics, authentication, rate limits, JSON errors).
 
-mod auth;
+pub mod auth;
 pub mod extract;
 mod middleware;
 mod permissions;

@@ -35,14 +35,22 @@ async fn list_all(State(app): State<Ctx>, _caller: Caller) -> ApiResult<Response
     Ok(ok(json!({ "update": all_permissions(&app), "remove": [] })))
 }
 
-async fn update(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn update(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     const METHOD: &str = "permissions.update";
     if !app.has_permission(&caller.user, "access-permissions") {
         return Err(ApiError::Forbidden);
     }
     let items = match body.get("permissions") {
         Some(Value::Array(items)) => items,
-        None => return Err(ApiError::Plain("Match error: Missing key 'permissions'".into())),
+        None => {
+            return Err(ApiError::Plain(
+                "Match error: Missing key 'permissions'".into(),
+            ))
+        }
         Some(_) => return Err(ApiError::match_field("permissions", "array")),
     };
     let mut updates = Vec::with_capacity(items.len());
@@ -57,7 +65,11 @@ async fn update(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody
             _ => return Err(ApiError::match_field("roles", "array of strings")),
         };
         if let Some(r) = roles.iter().find(|r| !defaults::role_exists(r)) {
-            return Err(ApiError::meteor("error-invalid-role", &format!("Invalid role {r}"), METHOD));
+            return Err(ApiError::meteor(
+                "error-invalid-role",
+                &format!("Invalid role {r}"),
+                METHOD,
+            ));
         }
         updates.push((id, roles));
     }
@@ -91,7 +103,10 @@ fn role_json(id: &str, description: &str, protected: bool) -> Value {
 }
 
 async fn roles_list(_caller: Caller) -> ApiResult<Response> {
-    let roles: Vec<Value> = ROLES.iter().map(|(id, d, p)| role_json(id, d, *p)).collect();
+    let roles: Vec<Value> = ROLES
+        .iter()
+        .map(|(id, d, p)| role_json(id, d, *p))
+        .collect();
     Ok(ok(json!({ "roles": roles })))
 }
 
@@ -151,10 +166,18 @@ async fn change_role(app: Ctx, caller: Caller, body: Value, add: bool) -> ApiRes
     Ok(ok(json!({ "role": role_json(role.0, role.1, role.2) })))
 }
 
-async fn add_user_to_role(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn add_user_to_role(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     change_role(app, caller, body, true).await
 }
 
-async fn remove_user_from_role(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn remove_user_from_role(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     change_role(app, caller, body, false).await
 }

@@ -24,7 +24,11 @@ fn unknown_setting() -> ApiError {
     ApiError::meteor_bare("error-setting-not-found", "Setting not found")
 }
 
-async fn get_one(State(app): State<Ctx>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+async fn get_one(
+    State(app): State<Ctx>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     if !app.has_permission(&caller.user, "view-privileged-setting") {
         return Err(ApiError::Forbidden);
     }

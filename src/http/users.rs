@@ -66,7 +66,9 @@ fn paging(app: &App, q: &Query) -> ApiResult<(usize, usize)> {
         q.get(name)
             .map(|v| {
                 v.parse::<usize>().map_err(|_| {
-                    ApiError::Plain(format!("Invalid query parameter {name}: must be a non-negative integer"))
+                    ApiError::Plain(format!(
+                        "Invalid query parameter {name}: must be a non-negative integer"
+                    ))
                 })
             })
             .transpose()
@@ -84,7 +86,7 @@ async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
     let full = app.has_permission(&caller.user, "view-full-other-user-info");
     let m = app.model.read();
     let mut users: Vec<&std::sync::Arc<User>> = m.users.values().collect();
-    users.sort_by(|a, b| a.username.to_lowercase().cmp(&b.username.to_lowercase()));
+    users.sort_by_key(|u| u.username.to_lowercase());
     let total = users.len();
     let page: Vec<Value> = users
         .into_iter()
@@ -211,7 +213,11 @@ struct NewAccount {
 
 async fn create_account(app: &Ctx, acct: NewAccount, method: &'static str) -> ApiResult<User> {
     if acct.password.is_empty() {
-        return Err(ApiError::meteor("error-invalid-password", "Password is required", method));
+        return Err(ApiError::meteor(
+            "error-invalid-password",
+            "Password is required",
+            method,
+        ));
     }
     check_roles(&acct.roles, method)?;
     let hash = hash_password(app, &acct.password).await?;
@@ -232,7 +238,11 @@ async fn create_account(app: &Ctx, acct: NewAccount, method: &'static str) -> Ap
         .await
 }
 
-async fn create(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn create(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     if !app.has_permission(&caller.user, "create-user") {
         return Err(ApiError::Forbidden);
     }
@@ -266,7 +276,9 @@ async fn register(State(app): State<Ctx>, JsonBody(body): JsonBody) -> ApiResult
     let username = str_field(&body, "username")?.trim().to_string();
     let acct = NewAccount {
         email: str_field(&body, "email")?.trim().to_string(),
-        name: opt_str_field(&body, "name")?.unwrap_or(&username).to_string(),
+        name: opt_str_field(&body, "name")?
+            .unwrap_or(&username)
+            .to_string(),
         password: str_field(&body, "pass")?.to_string(),
         username,
         roles: vec!["user".into()],
@@ -276,7 +288,11 @@ async fn register(State(app): State<Ctx>, JsonBody(body): JsonBody) -> ApiResult
     Ok(ok(json!({ "user": views::public(&user) })))
 }
 
-async fn update(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn update(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     const METHOD: &str = "insertOrUpdateUser";
     let user_id = str_field(&body, "userId")?.to_string();
     let data = match body.get("data") {
@@ -313,7 +329,13 @@ async fn update(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody
         .writer
         .run(move |tx| {
             let current = tx.user(&user_id).ok_or_else(ApiError::invalid_user)?;
-            check_identity(tx, username.as_deref(), email.as_deref(), Some(&user_id), METHOD)?;
+            check_identity(
+                tx,
+                username.as_deref(),
+                email.as_deref(),
+                Some(&user_id),
+                METHOD,
+            )?;
             let mut u = (*current).clone();
             if let Some(n) = username {
                 u.username = n;
@@ -374,7 +396,11 @@ fn ensure_other_admin(tx: &Tx, leaving: &str, method: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn delete(State(app): State<Ctx>, caller: Caller, JsonBody(body): JsonBody) -> ApiResult<Response> {
+async fn delete(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
     if !app.has_permission(&caller.user, "delete-user") {
         return Err(ApiError::Forbidden);
     }

@@ -43,7 +43,10 @@ pub fn public(u: &User) -> Value {
 pub fn full(u: &User) -> Value {
     let mut v = public(u);
     if let Some(obj) = v.as_object_mut() {
-        obj.insert("statusConnection".into(), json!(u.status_connection.as_str()));
+        obj.insert(
+            "statusConnection".into(),
+            json!(u.status_connection.as_str()),
+        );
         obj.insert("statusDefault".into(), json!(u.status_default.as_str()));
         obj.insert("roles".into(), json!(u.roles));
         obj.insert("emails".into(), emails(u));
@@ -66,7 +69,11 @@ pub fn me(u: &User, root_url: &str) -> Value {
         obj.insert("settings".into(), json!({"preferences": {}}));
         obj.insert(
             "avatarUrl".into(),
-            json!(format!("{}/avatar/{}", root_url.trim_end_matches('/'), u.username)),
+            json!(format!(
+                "{}/avatar/{}",
+                root_url.trim_end_matches('/'),
+                u.username
+            )),
         );
     }
     v

@@ -2,7 +2,7 @@
 //! connections. Reads (auth, getStatus, presence) are served from here and never touch
 //! the disk; only the writer changes it, after the store has committed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -41,6 +41,8 @@ pub struct Model {
     pub settings: HashMap<String, Json>,
     pub permissions: HashMap<String, Arc<Vec<String>>>,
     pub conns: HashMap<String, HashMap<String, ConnStatus>>,
+    /// (due time in ms, user id) of every temporary status, earliest first.
+    pub expiries: BTreeSet<(i64, String)>,
 }
 
 impl Model {
@@ -59,6 +61,15 @@ impl Model {
         }
     }
 
+    /// Users whose temporary status is due at `now_ms`.
+    pub fn due_expiries(&self, now_ms: i64) -> Vec<String> {
+        self.expiries
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
     pub fn user_by_username(&self, name: &str) -> Option<Arc<User>> {
         let id = self.by_username.get(&name.to_lowercase())?;
         self.users.get(id).cloned()
@@ -74,7 +85,10 @@ impl Model {
     }
 
     pub fn setting_bool(&self, id: &str) -> bool {
-        self.settings.get(id).and_then(Json::as_bool).unwrap_or(false)
+        self.settings
+            .get(id)
+            .and_then(Json::as_bool)
+            .unwrap_or(false)
     }
 
     pub fn setting_i64(&self, id: &str, default: i64) -> i64 {
@@ -100,11 +114,18 @@ impl Model {
                     for e in &old.emails {
                         self.by_email.remove(&e.address.to_lowercase());
                     }
+                    if let Some(at) = old.status_expires_at {
+                        self.expiries.remove(&(at.timestamp_millis(), id.clone()));
+                    }
                 }
                 if let Some(Value::User(u)) = v {
-                    self.by_username.insert(u.username.to_lowercase(), id.clone());
+                    self.by_username
+                        .insert(u.username.to_lowercase(), id.clone());
                     for e in &u.emails {
                         self.by_email.insert(e.address.to_lowercase(), id.clone());
+                    }
+                    if let Some(at) = u.status_expires_at {
+                        self.expiries.insert((at.timestamp_millis(), id.clone()));
                     }
                     self.users.insert(id, u);
                 }

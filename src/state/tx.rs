@@ -88,7 +88,10 @@ impl<'a> Tx<'a> {
     /// Looks a user up by username, ignoring case, seeing this batch's writes.
     pub fn user_by_username(&self, name: &str) -> Option<Arc<User>> {
         let lower = name.to_lowercase();
-        self.find_user(|u| u.username.to_lowercase() == lower, |m| m.user_by_username(name))
+        self.find_user(
+            |u| u.username.to_lowercase() == lower,
+            |m| m.user_by_username(name),
+        )
     }
 
     pub fn user_by_email(&self, email: &str) -> Option<Arc<User>> {
@@ -166,13 +169,6 @@ impl<'a> Tx<'a> {
         ids.len()
     }
 
-    pub fn token(&self, hashed: &str) -> Option<Arc<Token>> {
-        match self.get(&Key::Token(hashed.to_string())) {
-            Some(Value::Token(t)) => Some(t),
-            _ => None,
-        }
-    }
-
     pub fn put_token(&mut self, token: Token) {
         self.put(
             Key::Token(token.hashed.clone()),
@@ -216,10 +212,6 @@ impl<'a> Tx<'a> {
         }
     }
 
-    pub fn setting_bool(&self, id: &str) -> bool {
-        self.setting(id).and_then(|v| v.as_bool()).unwrap_or(false)
-    }
-
     pub fn put_setting(&mut self, id: &str, value: Json) {
         self.put(Key::Setting(id.to_string()), Some(Value::Setting(value)));
     }
@@ -229,11 +221,6 @@ impl<'a> Tx<'a> {
             Some(Value::Permission(p)) => Some(p),
             _ => None,
         }
-    }
-
-    pub fn has_permission(&self, user: &User, permission: &str) -> bool {
-        self.permission_roles(permission)
-            .is_some_and(|roles| user.roles.iter().any(|r| roles.contains(r)))
     }
 
     pub fn put_permission(&mut self, id: &str, roles: Vec<String>) {

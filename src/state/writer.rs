@@ -127,7 +127,9 @@ fn run(
             Err(e) => {
                 tracing::error!("commit failed, {} changes refused: {e:#}", dones.len());
                 for done in dones {
-                    done(Err(ApiError::Unavailable("the store could not commit".into())));
+                    done(Err(ApiError::Unavailable(
+                        "the store could not commit".into(),
+                    )));
                 }
             }
         }

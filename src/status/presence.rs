@@ -60,7 +60,11 @@ mod tests {
         ];
         for (conn, row) in table {
             for (default, want) in [Online, Away, Busy, Offline].into_iter().zip(row) {
-                assert_eq!(displayed(conn, default), want, "conn={conn:?} default={default:?}");
+                assert_eq!(
+                    displayed(conn, default),
+                    want,
+                    "conn={conn:?} default={default:?}"
+                );
             }
         }
     }

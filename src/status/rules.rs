@@ -135,7 +135,11 @@ pub fn check_expires_at(
     };
     let t = DateTime::parse_from_rfc3339(s.trim())
         .map_err(|_| {
-            ApiError::meteor("error-invalid-date", "Invalid expiresAt date string", method)
+            ApiError::meteor(
+                "error-invalid-date",
+                "Invalid expiresAt date string",
+                method,
+            )
         })?
         .with_timezone(&Utc);
     if t <= now {
@@ -187,7 +191,11 @@ mod tests {
             json!({"status": "busy", "userId": null}),
             json!({"status": "busy", "expiresAt": 1700000000}),
         ] {
-            assert_eq!(parse_set_status(&body), Err(ApiError::match_error()), "{body}");
+            assert_eq!(
+                parse_set_status(&body),
+                Err(ApiError::match_error()),
+                "{body}"
+            );
         }
     }
 
@@ -196,7 +204,13 @@ mod tests {
         assert!(names_self(None, None, None, "me", "alice"));
         assert!(names_self(Some(""), Some(""), None, "me", "alice"));
         assert!(names_self(Some("me"), None, None, "me", "alice"));
-        assert!(names_self(Some("other"), Some("alice"), None, "me", "alice"));
+        assert!(names_self(
+            Some("other"),
+            Some("alice"),
+            None,
+            "me",
+            "alice"
+        ));
         assert!(names_self(None, None, Some("alice"), "me", "alice"));
         assert!(!names_self(None, Some("Alice"), None, "me", "alice"));
         assert!(!names_self(Some("other"), None, None, "me", "alice"));
@@ -224,7 +238,10 @@ mod tests {
         assert_eq!(check_status(None, true, M), Ok(None));
         assert_eq!(check_status(Some(""), false, M), Ok(None));
         assert_eq!(check_status(Some("busy"), true, M), Ok(Some(Status::Busy)));
-        assert_eq!(check_status(Some("offline"), true, M), Ok(Some(Status::Offline)));
+        assert_eq!(
+            check_status(Some("offline"), true, M),
+            Ok(Some(Status::Offline))
+        );
         let e = check_status(Some("Busy"), true, M).unwrap_err();
         assert_eq!(e.body()["errorType"], "error-invalid-status");
         let e = check_status(Some("offline"), false, M).unwrap_err();
@@ -247,9 +264,15 @@ mod tests {
             .is_some());
         assert!(check_expires_at(Some("2026-01-01T02:00:00+02:00"), now, M).is_err());
         let e = check_expires_at(Some("tomorrow"), now, M).unwrap_err();
-        assert_eq!(e.body()["error"], "Invalid expiresAt date string [error-invalid-date]");
+        assert_eq!(
+            e.body()["error"],
+            "Invalid expiresAt date string [error-invalid-date]"
+        );
         let e = check_expires_at(Some("2026-01-01T00:00:00Z"), now, M).unwrap_err();
-        assert_eq!(e.body()["error"], "expiresAt must be a future date [error-invalid-date]");
+        assert_eq!(
+            e.body()["error"],
+            "expiresAt must be a future date [error-invalid-date]"
+        );
     }
 
     #[test]

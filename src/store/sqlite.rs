@@ -198,7 +198,14 @@ fn put_token(tx: &rusqlite::Transaction, t: &Token) -> anyhow::Result<()> {
         "INSERT OR REPLACE INTO tokens (hashed, user_id, kind, name, last_part, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![t.hashed, t.user_id, kind, name, last, ms(&t.created_at)])?;
+    .execute(params![
+        t.hashed,
+        t.user_id,
+        kind,
+        name,
+        last,
+        ms(&t.created_at)
+    ])?;
     Ok(())
 }
 
@@ -210,8 +217,8 @@ impl Store for SqliteStore {
         snap.users = stmt
             .query_map([], user_from_row)?
             .collect::<Result<_, _>>()?;
-        let mut stmt = conn
-            .prepare("SELECT hashed, user_id, kind, name, last_part, created_at FROM tokens")?;
+        let mut stmt =
+            conn.prepare("SELECT hashed, user_id, kind, name, last_part, created_at FROM tokens")?;
         snap.tokens = stmt
             .query_map([], |r| {
                 let kind: String = r.get(2)?;
@@ -261,8 +268,10 @@ impl Store for SqliteStore {
                         .execute([h])?;
                 }
                 (Key::Setting(id), Some(Value::Setting(v))) => {
-                    tx.prepare_cached("INSERT OR REPLACE INTO settings (id, value) VALUES (?1, ?2)")?
-                        .execute(params![id, serde_json::to_string(v)?])?;
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO settings (id, value) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![id, serde_json::to_string(v)?])?;
                 }
                 (Key::Setting(id), _) => {
                     tx.prepare_cached("DELETE FROM settings WHERE id = ?1")?

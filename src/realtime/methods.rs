@@ -1,0 +1,272 @@
+//! The DDP methods (CONTRACT §7). Each returns a result value or a Meteor error; status
+//! changes go through the same rules and writer path as REST.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::frame::MeteorError;
+use crate::app::Ctx;
+use crate::auth::secrets;
+use crate::change::{self, StatusChange};
+use crate::error::ApiError;
+use crate::http::auth::{log_in, parse_credentials, Credentials};
+use crate::model::ConnStatus;
+use crate::settings::ids;
+use crate::status::rules;
+
+/// The logged-in user of a connection.
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub user_id: String,
+    pub token_hashed: String,
+}
+
+/// What a method call needs to know about its connection.
+pub struct CallCtx<'a> {
+    pub app: &'a Ctx,
+    pub session_id: &'a str,
+    pub ip: IpAddr,
+    pub login: &'a mut Option<Login>,
+}
+
+/// Converts an API error into the Meteor error a DDP client expects.
+pub fn meteor_of(e: ApiError) -> MeteorError {
+    match e {
+        ApiError::Meteor {
+            code,
+            reason,
+            details,
+        } => MeteorError {
+            error: json!(code),
+            reason,
+            details,
+        },
+        ApiError::LoginFailed | ApiError::Unauthenticated => {
+            MeteorError::new(403, "Incorrect password")
+        }
+        ApiError::LoginBlocked { code, reason } => MeteorError::new(code, &reason),
+        ApiError::Forbidden => MeteorError::new("error-not-allowed", "Not allowed"),
+        ApiError::TooManyRequests { wait_secs } => MeteorError {
+            error: json!("too-many-requests"),
+            reason: format!(
+                "Error, too many requests. Please slow down. You must wait {wait_secs} seconds before trying again."
+            ),
+            details: Some(json!({"timeToReset": wait_secs * 1000})),
+        },
+        ApiError::Unavailable(_) => MeteorError::new(503, "Service Unavailable"),
+        ApiError::Plain(_) => MeteorError::new(400, "Match failed"),
+        ApiError::NotFound | ApiError::MethodNotAllowed | ApiError::PayloadTooLarge => {
+            MeteorError::new(400, "Bad request")
+        }
+    }
+}
+
+fn invalid_user(method: &str) -> MeteorError {
+    MeteorError {
+        error: json!("error-invalid-user"),
+        reason: "Invalid user".into(),
+        details: Some(json!({ "method": method })),
+    }
+}
+
+fn match_failed() -> MeteorError {
+    MeteorError::new(400, "Match failed")
+}
+
+/// A string, null or absent parameter.
+fn maybe_str(params: &[Value], i: usize) -> Result<Option<&str>, MeteorError> {
+    match params.get(i) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(match_failed()),
+    }
+}
+
+/// Runs one method. `Ok(None)` is a result without a value (Meteor's `undefined`).
+pub async fn call(
+    cx: &mut CallCtx<'_>,
+    method: &str,
+    params: &[Value],
+) -> Result<Option<Value>, MeteorError> {
+    match method {
+        "login" => login(cx, params).await.map(Some),
+        "logout" => logout(cx).await.map(|_| None),
+        "setUserStatus" => set_user_status(cx, params).await.map(|_| None),
+        "UserPresence:setDefaultStatus" => set_default_status(cx, params).await.map(Some),
+        "UserPresence:online" => connection_status(cx, ConnStatus::Online).await.map(Some),
+        "UserPresence:away" => connection_status(cx, ConnStatus::Away).await.map(Some),
+        other => Err(MeteorError::new(
+            404,
+            &format!("Method '{other}' not found"),
+        )),
+    }
+}
+
+async fn login(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Value, MeteorError> {
+    let arg = params.first().ok_or_else(match_failed)?;
+    let creds = parse_credentials(arg).map_err(meteor_of)?;
+    let resume = matches!(creds, Credentials::Resume(_));
+    let done = log_in(cx.app, creds, cx.ip)
+        .await
+        .map_err(|e| match (&e, resume) {
+            (ApiError::LoginFailed, true) => MeteorError::new(
+                403,
+                "You've been logged out by the server. Please log in again.",
+            ),
+            _ => meteor_of(e),
+        })?;
+    // A connection holds one login: switching users drops the previous one first.
+    if let Some(old) = cx.login.take() {
+        drop_connection(cx.app, &old.user_id, cx.session_id).await;
+    }
+    let user_id = done.user.id.clone();
+    let session = cx.session_id.to_string();
+    cx.app
+        .writer
+        .run(move |tx| {
+            change::connection(tx, &user_id, &session, Some(ConnStatus::Online));
+            Ok(())
+        })
+        .await
+        .map_err(meteor_of)?;
+    *cx.login = Some(Login {
+        user_id: done.user.id.clone(),
+        token_hashed: secrets::hash_token(&done.token),
+    });
+    let expires = cx.app.token_expires(done.token_created);
+    Ok(json!({
+        "id": done.user.id,
+        "token": done.token,
+        "tokenExpires": {"$date": expires.timestamp_millis()},
+        "type": if done.resumed { "resume" } else { "password" },
+    }))
+}
+
+/// Removes this connection from the user's presence (logout, close, shutdown).
+pub async fn drop_connection(app: &Ctx, user_id: &str, session_id: &str) {
+    let (user_id, session_id) = (user_id.to_string(), session_id.to_string());
+    if let Err(e) = app
+        .writer
+        .run(move |tx| {
+            change::connection(tx, &user_id, &session_id, None);
+            Ok(())
+        })
+        .await
+    {
+        tracing::warn!("could not record a closed connection: {e}");
+    }
+}
+
+async fn logout(cx: &mut CallCtx<'_>) -> Result<(), MeteorError> {
+    let Some(login) = cx.login.take() else {
+        return Ok(());
+    };
+    drop_connection(cx.app, &login.user_id, cx.session_id).await;
+    let hashed = login.token_hashed;
+    cx.app
+        .writer
+        .run(move |tx| {
+            tx.delete_token(&hashed);
+            Ok(())
+        })
+        .await
+        .map_err(meteor_of)
+}
+
+fn logged_in<'a>(cx: &'a CallCtx<'_>, method: &str) -> Result<&'a Login, MeteorError> {
+    cx.login.as_ref().ok_or_else(|| invalid_user(method))
+}
+
+/// `setUserStatus(status, text)`: the REST rules, limited to one call per second per user.
+async fn set_user_status(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<(), MeteorError> {
+    const METHOD: &str = "setUserStatus";
+    let user_id = logged_in(cx, METHOD)?.user_id.clone();
+    let status = maybe_str(params, 0)?;
+    let text = maybe_str(params, 1)?;
+    let app = cx.app;
+    if !app.setting_bool(ids::ALLOW_STATUS_MESSAGE_CHANGE) {
+        return Err(meteor_of(ApiError::meteor(
+            "error-not-allowed",
+            "Change status is not allowed",
+            METHOD,
+        )));
+    }
+    let status = rules::check_status(status, app.setting_bool(ids::ALLOW_INVISIBLE), METHOD)
+        .map_err(meteor_of)?;
+    let d = app.limiter.hit(
+        &format!("ddp-setUserStatus:{user_id}"),
+        1,
+        Duration::from_secs(1),
+        Instant::now(),
+    );
+    if !d.allowed {
+        return Err(meteor_of(ApiError::TooManyRequests {
+            wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,
+        }));
+    }
+    let change = StatusChange {
+        status,
+        text: text.map(rules::normalize_text),
+        expires_at: None,
+    };
+    app.writer
+        .run(move |tx| change::set_status(tx, &user_id, change).map(|_| ()))
+        .await
+        .map_err(meteor_of)
+}
+
+/// `UserPresence:setDefaultStatus(status)` → whether anything changed.
+async fn set_default_status(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Value, MeteorError> {
+    const METHOD: &str = "UserPresence:setDefaultStatus";
+    let user_id = logged_in(cx, METHOD)?.user_id.clone();
+    let status = maybe_str(params, 0)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(match_failed)?;
+    let status = rules::check_status(
+        Some(status),
+        cx.app.setting_bool(ids::ALLOW_INVISIBLE),
+        METHOD,
+    )
+    .map_err(meteor_of)?;
+    let changed = cx
+        .app
+        .writer
+        .run(move |tx| {
+            let before = tx.user(&user_id).ok_or_else(ApiError::invalid_user)?;
+            if Some(before.status_default) == status && before.status_expires_at.is_none() {
+                return Ok(false);
+            }
+            let after = change::set_status(
+                tx,
+                &user_id,
+                StatusChange {
+                    status,
+                    text: None,
+                    expires_at: None,
+                },
+            )?;
+            Ok(after.status_default != before.status_default || after.status != before.status)
+        })
+        .await
+        .map_err(meteor_of)?;
+    Ok(json!(changed))
+}
+
+/// `UserPresence:online` / `UserPresence:away`: this connection's own status.
+async fn connection_status(cx: &mut CallCtx<'_>, status: ConnStatus) -> Result<Value, MeteorError> {
+    let Some(login) = cx.login.as_ref() else {
+        return Err(invalid_user("UserPresence"));
+    };
+    let (user_id, session) = (login.user_id.clone(), cx.session_id.to_string());
+    cx.app
+        .writer
+        .run(move |tx| {
+            change::connection(tx, &user_id, &session, Some(status));
+            Ok(())
+        })
+        .await
+        .map_err(meteor_of)?;
+    Ok(json!(true))
+}

@@ -1,0 +1,255 @@
+//! One realtime connection: a single task that reads frames in order, answers them,
+//! forwards the status events the connection listens to, pings when idle, and closes
+//! when the client is silent, too slow, or the server shuts down.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::time::{sleep_until, timeout, Instant};
+
+use super::frame::{self, ClientFrame, FrameError};
+use super::methods::{self, CallCtx, Login};
+use super::streams::{SubReply, Subscriptions};
+use super::MAX_FRAME;
+use crate::app::Ctx;
+use crate::auth::secrets;
+use crate::bus::Published;
+
+/// A send that takes longer than this means the client is stuck: it is closed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most queued events forwarded in one write.
+const MAX_BURST: usize = 256;
+
+struct Session {
+    app: Ctx,
+    id: String,
+    ip: IpAddr,
+    connected: bool,
+    login: Option<Login>,
+    subs: Subscriptions,
+    events: Option<broadcast::Receiver<Arc<Published>>>,
+}
+
+/// Why the loop ended (for the close frame and the logs).
+enum End {
+    ClientGone,
+    Silent,
+    Slow,
+    Shutdown,
+}
+
+pub async fn run(app: Ctx, socket: WebSocket, ip: IpAddr) {
+    let mut shutdown = app.hub.enter();
+    app.metrics.live_connections.inc();
+    let mut s = Session {
+        id: secrets::new_id(),
+        ip,
+        connected: false,
+        login: None,
+        subs: Subscriptions::default(),
+        events: None,
+        app: app.clone(),
+    };
+    let end = s.serve(socket, &mut shutdown).await;
+    if let Some(login) = s.login.take() {
+        methods::drop_connection(&app, &login.user_id, &s.id).await;
+    }
+    if matches!(end, End::Slow) {
+        tracing::debug!("closed a slow realtime connection");
+    }
+    app.metrics.live_connections.dec();
+    app.hub.leave();
+}
+
+impl Session {
+    async fn serve(
+        &mut self,
+        mut ws: WebSocket,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    ) -> End {
+        let ping_every = Duration::from_secs(self.app.cfg.ddp_ping_secs);
+        let stale_after = Duration::from_secs(self.app.cfg.presence_stale_secs);
+        if send(&mut ws, frame::server_id().into()).await.is_err() {
+            return End::ClientGone;
+        }
+        let mut last_heard = Instant::now();
+        let mut pinged_at: Option<Instant> = None;
+        let mut out: Vec<Utf8Bytes> = Vec::new();
+        loop {
+            let deadline = match pinged_at {
+                Some(at) => (at + ping_every).min(last_heard + stale_after),
+                None => (last_heard + ping_every).min(last_heard + stale_after),
+            };
+            let wants_events = self.subs.wants_events();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    let _ = ws.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
+                    return End::Shutdown;
+                }
+                msg = ws.recv() => {
+                    let text = match msg {
+                        Some(Ok(Message::Text(t))) => t,
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return End::ClientGone,
+                        Some(Ok(_)) => { last_heard = Instant::now(); pinged_at = None; continue; }
+                    };
+                    last_heard = Instant::now();
+                    pinged_at = None;
+                    self.handle(text.as_str(), &mut out).await;
+                    if send_all(&mut ws, &mut out).await.is_err() {
+                        return End::ClientGone;
+                    }
+                }
+                ev = next_event(self.events.as_mut()), if wants_events => {
+                    match ev {
+                        Ok(p) => {
+                            self.subs.frames(&p, &mut out);
+                            self.drain_events(&mut out);
+                        }
+                        Err(RecvError::Lagged(n)) => {
+                            self.app.metrics.frames_dropped.inc_by(n);
+                            return End::Slow;
+                        }
+                        Err(RecvError::Closed) => return End::Shutdown,
+                    }
+                    let n = out.len() as u64;
+                    match timeout(SEND_TIMEOUT, send_all(&mut ws, &mut out)).await {
+                        Ok(Ok(())) => { self.app.metrics.frames_sent.inc_by(n); }
+                        Ok(Err(_)) => return End::ClientGone,
+                        Err(_) => return End::Slow,
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    let now = Instant::now();
+                    if now >= last_heard + stale_after || pinged_at.is_some() {
+                        return End::Silent;
+                    }
+                    pinged_at = Some(now);
+                    if send(&mut ws, frame::ping(None).into()).await.is_err() {
+                        return End::ClientGone;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes whatever else is already queued, so a burst goes out in one write.
+    fn drain_events(&mut self, out: &mut Vec<Utf8Bytes>) {
+        let Some(rx) = self.events.as_mut() else {
+            return;
+        };
+        for _ in 0..MAX_BURST {
+            match rx.try_recv() {
+                Ok(p) => self.subs.frames(&p, out),
+                Err(TryRecvError::Lagged(n)) => {
+                    // Counted and handled on the next recv, which reports it again.
+                    let _ = n;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Answers one client frame, appending the replies to `out`.
+    async fn handle(&mut self, text: &str, out: &mut Vec<Utf8Bytes>) {
+        let parsed = match frame::parse(text, MAX_FRAME) {
+            Ok(f) => f,
+            Err(FrameError::Unknown(v)) | Err(FrameError::BadField(v)) => {
+                out.push(frame::error("Bad request", Some(&v)).into());
+                return;
+            }
+            Err(FrameError::Malformed) | Err(FrameError::TooLarge) => {
+                out.push(frame::error("Bad request", None).into());
+                return;
+            }
+        };
+        match parsed {
+            ClientFrame::Connect { version, support } => {
+                if version == "1" || (self.connected && support.iter().any(|v| v == "1")) {
+                    self.connected = true;
+                    out.push(frame::connected(&self.id).into());
+                } else {
+                    out.push(frame::failed("1").into());
+                }
+            }
+            ClientFrame::Ping { id } => out.push(frame::pong(id.as_deref()).into()),
+            ClientFrame::Pong { .. } => {}
+            ClientFrame::Method { id, method, params } => {
+                let mut cx = CallCtx {
+                    app: &self.app,
+                    session_id: &self.id,
+                    ip: self.ip,
+                    login: &mut self.login,
+                };
+                let result = methods::call(&mut cx, &method, &params).await;
+                out.push(
+                    match result {
+                        Ok(Some(v)) => frame::result_ok(&id, &v),
+                        Ok(None) => frame::result_empty(&id),
+                        Err(e) => frame::result_err(&id, &e),
+                    }
+                    .into(),
+                );
+                out.push(frame::updated(&id).into());
+                if self.login.is_none() {
+                    // Logged out: the streams are for logged-in users only.
+                    self.subs.clear();
+                    self.events = None;
+                }
+            }
+            ClientFrame::Sub { id, name, params } => {
+                if self.login.is_none() {
+                    let e = frame::MeteorError::new(
+                        "not-allowed",
+                        "You must be logged in to subscribe",
+                    );
+                    out.push(frame::nosub(&id, Some(&e)).into());
+                    return;
+                }
+                match self.subs.sub(&id, &name, &params) {
+                    SubReply::Ready => out.push(frame::ready(&id).into()),
+                    SubReply::NoSub(e) => out.push(frame::nosub(&id, e.as_ref()).into()),
+                }
+                if self.subs.wants_events() && self.events.is_none() {
+                    self.events = Some(self.app.bus.subscribe());
+                }
+            }
+            ClientFrame::Unsub { id } => {
+                self.subs.unsub(&id);
+                if !self.subs.wants_events() {
+                    self.events = None;
+                }
+                out.push(frame::nosub(&id, None).into());
+            }
+        }
+    }
+}
+
+async fn next_event(
+    rx: Option<&mut broadcast::Receiver<Arc<Published>>>,
+) -> Result<Arc<Published>, RecvError> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send(ws: &mut WebSocket, text: Utf8Bytes) -> Result<(), axum::Error> {
+    ws.send(Message::Text(text)).await
+}
+
+/// Writes every queued frame with one flush.
+async fn send_all(ws: &mut WebSocket, out: &mut Vec<Utf8Bytes>) -> Result<(), axum::Error> {
+    if out.is_empty() {
+        return Ok(());
+    }
+    for text in out.drain(..) {
+        ws.feed(Message::Text(text)).await?;
+    }
+    ws.flush().await
+}
