@@ -24,6 +24,8 @@ pub struct App {
     /// Bounds concurrent bcrypt work so logins cannot starve status traffic.
     pub login_slots: Semaphore,
     pub hub: crate::realtime::Hub,
+    /// The durable store, for the few reads not served from memory (status history).
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 pub type Ctx = Arc<App>;

@@ -156,6 +156,9 @@ pub fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     for (id, roles) in snapshot.permissions {
         model.permissions.insert(id, Arc::new(roles));
     }
+    for c in snapshot.custom_statuses {
+        model.custom_statuses.insert(c.id.clone(), Arc::new(c));
+    }
     let needs_admin = !model.users.values().any(|u| u.kind == "user");
     let admin = if needs_admin {
         Some(first_admin(&cfg)?)
@@ -166,7 +169,7 @@ pub fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let model = Arc::new(RwLock::new(model));
     let metrics = Arc::new(Metrics::new());
     let bus = Bus::new(4096);
-    let writer = Writer::start(model.clone(), store, bus.clone(), metrics.clone());
+    let writer = Writer::start(model.clone(), store.clone(), bus.clone(), metrics.clone());
     let app = Arc::new(App {
         login_slots: Semaphore::new(cfg.login_concurrency),
         cfg,
@@ -177,6 +180,7 @@ pub fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         limiter: Default::default(),
         login_guard: Default::default(),
         hub: Default::default(),
+        store,
     });
 
     let rt = tokio::runtime::Handle::current();

@@ -4,8 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::auth::secrets::new_id;
 use crate::error::ApiError;
-use crate::model::{ConnStatus, PreviousState, Status, User};
+use crate::model::{ConnStatus, HistoryEntry, PreviousState, Source, Status, User};
 use crate::state::Tx;
 use crate::status::presence;
 
@@ -18,6 +19,31 @@ pub struct StatusChange {
     pub text: Option<String>,
     /// When the change reverts to the previous status and text.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Who asked for it (recorded in the history).
+    pub actor: Option<String>,
+    pub source: Source,
+}
+
+/// Records `before` → `after` in the status history when what the user shows or chose
+/// changed. Connection churn that changes nothing visible is not recorded.
+fn record(tx: &mut Tx, before: &User, after: &User, actor: Option<String>, source: Source) {
+    if before.status == after.status
+        && before.status_text == after.status_text
+        && before.status_default == after.status_default
+    {
+        return;
+    }
+    tx.record(HistoryEntry {
+        id: new_id(),
+        user_id: after.id.clone(),
+        actor_id: actor,
+        old_status: before.status,
+        new_status: after.status,
+        old_text: before.status_text.clone(),
+        new_text: after.status_text.clone(),
+        source,
+        at: tx.now,
+    });
 }
 
 /// The displayed status of `user` given its live connections.
@@ -59,6 +85,7 @@ pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<
     user.updated_at = tx.now;
     let conns = tx.connections(target_id);
     recompute(&mut user, &conns, change.status.is_some());
+    record(tx, &current, &user, change.actor, change.source);
     tx.put_user(user.clone());
     Ok(user)
 }
@@ -85,6 +112,7 @@ pub fn expire(tx: &mut Tx, user_id: &str) -> bool {
     user.updated_at = tx.now;
     let conns = tx.connections(user_id);
     recompute(&mut user, &conns, true);
+    record(tx, &current, &user, None, Source::Expiry);
     tx.put_user(user);
     true
 }
@@ -104,6 +132,15 @@ pub fn connection(tx: &mut Tx, user_id: &str, conn_id: &str, status: Option<Conn
     }
     if user.status != current.status || user.status_connection != current.status_connection {
         user.updated_at = tx.now;
+        if user.status != current.status {
+            record(
+                tx,
+                &current,
+                &user,
+                Some(user_id.to_string()),
+                Source::Connection,
+            );
+        }
         tx.put_user(user);
     }
 }

@@ -9,6 +9,7 @@ mod change;
 mod config;
 mod error;
 mod expiry;
+mod housekeeping;
 mod http;
 mod limits;
 mod metrics;
@@ -20,7 +21,7 @@ mod status;
 mod store;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
 
@@ -62,16 +63,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("PORT: cannot listen on {addr}: {e}"))?;
     tracing::info!("statusd listening on http://{addr}");
 
-    // Forget rate-limit windows and login failures that can no longer matter.
-    let sweeper = app.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            let now = Instant::now();
-            sweeper.limiter.sweep(Duration::from_secs(3600), now);
-            sweeper.login_guard.sweep(Duration::from_secs(3600), now);
-        }
-    });
+    tokio::spawn(housekeeping::run(app.clone()));
 
     tokio::spawn(expiry::run(app.clone()));
 

@@ -128,3 +128,59 @@ pub struct Token {
 pub fn iso(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
+
+/// Where a status change came from (recorded in the status history).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    #[default]
+    Rest,
+    Ddp,
+    Expiry,
+    Connection,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Rest => "rest",
+            Source::Ddp => "ddp",
+            Source::Expiry => "expiry",
+            Source::Connection => "connection",
+        }
+    }
+
+    pub fn parse(s: &str) -> Source {
+        match s {
+            "ddp" => Source::Ddp,
+            "expiry" => Source::Expiry,
+            "connection" => Source::Connection,
+            _ => Source::Rest,
+        }
+    }
+}
+
+/// One committed status change, as the status history keeps it.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: String,
+    pub user_id: String,
+    /// Who made the change; None for the system (expiry).
+    pub actor_id: Option<String>,
+    pub old_status: Status,
+    pub new_status: Status,
+    pub old_text: String,
+    pub new_text: String,
+    pub source: Source,
+    pub at: DateTime<Utc>,
+}
+
+/// A workspace-defined status (Rocket.Chat's custom user statuses): a name shown to
+/// users, backed by one of the four status types.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct CustomStatus {
+    pub id: String,
+    pub name: String,
+    pub status_type: Status,
+    pub updated_at: DateTime<Utc>,
+}

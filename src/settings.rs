@@ -161,6 +161,7 @@ pub mod ids {
     pub const RATE_LIMITER: &str = "API_Enable_Rate_Limiter";
     pub const RATE_LIMIT_CALLS: &str = "API_Enable_Rate_Limiter_Limit_Calls_Default";
     pub const RATE_LIMIT_TIME: &str = "API_Enable_Rate_Limiter_Limit_Time_Default";
+    pub const HISTORY_RETENTION_DAYS: &str = "Status_History_Retention_Days";
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! every route shares (metrics, authentication, rate limits, JSON errors).
 
 pub mod auth;
+mod custom_status;
 pub mod extract;
+mod history;
 mod middleware;
 mod permissions;
 mod settings;
@@ -64,6 +66,8 @@ pub fn router(app: Ctx) -> Router {
         .merge(users::authed_routes())
         .merge(settings::authed_routes())
         .merge(permissions::routes())
+        .merge(history::routes())
+        .merge(custom_status::routes())
         .route_layer(from_fn_with_state(app.clone(), middleware::rate_limit))
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.

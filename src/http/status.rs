@@ -15,7 +15,7 @@ use super::{ok, views};
 use crate::app::{App, Ctx};
 use crate::change::{self, StatusChange};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{iso, User};
+use crate::model::{iso, Source, User};
 use crate::settings::ids;
 use crate::status::rules::{self, TargetParam};
 
@@ -110,6 +110,8 @@ async fn set_status(
         status,
         text: req.message.as_deref().map(rules::normalize_text),
         expires_at,
+        actor: Some(caller.user.id.clone()),
+        source: Source::Rest,
     };
     app.writer
         .run(move |tx| change::set_status(tx, &target_id, change))

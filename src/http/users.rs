@@ -58,7 +58,7 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
 }
 
 /// `offset` and `count` query parameters, bounded by the API count settings.
-fn paging(app: &App, q: &Query) -> ApiResult<(usize, usize)> {
+pub(super) fn paging(app: &App, q: &Query) -> ApiResult<(usize, usize)> {
     let m = app.model.read();
     let default = m.setting_i64("API_Default_Count", 50).max(1) as usize;
     let upper = m.setting_i64("API_Upper_Count_Limit", 100).max(1) as usize;

@@ -12,7 +12,7 @@ use crate::auth::secrets;
 use crate::change::{self, StatusChange};
 use crate::error::ApiError;
 use crate::http::auth::{log_in, parse_credentials, Credentials};
-use crate::model::ConnStatus;
+use crate::model::{ConnStatus, Source};
 use crate::settings::ids;
 use crate::status::rules;
 
@@ -210,6 +210,8 @@ async fn set_user_status(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<(), M
         status,
         text: text.map(rules::normalize_text),
         expires_at: None,
+        actor: Some(user_id.clone()),
+        source: Source::Ddp,
     };
     app.writer
         .run(move |tx| change::set_status(tx, &user_id, change).map(|_| ()))
@@ -245,6 +247,8 @@ async fn set_default_status(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Va
                     status,
                     text: None,
                     expires_at: None,
+                    actor: Some(user_id.clone()),
+                    source: Source::Ddp,
                 },
             )?;
             Ok(after.status_default != before.status_default || after.status != before.status)

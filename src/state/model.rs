@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::model::{ConnStatus, Token, User};
+use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User};
 
 /// What a change is about. Every write in the system is a list of these.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -18,6 +18,9 @@ pub enum Key {
     Permission(String),
     /// A live realtime connection of a user: (user id, connection id).
     Conn(String, String),
+    CustomStatus(String),
+    /// An appended status-history entry (by its id); never read back from the model.
+    History(String),
 }
 
 /// The new value for a key; `None` in a change means the key is deleted.
@@ -28,6 +31,8 @@ pub enum Value {
     Setting(Json),
     Permission(Arc<Vec<String>>),
     Conn(ConnStatus),
+    CustomStatus(Arc<CustomStatus>),
+    History(Arc<HistoryEntry>),
 }
 
 pub type Change = (Key, Option<Value>);
@@ -41,6 +46,7 @@ pub struct Model {
     pub settings: HashMap<String, Json>,
     pub permissions: HashMap<String, Arc<Vec<String>>>,
     pub conns: HashMap<String, HashMap<String, ConnStatus>>,
+    pub custom_statuses: HashMap<String, Arc<CustomStatus>>,
     /// (due time in ms, user id) of every temporary status, earliest first.
     pub expiries: BTreeSet<(i64, String)>,
 }
@@ -58,6 +64,12 @@ impl Model {
                 .and_then(|m| m.get(c))
                 .copied()
                 .map(Value::Conn),
+            Key::CustomStatus(id) => self
+                .custom_statuses
+                .get(id)
+                .cloned()
+                .map(Value::CustomStatus),
+            Key::History(_) => None,
         }
     }
 
@@ -151,6 +163,14 @@ impl Model {
             (Key::Conn(u, c), Some(Value::Conn(s))) => {
                 self.conns.entry(u).or_default().insert(c, s);
             }
+            (Key::CustomStatus(id), Some(Value::CustomStatus(c))) => {
+                self.custom_statuses.insert(id, c);
+            }
+            (Key::CustomStatus(id), _) => {
+                self.custom_statuses.remove(&id);
+            }
+            // History lives only in the store.
+            (Key::History(_), _) => {}
             (Key::Conn(u, c), _) => {
                 if let Some(m) = self.conns.get_mut(&u) {
                     m.remove(&c);

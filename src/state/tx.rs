@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 
 use super::model::{Change, Key, Model, Value};
 use crate::bus::StatusEvent;
-use crate::model::{ConnStatus, Token, User};
+use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User};
 
 pub struct Tx<'a> {
     model: &'a RwLock<Model>,
@@ -254,6 +254,46 @@ impl<'a> Tx<'a> {
             }
         }
         conns.into_values().collect()
+    }
+
+    pub fn custom_status(&self, id: &str) -> Option<Arc<CustomStatus>> {
+        match self.get(&Key::CustomStatus(id.to_string())) {
+            Some(Value::CustomStatus(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Every custom status, committed or written in this batch.
+    pub fn custom_statuses(&self) -> Vec<Arc<CustomStatus>> {
+        let mut all: HashMap<String, Arc<CustomStatus>> = self.model.read().custom_statuses.clone();
+        for (k, v) in &self.overlay {
+            if let Key::CustomStatus(id) = k {
+                match v {
+                    Some(Value::CustomStatus(c)) => {
+                        all.insert(id.clone(), c.clone());
+                    }
+                    _ => {
+                        all.remove(id);
+                    }
+                }
+            }
+        }
+        all.into_values().collect()
+    }
+
+    pub fn put_custom_status(&mut self, id: &str, status: Option<CustomStatus>) {
+        self.put(
+            Key::CustomStatus(id.to_string()),
+            status.map(|c| Value::CustomStatus(Arc::new(c))),
+        );
+    }
+
+    /// Appends a status-history entry.
+    pub fn record(&mut self, entry: HistoryEntry) {
+        self.put(
+            Key::History(entry.id.clone()),
+            Some(Value::History(Arc::new(entry))),
+        );
     }
 
     pub fn put_conn(&mut self, user_id: &str, conn_id: &str, status: Option<ConnStatus>) {

@@ -6,7 +6,9 @@ pub mod sqlite;
 
 use serde_json::Value as Json;
 
-use crate::model::{Token, User};
+use chrono::{DateTime, Utc};
+
+use crate::model::{CustomStatus, HistoryEntry, Token, User};
 use crate::state::Change;
 
 /// Everything the server keeps, as loaded at start-up.
@@ -16,6 +18,17 @@ pub struct Snapshot {
     pub tokens: Vec<Token>,
     pub settings: Vec<(String, Json)>,
     pub permissions: Vec<(String, Vec<String>)>,
+    pub custom_statuses: Vec<CustomStatus>,
+}
+
+/// A page of one user's status history, newest first.
+#[derive(Debug, Clone)]
+pub struct HistoryQuery {
+    pub user_id: String,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub offset: usize,
+    pub count: usize,
 }
 
 pub trait Store: Send + Sync + 'static {
@@ -24,6 +37,11 @@ pub trait Store: Send + Sync + 'static {
     /// Applies the changes in order, in one transaction, durably: when this returns
     /// Ok the changes survive a crash of the process. On error nothing was applied.
     fn commit(&self, changes: &[Change]) -> anyhow::Result<()>;
+    /// Reads a page of the status history and the total matching entries. Blocking:
+    /// call from `spawn_blocking`.
+    fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)>;
+    /// Deletes history entries older than `before`; returns how many.
+    fn prune_history(&self, before: DateTime<Utc>) -> anyhow::Result<u64>;
 }
 
 /// Opens the store a `DATABASE_URL` names.

@@ -9,8 +9,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Snapshot, Store};
-use crate::model::{Email, PreviousState, Status, Token, TokenKind, User};
+use super::{HistoryQuery, Snapshot, Store};
+use crate::model::{
+    CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind, User,
+};
 use crate::state::{Change, Key, Value};
 
 /// Versioned migrations: index + 1 is the schema version. Append, never edit.
@@ -52,10 +54,36 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE settings (id TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE permissions (id TEXT PRIMARY KEY, roles TEXT NOT NULL);
     "#,
+    // 2: status history and custom statuses
+    r#"
+    CREATE TABLE status_history (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        actor_id TEXT,
+        old_status TEXT NOT NULL,
+        new_status TEXT NOT NULL,
+        old_text TEXT NOT NULL,
+        new_text TEXT NOT NULL,
+        source TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX status_history_user_at ON status_history(user_id, at);
+    CREATE INDEX status_history_at ON status_history(at);
+    CREATE TABLE custom_statuses (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        status_type TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub struct SqliteStore {
+    /// The writer's connection.
     conn: Mutex<Connection>,
+    /// A second connection for reads that are not served from memory (history), so
+    /// they never wait behind a commit (WAL lets readers and the writer run together).
+    reader: Mutex<Connection>,
 }
 
 impl SqliteStore {
@@ -71,8 +99,11 @@ impl SqliteStore {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
         )?;
         migrate(&conn)?;
+        let reader = Connection::open(path).with_context(|| format!("opening {path}"))?;
+        reader.execute_batch("PRAGMA busy_timeout=5000;")?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            reader: Mutex::new(reader),
         })
     }
 }
@@ -249,6 +280,18 @@ impl Store for SqliteStore {
             .filter_map(|r| r.ok())
             .filter_map(|(id, v)| serde_json::from_str(&v).ok().map(|v| (id, v)))
             .collect();
+        let mut stmt =
+            conn.prepare("SELECT id, name, status_type, updated_at FROM custom_statuses")?;
+        snap.custom_statuses = stmt
+            .query_map([], |r| {
+                Ok(CustomStatus {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    status_type: status_of(&r.get::<_, String>(2)?),
+                    updated_at: from_ms(r.get(3)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
         Ok(snap)
     }
 
@@ -287,11 +330,86 @@ impl Store for SqliteStore {
                     tx.prepare_cached("DELETE FROM permissions WHERE id = ?1")?
                         .execute([id])?;
                 }
+                (Key::CustomStatus(_), Some(Value::CustomStatus(c))) => {
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO custom_statuses (id, name, status_type, updated_at)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![
+                        c.id,
+                        c.name,
+                        c.status_type.as_str(),
+                        ms(&c.updated_at)
+                    ])?;
+                }
+                (Key::CustomStatus(id), _) => {
+                    tx.prepare_cached("DELETE FROM custom_statuses WHERE id = ?1")?
+                        .execute([id])?;
+                }
+                (Key::History(_), Some(Value::History(h))) => {
+                    tx.prepare_cached(
+                        "INSERT INTO status_history (id, user_id, actor_id, old_status, new_status,
+                            old_text, new_text, source, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?
+                    .execute(params![
+                        h.id,
+                        h.user_id,
+                        h.actor_id,
+                        h.old_status.as_str(),
+                        h.new_status.as_str(),
+                        h.old_text,
+                        h.new_text,
+                        h.source.as_str(),
+                        ms(&h.at)
+                    ])?;
+                }
+                (Key::History(_), _) => {}
                 // Live connections die with the process: an embedded store does not keep them.
                 (Key::Conn(..), _) => {}
             }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)> {
+        let conn = self.reader.lock();
+        let from = q.from.as_ref().map(ms).unwrap_or(i64::MIN);
+        let to = q.to.as_ref().map(ms).unwrap_or(i64::MAX);
+        let total: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM status_history WHERE user_id = ?1 AND at >= ?2 AND at <= ?3",
+            params![q.user_id, from, to],
+            |r| r.get(0),
+        )?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, user_id, actor_id, old_status, new_status, old_text, new_text, source, at
+             FROM status_history WHERE user_id = ?1 AND at >= ?2 AND at <= ?3
+             ORDER BY at DESC, rowid DESC LIMIT ?4 OFFSET ?5",
+        )?;
+        let items = stmt
+            .query_map(
+                params![q.user_id, from, to, q.count as i64, q.offset as i64],
+                |r| {
+                    Ok(HistoryEntry {
+                        id: r.get(0)?,
+                        user_id: r.get(1)?,
+                        actor_id: r.get(2)?,
+                        old_status: status_of(&r.get::<_, String>(3)?),
+                        new_status: status_of(&r.get::<_, String>(4)?),
+                        old_text: r.get(5)?,
+                        new_text: r.get(6)?,
+                        source: Source::parse(&r.get::<_, String>(7)?),
+                        at: from_ms(r.get(8)?),
+                    })
+                },
+            )?
+            .collect::<Result<_, _>>()?;
+        Ok((items, total.max(0) as u64))
+    }
+
+    fn prune_history(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
+        let conn = self.reader.lock();
+        let n = conn.execute("DELETE FROM status_history WHERE at < ?1", [ms(&before)])?;
+        Ok(n as u64)
     }
 }

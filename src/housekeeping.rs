@@ -1,0 +1,44 @@
+//! Periodic upkeep: forget old rate-limit windows and login failures, and prune the
+//! status history past `Status_History_Retention_Days`.
+
+use std::time::{Duration, Instant};
+
+use crate::app::Ctx;
+use crate::settings::ids;
+
+const EVERY: Duration = Duration::from_secs(60);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+pub async fn run(app: Ctx) {
+    let mut last_prune: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        app.limiter.sweep(Duration::from_secs(3600), now);
+        app.login_guard.sweep(Duration::from_secs(3600), now);
+        if last_prune.is_none_or(|t| now.duration_since(t) >= PRUNE_EVERY) {
+            last_prune = Some(now);
+            if let Err(e) = prune_history(&app).await {
+                tracing::warn!("pruning the status history failed: {e:#}");
+            }
+        }
+        tokio::time::sleep(EVERY).await;
+    }
+}
+
+/// Deletes history entries older than the retention setting (0 keeps everything).
+pub async fn prune_history(app: &Ctx) -> anyhow::Result<u64> {
+    let days = app
+        .model
+        .read()
+        .setting_i64(ids::HISTORY_RETENTION_DAYS, 30);
+    if days <= 0 {
+        return Ok(0);
+    }
+    let before = chrono::Utc::now() - chrono::Duration::days(days);
+    let store = app.store.clone();
+    let n = tokio::task::spawn_blocking(move || store.prune_history(before)).await??;
+    if n > 0 {
+        tracing::info!("pruned {n} status history entries older than {days} days");
+    }
+    Ok(n)
+}

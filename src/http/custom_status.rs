@@ -1,0 +1,190 @@
+//! Custom user statuses, as in Rocket.Chat: named statuses backed by one of the four
+//! status types, listed for every client and managed with `manage-user-status`.
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::extract::{opt_str_field, str_field, Caller, JsonBody, Query};
+use super::ok;
+use super::users::paging;
+use crate::app::Ctx;
+use crate::auth::secrets::new_id;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{iso, CustomStatus, Status};
+use crate::state::Tx;
+
+const METHOD: &str = "insertOrUpdateUserStatus";
+
+pub fn routes() -> Router<Ctx> {
+    Router::new()
+        .route("/custom-user-status.list", get(list))
+        .route("/custom-user-status.create", post(create))
+        .route("/custom-user-status.update", post(update))
+        .route("/custom-user-status.delete", post(delete))
+}
+
+pub fn to_json(c: &CustomStatus) -> Value {
+    json!({
+        "_id": c.id,
+        "name": c.name,
+        "statusType": c.status_type.as_str(),
+        "_updatedAt": iso(&c.updated_at),
+    })
+}
+
+async fn list(State(app): State<Ctx>, _caller: Caller, q: Query) -> ApiResult<Response> {
+    let (offset, count) = paging(&app, &q)?;
+    let mut all: Vec<CustomStatus> = app
+        .model
+        .read()
+        .custom_statuses
+        .values()
+        .map(|c| (**c).clone())
+        .collect();
+    all.sort_by_key(|c| c.name.to_lowercase());
+    let total = all.len();
+    let page: Vec<Value> = all.iter().skip(offset).take(count).map(to_json).collect();
+    Ok(ok(json!({
+        "statuses": page,
+        "count": page.len(),
+        "offset": offset,
+        "total": total,
+    })))
+}
+
+fn require_manage(app: &Ctx, caller: &Caller) -> ApiResult<()> {
+    if app.has_permission(&caller.user, "manage-user-status") {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// A trimmed, non-empty name and a valid status type.
+fn checked_fields(name: &str, status_type: &str) -> ApiResult<(String, Status)> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::meteor(
+            "error-the-field-is-required",
+            "The field Name is required",
+            METHOD,
+        ));
+    }
+    if name.chars().count() > 120 {
+        return Err(ApiError::meteor(
+            "error-input-is-not-a-valid-field",
+            "The name is too long (120 characters at most)",
+            METHOD,
+        ));
+    }
+    let status = Status::parse(status_type).ok_or_else(|| {
+        ApiError::meteor(
+            "error-input-is-not-a-valid-field",
+            &format!("{status_type} is not a valid status type"),
+            METHOD,
+        )
+    })?;
+    Ok((name.to_string(), status))
+}
+
+fn ensure_name_free(tx: &Tx, name: &str, except: Option<&str>) -> ApiResult<()> {
+    let lower = name.to_lowercase();
+    if tx
+        .custom_statuses()
+        .iter()
+        .any(|c| c.name.to_lowercase() == lower && Some(c.id.as_str()) != except)
+    {
+        return Err(ApiError::meteor(
+            "Custom_User_Status_Error_Name_Already_In_Use",
+            "The custom user status name is already in use",
+            METHOD,
+        ));
+    }
+    Ok(())
+}
+
+async fn create(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    require_manage(&app, &caller)?;
+    let (name, status_type) =
+        checked_fields(str_field(&body, "name")?, str_field(&body, "statusType")?)?;
+    let created = app
+        .writer
+        .run(move |tx| {
+            ensure_name_free(tx, &name, None)?;
+            let c = CustomStatus {
+                id: new_id(),
+                name,
+                status_type,
+                updated_at: tx.now,
+            };
+            tx.put_custom_status(&c.id.clone(), Some(c.clone()));
+            Ok(c)
+        })
+        .await?;
+    Ok(ok(json!({ "customUserStatus": to_json(&created) })))
+}
+
+fn not_found() -> ApiError {
+    ApiError::meteor(
+        "Custom_User_Status_Error_Invalid_User_Status",
+        "Invalid user status",
+        METHOD,
+    )
+}
+
+async fn update(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    require_manage(&app, &caller)?;
+    let id = str_field(&body, "_id")?.to_string();
+    let name = str_field(&body, "name")?;
+    let status_type = opt_str_field(&body, "statusType")?;
+    let (name, new_type) = checked_fields(name, status_type.unwrap_or("online"))?;
+    let keep_type = status_type.is_none();
+    let updated = app
+        .writer
+        .run(move |tx| {
+            let current = tx.custom_status(&id).ok_or_else(not_found)?;
+            ensure_name_free(tx, &name, Some(&id))?;
+            let c = CustomStatus {
+                id: id.clone(),
+                name,
+                status_type: if keep_type {
+                    current.status_type
+                } else {
+                    new_type
+                },
+                updated_at: tx.now,
+            };
+            tx.put_custom_status(&id, Some(c.clone()));
+            Ok(c)
+        })
+        .await?;
+    Ok(ok(json!({ "customUserStatus": to_json(&updated) })))
+}
+
+async fn delete(
+    State(app): State<Ctx>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Response> {
+    require_manage(&app, &caller)?;
+    let id = str_field(&body, "customUserStatusId")?.to_string();
+    app.writer
+        .run(move |tx| {
+            tx.custom_status(&id).ok_or_else(not_found)?;
+            tx.put_custom_status(&id, None);
+            Ok(())
+        })
+        .await?;
+    Ok(ok(json!({})))
+}

@@ -1,0 +1,94 @@
+//! `GET users.statusHistory`: who changed a user's status, when, from what to what.
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::extract::{Caller, Query};
+use super::ok;
+use super::status::find_target;
+use super::users::paging;
+use crate::app::Ctx;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{iso, HistoryEntry};
+use crate::status::rules;
+use crate::store::HistoryQuery;
+
+pub fn routes() -> Router<Ctx> {
+    Router::new().route("/users.statusHistory", get(status_history))
+}
+
+fn date_param(q: &Query, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
+    q.get(name)
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::meteor_bare(
+                        "error-invalid-date",
+                        &format!("Invalid {name} date: expected an ISO 8601 time"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+fn entry_json(app: &Ctx, e: &HistoryEntry) -> Value {
+    let m = app.model.read();
+    let name_of = |id: &str| m.users.get(id).map(|u| u.username.clone());
+    json!({
+        "_id": e.id,
+        "userId": e.user_id,
+        "username": name_of(&e.user_id),
+        "actorId": e.actor_id,
+        "actorUsername": e.actor_id.as_deref().and_then(name_of),
+        "previousStatus": e.old_status.as_str(),
+        "status": e.new_status.as_str(),
+        "previousStatusText": e.old_text,
+        "statusText": e.new_text,
+        "source": e.source.as_str(),
+        "createdAt": iso(&e.at),
+    })
+}
+
+async fn status_history(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
+    let (id, name) = (q.get("userId"), q.get("username"));
+    let target = if rules::names_self(id, name, None, &caller.user.id, &caller.user.username) {
+        caller.user.id.clone()
+    } else {
+        if !app.has_permission(&caller.user, "view-full-other-user-info") {
+            return Err(ApiError::Forbidden);
+        }
+        let param = rules::target_param(id, name, None).ok_or_else(ApiError::invalid_user)?;
+        find_target(&app, &param)
+            .ok_or_else(ApiError::invalid_user)?
+            .id
+            .clone()
+    };
+    let (offset, count) = paging(&app, &q)?;
+    let query = HistoryQuery {
+        user_id: target,
+        from: date_param(&q, "from")?,
+        to: date_param(&q, "to")?,
+        offset,
+        count,
+    };
+    let store = app.store.clone();
+    let (items, total) = tokio::task::spawn_blocking(move || store.history(&query))
+        .await
+        .map_err(|_| ApiError::Unavailable("history read failed".into()))?
+        .map_err(|e| {
+            tracing::error!("reading the status history: {e:#}");
+            ApiError::Unavailable("history read failed".into())
+        })?;
+    let items: Vec<Value> = items.iter().map(|e| entry_json(&app, e)).collect();
+    Ok(ok(json!({
+        "items": items,
+        "count": items.len(),
+        "offset": offset,
+        "total": total,
+    })))
+}
