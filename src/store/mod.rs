@@ -8,7 +8,7 @@ use serde_json::Value as Json;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{CustomStatus, HistoryEntry, Token, User};
+use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User};
 use crate::state::Change;
 
 /// Everything the server keeps, as loaded at start-up.
@@ -19,6 +19,9 @@ pub struct Snapshot {
     pub settings: Vec<(String, Json)>,
     pub permissions: Vec<(String, Vec<String>)>,
     pub custom_statuses: Vec<CustomStatus>,
+    /// Live connections of running instances (user id, connection id, status); an
+    /// embedded store keeps none, since connections die with the process.
+    pub conns: Vec<(String, String, ConnStatus)>,
 }
 
 /// A page of one user's status history, newest first.
@@ -42,6 +45,31 @@ pub trait Store: Send + Sync + 'static {
     fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)>;
     /// Deletes history entries older than `before`; returns how many.
     fn prune_history(&self, before: DateTime<Utc>) -> anyhow::Result<u64>;
+
+    // Cluster support. An embedded store serves one instance, so these are trivial there.
+
+    /// Is the store reachable? (for `/api/health`)
+    fn ping(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Records that this instance is alive (called every few seconds).
+    fn heartbeat(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Connections (user id, connection id) of instances whose last heartbeat is older
+    /// than `older_than`: their owner died, so they must be reaped.
+    fn dead_connections(&self, _older_than: std::time::Duration) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+    /// Forgets instances that have no connections left and stopped beating.
+    fn forget_dead_instances(&self, _older_than: std::time::Duration) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Does this instance hold the cluster-wide lock for once-only work (expiry,
+    /// reaping)? Re-checked each time; a single embedded instance always does.
+    fn is_leader(&self) -> bool {
+        true
+    }
 }
 
 /// Opens the store a `DATABASE_URL` names.
