@@ -119,7 +119,7 @@ export STATUSD_URL="$url" STATUSD_ADMIN_USER=admin STATUSD_ADMIN_PASS="$admin_pa
 failed_runner=0
 
 printf '\n-- python: rocketchat-api (pytest)\n'
-if ! timeout 300 "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+if ! timeout 300 "$venv/bin/python" -m pytest -q --tb=short -p no:cacheprovider \
     --junitxml="$tmp/python.xml" "$py_dir"; then
     failed_runner=1
 fi

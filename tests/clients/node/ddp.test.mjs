@@ -380,6 +380,16 @@ test('stream-user-presence: the second user changes status over DDP and REST', a
 		presence: 'online',
 		success: true,
 	});
+
+	// users.presence with the api-client's raw ids[]= brackets.
+	const presence = await rest(admin, 'get', '/v1/users.presence', { ids: [other.id] });
+	assert.equal(presence.success, true);
+	assert.equal(typeof presence.full, 'boolean');
+	assert.equal(presence.users.length, 1, JSON.stringify(presence));
+	assert.equal(presence.users[0]._id, other.id);
+	assert.equal(presence.users[0].username, other.username);
+	assert.equal(presence.users[0].status, 'online');
+	assert.equal(presence.users[0].statusText, 'Back at my desk');
 });
 
 test('stream-user-presence: UserPresence:away marks the connection away', async () => {

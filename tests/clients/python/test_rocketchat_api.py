@@ -271,6 +271,32 @@ def test_other_user_sets_own_status(admin, admin_id, other, other_rc):
     assert me["roles"] == ["user"]
 
 
+def test_users_presence_with_ids_list(admin, admin_id, other, other_rc):
+    # call_api_get turns a list into ids[]=a&ids[]=b, which requests sends as
+    # ids%5B%5D=a&ids%5B%5D=b (CONTRACT §4 accepts it).
+    other_id = other["created"]["user"]["_id"]
+    assert admin.users_set_status(message="Here", status="online") == {"success": True}
+    assert other_rc.users_set_status(message="Gone fishing", status="away") == {"success": True}
+    body = admin.call_api_get("users.presence", ids=[admin_id, other_id])
+    assert body["success"] is True
+    assert isinstance(body["full"], bool)
+    users = {u["_id"]: u for u in body["users"]}
+    assert set(users) == {admin_id, other_id}, body
+    for user in users.values():
+        for key in ("_id", "username", "name", "status", "statusText", "utcOffset"):
+            assert key in user, (key, user)
+    assert users[admin_id]["username"] == ADMIN_USER
+    assert users[admin_id]["status"] == "online"
+    assert users[admin_id]["statusText"] == "Here"
+    assert users[other_id]["username"] == other["username"]
+    assert users[other_id]["status"] == "away"
+    assert users[other_id]["statusText"] == "Gone fishing"
+
+    # A comma-separated list, as React Native sends it, gives the same users.
+    body = admin.call_api_get("users.presence", ids=f"{admin_id},{other_id}")
+    assert {u["_id"] for u in body["users"]} == {admin_id, other_id}
+
+
 def test_ordinary_user_cannot_set_someone_elses_status(admin, admin_id, other_rc):
     before = admin.users_info(user_id=admin_id)["user"]
     with pytest.raises(RocketApiException) as err:
