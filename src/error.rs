@@ -69,6 +69,30 @@ impl ApiError {
         ApiError::Plain(format!("Match error: Expected {expected} in field {field}"))
     }
 
+    /// The same error answered by the REST route `route`: a business error names the
+    /// route in `details.method` (CONTRACT §2), whatever method name it was made with.
+    pub fn in_route(self, route: &str) -> ApiError {
+        match self {
+            ApiError::Meteor {
+                code,
+                reason,
+                details,
+            } => {
+                let mut details = match details {
+                    Some(Value::Object(map)) => map,
+                    _ => serde_json::Map::new(),
+                };
+                details.insert("method".into(), json!(route));
+                ApiError::Meteor {
+                    code,
+                    reason,
+                    details: Some(Value::Object(details)),
+                }
+            }
+            other => other,
+        }
+    }
+
     pub fn invalid_user() -> ApiError {
         ApiError::meteor_bare(
             "error-invalid-user",
@@ -159,7 +183,12 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        json_response(self.status_code(), &self.body())
+        let mut resp = json_response(self.status_code(), &self.body());
+        if matches!(self, ApiError::Meteor { .. }) {
+            // Kept so the HTTP layer can name the route in `details` (http::middleware).
+            resp.extensions_mut().insert(self);
+        }
+        resp
     }
 }
 

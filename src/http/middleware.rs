@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -13,16 +14,38 @@ use crate::app::Ctx;
 use crate::error::ApiError;
 use crate::settings::ids;
 
-/// Counts every request by route and status (unknown routes share one label).
+/// Counts every request by route and status (unknown routes share one label), and
+/// makes business errors name the REST route they came from.
 pub async fn track(State(app): State<Ctx>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let resp = next.run(req).await;
+    let route_name = req
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/")
+        .map(str::to_string);
+    let mut resp = next.run(req).await;
+    if let Some(name) = route_name {
+        resp = name_route_in_error(resp, &name);
+    }
     app.metrics.count_request(&route, resp.status().as_u16());
     resp
+}
+
+/// CONTRACT §2: a business error's body carries `"details":{"method":"<route name>"}`.
+/// Handlers and the rules they share build errors without knowing the route; the
+/// error travels in the response extensions and is re-rendered here, headers kept.
+fn name_route_in_error(mut resp: Response, route: &str) -> Response {
+    let Some(err) = resp.extensions_mut().remove::<ApiError>() else {
+        return resp;
+    };
+    let body = serde_json::to_vec(&err.in_route(route).body()).unwrap_or_else(|_| b"{}".to_vec());
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// Resolves `X-User-Id` + `X-Auth-Token` to the caller, or answers 401.

@@ -1,0 +1,261 @@
+//! Every REST route × every default role (CONTRACT §2, §6): who gets 200, who gets
+//! 403, and anonymous callers 401 on authenticated routes. Table-driven.
+
+mod common;
+
+use common::*;
+
+/// The callers, one per default role plus nobody.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    Guest,
+    Bot,
+    User,
+    Admin,
+}
+
+use Who::*;
+
+/// The order the callers run a route in: the admin last, so a route that changes
+/// something (delete, roles) does it after everyone else was refused.
+const ORDER: [Who; 5] = [Anonymous, Guest, Bot, User, Admin];
+
+/// What each caller gets from a route, in the order anonymous, guest, bot, user, admin.
+struct Case {
+    method: Method,
+    path: String,
+    body: Option<Value>,
+    want: [u16; 5],
+}
+
+fn want_of(case: &Case, who: Who) -> u16 {
+    case.want[ORDER.iter().position(|w| *w == who).unwrap()]
+}
+
+const ALL: [u16; 5] = [401, 200, 200, 200, 200];
+const ADMIN_ONLY: [u16; 5] = [401, 403, 403, 403, 200];
+const PAT_HOLDERS: [u16; 5] = [401, 403, 403, 200, 200];
+const PUBLIC: [u16; 5] = [200, 200, 200, 200, 200];
+
+fn get(path: &str, want: [u16; 5]) -> Case {
+    Case {
+        method: Method::GET,
+        path: path.to_string(),
+        body: None,
+        want,
+    }
+}
+
+fn post(path: &str, body: Value, want: [u16; 5]) -> Case {
+    Case {
+        method: Method::POST,
+        path: path.to_string(),
+        body: Some(body),
+        want,
+    }
+}
+
+#[tokio::test]
+async fn every_route_for_every_default_role() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let user = srv.create_user("role-user", "user-pass-1", &["user"]).await;
+    let bot = srv.create_user("role-bot", "bot-pass-1", &["bot"]).await;
+    let guest = srv
+        .create_user("role-guest", "guest-pass-1", &["guest"])
+        .await;
+    let target = srv
+        .create_user_only("target", "target-pass-1", &["user"])
+        .await;
+    let victim = srv
+        .create_user_only("victim", "victim-pass-1", &["user"])
+        .await;
+    let session = |who: Who| -> Option<Session> {
+        match who {
+            Anonymous => None,
+            Guest => Some(guest.clone()),
+            Bot => Some(bot.clone()),
+            User => Some(user.clone()),
+            Admin => Some(admin.clone()),
+        }
+    };
+
+    let cases = vec![
+        get("/api/info", PUBLIC),
+        get("me", ALL),
+        // Status routes.
+        post(
+            "users.setStatus",
+            json!({"status": "away", "message": "mine"}),
+            ALL,
+        ),
+        post(
+            "users.setStatus",
+            json!({"userId": target, "status": "busy", "message": "theirs"}),
+            ADMIN_ONLY,
+        ),
+        post(
+            "users.setStatus",
+            json!({"username": "target", "status": "away"}),
+            ADMIN_ONLY,
+        ),
+        get("users.getStatus", ALL),
+        get(&format!("users.getStatus?userId={target}"), ALL),
+        get("users.getPresence", ALL),
+        get(&format!("users.getPresence?userId={target}"), ALL),
+        get("users.presence", ALL),
+        get(&format!("users.presence?ids={target}"), ALL),
+        get("users.info?username=target", ALL),
+        // User administration.
+        get("users.list", ALL),
+        post(
+            "users.create",
+            json!({"email": "made@example.com", "name": "Made", "password": "made-pass-1", "username": "made"}),
+            ADMIN_ONLY,
+        ),
+        post(
+            "users.update",
+            json!({"userId": target, "data": {"name": "Renamed"}}),
+            ADMIN_ONLY,
+        ),
+        post("users.delete", json!({"userId": victim}), ADMIN_ONLY),
+        // Settings.
+        get("settings/Accounts_AllowInvisibleStatusOption", ADMIN_ONLY),
+        post(
+            "settings/Accounts_AllowInvisibleStatusOption",
+            json!({"value": true}),
+            ADMIN_ONLY,
+        ),
+        get("settings.public", PUBLIC),
+        // Permissions and roles.
+        get("permissions.listAll", ALL),
+        post(
+            "permissions.update",
+            json!({"permissions": [{"_id": "manage-user-status", "roles": ["admin"]}]}),
+            ADMIN_ONLY,
+        ),
+        get("roles.list", ALL),
+        post(
+            "roles.addUserToRole",
+            json!({"roleId": "bot", "username": "target"}),
+            ADMIN_ONLY,
+        ),
+        post(
+            "roles.removeUserFromRole",
+            json!({"roleId": "bot", "username": "target"}),
+            ADMIN_ONLY,
+        ),
+        // Personal access tokens (create-personal-access-tokens: admin, user).
+        post(
+            "users.generatePersonalAccessToken",
+            json!({"tokenName": "matrix"}),
+            PAT_HOLDERS,
+        ),
+        get("users.getPersonalAccessTokens", PAT_HOLDERS),
+        post(
+            "users.regeneratePersonalAccessToken",
+            json!({"tokenName": "matrix"}),
+            PAT_HOLDERS,
+        ),
+        post(
+            "users.removePersonalAccessToken",
+            json!({"tokenName": "matrix"}),
+            PAT_HOLDERS,
+        ),
+    ];
+
+    let mut failures = Vec::new();
+    for case in &cases {
+        for who in ORDER {
+            let s = session(who);
+            let body = case.body.as_ref().map(|b| serde_json::to_vec(b).unwrap());
+            let r = srv
+                .request(
+                    case.method.clone(),
+                    &case.path,
+                    s.as_ref(),
+                    &[("Content-Type", "application/json")],
+                    body,
+                )
+                .await;
+            let want = want_of(case, who);
+            let got = r.0.as_u16();
+            let body_ok = match want {
+                401 => r.2 == body_401(),
+                403 => r.2 == body_403(),
+                _ => r.2["success"] == true,
+            };
+            if got != want || !body_ok {
+                failures.push(format!(
+                    "{} {} as {who:?}: want {want}, got {got} {}",
+                    case.method, case.path, r.2
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} calls answered wrongly:\n{}",
+        failures.len(),
+        cases.len() * ORDER.len(),
+        failures.join("\n")
+    );
+
+    // The effects of the admin-only calls happened exactly once.
+    assert_eq!(srv.info_of(&target).await["name"], "Renamed");
+    let st = srv.status_of(&target).await;
+    assert_eq!(st["status"], "away", "{st}");
+    let r = srv
+        .get(&format!("users.info?userId={victim}"), Some(&admin))
+        .await;
+    assert_reply(
+        &r,
+        400,
+        json!({"success": false, "error": "User not found."}),
+    );
+
+    // Last: logout, which every role may do (and which ends the sessions).
+    for who in ORDER {
+        let s = session(who);
+        let r = srv.post_json("logout", s.as_ref(), json!({})).await;
+        let want = if who == Anonymous { 401 } else { 200 };
+        assert_eq!(r.0.as_u16(), want, "logout as {who:?}: {}", r.2);
+        if let Some(s) = s {
+            assert_reply(&srv.get("me", Some(&s)).await, 401, body_401());
+        }
+    }
+}
+
+/// Bots hold api-bypass-rate-limit; guests and users do not.
+#[tokio::test]
+async fn rate_limit_bypass_by_role() {
+    let srv = Server::start_with(&[("OVERWRITE_SETTING_API_Enable_Rate_Limiter", "true")]).await;
+    let admin = srv.admin().await;
+    let user = srv.create_user("rl-user", "user-pass-1", &["user"]).await;
+    let bot = srv.create_user("rl-bot", "bot-pass-1", &["bot"]).await;
+    let guest = srv
+        .create_user("rl-guest", "guest-pass-1", &["guest"])
+        .await;
+    // Lowered after the logins (which share one IP budget).
+    srv.set_setting("API_Enable_Rate_Limiter_Limit_Calls_Default", json!(3))
+        .await;
+    for (name, s, exempt) in [
+        ("admin", &admin, true),
+        ("bot", &bot, true),
+        ("user", &user, false),
+        ("guest", &guest, false),
+    ] {
+        let mut limited = false;
+        for _ in 0..5 {
+            let r = srv.get("users.getStatus", Some(s)).await;
+            if r.0 == 429 {
+                assert_too_many(&r, 60);
+                limited = true;
+            } else {
+                assert_eq!(r.0.as_u16(), 200, "{name}: {}", r.2);
+            }
+        }
+        assert_eq!(limited, !exempt, "{name}: limited={limited}");
+    }
+}
