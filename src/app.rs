@@ -1,5 +1,6 @@
 //! The shared context every request handler and realtime session receives.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -26,6 +27,12 @@ pub struct App {
     pub hub: crate::realtime::Hub,
     /// The durable store, for the few reads not served from memory (status history).
     pub store: Arc<dyn crate::store::Store>,
+    /// The NATS link in cluster mode.
+    pub nats: Option<async_nats::Client>,
+    /// Does this instance hold the cluster lock for once-only work (expiry, reaping)?
+    pub leader: AtomicBool,
+    /// This process's id among the instances sharing a store.
+    pub instance_id: String,
 }
 
 pub type Ctx = Arc<App>;

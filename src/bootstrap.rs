@@ -2,6 +2,7 @@
 //! whole (default settings and permissions, `OVERWRITE_SETTING_*`, the `rocket.cat`
 //! bot, a first admin). Every problem is one line naming its cause.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
@@ -16,7 +17,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::model::{Email, Status, User};
 use crate::settings;
-use crate::state::{Model, Tx, Value, Writer};
+use crate::state::{Model, Tx, Writer};
 
 /// `OVERWRITE_SETTING_<id>=value` pairs from the environment, checked against the types.
 pub fn overwrites() -> anyhow::Result<Vec<(String, Json)>> {
@@ -132,47 +133,55 @@ fn make_whole(
 }
 
 /// Opens everything and returns the ready application context.
-pub fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
+pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let overwrites = overwrites()?;
-    let store = crate::store::open(&cfg.database_url).context("DATABASE_URL")?;
-    let snapshot = store.load().context("DATABASE_URL: loading the database")?;
-    let mut model = Model::default();
+    let instance_id = secrets::new_id();
+    // Opening and loading block (file or database I/O): keep them off the async workers.
+    let (store, snapshot) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
+        let store = crate::store::open(&cfg.database_url, &instance_id).context("DATABASE_URL")?;
+        let snapshot = store.load().context("DATABASE_URL: loading the database")?;
+        Ok((store, snapshot))
+    })?;
+    // A user recorded as connected without a live connection in the store was
+    // connected to a process that is gone: show them offline.
     let stale_connections: Vec<String> = snapshot
         .users
         .iter()
         .filter(|u| u.status_connection != Status::Offline)
+        .filter(|u| !snapshot.conns.iter().any(|(uid, _, _)| *uid == u.id))
         .map(|u| u.id.clone())
         .collect();
-    for u in snapshot.users {
-        model.apply((
-            crate::state::Key::User(u.id.clone()),
-            Some(Value::User(Arc::new(u))),
-        ));
-    }
-    for t in snapshot.tokens {
-        model.tokens.insert(t.hashed.clone(), Arc::new(t));
-    }
-    model.settings.extend(snapshot.settings);
-    for (id, roles) in snapshot.permissions {
-        model.permissions.insert(id, Arc::new(roles));
-    }
-    for c in snapshot.custom_statuses {
-        model.custom_statuses.insert(c.id.clone(), Arc::new(c));
-    }
+    let model = Model::from_snapshot(snapshot);
     let needs_admin = !model.users.values().any(|u| u.kind == "user");
     let admin = if needs_admin {
-        Some(first_admin(&cfg)?)
+        Some(tokio::task::block_in_place(|| first_admin(&cfg))?)
     } else {
         None
+    };
+
+    // Cluster mode: committed changes also go to NATS for the other instances.
+    let (nats, commits) = match &cfg.nats_url {
+        Some(url) => {
+            let (reconnected_tx, reconnected_rx) = tokio::sync::mpsc::unbounded_channel();
+            let client = crate::bus::nats::connect(url, reconnected_tx).await?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some((client, rx, reconnected_rx)), Some(tx))
+        }
+        None => (None, None),
     };
 
     let model = Arc::new(RwLock::new(model));
     let metrics = Arc::new(Metrics::new());
     let bus = Bus::new(4096);
-    let writer = Writer::start(model.clone(), store.clone(), bus.clone(), metrics.clone());
+    let writer = Writer::start(
+        model.clone(),
+        store.clone(),
+        bus.clone(),
+        metrics.clone(),
+        commits,
+    );
     let app = Arc::new(App {
         login_slots: Semaphore::new(cfg.login_concurrency),
-        cfg,
         model,
         writer,
         bus,
@@ -181,12 +190,28 @@ pub fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         login_guard: Default::default(),
         hub: Default::default(),
         store,
+        nats: nats.as_ref().map(|(client, _, _)| client.clone()),
+        leader: AtomicBool::new(true),
+        instance_id: instance_id.clone(),
+        cfg,
     });
+    if let Some((client, commits, reconnected)) = nats {
+        let subject = format!("{}.changes", app.cfg.nats_subject_prefix);
+        crate::bus::nats::start(
+            client,
+            subject,
+            instance_id,
+            commits,
+            reconnected,
+            app.writer.clone(),
+            app.store.clone(),
+        )
+        .await?;
+    }
 
-    let rt = tokio::runtime::Handle::current();
-    let generated = tokio::task::block_in_place(|| {
-        rt.block_on(app.writer.run(move |tx| {
-            // Connections recorded by a process that died are gone: show those users offline.
+    let generated = app
+        .writer
+        .run(move |tx| {
             for id in &stale_connections {
                 if let Some(u) = tx.user(id) {
                     let mut u = (*u).clone();
@@ -196,9 +221,9 @@ pub fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
                 }
             }
             Ok(make_whole(tx, &overwrites, admin))
-        }))
-    })
-    .map_err(|e| anyhow!("DATABASE_URL: could not write the initial state: {e}"))?;
+        })
+        .await
+        .map_err(|e| anyhow!("DATABASE_URL: could not write the initial state: {e}"))?;
     if let Some(password) = generated {
         // Shown once so a new installation can be logged into at all.
         tracing::warn!(

@@ -24,6 +24,13 @@ pub struct Config {
     /// When set, instances share presence through NATS (cluster mode).
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
+    /// Subject prefix of the cluster's NATS messages (instances sharing a store share it).
+    #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "statusd")]
+    pub nats_subject_prefix: String,
+    /// An instance that has not sent a heartbeat for this many seconds is dead: its
+    /// connections are reaped by the others (cluster mode).
+    #[arg(long, env = "INSTANCE_DEAD_SECS", default_value_t = 30)]
+    pub instance_dead_secs: u64,
     /// On a start with no human user yet, create this admin.
     #[arg(long, env = "ADMIN_USERNAME")]
     pub admin_username: Option<String>,
@@ -97,6 +104,19 @@ impl Config {
         }
         if self.ddp_ping_secs == 0 {
             return Err("DDP_PING_SECS: must be at least 1".into());
+        }
+        if self.instance_dead_secs < 2 {
+            return Err("INSTANCE_DEAD_SECS: must be at least 2".into());
+        }
+        if self.nats_subject_prefix.is_empty()
+            || self
+                .nats_subject_prefix
+                .contains(|c: char| c.is_whitespace() || c == '*' || c == '>')
+        {
+            return Err(format!(
+                "NATS_SUBJECT_PREFIX: not a usable subject prefix: {:?}",
+                self.nats_subject_prefix
+            ));
         }
         if self.login_concurrency == 0 {
             return Err("LOGIN_CONCURRENCY: must be at least 1".into());

@@ -15,6 +15,10 @@ pub async fn run(app: Ctx) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        // In a cluster only the lock holder expires statuses, so each runs once.
+        if !app.leader.load(std::sync::atomic::Ordering::SeqCst) {
+            continue;
+        }
         let due = app
             .model
             .read()

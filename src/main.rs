@@ -6,6 +6,7 @@ mod auth;
 mod bootstrap;
 mod bus;
 mod change;
+mod cluster;
 mod config;
 mod error;
 mod expiry;
@@ -57,7 +58,7 @@ fn main() {
 
 async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
-    let app = bootstrap::start(cfg)?;
+    let app = bootstrap::start(cfg).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("PORT: cannot listen on {addr}: {e}"))?;
@@ -66,6 +67,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     tokio::spawn(housekeeping::run(app.clone()));
 
     tokio::spawn(expiry::run(app.clone()));
+    tokio::spawn(cluster::run(app.clone()));
 
     let router = http::router(app.clone());
     let hub_app = app.clone();

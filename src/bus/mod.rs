@@ -3,6 +3,8 @@
 //! in commit order, and a receiver that falls too far behind learns it lagged (the
 //! realtime layer then closes that slow connection instead of buffering without bound).
 
+pub mod nats;
+
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;

@@ -41,6 +41,35 @@ async fn info() -> Response {
     ok(json!({ "version": RC_VERSION, "statusd": env!("CARGO_PKG_VERSION") }))
 }
 
+/// Liveness and readiness: can this instance commit (store) and fan out (NATS)?
+async fn health(State(app): State<Ctx>) -> Response {
+    let store = app.store.clone();
+    let ping = tokio::task::spawn_blocking(move || store.ping().is_ok());
+    let store_ok = matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(2), ping).await,
+        Ok(Ok(true))
+    );
+    let nats_ok = app
+        .nats
+        .as_ref()
+        .map(|c| c.connection_state() == async_nats::connection::State::Connected);
+    let healthy = store_ok && nats_ok.unwrap_or(true);
+    let body = json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "store": store_ok,
+        "nats": nats_ok,
+        "instance": app.instance_id,
+        "connections": app.hub.live(),
+        "success": healthy,
+    });
+    let code = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(code, &body)
+}
+
 async fn metrics(State(app): State<Ctx>) -> Response {
     let mut resp = app.metrics.render().into_response();
     resp.headers_mut().insert(
@@ -80,6 +109,7 @@ pub fn router(app: Ctx) -> Router {
         .nest("/api/v1", authed.merge(public))
         .route("/api/info", get(info))
         .route("/metrics", get(metrics))
+        .route("/api/health", get(health))
         .merge(crate::realtime::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -2,6 +2,7 @@
 //! changes it (validate → commit → publish).
 
 pub mod model;
+pub mod remote;
 pub mod tx;
 pub mod writer;
 

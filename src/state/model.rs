@@ -52,6 +52,28 @@ pub struct Model {
 }
 
 impl Model {
+    /// The model of a freshly loaded store.
+    pub fn from_snapshot(snapshot: crate::store::Snapshot) -> Model {
+        let mut model = Model::default();
+        for u in snapshot.users {
+            model.apply((Key::User(u.id.clone()), Some(Value::User(Arc::new(u)))));
+        }
+        for t in snapshot.tokens {
+            model.tokens.insert(t.hashed.clone(), Arc::new(t));
+        }
+        model.settings.extend(snapshot.settings);
+        for (id, roles) in snapshot.permissions {
+            model.permissions.insert(id, Arc::new(roles));
+        }
+        for c in snapshot.custom_statuses {
+            model.custom_statuses.insert(c.id.clone(), Arc::new(c));
+        }
+        for (user, conn, status) in snapshot.conns {
+            model.conns.entry(user).or_default().insert(conn, status);
+        }
+        model
+    }
+
     pub fn get(&self, key: &Key) -> Option<Value> {
         match key {
             Key::User(id) => self.users.get(id).cloned().map(Value::User),

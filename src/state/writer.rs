@@ -12,7 +12,8 @@ use std::time::Instant;
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
-use super::model::Model;
+use super::model::{Change, Model};
+use super::remote;
 use super::tx::Tx;
 use crate::bus::Bus;
 use crate::error::{ApiError, ApiResult};
@@ -20,7 +21,16 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 
 type Done = Box<dyn FnOnce(Result<(), ApiError>) + Send>;
-type Job = Box<dyn FnOnce(&mut Tx) -> Done + Send>;
+type LocalJob = Box<dyn FnOnce(&mut Tx) -> Done + Send>;
+
+enum Job {
+    /// A change made here: run, commit, publish, answer.
+    Local(LocalJob),
+    /// Changes another instance committed (cluster mode): apply and publish locally.
+    Remote(Vec<Change>),
+    /// A freshly loaded model replacing ours after a gap in the cluster feed.
+    Resync(Box<Model>),
+}
 
 /// The most jobs committed in one transaction.
 const MAX_BATCH: usize = 2048;
@@ -30,17 +40,30 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
+/// Where committed local changes go to reach the other instances (cluster mode).
+pub type Replicate = mpsc::UnboundedSender<Vec<Change>>;
+
 impl Writer {
     pub fn start(
         model: Arc<RwLock<Model>>,
         store: Arc<dyn Store>,
         bus: Bus,
         metrics: Arc<Metrics>,
+        replicate: Option<Replicate>,
     ) -> Writer {
         let (jobs, rx) = mpsc::channel::<Job>(16 * 1024);
         std::thread::Builder::new()
             .name("statusd-writer".into())
-            .spawn(move || run(rx, &model, store.as_ref(), &bus, &metrics))
+            .spawn(move || {
+                let ctx = Ctx {
+                    model: &model,
+                    store: store.as_ref(),
+                    bus: &bus,
+                    metrics: &metrics,
+                    replicate: replicate.as_ref(),
+                };
+                run(rx, &ctx)
+            })
             .expect("spawn the writer thread");
         Writer { jobs }
     }
@@ -53,7 +76,7 @@ impl Writer {
         F: FnOnce(&mut Tx) -> ApiResult<R> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel::<ApiResult<R>>();
-        let job: Job = Box::new(move |tx: &mut Tx| -> Done {
+        let job: LocalJob = Box::new(move |tx: &mut Tx| -> Done {
             let mark = tx.mark();
             match catch_unwind(AssertUnwindSafe(|| f(tx))) {
                 Ok(Ok(r)) => Box::new(move |committed| {
@@ -75,62 +98,116 @@ impl Writer {
             }
         });
         self.jobs
-            .send(job)
+            .send(Job::Local(job))
             .await
             .map_err(|_| ApiError::Unavailable("writer stopped".into()))?;
         answer
             .await
             .map_err(|_| ApiError::Unavailable("writer stopped".into()))?
     }
+
+    /// Applies changes another instance committed.
+    pub async fn apply_remote(&self, changes: Vec<Change>) {
+        let _ = self.jobs.send(Job::Remote(changes)).await;
+    }
+
+    /// Replaces the model with a freshly loaded one.
+    pub async fn resync(&self, fresh: Model) {
+        let _ = self.jobs.send(Job::Resync(Box::new(fresh))).await;
+    }
 }
 
-fn run(
-    mut rx: mpsc::Receiver<Job>,
-    model: &RwLock<Model>,
-    store: &dyn Store,
-    bus: &Bus,
-    metrics: &Metrics,
-) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
+struct Ctx<'a> {
+    model: &'a RwLock<Model>,
+    store: &'a dyn Store,
+    bus: &'a Bus,
+    metrics: &'a Metrics,
+    replicate: Option<&'a Replicate>,
+}
+
+fn run(mut rx: mpsc::Receiver<Job>, ctx: &Ctx) {
+    let mut batch: Vec<LocalJob> = Vec::with_capacity(MAX_BATCH);
+    let mut pending: Option<Job> = None;
+    loop {
+        let first = match pending.take() {
+            Some(job) => job,
+            None => match rx.blocking_recv() {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        match first {
+            Job::Local(job) => batch.push(job),
+            other => {
+                apply_other(ctx, other);
+                continue;
+            }
+        }
+        // Everything already queued joins this batch, up to a remote change, which
+        // must be applied in order after it.
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(Job::Local(job)) => batch.push(job),
+                Ok(other) => {
+                    pending = Some(other);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        let started = Instant::now();
-        let mut tx = Tx::new(model);
-        let dones: Vec<Done> = batch.drain(..).map(|job| job(&mut tx)).collect();
-        let result = if tx.changes.is_empty() {
-            Ok(())
-        } else {
-            store.commit(&tx.changes)
-        };
-        match result {
-            Ok(()) => {
-                {
-                    let mut m = model.write();
-                    for change in tx.changes.drain(..) {
-                        m.apply(change);
-                    }
-                }
-                for event in tx.events.drain(..) {
-                    bus.publish(event);
-                }
-                metrics.observe_commit(dones.len(), started.elapsed());
-                for done in dones {
-                    done(Ok(()));
+        commit_batch(ctx, &mut batch);
+    }
+}
+
+fn apply_other(ctx: &Ctx, job: Job) {
+    let now = chrono::Utc::now();
+    let events = {
+        let mut m = ctx.model.write();
+        match job {
+            Job::Remote(changes) => remote::apply(&mut m, changes, now),
+            Job::Resync(fresh) => remote::resync(&mut m, *fresh, now),
+            Job::Local(_) => Vec::new(),
+        }
+    };
+    for event in events {
+        ctx.bus.publish(event);
+    }
+}
+
+fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>) {
+    let started = Instant::now();
+    let mut tx = Tx::new(ctx.model);
+    let dones: Vec<Done> = batch.drain(..).map(|job| job(&mut tx)).collect();
+    let result = if tx.changes.is_empty() {
+        Ok(())
+    } else {
+        ctx.store.commit(&tx.changes)
+    };
+    match result {
+        Ok(()) => {
+            if let (Some(rep), false) = (ctx.replicate, tx.changes.is_empty()) {
+                let _ = rep.send(tx.changes.clone());
+            }
+            {
+                let mut m = ctx.model.write();
+                for change in tx.changes.drain(..) {
+                    m.apply(change);
                 }
             }
-            Err(e) => {
-                tracing::error!("commit failed, {} changes refused: {e:#}", dones.len());
-                for done in dones {
-                    done(Err(ApiError::Unavailable(
-                        "the store could not commit".into(),
-                    )));
-                }
+            for event in tx.events.drain(..) {
+                ctx.bus.publish(event);
+            }
+            ctx.metrics.observe_commit(dones.len(), started.elapsed());
+            for done in dones {
+                done(Ok(()));
+            }
+        }
+        Err(e) => {
+            tracing::error!("commit failed, {} changes refused: {e:#}", dones.len());
+            for done in dones {
+                done(Err(ApiError::Unavailable(
+                    "the store could not commit".into(),
+                )));
             }
         }
     }
