@@ -159,3 +159,45 @@ async fn a_200_survives_kill_9() {
     let r = srv.set_status(&admin, json!({"status": "away"})).await;
     assert_eq!(r.2["errorType"], "error-not-allowed", "{}", r.2);
 }
+
+/// CONTRACT §3: only hashes of tokens and passwords reach the disk.
+#[tokio::test]
+async fn secrets_are_stored_only_as_hashes() {
+    if std::env::var_os("STATUSD_TEST_DATABASE_URL").is_some() {
+        return; // the files checked below are SQLite's
+    }
+    let srv = Server::start().await;
+    let password = "Zq-very-distinct-password-81";
+    let s = srv.create_user("zed", password, &["user"]).await;
+    let r = srv
+        .post_json(
+            "users.generatePersonalAccessToken",
+            Some(&s),
+            json!({"tokenName": "disk"}),
+        )
+        .await;
+    let pat = r.2["token"].as_str().expect("token").to_string();
+    let admin = srv.admin().await;
+    // Something written after, so the secrets are surely committed.
+    srv.set_status(&s, json!({"status": "busy"})).await;
+
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(srv.data_dir()).expect("read the data dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_file() && !path.to_string_lossy().ends_with(".log") {
+            bytes.extend(std::fs::read(&path).expect("read a data file"));
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("zed"), "the user is not in the data files?");
+    for (what, secret) in [
+        ("a login token", s.token.as_str()),
+        ("the admin's login token", admin.token.as_str()),
+        ("a personal access token", pat.as_str()),
+        ("a password", password),
+        ("the bootstrap admin password", ADMIN_PASS),
+        ("a password's SHA-256", &sha256_hex(password)),
+    ] {
+        assert!(!text.contains(secret), "{what} is stored in clear");
+    }
+}

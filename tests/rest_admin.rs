@@ -1012,3 +1012,33 @@ async fn roles_list_add_and_remove() {
     let roles = srv.info_of(&wes.user_id).await["roles"].clone();
     assert_eq!(roles, json!(["user"]));
 }
+
+#[tokio::test]
+async fn concurrent_creations_of_one_name_let_exactly_one_through() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let calls = (0..6).map(|i| {
+        let srv = &srv;
+        let admin = admin.clone();
+        async move {
+            srv.post_json(
+                "users.create",
+                Some(&admin),
+                json!({"email": format!("twin{i}@example.com"), "name": "Twin",
+                       "password": "twin-pass-1", "username": if i % 2 == 0 { "twin" } else { "TWIN" }}),
+            )
+            .await
+        }
+    });
+    let replies = futures_util::future::join_all(calls).await;
+    let ok = replies.iter().filter(|r| r.0 == 200).count();
+    assert_eq!(
+        ok,
+        1,
+        "{:?}",
+        replies.iter().map(|r| &r.2).collect::<Vec<_>>()
+    );
+    for r in replies.iter().filter(|r| r.0 != 200) {
+        assert_error_type(r, "users.create", "error-field-unavailable");
+    }
+}

@@ -738,3 +738,128 @@ async fn forwarded_for_is_trusted_only_from_configured_proxies() {
     // entry does not buy a fresh budget.
     assert_too_many(&call("198.51.100.7, 203.0.113.1").await, 60);
 }
+
+#[tokio::test]
+async fn login_tokens_expire_after_accounts_login_expiration_days() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let yan = srv.create_user("yan", "yan-pass-1", &["user"]).await;
+    let gen = |s: Session| {
+        let srv = &srv;
+        async move {
+            let r = srv
+                .post_json(
+                    "users.generatePersonalAccessToken",
+                    Some(&s),
+                    json!({"tokenName": "keep"}),
+                )
+                .await;
+            assert_status(&r, 200);
+            s.with_token(r.2["token"].as_str().unwrap())
+        }
+    };
+    let yan_pat = gen(yan.clone()).await;
+    let admin_pat = gen(admin.clone()).await;
+
+    // 0 days: every login token is past its expiry.
+    srv.set_setting("Accounts_LoginExpiration", json!(0)).await;
+    assert_reply(&srv.get("me", Some(&yan)).await, 401, body_401());
+    assert_reply(&srv.get("me", Some(&admin)).await, 401, body_401());
+    let r = srv.set_status(&yan, json!({"status": "busy"})).await;
+    assert_reply(&r, 401, body_401());
+    let r = srv
+        .post_json("login", None, json!({"resume": yan.token}))
+        .await;
+    assert_reply(&r, 401, body_login_failed());
+    // Personal access tokens do not expire.
+    assert_status(&srv.get("me", Some(&yan_pat)).await, 200);
+    let r = srv.set_status(&yan_pat, json!({"status": "away"})).await;
+    assert_reply(&r, 200, json!({"success": true}));
+
+    // Back to 90 days (through the admin's PAT): a fresh login works again.
+    let r = srv
+        .post_json(
+            "settings/Accounts_LoginExpiration",
+            Some(&admin_pat),
+            json!({"value": 90}),
+        )
+        .await;
+    assert_reply(&r, 200, json!({"success": true}));
+    let fresh = srv.login("yan", "yan-pass-1").await;
+    assert_status(&srv.get("me", Some(&fresh)).await, 200);
+}
+
+#[tokio::test]
+async fn repeated_failures_block_the_client_ip() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    srv.set_setting(
+        "Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
+        json!(3),
+    )
+    .await;
+    for user in ["nobody1", "nobody2", "nobody3"] {
+        let r = srv
+            .post_json("login", None, json!({"user": user, "password": "wrong"}))
+            .await;
+        assert_reply(&r, 401, body_login_failed());
+    }
+    let blocked = json!({
+        "status": "error",
+        "error": "error-login-blocked-for-ip",
+        "message": "Login has been temporarily blocked For IP",
+        "success": false
+    });
+    let good = json!({"user": ADMIN_USER, "password": ADMIN_PASS});
+    let r = srv.post_json("login", None, good.clone()).await;
+    assert_reply(&r, 401, blocked);
+    // Existing sessions are unaffected; a whitelisted IP may log in again.
+    srv.set_setting(
+        "Block_Multiple_Failed_Logins_Ip_Whitelist",
+        json!("10.1.1.1,127.0.0.1"),
+    )
+    .await;
+    let r = srv.post_json("login", None, good).await;
+    assert_status(&r, 200);
+    assert_status(&srv.get("me", Some(&admin)).await, 200);
+}
+
+/// A chunked body (no Content-Length) over 1 MiB is refused like any other.
+#[tokio::test]
+async fn oversized_chunked_body_gets_413_json() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = Server::start().await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", srv.port()))
+        .await
+        .expect("connect");
+    let head = "POST /api/v1/login HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+                Connection: close\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    let chunk = vec![b' '; 64 * 1024];
+    let mut body = Vec::new();
+    for _ in 0..18 {
+        body.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        body.extend_from_slice(&chunk);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    // The server may answer and close before it read everything.
+    let _ = stream.write_all(&body).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.starts_with("HTTP/1.1 413"),
+        "want 413, got: {}",
+        &text[..text.len().min(500)]
+    );
+    let lower = text.to_lowercase();
+    assert!(lower.contains("content-type: application/json"), "{text}");
+    let json_start = text.find("\r\n\r\n").expect("end of headers") + 4;
+    let payload = &text[json_start..];
+    // The body may itself be chunked; find the JSON object in it.
+    let obj = &payload[payload.find('{').expect("a JSON body")..=payload.rfind('}').unwrap()];
+    let v: Value = serde_json::from_str(obj).expect("JSON body");
+    assert_eq!(v["success"], false, "{v}");
+}

@@ -96,6 +96,34 @@ const CONTROLLED_VARS: &[&str] = &[
     "LOGIN_CONCURRENCY",
 ];
 
+/// How to start a server beyond the defaults (see [`Server::start_opts`]).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Extra environment variables, applied after the defaults so they win.
+    pub env: Vec<(String, String)>,
+    /// Default variables to leave out entirely, e.g. `ADMIN_USERNAME` or `DATABASE_URL`.
+    pub unset: Vec<String>,
+    /// Command-line arguments.
+    pub args: Vec<String>,
+}
+
+impl Options {
+    pub fn env(mut self, key: &str, value: &str) -> Options {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn unset(mut self, key: &str) -> Options {
+        self.unset.push(key.to_string());
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Options {
+        self.args.push(arg.to_string());
+        self
+    }
+}
+
 /// A running statusd. Killed (and its temporary directory removed) on drop.
 pub struct Server {
     child: Option<Child>,
@@ -103,7 +131,7 @@ pub struct Server {
     dir: PathBuf,
     log_path: PathBuf,
     database_url: String,
-    env: Vec<(String, String)>,
+    opts: Options,
     http: reqwest::Client,
     admin: tokio::sync::OnceCell<Session>,
 }
@@ -176,28 +204,64 @@ impl Server {
     /// they win: e.g. `("OVERWRITE_SETTING_API_Enable_Rate_Limiter", "true")` turns the
     /// REST rate limiter back on (it is off by default so tests do not flake).
     pub async fn start_with(env: &[(&str, &str)]) -> Server {
+        let mut opts = Options::default();
+        for (k, v) in env {
+            opts = opts.env(k, v);
+        }
+        Server::start_opts(opts).await
+    }
+
+    /// A fresh server with extra environment, default variables left out and
+    /// command-line arguments (see [`Options`]).
+    pub async fn start_opts(opts: Options) -> Server {
+        let mut srv = Server::prepare(opts);
+        srv.start_again().await;
+        srv
+    }
+
+    /// A server that is set up (temporary directory, port, database) but not spawned.
+    fn prepare(opts: Options) -> Server {
         let name = unique_name();
         let dir = std::env::temp_dir().join(&name);
         std::fs::create_dir_all(&dir).expect("create the temporary directory");
         let database_url = database_url(&dir, &name);
         prepare_database(&database_url);
-        let mut vars: Vec<(String, String)> = vec![(
-            "OVERWRITE_SETTING_API_Enable_Rate_Limiter".into(),
-            "false".into(),
-        )];
-        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut srv = Server {
+        Server {
             child: None,
             port: free_port(),
             log_path: dir.join("statusd.log"),
             dir,
             database_url,
-            env: vars,
+            opts,
             http: new_http_client(),
             admin: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Runs the binary with these options until it exits by itself (a start that must
+    /// fail, `--help`), at most `timeout`. Returns the exit status (None: it was still
+    /// running and got killed) and everything it printed.
+    pub async fn run_to_exit(opts: Options, timeout: Duration) -> (Option<ExitStatus>, String) {
+        let srv = Server::prepare(opts);
+        let mut child = srv.spawn();
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(exit) = child.try_wait().expect("wait for statusd") {
+                break Some(exit);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        srv.start_again().await;
-        srv
+        (status, srv.log())
+    }
+
+    /// The options the next `start_again` uses (change env for a restart).
+    pub fn options_mut(&mut self) -> &mut Options {
+        &mut self.opts
     }
 
     /// Spawns the binary again on the same data directory (after `stop` or `kill9`),
@@ -252,15 +316,25 @@ impl Server {
                 cmd.env_remove(k);
             }
         }
+        let port = self.port.to_string();
+        let defaults = [
+            ("PORT", port.as_str()),
+            ("BIND_IP", "127.0.0.1"),
+            ("DATABASE_URL", self.database_url.as_str()),
+            ("ADMIN_USERNAME", ADMIN_USER),
+            ("ADMIN_PASS", ADMIN_PASS),
+            ("ADMIN_EMAIL", ADMIN_EMAIL),
+            ("RUST_LOG", "warn"),
+            ("OVERWRITE_SETTING_API_Enable_Rate_Limiter", "false"),
+        ];
+        for (k, v) in defaults {
+            if !self.opts.unset.iter().any(|u| u == k) {
+                cmd.env(k, v);
+            }
+        }
         cmd.current_dir(&self.dir)
-            .env("PORT", self.port.to_string())
-            .env("BIND_IP", "127.0.0.1")
-            .env("DATABASE_URL", &self.database_url)
-            .env("ADMIN_USERNAME", ADMIN_USER)
-            .env("ADMIN_PASS", ADMIN_PASS)
-            .env("ADMIN_EMAIL", ADMIN_EMAIL)
-            .env("RUST_LOG", "warn")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(self.opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .args(&self.opts.args)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err));
