@@ -53,6 +53,24 @@ pub struct Config {
     /// when it stays silent as long again.
     #[arg(long, env = "DDP_PING_SECS", default_value_t = 30)]
     pub ddp_ping_secs: u64,
+    /// Seconds a client may take to send a request's headers (slowloris guard).
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub http_header_timeout_secs: u64,
+    /// Seconds a client may take to send a request's body.
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_body_timeout_secs: u64,
+    /// Largest request body in bytes (413 above it).
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Simultaneous connections (HTTP and websocket) allowed from one client IP; 0 = no limit.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+    /// Largest DDP frame a client may send, in bytes.
+    #[arg(long, env = "WS_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_frame_bytes: usize,
+    /// Most subscriptions one realtime connection may hold.
+    #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 256)]
+    pub ws_max_subscriptions: usize,
     /// The most concurrent password checks (bcrypt); more logins wait their turn.
     #[arg(long, env = "LOGIN_CONCURRENCY", default_value_t = 2)]
     pub login_concurrency: usize,
@@ -64,6 +82,18 @@ pub struct Config {
 pub enum Command {
     /// Run the server (the default).
     Serve,
+    /// Manage users: add, passwd, role, disable, enable.
+    #[command(subcommand)]
+    User(crate::cli::UserCommand),
+    /// Personal access tokens (for bots).
+    #[command(subcommand)]
+    Token(crate::cli::TokenCommand),
+    /// Read and change workspace settings.
+    #[command(subcommand)]
+    Settings(crate::cli::SettingsCommand),
+    /// Import users from another server.
+    #[command(subcommand)]
+    Import(crate::cli::ImportCommand),
 }
 
 impl Config {
@@ -117,6 +147,23 @@ impl Config {
                 "NATS_SUBJECT_PREFIX: not a usable subject prefix: {:?}",
                 self.nats_subject_prefix
             ));
+        }
+        for (name, v) in [
+            (
+                "HTTP_HEADER_TIMEOUT_SECS",
+                self.http_header_timeout_secs as usize,
+            ),
+            (
+                "HTTP_BODY_TIMEOUT_SECS",
+                self.http_body_timeout_secs as usize,
+            ),
+            ("MAX_BODY_BYTES", self.max_body_bytes),
+            ("WS_MAX_FRAME_BYTES", self.ws_max_frame_bytes),
+            ("WS_MAX_SUBSCRIPTIONS", self.ws_max_subscriptions),
+        ] {
+            if v == 0 {
+                return Err(format!("{name}: must be at least 1"));
+            }
         }
         if self.login_concurrency == 0 {
             return Err("LOGIN_CONCURRENCY: must be at least 1".into());

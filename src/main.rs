@@ -6,20 +6,25 @@ mod auth;
 mod bootstrap;
 mod bus;
 mod change;
+mod cli;
 mod cluster;
 mod config;
 mod error;
 mod expiry;
+mod external;
 mod housekeeping;
 mod http;
+mod import;
 mod limits;
 mod metrics;
 mod model;
 mod realtime;
+mod server;
 mod settings;
 mod state;
 mod status;
 mod store;
+mod web;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -31,6 +36,11 @@ fn main() {
     if let Err(e) = cfg.validate() {
         eprintln!("statusd: {e}");
         std::process::exit(2);
+    }
+    match cfg.command.clone() {
+        None | Some(config::Command::Serve) => {}
+        // The admin commands: one line of answer, an exit code, no server.
+        Some(command) => std::process::exit(cli::main(cfg, command)),
     }
     let filter = match EnvFilter::try_new(&cfg.rust_log) {
         Ok(f) => f,
@@ -59,6 +69,8 @@ fn main() {
 async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
     let app = bootstrap::start(cfg).await?;
+    // Expiries that fell due while the server was down apply before anyone can look.
+    expiry::catch_up(&app).await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("PORT: cannot listen on {addr}: {e}"))?;
@@ -68,19 +80,21 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
 
     tokio::spawn(expiry::run(app.clone()));
     tokio::spawn(cluster::run(app.clone()));
+    // Changes the admin CLI or an import commit while the server runs.
+    tokio::spawn(external::run(app.clone()));
 
     let router = http::router(app.clone());
+    let limits = server::Limits {
+        header_timeout: Duration::from_secs(app.cfg.http_header_timeout_secs),
+        max_connections_per_ip: app.cfg.max_connections_per_ip,
+    };
     let hub_app = app.clone();
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    server::serve(listener, router, limits, async move {
         shutdown_signal().await;
         tracing::info!("shutting down: closing realtime connections");
         hub_app.hub.begin_shutdown();
     })
-    .await?;
+    .await;
     // Each session removes its connection and publishes the resulting offline change.
     app.hub.drained(Duration::from_secs(5)).await;
     tracing::info!("statusd stopped");

@@ -6,10 +6,10 @@ mod custom_status;
 pub mod extract;
 mod history;
 mod middleware;
-mod permissions;
+pub mod permissions;
 mod settings;
 mod status;
-mod users;
+pub mod users;
 pub mod views;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -22,9 +22,6 @@ use serde_json::{json, Value};
 
 use crate::app::Ctx;
 use crate::error::{json_response, ApiError};
-
-/// The largest request body accepted (CONTRACT §2).
-pub const MAX_BODY: usize = 1024 * 1024;
 
 /// Rocket.Chat's version we answer as in /api/info: clients gate features on it.
 pub const RC_VERSION: &str = "7.10.0";
@@ -111,10 +108,14 @@ pub fn router(app: Ctx) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/health", get(health))
         .merge(crate::realtime::routes())
+        .merge(crate::web::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(app.clone(), middleware::track))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(app.cfg.max_body_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_secs(app.cfg.http_body_timeout_secs),
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 json_response(

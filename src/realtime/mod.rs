@@ -12,27 +12,36 @@ use std::time::Duration;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use tokio::sync::{watch, Notify};
 
 use crate::app::Ctx;
 use crate::http::extract::ClientIp;
-
-/// Largest DDP frame accepted from a client.
-pub const MAX_FRAME: usize = 64 * 1024;
+use crate::server::IpSlot;
 
 pub fn routes() -> Router<Ctx> {
     Router::new().route("/websocket", get(upgrade))
 }
 
-async fn upgrade(State(app): State<Ctx>, ClientIp(ip): ClientIp, ws: WebSocketUpgrade) -> Response {
+async fn upgrade(
+    State(app): State<Ctx>,
+    ClientIp(ip): ClientIp,
+    slot: Option<Extension<IpSlot>>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let max_frame = app.cfg.ws_max_frame_bytes;
     // Small buffers: an idle connection should cost a few KiB, not a hundred.
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(1024 * 1024)
-        .max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| session::run(app, socket, ip))
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_upgrade(move |socket| async move {
+            // The session holds the client's connection slot until it ends.
+            let _slot = slot;
+            session::run(app, socket, ip).await
+        })
 }
 
 /// Tracks live sessions so shutdown can tell them to close and wait until they have.

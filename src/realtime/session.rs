@@ -14,7 +14,6 @@ use tokio::time::{sleep_until, timeout, Instant};
 use super::frame::{self, ClientFrame, FrameError};
 use super::methods::{self, CallCtx, Login};
 use super::streams::{SubReply, Subscriptions};
-use super::MAX_FRAME;
 use crate::app::Ctx;
 use crate::auth::secrets;
 use crate::bus::Published;
@@ -157,7 +156,7 @@ impl Session {
 
     /// Answers one client frame, appending the replies to `out`.
     async fn handle(&mut self, text: &str, out: &mut Vec<Utf8Bytes>) {
-        let parsed = match frame::parse(text, MAX_FRAME) {
+        let parsed = match frame::parse(text, self.app.cfg.ws_max_frame_bytes) {
             Ok(f) => f,
             Err(FrameError::Unknown(v)) | Err(FrameError::BadField(v)) => {
                 out.push(frame::error("Bad request", Some(&v)).into());
@@ -211,7 +210,10 @@ impl Session {
                     out.push(frame::nosub(&id, Some(&e)).into());
                     return;
                 }
-                match self.subs.sub(&id, &name, &params) {
+                match self
+                    .subs
+                    .sub(&id, &name, &params, self.app.cfg.ws_max_subscriptions)
+                {
                     SubReply::Ready => out.push(frame::ready(&id).into()),
                     SubReply::NoSub(e) => out.push(frame::nosub(&id, e.as_ref()).into()),
                 }

@@ -11,8 +11,6 @@ use crate::model::iso;
 
 pub const NOTIFY_LOGGED: &str = "stream-notify-logged";
 pub const USER_PRESENCE: &str = "stream-user-presence";
-/// The most subscriptions one connection may hold.
-pub const MAX_SUBS: usize = 256;
 
 /// What one connection listens to.
 #[derive(Default)]
@@ -52,8 +50,9 @@ impl Subscriptions {
         self.user_status.len() + self.other_logged.len() + usize::from(self.presence.is_some())
     }
 
-    pub fn sub(&mut self, id: &str, name: &str, params: &[Value]) -> SubReply {
-        if self.count() >= MAX_SUBS {
+    /// Adds a subscription, refusing it past `max_subs` on this connection.
+    pub fn sub(&mut self, id: &str, name: &str, params: &[Value], max_subs: usize) -> SubReply {
+        if self.count() >= max_subs {
             return SubReply::NoSub(Some(MeteorError::new(
                 "error-too-many-subscriptions",
                 "Too many subscriptions on this connection",
