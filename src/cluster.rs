@@ -2,8 +2,11 @@
 //! instance holding the cluster lock — reaping the connections of instances that
 //! stopped beating (killed, crashed, cut off). An instance is dead after
 //! `INSTANCE_DEAD_SECS` (default 30) without a heartbeat; the reaper looks every
-//! `HEARTBEAT` seconds, so a dead instance's users go offline within
-//! INSTANCE_DEAD_SECS + 2 × HEARTBEAT (≤ 40 s by default).
+//! heartbeat period, so a dead instance's users go offline within
+//! INSTANCE_DEAD_SECS + 2 × the period (≤ 40 s by default). The period is `HEARTBEAT`,
+//! or a third of INSTANCE_DEAD_SECS when that is shorter: a live instance must beat
+//! several times within it, or the leader would take it for dead between two beats
+//! and reap connections that are still open.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,8 +16,14 @@ use crate::change;
 
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
+/// How often an instance beats (and the leader looks for dead instances).
+pub fn heartbeat_period(dead_after: Duration) -> Duration {
+    HEARTBEAT.min(dead_after / 3)
+}
+
 pub async fn run(app: Ctx) {
     let dead_after = Duration::from_secs(app.cfg.instance_dead_secs);
+    let period = heartbeat_period(dead_after);
     loop {
         let store = app.store.clone();
         let checked = tokio::task::spawn_blocking(move || {
@@ -52,6 +61,22 @@ pub async fn run(app: Ctx) {
                 Err(e) => tracing::warn!("reaping dead connections failed, will retry: {e}"),
             }
         }
-        tokio::time::sleep(HEARTBEAT).await;
+        tokio::time::sleep(period).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_instance_beats_several_times_within_the_dead_limit() {
+        assert_eq!(heartbeat_period(Duration::from_secs(30)), HEARTBEAT);
+        for secs in 2..=60 {
+            let dead = Duration::from_secs(secs);
+            let period = heartbeat_period(dead);
+            assert!(period * 3 <= dead, "{secs} s: beats every {period:?}");
+            assert!(period <= HEARTBEAT);
+        }
     }
 }

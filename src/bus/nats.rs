@@ -2,7 +2,9 @@
 //! publishes what its writer committed (once, in commit order) and applies what the
 //! others committed; its own messages come back to it and are skipped by origin.
 //! After a gap (NATS restarted, link lost) the instance reloads its model from the
-//! shared store, so nothing missed while disconnected stays missed.
+//! shared store, so nothing missed while disconnected stays missed. The reload runs in
+//! the writer's order (a snapshot read earlier could be older than changes applied
+//! while it was read, and would undo them) and is retried until the store answers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +15,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::state::remote::{from_wire, to_wire, WireChange};
-use crate::state::{Change, Model, Writer};
+use crate::state::{Change, Writer};
 use crate::store::Store;
+
+/// How long to wait before trying a failed resync again.
+const RESYNC_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -112,11 +117,9 @@ pub async fn start(
 
     tokio::spawn(async move {
         while reconnected.recv().await.is_some() {
-            let store = store.clone();
-            match tokio::task::spawn_blocking(move || store.load()).await {
-                Ok(Ok(snapshot)) => writer.resync(Model::from_snapshot(snapshot)).await,
-                Ok(Err(e)) => tracing::warn!("resync after NATS reconnect failed: {e:#}"),
-                Err(e) => tracing::warn!("resync after NATS reconnect failed: {e}"),
+            while !writer.resync(store.clone()).await {
+                tracing::warn!("resync after NATS reconnect failed; retrying");
+                tokio::time::sleep(RESYNC_RETRY).await;
             }
         }
     });

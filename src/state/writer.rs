@@ -28,8 +28,10 @@ enum Job {
     Local(LocalJob),
     /// Changes another instance committed (cluster mode): apply and publish locally.
     Remote(Vec<Change>),
-    /// A freshly loaded model replacing ours after a gap in the cluster feed.
-    Resync(Box<Model>),
+    /// Reload the model from the store after a gap in the cluster feed. The store is
+    /// read here, in the writer's order, so no change committed or applied meanwhile
+    /// is overwritten by an older snapshot. Answers whether the store could be read.
+    Resync(Arc<dyn Store>, oneshot::Sender<bool>),
 }
 
 /// The most jobs committed in one transaction.
@@ -111,9 +113,14 @@ impl Writer {
         let _ = self.jobs.send(Job::Remote(changes)).await;
     }
 
-    /// Replaces the model with a freshly loaded one.
-    pub async fn resync(&self, fresh: Model) {
-        let _ = self.jobs.send(Job::Resync(Box::new(fresh))).await;
+    /// Replaces the model with one loaded from `store` now, after everything queued
+    /// before; false when the store could not be read (or the writer stopped).
+    pub async fn resync(&self, store: Arc<dyn Store>) -> bool {
+        let (done, answer) = oneshot::channel();
+        if self.jobs.send(Job::Resync(store, done)).await.is_err() {
+            return false;
+        }
+        answer.await.unwrap_or(false)
     }
 }
 
@@ -161,13 +168,23 @@ fn run(mut rx: mpsc::Receiver<Job>, ctx: &Ctx) {
 
 fn apply_other(ctx: &Ctx, job: Job) {
     let now = chrono::Utc::now();
-    let events = {
-        let mut m = ctx.model.write();
-        match job {
-            Job::Remote(changes) => remote::apply(&mut m, changes, now),
-            Job::Resync(fresh) => remote::resync(&mut m, *fresh, now),
-            Job::Local(_) => Vec::new(),
-        }
+    let events = match job {
+        Job::Remote(changes) => remote::apply(&mut ctx.model.write(), changes, now),
+        // Read before taking the model lock, so readers are not held up meanwhile.
+        Job::Resync(store, done) => match store.load() {
+            Ok(snapshot) => {
+                let fresh = Model::from_snapshot(snapshot);
+                let events = remote::resync(&mut ctx.model.write(), fresh, now);
+                let _ = done.send(true);
+                events
+            }
+            Err(e) => {
+                tracing::warn!("reloading from the store failed: {e:#}");
+                let _ = done.send(false);
+                Vec::new()
+            }
+        },
+        Job::Local(_) => Vec::new(),
     };
     for event in events {
         ctx.bus.publish(event);

@@ -1,0 +1,687 @@
+//! Cluster mode (issue 5): several instances sharing one PostgreSQL database and one
+//! NATS. Each test gets a fresh database (dropped at the end), a private nats-server
+//! (so killing and restarting it disturbs no other test) and its own subject prefix;
+//! see `tests/common/cluster.rs`.
+//!
+//! Covered: cross-instance delivery of committed changes (with the measured delay),
+//! tokens and reads across instances, exactly-once delivery with three instances,
+//! presence of a user connected to several instances, reaping the connections of a
+//! `kill -9`ed instance within the stated bound, NATS restarted mid-test (delivery
+//! resumes; changes made while it was down arrive through the resync), `/api/health`,
+//! status expiry exactly once cluster-wide, and a store that disappears (503 JSON).
+
+#[path = "common/cluster.rs"]
+mod cluster;
+mod common;
+
+use std::time::{Duration, Instant};
+
+use cluster::{
+    health, settle, status_watcher, wait_health, wait_token_works, wait_user_known, Cluster,
+};
+use common::ddp::{Ddp, Who, AWAY, BUSY, EVENT_WAIT, OFFLINE, ONLINE};
+use common::*;
+
+const ALICE_PASS: &str = "alice-pass-1";
+/// How long a watcher must stay quiet before a test starts counting frames.
+const QUIET: Duration = Duration::from_millis(400);
+/// After the expected frame, how long no duplicate may arrive.
+const GRACE: Duration = Duration::from_secs(1);
+/// How long a change may take to replicate to another instance (tokens, users).
+const REPLICATION_WAIT: Duration = Duration::from_secs(3);
+/// The reconnect back-off of the NATS client tops out at 4 s; allow a few rounds.
+const NATS_RECOVERY_WAIT: Duration = Duration::from_secs(15);
+/// The heartbeat period of `src/cluster.rs`.
+const HEARTBEAT_SECS: u64 = 5;
+
+/// Creates alice on `c[0]` (logged in there) and waits until every instance accepts
+/// her token. Returns her session and how she appears in `user-status` events.
+async fn alice_on(c: &Cluster) -> (Session, Who) {
+    let alice = c[0].create_user("alice", ALICE_PASS, &["user"]).await;
+    for srv in &c.servers[1..] {
+        wait_user_known(srv, &alice.user_id, REPLICATION_WAIT).await;
+        wait_token_works(srv, &alice, REPLICATION_WAIT).await;
+    }
+    let who = Who::created(&alice.user_id, "alice", &["user"]);
+    (alice, who)
+}
+
+/// `setStatus` as `s` on `srv`; must answer 200 `{"success":true}`.
+async fn set_ok(srv: &Server, s: &Session, body: Value) {
+    let reply = srv.set_status(s, body.clone()).await;
+    assert_reply(&reply, 200, json!({"success": true}));
+}
+
+/// Asserts that none of `watchers` receives any frame within `wait` (concurrently).
+async fn no_more_frames(watchers: &mut [&mut Ddp], wait: Duration) {
+    futures_util::future::join_all(watchers.iter_mut().map(|w| w.expect_no_changed(wait))).await;
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Polls `users.getStatus` on `srv` until `user_id` shows `want`; asserts that happens
+/// no later than `deadline`. Returns the body.
+async fn status_by(srv: &Server, user_id: &str, want: &str, deadline: Instant) -> Value {
+    loop {
+        let body = srv.status_of(user_id).await;
+        if body["status"] == want {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: status of {user_id} is still not {want} at the deadline: {body}",
+            srv.base_url()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ------------------------------------------------------------------ two instances
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_on_one_instance_reaches_a_subscriber_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+
+    // A token from a REST login on A works on B (after replication).
+    let alice = a.create_user("alice", ALICE_PASS, &["user"]).await;
+    let token_lag = wait_token_works(b, &alice, REPLICATION_WAIT).await;
+    println!(
+        "a login token made on A was accepted by B after {:.1} ms",
+        ms(token_lag)
+    );
+    let who = Who::created(&alice.user_id, "alice", &["user"]);
+    let own_b = b.own_status(&alice).await;
+    assert_eq!(own_b["_id"], json!(alice.user_id), "{own_b}");
+
+    let mut wa = status_watcher(a).await;
+    let mut wb = status_watcher(b).await;
+    settle(&mut [&mut wa, &mut wb], QUIET).await;
+
+    // REST setStatus on A → the exact frame on a DDP subscriber of B (and of A).
+    let want = who.status8(BUSY, "in a meeting", "manual", None);
+    let sent = Instant::now();
+    let (reply, (fa, ta), (fb, tb)) = tokio::join!(
+        a.set_status(&alice, json!({"status": "busy", "message": "in a meeting"})),
+        async { (wa.expect_changed(EVENT_WAIT).await, sent.elapsed()) },
+        async { (wb.expect_changed(EVENT_WAIT).await, sent.elapsed()) },
+    );
+    assert_reply(&reply, 200, json!({"success": true}));
+    assert_eq!(fb, want, "the frame on B");
+    assert_eq!(fa, want, "the frame on A");
+    println!(
+        "first change: frame on A after {:.1} ms, on B after {:.1} ms",
+        ms(ta),
+        ms(tb)
+    );
+
+    // users.getStatus on B reflects A's change, exactly as A answers it.
+    let on_b = b.status_of(&alice.user_id).await;
+    assert_eq!(
+        on_b,
+        json!({"_id": alice.user_id, "status": "busy", "statusSource": "manual", "success": true})
+    );
+    assert_eq!(on_b, a.status_of(&alice.user_id).await, "A and B disagree");
+    let info_b = b.info_of(&alice.user_id).await;
+    assert_eq!(info_b["statusText"], "in a meeting", "{info_b}");
+    assert_eq!(info_b, a.info_of(&alice.user_id).await, "A and B disagree");
+    assert_eq!(
+        b.own_status(&alice).await,
+        a.own_status(&alice).await,
+        "A and B disagree on alice's own view"
+    );
+
+    // The other way round, with A's token used on B.
+    let want = who.status8(AWAY, "in a meeting", "manual", None);
+    let (reply, fa) = tokio::join!(
+        b.set_status(&alice, json!({"status": "away"})),
+        wa.expect_changed(EVENT_WAIT)
+    );
+    assert_reply(&reply, 200, json!({"success": true}));
+    assert_eq!(fa, want, "B's change on a subscriber of A");
+    assert_eq!(wb.expect_changed(EVENT_WAIT).await, want);
+    no_more_frames(&mut [&mut wa, &mut wb], GRACE).await;
+
+    // The delay, measured: request sent on A → frame on B, and B's lag behind A's own
+    // subscriber (the cross-instance hop: NATS + remote apply).
+    const SAMPLES: usize = 30;
+    let mut to_b = Vec::with_capacity(SAMPLES);
+    let mut hop = Vec::with_capacity(SAMPLES);
+    for i in 0..SAMPLES {
+        let (status, code) = if i % 2 == 0 {
+            ("busy", BUSY)
+        } else {
+            ("away", AWAY)
+        };
+        let want = who.status8(code, "in a meeting", "manual", None);
+        let sent = Instant::now();
+        let (reply, (fa, ta), (fb, tb)) = tokio::join!(
+            a.set_status(&alice, json!({ "status": status })),
+            async { (wa.expect_changed(EVENT_WAIT).await, sent.elapsed()) },
+            async { (wb.expect_changed(EVENT_WAIT).await, sent.elapsed()) },
+        );
+        assert_reply(&reply, 200, json!({"success": true}));
+        assert_eq!((fa, fb), (want.clone(), want), "sample {i}");
+        to_b.push(tb);
+        hop.push(tb.saturating_sub(ta));
+    }
+    to_b.sort();
+    hop.sort();
+    println!(
+        "cross-instance delivery over {SAMPLES} changes: request on A -> frame on B \
+         p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms; B behind A's own subscriber \
+         p50 {:.1} ms, max {:.1} ms",
+        ms(percentile(&to_b, 0.5)),
+        ms(percentile(&to_b, 0.9)),
+        ms(to_b[SAMPLES - 1]),
+        ms(percentile(&hop, 0.5)),
+        ms(hop[SAMPLES - 1]),
+    );
+    no_more_frames(&mut [&mut wa, &mut wb], GRACE).await;
+}
+
+// ---------------------------------------------------------------- three instances
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_three_instances_every_change_reaches_every_subscriber_exactly_once() {
+    let c = Cluster::start(3, &[]).await;
+    let (alice, who) = alice_on(&c).await;
+    let mut w0 = status_watcher(&c[0]).await;
+    let mut w1 = status_watcher(&c[1]).await;
+    let mut w2 = status_watcher(&c[2]).await;
+    settle(&mut [&mut w0, &mut w1, &mut w2], QUIET).await;
+
+    let rounds = [
+        (0, "busy", BUSY, "from A"),
+        (1, "away", AWAY, "from B"),
+        (2, "online", ONLINE, "from C"),
+        (1, "busy", BUSY, "from B again"),
+    ];
+    for (origin, status, code, text) in rounds {
+        set_ok(
+            &c[origin],
+            &alice,
+            json!({"status": status, "message": text}),
+        )
+        .await;
+        let want = who.status8(code, text, "manual", None);
+        for (i, w) in [&mut w0, &mut w1, &mut w2].into_iter().enumerate() {
+            let got = w.expect_changed(EVENT_WAIT).await;
+            assert_eq!(got, want, "change made on #{origin}, subscriber on #{i}");
+        }
+        // Exactly once: nothing more on any instance within the grace period.
+        no_more_frames(&mut [&mut w0, &mut w1, &mut w2], GRACE).await;
+        for srv in &c.servers {
+            let info = srv.info_of(&alice.user_id).await;
+            assert_eq!(
+                (&info["status"], &info["statusText"]),
+                (&json!(status), &json!(text)),
+                "{}: {info}",
+                srv.base_url()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_connected_to_two_instances_stays_online_until_both_connections_close() {
+    let c = Cluster::start(3, &[]).await;
+    let (alice, who) = alice_on(&c).await;
+    let mut watcher = status_watcher(&c[2]).await;
+    settle(&mut [&mut watcher], QUIET).await;
+
+    // Logged in over DDP on A: online everywhere, one event.
+    let on_a = Ddp::connect_resume(&c[0], &alice.token).await;
+    assert_eq!(
+        watcher.expect_changed(EVENT_WAIT).await,
+        who.status6(ONLINE, "")
+    );
+    // And on B too: nothing visible changes.
+    let on_b = Ddp::connect_resume(&c[1], &alice.token).await;
+    watcher.expect_no_changed(GRACE).await;
+    for srv in &c.servers {
+        let body = srv.status_of(&alice.user_id).await;
+        assert_eq!(body["status"], "online", "{}: {body}", srv.base_url());
+        let own = srv.own_status(&alice).await;
+        assert_eq!(
+            own["connectionStatus"],
+            "online",
+            "{}: {own}",
+            srv.base_url()
+        );
+    }
+
+    // A's connection closes: still online on all three (B's connection holds).
+    on_a.close().await;
+    c[0].wait_live_connections(0, EVENT_WAIT).await;
+    watcher.expect_no_changed(GRACE).await;
+    for srv in &c.servers {
+        let body = srv.status_of(&alice.user_id).await;
+        assert_eq!(
+            body["status"],
+            "online",
+            "{} after A's connection closed: {body}",
+            srv.base_url()
+        );
+        let own = srv.own_status(&alice).await;
+        assert_eq!(
+            own["connectionStatus"],
+            "online",
+            "{} after A's connection closed: {own}",
+            srv.base_url()
+        );
+    }
+
+    // B's connection closes too: offline everywhere, one event.
+    on_b.close().await;
+    assert_eq!(
+        watcher.expect_changed(EVENT_WAIT).await,
+        who.status6(OFFLINE, "")
+    );
+    let deadline = Instant::now() + EVENT_WAIT;
+    for srv in &c.servers {
+        status_by(srv, &alice.user_id, "offline", deadline).await;
+        let own = srv.own_status(&alice).await;
+        assert_eq!(
+            own["connectionStatus"],
+            "offline",
+            "{}: {own}",
+            srv.base_url()
+        );
+    }
+    watcher.expect_no_changed(GRACE).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_connections_of_a_killed_instance_are_reaped_within_the_bound() {
+    const DEAD_SECS: u64 = 4;
+    let dead = DEAD_SECS.to_string();
+    let mut c = Cluster::start(3, &[("INSTANCE_DEAD_SECS", &dead)]).await;
+    let (alice, who) = alice_on(&c).await;
+    let mut watcher = status_watcher(&c[1]).await;
+    settle(&mut [&mut watcher], QUIET).await;
+
+    let on_a = Ddp::connect_resume(&c[0], &alice.token).await;
+    assert_eq!(
+        watcher.expect_changed(EVENT_WAIT).await,
+        who.status6(ONLINE, "")
+    );
+    status_by(&c[1], &alice.user_id, "online", Instant::now() + EVENT_WAIT).await;
+
+    // kill -9: no goodbye, the connection row stays behind in the shared store.
+    c[0].kill9();
+    let killed = Instant::now();
+    let bound = Duration::from_secs(DEAD_SECS + 2 * HEARTBEAT_SECS);
+    status_by(&c[1], &alice.user_id, "offline", killed + bound).await;
+    let took = killed.elapsed();
+    println!(
+        "a kill -9ed instance's user went offline on B after {:.1} s (bound {} s)",
+        took.as_secs_f64(),
+        bound.as_secs()
+    );
+    let frame = watcher.expect_changed(EVENT_WAIT).await;
+    assert_eq!(frame, who.status6(OFFLINE, ""), "the offline event on B");
+    status_by(
+        &c[2],
+        &alice.user_id,
+        "offline",
+        Instant::now() + EVENT_WAIT,
+    )
+    .await;
+    drop(on_a);
+
+    // Only the dead instance's connections go: the live ones (the watcher's, on B)
+    // survive several more rounds of the reaper.
+    watcher
+        .expect_no_changed(Duration::from_secs(DEAD_SECS + 2))
+        .await;
+    let admin = c[1].admin().await;
+    for srv in &c.servers[1..] {
+        let body = srv.status_of(&admin.user_id).await;
+        assert_eq!(body["status"], "online", "{}: {body}", srv.base_url());
+    }
+}
+
+// ---------------------------------------------------------------------- NATS gaps
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delivery_resumes_after_nats_restarts_and_changes_made_meanwhile_arrive() {
+    let mut c = Cluster::start(2, &[]).await;
+    let (alice, who) = alice_on(&c).await;
+    let mut wb = status_watcher(&c[1]).await;
+    settle(&mut [&mut wb], QUIET).await;
+
+    set_ok(
+        &c[0],
+        &alice,
+        json!({"status": "busy", "message": "before"}),
+    )
+    .await;
+    assert_eq!(
+        wb.expect_changed(EVENT_WAIT).await,
+        who.status8(BUSY, "before", "manual", None)
+    );
+
+    // NATS goes away; both instances notice.
+    c.nats.kill();
+    for srv in &c.servers {
+        wait_health(srv, "without NATS", EVENT_WAIT, |code, body| {
+            code == 503 && body["nats"] == false
+        })
+        .await;
+    }
+
+    // A change made while NATS is down is committed to PostgreSQL...
+    set_ok(
+        &c[0],
+        &alice,
+        json!({"status": "away", "message": "during"}),
+    )
+    .await;
+    // ...and B cannot know of it yet.
+    let on_b = c[1].info_of(&alice.user_id).await;
+    assert_eq!(
+        (&on_b["status"], &on_b["statusText"]),
+        (&json!("busy"), &json!("before")),
+        "{on_b}"
+    );
+
+    // NATS comes back on the same port: B resyncs from the store and publishes.
+    c.nats.start_again().await;
+    let back = Instant::now();
+    let frame = wb
+        .next_changed(NATS_RECOVERY_WAIT)
+        .await
+        .expect("the change made while NATS was down never reached B's subscriber");
+    assert_eq!(frame, who.status8(AWAY, "during", "manual", None));
+    println!(
+        "the change made while NATS was down reached B {:.1} s after NATS returned",
+        back.elapsed().as_secs_f64()
+    );
+    let on_b = c[1].info_of(&alice.user_id).await;
+    assert_eq!(on_b["statusText"], "during", "{on_b}");
+    assert_eq!(on_b, c[0].info_of(&alice.user_id).await, "A and B disagree");
+    for srv in &c.servers {
+        wait_health(srv, "healthy again", NATS_RECOVERY_WAIT, |code, _| {
+            code == 200
+        })
+        .await;
+    }
+
+    // Delivery resumes: a change made after the restart reaches B, once.
+    set_ok(
+        &c[0],
+        &alice,
+        json!({"status": "online", "message": "after"}),
+    )
+    .await;
+    assert_eq!(
+        wb.expect_changed(EVENT_WAIT).await,
+        who.status8(ONLINE, "after", "manual", None)
+    );
+    wb.expect_no_changed(GRACE).await;
+    // And the other way round.
+    let mut wa = status_watcher(&c[0]).await;
+    settle(&mut [&mut wa], QUIET).await;
+    set_ok(&c[1], &alice, json!({"status": "busy"})).await;
+    assert_eq!(
+        wa.expect_changed(EVENT_WAIT).await,
+        who.status8(BUSY, "after", "manual", None)
+    );
+    assert_eq!(
+        wb.expect_changed(EVENT_WAIT).await,
+        who.status8(BUSY, "after", "manual", None)
+    );
+    no_more_frames(&mut [&mut wa, &mut wb], GRACE).await;
+    // Nothing acknowledged got lost on the way: both end up with the last change.
+    let on_a = c[0].info_of(&alice.user_id).await;
+    assert_eq!(
+        (&on_a["status"], &on_a["statusText"]),
+        (&json!("busy"), &json!("after")),
+        "{on_a}"
+    );
+    assert_eq!(c[1].info_of(&alice.user_id).await, on_a, "A and B disagree");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_reports_a_lost_nats_and_recovers_with_it() {
+    let mut c = Cluster::start(2, &[]).await;
+    let mut ids = Vec::new();
+    for srv in &c.servers {
+        let (code, body) = health(srv).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(
+            (
+                &body["status"],
+                &body["store"],
+                &body["nats"],
+                &body["success"]
+            ),
+            (&json!("ok"), &json!(true), &json!(true), &json!(true)),
+            "{body}"
+        );
+        let id = body["instance"].as_str().unwrap_or_default().to_string();
+        assert!(!id.is_empty(), "no instance id: {body}");
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1], "two instances share an id");
+
+    c.nats.kill();
+    for srv in &c.servers {
+        let (code, body, took) =
+            wait_health(srv, "503 without NATS", EVENT_WAIT, |code, _| code != 200).await;
+        assert_eq!(code, 503, "{body}");
+        assert_eq!(
+            (
+                &body["status"],
+                &body["store"],
+                &body["nats"],
+                &body["success"]
+            ),
+            (
+                &json!("unavailable"),
+                &json!(true),
+                &json!(false),
+                &json!(false)
+            ),
+            "{body}"
+        );
+        println!("health went 503 {:.0} ms after NATS died", ms(took));
+    }
+    // Still 503 a moment later (no flapping while NATS stays down).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for srv in &c.servers {
+        let (code, body) = health(srv).await;
+        assert_eq!((code, &body["nats"]), (503, &json!(false)), "{body}");
+    }
+
+    c.nats.start_again().await;
+    for srv in &c.servers {
+        let (_, body, took) = wait_health(
+            srv,
+            "200 after NATS returned",
+            NATS_RECOVERY_WAIT,
+            |code, _| code == 200,
+        )
+        .await;
+        assert_eq!(
+            (&body["status"], &body["store"], &body["nats"]),
+            (&json!("ok"), &json!(true), &json!(true)),
+            "{body}"
+        );
+        println!("health back to 200 {:.0} ms after NATS returned", ms(took));
+    }
+}
+
+// ------------------------------------------------------------- once cluster-wide
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_expires_exactly_once_with_two_instances() {
+    let c = Cluster::start(2, &[]).await;
+    let (alice, who) = alice_on(&c).await;
+    let mut wa = status_watcher(&c[0]).await;
+    let mut wb = status_watcher(&c[1]).await;
+    settle(&mut [&mut wa, &mut wb], QUIET).await;
+
+    let at = iso_from_now(2);
+    let expires = parse_time(&at);
+    set_ok(
+        &c[0],
+        &alice,
+        json!({"status": "busy", "message": "meeting", "expiresAt": at}),
+    )
+    .await;
+    let set = who.status8(BUSY, "meeting", "manual", Some(&at));
+    assert_eq!(wa.expect_changed(EVENT_WAIT).await, set);
+    assert_eq!(wb.expect_changed(EVENT_WAIT).await, set);
+
+    // One expiry event per subscriber, on both instances, and nothing after it.
+    let wait = Duration::from_secs(3) + EVENT_WAIT;
+    let restored = who.status6(ONLINE, "");
+    assert_eq!(wa.expect_changed(wait).await, restored);
+    assert_eq!(wb.expect_changed(wait).await, restored);
+    assert!(
+        chrono::Utc::now() >= expires,
+        "the status reverted before its expiresAt"
+    );
+    no_more_frames(&mut [&mut wa, &mut wb], Duration::from_millis(1500)).await;
+
+    // Exactly one expiry entry in the (shared) history, as seen from either instance.
+    for srv in &c.servers {
+        let admin = srv.admin().await;
+        let (code, _, body) = srv
+            .get(
+                &format!("users.statusHistory?userId={}&count=50", alice.user_id),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        let items = body["items"].as_array().expect("items");
+        let expiries: Vec<&Value> = items.iter().filter(|e| e["source"] == "expiry").collect();
+        assert_eq!(
+            expiries.len(),
+            1,
+            "{}: expected exactly one expiry entry: {body}",
+            srv.base_url()
+        );
+        assert_eq!(
+            (&expiries[0]["previousStatus"], &expiries[0]["status"]),
+            (&json!("busy"), &json!("online")),
+            "{body}"
+        );
+        let st = srv.status_of(&alice.user_id).await;
+        assert_eq!(st["status"], "online", "{st}");
+        assert!(st.get("statusExpiresAt").is_none(), "{st}");
+    }
+}
+
+// -------------------------------------------------------------- store unavailable
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_database_yields_503_json_and_unhealthy_never_a_hang() {
+    let c = Cluster::start(1, &[]).await;
+    let a = &c[0];
+    let alice = a.create_user("alice", ALICE_PASS, &["user"]).await;
+    set_ok(a, &alice, json!({"status": "busy"})).await;
+    let admin = a.admin().await;
+
+    // The database vanishes under the running instance.
+    c.db.drop_now();
+
+    let set_body = serde_json::to_vec(&json!({"status": "away"})).unwrap();
+    for i in 0..3 {
+        let started = Instant::now();
+        let (code, headers, text) = tokio::time::timeout(
+            Duration::from_secs(15),
+            a.request_text(
+                Method::POST,
+                "users.setStatus",
+                Some(&alice),
+                &[("Content-Type", "application/json")],
+                Some(set_body.clone()),
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("setStatus #{i} hung without its database"));
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("setStatus #{i}: not JSON ({e}): {text}"));
+        assert_eq!(code.as_u16(), 503, "setStatus #{i}: {body}");
+        assert_eq!(body["success"], false, "{body}");
+        let ct = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(ct.starts_with("application/json"), "{ct:?}");
+        println!(
+            "setStatus #{i} without a database: 503 in {:.0} ms: {body}",
+            ms(started.elapsed())
+        );
+    }
+
+    let (code, body, _) = wait_health(a, "503 without its store", EVENT_WAIT, |code, body| {
+        code == 503 && body["store"] == false
+    })
+    .await;
+    assert_eq!(
+        (&body["status"], &body["nats"], &body["success"]),
+        (&json!("unavailable"), &json!(true), &json!(false)),
+        "{code} {body}"
+    );
+
+    // Other routes: JSON, and no 5xx but 503.
+    let routes: Vec<(Method, String, Option<Session>, Option<Value>)> = vec![
+        (
+            Method::GET,
+            format!("users.getStatus?userId={}", alice.user_id),
+            Some(admin.clone()),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("users.statusHistory?userId={}", alice.user_id),
+            Some(admin.clone()),
+            None,
+        ),
+        (
+            Method::POST,
+            "login".to_string(),
+            None,
+            Some(json!({"user": "alice", "password": ALICE_PASS})),
+        ),
+        (
+            Method::POST,
+            "users.setStatus".to_string(),
+            Some(admin.clone()),
+            Some(json!({"message": "no store"})),
+        ),
+    ];
+    for (method, path, session, body) in routes {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+        let (code, _, text) = tokio::time::timeout(
+            Duration::from_secs(15),
+            a.request_text(
+                method.clone(),
+                &path,
+                session.as_ref(),
+                &[("Content-Type", "application/json")],
+                bytes,
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path} hung without its database"));
+        assert!(
+            !code.is_server_error() || code.as_u16() == 503,
+            "{method} {path} -> {code}: {text}"
+        );
+        serde_json::from_str::<Value>(&text)
+            .unwrap_or_else(|e| panic!("{method} {path} -> {code}: not JSON ({e}): {text}"));
+        println!("{method} {path} without a database -> {code}");
+    }
+}

@@ -1,0 +1,463 @@
+//! Multi-instance test harness (cluster mode, issue 5): several `statusd` processes
+//! sharing one fresh PostgreSQL database and one private NATS server.
+//!
+//! ```ignore
+//! mod common;
+//! #[path = "common/cluster.rs"]
+//! mod cluster;
+//! use cluster::Cluster;
+//!
+//! let mut c = Cluster::start(2, &[]).await;   // fresh database + private nats-server
+//! let (a, b) = (&c[0], &c[1]);               // each its own port, same DB and NATS
+//! c.nats.kill();                              // SIGKILL the private NATS...
+//! c.nats.start_again().await;                 // ...and bring it back on the same port
+//! c[0].kill9();                               // an instance dies without a goodbye
+//! ```
+//!
+//! Everything is private to one test: the database (`statusd_cl_<pid>_<n>`, dropped
+//! with `WITH (FORCE)` when the [`Db`] is dropped), the NATS server (its own port, so
+//! killing and restarting it never disturbs another test) and the subject prefix.
+//! Dropping a [`Cluster`] kills the servers first, then NATS, then drops the database.
+//!
+//! Knobs (environment of the test process):
+//! - `STATUSD_TEST_PG_ADMIN_URL`: where to create and drop the databases, default
+//!   `postgres://postgres@127.0.0.1:5432/postgres` (trust auth). Each database's URL is
+//!   this one with the database name replaced.
+//! - `STATUSD_TEST_NATS_SERVER`: the nats-server binary, default `/usr/sbin/nats-server`
+//!   (or the first `nats-server` on `PATH` when that does not exist).
+
+#![allow(dead_code)]
+
+use std::fs::OpenOptions;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::common::ddp::Ddp;
+use crate::common::{free_port, Options, Server, Session, StatusCode, Value};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique to this test process and call (letters, digits, `_`).
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+// ------------------------------------------------------------------- PostgreSQL
+
+/// The maintenance database URL used to create and drop test databases.
+pub fn pg_admin_url() -> String {
+    match std::env::var("STATUSD_TEST_PG_ADMIN_URL") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => "postgres://postgres@127.0.0.1:5432/postgres".to_string(),
+    }
+}
+
+/// `url` with its database name replaced by `db` (query string kept).
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let root = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{root}/{db}?{q}"),
+        None => format!("{root}/{db}"),
+    }
+}
+
+/// Runs `sql` on the maintenance database. The synchronous `postgres` client must not
+/// run on a tokio worker thread, so this uses a thread of its own.
+pub fn pg_admin_exec(sql: &str) -> Result<(), String> {
+    let sql = sql.to_string();
+    std::thread::spawn(move || -> Result<(), String> {
+        let url = pg_admin_url();
+        let mut c = postgres::Client::connect(&url, postgres::NoTls)
+            .map_err(|e| format!("connecting to {url}: {e}"))?;
+        c.batch_execute(&sql).map_err(|e| format!("{sql}: {e}"))
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the PostgreSQL admin thread panicked".into()))
+}
+
+/// A fresh, empty PostgreSQL database, dropped (`WITH (FORCE)`) when this is dropped.
+pub struct Db {
+    pub name: String,
+    pub url: String,
+}
+
+impl Db {
+    pub fn create() -> Db {
+        let name = unique("statusd_cl");
+        pg_admin_exec(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("cannot create the test database: {e}"));
+        Db {
+            url: with_database(&pg_admin_url(), &name),
+            name,
+        }
+    }
+
+    /// Drops the database now, terminating every session on it (the servers using it
+    /// keep running and must cope).
+    pub fn drop_now(&self) {
+        pg_admin_exec(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .unwrap_or_else(|e| panic!("cannot drop the test database: {e}"));
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Err(e) = pg_admin_exec(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )) {
+            eprintln!("warning: could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------- NATS
+
+fn nats_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("STATUSD_TEST_NATS_SERVER") {
+        if !p.trim().is_empty() {
+            return PathBuf::from(p);
+        }
+    }
+    let default = PathBuf::from("/usr/sbin/nats-server");
+    if default.exists() {
+        return default;
+    }
+    PathBuf::from("nats-server")
+}
+
+/// How long a nats-server may take to accept connections.
+const NATS_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A private nats-server (a child process on a port of its own), killed on drop.
+pub struct Nats {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Nats {
+    /// Starts a nats-server on a free port and waits until it accepts connections.
+    pub async fn start() -> Nats {
+        let dir = std::env::temp_dir().join(unique("statusd_nats"));
+        std::fs::create_dir_all(&dir).expect("create the NATS temporary directory");
+        let mut nats = Nats {
+            child: None,
+            port: 0,
+            dir,
+        };
+        let mut last = String::new();
+        for _ in 0..3 {
+            nats.port = free_port();
+            match nats.spawn_and_wait().await {
+                Ok(()) => return nats,
+                Err(e) => last = e,
+            }
+        }
+        panic!("could not start a private nats-server: {last}");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("nats-server.log")
+    }
+
+    /// Everything the server logged so far (all its runs).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// SIGKILL: the server vanishes at once; clients see their connection drop.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("nats: not running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// Starts the server again on the same port (after [`Nats::kill`]).
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "nats: still running");
+        let deadline = Instant::now() + NATS_START_TIMEOUT;
+        loop {
+            match self.spawn_and_wait().await {
+                Ok(()) => return,
+                // The port may linger for a moment; it is ours, so try again.
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("nats-server restart on port {}: {e}; retrying", self.port);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("could not restart nats-server on port {}: {e}", self.port),
+            }
+        }
+    }
+
+    async fn spawn_and_wait(&mut self) -> Result<(), String> {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open the NATS log");
+        let err = log.try_clone().expect("clone the NATS log handle");
+        let bin = nats_binary();
+        let mut child = Command::new(&bin)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .map_err(|e| format!("spawning {}: {e}", bin.display()))?;
+        let deadline = Instant::now() + NATS_START_TIMEOUT;
+        loop {
+            if let Ok(Some(exit)) = child.try_wait() {
+                return Err(format!("nats-server exited ({exit}):\n{}", self.log()));
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "nats-server did not listen within {NATS_START_TIMEOUT:?}:\n{}",
+                    self.log()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "---- nats-server log ----\n{}\n---- end of nats-server log ----",
+                self.log()
+            );
+        }
+        if std::env::var_os("STATUSD_TEST_KEEP_TMP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------- cluster
+
+/// N instances on one database and one NATS. Fields drop in order: servers, NATS,
+/// database.
+pub struct Cluster {
+    pub servers: Vec<Server>,
+    pub nats: Nats,
+    pub db: Db,
+    /// This cluster's `NATS_SUBJECT_PREFIX`.
+    pub prefix: String,
+    env: Vec<(String, String)>,
+}
+
+impl Cluster {
+    /// Starts `n` instances (`n` ≥ 1) with these extra environment variables. The
+    /// first starts alone (it creates the schema and the first admin), the others
+    /// together.
+    pub async fn start(n: usize, env: &[(&str, &str)]) -> Cluster {
+        assert!(n >= 1, "a cluster needs an instance");
+        let db = Db::create();
+        let nats = Nats::start().await;
+        let mut c = Cluster {
+            servers: Vec::new(),
+            prefix: unique("statusd_test"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            nats,
+            db,
+        };
+        let first = Server::start_opts(c.options()).await;
+        c.servers.push(first);
+        let rest =
+            futures_util::future::join_all((1..n).map(|_| Server::start_opts(c.options()))).await;
+        c.servers.extend(rest);
+        c
+    }
+
+    /// The options of one more instance of this cluster.
+    pub fn options(&self) -> Options {
+        let mut o = Options::default()
+            .env("DATABASE_URL", &self.db.url)
+            .env("NATS_URL", &self.nats.url())
+            .env("NATS_SUBJECT_PREFIX", &self.prefix);
+        for (k, v) in &self.env {
+            o = o.env(k, v);
+        }
+        o
+    }
+
+    /// Starts one more instance; returns its index.
+    pub async fn add(&mut self) -> usize {
+        let s = Server::start_opts(self.options()).await;
+        self.servers.push(s);
+        self.servers.len() - 1
+    }
+
+    pub fn len(&self) -> usize {
+        self.servers.len()
+    }
+}
+
+impl std::ops::Index<usize> for Cluster {
+    type Output = Server;
+    fn index(&self, i: usize) -> &Server {
+        &self.servers[i]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Cluster {
+    fn index_mut(&mut self, i: usize) -> &mut Server {
+        &mut self.servers[i]
+    }
+}
+
+// ---------------------------------------------------------------------- helpers
+
+/// `GET /api/health`: status code and JSON body (a 503 is a legitimate answer here).
+pub async fn health(srv: &Server) -> (u16, Value) {
+    let (status, headers, text) = srv
+        .request_text(reqwest::Method::GET, "/api/health", None, &[], None)
+        .await;
+    let ct = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        ct.starts_with("application/json"),
+        "/api/health -> {status}: Content-Type {ct:?}; body {text}"
+    );
+    let body: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("/api/health -> {status}: not JSON ({e}): {text}"));
+    (status.as_u16(), body)
+}
+
+/// Polls `/api/health` until `pred(code, body)` holds; returns the answer and how long
+/// it took. Panics after `wait`.
+pub async fn wait_health(
+    srv: &Server,
+    what: &str,
+    wait: Duration,
+    pred: impl Fn(u16, &Value) -> bool,
+) -> (u16, Value, Duration) {
+    let started = Instant::now();
+    loop {
+        let (code, body) = health(srv).await;
+        if pred(code, &body) {
+            return (code, body, started.elapsed());
+        }
+        if started.elapsed() >= wait {
+            panic!("/api/health: not {what} after {wait:?}; last: {code} {body}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls until `session`'s token is accepted by `srv` (`GET /api/v1/me` answers 200),
+/// e.g. a token made on another instance; returns how long that took. Panics after
+/// `wait`.
+pub async fn wait_token_works(srv: &Server, session: &Session, wait: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let (status, _, body) = srv.get("me", Some(session)).await;
+        if status == StatusCode::OK {
+            return started.elapsed();
+        }
+        if started.elapsed() >= wait {
+            panic!(
+                "the token of {} is not accepted by {} after {wait:?}: {status} {body}",
+                session.username,
+                srv.base_url()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls until `srv` knows the user `user_id` (`users.getStatus` as the admin answers
+/// 200), e.g. a user created on another instance. Panics after `wait`.
+pub async fn wait_user_known(srv: &Server, user_id: &str, wait: Duration) -> Duration {
+    let admin = srv.admin().await;
+    let started = Instant::now();
+    loop {
+        let (status, _, body) = srv
+            .get(
+                &format!("users.getStatus?userId={}", crate::common::enc(user_id)),
+                Some(&admin),
+            )
+            .await;
+        if status == StatusCode::OK {
+            return started.elapsed();
+        }
+        if started.elapsed() >= wait {
+            panic!(
+                "{} does not know user {user_id} after {wait:?}: {status} {body}",
+                srv.base_url()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A DDP connection on `srv` logged in as the admin (resume token) and subscribed to
+/// `stream-notify-logged` / `user-status` (sub id `s1`).
+pub async fn status_watcher(srv: &Server) -> Ddp {
+    let admin = srv.admin().await;
+    let mut c = Ddp::connect_resume(srv, &admin.token).await;
+    c.sub_user_status("s1").await;
+    c
+}
+
+/// Drains every watcher until none of them has received anything for `quiet`.
+pub async fn settle(watchers: &mut [&mut Ddp], quiet: Duration) {
+    loop {
+        let mut any = false;
+        for w in watchers.iter_mut() {
+            if !w.drain_changed(quiet).await.is_empty() {
+                any = true;
+            }
+        }
+        if !any {
+            return;
+        }
+    }
+}
