@@ -19,24 +19,42 @@ pub async fn run(app: Ctx) {
         if !app.leader.load(std::sync::atomic::Ordering::SeqCst) {
             continue;
         }
-        let due = app
-            .model
-            .read()
-            .due_expiries(chrono::Utc::now().timestamp_millis());
-        if due.is_empty() {
-            continue;
-        }
-        let result = app
-            .writer
-            .run(move |tx| {
-                for id in &due {
-                    change::expire(tx, id);
-                }
-                Ok(())
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::warn!("expiring statuses failed, will retry: {e}");
-        }
+        apply_due(&app).await;
+    }
+}
+
+/// At start-up, before the server listens: applies the expiries that fell due while
+/// it was down, so no client ever sees them pending. Only on the instance holding the
+/// cluster lock (a single embedded instance always does); the others leave them to it.
+pub async fn catch_up(app: &Ctx) {
+    let store = app.store.clone();
+    if tokio::task::spawn_blocking(move || store.is_leader())
+        .await
+        .unwrap_or(false)
+    {
+        apply_due(app).await;
+    }
+}
+
+/// Restores every status whose expiry is due now.
+async fn apply_due(app: &Ctx) {
+    let due = app
+        .model
+        .read()
+        .due_expiries(chrono::Utc::now().timestamp_millis());
+    if due.is_empty() {
+        return;
+    }
+    let result = app
+        .writer
+        .run(move |tx| {
+            for id in &due {
+                change::expire(tx, id);
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!("expiring statuses failed, will retry: {e}");
     }
 }

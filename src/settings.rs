@@ -97,6 +97,7 @@ pub static DEFINITIONS: &[Definition] = &[
         false,
         60000
     ),
+    def!("Status_History_Retention_Days", Kind::Int, false, 30),
     def!("API_Default_Count", Kind::Int, false, 50),
     def!("API_Upper_Count_Limit", Kind::Int, false, 100),
     def!(

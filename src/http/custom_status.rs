@@ -63,31 +63,41 @@ fn require_manage(app: &Ctx, caller: &Caller) -> ApiResult<()> {
     }
 }
 
-/// A trimmed, non-empty name and a valid status type.
-fn checked_fields(name: &str, status_type: &str) -> ApiResult<(String, Status)> {
-    let name = name.trim();
-    if name.is_empty() {
+/// A trimmed, non-empty name without the characters Rocket.Chat refuses (`><&"'`).
+fn checked_name(name: &str) -> ApiResult<String> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
         return Err(ApiError::meteor(
             "error-the-field-is-required",
             "The field Name is required",
             METHOD,
         ));
     }
-    if name.chars().count() > 120 {
+    if name.contains(['>', '<', '&', '"', '\'']) {
+        return Err(ApiError::meteor(
+            "error-input-is-not-a-valid-field",
+            &format!("{name} is not a valid name"),
+            METHOD,
+        ));
+    }
+    if trimmed.chars().count() > 120 {
         return Err(ApiError::meteor(
             "error-input-is-not-a-valid-field",
             "The name is too long (120 characters at most)",
             METHOD,
         ));
     }
-    let status = Status::parse(status_type).ok_or_else(|| {
+    Ok(trimmed.to_string())
+}
+
+fn checked_type(status_type: &str) -> ApiResult<Status> {
+    Status::parse(status_type).ok_or_else(|| {
         ApiError::meteor(
             "error-input-is-not-a-valid-field",
             &format!("{status_type} is not a valid status type"),
             METHOD,
         )
-    })?;
-    Ok((name.to_string(), status))
+    })
 }
 
 fn ensure_name_free(tx: &Tx, name: &str, except: Option<&str>) -> ApiResult<()> {
@@ -112,12 +122,15 @@ async fn create(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     require_manage(&app, &caller)?;
-    let (name, status_type) =
-        checked_fields(str_field(&body, "name")?, str_field(&body, "statusType")?)?;
+    let name = str_field(&body, "name")?;
+    let status_type = str_field(&body, "statusType")?.to_string();
+    // Rocket.Chat's order: name, then whether it is free, then the status type.
+    let name = checked_name(name)?;
     let created = app
         .writer
         .run(move |tx| {
             ensure_name_free(tx, &name, None)?;
+            let status_type = checked_type(&status_type)?;
             let c = CustomStatus {
                 id: new_id(),
                 name,
@@ -131,11 +144,12 @@ async fn create(
     Ok(ok(json!({ "customUserStatus": to_json(&created) })))
 }
 
+/// `custom-user-status.delete` of an unknown id (Rocket.Chat's deleteCustomUserStatus).
 fn not_found() -> ApiError {
     ApiError::meteor(
         "Custom_User_Status_Error_Invalid_User_Status",
         "Invalid user status",
-        METHOD,
+        "deleteCustomUserStatus",
     )
 }
 
@@ -146,23 +160,27 @@ async fn update(
 ) -> ApiResult<Response> {
     require_manage(&app, &caller)?;
     let id = str_field(&body, "_id")?.to_string();
-    let name = str_field(&body, "name")?;
-    let status_type = opt_str_field(&body, "statusType")?;
-    let (name, new_type) = checked_fields(name, status_type.unwrap_or("online"))?;
-    let keep_type = status_type.is_none();
+    let name = str_field(&body, "name")?.to_string();
+    let status_type = opt_str_field(&body, "statusType")?.map(str::to_string);
     let updated = app
         .writer
         .run(move |tx| {
-            let current = tx.custom_status(&id).ok_or_else(not_found)?;
+            // Rocket.Chat looks the status up first, then validates as on create.
+            let current = tx.custom_status(&id).ok_or_else(|| {
+                ApiError::Plain(format!(
+                    "No custom user status found with the id of \"{id}\"."
+                ))
+            })?;
+            let name = checked_name(&name)?;
             ensure_name_free(tx, &name, Some(&id))?;
+            let status_type = match status_type {
+                Some(t) => checked_type(&t)?,
+                None => current.status_type,
+            };
             let c = CustomStatus {
                 id: id.clone(),
                 name,
-                status_type: if keep_type {
-                    current.status_type
-                } else {
-                    new_type
-                },
+                status_type,
                 updated_at: tx.now,
             };
             tx.put_custom_status(&id, Some(c.clone()));
@@ -178,7 +196,15 @@ async fn delete(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     require_manage(&app, &caller)?;
-    let id = str_field(&body, "customUserStatusId")?.to_string();
+    let id = match body.get("customUserStatusId") {
+        None | Some(Value::Null) => String::new(),
+        Some(_) => str_field(&body, "customUserStatusId")?.to_string(),
+    };
+    if id.is_empty() {
+        return Err(ApiError::Plain(
+            "The \"customUserStatusId\" params is required!".into(),
+        ));
+    }
     app.writer
         .run(move |tx| {
             tx.custom_status(&id).ok_or_else(not_found)?;
