@@ -97,8 +97,20 @@ pub enum Command {
 }
 
 impl Config {
+    /// Parses the command line and environment. `--help` and `--version` print and
+    /// exit 0; a bad value prints clap's first line (it names the flag and variable,
+    /// e.g. `--port <PORT>`) and exits 2, so every start failure is one line.
     pub fn from_args() -> Config {
-        Config::parse()
+        match Config::try_parse() {
+            Ok(cfg) => cfg,
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments");
+                eprintln!("statusd: {}", first.trim_start_matches("error: "));
+                std::process::exit(2);
+            }
+        }
     }
 
     /// Checks what clap cannot: one line naming the variable on the first problem.
