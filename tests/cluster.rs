@@ -349,6 +349,47 @@ async fn the_connections_of_a_killed_instance_are_reaped_within_the_bound() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_gracefully_stopped_instance_takes_its_users_offline_everywhere_at_once() {
+    let mut c = Cluster::start(2, &[]).await;
+    let (alice, who) = alice_on(&c).await;
+    let mut watcher = status_watcher(&c[1]).await;
+    settle(&mut [&mut watcher], QUIET).await;
+
+    let mut on_a = Ddp::connect_resume(&c[0], &alice.token).await;
+    assert_eq!(
+        watcher.expect_changed(EVENT_WAIT).await,
+        who.status6(ONLINE, "")
+    );
+
+    // SIGTERM: A closes its connections and publishes the offline change before it
+    // exits; B must not wait for the reaper (A's rows are gone, nothing to reap).
+    let stopped = Instant::now();
+    let exit = c[0].stop().await;
+    assert!(exit.success(), "A exited with {exit}");
+    assert!(
+        on_a.wait_closed(EVENT_WAIT).await,
+        "A did not close alice's socket"
+    );
+    assert_eq!(
+        watcher.expect_changed(EVENT_WAIT).await,
+        who.status6(OFFLINE, ""),
+        "the offline event on B after A stopped"
+    );
+    println!(
+        "after SIGTERM of A, B published alice offline within {:.0} ms",
+        ms(stopped.elapsed())
+    );
+    status_by(
+        &c[1],
+        &alice.user_id,
+        "offline",
+        Instant::now() + EVENT_WAIT,
+    )
+    .await;
+    watcher.expect_no_changed(GRACE).await;
+}
+
 // ---------------------------------------------------------------------- NATS gaps
 
 #[tokio::test(flavor = "multi_thread")]
