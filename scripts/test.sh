@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every test of statusd on a fresh clone:
 #   services (PostgreSQL, NATS) -> cargo fmt -> cargo clippy -> cargo test
-#   -> real-client tests (tests/clients/run.sh).
+#   -> REST and DDP black-box tests again on PostgreSQL -> real-client tests
+#   (tests/clients/run.sh).
 # Any failing stage stops the script with a non-zero exit status.
 set -euo pipefail
 
@@ -60,6 +61,31 @@ echo "clippy ok"
 
 stage "cargo test --all-targets"
 cargo test --all-targets
+
+stage "REST and DDP black-box tests on PostgreSQL"
+# The same suites again, each server on a fresh database of its own named
+# statusd_test_<pid of the test process>_<n>_<ns> (created by tests/common's
+# prepare_database, dropped when the server is). Databases left behind by test
+# processes that no longer run (a crash, an interrupted run) are dropped first and last.
+pg_psql() { psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -v ON_ERROR_STOP=1 -qAt "$@"; }
+pg_drop_leftovers() {
+    local db pid
+    for db in $(pg_psql -c "SELECT datname FROM pg_database WHERE datname ~ '^statusd_test_[0-9]+_'"); do
+        pid=${db#statusd_test_}
+        pid=${pid%%_*}
+        if ! kill -0 "$pid" 2>/dev/null; then
+            pg_psql -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" || true
+        fi
+    done
+}
+pg_suites=()
+for f in tests/rest_*.rs tests/ddp_*.rs; do
+    [[ -e $f ]] && pg_suites+=(--test "$(basename "$f" .rs)")
+done
+((${#pg_suites[@]})) || die "no REST or DDP test files found"
+pg_drop_leftovers
+STATUSD_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/{name}' cargo test "${pg_suites[@]}"
+pg_drop_leftovers
 
 stage "real-client tests (tests/clients/run.sh)"
 # Its last line is the summary "clients: N passed, M failed".

@@ -2,6 +2,7 @@
 //! ordered list of changes atomically. SQLite is the embedded default; a PostgreSQL
 //! backend implements the same two calls.
 
+pub mod postgres;
 pub mod sqlite;
 
 use serde_json::Value as Json;
@@ -58,7 +59,10 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Connections (user id, connection id) of instances whose last heartbeat is older
     /// than `older_than`: their owner died, so they must be reaped.
-    fn dead_connections(&self, _older_than: std::time::Duration) -> anyhow::Result<Vec<(String, String)>> {
+    fn dead_connections(
+        &self,
+        _older_than: std::time::Duration,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         Ok(Vec::new())
     }
     /// Forgets instances that have no connections left and stopped beating.
@@ -72,10 +76,19 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// Opens the store a `DATABASE_URL` names.
-pub fn open(url: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+/// Opens the store a `DATABASE_URL` names. `instance_id` names this process among the
+/// instances sharing a database (unique per process); an embedded store ignores it.
+pub fn open(url: &str, instance_id: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?));
     }
-    anyhow::bail!("DATABASE_URL: unsupported scheme in {url:?} (expected sqlite://PATH)")
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(std::sync::Arc::new(self::postgres::PostgresStore::open(
+            url,
+            instance_id,
+        )?));
+    }
+    anyhow::bail!(
+        "DATABASE_URL: unsupported scheme in {url:?} (expected sqlite://PATH or postgres://…)"
+    )
 }

@@ -28,9 +28,13 @@
 //!   instead of the default `sqlite://<tmp>/statusd.db`. `{dir}` is replaced by the
 //!   server's temporary directory and `{name}` by a name unique to the server (letters,
 //!   digits and `_`), e.g. `postgres://statusd@127.0.0.1/statusd_{name}`. Preparing
-//!   such a database (CREATE DATABASE …) is the job of [`prepare_database`], the hook
-//!   a PostgreSQL backend fills in.
-//! - `STATUSD_TEST_KEEP_TMP=1`: keep the temporary directories (database, server log).
+//!   such a database (CREATE DATABASE …) is the job of [`prepare_database`]: for
+//!   `postgres://` templates it creates `{name}` through the maintenance database
+//!   (`STATUSD_TEST_PG_ADMIN_URL`, default: the template's server, database
+//!   `postgres`), and the server's drop drops it (`scripts/test.sh` runs the REST and
+//!   DDP suites this way with `postgres://postgres@127.0.0.1:5432/{name}`).
+//! - `STATUSD_TEST_KEEP_TMP=1`: keep the temporary directories (database, server log),
+//!   and PostgreSQL test databases.
 
 #![allow(dead_code)]
 
@@ -167,12 +171,64 @@ fn database_url(dir: &Path, name: &str) -> String {
     }
 }
 
-/// Hook for non-SQLite backends: make `url` usable before the first start (for
-/// PostgreSQL, create the database). SQLite needs nothing: statusd creates the file.
+/// Hook for non-SQLite backends: make `url` usable before the first start. SQLite
+/// needs nothing (statusd creates the file); for `postgres://` URLs this creates the
+/// (empty) database the URL names, and [`Server`]'s drop drops it again.
 pub fn prepare_database(url: &str) {
-    // sqlite://: nothing to do. A PostgreSQL backend plugs in here for postgres://
-    // URLs (create the database named in `url`, and drop it again in `Server::drop`).
-    let _ = url;
+    if let Some((admin, name)) = postgres_parts(url) {
+        postgres_admin(&admin, &format!("CREATE DATABASE \"{name}\""))
+            .unwrap_or_else(|e| panic!("cannot create the test database {name}: {e}"));
+    }
+}
+
+/// Drops the database [`prepare_database`] created (and whoever is still connected).
+fn drop_database(url: &str) {
+    if let Some((admin, name)) = postgres_parts(url) {
+        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        if let Err(e) = postgres_admin(&admin, &sql) {
+            eprintln!("warning: could not drop the test database {name}: {e}");
+        }
+    }
+}
+
+/// For a `postgres://` URL: the maintenance database's URL (`STATUSD_TEST_PG_ADMIN_URL`,
+/// or the same server's `postgres` database) and the database name.
+fn postgres_parts(url: &str) -> Option<(String, String)> {
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        return None;
+    }
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3)?;
+    let slash = base[scheme_end..].find('/').map(|i| scheme_end + i)?;
+    let name = base[slash + 1..].to_string();
+    assert!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "STATUSD_TEST_DATABASE_URL must name a database of letters, digits and _: {url}"
+    );
+    let admin = match std::env::var("STATUSD_TEST_PG_ADMIN_URL") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => match query {
+            Some(q) => format!("{}/postgres?{q}", &base[..slash]),
+            None => format!("{}/postgres", &base[..slash]),
+        },
+    };
+    Some((admin, name))
+}
+
+/// Runs `sql` on the maintenance database, on a thread of its own (the synchronous
+/// client must not run on a tokio worker).
+fn postgres_admin(admin_url: &str, sql: &str) -> Result<(), String> {
+    let (admin_url, sql) = (admin_url.to_string(), sql.to_string());
+    std::thread::spawn(move || -> Result<(), String> {
+        let mut c = postgres::Client::connect(&admin_url, postgres::NoTls)
+            .map_err(|e| format!("connecting to {admin_url}: {e}"))?;
+        c.batch_execute(&sql).map_err(|e| format!("{sql}: {e}"))
+    })
+    .join()
+    .unwrap_or_else(|_| Err("the PostgreSQL admin thread panicked".into()))
 }
 
 fn new_http_client() -> reqwest::Client {
@@ -671,6 +727,7 @@ impl Drop for Server {
         }
         if std::env::var_os("STATUSD_TEST_KEEP_TMP").is_none() {
             let _ = std::fs::remove_dir_all(&self.dir);
+            drop_database(&self.database_url);
         }
     }
 }
