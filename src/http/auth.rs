@@ -353,7 +353,12 @@ fn pat_not_found() -> ApiError {
 }
 
 /// Creates a personal access token named `name` for `user_id`, optionally replacing one.
-async fn issue_pat(app: &Ctx, user_id: String, name: String, replace: bool) -> ApiResult<String> {
+pub(crate) async fn issue_pat(
+    app: &Ctx,
+    user_id: String,
+    name: String,
+    replace: bool,
+) -> ApiResult<String> {
     let secret = secrets::new_secret();
     let hashed = secrets::hash_token(&secret);
     let last_part = secret[secret.len() - 6..].to_string();

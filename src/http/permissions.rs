@@ -11,6 +11,7 @@ use super::ok;
 use crate::app::Ctx;
 use crate::auth::defaults::{self, ROLES, ROOM_SCOPED_ROLES};
 use crate::error::{ApiError, ApiResult};
+use crate::state::Tx;
 
 pub fn routes() -> Router<Ctx> {
     Router::new()
@@ -130,40 +131,49 @@ async fn change_role(app: Ctx, caller: Caller, body: Value, add: bool) -> ApiRes
     let (role, username) = role_and_user(&body)?;
     let role_id = role.0;
     app.writer
-        .run(move |tx| {
-            let user = tx
-                .user_by_username(&username)
-                .ok_or_else(ApiError::invalid_user)?;
-            let mut u = (*user).clone();
-            if add {
-                if u.has_role(role_id) {
-                    return Err(ApiError::meteor_bare(
-                        "error-user-already-in-role",
-                        "User already in role",
-                    ));
-                }
-                u.roles.push(role_id.to_string());
-            } else {
-                if !u.has_role(role_id) {
-                    return Err(ApiError::meteor_bare(
-                        "error-user-not-in-role",
-                        "User is not in this role",
-                    ));
-                }
-                if role_id == "admin" && tx.admins_except(&u.id) == 0 {
-                    return Err(ApiError::meteor_bare(
-                        "error-remove-last-admin",
-                        "This is the last admin, the role cannot be removed",
-                    ));
-                }
-                u.roles.retain(|r| r != role_id);
-            }
-            u.updated_at = tx.now;
-            tx.put_user(u);
-            Ok(())
-        })
+        .run(move |tx| set_user_role(tx, &username, role_id, add))
         .await?;
     Ok(ok(json!({ "role": role_json(role.0, role.1, role.2) })))
+}
+
+/// Adds `role_id` to (or removes it from) the user named `username`, keeping at least
+/// one admin. A writer job, shared with the admin CLI (`statusd user role`).
+pub(crate) fn set_user_role(
+    tx: &mut Tx,
+    username: &str,
+    role_id: &str,
+    add: bool,
+) -> ApiResult<()> {
+    let user = tx
+        .user_by_username(username)
+        .ok_or_else(ApiError::invalid_user)?;
+    let mut u = (*user).clone();
+    if add {
+        if u.has_role(role_id) {
+            return Err(ApiError::meteor_bare(
+                "error-user-already-in-role",
+                "User already in role",
+            ));
+        }
+        u.roles.push(role_id.to_string());
+    } else {
+        if !u.has_role(role_id) {
+            return Err(ApiError::meteor_bare(
+                "error-user-not-in-role",
+                "User is not in this role",
+            ));
+        }
+        if role_id == "admin" && tx.admins_except(&u.id) == 0 {
+            return Err(ApiError::meteor_bare(
+                "error-remove-last-admin",
+                "This is the last admin, the role cannot be removed",
+            ));
+        }
+        u.roles.retain(|r| r != role_id);
+    }
+    u.updated_at = tx.now;
+    tx.put_user(u);
+    Ok(())
 }
 
 async fn add_user_to_role(

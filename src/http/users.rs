@@ -129,7 +129,7 @@ fn valid_email(email: &str) -> bool {
 
 /// Checks a username and email are well formed and free (ignoring `except`, the user
 /// being updated). Runs inside the writer so two concurrent creations cannot both pass.
-fn check_identity(
+pub(crate) fn check_identity(
     tx: &Tx,
     username: Option<&str>,
     email: Option<&str>,
@@ -177,7 +177,7 @@ fn check_identity(
     Ok(())
 }
 
-fn check_roles(roles: &[String], method: &str) -> ApiResult<()> {
+pub(crate) fn check_roles(roles: &[String], method: &str) -> ApiResult<()> {
     match roles.iter().find(|r| !defaults::role_exists(r)) {
         Some(r) => Err(ApiError::meteor(
             "error-invalid-role",
@@ -188,7 +188,7 @@ fn check_roles(roles: &[String], method: &str) -> ApiResult<()> {
     }
 }
 
-async fn hash_password(app: &Ctx, password: &str) -> ApiResult<String> {
+pub(crate) async fn hash_password(app: &Ctx, password: &str) -> ApiResult<String> {
     let digest = secrets::sha256_hex(password);
     let _slot = app
         .login_slots
@@ -384,7 +384,7 @@ async fn update(
 }
 
 /// Refuses a change that would leave the workspace without an active admin.
-fn ensure_other_admin(tx: &Tx, leaving: &str, method: &str) -> ApiResult<()> {
+pub(crate) fn ensure_other_admin(tx: &Tx, leaving: &str, method: &str) -> ApiResult<()> {
     let others = tx.admins_except(leaving);
     if others == 0 {
         return Err(ApiError::meteor(

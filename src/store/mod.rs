@@ -74,6 +74,19 @@ pub trait Store: Send + Sync + 'static {
     fn is_leader(&self) -> bool {
         true
     }
+
+    // Changes made by another process (the admin CLI, an import) while the server runs.
+
+    /// Has another process committed to the store since the last call? The server
+    /// polls this and then reloads (`crate::external`). A store that cannot tell says no.
+    fn changed_elsewhere(&self) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+    /// Does `load` return the live connections? An embedded store keeps them only in
+    /// memory, so a reload must keep the ones the model holds.
+    fn persists_connections(&self) -> bool {
+        false
+    }
 }
 
 /// Opens the store a `DATABASE_URL` names. `instance_id` names this process among the

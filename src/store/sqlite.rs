@@ -3,6 +3,7 @@
 //! writer answers anyone.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
@@ -84,6 +85,9 @@ pub struct SqliteStore {
     /// A second connection for reads that are not served from memory (history), so
     /// they never wait behind a commit (WAL lets readers and the writer run together).
     reader: Mutex<Connection>,
+    /// `PRAGMA data_version` of the writer's connection when last asked: it changes
+    /// when another connection (the admin CLI, the pruning reader) commits.
+    data_version: AtomicI64,
 }
 
 impl SqliteStore {
@@ -101,11 +105,17 @@ impl SqliteStore {
         migrate(&conn)?;
         let reader = Connection::open(path).with_context(|| format!("opening {path}"))?;
         reader.execute_batch("PRAGMA busy_timeout=5000;")?;
+        let data_version = AtomicI64::new(data_version(&conn)?);
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
+            data_version,
         })
     }
+}
+
+fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }
 
 fn migrate(conn: &Connection) -> anyhow::Result<()> {
@@ -411,5 +421,10 @@ impl Store for SqliteStore {
         let conn = self.reader.lock();
         let n = conn.execute("DELETE FROM status_history WHERE at < ?1", [ms(&before)])?;
         Ok(n as u64)
+    }
+
+    fn changed_elsewhere(&self) -> anyhow::Result<bool> {
+        let now = data_version(&self.conn.lock())?;
+        Ok(self.data_version.swap(now, Ordering::SeqCst) != now)
     }
 }

@@ -1,0 +1,272 @@
+//! Changes another process committed to the store while this server runs: the admin
+//! CLI (`statusd user …`, `statusd settings set …`) and `statusd import`. The server
+//! asks the store every second whether someone else committed
+//! (`Store::changed_elsewhere`) and, if so, brings those changes into its model.
+//!
+//! The store is read inside a writer job, so no commit of this process can slip in
+//! between the read and the comparison: at that moment the committed model holds
+//! exactly what this process committed, and every difference from the store is a
+//! change made elsewhere. Those differences are then applied like a cluster peer's
+//! changes (`Writer::apply_remote`): what users show is re-derived from the live
+//! connections this process holds, and watchers get an event for every visible change.
+//! Live connections are kept as they are unless the store persists them
+//! (`Store::persists_connections`): an embedded store does not, so to it every user
+//! looks disconnected.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::app::Ctx;
+use crate::error::ApiError;
+use crate::model::{CustomStatus, Token, User};
+use crate::state::{Change, Key, Model, Value};
+use crate::store::Snapshot;
+
+/// How often the store is asked.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Polls the store for outside changes for as long as the server runs.
+pub async fn run(app: Ctx) {
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let store = app.store.clone();
+        match tokio::task::spawn_blocking(move || store.changed_elsewhere()).await {
+            Ok(Ok(true)) => match reload(&app).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("applied {n} changes made by another process"),
+                Err(e) => tracing::warn!("reading changes made by another process: {e:?}"),
+            },
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!("asking the store for outside changes: {e:#}"),
+            Err(e) => tracing::warn!("asking the store for outside changes: {e}"),
+        }
+    }
+}
+
+/// Reads the store and applies what differs from the model; returns how many changes.
+pub async fn reload(app: &Ctx) -> Result<usize, ApiError> {
+    let store = app.store.clone();
+    let model = app.model.clone();
+    let keep_conns = !store.persists_connections();
+    let changes = app
+        .writer
+        .run(move |_tx| {
+            let snapshot = store.load().map_err(|e| {
+                tracing::warn!("loading the store: {e:#}");
+                ApiError::Unavailable("the store could not be read".into())
+            })?;
+            Ok(differences(&model.read(), snapshot, keep_conns))
+        })
+        .await?;
+    let n = changes.len();
+    if n > 0 {
+        app.writer.apply_remote(changes).await;
+    }
+    Ok(n)
+}
+
+/// A time as the stores keep it (milliseconds), so a value this process committed
+/// compares equal to the same value read back.
+fn ms(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+fn stored_user(u: &User) -> User {
+    let mut u = u.clone();
+    u.created_at = ms(u.created_at);
+    u.updated_at = ms(u.updated_at);
+    u.last_login = u.last_login.map(ms);
+    u.status_expires_at = u.status_expires_at.map(ms);
+    u
+}
+
+fn stored_token(t: &Token) -> Token {
+    let mut t = t.clone();
+    t.created_at = ms(t.created_at);
+    t
+}
+
+fn stored_custom_status(c: &CustomStatus) -> CustomStatus {
+    let mut c = c.clone();
+    c.updated_at = ms(c.updated_at);
+    c
+}
+
+/// The changes that turn `current` into what `fresh` holds, for one kind of record:
+/// `same` compares a current value with a fresh one as the store would keep it.
+fn diff_map<K, C, F>(
+    out: &mut Vec<Change>,
+    current: &HashMap<K, C>,
+    fresh: HashMap<K, F>,
+    same: impl Fn(&C, &F) -> bool,
+    key: impl Fn(&K) -> Key,
+    value: impl Fn(F) -> Value,
+) where
+    K: Eq + Hash,
+{
+    for (k, _) in current.iter().filter(|(k, _)| !fresh.contains_key(*k)) {
+        out.push((key(k), None));
+    }
+    for (k, f) in fresh {
+        if !current.get(&k).is_some_and(|c| same(c, &f)) {
+            out.push((key(&k), Some(value(f))));
+        }
+    }
+}
+
+/// Every change between the model and a fresh snapshot of the store.
+pub fn differences(current: &Model, fresh: Snapshot, keep_conns: bool) -> Vec<Change> {
+    let mut out = Vec::new();
+    diff_map(
+        &mut out,
+        &current.users,
+        fresh.users.into_iter().map(|u| (u.id.clone(), u)).collect(),
+        |c, f| stored_user(c) == *f,
+        |id| Key::User(id.clone()),
+        |u| Value::User(Arc::new(u)),
+    );
+    diff_map(
+        &mut out,
+        &current.tokens,
+        fresh
+            .tokens
+            .into_iter()
+            .map(|t| (t.hashed.clone(), t))
+            .collect(),
+        |c, f| stored_token(c) == *f,
+        |h| Key::Token(h.clone()),
+        |t| Value::Token(Arc::new(t)),
+    );
+    diff_map(
+        &mut out,
+        &current.settings,
+        fresh.settings.into_iter().collect(),
+        |c, f| c == f,
+        |id| Key::Setting(id.clone()),
+        Value::Setting,
+    );
+    diff_map(
+        &mut out,
+        &current.permissions,
+        fresh.permissions.into_iter().collect(),
+        |c, f| **c == *f,
+        |id| Key::Permission(id.clone()),
+        |r| Value::Permission(Arc::new(r)),
+    );
+    diff_map(
+        &mut out,
+        &current.custom_statuses,
+        fresh
+            .custom_statuses
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect(),
+        |c, f| stored_custom_status(c) == *f,
+        |id| Key::CustomStatus(id.clone()),
+        |c| Value::CustomStatus(Arc::new(c)),
+    );
+    if !keep_conns {
+        let current_conns: HashMap<(String, String), _> = current
+            .conns
+            .iter()
+            .flat_map(|(u, m)| m.iter().map(move |(c, s)| ((u.clone(), c.clone()), *s)))
+            .collect();
+        diff_map(
+            &mut out,
+            &current_conns,
+            fresh
+                .conns
+                .into_iter()
+                .map(|(u, c, s)| ((u, c), s))
+                .collect(),
+            |c, f| c == f,
+            |(u, c)| Key::Conn(u.clone(), c.clone()),
+            Value::Conn,
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ConnStatus, Status};
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::Store;
+    use serde_json::json;
+
+    fn user(id: &str, name: &str) -> User {
+        let mut u = crate::bootstrap::new_user(name, name, Utc::now());
+        u.id = id.to_string();
+        u
+    }
+
+    fn put(u: &User) -> Change {
+        (
+            Key::User(u.id.clone()),
+            Some(Value::User(Arc::new(u.clone()))),
+        )
+    }
+
+    #[test]
+    fn another_connection_commit_is_noticed_and_own_commits_are_not() {
+        let dir =
+            std::env::temp_dir().join(format!("statusd-ext-{}", crate::auth::secrets::new_id()));
+        let path = dir.join("db.sqlite");
+        let path = path.to_str().unwrap();
+        let server = SqliteStore::open(path).unwrap();
+        let cli = SqliteStore::open(path).unwrap();
+        assert!(!server.changed_elsewhere().unwrap());
+        server.commit(&[put(&user("a", "alice"))]).unwrap();
+        assert!(!server.changed_elsewhere().unwrap(), "own commit");
+        cli.commit(&[put(&user("b", "bob"))]).unwrap();
+        assert!(server.changed_elsewhere().unwrap(), "the CLI's commit");
+        assert!(!server.changed_elsewhere().unwrap(), "asked again");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn differences_ignore_sub_millisecond_times_and_keep_connections() {
+        let mut model = Model::default();
+        let alice = user("a", "alice");
+        let bob = user("b", "bob");
+        model.apply(put(&alice));
+        model.apply(put(&bob));
+        model.apply((
+            Key::Conn("a".into(), "c1".into()),
+            Some(Value::Conn(ConnStatus::Online)),
+        ));
+        model.settings.insert("S".into(), json!(true));
+
+        let mut bob2 = stored_user(&bob);
+        bob2.status_default = Status::Busy;
+        let carol = user("c", "carol");
+        let fresh = Snapshot {
+            users: vec![stored_user(&alice), bob2.clone(), carol.clone()],
+            settings: vec![("S".into(), json!(false))],
+            ..Snapshot::default()
+        };
+        let changes = differences(&model, fresh, true);
+        assert_eq!(changes.len(), 3, "{changes:?}");
+        assert!(changes.contains(&put(&bob2)));
+        assert!(changes.contains(&put(&carol)));
+        assert!(changes.contains(&(Key::Setting("S".into()), Some(Value::Setting(json!(false))))));
+
+        // A store that persists connections: the missing one is a deletion.
+        let fresh = Snapshot {
+            users: vec![stored_user(&alice), stored_user(&bob)],
+            settings: vec![("S".into(), json!(true))],
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            differences(&model, fresh, false),
+            vec![(Key::Conn("a".into(), "c1".into()), None)]
+        );
+    }
+}

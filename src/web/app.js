@@ -1,0 +1,681 @@
+// The live presence page: plain JavaScript, no build step, no dependencies.
+// REST (/api/v1) for sign-in, the initial list and changes; DDP over /websocket
+// (stream-notify-logged "user-status") for everything that changes afterwards.
+'use strict';
+
+(function () {
+  const STATUS_BY_CODE = ['offline', 'online', 'away', 'busy'];
+  const RANK = { online: 0, busy: 1, away: 2, offline: 3 };
+  const LABEL = { online: 'Online', away: 'Away', busy: 'Busy', offline: 'Offline' };
+  const SESSION_KEY = 'statusd.session';
+  const SETTING_CHANGE = 'Accounts_AllowUserStatusMessageChange';
+  const SETTING_INVISIBLE = 'Accounts_AllowInvisibleStatusOption';
+
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    session: null, // {userId, authToken}
+    me: null,
+    users: new Map(), // id -> user
+    settings: { allowChange: true, allowInvisible: true, siteName: 'statusd' },
+    canEditOthers: false,
+    target: null, // user id whose status the editor sets
+    dirty: false,
+  };
+
+  // ------------------------------------------------------------------ REST
+
+  class ApiError extends Error {
+    constructor(message, status) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Accept: 'application/json' };
+    if (state.session) {
+      headers['X-User-Id'] = state.session.userId;
+      headers['X-Auth-Token'] = state.session.authToken;
+    }
+    const init = { method, headers };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch('/api/v1/' + path, init);
+    } catch (e) {
+      throw new ApiError('The server cannot be reached (' + e.message + ').', 0);
+    }
+    let data = {};
+    try {
+      data = await res.json();
+    } catch (_) {
+      // not JSON: described below by its status
+    }
+    if (!res.ok || data.success === false) {
+      const words = data.error || data.message || 'The server answered ' + res.status + '.';
+      throw new ApiError(String(words), res.status);
+    }
+    return data;
+  }
+
+  // ---------------------------------------------------------------- session
+
+  function loadSession() {
+    try {
+      const s = JSON.parse(sessionStorage.getItem(SESSION_KEY) || 'null');
+      if (s && typeof s.userId === 'string' && typeof s.authToken === 'string') return s;
+    } catch (_) {
+      // ignore a broken entry
+    }
+    return null;
+  }
+
+  function saveSession(s) {
+    state.session = s;
+    if (s) sessionStorage.setItem(SESSION_KEY, JSON.stringify(s));
+    else sessionStorage.removeItem(SESSION_KEY);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  // "Invisible status is disabled [error-status-not-allowed]" -> words + code
+  function showError(el, err) {
+    const text = err instanceof Error ? err.message : String(err);
+    el.textContent = '';
+    const m = /^(.*\S)\s*\[([\w.-]+)\]$/.exec(text);
+    if (m) {
+      el.append(m[1]);
+      const code = document.createElement('span');
+      code.className = 'code';
+      code.textContent = m[2];
+      el.append(code);
+    } else {
+      el.append(text);
+    }
+    el.hidden = false;
+  }
+
+  function hide(...els) {
+    for (const el of els) el.hidden = true;
+  }
+
+  function initials(name) {
+    const parts = String(name || '?').trim().split(/\s+/).filter(Boolean);
+    const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || '?').slice(0, 2);
+    return letters.toUpperCase();
+  }
+
+  function hue(text) {
+    let h = 0;
+    for (const c of String(text)) h = (h * 31 + c.codePointAt(0)) % 360;
+    return h;
+  }
+
+  function sameDay(a, b) {
+    return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
+  }
+
+  function when(date) {
+    const now = new Date();
+    const time = date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    if (sameDay(date, now)) return time;
+    const tomorrow = new Date(now);
+    tomorrow.setDate(now.getDate() + 1);
+    if (sameDay(date, tomorrow)) return 'tomorrow ' + time;
+    return date.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' }) + ' ' + time;
+  }
+
+  // The expiry the editor's preset or date-time input names, or null for none.
+  function chosenExpiry() {
+    const preset = $('expiry').value;
+    const now = new Date();
+    switch (preset) {
+      case '30m':
+        return new Date(now.getTime() + 30 * 60 * 1000);
+      case '1h':
+        return new Date(now.getTime() + 60 * 60 * 1000);
+      case 'today': {
+        const end = new Date(now);
+        end.setHours(23, 59, 59, 999);
+        return end;
+      }
+      case 'custom': {
+        const v = $('expiry-at').value;
+        if (!v) throw new Error('Choose the date and time when the status should clear.');
+        const at = new Date(v); // datetime-local: local time
+        if (isNaN(at.getTime())) throw new Error('That date and time cannot be read.');
+        return at;
+      }
+      default:
+        return null;
+    }
+  }
+
+  function updateExpiryHint() {
+    const custom = $('expiry').value === 'custom';
+    $('expiry-at').hidden = !custom;
+    let hint = '';
+    try {
+      const at = chosenExpiry();
+      if (at) hint = 'Clears ' + (sameDay(at, new Date()) ? 'at ' : 'on ') + when(at) + '.';
+    } catch (_) {
+      hint = '';
+    }
+    $('expiry-hint').textContent = hint;
+  }
+
+  // ------------------------------------------------------------------- views
+
+  function showSignIn(message) {
+    live.stop();
+    state.me = null;
+    state.users.clear();
+    hide($('app'), $('whoami'), $('live'));
+    $('signin').hidden = false;
+    const err = $('signin-error');
+    if (message) showError(err, message);
+    else err.hidden = true;
+    $('signin-user').focus();
+  }
+
+  function renderCounts() {
+    const counts = { online: 0, busy: 0, away: 0, offline: 0 };
+    for (const u of visibleUsers()) counts[u.status] = (counts[u.status] || 0) + 1;
+    const el = $('counts');
+    el.textContent = '';
+    for (const s of ['online', 'busy', 'away', 'offline']) {
+      const dot = document.createElement('span');
+      dot.className = 'dot ' + s;
+      el.append(dot, counts[s] + ' ' + s);
+    }
+  }
+
+  function visibleUsers() {
+    return [...state.users.values()].filter((u) => u.active !== false);
+  }
+
+  function sortedUsers() {
+    const meId = state.me && state.me._id;
+    return visibleUsers().sort((a, b) => {
+      if (a._id === meId) return -1;
+      if (b._id === meId) return 1;
+      return (RANK[a.status] - RANK[b.status]) || String(a.name || a.username).localeCompare(String(b.name || b.username));
+    });
+  }
+
+  function personItem(u) {
+    const li = document.createElement('li');
+    li.className = 'person' + (state.me && u._id === state.me._id ? ' me' : '');
+    li.dataset.userId = u._id;
+    li.dataset.username = u.username;
+    li.dataset.status = u.status;
+
+    const avatar = document.createElement('span');
+    avatar.className = 'avatar';
+    avatar.style.background = 'hsl(' + hue(u.username) + ' 55% 48%)';
+    avatar.textContent = initials(u.name || u.username);
+    const dot = document.createElement('span');
+    dot.className = 'dot ' + u.status;
+    avatar.append(dot);
+
+    const who = document.createElement('div');
+    who.className = 'who';
+    const line1 = document.createElement('div');
+    line1.className = 'line1';
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = u.name || u.username;
+    const username = document.createElement('span');
+    username.className = 'username';
+    username.textContent = '@' + u.username;
+    line1.append(name, username);
+    if (u.type === 'bot') {
+      const badge = document.createElement('span');
+      badge.className = 'badge';
+      badge.textContent = 'bot';
+      line1.append(badge);
+    }
+    const text = document.createElement('div');
+    text.className = 'text';
+    text.textContent = u.statusText || '';
+    who.append(line1, text);
+
+    const st = document.createElement('div');
+    st.className = 'state';
+    const label = document.createElement('span');
+    label.className = 'label ' + u.status;
+    label.textContent = LABEL[u.status] || u.status;
+    st.append(label);
+    if (u.statusExpiresAt) {
+      const at = new Date(u.statusExpiresAt);
+      if (!isNaN(at.getTime())) {
+        const until = document.createElement('span');
+        until.className = 'until';
+        until.textContent = 'until ' + when(at);
+        until.title = at.toLocaleString();
+        st.append(until);
+      }
+    }
+    li.append(avatar, who, st);
+    return li;
+  }
+
+  function renderPeople(flashId) {
+    const list = $('people');
+    const filter = $('filter').value.trim().toLowerCase();
+    list.textContent = '';
+    let shown = 0;
+    for (const u of sortedUsers()) {
+      if (filter && !(String(u.name).toLowerCase().includes(filter) || u.username.toLowerCase().includes(filter))) continue;
+      const li = personItem(u);
+      if (u._id === flashId) {
+        li.classList.add('flash');
+        setTimeout(() => li.classList.remove('flash'), 50);
+      }
+      list.append(li);
+      shown++;
+    }
+    $('empty').hidden = shown > 0;
+    renderCounts();
+  }
+
+  function renderTargets() {
+    const row = $('target-row');
+    row.hidden = !state.canEditOthers;
+    if (!state.canEditOthers) return;
+    const select = $('target');
+    const current = state.target;
+    select.textContent = '';
+    const users = visibleUsers().sort((a, b) => a.username.localeCompare(b.username));
+    for (const u of users) {
+      const opt = document.createElement('option');
+      opt.value = u._id;
+      opt.textContent = u._id === state.me._id ? 'Me (' + u.username + ')' : (u.name || u.username) + ' (@' + u.username + ')';
+      select.append(opt);
+    }
+    select.value = current;
+  }
+
+  // Fills the editor with what the target chose (statusDefault when known).
+  function fillEditor() {
+    const u = state.users.get(state.target) || state.me;
+    if (!u) return;
+    const isMe = u._id === state.me._id;
+    $('editor-title').textContent = isMe ? 'Your status' : 'Status of ' + (u.name || u.username);
+    let chosen = u.statusDefault || (u.status === 'offline' && isMe ? 'offline' : u.status);
+    if (!chosen || !(chosen in RANK)) chosen = 'online';
+    for (const r of document.querySelectorAll('input[name="status"]')) {
+      r.checked = r.value === chosen && !r.disabled;
+    }
+    $('message').value = u.statusText || '';
+    $('expiry').value = '';
+    $('expiry-at').value = '';
+    updateExpiryHint();
+    state.dirty = false;
+  }
+
+  function applySettings() {
+    const { allowChange, allowInvisible } = state.settings;
+    $('status-fields').disabled = !allowChange;
+    const reason = $('disabled-reason');
+    if (!allowChange) {
+      reason.textContent =
+        'Status changes are turned off on this server (setting ' + SETTING_CHANGE + ' is off). Ask an administrator to turn them on.';
+      reason.hidden = false;
+    } else {
+      reason.hidden = true;
+    }
+    const invisible = document.querySelector('input[name="status"][value="offline"]');
+    invisible.disabled = !allowInvisible;
+    if (!allowInvisible && invisible.checked) invisible.checked = false;
+    const invReason = $('invisible-reason');
+    if (!allowInvisible) {
+      invReason.textContent = 'Invisible is not available: it is turned off on this server (setting ' + SETTING_INVISIBLE + ' is off).';
+      invReason.hidden = false;
+    } else {
+      invReason.hidden = true;
+    }
+    $('site-name').textContent = state.settings.siteName || 'statusd';
+  }
+
+  // ---------------------------------------------------------------- loading
+
+  async function loadSettings() {
+    const data = await api('GET', 'settings.public');
+    const byId = new Map((data.settings || []).map((s) => [s._id, s.value]));
+    state.settings = {
+      allowChange: byId.get(SETTING_CHANGE) !== false,
+      allowInvisible: byId.get(SETTING_INVISIBLE) !== false,
+      siteName: typeof byId.get('Site_Name') === 'string' ? byId.get('Site_Name') : 'statusd',
+    };
+    if (state.me) applySettings();
+  }
+
+  async function loadUsers() {
+    const all = [];
+    let offset = 0;
+    for (;;) {
+      const page = await api('GET', 'users.list?count=100&offset=' + offset);
+      all.push(...(page.users || []));
+      offset += (page.users || []).length;
+      if (!page.users || page.users.length === 0 || offset >= page.total) break;
+    }
+    const known = state.users;
+    state.users = new Map();
+    for (const u of all) {
+      const old = known.get(u._id);
+      if (old && !u.statusDefault && old.statusDefault) u.statusDefault = old.statusDefault;
+      state.users.set(u._id, u);
+    }
+    if (state.me) {
+      const me = state.users.get(state.me._id);
+      if (me && !me.statusDefault) me.statusDefault = state.me.statusDefault;
+    }
+  }
+
+  async function loadPermissions() {
+    const data = await api('GET', 'permissions.listAll');
+    const perm = (data.update || []).find((p) => p._id === 'edit-other-user-info');
+    const roles = (state.me && state.me.roles) || [];
+    state.canEditOthers = !!perm && perm.roles.some((r) => roles.includes(r));
+  }
+
+  async function openApp() {
+    const me = await api('GET', 'me');
+    state.me = me;
+    state.target = me._id;
+    await Promise.all([loadSettings(), loadPermissions(), loadUsers()]);
+    $('signin').hidden = true;
+    $('app').hidden = false;
+    $('whoami').hidden = false;
+    $('live').hidden = false;
+    $('me-label').textContent = 'Signed in as ' + (me.name || me.username);
+    hide($('status-error'), $('status-ok'), $('list-error'));
+    applySettings();
+    renderTargets();
+    fillEditor();
+    renderPeople();
+    live.start();
+  }
+
+  async function refreshAfterGap() {
+    try {
+      await loadUsers();
+      renderTargets();
+      renderPeople();
+      hide($('list-error'));
+    } catch (e) {
+      showError($('list-error'), e);
+    }
+  }
+
+  // --------------------------------------------------------------- realtime
+
+  const live = {
+    ws: null,
+    wanted: false,
+    retry: 0,
+    timer: null,
+    everReady: false,
+
+    setState(s, text) {
+      $('live').dataset.state = s;
+      $('live-text').textContent = text;
+    },
+
+    start() {
+      this.wanted = true;
+      this.retry = 0;
+      this.everReady = false;
+      this.connect();
+    },
+
+    stop() {
+      this.wanted = false;
+      clearTimeout(this.timer);
+      if (this.ws) {
+        const ws = this.ws;
+        this.ws = null;
+        ws.onclose = null;
+        ws.close();
+      }
+    },
+
+    send(frame) {
+      if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+    },
+
+    connect() {
+      const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/websocket';
+      const ws = new WebSocket(url);
+      this.ws = ws;
+      this.setState('retry', 'Connecting…');
+      ws.onopen = () => {
+        // Frames are handled in order: login, then the subscription.
+        this.send({ msg: 'connect', version: '1', support: ['1'] });
+        this.send({ msg: 'method', method: 'login', id: 'login', params: [{ resume: state.session.authToken }] });
+        this.send({ msg: 'sub', id: 'user-status', name: 'stream-notify-logged', params: ['user-status', false] });
+      };
+      ws.onmessage = (ev) => {
+        let f;
+        try {
+          f = JSON.parse(ev.data);
+        } catch (_) {
+          return;
+        }
+        this.frame(f);
+      };
+      ws.onclose = () => {
+        if (this.ws !== ws) return;
+        this.ws = null;
+        if (!this.wanted) return;
+        const wait = Math.min(15000, 1000 * 2 ** this.retry++);
+        this.setState('retry', 'Reconnecting…');
+        this.timer = setTimeout(() => this.connect(), wait);
+      };
+    },
+
+    frame(f) {
+      switch (f.msg) {
+        case 'ping':
+          this.send(f.id === undefined ? { msg: 'pong' } : { msg: 'pong', id: f.id });
+          break;
+        case 'result':
+          if (f.id === 'login' && f.error) {
+            this.stop();
+            saveSession(null);
+            showSignIn('Your session has ended (' + (f.error.reason || 'logged out') + '). Please sign in again.');
+          }
+          break;
+        case 'ready':
+          if ((f.subs || []).includes('user-status')) {
+            this.setState('on', 'Live');
+            // After a reconnect, catch up with what changed while we were away.
+            if (this.everReady) refreshAfterGap();
+            this.everReady = true;
+            this.retry = 0;
+          }
+          break;
+        case 'nosub':
+          if (f.id === 'user-status' && f.error) {
+            this.setState('retry', 'Not receiving updates');
+            showError($('list-error'), f.error.reason || f.error.message || 'The live updates were refused.');
+          }
+          break;
+        case 'changed':
+          if (f.collection === 'stream-notify-logged' && f.fields && f.fields.eventName === 'user-status') {
+            for (const args of f.fields.args || []) statusEvent(args);
+          }
+          break;
+        default:
+          break;
+      }
+    },
+  };
+
+  // args: [uid, username, code, statusText, name, roles, statusSource?, statusExpiresAt?]
+  function statusEvent(args) {
+    if (!Array.isArray(args) || args.length < 4) return;
+    const [uid, username, code, text, name] = args;
+    const status = STATUS_BY_CODE[code] || 'offline';
+    let u = state.users.get(uid);
+    if (!u) {
+      u = { _id: uid, username, name: name || username, active: true };
+      state.users.set(uid, u);
+      renderTargets();
+    }
+    u.username = username || u.username;
+    if (name) u.name = name;
+    u.status = status;
+    u.statusText = text || '';
+    u.statusSource = args.length > 6 ? args[6] : undefined;
+    u.statusExpiresAt = args.length > 7 ? args[7] : null;
+    renderPeople(uid);
+    if (uid === state.target && !state.dirty) {
+      if (status !== 'offline' && status !== 'away') u.statusDefault = status;
+      fillEditor();
+    }
+  }
+
+  // ------------------------------------------------------------------ forms
+
+  async function onSignIn(ev) {
+    ev.preventDefault();
+    const user = $('signin-user').value.trim();
+    const password = $('signin-password').value;
+    const err = $('signin-error');
+    err.hidden = true;
+    if (!user || !password) {
+      showError(err, 'Enter your username (or email) and your password.');
+      return;
+    }
+    $('signin-button').disabled = true;
+    try {
+      const data = await api('POST', 'login', { user, password });
+      saveSession({ userId: data.data.userId, authToken: data.data.authToken });
+      $('signin-password').value = '';
+      await openApp();
+    } catch (e) {
+      saveSession(null);
+      const words = e.status === 401 && /^Unauthorized$/i.test(e.message)
+        ? 'Wrong username or password (the server said: Unauthorized).'
+        : e.message;
+      showError(err, words);
+    } finally {
+      $('signin-button').disabled = false;
+    }
+  }
+
+  async function onSave(ev) {
+    ev.preventDefault();
+    const err = $('status-error');
+    const ok = $('status-ok');
+    hide(err, ok);
+    const checked = document.querySelector('input[name="status"]:checked');
+    const body = { message: $('message').value };
+    if (checked) body.status = checked.value;
+    let expires;
+    try {
+      expires = chosenExpiry();
+    } catch (e) {
+      showError(err, e);
+      return;
+    }
+    if (expires) body.expiresAt = expires.toISOString();
+    const target = state.target;
+    if (target !== state.me._id) body.userId = target;
+    $('save').disabled = true;
+    try {
+      await api('POST', 'users.setStatus', body);
+      const u = state.users.get(target);
+      if (u && body.status) u.statusDefault = body.status;
+      const who = target === state.me._id ? 'Your status' : 'The status of ' + ((u && (u.name || u.username)) || 'that user');
+      ok.textContent = who + ' is saved' + (expires ? ' until ' + when(expires) : '') + '.';
+      ok.hidden = false;
+      state.dirty = false;
+    } catch (e) {
+      if (e.status === 401) {
+        saveSession(null);
+        showSignIn('Your session has ended. Please sign in again.');
+        return;
+      }
+      showError(err, e);
+    } finally {
+      $('save').disabled = false;
+    }
+  }
+
+  async function onSignOut() {
+    try {
+      await api('POST', 'logout');
+    } catch (_) {
+      // signed out locally either way
+    }
+    saveSession(null);
+    showSignIn();
+  }
+
+  // ------------------------------------------------------------------ start
+
+  function wire() {
+    $('signin-form').addEventListener('submit', onSignIn);
+    $('status-form').addEventListener('submit', onSave);
+    $('sign-out').addEventListener('click', onSignOut);
+    $('filter').addEventListener('input', () => renderPeople());
+    $('expiry').addEventListener('change', () => {
+      state.dirty = true;
+      updateExpiryHint();
+      if ($('expiry').value === 'custom') $('expiry-at').focus();
+    });
+    $('expiry-at').addEventListener('input', updateExpiryHint);
+    $('message').addEventListener('input', () => (state.dirty = true));
+    for (const r of document.querySelectorAll('input[name="status"]')) {
+      r.addEventListener('change', () => (state.dirty = true));
+    }
+    $('target').addEventListener('change', () => {
+      state.target = $('target').value;
+      hide($('status-error'), $('status-ok'));
+      fillEditor();
+    });
+    // Settings can change while the page is open: look again now and then.
+    const refresh = () => {
+      if (state.me) loadSettings().catch(() => {});
+    };
+    window.addEventListener('focus', refresh);
+    setInterval(refresh, 30000);
+    // Keep "until …" labels current.
+    setInterval(() => {
+      if (state.me) renderPeople();
+    }, 60000);
+  }
+
+  async function start() {
+    wire();
+    try {
+      await loadSettings();
+      $('site-name').textContent = state.settings.siteName;
+    } catch (_) {
+      // shown again once signed in
+    }
+    state.session = loadSession();
+    if (!state.session) {
+      showSignIn();
+      return;
+    }
+    try {
+      await openApp();
+    } catch (e) {
+      if (e.status === 401) {
+        saveSession(null);
+        showSignIn('Your session has ended. Please sign in again.');
+      } else {
+        showSignIn(e);
+      }
+    }
+  }
+
+  start();
+})();

@@ -1,0 +1,320 @@
+// The presence page in a real browser: Debian's headless Chromium, driven by
+// playwright-core. Run by tests/web/run.sh, which starts statusd and sets:
+//   STATUSD_URL, STATUSD_ADMIN_USER, STATUSD_ADMIN_PASS, STATUSD_CHROMIUM,
+//   STATUSD_BROWSER_PROFILE, STATUSD_SCREENSHOT, STATUSD_ARTIFACTS
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const URL = process.env.STATUSD_URL;
+const ADMIN_USER = process.env.STATUSD_ADMIN_USER || 'admin';
+const ADMIN_PASS = process.env.STATUSD_ADMIN_PASS;
+const EXECUTABLE = process.env.STATUSD_CHROMIUM || '/usr/bin/chromium';
+const PROFILE = process.env.STATUSD_BROWSER_PROFILE || fs.mkdtempSync(path.join(os.tmpdir(), 'statusd-chromium-'));
+const SCREENSHOT = process.env.STATUSD_SCREENSHOT;
+const ARTIFACTS = process.env.STATUSD_ARTIFACTS || os.tmpdir();
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const TIMEOUT = 10_000;
+
+assert.ok(URL, 'STATUSD_URL is not set: run tests/web/run.sh');
+assert.ok(ADMIN_PASS, 'STATUSD_ADMIN_PASS is not set: run tests/web/run.sh');
+
+// ------------------------------------------------------------------ REST
+
+async function rest(method, route, { session, body } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (session) {
+    headers['X-User-Id'] = session.userId;
+    headers['X-Auth-Token'] = session.authToken;
+  }
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(`${URL}/api/v1/${route}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await res.json();
+  return { status: res.status, data };
+}
+
+async function ok(method, route, opts) {
+  const r = await rest(method, route, opts);
+  assert.equal(r.status, 200, `${method} ${route}: ${JSON.stringify(r.data)}`);
+  return r.data;
+}
+
+async function login(user, password) {
+  const data = await ok('POST', 'login', { body: { user, password } });
+  return { userId: data.data.userId, authToken: data.data.authToken };
+}
+
+async function createUser(admin, username, name, password, roles = ['user']) {
+  const data = await ok('POST', 'users.create', {
+    session: admin,
+    body: { username, name, email: `${username}@example.com`, password, roles },
+  });
+  return data.user._id;
+}
+
+async function setting(admin, id, value) {
+  await ok('POST', `settings/${id}`, { session: admin, body: { value } });
+}
+
+// --------------------------------------------------------------- browser
+
+let context;
+let page;
+let admin;
+const ids = {};
+const browserErrors = [];
+
+function person(p, username) {
+  return p.locator(`#people li[data-username="${username}"]`);
+}
+
+async function signIn(p, user, password) {
+  await p.goto(URL + '/');
+  await p.locator('#signin-user').fill(user);
+  await p.locator('#signin-password').fill(password);
+  await p.locator('#signin-button').click();
+  await p.locator('#app').waitFor({ state: 'visible', timeout: TIMEOUT });
+  await p.locator('#live[data-state="on"]').waitFor({ timeout: TIMEOUT });
+}
+
+async function eventually(what, fn, timeout = TIMEOUT) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: ${last && last.message}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+before(async () => {
+  admin = await login(ADMIN_USER, ADMIN_PASS);
+  ids.alice = await createUser(admin, 'alice', 'Alice Liddell', 'alice-pass-1');
+  ids.bob = await createUser(admin, 'bob', 'Bob Marley', 'bob-pass-1');
+  ids.carol = await createUser(admin, 'carol', 'Carol Shaw', 'carol-pass-1');
+  ids.dave = await createUser(admin, 'dave', 'Dave Grohl', 'dave-pass-1');
+  context = await chromium.launchPersistentContext(PROFILE, {
+    executablePath: EXECUTABLE,
+    headless: true,
+    args: ARGS,
+    viewport: { width: 1180, height: 720 },
+    deviceScaleFactor: 1,
+    locale: 'en-GB',
+    timezoneId: 'Europe/Berlin',
+    colorScheme: 'light',
+  });
+  context.setDefaultTimeout(TIMEOUT);
+  page = context.pages()[0] || (await context.newPage());
+  page.on('pageerror', (e) => browserErrors.push(String(e)));
+  page.on('console', (m) => {
+    if (m.type() === 'error') browserErrors.push(m.text());
+  });
+});
+
+after(async () => {
+  if (page && browserErrors.length) console.log('browser errors:\n' + browserErrors.join('\n'));
+  if (context) await context.close();
+});
+
+test('the page and its assets are served from the binary', async () => {
+  const res = await fetch(URL + '/');
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type'), /^text\/html/);
+  assert.match(res.headers.get('content-security-policy'), /default-src 'none'/);
+  const html = await res.text();
+  assert.match(html, /\/assets\/app\.js/);
+  for (const asset of ['app.js', 'style.css', 'favicon.svg']) {
+    const r = await fetch(`${URL}/assets/${asset}`);
+    assert.equal(r.status, 200, asset);
+  }
+});
+
+test('a wrong password is explained in words', async () => {
+  await page.goto(URL + '/');
+  await page.locator('#signin-user').fill('alice');
+  await page.locator('#signin-password').fill('not-her-password');
+  await page.locator('#signin-button').click();
+  const err = page.locator('#signin-error');
+  await err.waitFor({ state: 'visible' });
+  assert.match(await err.textContent(), /Wrong username or password/);
+});
+
+test('sign in and see everyone, then set a status with a message and an expiry', async () => {
+  // Some colour before alice arrives: statuses set over REST.
+  const carol = await login('carol', 'carol-pass-1');
+  await ok('POST', 'users.setStatus', {
+    session: carol,
+    body: { status: 'busy', message: 'In a design review', expiresAt: new Date(Date.now() + 90 * 60_000).toISOString() },
+  });
+
+  await signIn(page, 'alice', 'alice-pass-1');
+  assert.equal(await page.locator('#editor-title').textContent(), 'Your status');
+  // Everyone is listed; alice herself is online through the page's own connection.
+  await person(page, 'alice').locator('.label.online').waitFor();
+  for (const u of ['bob', 'carol', 'dave', 'admin', 'rocket.cat']) {
+    await person(page, u).waitFor();
+  }
+  assert.equal(await person(page, 'carol').locator('.text').textContent(), 'In a design review');
+  assert.match(await person(page, 'carol').locator('.until').textContent(), /^until /);
+  // An ordinary user sets only their own status.
+  assert.equal(await page.locator('#target-row').isHidden(), true);
+
+  await page.locator('input[name="status"][value="busy"]').check();
+  await page.locator('#message').fill('Writing the quarterly report');
+  await page.locator('#expiry').selectOption('1h');
+  assert.match(await page.locator('#expiry-hint').textContent(), /^Clears at /);
+  const before = Date.now();
+  await page.locator('#save').click();
+  await page.locator('#status-ok').waitFor({ state: 'visible' });
+  assert.match(await page.locator('#status-ok').textContent(), /Your status is saved until/);
+
+  const me = person(page, 'alice');
+  await me.locator('.label.busy').waitFor();
+  assert.equal(await me.locator('.text').textContent(), 'Writing the quarterly report');
+  await me.locator('.until').waitFor();
+
+  // What the server now holds.
+  const st = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: admin });
+  assert.equal(st.status, 'busy');
+  const expires = Date.parse(st.statusExpiresAt);
+  assert.ok(expires > before + 55 * 60_000 && expires < Date.now() + 61 * 60_000, st.statusExpiresAt);
+  const info = await ok('GET', `users.info?userId=${ids.alice}`, { session: admin });
+  assert.equal(info.user.statusText, 'Writing the quarterly report');
+
+  // The "today" preset ends the day in local time.
+  await page.locator('#expiry').selectOption('today');
+  assert.match(await page.locator('#expiry-hint').textContent(), /^Clears at 23:59/);
+  await page.locator('#expiry').selectOption('');
+});
+
+test('a change made by another session over REST appears without reloading', async () => {
+  await page.evaluate(() => {
+    window.__sameDocument = 'still here';
+  });
+  const bob = await login('bob', 'bob-pass-1');
+  await ok('POST', 'users.setStatus', { session: bob, body: { status: 'away', message: 'At lunch, back at 2' } });
+  const row = person(page, 'bob');
+  await row.locator('.label.away').waitFor();
+  await eventually('bob\'s message', async () => {
+    assert.equal(await row.locator('.text').textContent(), 'At lunch, back at 2');
+  });
+  // Another change, with an expiry: arrives too, with its "until".
+  await ok('POST', 'users.setStatus', {
+    session: bob,
+    body: { status: 'busy', message: 'On a call', expiresAt: new Date(Date.now() + 30 * 60_000).toISOString() },
+  });
+  await row.locator('.label.busy').waitFor();
+  await row.locator('.until').waitFor();
+  assert.equal(await row.locator('.text').textContent(), 'On a call');
+  assert.equal(await page.evaluate(() => window.__sameDocument), 'still here', 'the page was reloaded');
+
+  // dave goes invisible: offline for everyone else.
+  const dave = await login('dave', 'dave-pass-1');
+  await ok('POST', 'users.setStatus', { session: dave, body: { status: 'offline', message: '' } });
+  await person(page, 'dave').locator('.label.offline').waitFor();
+
+  if (SCREENSHOT) {
+    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+    await page.locator('#status-ok').waitFor({ state: 'hidden' }).catch(() => {});
+    await page.screenshot({ path: SCREENSHOT });
+  }
+});
+
+test('an API error is shown in words', async () => {
+  await page.locator('#expiry').selectOption('custom');
+  // A time that has passed: the server refuses it.
+  await page.locator('#expiry-at').fill('2020-01-01T09:00');
+  await page.locator('#save').click();
+  const err = page.locator('#status-error');
+  await err.waitFor({ state: 'visible' });
+  assert.match(await err.textContent(), /expiresAt must be a future date/);
+  await page.locator('#expiry').selectOption('');
+});
+
+test('an admin sets another user\'s status', async () => {
+  // A second tab: sessionStorage is per tab, so this is a session of its own.
+  const p = await context.newPage();
+  try {
+    await signIn(p, ADMIN_USER, ADMIN_PASS);
+    await p.locator('#target-row').waitFor({ state: 'visible' });
+    await p.locator('#target').selectOption(ids.dave);
+    assert.equal(await p.locator('#editor-title').textContent(), 'Status of Dave Grohl');
+    await p.locator('input[name="status"][value="away"]').check();
+    await p.locator('#message').fill('Out sick today');
+    await p.locator('#expiry').selectOption('today');
+    await p.locator('#save').click();
+    await p.locator('#status-ok').waitFor({ state: 'visible' });
+    assert.match(await p.locator('#status-ok').textContent(), /The status of Dave Grohl is saved/);
+    const info = await ok('GET', `users.info?userId=${ids.dave}`, { session: admin });
+    assert.equal(info.user.statusText, 'Out sick today');
+    assert.equal(info.user.statusDefault, 'away');
+    // alice's page hears of it.
+    await eventually('dave on alice\'s page', async () => {
+      assert.equal(await person(page, 'dave').locator('.text').textContent(), 'Out sick today');
+    });
+  } finally {
+    await p.close();
+  }
+});
+
+test('with the settings off the controls are disabled and say why', async () => {
+  await setting(admin, 'Accounts_AllowInvisibleStatusOption', false);
+  await page.reload();
+  await page.locator('#app').waitFor({ state: 'visible' });
+  const invisible = page.locator('input[name="status"][value="offline"]');
+  await eventually('invisible disabled', async () => assert.equal(await invisible.isDisabled(), true));
+  const invReason = page.locator('#invisible-reason');
+  await invReason.waitFor({ state: 'visible' });
+  assert.match(await invReason.textContent(), /Accounts_AllowInvisibleStatusOption/);
+  // The other statuses still work.
+  assert.equal(await page.locator('input[name="status"][value="away"]').isDisabled(), false);
+  assert.equal(await page.locator('#save').isDisabled(), false);
+
+  await setting(admin, 'Accounts_AllowUserStatusMessageChange', false);
+  await page.reload();
+  await page.locator('#app').waitFor({ state: 'visible' });
+  const reason = page.locator('#disabled-reason');
+  await reason.waitFor({ state: 'visible' });
+  assert.match(await reason.textContent(), /Status changes are turned off on this server/);
+  assert.match(await reason.textContent(), /Accounts_AllowUserStatusMessageChange/);
+  assert.equal(await page.locator('#save').isDisabled(), true);
+  assert.equal(await page.locator('#message').isDisabled(), true);
+  assert.equal(await page.locator('input[name="status"][value="busy"]').isDisabled(), true);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'settings-off.png') });
+
+  // Turned back on, the page follows without a reload (it looks again on focus).
+  await setting(admin, 'Accounts_AllowUserStatusMessageChange', true);
+  await setting(admin, 'Accounts_AllowInvisibleStatusOption', true);
+  await page.evaluate(() => window.dispatchEvent(new Event('focus')));
+  await reason.waitFor({ state: 'hidden' });
+  assert.equal(await page.locator('#save').isDisabled(), false);
+  assert.equal(await invisible.isDisabled(), false);
+});
+
+test('signing out ends the session', async () => {
+  await page.locator('#sign-out').click();
+  await page.locator('#signin').waitFor({ state: 'visible' });
+  const stored = await page.evaluate(() => sessionStorage.getItem('statusd.session'));
+  assert.equal(stored, null);
+  assert.deepEqual(browserErrors, []);
+});
