@@ -885,3 +885,10 @@ pub fn header_i64(headers: &HeaderMap, name: &str) -> i64 {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("header {name} is not an integer: {headers:?}"))
 }
+
+// ================================================================ websocket / DDP
+//
+// Added for the realtime tests (tests/ddp_*.rs): a small DDP client and helpers live
+// in `ddp.rs`; nothing above depends on them.
+
+pub mod ddp;
