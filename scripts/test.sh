@@ -90,3 +90,8 @@ pg_drop_leftovers
 stage "real-client tests (tests/clients/run.sh)"
 # Its last line is the summary "clients: N passed, M failed".
 tests/clients/run.sh
+
+stage "benchmark smoke run (bench/run.sh --smoke)"
+# Keeps the load tool (bench/, issue 4) alive: a tiny run of every benchmark phase
+# against the release binary; fails on any error answer, lost frame or lost write.
+bench/run.sh --smoke

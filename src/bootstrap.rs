@@ -180,6 +180,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         metrics.clone(),
         commits,
     );
+    // Until the first heartbeat round, only the holder of the cluster lock leads.
+    let leader = tokio::task::block_in_place(|| store.is_leader());
     let app = Arc::new(App {
         login_slots: Semaphore::new(cfg.login_concurrency),
         model,
@@ -191,7 +193,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         hub: Default::default(),
         store,
         nats: nats.as_ref().map(|(client, _, _)| client.clone()),
-        leader: AtomicBool::new(true),
+        leader: AtomicBool::new(leader),
         instance_id: instance_id.clone(),
         cfg,
     });
