@@ -910,6 +910,14 @@ impl Store for PostgresStore {
         })
     }
 
+    /// The `connections` table holds every instance's live connections.
+    fn persists_connections(&self) -> bool {
+        true
+    }
+
+    // `changed_elsewhere` keeps the default (no): peers' commits arrive over NATS, and
+    // a server on PostgreSQL picks up the admin CLI's changes when restarted.
+
     fn is_leader(&self) -> bool {
         let r = self.leader.call(|s| {
             if s.leading {
@@ -1695,6 +1703,8 @@ mod tests {
         let db = TestDb::new();
         let pg = super::super::open(&db.url, "i").expect("postgres://");
         pg.ping().unwrap();
+        assert!(pg.persists_connections());
+        assert!(!pg.changed_elsewhere().unwrap());
         let alt = db.url.replacen("postgres://", "postgresql://", 1);
         super::super::open(&alt, "j").expect("postgresql://");
         assert!(super::super::open("mysql://x", "i").is_err());
