@@ -227,7 +227,7 @@ async fn a_reconnect_does_not_reset_a_chosen_status() {
         w.expect_changed(WAIT).await,
         a.status8(OFFLINE, "focus", "manual", None)
     );
-    let mut c = Ddp::connect_resume(&srv, &alice.token).await;
+    let c = Ddp::connect_resume(&srv, &alice.token).await;
     assert_eq!(own(&srv, &alice).await, pair("busy", "online"));
     assert_eq!(
         w.expect_changed(WAIT).await,
