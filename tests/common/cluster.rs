@@ -14,7 +14,7 @@
 //! c[0].kill9();                               // an instance dies without a goodbye
 //! ```
 //!
-//! Everything is private to one test: the database (`statusd_cl_<pid>_<n>`, dropped
+//! Everything is private to one test: the database (`statusd_test_<pid>_cl_<n>`, dropped
 //! with `WITH (FORCE)` when the [`Db`] is dropped), the NATS server (its own port, so
 //! killing and restarting it never disturbs another test) and the subject prefix.
 //! Dropping a [`Cluster`] kills the servers first, then NATS, then drops the database.
@@ -98,7 +98,12 @@ pub struct Db {
 
 impl Db {
     pub fn create() -> Db {
-        let name = unique("statusd_cl");
+        // `statusd_test_<pid>_…`: scripts/test.sh drops leftovers of dead test processes.
+        let name = format!(
+            "statusd_test_{}_cl_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
         pg_admin_exec(&format!("CREATE DATABASE {name}"))
             .unwrap_or_else(|e| panic!("cannot create the test database: {e}"));
         Db {
