@@ -17,7 +17,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cluster::{
-    health, settle, status_watcher, wait_health, wait_token_works, wait_user_known, Cluster,
+    health, pid_listening_on, settle, signal, status_watcher, wait_health, wait_token_works,
+    wait_user_known, Cluster,
 };
 use common::ddp::{Ddp, Who, AWAY, BUSY, EVENT_WAIT, OFFLINE, ONLINE};
 use common::*;
@@ -388,6 +389,62 @@ async fn a_gracefully_stopped_instance_takes_its_users_offline_everywhere_at_onc
     )
     .await;
     watcher.expect_no_changed(GRACE).await;
+}
+
+// Known bugs, reproduced (run with `cargo test --test cluster -- --ignored`). A paused
+// process (SIGSTOP) stands for a hung one, a long VM stall or a network partition: its
+// sockets stay open while it stops beating.
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "known bug (src/store/postgres.rs): a hung leader keeps the advisory lock, so nobody reaps"]
+async fn a_hung_leader_does_not_stop_the_reaping() {
+    const DEAD_SECS: u64 = 3;
+    let dead = DEAD_SECS.to_string();
+    // c[0] starts alone first, so it takes the leader lock.
+    let c = Cluster::start(3, &[("INSTANCE_DEAD_SECS", &dead)]).await;
+    let (alice, _who) = alice_on(&c).await;
+    let _on_a = Ddp::connect_resume(&c[0], &alice.token).await;
+    status_by(&c[1], &alice.user_id, "online", Instant::now() + EVENT_WAIT).await;
+
+    let pid = pid_listening_on(c[0].port());
+    signal(pid, "STOP");
+    let paused = Instant::now();
+    let bound = Duration::from_secs(DEAD_SECS + 2 * HEARTBEAT_SECS);
+    let result = tokio::time::timeout(
+        bound,
+        status_by(&c[1], &alice.user_id, "offline", paused + 2 * bound),
+    )
+    .await;
+    signal(pid, "CONT");
+    assert!(
+        result.is_ok(),
+        "alice, connected to the hung leader, still shows online after {bound:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "known bug: connections reaped from a paused instance are not restored when it resumes"]
+async fn connections_reaped_from_a_paused_instance_come_back_when_it_resumes() {
+    const DEAD_SECS: u64 = 3;
+    let dead = DEAD_SECS.to_string();
+    let c = Cluster::start(2, &[("INSTANCE_DEAD_SECS", &dead)]).await;
+    let (alice, _who) = alice_on(&c).await;
+    // On B, which is not the leader: A reaps B's connections while B is paused.
+    let mut on_b = Ddp::connect_resume(&c[1], &alice.token).await;
+    status_by(&c[0], &alice.user_id, "online", Instant::now() + EVENT_WAIT).await;
+    let pid = pid_listening_on(c[1].port());
+    signal(pid, "STOP");
+    let bound = Duration::from_secs(DEAD_SECS + 2 * HEARTBEAT_SECS);
+    status_by(&c[0], &alice.user_id, "offline", Instant::now() + bound).await;
+    signal(pid, "CONT");
+
+    // B is back and alice's socket on B never closed: she must show online again,
+    // without her client having to do anything.
+    assert!(!on_b.wait_closed(Duration::from_millis(200)).await);
+    let deadline = Instant::now() + bound;
+    for srv in &c.servers {
+        status_by(srv, &alice.user_id, "online", deadline).await;
+    }
 }
 
 // ---------------------------------------------------------------------- NATS gaps

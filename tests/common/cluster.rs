@@ -358,6 +358,31 @@ impl std::ops::IndexMut<usize> for Cluster {
 
 // ---------------------------------------------------------------------- helpers
 
+/// The pid of the process listening on 127.0.0.1:`port` (via `ss`), e.g. a server to
+/// pause with [`signal`].
+pub fn pid_listening_on(port: u16) -> u32 {
+    let out = Command::new("ss")
+        .args(["-Hltnp", &format!("sport = :{port}")])
+        .output()
+        .expect("run ss (iproute2) to find a listening process");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("pid=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no process listens on port {port}: {text:?}"))
+}
+
+/// Sends a signal (`"STOP"`, `"CONT"`, …) to `pid` with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -{sig} {pid} failed");
+}
+
 /// `GET /api/health`: status code and JSON body (a 503 is a legitimate answer here).
 pub async fn health(srv: &Server) -> (u16, Value) {
     let (status, headers, text) = srv
