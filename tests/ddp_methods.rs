@@ -216,3 +216,38 @@ async fn set_default_status_returns_true_when_changed_and_false_when_the_same() 
         Ok(json!(false))
     );
 }
+
+#[tokio::test]
+async fn set_default_status_over_a_temporary_status_of_the_same_value_reports_a_change() {
+    let srv = Server::start().await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let carol = srv.create_user("carol", "carol-pass-1", &["user"]).await;
+    let a = Who::created(&alice.user_id, "alice", &["user"]);
+    let mut w = Ddp::connect_resume(&srv, &carol.token).await;
+    w.sub_user_status("s").await;
+    let mut c = Ddp::connect_resume(&srv, &alice.token).await;
+    // A temporary busy (expires in a minute)…
+    let expires = iso_from_now(60);
+    srv.set_status(&alice, json!({"status": "busy", "expiresAt": expires}))
+        .await;
+    w.drain_changed(QUIET).await;
+    // …made permanent: the expiry goes, which is a change (published, so `true`).
+    assert_eq!(
+        c.call("UserPresence:setDefaultStatus", json!(["busy"]))
+            .await,
+        Ok(json!(true))
+    );
+    let s = srv.status_of(&alice.user_id).await;
+    assert!(s.get("statusExpiresAt").is_none(), "{s}");
+    assert_eq!(
+        w.expect_changed(EVENT_WAIT).await,
+        a.status8(BUSY, "", "manual", None)
+    );
+    // Now it really is the same.
+    assert_eq!(
+        c.call("UserPresence:setDefaultStatus", json!(["busy"]))
+            .await,
+        Ok(json!(false))
+    );
+    w.expect_no_changed(QUIET).await;
+}

@@ -251,7 +251,12 @@ async fn set_default_status(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Va
                     source: Source::Ddp,
                 },
             )?;
-            Ok(after.status_default != before.status_default || after.status != before.status)
+            // Anything published counts (an expiry dropped by a permanent choice too).
+            Ok(after.status_default != before.status_default
+                || after.status != before.status
+                || after.status_text != before.status_text
+                || after.status_source != before.status_source
+                || after.status_expires_at != before.status_expires_at)
         })
         .await
         .map_err(meteor_of)?;
