@@ -34,6 +34,7 @@ use anyhow::{anyhow, Context};
 use chrono::{DateTime, TimeZone, Utc};
 use parking_lot::Mutex;
 use postgres::error::SqlState;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::{Client, Config, GenericClient, NoTls, Statement};
 
 use super::{HistoryQuery, Snapshot, Store};
@@ -465,24 +466,109 @@ fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The escape of stored text. PostgreSQL's TEXT cannot hold NUL, which SQLite keeps and
+/// clients may send (a status text, a name): NUL is stored as ESC '0' and ESC itself as
+/// ESC '1'. Text with neither (all real text) is stored as it is.
+const ESC: char = '\u{E000}';
+
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['\0', ESC]) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 4);
+    for ch in s.chars() {
+        match ch {
+            '\0' => out.extend([ESC, '0']),
+            ESC => out.extend([ESC, '1']),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+fn unescape(s: String) -> String {
+    if !s.contains(ESC) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match (ch, chars.peek()) {
+            (ESC, Some('0')) => {
+                chars.next();
+                out.push('\0');
+            }
+            (ESC, Some('1')) => {
+                chars.next();
+                out.push(ESC);
+            }
+            (c, _) => out.push(c),
+        }
+    }
+    out
+}
+
+/// A text parameter, escaped as stored (see [`escape`]).
+#[derive(Debug)]
+struct Txt<'a>(&'a str);
+
+impl ToSql for Txt<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        escape(self.0).as_ref().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <&str as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
+
+fn txt(s: &str) -> Txt<'_> {
+    Txt(s)
+}
+
+fn opt_txt(s: &Option<String>) -> Option<Txt<'_>> {
+    s.as_deref().map(Txt)
+}
+
+/// A text column, unescaped (see [`escape`]).
+fn text<I: postgres::row::RowIndex + std::fmt::Display>(
+    r: &postgres::Row,
+    i: I,
+) -> Result<String, postgres::Error> {
+    Ok(unescape(r.try_get(i)?))
+}
+
+fn opt_text<I: postgres::row::RowIndex + std::fmt::Display>(
+    r: &postgres::Row,
+    i: I,
+) -> Result<Option<String>, postgres::Error> {
+    Ok(r.try_get::<_, Option<String>>(i)?.map(unescape))
+}
+
 fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
-    let emails: String = r.try_get("emails")?;
-    let roles: String = r.try_get("roles")?;
-    let previous: Option<String> = r.try_get("previous_state")?;
+    let emails = text(r, "emails")?;
+    let roles = text(r, "roles")?;
+    let previous = opt_text(r, "previous_state")?;
     Ok(User {
-        id: r.try_get("id")?,
-        username: r.try_get("username")?,
-        name: r.try_get("name")?,
+        id: text(r, "id")?,
+        username: text(r, "username")?,
+        name: text(r, "name")?,
         emails: serde_json::from_str::<Vec<Email>>(&emails).unwrap_or_default(),
-        password_hash: r.try_get("password_hash")?,
+        password_hash: opt_text(r, "password_hash")?,
         roles: serde_json::from_str(&roles).unwrap_or_default(),
         active: r.try_get("active")?,
-        kind: r.try_get("kind")?,
+        kind: text(r, "kind")?,
         status: status_of(r.try_get("status")?),
         status_default: status_of(r.try_get("status_default")?),
         status_connection: status_of(r.try_get("status_connection")?),
-        status_text: r.try_get("status_text")?,
-        status_source: r.try_get("status_source")?,
+        status_text: text(r, "status_text")?,
+        status_source: opt_text(r, "status_source")?,
         status_expires_at: r
             .try_get::<_, Option<i64>>("status_expires_at")?
             .map(from_ms),
@@ -546,22 +632,22 @@ fn put_user(tx: &mut postgres::Transaction, stmts: &mut Stmts, u: &User) -> anyh
     tx.execute(
         &s,
         &[
-            &u.id,
-            &u.username,
-            &u.username.to_lowercase(),
-            &u.name,
-            &emails,
-            &u.password_hash,
-            &roles,
+            &txt(&u.id),
+            &txt(&u.username),
+            &txt(&u.username.to_lowercase()),
+            &txt(&u.name),
+            &txt(&emails),
+            &opt_txt(&u.password_hash),
+            &txt(&roles),
             &u.active,
-            &u.kind,
+            &txt(&u.kind),
             &u.status.as_str(),
             &u.status_default.as_str(),
             &u.status_connection.as_str(),
-            &u.status_text,
-            &u.status_source,
+            &txt(&u.status_text),
+            &opt_txt(&u.status_source),
             &u.status_expires_at.as_ref().map(ms),
-            &previous,
+            &previous.as_deref().map(Txt),
             &u.utc_offset,
             &ms(&u.created_at),
             &ms(&u.updated_at),
@@ -581,7 +667,7 @@ fn apply_change(
         (Key::User(_), Some(Value::User(u))) => put_user(tx, stmts, u)?,
         (Key::User(id), _) => {
             let s = stmt(stmts, tx, DELETE_USER)?;
-            tx.execute(&s, &[id])?;
+            tx.execute(&s, &[&txt(id)])?;
         }
         (Key::Token(_), Some(Value::Token(t))) => {
             let (kind, name, last) = match &t.kind {
@@ -594,58 +680,66 @@ fn apply_change(
             tx.execute(
                 &s,
                 &[
-                    &t.hashed,
-                    &t.user_id,
+                    &txt(&t.hashed),
+                    &txt(&t.user_id),
                     &kind,
-                    &name,
-                    &last,
+                    &name.map(Txt),
+                    &last.map(Txt),
                     &ms(&t.created_at),
                 ],
             )?;
         }
         (Key::Token(h), _) => {
             let s = stmt(stmts, tx, DELETE_TOKEN)?;
-            tx.execute(&s, &[h])?;
+            tx.execute(&s, &[&txt(h)])?;
         }
         (Key::Setting(id), Some(Value::Setting(v))) => {
             let s = stmt(stmts, tx, PUT_SETTING)?;
-            tx.execute(&s, &[id, &serde_json::to_string(v)?])?;
+            tx.execute(&s, &[&txt(id), &txt(&serde_json::to_string(v)?)])?;
         }
         (Key::Setting(id), _) => {
             let s = stmt(stmts, tx, DELETE_SETTING)?;
-            tx.execute(&s, &[id])?;
+            tx.execute(&s, &[&txt(id)])?;
         }
         (Key::Permission(id), Some(Value::Permission(roles))) => {
             let s = stmt(stmts, tx, PUT_PERMISSION)?;
-            tx.execute(&s, &[id, &serde_json::to_string(roles.as_ref())?])?;
+            tx.execute(
+                &s,
+                &[&txt(id), &txt(&serde_json::to_string(roles.as_ref())?)],
+            )?;
         }
         (Key::Permission(id), _) => {
             let s = stmt(stmts, tx, DELETE_PERMISSION)?;
-            tx.execute(&s, &[id])?;
+            tx.execute(&s, &[&txt(id)])?;
         }
         (Key::CustomStatus(_), Some(Value::CustomStatus(c))) => {
             let s = stmt(stmts, tx, PUT_CUSTOM_STATUS)?;
             tx.execute(
                 &s,
-                &[&c.id, &c.name, &c.status_type.as_str(), &ms(&c.updated_at)],
+                &[
+                    &txt(&c.id),
+                    &txt(&c.name),
+                    &c.status_type.as_str(),
+                    &ms(&c.updated_at),
+                ],
             )?;
         }
         (Key::CustomStatus(id), _) => {
             let s = stmt(stmts, tx, DELETE_CUSTOM_STATUS)?;
-            tx.execute(&s, &[id])?;
+            tx.execute(&s, &[&txt(id)])?;
         }
         (Key::History(_), Some(Value::History(h))) => {
             let s = stmt(stmts, tx, ADD_HISTORY)?;
             tx.execute(
                 &s,
                 &[
-                    &h.id,
-                    &h.user_id,
-                    &h.actor_id,
+                    &txt(&h.id),
+                    &txt(&h.user_id),
+                    &opt_txt(&h.actor_id),
                     &h.old_status.as_str(),
                     &h.new_status.as_str(),
-                    &h.old_text,
-                    &h.new_text,
+                    &txt(&h.old_text),
+                    &txt(&h.new_text),
                     &h.source.as_str(),
                     &ms(&h.at),
                 ],
@@ -657,9 +751,9 @@ fn apply_change(
             tx.execute(
                 &s,
                 &[
-                    user,
-                    conn,
-                    &instance_id,
+                    &txt(user),
+                    &txt(conn),
+                    &txt(instance_id),
                     &conn_status_str(*status),
                     &Utc::now().timestamp_millis(),
                 ],
@@ -667,7 +761,7 @@ fn apply_change(
         }
         (Key::Conn(_, conn), _) => {
             let s = stmt(stmts, tx, DELETE_CONN)?;
-            tx.execute(&s, &[conn])?;
+            tx.execute(&s, &[&txt(conn)])?;
         }
     }
     Ok(())
@@ -692,14 +786,14 @@ fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
         )?
         .iter()
         .map(|r| -> anyhow::Result<Token> {
-            let kind: String = r.try_get(2)?;
+            let kind = text(r, 2)?;
             Ok(Token {
-                hashed: r.try_get(0)?,
-                user_id: r.try_get(1)?,
+                hashed: text(r, 0)?,
+                user_id: text(r, 1)?,
                 kind: if kind == "personal" {
                     TokenKind::Personal {
-                        name: r.try_get::<_, Option<String>>(3)?.unwrap_or_default(),
-                        last_part: r.try_get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        name: opt_text(r, 3)?.unwrap_or_default(),
+                        last_part: opt_text(r, 4)?.unwrap_or_default(),
                     }
                 } else {
                     TokenKind::Login
@@ -712,8 +806,8 @@ fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
         .query("SELECT id, value FROM settings", &[])?
         .iter()
         .filter_map(|r| {
-            let id: String = r.try_get(0).ok()?;
-            let v: String = r.try_get(1).ok()?;
+            let id = text(r, 0).ok()?;
+            let v = text(r, 1).ok()?;
             serde_json::from_str(&v).ok().map(|v| (id, v))
         })
         .collect();
@@ -721,8 +815,8 @@ fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
         .query("SELECT id, roles FROM permissions", &[])?
         .iter()
         .filter_map(|r| {
-            let id: String = r.try_get(0).ok()?;
-            let v: String = r.try_get(1).ok()?;
+            let id = text(r, 0).ok()?;
+            let v = text(r, 1).ok()?;
             serde_json::from_str(&v).ok().map(|v| (id, v))
         })
         .collect();
@@ -734,8 +828,8 @@ fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
         .iter()
         .map(|r| -> anyhow::Result<CustomStatus> {
             Ok(CustomStatus {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
+                id: text(r, 0)?,
+                name: text(r, 1)?,
                 status_type: status_of(r.try_get(2)?),
                 updated_at: from_ms(r.try_get(3)?),
             })
@@ -748,7 +842,7 @@ fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
         )?
         .iter()
         .map(|r| -> anyhow::Result<(String, String, ConnStatus)> {
-            Ok((r.try_get(0)?, r.try_get(1)?, conn_status_of(r.try_get(2)?)))
+            Ok((text(r, 0)?, text(r, 1)?, conn_status_of(r.try_get(2)?)))
         })
         .collect::<anyhow::Result<_>>()?;
     tx.commit()?;
@@ -785,20 +879,22 @@ fn history_page(
         .read_only(true)
         .start()?;
     let s = stmt(stmts, &mut tx, HISTORY_COUNT)?;
-    let total: i64 = tx.query_one(&s, &[&q.user_id, &from, &to])?.try_get(0)?;
+    let total: i64 = tx
+        .query_one(&s, &[&txt(&q.user_id), &from, &to])?
+        .try_get(0)?;
     let s = stmt(stmts, &mut tx, HISTORY_PAGE)?;
     let items = tx
-        .query(&s, &[&q.user_id, &from, &to, &count, &offset])?
+        .query(&s, &[&txt(&q.user_id), &from, &to, &count, &offset])?
         .iter()
         .map(|r| -> anyhow::Result<HistoryEntry> {
             Ok(HistoryEntry {
-                id: r.try_get(0)?,
-                user_id: r.try_get(1)?,
-                actor_id: r.try_get(2)?,
+                id: text(r, 0)?,
+                user_id: text(r, 1)?,
+                actor_id: opt_text(r, 2)?,
                 old_status: status_of(r.try_get(3)?),
                 new_status: status_of(r.try_get(4)?),
-                old_text: r.try_get(5)?,
-                new_text: r.try_get(6)?,
+                old_text: text(r, 5)?,
+                new_text: text(r, 6)?,
                 source: Source::parse(r.try_get(7)?),
                 at: from_ms(r.try_get(8)?),
             })
@@ -878,7 +974,7 @@ impl Store for PostgresStore {
         self.reader.call(move |s| {
             s.run_retrying(|c, stmts| {
                 let st = stmt(stmts, c, HEARTBEAT)?;
-                c.execute(&st, &[&id])?;
+                c.execute(&st, &[&txt(&id)])?;
                 Ok(())
             })
         })
@@ -890,9 +986,9 @@ impl Store for PostgresStore {
         self.reader.call(move |s| {
             s.run_retrying(|c, stmts| {
                 let st = stmt(stmts, c, DEAD_CONNECTIONS)?;
-                c.query(&st, &[&id, &older])?
+                c.query(&st, &[&txt(&id), &older])?
                     .iter()
-                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .map(|r| Ok((text(r, 0)?, text(r, 1)?)))
                     .collect()
             })
         })
@@ -904,7 +1000,7 @@ impl Store for PostgresStore {
         self.reader.call(move |s| {
             s.run_retrying(|c, stmts| {
                 let st = stmt(stmts, c, FORGET_INSTANCES)?;
-                c.execute(&st, &[&id, &older])?;
+                c.execute(&st, &[&txt(&id), &older])?;
                 Ok(())
             })
         })
@@ -1322,6 +1418,76 @@ mod tests {
         drop(store);
         let again = db.open("inst-b");
         assert_eq!(again.load().unwrap().users.len(), 1);
+    }
+
+    #[test]
+    fn text_with_nul_characters_round_trips() {
+        for plain in ["", "plain", "naïve ✓", "0 1 \\0"] {
+            assert!(matches!(escape(plain), std::borrow::Cow::Borrowed(_)));
+            assert_eq!(unescape(plain.to_string()), plain);
+        }
+        for odd in [
+            "\0",
+            "a\0b\0",
+            "\u{E000}",
+            "\u{E000}0",
+            "x\u{E000}\0\u{E000}1",
+        ] {
+            let stored = escape(odd).into_owned();
+            assert!(!stored.contains('\0'), "{stored:?}");
+            assert_eq!(unescape(stored), odd);
+        }
+
+        let db = TestDb::new();
+        let store = db.open("i");
+        let mut u = user("u\0", "nul\0name");
+        u.status_text = "away\0\u{E000}0 text".into();
+        u.name = "\u{E000}".into();
+        let mut h = history("h\0", "u\0", 5);
+        h.new_text = "\0".into();
+        let custom = CustomStatus {
+            id: "c\0".into(),
+            name: "Lunch\0".into(),
+            status_type: Status::Away,
+            updated_at: t(7),
+        };
+        store
+            .commit(&[
+                put(Key::User(u.id.clone()), Value::User(Arc::new(u.clone()))),
+                put(Key::Setting("s\0".into()), Value::Setting(json!("v\0"))),
+                put(
+                    Key::CustomStatus(custom.id.clone()),
+                    Value::CustomStatus(Arc::new(custom.clone())),
+                ),
+                put(
+                    Key::History(h.id.clone()),
+                    Value::History(Arc::new(h.clone())),
+                ),
+                put(
+                    Key::Conn("u\0".into(), "k\0".into()),
+                    Value::Conn(ConnStatus::Online),
+                ),
+            ])
+            .expect("commit text with NUL");
+        let snap = store.load().unwrap();
+        assert_eq!(snap.users, vec![u.clone()]);
+        assert_eq!(snap.settings, vec![("s\0".to_string(), json!("v\0"))]);
+        assert_eq!(snap.custom_statuses, vec![custom]);
+        assert_eq!(
+            snap.conns,
+            vec![("u\0".to_string(), "k\0".to_string(), ConnStatus::Online)]
+        );
+        assert_eq!(store.history(&q("u\0")).unwrap(), (vec![h], 1));
+        // Looked up and deleted by the same (escaped) key.
+        store
+            .commit(&[
+                (Key::User(u.id.clone()), None),
+                (Key::Setting("s\0".into()), None),
+                (Key::Conn("u\0".into(), "k\0".into()), None),
+            ])
+            .unwrap();
+        let snap = store.load().unwrap();
+        assert!(snap.users.is_empty() && snap.settings.is_empty() && snap.conns.is_empty());
     }
 
     #[test]
