@@ -82,12 +82,19 @@ async fn a_chosen_status_survives_a_graceful_restart_while_connected() {
 
 #[tokio::test]
 async fn after_a_crash_users_that_were_connected_are_offline() {
-    let mut srv = Server::start().await;
+    // On PostgreSQL the crashed process's connections are reaped once its instance
+    // counts as dead (docs/cluster.md: INSTANCE_DEAD_SECS + 2 heartbeat periods); on
+    // SQLite (one process owns the data) they are gone as soon as it starts again.
+    let mut srv = Server::start_with(&[("INSTANCE_DEAD_SECS", "2")]).await;
     let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
     let _a = Ddp::connect_resume(&srv, &alice.token).await;
     assert_eq!(srv.status_of(&alice.user_id).await["status"], "online");
     srv.kill9();
     srv.start_again().await;
+    if !srv.database_url().starts_with("sqlite:") {
+        srv.wait_status(&alice.user_id, "offline", Duration::from_secs(15))
+            .await;
+    }
     let st = srv.own_status(&alice).await;
     assert_eq!(
         (st["status"].clone(), st["connectionStatus"].clone()),
