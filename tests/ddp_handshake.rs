@@ -183,3 +183,40 @@ async fn the_server_closes_a_connection_that_does_not_answer_its_pings() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn malformed_and_unknown_frames_get_an_error_and_the_connection_stays_usable() {
+    let srv = Server::start().await;
+    let mut c = Ddp::connect(&srv).await;
+    for bad in ["not json", "[1,2]", r#"{"id":"1"}"#] {
+        c.send_raw(bad).await;
+        assert_eq!(
+            c.next_json(W).await,
+            Some(json!({"msg": "error", "reason": "Bad request"})),
+            "answer to {bad}"
+        );
+    }
+    c.send_raw(r#"{"msg":"teleport","id":"1"}"#).await;
+    assert_eq!(
+        c.next_json(W).await,
+        Some(
+            json!({"msg": "error", "reason": "Bad request", "offendingMessage": {"msg": "teleport", "id": "1"}})
+        )
+    );
+    c.send_raw(r#"{"msg":"ping","id":"ok"}"#).await;
+    assert_eq!(
+        c.next_raw(W).await.as_deref(),
+        Some(r#"{"msg":"pong","id":"ok"}"#)
+    );
+    // An oversized frame (over 64 KiB) ends in an error frame or a closed socket; the
+    // server itself carries on.
+    let big = format!(r#"{{"msg":"ping","id":"{}"}}"#, "x".repeat(70 * 1024));
+    c.send_raw(&big).await;
+    match c.next_json(W).await {
+        None => assert!(c.closed, "neither an answer nor a close"),
+        Some(v) => assert_eq!(v["msg"], "error", "{v}"),
+    }
+    let mut d = Ddp::connect(&srv).await;
+    d.send_raw(r#"{"msg":"ping"}"#).await;
+    assert_eq!(d.next_raw(W).await.as_deref(), Some(r#"{"msg":"pong"}"#));
+}

@@ -223,3 +223,25 @@ async fn a_second_login_on_a_connection_switches_users() {
     srv.wait_status(&bob.user_id, "offline", Duration::from_secs(5))
         .await;
 }
+
+#[tokio::test]
+async fn token_expires_follows_accounts_login_expiration() {
+    let srv = Server::start().await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    srv.set_setting("Accounts_LoginExpiration", json!(2)).await;
+    let mut c = Ddp::connect(&srv).await;
+    let r = c.login_password("alice", "alice-pass-1").await.unwrap();
+    let want = chrono::Utc::now().timestamp_millis() + 2 * 24 * 3600 * 1000;
+    let got = r["tokenExpires"]["$date"].as_i64().unwrap();
+    assert!(
+        (got - want).abs() < 60_000,
+        "tokenExpires {got}, want ~{want}: {r}"
+    );
+    // A resumed token expires relative to its creation, not to the resume.
+    let r = c.login_resume(&alice.token).await.unwrap();
+    let got = r["tokenExpires"]["$date"].as_i64().unwrap();
+    assert!(
+        (got - want).abs() < 60_000,
+        "tokenExpires {got}, want ~{want}: {r}"
+    );
+}
