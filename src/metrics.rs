@@ -1,9 +1,10 @@
 //! Prometheus metrics, served at `/metrics` in the text exposition format.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,6 +21,9 @@ pub struct RequestLabels {
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub requests: Family<RequestLabels, Counter>,
+    /// The counters of `requests` already created, found by route and status without
+    /// building (allocating) a label on every request.
+    request_counters: RwLock<HashMap<Box<str>, HashMap<u16, Counter>>>,
     pub set_status_seconds: Histogram,
     pub commit_batch_size: Histogram,
     pub commit_seconds: Histogram,
@@ -73,6 +77,7 @@ impl Metrics {
         );
         Metrics {
             registry: Mutex::new(registry),
+            request_counters: RwLock::new(HashMap::new()),
             requests,
             set_status_seconds,
             commit_batch_size,
@@ -89,12 +94,28 @@ impl Metrics {
     }
 
     pub fn count_request(&self, route: &str, status: u16) {
-        self.requests
+        if let Some(c) = self
+            .request_counters
+            .read()
+            .get(route)
+            .and_then(|by_status| by_status.get(&status))
+        {
+            c.inc();
+            return;
+        }
+        let counter = self
+            .requests
             .get_or_create(&RequestLabels {
                 route: route.to_string(),
                 status,
             })
-            .inc();
+            .clone();
+        counter.inc();
+        self.request_counters
+            .write()
+            .entry(route.into())
+            .or_default()
+            .insert(status, counter);
     }
 
     pub fn render(&self) -> String {

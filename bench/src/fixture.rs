@@ -58,8 +58,9 @@ fn sha256_hex(s: &str) -> String {
         .collect()
 }
 
-/// Writes `count` users (and a login token each) into the database of a stopped server.
-pub fn write_users(db: &Path, count: usize) -> anyhow::Result<Vec<BenchUser>> {
+/// Writes `count` users (and a login token each, when `tokens`) into the database of a
+/// stopped server.
+pub fn write_users(db: &Path, count: usize, tokens: bool) -> anyhow::Result<Vec<BenchUser>> {
     let hash = bcrypt::hash(sha256_hex(USER_PASS), 10)?;
     let mut conn = rusqlite::Connection::open(db)
         .with_context(|| format!("opening the fixture database {}", db.display()))?;
@@ -103,13 +104,40 @@ pub fn write_users(db: &Path, count: usize) -> anyhow::Result<Vec<BenchUser>> {
                 hash,
                 now
             ])?;
-            ins_token.execute(rusqlite::params![hash_token(&u.token), u.id, now])?;
+            if tokens {
+                ins_token.execute(rusqlite::params![hash_token(&u.token), u.id, now])?;
+            }
             users.push(u);
         }
     }
     tx.commit()?;
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
     Ok(users)
+}
+
+/// Adds the login token of each of the first `count` fixture users (a stopped server).
+pub fn write_tokens(db: &Path, count: usize) -> anyhow::Result<()> {
+    let mut conn = rusqlite::Connection::open(db)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let tx = conn.transaction()?;
+    {
+        let mut ins = tx.prepare(
+            "INSERT OR IGNORE INTO tokens (hashed, user_id, kind, name, last_part, created_at)
+             VALUES (?1, ?2, 'login', NULL, NULL, ?3)",
+        )?;
+        for i in 0..count {
+            ins.execute(rusqlite::params![
+                hash_token(&fixture_token(i)),
+                fixture_id(i),
+                now
+            ])?;
+        }
+    }
+    tx.commit()?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    Ok(())
 }
 
 /// Creates users through `POST /api/v1/users.create` (as the admin) and logs each in

@@ -110,6 +110,8 @@ pub struct LoadResult {
     pub samples: Vec<String>,
     /// Requests sent by each worker, in worker order.
     pub per_worker: Vec<u64>,
+    /// CPU time the server process used during the run (user + system).
+    pub server_cpu_secs: f64,
 }
 
 impl LoadResult {
@@ -121,11 +123,18 @@ impl LoadResult {
         self.hist.value_at_quantile(q) as f64 / 1000.0
     }
 
+    /// Server CPU per request, in microseconds: unlike req/s, it does not depend on
+    /// how much of the machine the load tool (or anything else) takes.
+    pub fn cpu_us(&self) -> f64 {
+        1e6 * self.server_cpu_secs / (self.requests.max(1) as f64)
+    }
+
     pub fn line(&self) -> String {
         format!(
-            "{:<34} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  n={} errors={} ({} clients, {:.1} s)",
+            "{:<34} {:>9.0} req/s  server CPU {:>5.1} µs/req  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  n={} errors={} ({} clients, {:.1} s)",
             self.name,
             self.rps(),
+            self.cpu_us(),
             self.ms(0.5),
             self.ms(0.99),
             self.hist.max() as f64 / 1000.0,
@@ -155,6 +164,8 @@ where
     for _ in 0..clients {
         conns.push(Client::connect(addr).await?);
     }
+    let pid = crate::server::CURRENT_PID.load(std::sync::atomic::Ordering::Relaxed);
+    let cpu0 = crate::server::cpu_time(pid).ok();
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::with_capacity(clients);
@@ -205,6 +216,7 @@ where
         hist: new_hist(),
         samples: Vec::new(),
         per_worker: Vec::with_capacity(clients),
+        server_cpu_secs: 0.0,
     };
     for t in tasks {
         let (hist, n, errors, samples) = t.await?;
@@ -215,5 +227,8 @@ where
         out.samples.extend(samples.into_iter().take(3));
     }
     out.elapsed = start.elapsed();
+    if let (Some(a), Ok(b)) = (cpu0, crate::server::cpu_time(pid)) {
+        out.server_cpu_secs = b.secs - a.secs;
+    }
     Ok(out)
 }

@@ -107,12 +107,12 @@ impl Args {
         if !self.smoke {
             return;
         }
-        self.users = 64;
+        self.users = 24;
         self.create_sample = 0;
-        self.clients = 16;
+        self.clients = 8;
         self.http_secs = 1;
         self.write_secs = 1;
-        self.ws = 32;
+        self.ws = 24;
         self.fanout_secs = 2;
         self.presence_secs = 2;
         self.login_secs = 1;
@@ -152,7 +152,8 @@ impl Report {
             key,
             json!({"rps": r.rps(), "p50_ms": r.ms(0.5), "p99_ms": r.ms(0.99),
                    "max_ms": r.hist.max() as f64 / 1000.0, "requests": r.requests,
-                   "errors": r.errors, "clients": r.clients, "secs": r.elapsed.as_secs_f64()}),
+                   "errors": r.errors, "clients": r.clients, "secs": r.elapsed.as_secs_f64(),
+                   "server_cpu_us_per_req": r.cpu_us()}),
         );
     }
 
@@ -196,6 +197,14 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}, MemTotal {mem}")
 }
 
+/// The 1-minute load average: other work on the machine skews every figure.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -228,10 +237,13 @@ fn main() -> anyhow::Result<()> {
         );
         std::fs::write(path, serde_json::to_string_pretty(&j)?)?;
     }
+    // A plain closing line for CI logs: the run as a whole passed or failed.
     if report.errors > 0 {
         eprintln!("statusd-bench: FAILED: {} errors", report.errors);
+        println!("bench: 0 passed, 1 failed");
         std::process::exit(1);
     }
+    println!("bench: 1 passed, 0 failed");
     Ok(())
 }
 
@@ -264,7 +276,11 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         db: work.join("statusd.db"),
         log: work.join("server.log"),
     };
-    r.say(format!("machine: {}", machine()));
+    r.say(format!(
+        "machine: {}; load average before the run: {}",
+        machine(),
+        loadavg()
+    ));
     r.say(format!(
         "run: users={} seed={seed:?} clients={} ws={} rate={}/s fanout={}s presence={}s big_users={}{}",
         args.users,
@@ -323,7 +339,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         Seed::Fixture => {
             server.stop().await?;
             let t = Instant::now();
-            let users = fixture::write_users(&spec.db, args.users)?;
+            let users = fixture::write_users(&spec.db, args.users, true)?;
             r.say(format!(
                 "    seeded {} users (+1 login token each) from the fixture in {:.2} s",
                 users.len(),
@@ -361,6 +377,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     if args.runs("big") {
         big(args, &bin, &work, &mut r).await?;
     }
+    r.say(format!("\nload average after the run: {}", loadavg()));
     Ok(r)
 }
 
@@ -449,6 +466,19 @@ async fn writes(
     .await?;
     let info = info_load(args, server.addr, "GET /api/info").await?;
     r.load("info_writes", &info);
+    // More clients in flight: group commit amortises the fsync over bigger batches.
+    let many = args.clients * 8;
+    let (admin2, users2) = (admin.clone(), users.clone());
+    let wide = run_load(
+        &format!("POST users.setStatus ({many} clients)"),
+        server.addr,
+        many,
+        Duration::from_secs(args.http_secs),
+        move |w, i| set_status_req(&admin2, &users2, many, w, i),
+    )
+    .await?;
+    r.load("set_status_wide", &wide);
+    let m0 = commit_stats(server.addr).await?;
     let cpu0 = server.cpu()?;
     let set = set_status_load(
         args,
@@ -460,12 +490,21 @@ async fn writes(
     )
     .await?;
     let cpu1 = server.cpu()?;
+    let m1 = commit_stats(server.addr).await?;
     r.load("set_status", &set);
     let ratio = set.rps() / info.rps();
+    let (batches, jobs, secs) = (m1.0 - m0.0, m1.1 - m0.1, m1.2 - m0.2);
     r.say(format!(
-        "    server CPU during setStatus: {:.0}% of one core",
-        cpu1.percent_since(&cpu0)
+        "    server CPU during setStatus: {:.0}% of one core; {batches:.0} commits, {:.1} jobs per commit, {:.2} ms per commit (run + fsync)",
+        cpu1.percent_since(&cpu0),
+        jobs / batches.max(1.0),
+        1000.0 * secs / batches.max(1.0)
     ));
+    r.fig(
+        "commits",
+        json!({"commits": batches, "jobs_per_commit": jobs / batches.max(1.0),
+               "ms_per_commit": 1000.0 * secs / batches.max(1.0)}),
+    );
     r.fig("set_status_ratio", json!(ratio));
     r.target(
         "setStatus/info >= 0.5",
@@ -488,7 +527,56 @@ async fn writes(
         ));
         r.errors("acknowledged writes missing after SIGKILL", lost);
     }
+
+    // Reference only: the same load with the database on tmpfs, where fsync costs
+    // nothing. Not durable; it shows what the disk costs and what the CPU allows.
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        let ref_spec = ServerSpec {
+            db: shm.join(format!("statusd-bench-{}.db", std::process::id())),
+            ..spec.clone()
+        };
+        server::remove_db(&ref_spec.db);
+        std::fs::copy(&spec.db, &ref_spec.db)?;
+        let server = Server::start(&ref_spec).await?;
+        let info = info_load(args, server.addr, "GET /api/info (tmpfs server)").await?;
+        let set = set_status_load(
+            args,
+            server.addr,
+            admin,
+            users,
+            "POST users.setStatus (tmpfs, NOT durable)",
+            args.http_secs,
+        )
+        .await?;
+        server.stop().await?;
+        server::remove_db(&ref_spec.db);
+        r.say("    reference, database on tmpfs (fsync free, not durable):");
+        r.load("info_tmpfs", &info);
+        r.load("set_status_tmpfs", &set);
+        r.say(format!(
+            "    tmpfs ratio setStatus/info: {:.2}",
+            set.rps() / info.rps()
+        ));
+    }
     Ok(())
+}
+
+/// (commits, jobs committed, seconds spent committing) from the server's /metrics.
+async fn commit_stats(addr: std::net::SocketAddr) -> anyhow::Result<(f64, f64, f64)> {
+    let mut c = Client::connect(addr).await?;
+    let (_, body) = c.call(http::get("/metrics", None)).await?;
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    };
+    Ok((
+        value("statusd_commit_batch_size_count "),
+        value("statusd_commit_batch_size_sum "),
+        value("statusd_commit_seconds_sum "),
+    ))
 }
 
 /// Compares each user's last acknowledged setStatus with the database file.
@@ -842,8 +930,9 @@ async fn reads(
         ratio >= 0.8,
     );
     r.say(format!(
-        "    users.presence (100 ids) / info: {:.2}",
-        presence.rps() / best_info
+        "    users.presence (100 ids) / info: {:.2}; server CPU per request, getStatus / info: {:.2}",
+        presence.rps() / best_info,
+        get.cpu_us() / info.cpu_us().min(info2.cpu_us()).max(1e-9)
     ));
     Ok(())
 }
@@ -931,6 +1020,22 @@ async fn logins(
     Ok(())
 }
 
+/// Starts the server `times` times on `spec`: sorted start-up times (ms) and the largest
+/// RSS seen half a second after the first answer.
+async fn starts(spec: &ServerSpec, times: usize) -> anyhow::Result<(Vec<f64>, u64)> {
+    let mut startups = Vec::new();
+    let mut rss = 0u64;
+    for _ in 0..times {
+        let s = Server::start(spec).await?;
+        startups.push(s.startup.as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        rss = rss.max(s.rss_bytes()?);
+        s.stop().await?;
+    }
+    startups.sort_by(|a, b| a.total_cmp(b));
+    Ok((startups, rss))
+}
+
 async fn big(
     args: &Args,
     bin: &std::path::Path,
@@ -948,33 +1053,22 @@ async fn big(
     // The server makes the schema (its migrations), the fixture fills it.
     Server::start(&spec).await?.stop().await?;
     let t = Instant::now();
-    fixture::write_users(&spec.db, n)?;
+    fixture::write_users(&spec.db, n, false)?;
     r.say(format!(
-        "    fixture: {n} users + {n} tokens written in {:.1} s, database {:.1} MiB",
+        "    fixture: {n} users written in {:.1} s, database {:.1} MiB",
         t.elapsed().as_secs_f64(),
         mib(std::fs::metadata(&spec.db)?.len())
     ));
-    let mut startups = Vec::new();
-    let mut rss = 0u64;
-    for _ in 0..3 {
-        let s = Server::start(&spec).await?;
-        startups.push(s.startup.as_secs_f64() * 1000.0);
-        // One read of the whole model, then settle.
-        let mut c = Client::connect(s.addr).await?;
-        let _ = c.call(http::get("/api/info", None)).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        rss = rss.max(s.rss_bytes()?);
-        s.stop().await?;
-    }
-    startups.sort_by(|a, b| a.total_cmp(b));
+    let (startups, rss) = starts(&spec, 3).await?;
     let median = startups[startups.len() / 2];
     r.say(format!(
-        "    start-up (spawn -> first 200 from /api/info), 3 starts: {}",
+        "    start-up (spawn -> first 200 from /api/info), 3 starts: {}; RSS {:.1} MiB",
         startups
             .iter()
             .map(|s| format!("{s:.0} ms"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        mib(rss)
     ));
     r.fig("big_startup_ms", json!(startups));
     r.fig("big_rss_bytes", json!(rss));
@@ -987,6 +1081,19 @@ async fn big(
         &format!("RSS with {n} users <= 150 MB"),
         format!("{:.1} MiB ({:.1} MB)", mib(rss), rss as f64 / 1e6),
         rss as f64 <= 150e6,
+    );
+    // The same users, each also holding one login token (as after everybody logged in).
+    fixture::write_tokens(&spec.db, n)?;
+    let (startups, rss) = starts(&spec, 1).await?;
+    r.say(format!(
+        "    with one login token per user as well: start-up {:.0} ms, RSS {:.1} MiB ({:.1} MB)",
+        startups[0],
+        mib(rss),
+        rss as f64 / 1e6
+    ));
+    r.fig(
+        "big_with_tokens",
+        json!({"startup_ms": startups[0], "rss_bytes": rss}),
     );
     Ok(())
 }

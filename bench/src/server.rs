@@ -10,6 +10,9 @@ use anyhow::{bail, Context};
 
 use crate::http::Client;
 
+/// The pid of the server most recently started: the load runner reads its CPU time.
+pub static CURRENT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 pub const ADMIN_USER: &str = "benchadmin";
 pub const ADMIN_PASS: &str = "bench-admin-pass";
 
@@ -91,6 +94,7 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         server.startup = started.elapsed();
+        CURRENT_PID.store(server.pid(), std::sync::atomic::Ordering::Relaxed);
         Ok(server)
     }
 

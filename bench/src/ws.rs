@@ -82,6 +82,14 @@ impl Shared {
         }
     }
 
+    fn duplicate(&self, idx: usize, frame: &str) {
+        self.duplicates.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.samples.lock().expect("samples");
+        if s.len() < 5 {
+            s.push(format!("conn {idx}: duplicate: {frame}"));
+        }
+    }
+
     pub fn merged(hists: &[Mutex<Histogram<u64>>]) -> Histogram<u64> {
         let mut out = new_hist();
         for h in hists {
@@ -343,7 +351,7 @@ async fn conn_task(
                             shared.status_frames.fetch_add(1, Ordering::Relaxed);
                             let _ = shared.status_hist[shard].lock().expect("hist").record(lat);
                         } else {
-                            shared.duplicates.fetch_add(1, Ordering::Relaxed);
+                            shared.duplicate(idx, t);
                         }
                     }
                 } else if let Some((seq, sent)) = parse_mark(t, PRESENCE_MARK) {
@@ -353,7 +361,7 @@ async fn conn_task(
                             shared.presence_frames.fetch_add(1, Ordering::Relaxed);
                             let _ = shared.presence_hist[shard].lock().expect("hist").record(lat);
                         } else {
-                            shared.duplicates.fetch_add(1, Ordering::Relaxed);
+                            shared.duplicate(idx, t);
                         }
                     }
                 } else if t.contains(r#""msg":"ping""#) {

@@ -48,6 +48,40 @@ pub fn verify_digest(digest_hex: &str, stored: &str) -> bool {
     bcrypt::verify(digest_hex.to_lowercase(), stored).unwrap_or(false)
 }
 
+/// Runs slow password work (bcrypt) on a thread of its own at a lower CPU priority
+/// (nice 10). The login semaphore bounds how many run at once; the priority makes a
+/// burst of logins take the CPU that status traffic leaves over instead of competing
+/// with the async workers and the writer on equal terms (on 2 cores, two bcrypt
+/// threads at the same priority multiplied the setStatus p99 several times).
+/// None if the thread could not be started or panicked.
+pub async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("statusd-bcrypt".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(f());
+        })
+        .ok()?;
+    rx.await.ok()
+}
+
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    extern "C" {
+        fn setpriority(which: i32, who: u32, prio: i32) -> i32;
+    }
+    const PRIO_PROCESS: i32 = 0;
+    // SAFETY: plain syscall wrapper with integer arguments. On Linux the nice value is
+    // per thread and `who = 0` names the calling thread, so only this one is lowered.
+    unsafe {
+        setpriority(PRIO_PROCESS, 0, 10);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
+
 /// A bcrypt hash to verify against when the user does not exist, so an unknown user
 /// costs the same time as a wrong password.
 pub fn dummy_hash() -> &'static str {

@@ -238,10 +238,9 @@ pub async fn log_in(app: &Ctx, creds: Credentials, ip: IpAddr) -> ApiResult<Logg
                 .acquire()
                 .await
                 .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-            let matches =
-                tokio::task::spawn_blocking(move || secrets::verify_digest(&digest, &hash))
-                    .await
-                    .unwrap_or(false);
+            let matches = secrets::off_thread(move || secrets::verify_digest(&digest, &hash))
+                .await
+                .unwrap_or(false);
             let (Some(user), true, true) = (user, matches, stored.is_some()) else {
                 let now = Instant::now();
                 app.login_guard

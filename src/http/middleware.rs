@@ -17,21 +17,17 @@ use crate::settings::ids;
 /// Counts every request by route and status (unknown routes share one label), and
 /// makes business errors name the REST route they came from.
 pub async fn track(State(app): State<Ctx>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let route_name = req
-        .uri()
-        .path()
-        .strip_prefix("/api/v1/")
-        .map(str::to_string);
+    // Cheap to keep (shared, not copied): the route template and the URI.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let uri = req.uri().clone();
     let mut resp = next.run(req).await;
-    if let Some(name) = route_name {
-        resp = name_route_in_error(resp, &name);
+    if let Some(name) = uri.path().strip_prefix("/api/v1/") {
+        resp = name_route_in_error(resp, name);
     }
-    app.metrics.count_request(&route, resp.status().as_u16());
+    app.metrics.count_request(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        resp.status().as_u16(),
+    );
     resp
 }
 
@@ -48,7 +44,10 @@ fn name_route_in_error(mut resp: Response, route: &str) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
-/// Resolves `X-User-Id` + `X-Auth-Token` to the caller, or answers 401.
+/// Resolves `X-User-Id` + `X-Auth-Token` to the caller, or answers 401; then applies
+/// the rate limit as the caller. One middleware for both, in this order (401 before
+/// 429), because every middleware layer costs an allocation and a boxed future on
+/// every request.
 pub async fn require_auth(State(app): State<Ctx>, mut req: Request, next: Next) -> Response {
     let found = {
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
@@ -59,8 +58,10 @@ pub async fn require_auth(State(app): State<Ctx>, mut req: Request, next: Next) 
     };
     match found {
         Some((user, token)) => {
-            req.extensions_mut().insert(Caller { user, token });
-            next.run(req).await
+            let caller = Caller { user, token };
+            let limit = limit_for(&app, Some(&caller), &req);
+            req.extensions_mut().insert(caller);
+            limited(&app, limit, req, next).await
         }
         None => ApiError::Unauthenticated.into_response(),
     }
@@ -75,8 +76,21 @@ fn set_limit_headers(resp: &mut Response, limit: u64, remaining: u64, reset_in: 
 }
 
 /// The REST rate limit (CONTRACT §2): per user when authenticated, else per client IP,
-/// per route and method; exempt with `api-bypass-rate-limit`.
+/// per route and method; exempt with `api-bypass-rate-limit`. Authenticated routes get
+/// it from `require_auth`; this layer is for the routes anyone may call.
 pub async fn rate_limit(State(app): State<Ctx>, req: Request, next: Next) -> Response {
+    let limit = limit_for(&app, None, &req);
+    limited(&app, limit, req, next).await
+}
+
+/// What counts a call: the limiter key and the limit, or None when not limited.
+struct Limit {
+    key: String,
+    calls: u64,
+    window: Duration,
+}
+
+fn limit_for(app: &Ctx, caller: Option<&Caller>, req: &Request) -> Option<Limit> {
     let (enabled, calls, window_ms) = {
         let m = app.model.read();
         (
@@ -85,20 +99,14 @@ pub async fn rate_limit(State(app): State<Ctx>, req: Request, next: Next) -> Res
             m.setting_i64(ids::RATE_LIMIT_TIME, 60000).max(1) as u64,
         )
     };
-    let caller = req.extensions().get::<Caller>().cloned();
-    if !enabled
-        || caller
-            .as_ref()
-            .is_some_and(|c| app.has_permission(&c.user, "api-bypass-rate-limit"))
-    {
-        return next.run(req).await;
+    if !enabled || caller.is_some_and(|c| app.has_permission(&c.user, "api-bypass-rate-limit")) {
+        return None;
     }
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let who = match &caller {
+        .map_or("", MatchedPath::as_str);
+    let who = match caller {
         Some(c) => format!("user:{}", c.user.id),
         None => {
             let peer = req
@@ -111,13 +119,20 @@ pub async fn rate_limit(State(app): State<Ctx>, req: Request, next: Next) -> Res
             )
         }
     };
-    let key = format!("{who}|{}{}", route, req.method());
-    let d = app.limiter.hit(
-        &key,
+    Some(Limit {
+        key: format!("{who}|{}{}", route, req.method()),
         calls,
-        Duration::from_millis(window_ms),
-        Instant::now(),
-    );
+        window: Duration::from_millis(window_ms),
+    })
+}
+
+async fn limited(app: &Ctx, limit: Option<Limit>, req: Request, next: Next) -> Response {
+    let Some(limit) = limit else {
+        return next.run(req).await;
+    };
+    let d = app
+        .limiter
+        .hit(&limit.key, limit.calls, limit.window, Instant::now());
     if !d.allowed {
         let mut resp = ApiError::TooManyRequests {
             wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,

@@ -94,7 +94,7 @@ pub fn router(app: Ctx) -> Router {
         .merge(permissions::routes())
         .merge(history::routes())
         .merge(custom_status::routes())
-        .route_layer(from_fn_with_state(app.clone(), middleware::rate_limit))
+        // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.
     let public = Router::new()

@@ -195,9 +195,9 @@ pub(crate) async fn hash_password(app: &Ctx, password: &str) -> ApiResult<String
         .acquire()
         .await
         .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-    tokio::task::spawn_blocking(move || secrets::hash_password_digest(&digest))
+    secrets::off_thread(move || secrets::hash_password_digest(&digest))
         .await
-        .map_err(|_| ApiError::Unavailable("hashing failed".into()))?
+        .ok_or_else(|| ApiError::Unavailable("hashing failed".into()))?
         .map_err(|_| ApiError::Unavailable("hashing failed".into()))
 }
 

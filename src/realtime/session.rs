@@ -78,15 +78,28 @@ impl Session {
         let mut last_heard = Instant::now();
         let mut pinged_at: Option<Instant> = None;
         let mut out: Vec<Utf8Bytes> = Vec::new();
+        let deadline_of = |last_heard: Instant, pinged_at: Option<Instant>| match pinged_at {
+            Some(at) => (at + ping_every).min(last_heard + stale_after),
+            None => (last_heard + ping_every).min(last_heard + stale_after),
+        };
+        // The timer and the shutdown watch live across iterations: re-creating them on
+        // every wake-up registered and removed a timer and a waiter per delivered frame,
+        // on locks shared by every connection. The timer is reset only when it moves.
+        let mut deadline = deadline_of(last_heard, pinged_at);
+        let timer = sleep_until(deadline);
+        tokio::pin!(timer);
+        let stop = shutdown.changed();
+        tokio::pin!(stop);
         loop {
-            let deadline = match pinged_at {
-                Some(at) => (at + ping_every).min(last_heard + stale_after),
-                None => (last_heard + ping_every).min(last_heard + stale_after),
-            };
+            let due = deadline_of(last_heard, pinged_at);
+            if due != deadline {
+                deadline = due;
+                timer.as_mut().reset(deadline);
+            }
             let wants_events = self.subs.wants_events();
             tokio::select! {
                 biased;
-                _ = shutdown.changed() => {
+                _ = &mut stop => {
                     let _ = ws.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
                     return End::Shutdown;
                 }
@@ -122,7 +135,7 @@ impl Session {
                         Err(_) => return End::Slow,
                     }
                 }
-                _ = sleep_until(deadline) => {
+                _ = &mut timer => {
                     let now = Instant::now();
                     if now >= last_heard + stale_after || pinged_at.is_some() {
                         return End::Silent;
