@@ -91,6 +91,12 @@ stage "real-client tests (tests/clients/run.sh)"
 # Its last line is the summary "clients: N passed, M failed".
 tests/clients/run.sh
 
+stage "browser test of the presence page (tests/web/run.sh)"
+# Debian's headless Chromium driven by playwright-core: sign in, set a status, see a
+# change made over REST arrive live, the disabled controls' reasons. Installs chromium
+# when it is missing; saves docs/screenshot.png.
+tests/web/run.sh
+
 stage "benchmark smoke run (bench/run.sh --smoke)"
 # Keeps the load tool (bench/, issue 4) alive: a tiny run of every benchmark phase
 # against the release binary; fails on any error answer, lost frame or lost write.

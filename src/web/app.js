@@ -103,7 +103,7 @@
   }
 
   function initials(name) {
-    const parts = String(name || '?').trim().split(/\s+/).filter(Boolean);
+    const parts = String(name || '?').trim().split(/[\s.]+/).filter(Boolean);
     const letters = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || '?').slice(0, 2);
     return letters.toUpperCase();
   }
@@ -317,13 +317,20 @@
     state.dirty = false;
   }
 
+  // "<words> (setting <code>id</code> is off). <after>"
+  function sayWithSetting(el, words, id, after) {
+    const code = document.createElement('code');
+    code.textContent = id;
+    el.textContent = '';
+    el.append(words + ' (setting ', code, ' is off).' + (after ? ' ' + after : ''));
+  }
+
   function applySettings() {
     const { allowChange, allowInvisible } = state.settings;
     $('status-fields').disabled = !allowChange;
     const reason = $('disabled-reason');
     if (!allowChange) {
-      reason.textContent =
-        'Status changes are turned off on this server (setting ' + SETTING_CHANGE + ' is off). Ask an administrator to turn them on.';
+      sayWithSetting(reason, 'Status changes are turned off on this server', SETTING_CHANGE, 'Ask an administrator to turn them on.');
       reason.hidden = false;
     } else {
       reason.hidden = true;
@@ -333,7 +340,7 @@
     if (!allowInvisible && invisible.checked) invisible.checked = false;
     const invReason = $('invisible-reason');
     if (!allowInvisible) {
-      invReason.textContent = 'Invisible is not available: it is turned off on this server (setting ' + SETTING_INVISIBLE + ' is off).';
+      sayWithSetting(invReason, 'Invisible is not available: it is turned off on this server', SETTING_INVISIBLE, '');
       invReason.hidden = false;
     } else {
       invReason.hidden = true;
@@ -354,7 +361,22 @@
     if (state.me) applySettings();
   }
 
+  // Events that arrive while the list is being read are applied again afterwards,
+  // so a slower answer cannot undo a newer live change.
+  let replay = null;
+
   async function loadUsers() {
+    replay = [];
+    try {
+      await readUsers();
+    } finally {
+      const missed = replay;
+      replay = null;
+      for (const args of missed) statusEvent(args);
+    }
+  }
+
+  async function readUsers() {
     const all = [];
     let offset = 0;
     for (;;) {
@@ -419,7 +441,6 @@
     wanted: false,
     retry: 0,
     timer: null,
-    everReady: false,
 
     setState(s, text) {
       $('live').dataset.state = s;
@@ -429,7 +450,6 @@
     start() {
       this.wanted = true;
       this.retry = 0;
-      this.everReady = false;
       this.connect();
     },
 
@@ -493,9 +513,9 @@
         case 'ready':
           if ((f.subs || []).includes('user-status')) {
             this.setState('on', 'Live');
-            // After a reconnect, catch up with what changed while we were away.
-            if (this.everReady) refreshAfterGap();
-            this.everReady = true;
+            // Events from before the subscription (our own connection coming online
+            // included, or a reconnect's gap) were not sent: read the list again.
+            refreshAfterGap();
             this.retry = 0;
           }
           break;
@@ -519,6 +539,7 @@
   // args: [uid, username, code, statusText, name, roles, statusSource?, statusExpiresAt?]
   function statusEvent(args) {
     if (!Array.isArray(args) || args.length < 4) return;
+    if (replay) replay.push(args);
     const [uid, username, code, text, name] = args;
     const status = STATUS_BY_CODE[code] || 'offline';
     let u = state.users.get(uid);
@@ -569,6 +590,8 @@
     }
   }
 
+  let okTimer = null;
+
   async function onSave(ev) {
     ev.preventDefault();
     const err = $('status-error');
@@ -595,6 +618,8 @@
       const who = target === state.me._id ? 'Your status' : 'The status of ' + ((u && (u.name || u.username)) || 'that user');
       ok.textContent = who + ' is saved' + (expires ? ' until ' + when(expires) : '') + '.';
       ok.hidden = false;
+      clearTimeout(okTimer);
+      okTimer = setTimeout(() => (ok.hidden = true), 8000);
       state.dirty = false;
     } catch (e) {
       if (e.status === 401) {

@@ -9,6 +9,7 @@
 #   STATUSD_WEB_KEEP_TMP=1   keep the temp dir (database, server log, browser profile)
 #   STATUSD_SCREENSHOT=PATH  where to save the screenshot (default docs/screenshot.png)
 #   RUST_LOG                 server log filter (default: info)
+#   STATUSD_BIN=PATH         test this binary instead of building target/debug/statusd
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -47,9 +48,13 @@ else
 fi
 
 # --- the server ---------------------------------------------------------------
-log "cargo build --bin statusd"
-cargo build --quiet --bin statusd
-bin="$root/target/debug/statusd"
+if [[ -n "${STATUSD_BIN:-}" ]]; then
+    bin="$STATUSD_BIN"
+else
+    log "cargo build --bin statusd"
+    cargo build --quiet --bin statusd
+    bin="$root/target/debug/statusd"
+fi
 [[ -x "$bin" ]] || die "$bin was not built"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/statusd-web.XXXXXX")"
