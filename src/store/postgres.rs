@@ -925,11 +925,6 @@ impl Store for PostgresStore {
         self.writer.call(|s| s.run_retrying(|c, _| load_all(c)))
     }
 
-    /// Every instance's live connections are rows here (`load` returns them).
-    fn persists_connections(&self) -> bool {
-        true
-    }
-
     fn commit(&self, changes: &[Change]) -> anyhow::Result<()> {
         if changes.is_empty() {
             return Ok(());
