@@ -110,3 +110,88 @@ async fn a_subscriber_that_does_not_read_is_closed_and_does_not_hold_up_others()
         2 * total
     );
 }
+
+/// Consumers that pause during a burst and then read on: each one either receives
+/// every change or is closed (so that its client reconnects and resyncs). None may
+/// silently miss changes and carry on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_falls_behind_gets_everything_or_is_closed_never_a_gap() {
+    const CONSUMERS: usize = 12;
+    const USERS: usize = 64;
+    const TOGGLES: usize = 250;
+    let srv = Server::start().await;
+    let carol = srv.create_user("carol", "carol-pass-1", &["user"]).await;
+    let text = "😀".repeat(120);
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        let s = srv
+            .create_user(&format!("u{i}"), "user-pass-1", &["user"])
+            .await;
+        srv.set_status(&s, json!({"message": text})).await;
+        users.push(s);
+    }
+    let mut changers = Vec::new();
+    for u in &users {
+        changers.push(Ddp::connect_resume(&srv, &u.token).await);
+    }
+    let total = USERS * TOGGLES;
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(CONSUMERS + 1));
+    let mut consumers = JoinSet::new();
+    for k in 0..CONSUMERS {
+        let mut c = Ddp::connect_resume(&srv, &carol.token).await;
+        c.sub_user_status("s").await;
+        let start = start.clone();
+        consumers.spawn(async move {
+            start.wait().await;
+            // Pauses from 0 to ~8 s, then reads on.
+            tokio::time::sleep(Duration::from_millis(k as u64 * 700)).await;
+            let mut n = 0;
+            while n < total {
+                match c.next_changed(Duration::from_secs(15)).await {
+                    Some(_) => n += 1,
+                    None => break,
+                }
+            }
+            (k, n, c.closed)
+        });
+    }
+    start.wait().await;
+    let mut set = JoinSet::new();
+    for mut c in changers {
+        set.spawn(async move {
+            for i in 0..TOGGLES {
+                let status = if i % 2 == 0 { "busy" } else { "away" };
+                c.send(json!({"msg": "method", "id": format!("m{i}"), "method": "UserPresence:setDefaultStatus", "params": [status]}))
+                    .await;
+            }
+            let mut results = 0;
+            while results < TOGGLES {
+                let f = c.next_json(Duration::from_secs(30)).await.expect("results");
+                if f["msg"] == "result" {
+                    results += 1;
+                }
+            }
+            c
+        });
+    }
+    let mut keep = Vec::new();
+    while let Some(r) = set.join_next().await {
+        keep.push(r.expect("a changing connection failed"));
+    }
+    let (mut complete, mut closed) = (0, 0);
+    while let Some(r) = consumers.join_next().await {
+        let (k, n, was_closed) = r.unwrap();
+        if was_closed {
+            closed += 1;
+        } else {
+            assert_eq!(
+                n,
+                total,
+                "consumer {k} missed {} changes and was not closed",
+                total - n
+            );
+            complete += 1;
+        }
+    }
+    eprintln!("{complete} consumers got all {total} changes, {closed} were closed");
+}
