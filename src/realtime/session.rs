@@ -120,7 +120,12 @@ impl Session {
                     match ev {
                         Ok(p) => {
                             self.subs.frames(&p, &mut out);
-                            self.drain_events(&mut out);
+                            if let Err(missed) = self.drain_events(&mut out) {
+                                // Fell behind while draining: events are lost, so close
+                                // rather than leave a silent gap.
+                                self.app.metrics.frames_dropped.inc_by(missed);
+                                return End::Slow;
+                            }
                         }
                         Err(RecvError::Lagged(n)) => {
                             self.app.metrics.frames_dropped.inc_by(n);
@@ -150,21 +155,20 @@ impl Session {
     }
 
     /// Takes whatever else is already queued, so a burst goes out in one write.
-    fn drain_events(&mut self, out: &mut Vec<Utf8Bytes>) {
+    /// Returns `Err(n)` when the channel overtook this connection (n events lost):
+    /// the receiver skips past them, so the lag must be acted on here.
+    fn drain_events(&mut self, out: &mut Vec<Utf8Bytes>) -> Result<(), u64> {
         let Some(rx) = self.events.as_mut() else {
-            return;
+            return Ok(());
         };
         for _ in 0..MAX_BURST {
             match rx.try_recv() {
                 Ok(p) => self.subs.frames(&p, out),
-                Err(TryRecvError::Lagged(n)) => {
-                    // Counted and handled on the next recv, which reports it again.
-                    let _ = n;
-                    break;
-                }
+                Err(TryRecvError::Lagged(n)) => return Err(n),
                 Err(_) => break,
             }
         }
+        Ok(())
     }
 
     /// Answers one client frame, appending the replies to `out`.
