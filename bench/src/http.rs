@@ -40,6 +40,12 @@ impl Client {
         Ok(Client { send })
     }
 
+    /// Whether the server closed this connection (an idle keep-alive connection is
+    /// closed after the server's header timeout).
+    pub fn is_closed(&self) -> bool {
+        self.send.is_closed()
+    }
+
     /// Sends one request and reads the whole answer.
     pub async fn call(&mut self, req: Req) -> anyhow::Result<(StatusCode, Bytes)> {
         self.send.ready().await?;

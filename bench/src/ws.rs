@@ -56,6 +56,10 @@ pub struct Shared {
     pub presence_frames: AtomicU64,
     pub duplicates: AtomicU64,
     pub errors: AtomicU64,
+    /// Set when the pool starts closing: connections that close take their users
+    /// offline, and the watchers still open get that change (with the last benchmark
+    /// text); those frames are not part of the measurement.
+    pub stopping: std::sync::atomic::AtomicBool,
     pub samples: Mutex<Vec<String>>,
 }
 
@@ -70,6 +74,7 @@ impl Shared {
             presence_frames: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
             samples: Mutex::new(Vec::new()),
         }
     }
@@ -272,6 +277,7 @@ impl Pool {
 
     /// Stops every connection (closing the socket) and collects what each saw.
     pub async fn stop(self) -> anyhow::Result<Vec<ConnReport>> {
+        self.shared.stopping.store(true, Ordering::SeqCst);
         self.set_phase(Phase::Stop);
         let mut out = Vec::with_capacity(self.tasks.len());
         for t in self.tasks {
@@ -344,6 +350,9 @@ async fn conn_task(
                     }
                 };
                 let t = text.as_str();
+                if shared.stopping.load(Ordering::Relaxed) {
+                    continue;
+                }
                 if let Some((seq, sent)) = parse_mark(t, STATUS_MARK) {
                     if t.contains("stream-notify-logged") {
                         let lat = now_micros().saturating_sub(sent).clamp(1, 60_000_000);
