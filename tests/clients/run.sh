@@ -51,7 +51,9 @@ fi
 # --- server -------------------------------------------------------------------
 log "cargo build --bin statusd"
 cargo build --quiet --bin statusd
-bin="$root/target/debug/statusd"
+target_dir="${CARGO_TARGET_DIR:-target}"
+[[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
+bin="$target_dir/debug/statusd"
 [[ -x "$bin" ]] || die "$bin was not built"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/statusd-clients.XXXXXX")"
