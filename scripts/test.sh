@@ -83,6 +83,8 @@ for f in tests/rest_*.rs tests/ddp_*.rs; do
     [[ -e $f ]] && pg_suites+=(--test "$(basename "$f" .rs)")
 done
 ((${#pg_suites[@]})) || die "no REST or DDP test files found"
+# Crash durability (kill -9 under load) on PostgreSQL too.
+pg_suites+=(--test crash)
 pg_drop_leftovers
 STATUSD_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/{name}' cargo test "${pg_suites[@]}"
 pg_drop_leftovers

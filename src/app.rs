@@ -41,9 +41,18 @@ impl App {
     /// The user a token authenticates, if the token exists, belongs to `user_id`,
     /// has not expired and the user is active.
     pub fn authenticate(&self, user_id: &str, token: &str) -> Option<(Arc<User>, Arc<Token>)> {
-        let hashed = crate::auth::secrets::hash_token(token);
+        self.authenticate_hashed(user_id, &crate::auth::secrets::hash_token(token))
+    }
+
+    /// As `authenticate`, for a token already hashed (a realtime connection keeps only
+    /// the hash of the token it logged in with and re-checks it while it lives).
+    pub fn authenticate_hashed(
+        &self,
+        user_id: &str,
+        hashed: &str,
+    ) -> Option<(Arc<User>, Arc<Token>)> {
         let m = self.model.read();
-        let tok = m.tokens.get(&hashed)?;
+        let tok = m.tokens.get(hashed)?;
         if !crate::auth::secrets::secrets_equal(&tok.user_id, user_id) {
             return None;
         }

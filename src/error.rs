@@ -37,6 +37,8 @@ pub enum ApiError {
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
+    /// 408: the body did not arrive within HTTP_BODY_TIMEOUT_SECS.
+    RequestTimeout,
     /// 503: the store could not commit (the change was not made).
     Unavailable(String),
 }
@@ -111,6 +113,7 @@ impl ApiError {
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -152,6 +155,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => {
                 json!({"success": false, "error": "Request body too large"})
             }
+            ApiError::RequestTimeout => json!({"success": false, "error": "Request timeout"}),
             ApiError::Unavailable(why) => {
                 json!({"success": false, "error": "Service Unavailable", "details": why})
             }

@@ -31,6 +31,9 @@ use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
 
+/// Caps the crate that logs websocket payloads below its payload-logging level.
+const NO_PAYLOAD_LOGS: &str = "tungstenite=debug";
+
 fn main() {
     let cfg = config::Config::from_args();
     if let Err(e) = cfg.validate() {
@@ -43,7 +46,10 @@ fn main() {
         Some(command) => std::process::exit(cli::main(cfg, command)),
     }
     let filter = match EnvFilter::try_new(&cfg.rust_log) {
-        Ok(f) => f,
+        // tungstenite logs every websocket payload at trace level, and DDP payloads
+        // carry passwords (digests) and resume tokens: its trace output is never let
+        // through, whatever RUST_LOG asks for (issue 7: no secrets in logs).
+        Ok(f) => f.add_directive(NO_PAYLOAD_LOGS.parse().expect("a valid directive")),
         Err(e) => {
             eprintln!("statusd: RUST_LOG: {e}");
             std::process::exit(2);

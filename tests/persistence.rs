@@ -201,3 +201,43 @@ async fn secrets_are_stored_only_as_hashes() {
         assert!(!text.contains(secret), "{what} is stored in clear");
     }
 }
+
+/// Issue 7: tokens and passwords never appear in the server's log, even at the most
+/// verbose level, through REST and DDP logins, failed logins and token creation.
+#[tokio::test]
+async fn secrets_never_reach_the_log() {
+    let srv = Server::start_with(&[("RUST_LOG", "trace")]).await;
+    let password = "Log-distinct-password-93";
+    let s = srv.create_user("logan", password, &["user"]).await;
+    let r = srv
+        .post_json(
+            "users.generatePersonalAccessToken",
+            Some(&s),
+            json!({"tokenName": "log"}),
+        )
+        .await;
+    let pat = r.2["token"].as_str().expect("token").to_string();
+    let wrong = "Log-wrong-password-57";
+    let r = srv
+        .post_json("login", None, json!({"user": "logan", "password": wrong}))
+        .await;
+    assert_status(&r, 401);
+    let mut c = common::ddp::Ddp::connect_resume(&srv, &pat).await;
+    c.login_password("logan", password)
+        .await
+        .expect("DDP login");
+    srv.set_status(&s.with_token(&pat), json!({"status": "busy"}))
+        .await;
+    let log = srv.log();
+    assert!(log.len() > 1000, "the trace log is nearly empty: {log}");
+    for (what, secret) in [
+        ("login token", s.token.as_str()),
+        ("personal access token", pat.as_str()),
+        ("password", password),
+        ("wrong password", wrong),
+        ("password digest", &sha256_hex(password)),
+        ("admin password", ADMIN_PASS),
+    ] {
+        assert!(!log.contains(secret), "the {what} is in the server log");
+    }
+}

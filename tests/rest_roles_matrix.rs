@@ -1,5 +1,6 @@
 //! Every REST route × every default role (CONTRACT §2, §6): who gets 200, who gets
-//! 403, and anonymous callers 401 on authenticated routes. Table-driven.
+//! 403, and anonymous callers 401 on authenticated routes; and every authenticated
+//! route refuses a revoked or an expired token. Table-driven.
 
 mod common;
 
@@ -27,6 +28,8 @@ struct Case {
     path: String,
     body: Option<Value>,
     want: [u16; 5],
+    /// The 200 answer is not a JSON `{"success": true, …}` body (Prometheus text).
+    plain: bool,
 }
 
 fn want_of(case: &Case, who: Who) -> u16 {
@@ -44,6 +47,7 @@ fn get(path: &str, want: [u16; 5]) -> Case {
         path: path.to_string(),
         body: None,
         want,
+        plain: false,
     }
 }
 
@@ -53,36 +57,20 @@ fn post(path: &str, body: Value, want: [u16; 5]) -> Case {
         path: path.to_string(),
         body: Some(body),
         want,
+        plain: false,
     }
 }
 
-#[tokio::test]
-async fn every_route_for_every_default_role() {
-    let srv = Server::start().await;
-    let admin = srv.admin().await;
-    let user = srv.create_user("role-user", "user-pass-1", &["user"]).await;
-    let bot = srv.create_user("role-bot", "bot-pass-1", &["bot"]).await;
-    let guest = srv
-        .create_user("role-guest", "guest-pass-1", &["guest"])
-        .await;
-    let target = srv
-        .create_user_only("target", "target-pass-1", &["user"])
-        .await;
-    let victim = srv
-        .create_user_only("victim", "victim-pass-1", &["user"])
-        .await;
-    let session = |who: Who| -> Option<Session> {
-        match who {
-            Anonymous => None,
-            Guest => Some(guest.clone()),
-            Bot => Some(bot.clone()),
-            User => Some(user.clone()),
-            Admin => Some(admin.clone()),
-        }
-    };
-
-    let cases = vec![
+/// Every route, with what each default role gets. `target` and `victim` are users the
+/// admin-only calls change and delete; `customs` two custom statuses to update and delete.
+fn cases(target: &str, victim: &str, customs: &[String; 2]) -> Vec<Case> {
+    vec![
         get("/api/info", PUBLIC),
+        get("/api/health", PUBLIC),
+        Case {
+            plain: true,
+            ..get("/metrics", PUBLIC)
+        },
         get("me", ALL),
         // Status routes.
         post(
@@ -107,6 +95,8 @@ async fn every_route_for_every_default_role() {
         get("users.presence", ALL),
         get(&format!("users.presence?ids={target}"), ALL),
         get("users.info?username=target", ALL),
+        get("users.statusHistory", ALL),
+        get(&format!("users.statusHistory?userId={target}"), ADMIN_ONLY),
         // User administration.
         get("users.list", ALL),
         post(
@@ -146,6 +136,23 @@ async fn every_route_for_every_default_role() {
             json!({"roleId": "bot", "username": "target"}),
             ADMIN_ONLY,
         ),
+        // Custom statuses (manage-user-status: admin).
+        get("custom-user-status.list", ALL),
+        post(
+            "custom-user-status.create",
+            json!({"name": "Matrix C", "statusType": "busy"}),
+            ADMIN_ONLY,
+        ),
+        post(
+            "custom-user-status.update",
+            json!({"_id": customs[0], "name": "Matrix A2", "statusType": "away"}),
+            ADMIN_ONLY,
+        ),
+        post(
+            "custom-user-status.delete",
+            json!({"customUserStatusId": customs[1]}),
+            ADMIN_ONLY,
+        ),
         // Personal access tokens (create-personal-access-tokens: admin, user).
         post(
             "users.generatePersonalAccessToken",
@@ -163,28 +170,77 @@ async fn every_route_for_every_default_role() {
             json!({"tokenName": "matrix"}),
             PAT_HOLDERS,
         ),
+    ]
+}
+
+/// Runs one case; a plain-text answer comes back as `Value::String`.
+async fn call(srv: &Server, case: &Case, s: Option<&Session>) -> Reply {
+    let body = case.body.as_ref().map(|b| serde_json::to_vec(b).unwrap());
+    let headers = [("Content-Type", "application/json")];
+    if case.plain {
+        let (status, h, text) = srv
+            .request_text(case.method.clone(), &case.path, s, &headers, body)
+            .await;
+        return (status, h, Value::String(text));
+    }
+    srv.request(case.method.clone(), &case.path, s, &headers, body)
+        .await
+}
+
+async fn make_custom_status(srv: &Server, admin: &Session, name: &str) -> String {
+    let r = srv
+        .post_json(
+            "custom-user-status.create",
+            Some(admin),
+            json!({"name": name, "statusType": "away"}),
+        )
+        .await;
+    assert_status(&r, 200);
+    r.2["customUserStatus"]["_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn every_route_for_every_default_role() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let user = srv.create_user("role-user", "user-pass-1", &["user"]).await;
+    let bot = srv.create_user("role-bot", "bot-pass-1", &["bot"]).await;
+    let guest = srv
+        .create_user("role-guest", "guest-pass-1", &["guest"])
+        .await;
+    let target = srv
+        .create_user_only("target", "target-pass-1", &["user"])
+        .await;
+    let victim = srv
+        .create_user_only("victim", "victim-pass-1", &["user"])
+        .await;
+    let session = |who: Who| -> Option<Session> {
+        match who {
+            Anonymous => None,
+            Guest => Some(guest.clone()),
+            Bot => Some(bot.clone()),
+            User => Some(user.clone()),
+            Admin => Some(admin.clone()),
+        }
+    };
+
+    let customs = [
+        make_custom_status(&srv, &admin, "Matrix A").await,
+        make_custom_status(&srv, &admin, "Matrix B").await,
     ];
+    let cases = cases(&target, &victim, &customs);
 
     let mut failures = Vec::new();
     for case in &cases {
         for who in ORDER {
             let s = session(who);
-            let body = case.body.as_ref().map(|b| serde_json::to_vec(b).unwrap());
-            let r = srv
-                .request(
-                    case.method.clone(),
-                    &case.path,
-                    s.as_ref(),
-                    &[("Content-Type", "application/json")],
-                    body,
-                )
-                .await;
+            let r = call(&srv, case, s.as_ref()).await;
             let want = want_of(case, who);
             let got = r.0.as_u16();
             let body_ok = match want {
                 401 => r.2 == body_401(),
                 403 => r.2 == body_403(),
-                _ => r.2["success"] == true,
+                _ => case.plain || r.2["success"] == true,
             };
             if got != want || !body_ok {
                 failures.push(format!(
@@ -258,4 +314,90 @@ async fn rate_limit_bypass_by_role() {
         }
         assert_eq!(limited, !exempt, "{name}: limited={limited}");
     }
+}
+
+/// A token revoked by a logout, a login token past `Accounts_LoginExpiration`, and a
+/// token of a disabled user: every authenticated route answers 401 to each.
+#[tokio::test]
+async fn every_authenticated_route_refuses_revoked_and_expired_tokens() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let r = srv
+        .post_json(
+            "users.generatePersonalAccessToken",
+            Some(&admin),
+            json!({"tokenName": "ops"}),
+        )
+        .await;
+    assert_status(&r, 200);
+    let admin_pat = admin.with_token(r.2["token"].as_str().unwrap());
+    let target = srv
+        .create_user_only("target", "target-pass-1", &["user"])
+        .await;
+    let victim = srv
+        .create_user_only("victim", "victim-pass-1", &["user"])
+        .await;
+    let customs = [
+        make_custom_status(&srv, &admin, "Matrix A").await,
+        make_custom_status(&srv, &admin, "Matrix B").await,
+    ];
+    let revoked = srv
+        .create_user("revoked", "revoked-pass-1", &["admin"])
+        .await;
+    assert_status(
+        &srv.post_json("logout", Some(&revoked), json!({})).await,
+        200,
+    );
+    let disabled = srv
+        .create_user("disabled", "disabled-pass-1", &["admin"])
+        .await;
+    let r = srv
+        .post_json(
+            "users.update",
+            Some(&admin_pat),
+            json!({"userId": disabled.user_id, "data": {"active": false}}),
+        )
+        .await;
+    assert_status(&r, 200);
+    let expired = srv
+        .create_user("expired", "expired-pass-1", &["admin"])
+        .await;
+    let r = srv
+        .post_json(
+            "settings/Accounts_LoginExpiration",
+            Some(&admin_pat),
+            json!({"value": 0}),
+        )
+        .await;
+    assert_status(&r, 200);
+
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let authed = cases(&target, &victim, &customs)
+        .into_iter()
+        .filter(|c| c.want[0] == 401);
+    for case in authed {
+        for (who, s) in [
+            ("revoked", &revoked),
+            ("disabled", &disabled),
+            ("expired", &expired),
+        ] {
+            let r = call(&srv, &case, Some(s)).await;
+            checked += 1;
+            if r.0 != 401 || r.2 != body_401() {
+                failures.push(format!(
+                    "{} {} as {who}: want 401, got {} {}",
+                    case.method, case.path, r.0, r.2
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked > 60, "only {checked} calls checked");
+    // Nothing those calls tried happened.
+    let r = srv
+        .get(&format!("users.info?userId={victim}"), Some(&admin_pat))
+        .await;
+    assert_status(&r, 200);
+    assert_eq!(r.2["user"]["name"], "victim Name", "{}", r.2);
 }

@@ -15,6 +15,7 @@
 mod fixture;
 mod http;
 mod server;
+mod soak;
 mod ws;
 
 use std::fmt::Write as _;
@@ -97,6 +98,27 @@ struct Args {
     /// Users in the start-up / memory database.
     #[arg(long, default_value_t = 100_000)]
     big_users: usize,
+    /// Run only the soak of issue 7 for this many seconds (see src/soak.rs).
+    #[arg(long)]
+    soak_secs: Option<u64>,
+    /// Soak: long-lived subscribed websockets.
+    #[arg(long, default_value_t = 500)]
+    soak_watchers: usize,
+    /// Soak: workers that connect, log in, set a status and disconnect in a loop.
+    #[arg(long, default_value_t = 16)]
+    soak_churners: usize,
+    /// Soak: keep-alive HTTP clients (setStatus and getStatus).
+    #[arg(long, default_value_t = 8)]
+    soak_http: usize,
+    /// Soak: milliseconds between two cycles of one churn worker.
+    #[arg(long, default_value_t = 500)]
+    soak_churn_ms: u64,
+    /// Soak: milliseconds between two requests of one HTTP client.
+    #[arg(long, default_value_t = 50)]
+    soak_http_ms: u64,
+    /// Soak: seconds between two report lines.
+    #[arg(long, default_value_t = 60)]
+    soak_interval: u64,
     /// Which phases to run (comma list of writes,realtime,reads,logins,big); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -215,6 +237,16 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(secs) = args.soak_secs {
+        let failed = rt.block_on(soak_run(&args, secs))?;
+        let verdict = if failed == 0 {
+            "1 passed, 0 failed"
+        } else {
+            "0 passed, 1 failed"
+        };
+        println!("soak: {verdict}");
+        std::process::exit(i32::from(failed != 0));
+    }
     let report = rt.block_on(run(&args))?;
     println!("\n== summary ==");
     for (name, fig, ok) in &report.targets {
@@ -245,6 +277,36 @@ fn main() -> anyhow::Result<()> {
     }
     println!("bench: 1 passed, 0 failed");
     Ok(())
+}
+
+async fn soak_run(args: &Args, secs: u64) -> anyhow::Result<u64> {
+    let work = args
+        .work
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("target/bench-work-soak"));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let work = std::fs::canonicalize(&work)?;
+    let spec = ServerSpec {
+        bin: std::fs::canonicalize(&args.server)
+            .with_context(|| format!("no server binary at {}", args.server.display()))?,
+        db: work.join("statusd.db"),
+        log: work.join("server.log"),
+    };
+    println!("machine: {}; load average: {}", machine(), loadavg());
+    let a = soak::SoakArgs {
+        secs,
+        users: args.users,
+        watchers: args.soak_watchers,
+        churners: args.soak_churners,
+        http: args.soak_http,
+        interval_secs: args.soak_interval.clamp(1, secs.max(1)),
+        churn_every: Duration::from_millis(args.soak_churn_ms),
+        http_every: Duration::from_millis(args.soak_http_ms),
+    };
+    let failed = soak::run(&a, &spec).await?;
+    println!("load average after the soak: {}", loadavg());
+    Ok(failed)
 }
 
 async fn run(args: &Args) -> anyhow::Result<Report> {

@@ -33,17 +33,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// Reads the body, mapping a too-large body to 413 and other failures to 400.
+/// Reads the body, mapping a too-large body to 413, a body that stalled past
+/// HTTP_BODY_TIMEOUT_SECS to 408 and other failures to 400.
 async fn body_bytes(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
     let headers = req.headers().clone();
     let bytes = Bytes::from_request(req, &()).await.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
+        } else if timed_out(&e) {
+            ApiError::RequestTimeout
         } else {
             ApiError::Plain("Could not read the request body".into())
         }
     })?;
     Ok((headers, bytes))
+}
+
+/// Whether a body error comes from the body timeout layer (somewhere down its chain).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {

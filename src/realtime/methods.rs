@@ -57,7 +57,10 @@ pub fn meteor_of(e: ApiError) -> MeteorError {
         },
         ApiError::Unavailable(_) => MeteorError::new(503, "Service Unavailable"),
         ApiError::Plain(_) => MeteorError::new(400, "Match failed"),
-        ApiError::NotFound | ApiError::MethodNotAllowed | ApiError::PayloadTooLarge => {
+        ApiError::NotFound
+        | ApiError::MethodNotAllowed
+        | ApiError::PayloadTooLarge
+        | ApiError::RequestTimeout => {
             MeteorError::new(400, "Bad request")
         }
     }

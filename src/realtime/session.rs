@@ -39,6 +39,10 @@ enum End {
     Silent,
     Slow,
     Shutdown,
+    /// The token this connection logged in with was revoked or expired, or its user
+    /// was disabled or deleted: like Meteor, the connection is closed (the client's
+    /// reconnect then fails to resume and it logs out).
+    LoggedOut,
 }
 
 pub async fn run(app: Ctx, socket: WebSocket, ip: IpAddr) {
@@ -111,6 +115,9 @@ impl Session {
                     };
                     last_heard = Instant::now();
                     pinged_at = None;
+                    if self.login_revoked() {
+                        return close_logged_out(&mut ws).await;
+                    }
                     self.handle(text.as_str(), &mut out).await;
                     if send_all(&mut ws, &mut out).await.is_err() {
                         return End::ClientGone;
@@ -145,6 +152,11 @@ impl Session {
                     if now >= last_heard + stale_after || pinged_at.is_some() {
                         return End::Silent;
                     }
+                    // A revoked login stops receiving events within one ping interval
+                    // even if the client never sends anything.
+                    if self.login_revoked() {
+                        return close_logged_out(&mut ws).await;
+                    }
                     pinged_at = Some(now);
                     if send(&mut ws, frame::ping(None).into()).await.is_err() {
                         return End::ClientGone;
@@ -152,6 +164,15 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Is this connection logged in with a token that no longer authenticates?
+    fn login_revoked(&self) -> bool {
+        self.login.as_ref().is_some_and(|l| {
+            self.app
+                .authenticate_hashed(&l.user_id, &l.token_hashed)
+                .is_none()
+        })
     }
 
     /// Takes whatever else is already queued, so a burst goes out in one write.
@@ -247,6 +268,15 @@ impl Session {
             }
         }
     }
+}
+
+async fn close_logged_out(ws: &mut WebSocket) -> End {
+    let close = CloseFrame {
+        code: 1008,
+        reason: "logged out by the server".into(),
+    };
+    let _ = ws.send(Message::Close(Some(close))).await;
+    End::LoggedOut
 }
 
 async fn next_event(

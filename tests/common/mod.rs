@@ -452,6 +452,11 @@ impl Server {
         }
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// SIGKILL: the process dies at once, with no chance to flush anything.
     pub fn kill9(&mut self) {
         let mut child = self.child.take().expect("kill9: the server is not running");
