@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds statusd and the load tool (release) and runs the benchmark suite of issue 4.
 #   bench/run.sh            the full suite (under 5 minutes on the 2-core machine)
-#   bench/run.sh --smoke    a tiny run (seconds) that keeps the benchmark code alive
+#   bench/run.sh --smoke    a tiny run (seconds, debug builds) that keeps the benchmark code alive
 # Any other arguments go to statusd-bench (see `statusd-bench --help`).
 # Exits non-zero when any request failed, a frame was lost or a write was not durable.
 set -euo pipefail
@@ -12,11 +12,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # in the server it starts (each is its own process, limited to the hard limit here).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-cargo build --release --quiet -p statusd -p statusd-bench
-
-mkdir -p target/bench
-out=target/bench/results.json
+t="${CARGO_TARGET_DIR:-target}"
+mkdir -p "$t/bench"
 if [[ " $* " == *" --smoke "* ]]; then
-    out=target/bench/smoke.json
+    # The smoke run measures nothing, it keeps the code alive: debug builds (the test
+    # stage already built the server) spare CI a release build of everything.
+    cargo build --quiet -p statusd -p statusd-bench
+    exec "$t/debug/statusd-bench" --server "$t/debug/statusd" \
+        --json "$t/bench/smoke.json" "$@"
 fi
-exec target/release/statusd-bench --server target/release/statusd --json "$out" "$@"
+cargo build --release --quiet -p statusd -p statusd-bench
+exec "$t/release/statusd-bench" --server "$t/release/statusd" \
+    --json "$t/bench/results.json" "$@"

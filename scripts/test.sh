@@ -55,8 +55,8 @@ stage "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 echo "formatting ok"
 
-stage "cargo clippy --all-targets -- -D warnings"
-cargo clippy --quiet --all-targets -- -D warnings
+stage "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --quiet --workspace --all-targets -- -D warnings
 echo "clippy ok"
 
 stage "cargo test --all-targets"
@@ -101,5 +101,5 @@ tests/web/run.sh
 
 stage "benchmark smoke run (bench/run.sh --smoke)"
 # Keeps the load tool (bench/, issue 4) alive: a tiny run of every benchmark phase
-# against the release binary; fails on any error answer, lost frame or lost write.
+# against the debug binary; fails on any error answer, lost frame or lost write.
 bench/run.sh --smoke

@@ -297,7 +297,7 @@ async fn rest(
         pace.tick().await;
         i += 1;
         let user = &users[(w + n * i as usize) % users.len()];
-        let req = if i % 2 == 0 {
+        let req = if i.is_multiple_of(2) {
             let body =
                 serde_json::json!({"userId": user.id, "status": statuses[(i / 2 % 4) as usize]});
             http::post("/api/v1/users.setStatus", Some(&admin), &body)
