@@ -7,28 +7,33 @@
 //! answer: they are safe to call from any thread, a plain one (the writer) or a
 //! runtime worker (start-up, `spawn_blocking`, async housekeeping).
 //!
-//! Three connections, each with its own thread:
+//! A server keeps three connections, each with its own thread:
 //! - the writer's: `load` and `commit`;
-//! - the reader's: history reads, pruning, `ping`, heartbeats and reaping queries, so
-//!   none of them waits behind a commit;
-//! - the leader's: holds the session-level advisory lock that makes one instance the
-//!   leader, and nothing else.
+//! - the reader's: history reads, pruning, `ping`, heartbeats, the leader lease and
+//!   reaping queries, so none of them waits behind a commit;
+//! - the listener's: LISTENs for the commits of admin commands (`statusd user …`),
+//!   which announce them with NOTIFY (`cluster.rs`), and nothing else.
+//!
+//! An admin command opens only the first two and does not register as an instance.
 //!
 //! A broken connection (PostgreSQL restarted, the backend killed) is noticed by the
 //! next call on it: a commit then fails (the writer answers 503) and the call after it
 //! connects again, so an instance recovers on its own. Reads are idempotent and are
 //! retried once on a fresh connection right away.
 //!
-//! Times are BIGINT milliseconds since the epoch, like the SQLite store. Heartbeats are
-//! stamped and compared with the database's clock, so instances with skewed clocks
-//! still agree on which one stopped beating. Instance ids must be unique per process
-//! (a fresh id each start): an instance never reaps its own connections.
+//! Times are BIGINT milliseconds since the epoch, like the SQLite store. Heartbeats and
+//! the lease are stamped and compared with the database's clock. Instance ids must be
+//! unique per process (a fresh id each start): an instance never reaps its own
+//! connections.
 
+mod cluster;
 mod rows;
 mod schema;
 mod session;
 #[cfg(test)]
 mod tests;
+
+pub use self::cluster::NotLeader;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -37,26 +42,27 @@ use anyhow::{anyhow, Context};
 use chrono::{DateTime, Utc};
 use postgres::Config;
 
-use self::rows::*;
+use self::cluster::{CHANGED_CHANNEL, SESSION_SETUP};
+use self::rows::{apply_change, history_page, load_all, ms};
 use self::schema::migrate;
-use self::session::{stmt, Worker};
-use super::{HistoryQuery, Snapshot, Store};
-use crate::model::HistoryEntry;
+use self::session::{Stmts, Worker};
+use super::{HistoryQuery, Role, Snapshot, Store};
+use crate::model::{ConnStatus, HistoryEntry};
 use crate::state::Change;
-
-/// Advisory lock key (per database) of being the leader.
-const LEADER_LOCK: i64 = 0x7374_6174_7573_6402;
 
 pub struct PostgresStore {
     instance_id: String,
+    role: Role,
     writer: Worker,
     reader: Worker,
-    leader: Worker,
+    /// A server's LISTENing connection (none for an admin command).
+    listener: Option<Worker>,
 }
 
 impl PostgresStore {
-    /// Connects (without TLS), migrates the schema and registers this instance.
-    pub fn open(url: &str, instance_id: &str) -> anyhow::Result<PostgresStore> {
+    /// Connects (without TLS) and migrates the schema. A server also registers this
+    /// instance and starts listening for the admin commands' commits.
+    pub fn open(url: &str, instance_id: &str, role: Role) -> anyhow::Result<PostgresStore> {
         let mut config =
             Config::from_str(url).map_err(|e| anyhow!("not a valid PostgreSQL URL ({e})"))?;
         if config.get_connect_timeout().is_none() {
@@ -74,11 +80,21 @@ impl PostgresStore {
             config.tcp_user_timeout(Duration::from_secs(30));
         }
         let target = describe(&config);
+        let listener = match role {
+            Role::Server => Some(Worker::spawn(
+                "listener",
+                &config,
+                &target,
+                &format!("{SESSION_SETUP}; LISTEN {CHANGED_CHANNEL}"),
+            )?),
+            Role::Admin => None,
+        };
         let store = PostgresStore {
             instance_id: instance_id.to_string(),
-            writer: Worker::spawn("writer", &config, &target)?,
-            reader: Worker::spawn("reader", &config, &target)?,
-            leader: Worker::spawn("leader", &config, &target)?,
+            role,
+            writer: Worker::spawn("writer", &config, &target, SESSION_SETUP)?,
+            reader: Worker::spawn("reader", &config, &target, SESSION_SETUP)?,
+            listener,
         };
         store
             .writer
@@ -87,10 +103,58 @@ impl PostgresStore {
                 migrate(c)
             })
             .with_context(|| format!("migrating {target}"))?;
-        store
-            .heartbeat()
-            .with_context(|| format!("registering the instance in {target}"))?;
+        if role == Role::Server {
+            store
+                .heartbeat()
+                .with_context(|| format!("registering the instance in {target}"))?;
+            // Listening before the first load: a command committing in between is heard.
+            if let Some(listener) = &store.listener {
+                listener
+                    .call(|s| s.client().map(|_| ()))
+                    .with_context(|| format!("listening on {target}"))?;
+            }
+        }
         Ok(store)
+    }
+
+    /// Runs `f` on the reader's connection, retried once on a fresh one.
+    fn read<R: Send + 'static>(
+        &self,
+        f: impl FnMut(&mut postgres::Client, &mut Stmts) -> anyhow::Result<R> + Send + 'static,
+    ) -> anyhow::Result<R> {
+        self.reader.call(move |s| s.run_retrying(f))
+    }
+
+    /// Commits `changes` in one transaction, with `extra` run first in it.
+    fn commit_with(
+        &self,
+        changes: &[Change],
+        extra: impl Fn(&mut postgres::Transaction, &mut Stmts, &str) -> anyhow::Result<()>
+            + Send
+            + 'static,
+    ) -> anyhow::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // The job runs on the connection's thread, so it owns its input.
+        let changes = changes.to_vec();
+        let instance_id = self.instance_id.clone();
+        let announce = self.role == Role::Admin;
+        self.writer.call(move |s| {
+            // No retry: after a failure nothing was applied, and the caller decides.
+            s.run(&mut |c, stmts| {
+                let mut tx = c.transaction()?;
+                extra(&mut tx, stmts, &instance_id)?;
+                for change in &changes {
+                    apply_change(&mut tx, stmts, &instance_id, change)?;
+                }
+                if announce {
+                    cluster::announce(&mut tx, &instance_id)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+        })
     }
 }
 
@@ -108,106 +172,66 @@ fn describe(config: &Config) -> String {
     format!("PostgreSQL {user}@{host}:{port}/{db}")
 }
 
-// These compare with the database's clock, `(extract(epoch from clock_timestamp()) *
-// 1000)::bigint` (spelled out: `concat!` takes only literals).
-const HEARTBEAT: &str = "INSERT INTO instances (id, heartbeat_at)
-     VALUES ($1, (extract(epoch from clock_timestamp()) * 1000)::bigint)
-     ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at";
-const DEAD_CONNECTIONS: &str = "SELECT c.user_id, c.conn_id FROM connections c
-     LEFT JOIN instances i ON i.id = c.instance_id
-     WHERE c.instance_id <> $1
-       AND (i.id IS NULL
-            OR i.heartbeat_at < (extract(epoch from clock_timestamp()) * 1000)::bigint - $2)
-     ORDER BY c.instance_id, c.user_id, c.conn_id";
-const FORGET_INSTANCES: &str = "DELETE FROM instances i
-     WHERE i.id <> $1
-       AND i.heartbeat_at < (extract(epoch from clock_timestamp()) * 1000)::bigint - $2
-       AND NOT EXISTS (SELECT 1 FROM connections c WHERE c.instance_id = i.id)";
-
 impl Store for PostgresStore {
     fn load(&self) -> anyhow::Result<Snapshot> {
         self.writer.call(|s| s.run_retrying(|c, _| load_all(c)))
     }
 
     fn commit(&self, changes: &[Change]) -> anyhow::Result<()> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        // The job runs on the connection's thread, so it owns its input.
-        let changes = changes.to_vec();
-        let instance_id = self.instance_id.clone();
-        self.writer.call(move |s| {
-            // No retry: after a failure nothing was applied, and the caller decides.
-            s.run(&mut |c, stmts| {
-                let mut tx = c.transaction()?;
-                for change in &changes {
-                    apply_change(&mut tx, stmts, &instance_id, change)?;
-                }
-                tx.commit()?;
-                Ok(())
-            })
-        })
+        self.commit_with(changes, |_, _, _| Ok(()))
+    }
+
+    fn commit_as_leader(&self, changes: &[Change]) -> anyhow::Result<()> {
+        self.commit_with(changes, cluster::fence)
     }
 
     fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)> {
         let q = q.clone();
-        self.reader
-            .call(move |s| s.run_retrying(|c, stmts| history_page(c, stmts, &q)))
+        self.read(move |c, stmts| history_page(c, stmts, &q))
     }
 
     fn prune_history(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
         let before = ms(&before);
-        self.reader.call(move |s| {
-            s.run_retrying(|c, _| {
-                Ok(c.execute("DELETE FROM status_history WHERE at < $1", &[&before])?)
-            })
-        })
+        self.read(
+            move |c, _| Ok(c.execute("DELETE FROM status_history WHERE at < $1", &[&before])?),
+        )
     }
 
     fn ping(&self) -> anyhow::Result<()> {
-        self.reader.call(|s| {
-            s.run_retrying(|c, _| {
-                c.simple_query("SELECT 1")?;
-                Ok(())
-            })
+        self.read(|c, _| {
+            c.simple_query("SELECT 1")?;
+            Ok(())
         })
     }
 
     fn heartbeat(&self) -> anyhow::Result<()> {
         let id = self.instance_id.clone();
-        self.reader.call(move |s| {
-            s.run_retrying(|c, stmts| {
-                let st = stmt(stmts, c, HEARTBEAT)?;
-                c.execute(&st, &[&txt(&id)])?;
-                Ok(())
-            })
-        })
+        self.read(move |c, stmts| cluster::heartbeat(c, stmts, &id))
     }
 
     fn dead_connections(&self, older_than: Duration) -> anyhow::Result<Vec<(String, String)>> {
         let id = self.instance_id.clone();
-        let older = duration_ms(older_than);
-        self.reader.call(move |s| {
-            s.run_retrying(|c, stmts| {
-                let st = stmt(stmts, c, DEAD_CONNECTIONS)?;
-                c.query(&st, &[&txt(&id), &older])?
-                    .iter()
-                    .map(|r| Ok((text(r, 0)?, text(r, 1)?)))
-                    .collect()
-            })
-        })
+        self.read(move |c, stmts| cluster::dead_connections(c, stmts, &id, older_than))
     }
 
     fn forget_dead_instances(&self, older_than: Duration) -> anyhow::Result<()> {
         let id = self.instance_id.clone();
-        let older = duration_ms(older_than);
-        self.reader.call(move |s| {
-            s.run_retrying(|c, stmts| {
-                let st = stmt(stmts, c, FORGET_INSTANCES)?;
-                c.execute(&st, &[&txt(&id), &older])?;
-                Ok(())
-            })
-        })
+        self.read(move |c, stmts| cluster::forget_dead_instances(c, stmts, &id, older_than))
+    }
+
+    fn own_connections(&self) -> anyhow::Result<Vec<(String, String, ConnStatus)>> {
+        let id = self.instance_id.clone();
+        self.read(move |c, stmts| cluster::own_connections(c, stmts, &id))
+    }
+
+    fn lead(&self, length: Duration) -> anyhow::Result<bool> {
+        let id = self.instance_id.clone();
+        self.read(move |c, stmts| cluster::take_lease(c, stmts, &id, length))
+    }
+
+    fn resign(&self) -> anyhow::Result<()> {
+        let id = self.instance_id.clone();
+        self.read(move |c, _| cluster::resign(c, &id))
     }
 
     /// The `connections` table holds every instance's live connections.
@@ -215,42 +239,26 @@ impl Store for PostgresStore {
         true
     }
 
-    // `changed_elsewhere` keeps the default (no): peers' commits arrive over NATS, and
-    // a server on PostgreSQL picks up the admin CLI's changes when restarted.
-
-    fn is_leader(&self) -> bool {
-        let r = self.leader.call(|s| {
-            if s.leading {
-                // The lock lives as long as the session: still connected, still leader.
-                let alive = s
-                    .client
-                    .as_mut()
-                    .is_some_and(|c| c.is_valid(Duration::from_secs(5)).is_ok());
-                if alive {
-                    return Ok(true);
-                }
-                s.reset();
-            }
-            let c = s.client()?;
-            let got = c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]);
-            match got {
-                Ok(row) => {
-                    s.leading = row.try_get(0)?;
-                    Ok(s.leading)
-                }
+    /// Peers' commits arrive over NATS; the admin commands' are announced with NOTIFY,
+    /// heard on the listening connection. A new connection (after PostgreSQL was lost)
+    /// may have missed some, so it counts as a change too.
+    fn changed_elsewhere(&self) -> anyhow::Result<bool> {
+        let Some(listener) = &self.listener else {
+            return Ok(false);
+        };
+        listener.call(|s| {
+            let before = s.connects;
+            s.client()?;
+            let reconnected = s.connects != before;
+            let heard = cluster::drain_notifications(s.client()?);
+            match heard {
+                Ok(heard) => Ok(heard || reconnected),
                 Err(e) => {
                     let e = anyhow::Error::from(e);
                     s.check(&e);
                     Err(e)
                 }
             }
-        });
-        match r {
-            Ok(leading) => leading,
-            Err(e) => {
-                tracing::debug!("leader lock: {e:#}");
-                false
-            }
-        }
+        })
     }
 }

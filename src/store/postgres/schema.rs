@@ -84,6 +84,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         heartbeat_at BIGINT NOT NULL
     );
     "#,
+    // 4: the leader lease (see `cluster.rs`): who leads, and until when (database clock)
+    r#"
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    INSERT INTO leases (name, holder, expires_at) VALUES ('leader', '', 0);
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.

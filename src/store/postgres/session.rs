@@ -16,15 +16,17 @@ pub(super) const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// One connection, owned by its worker thread.
 pub(super) struct Session {
-    pub(super) config: Config,
-    pub(super) target: String,
-    pub(super) client: Option<Client>,
+    config: Config,
+    target: String,
+    client: Option<Client>,
     /// Prepared statements of this connection, by their SQL.
-    pub(super) stmts: HashMap<&'static str, Statement>,
+    stmts: HashMap<&'static str, Statement>,
     /// When and why the last connection attempt failed.
-    pub(super) failed: Option<(Instant, String)>,
-    /// The leader connection: does this session hold the leader lock?
-    pub(super) leading: bool,
+    failed: Option<(Instant, String)>,
+    /// Run on every new connection before its first use (session settings, LISTEN).
+    setup: String,
+    /// How many connections this session has opened so far.
+    pub(super) connects: u64,
 }
 
 impl Session {
@@ -39,10 +41,17 @@ impl Session {
                     anyhow::bail!("{} is unreachable: {why}", self.target);
                 }
             }
-            match self.config.connect(NoTls) {
+            let connected = self.config.connect(NoTls).and_then(|mut c| {
+                if !self.setup.is_empty() {
+                    c.batch_execute(&self.setup)?;
+                }
+                Ok(c)
+            });
+            match connected {
                 Ok(c) => {
                     self.failed = None;
                     self.client = Some(c);
+                    self.connects += 1;
                 }
                 Err(e) => {
                     let why = e.to_string();
@@ -58,7 +67,6 @@ impl Session {
     pub(super) fn reset(&mut self) {
         self.client = None;
         self.stmts.clear();
-        self.leading = false;
     }
 
     /// After a failed call: drops the connection if it is broken, so the next call
@@ -149,7 +157,13 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    pub(super) fn spawn(role: &str, config: &Config, target: &str) -> anyhow::Result<Worker> {
+    /// A worker whose connections run `setup` (SQL, may be empty) when they open.
+    pub(super) fn spawn(
+        role: &str,
+        config: &Config,
+        target: &str,
+        setup: &str,
+    ) -> anyhow::Result<Worker> {
         let mut config = config.clone();
         if config.get_application_name().is_none() {
             config.application_name(&format!("statusd-{role}"));
@@ -160,7 +174,8 @@ impl Worker {
             client: None,
             stmts: HashMap::new(),
             failed: None,
-            leading: false,
+            setup: setup.to_string(),
+            connects: 0,
         };
         let (jobs, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()

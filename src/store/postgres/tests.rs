@@ -4,7 +4,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
 use std::time::Instant;
 
 use postgres::{Client, NoTls};
@@ -75,7 +74,7 @@ impl TestDb {
     }
 
     fn open(&self, instance: &str) -> PostgresStore {
-        PostgresStore::open(&self.url, instance).expect("open the store")
+        PostgresStore::open(&self.url, instance, Role::Server).expect("open the store")
     }
 
     /// A plain connection to the test database, for looking behind the store.
@@ -109,18 +108,11 @@ impl TestDb {
         rows.len()
     }
 
-    /// Terminates the backend holding the leader lock of this database.
-    fn kill_leader(&self) {
-        let n: i64 = admin()
-            .query_one(
-                "SELECT COUNT(pg_terminate_backend(l.pid)) FROM pg_locks l
-                 JOIN pg_database d ON d.oid = l.database
-                 WHERE d.datname = $1 AND l.locktype = 'advisory' AND l.granted",
-                &[&self.name],
-            )
-            .expect("pg_terminate_backend")
-            .get(0);
-        assert_eq!(n, 1, "one backend holds the leader lock");
+    /// Ends the leader lease now, as if its holder had stopped renewing it long ago.
+    fn expire_lease(&self) {
+        self.client()
+            .execute("UPDATE leases SET expires_at = 0", &[])
+            .expect("expire the lease");
     }
 }
 
@@ -578,7 +570,9 @@ fn migrations_are_idempotent_and_safe_to_race() {
     let handles: Vec<_> = (0..4)
         .map(|i| {
             let url = url.clone();
-            std::thread::spawn(move || PostgresStore::open(&url, &format!("racer{i}")).map(|_| ()))
+            std::thread::spawn(move || {
+                PostgresStore::open(&url, &format!("racer{i}"), Role::Server).map(|_| ())
+            })
         })
         .collect();
     for h in handles {
@@ -627,6 +621,17 @@ fn heartbeats_and_dead_connections() {
             &[],
         )
         .unwrap();
+    // Each instance's own rows.
+    let mut own = a.own_connections().unwrap();
+    own.sort_by(|x, y| x.1.cmp(&y.1));
+    assert_eq!(
+        own,
+        vec![
+            ("u1".to_string(), "a1".to_string(), ConnStatus::Online),
+            ("u2".to_string(), "a2".to_string(), ConnStatus::Online),
+        ]
+    );
+    assert_eq!(b.own_connections().unwrap().len(), 1);
     let long = Duration::from_secs(60);
     // Everyone registered at open: only the ghost is dead.
     assert_eq!(
@@ -718,27 +723,148 @@ fn leadership_is_exclusive() {
     let other = TestDb::new();
     let a = db.open("a");
     let b = db.open("b");
-    assert!(a.is_leader());
-    assert!(!b.is_leader());
-    assert!(a.is_leader(), "re-checking keeps the lock");
-    assert!(!b.is_leader());
+    let lease = Duration::from_secs(60);
+    assert!(a.lead(lease).unwrap());
+    assert!(!b.lead(lease).unwrap());
+    assert!(a.lead(lease).unwrap(), "renewing keeps the lease");
+    assert!(!b.lead(lease).unwrap());
     // Another database has its own leader.
-    assert!(other.open("c").is_leader());
+    assert!(other.open("c").lead(lease).unwrap());
 
-    // A's lock connection dies: the lock is free, B takes it, A has lost it.
-    db.kill_leader();
-    eventually("B leads", || b.is_leader());
-    assert!(!a.is_leader());
-    assert!(b.is_leader());
-    // And back: B's connection dies, A (re-connected) takes the lock again.
-    db.kill_leader();
-    eventually("A leads", || a.is_leader());
-    assert!(!b.is_leader());
-    assert!(a.is_leader());
+    // A stops renewing (hung, cut off): once the lease ran out, B takes it and A has
+    // lost it.
+    db.expire_lease();
+    assert!(b.lead(lease).unwrap());
+    assert!(!a.lead(lease).unwrap());
+    assert!(b.lead(lease).unwrap());
+    // And back.
+    db.expire_lease();
+    assert!(a.lead(lease).unwrap());
+    assert!(!b.lead(lease).unwrap());
 
-    // A goes away: B takes over.
-    drop(a);
-    eventually("B leads again", || b.is_leader());
+    // A short lease runs out by itself (the database's clock).
+    assert!(a.lead(Duration::from_millis(200)).unwrap());
+    assert!(!b.lead(lease).unwrap());
+    eventually("B leads after A's lease ran out", || b.lead(lease).unwrap());
+    assert!(!a.lead(lease).unwrap());
+
+    // B resigns (a graceful stop): A takes over at once.
+    b.resign().unwrap();
+    assert!(a.lead(lease).unwrap());
+    // Resigning a lease one does not hold changes nothing.
+    b.resign().unwrap();
+    assert!(!b.lead(lease).unwrap());
+}
+
+#[test]
+fn only_the_lease_holder_commits_leader_work() {
+    let db = TestDb::new();
+    let a = db.open("a");
+    let b = db.open("b");
+    let set = |v: i64| vec![put(Key::Setting("s".into()), Value::Setting(json!(v)))];
+    let setting = |s: &PostgresStore| s.load().unwrap().settings;
+    let lease = Duration::from_secs(60);
+    assert!(a.lead(lease).unwrap());
+    a.commit_as_leader(&set(1)).expect("the holder commits");
+    let refused = b.commit_as_leader(&set(2)).expect_err("not the holder");
+    assert!(refused.is::<NotLeader>(), "{refused:#}");
+    assert_eq!(
+        setting(&b),
+        vec![("s".to_string(), json!(1))],
+        "nothing applied"
+    );
+    // Ordinary commits do not care.
+    b.commit(&set(3)).unwrap();
+
+    // A's lease ends while it is not looking (paused): its leader work is refused even
+    // though nobody took over yet, and after B did.
+    db.expire_lease();
+    assert!(a.commit_as_leader(&set(4)).is_err());
+    assert!(b.lead(lease).unwrap());
+    assert!(a.commit_as_leader(&set(5)).is_err());
+    b.commit_as_leader(&set(6)).unwrap();
+    assert_eq!(setting(&a), vec![("s".to_string(), json!(6))]);
+    // The connection is fine after a refusal.
+    a.commit(&set(7)).unwrap();
+}
+
+#[test]
+fn a_leader_commit_holds_the_lease_until_it_is_done() {
+    // The fence locks the lease row: a takeover waits for the leader's commit (a
+    // bounded time), so work committed under a lease precedes the next holder's.
+    let db = TestDb::new();
+    let a = db.open("a");
+    let b = db.open("b");
+    assert!(a.lead(Duration::from_millis(300)).unwrap());
+    let mut c = db.client();
+    let mut tx = c.transaction().unwrap();
+    tx.query_one(super::cluster::FENCE, &[&"a"])
+        .expect("a holds the lease");
+    // A's lease runs out while its commit is still open: B may not take over yet.
+    std::thread::sleep(Duration::from_millis(400));
+    let started = Instant::now();
+    assert!(!b.lead(Duration::from_secs(60)).unwrap_or(false));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a lease taker waits a bounded time"
+    );
+    tx.commit().unwrap();
+    assert!(b.lead(Duration::from_secs(60)).unwrap());
+}
+
+#[test]
+fn servers_hear_the_commits_of_admin_commands() {
+    let db = TestDb::new();
+    let server = db.open("server");
+    let peer = db.open("peer");
+    let cli = PostgresStore::open(&db.url, "cli", Role::Admin).unwrap();
+    let set = |v: i64| vec![put(Key::Setting("s".into()), Value::Setting(json!(v)))];
+    assert!(!server.changed_elsewhere().unwrap());
+    // A server's own commits (and its peers', which travel over NATS) are not announced.
+    server.commit(&set(1)).unwrap();
+    peer.commit(&set(2)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!server.changed_elsewhere().unwrap());
+    // An admin command's are, to every server.
+    cli.commit(&set(3)).unwrap();
+    eventually("the server heard the command", || {
+        server.changed_elsewhere().unwrap()
+    });
+    eventually("the peer heard the command", || {
+        peer.changed_elsewhere().unwrap()
+    });
+    assert!(!server.changed_elsewhere().unwrap(), "heard once");
+    // A refused commit announces nothing.
+    let bad = vec![
+        put(
+            Key::User("u1".into()),
+            Value::User(Arc::new(user("u1", "x"))),
+        ),
+        put(
+            Key::User("u2".into()),
+            Value::User(Arc::new(user("u2", "X"))),
+        ),
+    ];
+    assert!(cli.commit(&bad).is_err());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!server.changed_elsewhere().unwrap());
+    // An admin command is not an instance.
+    let instances: i64 = db
+        .client()
+        .query_one("SELECT COUNT(*) FROM instances WHERE id = 'cli'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(instances, 0);
+
+    // The listening connection dies: what was sent meanwhile may be lost, so the
+    // server counts the new connection as a change.
+    assert_eq!(db.kill("statusd-listener"), 2);
+    cli.commit(&set(4)).unwrap();
+    eventually("the server noticed", || {
+        server.changed_elsewhere().unwrap_or(false)
+    });
+    cli.commit(&set(5)).unwrap();
+    eventually("and hears again", || server.changed_elsewhere().unwrap());
 }
 
 #[test]
@@ -779,12 +905,14 @@ fn unreachable_database_fails_fast_and_clearly() {
         .port();
     let url = format!("postgres://postgres:secret@127.0.0.1:{port}/nothing");
     let started = Instant::now();
-    let err = PostgresStore::open(&url, "i").err().expect("must fail");
+    let err = PostgresStore::open(&url, "i", Role::Server)
+        .err()
+        .expect("must fail");
     let msg = format!("{err:#}");
     assert!(msg.contains(&format!("127.0.0.1:{port}/nothing")), "{msg}");
     assert!(!msg.contains("secret"), "the password leaked: {msg}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(PostgresStore::open("postgres://[bad", "i").is_err());
+    assert!(PostgresStore::open("postgres://[bad", "i", Role::Admin).is_err());
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -795,7 +923,8 @@ async fn usable_inside_a_current_thread_runtime() {
         .commit(&[put(Key::Setting("s".into()), Value::Setting(json!(1)))])
         .unwrap();
     assert_eq!(store.load().unwrap().settings.len(), 1);
-    assert!(store.is_leader());
+    assert!(store.lead(Duration::from_secs(10)).unwrap());
+    assert!(!store.changed_elsewhere().unwrap());
     drop(store); // dropping the connections inside a runtime must not panic either
 }
 
@@ -820,11 +949,11 @@ async fn usable_inside_a_multi_thread_runtime() {
 #[test]
 fn open_by_url_scheme() {
     let db = TestDb::new();
-    let pg = super::super::open(&db.url, "i").expect("postgres://");
+    let pg = super::super::open(&db.url, "i", Role::Server).expect("postgres://");
     pg.ping().unwrap();
     assert!(pg.persists_connections());
     assert!(!pg.changed_elsewhere().unwrap());
     let alt = db.url.replacen("postgres://", "postgresql://", 1);
-    super::super::open(&alt, "j").expect("postgresql://");
-    assert!(super::super::open("mysql://x", "i").is_err());
+    super::super::open(&alt, "j", Role::Admin).expect("postgresql://");
+    assert!(super::super::open("mysql://x", "i", Role::Server).is_err());
 }
