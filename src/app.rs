@@ -1,6 +1,5 @@
 //! The shared context every request handler and realtime session receives.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -29,8 +28,10 @@ pub struct App {
     pub store: Arc<dyn crate::store::Store>,
     /// The NATS link in cluster mode.
     pub nats: Option<async_nats::Client>,
-    /// Does this instance hold the cluster lock for once-only work (expiry, reaping)?
-    pub leader: AtomicBool,
+    /// Does this instance hold the cluster lease for once-only work (expiry, reaping)?
+    pub leader: crate::cluster::Leadership,
+    /// The realtime connections this instance holds (cluster repair).
+    pub own_conns: crate::own_conns::OwnConns,
     /// This process's id among the instances sharing a store.
     pub instance_id: String,
 }

@@ -2,7 +2,6 @@
 //! whole (default settings and permissions, `OVERWRITE_SETTING_*`, the `rocket.cat`
 //! bot, a first admin). Every problem is one line naming its cause.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context};
@@ -18,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::model::{Email, Status, User};
 use crate::settings;
 use crate::state::{Model, Tx, Writer};
+use crate::store::Role;
 
 /// `OVERWRITE_SETTING_<id>=value` pairs from the environment, checked against the types.
 pub fn overwrites() -> anyhow::Result<Vec<(String, Json)>> {
@@ -37,6 +37,7 @@ pub fn overwrites() -> anyhow::Result<Vec<(String, Json)>> {
 }
 
 /// The admin to create when the database has no human user yet.
+#[derive(Clone)]
 struct FirstAdmin {
     username: String,
     name: String,
@@ -91,6 +92,15 @@ pub fn new_user(username: &str, name: &str, now: chrono::DateTime<chrono::Utc>) 
     }
 }
 
+/// Does the database still need its first admin (it has no human user)?
+fn needs_admin(model: &Model) -> bool {
+    !model.users.values().any(|u| u.kind == "user")
+}
+
+/// How often a start-up tries to write the initial state (instances racing on an empty
+/// database: see `start`).
+const INITIAL_WRITE_ATTEMPTS: u64 = 5;
+
 /// Brings the loaded state up to date; runs as the first writer job.
 fn make_whole(
     tx: &mut Tx,
@@ -120,7 +130,8 @@ fn make_whole(
         bot.status = Status::Online;
         tx.put_user(bot);
     }
-    let admin = admin?;
+    // Decided again here: another instance may have created the admin meanwhile.
+    let admin = admin.filter(|_| !tx.has_human_user())?;
     let mut user = new_user(&admin.username, &admin.name, tx.now);
     user.emails = vec![Email {
         address: admin.email,
@@ -136,11 +147,16 @@ fn make_whole(
 pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let overwrites = overwrites()?;
     let instance_id = secrets::new_id();
+    let dead_after = std::time::Duration::from_secs(cfg.instance_dead_secs);
     // Opening and loading block (file or database I/O): keep them off the async workers.
-    let (store, snapshot) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-        let store = crate::store::open(&cfg.database_url, &instance_id).context("DATABASE_URL")?;
+    let (store, snapshot, lease) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
+        let store = crate::store::open(&cfg.database_url, &instance_id, Role::Server)
+            .context("DATABASE_URL")?;
+        // The lease first: a model loaded after taking it holds everything a previous
+        // leader committed (see `cluster::run`).
+        let lease = crate::cluster::lead_at_start(store.as_ref(), dead_after);
         let snapshot = store.load().context("DATABASE_URL: loading the database")?;
-        Ok((store, snapshot))
+        Ok((store, snapshot, lease))
     })?;
     // A user recorded as connected without a live connection in the store was
     // connected to a process that is gone: show them offline.
@@ -152,8 +168,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         .map(|u| u.id.clone())
         .collect();
     let model = Model::from_snapshot(snapshot);
-    let needs_admin = !model.users.values().any(|u| u.kind == "user");
-    let admin = if needs_admin {
+    let admin = if needs_admin(&model) {
         Some(tokio::task::block_in_place(|| first_admin(&cfg))?)
     } else {
         None
@@ -180,8 +195,6 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         metrics.clone(),
         commits,
     );
-    // Until the first heartbeat round, only the holder of the cluster lock leads.
-    let leader = tokio::task::block_in_place(|| store.is_leader());
     let app = Arc::new(App {
         login_slots: Semaphore::new(cfg.login_concurrency),
         model,
@@ -193,7 +206,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         hub: Default::default(),
         store,
         nats: nats.as_ref().map(|(client, _, _)| client.clone()),
-        leader: AtomicBool::new(leader),
+        leader: Default::default(),
+        own_conns: Default::default(),
         instance_id: instance_id.clone(),
         cfg,
     });
@@ -211,21 +225,48 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         .await?;
     }
 
-    let generated = app
-        .writer
-        .run(move |tx| {
-            for id in &stale_connections {
-                if let Some(u) = tx.user(id) {
-                    let mut u = (*u).clone();
-                    u.status_connection = Status::Offline;
-                    u.status = Status::Offline;
-                    tx.put_user(u);
+    let (leads, asked) = lease;
+    app.leader.record(
+        leads,
+        asked,
+        crate::cluster::lease_length(crate::cluster::heartbeat_period(dead_after)),
+    );
+
+    // Several instances starting at once on an empty database each find no admin and
+    // create one; the store's unique username lets one commit win and refuses the
+    // others. A refused instance reloads what the winner committed and tries again,
+    // now finding the admin there (and the settings, which it leaves as they are).
+    let overwrites = Arc::new(overwrites);
+    let stale_connections = Arc::new(stale_connections);
+    let mut attempt = 1;
+    let generated = loop {
+        let (overwrites, stale, admin) =
+            (overwrites.clone(), stale_connections.clone(), admin.clone());
+        let written = app
+            .writer
+            .run(move |tx| {
+                for id in stale.iter() {
+                    if let Some(u) = tx.user(id) {
+                        let mut u = (*u).clone();
+                        u.status_connection = Status::Offline;
+                        u.status = Status::Offline;
+                        tx.put_user(u);
+                    }
                 }
+                Ok(make_whole(tx, &overwrites, admin))
+            })
+            .await;
+        match written {
+            Ok(generated) => break generated,
+            Err(e) if attempt < INITIAL_WRITE_ATTEMPTS => {
+                tracing::info!("writing the initial state (attempt {attempt}): {e}; reloading");
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                app.writer.resync(app.store.clone()).await;
             }
-            Ok(make_whole(tx, &overwrites, admin))
-        })
-        .await
-        .map_err(|e| anyhow!("DATABASE_URL: could not write the initial state: {e}"))?;
+            Err(e) => anyhow::bail!("DATABASE_URL: could not write the initial state: {e}"),
+        }
+    };
     if let Some(password) = generated {
         // Shown once so a new installation can be logged into at all.
         tracing::warn!(

@@ -15,8 +15,8 @@ pub async fn run(app: Ctx) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        // In a cluster only the lock holder expires statuses, so each runs once.
-        if !app.leader.load(std::sync::atomic::Ordering::SeqCst) {
+        // In a cluster only the lease holder expires statuses, so each runs once.
+        if !app.leader.is_leader() {
             continue;
         }
         apply_due(&app).await;
@@ -25,13 +25,9 @@ pub async fn run(app: Ctx) {
 
 /// At start-up, before the server listens: applies the expiries that fell due while
 /// it was down, so no client ever sees them pending. Only on the instance holding the
-/// cluster lock (a single embedded instance always does); the others leave them to it.
+/// cluster lease (a single embedded instance always does); the others leave them to it.
 pub async fn catch_up(app: &Ctx) {
-    let store = app.store.clone();
-    if tokio::task::spawn_blocking(move || store.is_leader())
-        .await
-        .unwrap_or(false)
-    {
+    if app.leader.is_leader() {
         apply_due(app).await;
     }
 }
@@ -47,7 +43,7 @@ async fn apply_due(app: &Ctx) {
     }
     let result = app
         .writer
-        .run(move |tx| {
+        .run_as_leader(move |tx| {
             for id in &due {
                 change::expire(tx, id);
             }

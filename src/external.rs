@@ -1,7 +1,10 @@
 //! Changes another process committed to the store while this server runs: the admin
 //! CLI (`statusd user …`, `statusd settings set …`) and `statusd import`. The server
 //! asks the store every second whether someone else committed
-//! (`Store::changed_elsewhere`) and, if so, brings those changes into its model.
+//! (`Store::changed_elsewhere`: SQLite's data version; a NOTIFY the command sent with
+//! its commit on PostgreSQL) and, if so, brings those changes into its model. On
+//! PostgreSQL every instance of a cluster hears the NOTIFY and reloads for itself, so
+//! this works with or without NATS.
 //!
 //! The store is read inside a writer job, so no commit of this process can slip in
 //! between the read and the comparison: at that moment the committed model holds
@@ -52,6 +55,19 @@ pub async fn run(app: Ctx) {
 /// Reads the store and applies what differs from the model; returns how many changes.
 pub async fn reload(app: &Ctx) -> Result<usize, ApiError> {
     let store = app.store.clone();
+    if store.persists_connections() {
+        // A shared store (PostgreSQL) also holds what the other instances committed,
+        // some of which NATS may still be carrying here. Applying a diff after the job
+        // that computed it could undo a connection change that NATS delivered in
+        // between; the writer's resync reads and replaces in one step, in its order,
+        // as after a NATS gap.
+        return if app.writer.resync(store).await {
+            tracing::info!("reloaded the store after a change made by another process");
+            Ok(0)
+        } else {
+            Err(ApiError::Unavailable("the store could not be read".into()))
+        };
+    }
     let model = app.model.clone();
     let keep_conns = !store.persists_connections();
     let changes = app

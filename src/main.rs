@@ -18,6 +18,7 @@ mod import;
 mod limits;
 mod metrics;
 mod model;
+mod own_conns;
 mod realtime;
 mod server;
 mod settings;
@@ -97,6 +98,8 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let hub_app = app.clone();
     server::serve(listener, router, limits, async move {
         shutdown_signal().await;
+        // Another instance takes over the once-only work at once.
+        cluster::resign(&hub_app).await;
         tracing::info!("shutting down: closing realtime connections");
         hub_app.hub.begin_shutdown();
     })

@@ -1,21 +1,24 @@
 //! The admin CLI of the same binary (`statusd user|token|settings …`), black-box: each
 //! command runs on the database of a running test server, which must then see the
-//! change without a restart (SQLite; with PostgreSQL the server is restarted).
+//! change without a restart, within seconds: on SQLite (the default here, or the
+//! database `STATUSD_TEST_DATABASE_URL` names) and, in the last tests, on PostgreSQL
+//! with one server (no NATS) and with a cluster of two.
 
 mod cli_support;
+#[path = "common/cluster.rs"]
+mod cluster;
 mod common;
+
+use std::time::{Duration, Instant};
 
 use cli_support::*;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-/// Brings a PostgreSQL-backed server up to date (a restart); SQLite needs nothing.
-async fn sync(srv: &mut Server) {
-    if is_postgres(srv.database_url()) {
-        srv.restart().await;
-    }
-}
+/// Nothing to do: a running server picks up the commands' changes by itself, on
+/// SQLite and on PostgreSQL alike (the checks after it wait for them).
+async fn sync(_srv: &mut Server) {}
 
 async fn login_status(srv: &Server, user: &str, pass: &str) -> StatusCode {
     srv.post_json("login", None, json!({"user": user, "password": pass}))
@@ -381,10 +384,6 @@ async fn next_status_of(
 async fn live_connections_survive_the_reload_and_watchers_hear_of_changes() {
     let srv = Server::start().await;
     let db = srv.database_url().to_string();
-    if is_postgres(&db) {
-        // PostgreSQL keeps connections in the store and has no live reload (README).
-        return;
-    }
     let gina = srv.create_user("gina", "Gina-Pass-1", &["user"]).await;
     let mut ws = ddp_connect(&srv, &gina.token).await;
     eventually("gina is online", || async {
@@ -461,4 +460,156 @@ async fn commands_work_on_a_database_no_server_has_opened_yet() {
     );
     assert!(out.line().ends_with("roles admin,user)"), "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ------------------------------------------------------------------- PostgreSQL
+
+/// How soon every server must show a command's change (it listens for a NOTIFY sent
+/// with the commit and reloads within about a second).
+const SEEN_WITHIN: Duration = Duration::from_secs(5);
+
+/// Polls `check` on every server until it holds; asserts that takes under
+/// [`SEEN_WITHIN`] for each. Returns the slowest time.
+async fn seen_everywhere<'a, F, Fut>(what: &str, servers: &'a [Server], check: F) -> Duration
+where
+    F: Fn(&'a Server) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let started = Instant::now();
+    for srv in servers {
+        loop {
+            match check(srv).await {
+                Ok(()) => break,
+                Err(why) if started.elapsed() > SEEN_WITHIN => {
+                    panic!(
+                        "{}: {what} not seen after {SEEN_WITHIN:?}: {why}",
+                        srv.base_url()
+                    )
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+    let took = started.elapsed();
+    println!("{what}: seen by every server after {} ms", took.as_millis());
+    took
+}
+
+/// `settings set`, `user disable` and `token create` run against `db` while `servers`
+/// (on that database) run; each must see every change without a restart.
+async fn admin_commands_reach(db: &str, servers: &[Server]) {
+    // A setting.
+    let id = "Accounts_AllowInvisibleStatusOption";
+    assert_eq!(
+        statusd(db, &["settings", "set", id, "false"]).line(),
+        format!("{id} = false (was true)")
+    );
+    seen_everywhere("settings set", servers, |srv| async move {
+        let (_, _, public) = srv.get("settings.public", None).await;
+        let value = public["settings"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["_id"] == id))
+            .map(|s| s["value"].clone());
+        (value == Some(json!(false)))
+            .then_some(())
+            .ok_or(format!("{value:?}"))
+    })
+    .await;
+
+    // A user made by the command logs in everywhere; disabled, their token stops
+    // working everywhere.
+    statusd(db, &["user", "add", "erin", "--password", "Erin-Pass-1"]).line();
+    seen_everywhere("user add", servers, |srv| async move {
+        match login_status(srv, "erin", "Erin-Pass-1").await {
+            StatusCode::OK => Ok(()),
+            s => Err(format!("login answers {s}")),
+        }
+    })
+    .await;
+    let erin = servers[0].login("erin", "Erin-Pass-1").await;
+    let erin = &erin;
+    seen_everywhere("erin's token", servers, |srv| async move {
+        match srv.get("me", Some(erin)).await.0 {
+            StatusCode::OK => Ok(()),
+            s => Err(format!("GET me answers {s}")),
+        }
+    })
+    .await;
+    assert!(statusd(db, &["user", "disable", "erin"])
+        .line()
+        .starts_with("disabled erin ("));
+    seen_everywhere("user disable", servers, |srv| async move {
+        match srv.get("me", Some(erin)).await.0 {
+            StatusCode::UNAUTHORIZED => Ok(()),
+            s => Err(format!("GET me answers {s}")),
+        }
+    })
+    .await;
+
+    // A personal access token.
+    statusd(db, &["user", "add", "deploy-bot", "--role", "bot"]).line();
+    let line = statusd(db, &["token", "create", "deploy-bot", "--name", "ci"])
+        .line()
+        .to_string();
+    let field = |name: &str| {
+        line.split(name)
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let bot = Session {
+        user_id: field("X-User-Id="),
+        token: field("X-Auth-Token="),
+        username: "deploy-bot".into(),
+    };
+    let bot = &bot;
+    seen_everywhere("token create", servers, |srv| async move {
+        match srv.get("me", Some(bot)).await {
+            (StatusCode::OK, _, body) if body["username"] == "deploy-bot" => Ok(()),
+            (s, _, body) => Err(format!("GET me answers {s} {body}")),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_server_without_nats_sees_admin_commands_within_seconds() {
+    let db = cluster::Db::create();
+    let srv = Server::start_opts(Options::default().env("DATABASE_URL", &db.url)).await;
+    let (_, _, health) = srv.get("/api/health", None).await;
+    assert_eq!(health["nats"], Value::Null, "no NATS here: {health}");
+    admin_commands_reach(&db.url, std::slice::from_ref(&srv)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_instance_of_a_cluster_sees_admin_commands_within_seconds() {
+    let c = cluster::Cluster::start(2, &[]).await;
+    admin_commands_reach(&c.db.url, &c.servers).await;
+    // A realtime watcher on the second instance hears of a visible change the command
+    // made (an import giving a user a status text).
+    let mut ws = ddp_connect(&c[1], &c[1].admin().await.token).await;
+    statusd(
+        &c.db.url,
+        &["user", "add", "hank", "--password", "Hank-Pass-1"],
+    )
+    .line();
+    seen_everywhere("hank", &c.servers, |srv| async move {
+        match user_by_name(srv, "hank").await {
+            Some(_) => Ok(()),
+            None => Err("not yet".into()),
+        }
+    })
+    .await;
+    let file = std::env::temp_dir().join(format!("statusd-cli-hank-{}.json", std::process::id()));
+    std::fs::write(
+        &file,
+        r#"{"_id":"x","username":"hank","status":"busy","statusDefault":"busy","statusText":"on call"}"#,
+    )
+    .unwrap();
+    let out = statusd(&c.db.url, &["import", "rocketchat", file.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&file);
+    assert!(out.line().contains("1 updated"), "{out:?}");
+    let args = next_status_of(&mut ws, "hank").await;
+    assert_eq!(args[3], "on call", "{args}");
 }

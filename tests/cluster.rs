@@ -9,6 +9,10 @@
 //! `kill -9`ed instance within the stated bound, NATS restarted mid-test (delivery
 //! resumes; changes made while it was down arrive through the resync), `/api/health`,
 //! status expiry exactly once cluster-wide, and a store that disappears (503 JSON).
+//! A hung (SIGSTOPped) leader loses its lease and another instance reaps and expires;
+//! an instance paused long enough to be reaped restores its connections when it
+//! resumes; instances started at the same moment on an empty database all come up,
+//! with one admin.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -391,20 +395,36 @@ async fn a_gracefully_stopped_instance_takes_its_users_offline_everywhere_at_onc
     watcher.expect_no_changed(GRACE).await;
 }
 
-// Known bugs, reproduced (run with `cargo test --test cluster -- --ignored`). A paused
-// process (SIGSTOP) stands for a hung one, a long VM stall or a network partition: its
-// sockets stay open while it stops beating.
+// A paused process (SIGSTOP) stands for a hung one, a long VM stall or a network
+// partition: its sockets stay open while it stops beating.
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "known bug (src/store/postgres.rs): a hung leader keeps the advisory lock, so nobody reaps"]
 async fn a_hung_leader_does_not_stop_the_reaping() {
     const DEAD_SECS: u64 = 3;
     let dead = DEAD_SECS.to_string();
-    // c[0] starts alone first, so it takes the leader lock.
+    // c[0] starts alone first, so it takes the leader lease.
     let c = Cluster::start(3, &[("INSTANCE_DEAD_SECS", &dead)]).await;
     let (alice, _who) = alice_on(&c).await;
     let _on_a = Ddp::connect_resume(&c[0], &alice.token).await;
     status_by(&c[1], &alice.user_id, "online", Instant::now() + EVENT_WAIT).await;
+    // A temporary status of bob's falls due while the leader hangs: the next leader
+    // applies it, and the old one, once resumed, must not apply it again.
+    let bob = c[1].create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_token_works(&c[2], &bob, REPLICATION_WAIT).await;
+    let bob_who = Who::created(&bob.user_id, "bob", &["user"]);
+    let mut watcher = status_watcher(&c[2]).await;
+    settle(&mut [&mut watcher], QUIET).await;
+    let at = iso_from_now(2);
+    set_ok(
+        &c[1],
+        &bob,
+        json!({"status": "busy", "message": "meeting", "expiresAt": at}),
+    )
+    .await;
+    assert_eq!(
+        watcher.expect_changed(EVENT_WAIT).await,
+        bob_who.status8(BUSY, "meeting", "manual", Some(&at))
+    );
 
     let pid = pid_listening_on(c[0].port());
     signal(pid, "STOP");
@@ -415,15 +435,46 @@ async fn a_hung_leader_does_not_stop_the_reaping() {
         status_by(&c[1], &alice.user_id, "offline", paused + 2 * bound),
     )
     .await;
+    let took = paused.elapsed();
+    let expired = status_by(&c[2], &bob.user_id, "online", paused + bound).await;
     signal(pid, "CONT");
     assert!(
         result.is_ok(),
         "alice, connected to the hung leader, still shows online after {bound:?}"
     );
+    println!(
+        "with the leader hung, its user went offline on B after {:.1} s (bound {} s)",
+        took.as_secs_f64(),
+        bound.as_secs()
+    );
+    assert!(expired.get("statusExpiresAt").is_none(), "{expired}");
+
+    // The old leader resumes; whatever it had pending, bob's status expired once.
+    let frames = watcher.drain_changed(Duration::from_secs(3)).await;
+    let restored = bob_who.status6(ONLINE, "");
+    assert_eq!(
+        frames.iter().filter(|f| *f == &restored).count(),
+        1,
+        "bob's expiry on C's subscriber: {frames:?}"
+    );
+    let admin = c[2].admin().await;
+    let (code, _, body) = c[2]
+        .get(
+            &format!("users.statusHistory?userId={}&count=50", bob.user_id),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let expiries = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["source"] == "expiry")
+        .count();
+    assert_eq!(expiries, 1, "exactly one expiry entry: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "known bug: connections reaped from a paused instance are not restored when it resumes"]
 async fn connections_reaped_from_a_paused_instance_come_back_when_it_resumes() {
     const DEAD_SECS: u64 = 3;
     let dead = DEAD_SECS.to_string();
@@ -437,6 +488,7 @@ async fn connections_reaped_from_a_paused_instance_come_back_when_it_resumes() {
     let bound = Duration::from_secs(DEAD_SECS + 2 * HEARTBEAT_SECS);
     status_by(&c[0], &alice.user_id, "offline", Instant::now() + bound).await;
     signal(pid, "CONT");
+    let resumed = Instant::now();
 
     // B is back and alice's socket on B never closed: she must show online again,
     // without her client having to do anything.
@@ -445,6 +497,57 @@ async fn connections_reaped_from_a_paused_instance_come_back_when_it_resumes() {
     for srv in &c.servers {
         status_by(srv, &alice.user_id, "online", deadline).await;
     }
+    println!(
+        "alice showed online everywhere again {:.1} s after B resumed",
+        resumed.elapsed().as_secs_f64()
+    );
+    // And she stays so (B is alive again: nobody reaps her connection anymore).
+    tokio::time::sleep(Duration::from_secs(DEAD_SECS + 1)).await;
+    for srv in &c.servers {
+        let body = srv.status_of(&alice.user_id).await;
+        assert_eq!(body["status"], "online", "{}: {body}", srv.base_url());
+    }
+    // Her connection still works, and closing it takes her offline everywhere.
+    on_b.close().await;
+    let deadline = Instant::now() + EVENT_WAIT;
+    for srv in &c.servers {
+        status_by(srv, &alice.user_id, "offline", deadline).await;
+    }
+}
+
+// ------------------------------------------------------------------- first start
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_started_together_on_an_empty_database_come_up_with_one_admin() {
+    let c = Cluster::start_together(3, &[]).await;
+    let mut admin_ids = Vec::new();
+    for srv in &c.servers {
+        wait_health(srv, "healthy", EVENT_WAIT, |code, _| code == 200).await;
+        let admin = srv.admin().await;
+        admin_ids.push(admin.user_id.clone());
+    }
+    assert_eq!(
+        c.db.query_i64("SELECT COUNT(*) FROM users WHERE kind = 'user'"),
+        1,
+        "exactly one human user (the admin) in the database"
+    );
+    assert_eq!(
+        c.db.query_i64("SELECT COUNT(*) FROM users WHERE username_lower = 'admin'"),
+        1
+    );
+    assert!(
+        admin_ids.iter().all(|id| *id == admin_ids[0]),
+        "every instance knows the same admin: {admin_ids:?}"
+    );
+    // And they work as a cluster.
+    let (alice, who) = alice_on(&c).await;
+    let mut w = status_watcher(&c[2]).await;
+    settle(&mut [&mut w], QUIET).await;
+    set_ok(&c[0], &alice, json!({"status": "away"})).await;
+    assert_eq!(
+        w.expect_changed(EVENT_WAIT).await,
+        who.status8(AWAY, "", "manual", None)
+    );
 }
 
 // ---------------------------------------------------------------------- NATS gaps

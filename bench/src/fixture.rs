@@ -33,7 +33,7 @@ pub fn username(i: usize) -> String {
 }
 
 /// A 17-character Meteor-style id derived from the index (so reruns are reproducible).
-fn fixture_id(i: usize) -> String {
+pub fn fixture_id(i: usize) -> String {
     let mut n = i as u64 + 1_000_003;
     let mut out = vec![b'B'; 17];
     for slot in out.iter_mut().rev().take(12) {
@@ -51,7 +51,7 @@ fn hash_token(token: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(token.as_bytes()))
 }
 
-fn sha256_hex(s: &str) -> String {
+pub fn sha256_hex(s: &str) -> String {
     Sha256::digest(s.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -10,8 +10,11 @@
 //!     user-status changes to all of them, then user-presence with 20 watched users each;
 //!  D. reads (`users.getStatus`, `users.presence?ids=` with 100 ids) against `/api/info`,
 //!     and logins with and without setStatus load;
-//!  E. 100,000 users: start-up time and RSS.
+//!  E. 100,000 users: start-up time and RSS;
+//!  F. cluster mode: two instances on PostgreSQL + NATS, cross-instance delivery
+//!     latency and setStatus on PostgreSQL (`cluster.rs`).
 
+mod cluster;
 mod fixture;
 mod http;
 mod server;
@@ -119,7 +122,18 @@ struct Args {
     /// Soak: seconds between two report lines.
     #[arg(long, default_value_t = 60)]
     soak_interval: u64,
-    /// Which phases to run (comma list of writes,realtime,reads,logins,big); all by default.
+    /// Changes timed one at a time from instance A to a subscriber on B (cluster phase).
+    #[arg(long, default_value_t = 500)]
+    cluster_samples: usize,
+    /// The maintenance database of the PostgreSQL server the cluster phase creates its
+    /// database on (and drops it again).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pg_admin_url: String,
+    /// The NATS server of the cluster phase.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Which phases to run (comma list of writes,realtime,reads,logins,big,cluster); all
+    /// by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -139,6 +153,7 @@ impl Args {
         self.presence_secs = 2;
         self.login_secs = 1;
         self.big_users = 2_000;
+        self.cluster_samples = 20;
     }
 
     fn runs(&self, phase: &str) -> bool {
@@ -287,12 +302,12 @@ async fn soak_run(args: &Args, secs: u64) -> anyhow::Result<u64> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let work = std::fs::canonicalize(&work)?;
-    let spec = ServerSpec {
-        bin: std::fs::canonicalize(&args.server)
+    let spec = ServerSpec::sqlite(
+        std::fs::canonicalize(&args.server)
             .with_context(|| format!("no server binary at {}", args.server.display()))?,
-        db: work.join("statusd.db"),
-        log: work.join("server.log"),
-    };
+        work.join("statusd.db"),
+        work.join("server.log"),
+    );
     println!("machine: {}; load average: {}", machine(), loadavg());
     let a = soak::SoakArgs {
         secs,
@@ -333,11 +348,11 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let work = std::fs::canonicalize(&work)?;
     let bin = std::fs::canonicalize(&args.server)
         .with_context(|| format!("no server binary at {}", args.server.display()))?;
-    let spec = ServerSpec {
-        bin: bin.clone(),
-        db: work.join("statusd.db"),
-        log: work.join("server.log"),
-    };
+    let spec = ServerSpec::sqlite(
+        bin.clone(),
+        work.join("statusd.db"),
+        work.join("server.log"),
+    );
     r.say(format!(
         "machine: {}; load average before the run: {}",
         machine(),
@@ -439,6 +454,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     if args.runs("big") {
         big(args, &bin, &work, &mut r).await?;
     }
+    // ---- F. cluster mode
+    if args.runs("cluster") {
+        cluster::cluster(args, &bin, &work, &mut r).await?;
+    }
     r.say(format!("\nload average after the run: {}", loadavg()));
     Ok(r)
 }
@@ -480,7 +499,7 @@ async fn info_load(
     .await
 }
 
-async fn set_status_load(
+pub(crate) async fn set_status_load(
     args: &Args,
     addr: std::net::SocketAddr,
     admin: &Auth,
@@ -1143,11 +1162,11 @@ async fn big(
 ) -> anyhow::Result<()> {
     let n = args.big_users;
     r.say(format!("\n## 4b. {n} users: start-up time and RSS"));
-    let spec = ServerSpec {
-        bin: bin.to_path_buf(),
-        db: work.join("big.db"),
-        log: work.join("server-big.log"),
-    };
+    let spec = ServerSpec::sqlite(
+        bin.to_path_buf(),
+        work.join("big.db"),
+        work.join("server-big.log"),
+    );
     server::remove_db(&spec.db);
     // The server makes the schema (its migrations), the fixture fills it.
     Server::start(&spec).await?.stop().await?;

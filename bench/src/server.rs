@@ -20,8 +20,26 @@ pub const ADMIN_PASS: &str = "bench-admin-pass";
 #[derive(Clone)]
 pub struct ServerSpec {
     pub bin: PathBuf,
+    /// The SQLite file, unless `url` names another database.
     pub db: PathBuf,
     pub log: PathBuf,
+    /// A `DATABASE_URL` instead of `db` (PostgreSQL).
+    pub url: Option<String>,
+    /// More environment (cluster mode: `NATS_URL`, `NATS_SUBJECT_PREFIX`).
+    pub env: Vec<(String, String)>,
+}
+
+impl ServerSpec {
+    /// A server on the SQLite file `db`.
+    pub fn sqlite(bin: PathBuf, db: PathBuf, log: PathBuf) -> ServerSpec {
+        ServerSpec {
+            bin,
+            db,
+            log,
+            url: None,
+            env: Vec::new(),
+        }
+    }
 }
 
 pub struct Server {
@@ -51,7 +69,12 @@ impl Server {
             .env("PORT", port.to_string())
             .env("BIND_IP", "127.0.0.1")
             .env("ROOT_URL", format!("http://127.0.0.1:{port}"))
-            .env("DATABASE_URL", format!("sqlite://{}", spec.db.display()))
+            .env(
+                "DATABASE_URL",
+                spec.url
+                    .clone()
+                    .unwrap_or_else(|| format!("sqlite://{}", spec.db.display())),
+            )
             .env("ADMIN_USERNAME", ADMIN_USER)
             .env("ADMIN_PASS", ADMIN_PASS)
             .env("ADMIN_EMAIL", "benchadmin@bench.local")
@@ -62,6 +85,7 @@ impl Server {
                 "RUST_LOG",
                 std::env::var("BENCH_SERVER_LOG").unwrap_or("info".into()),
             )
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -21,7 +21,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::fixture::BenchUser;
 use crate::http::new_hist;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Marker of a user-status benchmark change in the status text: `bs|<seq>|<sent µs>`.
 pub const STATUS_MARK: &str = "bs|";
@@ -155,7 +155,7 @@ fn ws_config() -> WebSocketConfig {
 }
 
 /// Reads frames until one contains `needle`; fails on an `error` frame or after 30 s.
-async fn read_until(ws: &mut Ws, needle: &str) -> anyhow::Result<String> {
+pub async fn read_until(ws: &mut Ws, needle: &str) -> anyhow::Result<String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

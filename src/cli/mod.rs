@@ -2,13 +2,13 @@
 //! and the Rocket.Chat import. Each opens the store `DATABASE_URL` names, loads it,
 //! and runs its change as a writer job, with the same rules (and mostly the same
 //! functions) as the REST routes, so it commits through the same `Store::commit`.
-//! That is safe while a server runs on the same database: SQLite serialises the two
-//! writers, and the server notices the commit within a second (`crate::external`).
+//! That is safe while a server runs on the same database: the database serialises the
+//! writers, and the server notices the commit within a second (`crate::external`): on
+//! SQLite by the file's data version, on PostgreSQL by a NOTIFY sent with the commit.
 //!
 //! Every command prints one line on success and exits 0; on failure it prints one line
 //! (`statusd: …`) to stderr and exits 1.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
@@ -196,7 +196,8 @@ pub async fn open(cfg: Config) -> anyhow::Result<Ctx> {
     let url = cfg.database_url.clone();
     let id = instance_id.clone();
     let (store, snapshot) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let store = crate::store::open(&url, &id).context("DATABASE_URL")?;
+        let store =
+            crate::store::open(&url, &id, crate::store::Role::Admin).context("DATABASE_URL")?;
         let snapshot = store.load().context("DATABASE_URL: loading the database")?;
         Ok((store, snapshot))
     })
@@ -223,7 +224,8 @@ pub async fn open(cfg: Config) -> anyhow::Result<Ctx> {
         hub: Default::default(),
         store,
         nats: None,
-        leader: AtomicBool::new(false),
+        leader: Default::default(),
+        own_conns: Default::default(),
         instance_id,
     }))
 }

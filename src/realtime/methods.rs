@@ -126,14 +126,19 @@ async fn login(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Value, MeteorEr
     }
     let user_id = done.user.id.clone();
     let session = cx.session_id.to_string();
-    cx.app
+    let before = cx.app.own_conns.set(&session, &user_id, ConnStatus::Online);
+    let added = cx
+        .app
         .writer
         .run(move |tx| {
             change::connection(tx, &user_id, &session, Some(ConnStatus::Online));
             Ok(())
         })
-        .await
-        .map_err(meteor_of)?;
+        .await;
+    if let Err(e) = added {
+        cx.app.own_conns.restore(cx.session_id, before);
+        return Err(meteor_of(e));
+    }
     *cx.login = Some(Login {
         user_id: done.user.id.clone(),
         token_hashed: secrets::hash_token(&done.token),
@@ -149,6 +154,8 @@ async fn login(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Value, MeteorEr
 
 /// Removes this connection from the user's presence (logout, close, shutdown).
 pub async fn drop_connection(app: &Ctx, user_id: &str, session_id: &str) {
+    // Gone whether or not the commit succeeds: a row left behind is repaired later.
+    app.own_conns.remove(session_id);
     let (user_id, session_id) = (user_id.to_string(), session_id.to_string());
     if let Err(e) = app
         .writer
@@ -272,13 +279,18 @@ async fn connection_status(cx: &mut CallCtx<'_>, status: ConnStatus) -> Result<V
         return Err(invalid_user("UserPresence"));
     };
     let (user_id, session) = (login.user_id.clone(), cx.session_id.to_string());
-    cx.app
+    let before = cx.app.own_conns.set(&session, &user_id, status);
+    let changed = cx
+        .app
         .writer
         .run(move |tx| {
             change::connection(tx, &user_id, &session, Some(status));
             Ok(())
         })
-        .await
-        .map_err(meteor_of)?;
+        .await;
+    if let Err(e) = changed {
+        cx.app.own_conns.restore(cx.session_id, before);
+        return Err(meteor_of(e));
+    }
     Ok(json!(true))
 }

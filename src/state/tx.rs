@@ -146,6 +146,24 @@ impl<'a> Tx<'a> {
         self.put(Key::User(id.to_string()), None);
     }
 
+    /// Is there any human user (not a bot), committed or written in this batch?
+    pub fn has_human_user(&self) -> bool {
+        let human = |u: &User| u.kind == "user";
+        let written = self.overlay.iter().any(|(k, v)| match (k, v) {
+            (Key::User(_), Some(Value::User(u))) => human(u),
+            _ => false,
+        });
+        written
+            || self.model.read().users.iter().any(|(id, u)| {
+                human(u)
+                    && match self.overlay.get(&Key::User(id.clone())) {
+                        Some(Some(Value::User(now))) => human(now),
+                        Some(_) => false,
+                        None => true,
+                    }
+            })
+    }
+
     /// How many active admins there are besides `id` (to keep at least one).
     pub fn admins_except(&self, id: &str) -> usize {
         let is_admin = |u: &User| u.active && u.has_role("admin");

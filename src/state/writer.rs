@@ -26,6 +26,9 @@ type LocalJob = Box<dyn FnOnce(&mut Tx) -> Done + Send>;
 enum Job {
     /// A change made here: run, commit, publish, answer.
     Local(LocalJob),
+    /// The cluster leader's work (expiry, reaping): committed alone and only while this
+    /// instance still holds the leader lease (`Store::commit_as_leader`).
+    Leader(LocalJob),
     /// Changes another instance committed (cluster mode): apply and publish locally.
     Remote(Vec<Change>),
     /// Reload the model from the store after a gap in the cluster feed. The store is
@@ -77,6 +80,24 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&mut Tx) -> ApiResult<R> + Send + 'static,
     {
+        self.submit(f, Job::Local).await
+    }
+
+    /// Like `run`, for work only the cluster leader may do: committed in a transaction
+    /// of its own, refused (503) when this instance no longer holds the leader lease.
+    pub async fn run_as_leader<R, F>(&self, f: F) -> ApiResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx) -> ApiResult<R> + Send + 'static,
+    {
+        self.submit(f, Job::Leader).await
+    }
+
+    async fn submit<R, F>(&self, f: F, kind: fn(LocalJob) -> Job) -> ApiResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx) -> ApiResult<R> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel::<ApiResult<R>>();
         let job: LocalJob = Box::new(move |tx: &mut Tx| -> Done {
             let mark = tx.mark();
@@ -100,7 +121,7 @@ impl Writer {
             }
         });
         self.jobs
-            .send(Job::Local(job))
+            .send(kind(job))
             .await
             .map_err(|_| ApiError::Unavailable("writer stopped".into()))?;
         answer
@@ -145,13 +166,17 @@ fn run(mut rx: mpsc::Receiver<Job>, ctx: &Ctx) {
         };
         match first {
             Job::Local(job) => batch.push(job),
+            Job::Leader(job) => {
+                commit_batch(ctx, &mut vec![job], true);
+                continue;
+            }
             other => {
                 apply_other(ctx, other);
                 continue;
             }
         }
-        // Everything already queued joins this batch, up to a remote change, which
-        // must be applied in order after it.
+        // Everything already queued joins this batch, up to a remote change or a
+        // leader's job, which must be applied in order after it.
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(Job::Local(job)) => batch.push(job),
@@ -162,7 +187,7 @@ fn run(mut rx: mpsc::Receiver<Job>, ctx: &Ctx) {
                 Err(_) => break,
             }
         }
-        commit_batch(ctx, &mut batch);
+        commit_batch(ctx, &mut batch, false);
     }
 }
 
@@ -184,19 +209,21 @@ fn apply_other(ctx: &Ctx, job: Job) {
                 Vec::new()
             }
         },
-        Job::Local(_) => Vec::new(),
+        Job::Local(_) | Job::Leader(_) => Vec::new(),
     };
     for event in events {
         ctx.bus.publish(event);
     }
 }
 
-fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>) {
+fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
     let started = Instant::now();
     let mut tx = Tx::new(ctx.model);
     let dones: Vec<Done> = batch.drain(..).map(|job| job(&mut tx)).collect();
     let result = if tx.changes.is_empty() {
         Ok(())
+    } else if as_leader {
+        ctx.store.commit_as_leader(&tx.changes)
     } else {
         ctx.store.commit(&tx.changes)
     };
@@ -217,6 +244,15 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>) {
             ctx.metrics.observe_commit(dones.len(), started.elapsed());
             for done in dones {
                 done(Ok(()));
+            }
+        }
+        Err(e)
+            if e.chain()
+                .any(|c| c.is::<crate::store::postgres::NotLeader>()) =>
+        {
+            tracing::warn!("leader work not committed: {e}");
+            for done in dones {
+                done(Err(ApiError::Unavailable("not the cluster leader".into())));
             }
         }
         Err(e) => {

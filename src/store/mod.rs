@@ -69,10 +69,26 @@ pub trait Store: Send + Sync + 'static {
     fn forget_dead_instances(&self, _older_than: std::time::Duration) -> anyhow::Result<()> {
         Ok(())
     }
-    /// Does this instance hold the cluster-wide lock for once-only work (expiry,
-    /// reaping)? Re-checked each time; a single embedded instance always does.
-    fn is_leader(&self) -> bool {
-        true
+    /// Takes the cluster-wide leader lease for once-only work (expiry, reaping) for
+    /// `length` from now, or renews it when this instance holds it already. Ok(true):
+    /// this instance leads; the caller counts `length` from before the call, so it
+    /// stops before anyone else may take over. A single embedded instance always leads.
+    fn lead(&self, _length: std::time::Duration) -> anyhow::Result<bool> {
+        Ok(true)
+    }
+    /// Ends this instance's lease now (a graceful stop), so another takes over at once.
+    fn resign(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Like `commit`, for the leader's work: refused (`postgres::NotLeader`) unless
+    /// this instance still holds the lease when the transaction commits.
+    fn commit_as_leader(&self, changes: &[Change]) -> anyhow::Result<()> {
+        self.commit(changes)
+    }
+    /// The live connections the store records for this instance (user id, connection
+    /// id, status), when `persists_connections`.
+    fn own_connections(&self) -> anyhow::Result<Vec<(String, String, ConnStatus)>> {
+        Ok(Vec::new())
     }
 
     // Changes made by another process (the admin CLI, an import) while the server runs.
@@ -89,9 +105,19 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// Who opens a store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A server: registers as an instance and listens for other processes' commits.
+    Server,
+    /// An admin command (`statusd user …`, `import`): announces its commits to the
+    /// running servers instead.
+    Admin,
+}
+
 /// Opens the store a `DATABASE_URL` names. `instance_id` names this process among the
 /// instances sharing a database (unique per process); an embedded store ignores it.
-pub fn open(url: &str, instance_id: &str) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+pub fn open(url: &str, instance_id: &str, role: Role) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?));
     }
@@ -99,6 +125,7 @@ pub fn open(url: &str, instance_id: &str) -> anyhow::Result<std::sync::Arc<dyn S
         return Ok(std::sync::Arc::new(self::postgres::PostgresStore::open(
             url,
             instance_id,
+            role,
         )?));
     }
     anyhow::bail!(

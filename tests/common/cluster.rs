@@ -112,6 +112,20 @@ impl Db {
         }
     }
 
+    /// The first column of the first row of `sql` on this database, as a number.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        let (url, sql) = (self.url.clone(), sql.to_string());
+        std::thread::spawn(move || -> Result<i64, String> {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls)
+                .map_err(|e| format!("connecting to {url}: {e}"))?;
+            let row = c.query_one(&sql, &[]).map_err(|e| format!("{sql}: {e}"))?;
+            row.try_get(0).map_err(|e| format!("{sql}: {e}"))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the PostgreSQL thread panicked".into()))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Drops the database now, terminating every session on it (the servers using it
     /// keep running and must cope).
     pub fn drop_now(&self) {
@@ -294,11 +308,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` instances (`n` ≥ 1) with these extra environment variables. The
-    /// first starts alone (it creates the schema and the first admin), the others
-    /// together.
+    /// Starts `n` instances with these extra environment variables. The first starts
+    /// alone (it creates the schema and the first admin), the others together. With
+    /// `n` = 0 only the database and NATS are made (see `add`, `start_together`).
     pub async fn start(n: usize, env: &[(&str, &str)]) -> Cluster {
-        assert!(n >= 1, "a cluster needs an instance");
         let db = Db::create();
         let nats = Nats::start().await;
         let mut c = Cluster {
@@ -311,11 +324,23 @@ impl Cluster {
             nats,
             db,
         };
+        if n == 0 {
+            return c;
+        }
         let first = Server::start_opts(c.options()).await;
         c.servers.push(first);
         let rest =
             futures_util::future::join_all((1..n).map(|_| Server::start_opts(c.options()))).await;
         c.servers.extend(rest);
+        c
+    }
+
+    /// Starts `n` instances at the same moment on the fresh database (nobody creates
+    /// the schema or the first admin first).
+    pub async fn start_together(n: usize, env: &[(&str, &str)]) -> Cluster {
+        let mut c = Cluster::start(0, env).await;
+        let all = futures_util::future::join_all((0..n).map(|_| Server::start_opts(c.options())));
+        c.servers.extend(all.await);
         c
     }
 

@@ -1,0 +1,363 @@
+//! Phase 6, cluster mode (issue 5): two release-build instances, A and B, on a fresh
+//! PostgreSQL database and the NATS at `--nats-url` (a subject prefix of this run's
+//! own). Measures
+//!
+//! * cross-instance delivery: a DDP subscriber on B (`stream-notify-logged`
+//!   `user-status`), `users.setStatus` on A, one change at a time; the time from just
+//!   before the request is sent to the frame read on B (commit on A, NATS hop, apply on
+//!   B, websocket), p50 / p99 / max;
+//! * setStatus on PostgreSQL: the closed-loop load of phase 1 (same clients, seconds,
+//!   users and requests) against A, then SIGKILL of A and a check that every
+//!   acknowledged write is in the database.
+//!
+//! The users are written into the database by the fixture (as phase 1 does for SQLite)
+//! after A created the schema. The database is dropped at the end.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::fixture::{self, BenchUser};
+use crate::http::{self, new_hist, Auth, Client, LoadResult};
+use crate::server::{self, Server, ServerSpec};
+use crate::{set_status_load, ws, Args, Report, STATUSES};
+
+/// A PostgreSQL database of this run, dropped (with its sessions) on drop.
+struct PgDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+/// Runs `f` with a plain PostgreSQL client on a thread of its own (the synchronous
+/// client must not run on a thread of a tokio runtime).
+async fn with_pg<R: Send + 'static>(
+    url: &str,
+    f: impl FnOnce(&mut postgres::Client) -> anyhow::Result<R> + Send + 'static,
+) -> anyhow::Result<R> {
+    let url = url.to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // Not spawn_blocking: its threads belong to the runtime, and the client starts one.
+    std::thread::spawn(move || {
+        let r = postgres::Client::connect(&url, postgres::NoTls)
+            .with_context(|| format!("connecting to {url}"))
+            .and_then(|mut c| f(&mut c));
+        let _ = tx.send(r);
+    });
+    rx.await.context("the PostgreSQL thread panicked")?
+}
+
+/// `url` with its database name replaced by `db`.
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let root = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    if query.is_empty() {
+        format!("{root}/{db}")
+    } else {
+        format!("{root}/{db}?{query}")
+    }
+}
+
+impl PgDb {
+    /// Creates `statusd_bench_<pid>`, after dropping those of bench runs that died.
+    async fn create(admin_url: &str) -> anyhow::Result<PgDb> {
+        let name = format!("statusd_bench_{}", std::process::id());
+        let create = format!("CREATE DATABASE {name}");
+        with_pg(admin_url, move |c| {
+            let rows = c.query(
+                "SELECT datname FROM pg_database WHERE datname ~ '^statusd_bench_[0-9]+$'",
+                &[],
+            )?;
+            for row in rows {
+                let old: String = row.try_get(0)?;
+                let pid = old.trim_start_matches("statusd_bench_");
+                if pid == std::process::id().to_string()
+                    || !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                {
+                    c.batch_execute(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))?;
+                }
+            }
+            Ok(c.batch_execute(&create)?)
+        })
+        .await?;
+        Ok(PgDb {
+            admin_url: admin_url.to_string(),
+            url: with_database(admin_url, &name),
+            name,
+        })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let (url, sql) = (
+            self.admin_url.clone(),
+            format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+        let _ = std::thread::spawn(move || {
+            if let Ok(mut c) = postgres::Client::connect(&url, postgres::NoTls) {
+                let _ = c.batch_execute(&sql);
+            }
+        })
+        .join();
+    }
+}
+
+/// Writes `count` users (no tokens: the admin sets their statuses) into the PostgreSQL
+/// database of stopped servers, with the columns of `src/store/postgres/schema.rs`.
+async fn write_users(url: &str, count: usize) -> anyhow::Result<Vec<BenchUser>> {
+    let hash = bcrypt::hash(fixture::sha256_hex(fixture::USER_PASS), 10)?;
+    with_pg(url, move |c| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64;
+        let mut tx = c.transaction()?;
+        let ins = tx
+            .prepare(
+                "INSERT INTO users (id, username, username_lower, name, emails, password_hash,
+                    roles, active, kind, status, status_default, status_connection, status_text,
+                    status_source, status_expires_at, previous_state, utc_offset, created_at,
+                    updated_at, last_login)
+                 VALUES ($1, $2, $2, $3, $4, $5, '[\"user\"]', true, 'user', 'offline', 'online',
+                    'offline', '', NULL, NULL, NULL, 0, $6, $6, NULL)",
+            )
+            .context("the users table no longer has the columns the fixture writes")?;
+        let mut users = Vec::with_capacity(count);
+        for i in 0..count {
+            let u = BenchUser {
+                id: fixture::fixture_id(i),
+                username: fixture::username(i),
+                token: String::new(),
+            };
+            let emails = format!(
+                r#"[{{"address":"{}@bench.local","verified":false}}]"#,
+                u.username
+            );
+            let name = format!("Bench User {i}");
+            tx.execute(&ins, &[&u.id, &u.username, &name, &emails, &hash, &now])?;
+            users.push(u);
+        }
+        tx.commit()?;
+        Ok(users)
+    })
+    .await
+}
+
+/// Is something listening at `url`'s host:port (`nats://host:port`)?
+async fn reachable(url: &str) -> bool {
+    let hostport = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(hostport),
+    )
+    .await
+    .is_ok_and(|c| c.is_ok())
+}
+
+/// Polls until `auth` works on `addr` (a login token made on another instance).
+async fn wait_token(addr: std::net::SocketAddr, auth: &Auth) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut c = Client::connect(addr).await?;
+    loop {
+        let (st, _) = c.call(http::get("/api/v1/me", Some(auth))).await?;
+        if st.is_success() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            bail!("the admin's token made on A is not accepted by B after 10 s: {st}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+pub async fn cluster(
+    args: &Args,
+    bin: &std::path::Path,
+    work: &std::path::Path,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    r.say(format!(
+        "\n## 6. cluster: two instances on PostgreSQL + NATS ({})",
+        args.nats_url
+    ));
+    let services_up = reachable(&args.pg_admin_url).await && reachable(&args.nats_url).await;
+    // The smoke run (CI, where scripts/test.sh starts both) fails instead.
+    if !services_up && !args.smoke {
+        r.say("    SKIPPED: PostgreSQL or NATS is not reachable (--pg-admin-url, --nats-url)");
+        r.fig("cluster", json!("skipped"));
+        return Ok(());
+    }
+    let db = PgDb::create(&args.pg_admin_url).await?;
+    let prefix = format!("statusd_bench_{}_{}", std::process::id(), ws::now_micros());
+    let spec = |name: &str| ServerSpec {
+        url: Some(db.url.clone()),
+        env: vec![
+            ("NATS_URL".into(), args.nats_url.clone()),
+            ("NATS_SUBJECT_PREFIX".into(), prefix.clone()),
+        ],
+        ..ServerSpec::sqlite(
+            bin.to_path_buf(),
+            work.join("unused.db"),
+            work.join(format!("server-cluster-{name}.log")),
+        )
+    };
+    let (spec_a, spec_b) = (spec("a"), spec("b"));
+
+    // The schema and the admin, then the users, then both instances.
+    Server::start(&spec_a).await?.stop().await?;
+    let t = Instant::now();
+    let users = std::sync::Arc::new(write_users(&db.url, args.users).await?);
+    r.say(format!(
+        "    database {} with {} users (fixture, {:.2} s)",
+        db.name,
+        users.len(),
+        t.elapsed().as_secs_f64()
+    ));
+    let (a, b) = tokio::try_join!(Server::start(&spec_a), Server::start(&spec_b))?;
+    r.say(format!(
+        "    start-up: A {:.0} ms, B {:.0} ms",
+        a.startup.as_secs_f64() * 1000.0,
+        b.startup.as_secs_f64() * 1000.0
+    ));
+    let mut ca = Client::connect(a.addr).await?;
+    let admin = fixture::log_in(&mut ca, server::ADMIN_USER, server::ADMIN_PASS).await?;
+    let token_lag = wait_token(b.addr, &admin).await?;
+    r.say(format!(
+        "    a login token made on A worked on B after {:.1} ms",
+        token_lag.as_secs_f64() * 1000.0
+    ));
+
+    // ---- cross-instance delivery
+    let mut sub = ws::connect_login(b.addr, &admin.token).await?;
+    sub.send(Message::text(
+        json!({"msg": "sub", "id": "s", "name": "stream-notify-logged",
+               "params": ["user-status", false]})
+        .to_string(),
+    ))
+    .await?;
+    ws::read_until(&mut sub, r#""msg":"ready""#).await?;
+    let samples = args.cluster_samples;
+    let mut hist = new_hist();
+    let mut errors = 0u64;
+    for i in 0..samples {
+        let user = &users[i % users.len()];
+        let mark = format!("cl|{i}|");
+        let body = format!(
+            r#"{{"userId":"{}","status":"{}","message":"{mark}"}}"#,
+            user.id,
+            STATUSES[i % 3]
+        );
+        let sent = Instant::now();
+        let (answer, frame) = tokio::join!(
+            ca.call(http::post_raw(
+                "/api/v1/users.setStatus",
+                Some(&admin),
+                body
+            )),
+            async {
+                ws::read_until(&mut sub, &mark).await?;
+                anyhow::Ok(sent.elapsed())
+            }
+        );
+        match answer {
+            Ok((st, _)) if st.is_success() => {}
+            Ok((st, b)) => bail!("setStatus on A: {st} {}", String::from_utf8_lossy(&b)),
+            Err(e) => bail!("setStatus on A: {e:#}"),
+        }
+        match frame {
+            Ok(took) => {
+                hist.record(took.as_micros().max(1) as u64)?;
+            }
+            Err(e) => {
+                errors += 1;
+                r.say(format!("      error: change {i} did not reach B: {e:#}"));
+                break;
+            }
+        }
+    }
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    r.say(format!(
+        "    delivery, setStatus on A -> frame on B's subscriber, {} changes one at a time: \
+         p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        hist.len(),
+        ms(0.5),
+        ms(0.99),
+        hist.max() as f64 / 1000.0
+    ));
+    r.fig(
+        "cluster_delivery",
+        json!({"samples": hist.len(), "p50_ms": ms(0.5), "p99_ms": ms(0.99),
+               "max_ms": hist.max() as f64 / 1000.0}),
+    );
+    r.errors("changes that did not reach B", errors);
+    drop(sub);
+
+    // ---- setStatus throughput on PostgreSQL, as in phase 1
+    // The load runner reads the CPU time of this server (both started at once).
+    server::CURRENT_PID.store(a.pid(), std::sync::atomic::Ordering::Relaxed);
+    let set: LoadResult = set_status_load(
+        args,
+        a.addr,
+        &admin,
+        &users,
+        "POST users.setStatus (PostgreSQL, instance A of 2)",
+        args.write_secs,
+    )
+    .await?;
+    r.load("cluster_set_status", &set);
+    a.kill()?;
+    if set.errors == 0 {
+        let lost = check_durable(&db.url, &users, args.clients, &set).await?;
+        r.say(format!(
+            "    after SIGKILL of A: {} users checked in PostgreSQL, {lost} acknowledged writes missing",
+            users.len()
+        ));
+        r.errors("acknowledged writes missing after SIGKILL", lost);
+    }
+    b.stop().await?;
+    Ok(())
+}
+
+/// Each user's last acknowledged setStatus (see `crate::check_durable`) in PostgreSQL.
+async fn check_durable(
+    url: &str,
+    users: &std::sync::Arc<Vec<BenchUser>>,
+    clients: usize,
+    set: &LoadResult,
+) -> anyhow::Result<u64> {
+    let (users, per_worker) = (users.clone(), set.per_worker.clone());
+    with_pg(url, move |c| {
+        let stmt = c.prepare("SELECT status_text, status_default FROM users WHERE id = $1")?;
+        let mut lost = 0;
+        for (w, &sent) in per_worker.iter().enumerate() {
+            let owned = users.len().saturating_sub(w).div_ceil(clients).max(1) as u64;
+            for i in sent.saturating_sub(owned)..sent {
+                let u = &users[(w + clients * (i % owned) as usize) % users.len()];
+                let row = c.query_one(&stmt, &[&u.id])?;
+                let (text, status): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+                if text != format!("m{w}.{i}") || status != STATUSES[(i % 3) as usize] {
+                    lost += 1;
+                }
+            }
+        }
+        Ok(lost)
+    })
+    .await
+}

@@ -1,0 +1,264 @@
+//! The PostgreSQL store, for several instances sharing one database.
+//!
+//! It uses the synchronous `postgres` client, which drives each connection with a
+//! small runtime of its own and so panics when used (or even dropped) on a thread that
+//! is inside a tokio runtime. Every connection therefore lives on a dedicated thread
+//! of this store (a [`Worker`]), and the trait methods hand it a job and wait for the
+//! answer: they are safe to call from any thread, a plain one (the writer) or a
+//! runtime worker (start-up, `spawn_blocking`, async housekeeping).
+//!
+//! A server keeps three connections, each with its own thread:
+//! - the writer's: `load` and `commit`;
+//! - the reader's: history reads, pruning, `ping`, heartbeats, the leader lease and
+//!   reaping queries, so none of them waits behind a commit;
+//! - the listener's: LISTENs for the commits of admin commands (`statusd user …`),
+//!   which announce them with NOTIFY (`cluster.rs`), and nothing else.
+//!
+//! An admin command opens only the first two and does not register as an instance.
+//!
+//! A broken connection (PostgreSQL restarted, the backend killed) is noticed by the
+//! next call on it: a commit then fails (the writer answers 503) and the call after it
+//! connects again, so an instance recovers on its own. Reads are idempotent and are
+//! retried once on a fresh connection right away.
+//!
+//! Times are BIGINT milliseconds since the epoch, like the SQLite store. Heartbeats and
+//! the lease are stamped and compared with the database's clock. Instance ids must be
+//! unique per process (a fresh id each start): an instance never reaps its own
+//! connections.
+
+mod cluster;
+mod rows;
+mod schema;
+mod session;
+#[cfg(test)]
+mod tests;
+
+pub use self::cluster::NotLeader;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use chrono::{DateTime, Utc};
+use postgres::Config;
+
+use self::cluster::{CHANGED_CHANNEL, SESSION_SETUP};
+use self::rows::{apply_change, history_page, load_all, ms};
+use self::schema::migrate;
+use self::session::{Stmts, Worker};
+use super::{HistoryQuery, Role, Snapshot, Store};
+use crate::model::{ConnStatus, HistoryEntry};
+use crate::state::Change;
+
+pub struct PostgresStore {
+    instance_id: String,
+    role: Role,
+    writer: Worker,
+    reader: Worker,
+    /// A server's LISTENing connection (none for an admin command).
+    listener: Option<Worker>,
+}
+
+impl PostgresStore {
+    /// Connects (without TLS) and migrates the schema. A server also registers this
+    /// instance and starts listening for the admin commands' commits.
+    pub fn open(url: &str, instance_id: &str, role: Role) -> anyhow::Result<PostgresStore> {
+        let mut config =
+            Config::from_str(url).map_err(|e| anyhow!("not a valid PostgreSQL URL ({e})"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(5));
+        }
+        if config.get_keepalives_interval().is_none() {
+            // Notice a peer that vanished within a minute, not two hours.
+            config
+                .keepalives(true)
+                .keepalives_idle(Duration::from_secs(15))
+                .keepalives_interval(Duration::from_secs(5))
+                .keepalives_retries(3);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(Duration::from_secs(30));
+        }
+        let target = describe(&config);
+        let listener = match role {
+            Role::Server => Some(Worker::spawn(
+                "listener",
+                &config,
+                &target,
+                &format!("{SESSION_SETUP}; LISTEN {CHANGED_CHANNEL}"),
+            )?),
+            Role::Admin => None,
+        };
+        let store = PostgresStore {
+            instance_id: instance_id.to_string(),
+            role,
+            writer: Worker::spawn("writer", &config, &target, SESSION_SETUP)?,
+            reader: Worker::spawn("reader", &config, &target, SESSION_SETUP)?,
+            listener,
+        };
+        store
+            .writer
+            .call(|s| {
+                let c = s.client()?;
+                migrate(c)
+            })
+            .with_context(|| format!("migrating {target}"))?;
+        if role == Role::Server {
+            store
+                .heartbeat()
+                .with_context(|| format!("registering the instance in {target}"))?;
+            // Listening before the first load: a command committing in between is heard.
+            if let Some(listener) = &store.listener {
+                listener
+                    .call(|s| s.client().map(|_| ()))
+                    .with_context(|| format!("listening on {target}"))?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// Runs `f` on the reader's connection, retried once on a fresh one.
+    fn read<R: Send + 'static>(
+        &self,
+        f: impl FnMut(&mut postgres::Client, &mut Stmts) -> anyhow::Result<R> + Send + 'static,
+    ) -> anyhow::Result<R> {
+        self.reader.call(move |s| s.run_retrying(f))
+    }
+
+    /// Commits `changes` in one transaction, with `extra` run first in it.
+    fn commit_with(
+        &self,
+        changes: &[Change],
+        extra: impl Fn(&mut postgres::Transaction, &mut Stmts, &str) -> anyhow::Result<()>
+            + Send
+            + 'static,
+    ) -> anyhow::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // The job runs on the connection's thread, so it owns its input.
+        let changes = changes.to_vec();
+        let instance_id = self.instance_id.clone();
+        let announce = self.role == Role::Admin;
+        self.writer.call(move |s| {
+            // No retry: after a failure nothing was applied, and the caller decides.
+            s.run(&mut |c, stmts| {
+                let mut tx = c.transaction()?;
+                extra(&mut tx, stmts, &instance_id)?;
+                for change in &changes {
+                    apply_change(&mut tx, stmts, &instance_id, change)?;
+                }
+                if announce {
+                    cluster::announce(&mut tx, &instance_id)?;
+                }
+                tx.commit()?;
+                Ok(())
+            })
+        })
+    }
+}
+
+/// `user@host:port/dbname`, without the password, for messages.
+fn describe(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("?");
+    let db = config.get_dbname().unwrap_or(user);
+    format!("PostgreSQL {user}@{host}:{port}/{db}")
+}
+
+impl Store for PostgresStore {
+    fn load(&self) -> anyhow::Result<Snapshot> {
+        self.writer.call(|s| s.run_retrying(|c, _| load_all(c)))
+    }
+
+    fn commit(&self, changes: &[Change]) -> anyhow::Result<()> {
+        self.commit_with(changes, |_, _, _| Ok(()))
+    }
+
+    fn commit_as_leader(&self, changes: &[Change]) -> anyhow::Result<()> {
+        self.commit_with(changes, cluster::fence)
+    }
+
+    fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)> {
+        let q = q.clone();
+        self.read(move |c, stmts| history_page(c, stmts, &q))
+    }
+
+    fn prune_history(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
+        let before = ms(&before);
+        self.read(
+            move |c, _| Ok(c.execute("DELETE FROM status_history WHERE at < $1", &[&before])?),
+        )
+    }
+
+    fn ping(&self) -> anyhow::Result<()> {
+        self.read(|c, _| {
+            c.simple_query("SELECT 1")?;
+            Ok(())
+        })
+    }
+
+    fn heartbeat(&self) -> anyhow::Result<()> {
+        let id = self.instance_id.clone();
+        self.read(move |c, stmts| cluster::heartbeat(c, stmts, &id))
+    }
+
+    fn dead_connections(&self, older_than: Duration) -> anyhow::Result<Vec<(String, String)>> {
+        let id = self.instance_id.clone();
+        self.read(move |c, stmts| cluster::dead_connections(c, stmts, &id, older_than))
+    }
+
+    fn forget_dead_instances(&self, older_than: Duration) -> anyhow::Result<()> {
+        let id = self.instance_id.clone();
+        self.read(move |c, stmts| cluster::forget_dead_instances(c, stmts, &id, older_than))
+    }
+
+    fn own_connections(&self) -> anyhow::Result<Vec<(String, String, ConnStatus)>> {
+        let id = self.instance_id.clone();
+        self.read(move |c, stmts| cluster::own_connections(c, stmts, &id))
+    }
+
+    fn lead(&self, length: Duration) -> anyhow::Result<bool> {
+        let id = self.instance_id.clone();
+        self.read(move |c, stmts| cluster::take_lease(c, stmts, &id, length))
+    }
+
+    fn resign(&self) -> anyhow::Result<()> {
+        let id = self.instance_id.clone();
+        self.read(move |c, _| cluster::resign(c, &id))
+    }
+
+    /// The `connections` table holds every instance's live connections.
+    fn persists_connections(&self) -> bool {
+        true
+    }
+
+    /// Peers' commits arrive over NATS; the admin commands' are announced with NOTIFY,
+    /// heard on the listening connection. A new connection (after PostgreSQL was lost)
+    /// may have missed some, so it counts as a change too.
+    fn changed_elsewhere(&self) -> anyhow::Result<bool> {
+        let Some(listener) = &self.listener else {
+            return Ok(false);
+        };
+        listener.call(|s| {
+            let before = s.connects;
+            s.client()?;
+            let reconnected = s.connects != before;
+            let heard = cluster::drain_notifications(s.client()?);
+            match heard {
+                Ok(heard) => Ok(heard || reconnected),
+                Err(e) => {
+                    let e = anyhow::Error::from(e);
+                    s.check(&e);
+                    Err(e)
+                }
+            }
+        })
+    }
+}

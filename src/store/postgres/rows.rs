@@ -1,0 +1,492 @@
+//! Mapping between the model and the tables: text escaping, rows, the statements of a
+//! commit, the full load and history pages.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use postgres::Client;
+
+use super::session::{stmt, Stmts};
+use crate::model::{
+    ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind,
+    User,
+};
+use crate::state::{Change, Key, Value};
+use crate::store::{HistoryQuery, Snapshot};
+
+pub(super) fn ms(t: &DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(super) fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+pub(super) fn status_of(s: &str) -> Status {
+    Status::parse(s).unwrap_or(Status::Offline)
+}
+
+pub(super) fn conn_status_of(s: &str) -> ConnStatus {
+    if s == "away" {
+        ConnStatus::Away
+    } else {
+        ConnStatus::Online
+    }
+}
+
+pub(super) fn conn_status_str(s: ConnStatus) -> &'static str {
+    match s {
+        ConnStatus::Online => "online",
+        ConnStatus::Away => "away",
+    }
+}
+
+pub(super) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The escape of stored text. PostgreSQL's TEXT cannot hold NUL, which SQLite keeps and
+/// clients may send (a status text, a name): NUL is stored as ESC '0' and ESC itself as
+/// ESC '1'. Text with neither (all real text) is stored as it is.
+pub(super) const ESC: char = '\u{E000}';
+
+pub(super) fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['\0', ESC]) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 4);
+    for ch in s.chars() {
+        match ch {
+            '\0' => out.extend([ESC, '0']),
+            ESC => out.extend([ESC, '1']),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+pub(super) fn unescape(s: String) -> String {
+    if !s.contains(ESC) {
+        return s;
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match (ch, chars.peek()) {
+            (ESC, Some('0')) => {
+                chars.next();
+                out.push('\0');
+            }
+            (ESC, Some('1')) => {
+                chars.next();
+                out.push(ESC);
+            }
+            (c, _) => out.push(c),
+        }
+    }
+    out
+}
+
+/// A text parameter, escaped as stored (see [`escape`]).
+#[derive(Debug)]
+pub(super) struct Txt<'a>(&'a str);
+
+impl ToSql for Txt<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        escape(self.0).as_ref().to_sql(ty, out)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        <&str as ToSql>::accepts(ty)
+    }
+
+    to_sql_checked!();
+}
+
+pub(super) fn txt(s: &str) -> Txt<'_> {
+    Txt(s)
+}
+
+pub(super) fn opt_txt(s: &Option<String>) -> Option<Txt<'_>> {
+    s.as_deref().map(Txt)
+}
+
+/// A text column, unescaped (see [`escape`]).
+pub(super) fn text<I: postgres::row::RowIndex + std::fmt::Display>(
+    r: &postgres::Row,
+    i: I,
+) -> Result<String, postgres::Error> {
+    Ok(unescape(r.try_get(i)?))
+}
+
+pub(super) fn opt_text<I: postgres::row::RowIndex + std::fmt::Display>(
+    r: &postgres::Row,
+    i: I,
+) -> Result<Option<String>, postgres::Error> {
+    Ok(r.try_get::<_, Option<String>>(i)?.map(unescape))
+}
+
+pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
+    let emails = text(r, "emails")?;
+    let roles = text(r, "roles")?;
+    let previous = opt_text(r, "previous_state")?;
+    Ok(User {
+        id: text(r, "id")?,
+        username: text(r, "username")?,
+        name: text(r, "name")?,
+        emails: serde_json::from_str::<Vec<Email>>(&emails).unwrap_or_default(),
+        password_hash: opt_text(r, "password_hash")?,
+        roles: serde_json::from_str(&roles).unwrap_or_default(),
+        active: r.try_get("active")?,
+        kind: text(r, "kind")?,
+        status: status_of(r.try_get("status")?),
+        status_default: status_of(r.try_get("status_default")?),
+        status_connection: status_of(r.try_get("status_connection")?),
+        status_text: text(r, "status_text")?,
+        status_source: opt_text(r, "status_source")?,
+        status_expires_at: r
+            .try_get::<_, Option<i64>>("status_expires_at")?
+            .map(from_ms),
+        previous_state: previous.and_then(|p| serde_json::from_str::<PreviousState>(&p).ok()),
+        utc_offset: r.try_get("utc_offset")?,
+        created_at: from_ms(r.try_get("created_at")?),
+        updated_at: from_ms(r.try_get("updated_at")?),
+        last_login: r.try_get::<_, Option<i64>>("last_login")?.map(from_ms),
+    })
+}
+
+pub(super) const PUT_USER: &str = "INSERT INTO users (id, username, username_lower, name, emails, password_hash,
+        roles, active, kind, status, status_default, status_connection, status_text, status_source,
+        status_expires_at, previous_state, utc_offset, created_at, updated_at, last_login)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+     ON CONFLICT (id) DO UPDATE SET username = excluded.username,
+        username_lower = excluded.username_lower, name = excluded.name, emails = excluded.emails,
+        password_hash = excluded.password_hash, roles = excluded.roles, active = excluded.active,
+        kind = excluded.kind, status = excluded.status, status_default = excluded.status_default,
+        status_connection = excluded.status_connection, status_text = excluded.status_text,
+        status_source = excluded.status_source, status_expires_at = excluded.status_expires_at,
+        previous_state = excluded.previous_state, utc_offset = excluded.utc_offset,
+        created_at = excluded.created_at, updated_at = excluded.updated_at,
+        last_login = excluded.last_login";
+pub(super) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
+pub(super) const PUT_TOKEN: &str =
+    "INSERT INTO tokens (hashed, user_id, kind, name, last_part, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (hashed) DO UPDATE SET user_id = excluded.user_id, kind = excluded.kind,
+        name = excluded.name, last_part = excluded.last_part, created_at = excluded.created_at";
+pub(super) const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE hashed = $1";
+pub(super) const PUT_SETTING: &str = "INSERT INTO settings (id, value) VALUES ($1, $2)
+     ON CONFLICT (id) DO UPDATE SET value = excluded.value";
+pub(super) const DELETE_SETTING: &str = "DELETE FROM settings WHERE id = $1";
+pub(super) const PUT_PERMISSION: &str = "INSERT INTO permissions (id, roles) VALUES ($1, $2)
+     ON CONFLICT (id) DO UPDATE SET roles = excluded.roles";
+pub(super) const DELETE_PERMISSION: &str = "DELETE FROM permissions WHERE id = $1";
+pub(super) const PUT_CUSTOM_STATUS: &str =
+    "INSERT INTO custom_statuses (id, name, status_type, updated_at) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (id) DO UPDATE SET name = excluded.name, status_type = excluded.status_type,
+        updated_at = excluded.updated_at";
+pub(super) const DELETE_CUSTOM_STATUS: &str = "DELETE FROM custom_statuses WHERE id = $1";
+pub(super) const ADD_HISTORY: &str =
+    "INSERT INTO status_history (id, user_id, actor_id, old_status,
+        new_status, old_text, new_text, source, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+     ON CONFLICT (id) DO NOTHING";
+pub(super) const PUT_CONN: &str =
+    "INSERT INTO connections (user_id, conn_id, instance_id, status, updated_at)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (conn_id) DO UPDATE SET user_id = excluded.user_id,
+        instance_id = excluded.instance_id, status = excluded.status,
+        updated_at = excluded.updated_at";
+pub(super) const DELETE_CONN: &str = "DELETE FROM connections WHERE conn_id = $1";
+
+pub(super) fn put_user(
+    tx: &mut postgres::Transaction,
+    stmts: &mut Stmts,
+    u: &User,
+) -> anyhow::Result<()> {
+    let s = stmt(stmts, tx, PUT_USER)?;
+    let emails = serde_json::to_string(&u.emails)?;
+    let roles = serde_json::to_string(&u.roles)?;
+    let previous = u
+        .previous_state
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()?;
+    tx.execute(
+        &s,
+        &[
+            &txt(&u.id),
+            &txt(&u.username),
+            &txt(&u.username.to_lowercase()),
+            &txt(&u.name),
+            &txt(&emails),
+            &opt_txt(&u.password_hash),
+            &txt(&roles),
+            &u.active,
+            &txt(&u.kind),
+            &u.status.as_str(),
+            &u.status_default.as_str(),
+            &u.status_connection.as_str(),
+            &txt(&u.status_text),
+            &opt_txt(&u.status_source),
+            &u.status_expires_at.as_ref().map(ms),
+            &previous.as_deref().map(Txt),
+            &u.utc_offset,
+            &ms(&u.created_at),
+            &ms(&u.updated_at),
+            &u.last_login.as_ref().map(ms),
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn apply_change(
+    tx: &mut postgres::Transaction,
+    stmts: &mut Stmts,
+    instance_id: &str,
+    (key, value): &Change,
+) -> anyhow::Result<()> {
+    match (key, value) {
+        (Key::User(_), Some(Value::User(u))) => put_user(tx, stmts, u)?,
+        (Key::User(id), _) => {
+            let s = stmt(stmts, tx, DELETE_USER)?;
+            tx.execute(&s, &[&txt(id)])?;
+        }
+        (Key::Token(_), Some(Value::Token(t))) => {
+            let (kind, name, last) = match &t.kind {
+                TokenKind::Login => ("login", None, None),
+                TokenKind::Personal { name, last_part } => {
+                    ("personal", Some(name.as_str()), Some(last_part.as_str()))
+                }
+            };
+            let s = stmt(stmts, tx, PUT_TOKEN)?;
+            tx.execute(
+                &s,
+                &[
+                    &txt(&t.hashed),
+                    &txt(&t.user_id),
+                    &kind,
+                    &name.map(Txt),
+                    &last.map(Txt),
+                    &ms(&t.created_at),
+                ],
+            )?;
+        }
+        (Key::Token(h), _) => {
+            let s = stmt(stmts, tx, DELETE_TOKEN)?;
+            tx.execute(&s, &[&txt(h)])?;
+        }
+        (Key::Setting(id), Some(Value::Setting(v))) => {
+            let s = stmt(stmts, tx, PUT_SETTING)?;
+            tx.execute(&s, &[&txt(id), &txt(&serde_json::to_string(v)?)])?;
+        }
+        (Key::Setting(id), _) => {
+            let s = stmt(stmts, tx, DELETE_SETTING)?;
+            tx.execute(&s, &[&txt(id)])?;
+        }
+        (Key::Permission(id), Some(Value::Permission(roles))) => {
+            let s = stmt(stmts, tx, PUT_PERMISSION)?;
+            tx.execute(
+                &s,
+                &[&txt(id), &txt(&serde_json::to_string(roles.as_ref())?)],
+            )?;
+        }
+        (Key::Permission(id), _) => {
+            let s = stmt(stmts, tx, DELETE_PERMISSION)?;
+            tx.execute(&s, &[&txt(id)])?;
+        }
+        (Key::CustomStatus(_), Some(Value::CustomStatus(c))) => {
+            let s = stmt(stmts, tx, PUT_CUSTOM_STATUS)?;
+            tx.execute(
+                &s,
+                &[
+                    &txt(&c.id),
+                    &txt(&c.name),
+                    &c.status_type.as_str(),
+                    &ms(&c.updated_at),
+                ],
+            )?;
+        }
+        (Key::CustomStatus(id), _) => {
+            let s = stmt(stmts, tx, DELETE_CUSTOM_STATUS)?;
+            tx.execute(&s, &[&txt(id)])?;
+        }
+        (Key::History(_), Some(Value::History(h))) => {
+            let s = stmt(stmts, tx, ADD_HISTORY)?;
+            tx.execute(
+                &s,
+                &[
+                    &txt(&h.id),
+                    &txt(&h.user_id),
+                    &opt_txt(&h.actor_id),
+                    &h.old_status.as_str(),
+                    &h.new_status.as_str(),
+                    &txt(&h.old_text),
+                    &txt(&h.new_text),
+                    &h.source.as_str(),
+                    &ms(&h.at),
+                ],
+            )?;
+        }
+        (Key::History(_), _) => {}
+        (Key::Conn(user, conn), Some(Value::Conn(status))) => {
+            let s = stmt(stmts, tx, PUT_CONN)?;
+            tx.execute(
+                &s,
+                &[
+                    &txt(user),
+                    &txt(conn),
+                    &txt(instance_id),
+                    &conn_status_str(*status),
+                    &Utc::now().timestamp_millis(),
+                ],
+            )?;
+        }
+        (Key::Conn(_, conn), _) => {
+            let s = stmt(stmts, tx, DELETE_CONN)?;
+            tx.execute(&s, &[&txt(conn)])?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
+    // One consistent view of every table.
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let users = tx
+        .query("SELECT * FROM users", &[])?
+        .iter()
+        .map(user_from_row)
+        .collect::<anyhow::Result<_>>()?;
+    let tokens = tx
+        .query(
+            "SELECT hashed, user_id, kind, name, last_part, created_at FROM tokens",
+            &[],
+        )?
+        .iter()
+        .map(|r| -> anyhow::Result<Token> {
+            let kind = text(r, 2)?;
+            Ok(Token {
+                hashed: text(r, 0)?,
+                user_id: text(r, 1)?,
+                kind: if kind == "personal" {
+                    TokenKind::Personal {
+                        name: opt_text(r, 3)?.unwrap_or_default(),
+                        last_part: opt_text(r, 4)?.unwrap_or_default(),
+                    }
+                } else {
+                    TokenKind::Login
+                },
+                created_at: from_ms(r.try_get(5)?),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let settings = tx
+        .query("SELECT id, value FROM settings", &[])?
+        .iter()
+        .filter_map(|r| {
+            let id = text(r, 0).ok()?;
+            let v = text(r, 1).ok()?;
+            serde_json::from_str(&v).ok().map(|v| (id, v))
+        })
+        .collect();
+    let permissions = tx
+        .query("SELECT id, roles FROM permissions", &[])?
+        .iter()
+        .filter_map(|r| {
+            let id = text(r, 0).ok()?;
+            let v = text(r, 1).ok()?;
+            serde_json::from_str(&v).ok().map(|v| (id, v))
+        })
+        .collect();
+    let custom_statuses = tx
+        .query(
+            "SELECT id, name, status_type, updated_at FROM custom_statuses",
+            &[],
+        )?
+        .iter()
+        .map(|r| -> anyhow::Result<CustomStatus> {
+            Ok(CustomStatus {
+                id: text(r, 0)?,
+                name: text(r, 1)?,
+                status_type: status_of(r.try_get(2)?),
+                updated_at: from_ms(r.try_get(3)?),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let conns = tx
+        .query(
+            "SELECT user_id, conn_id, status FROM connections ORDER BY user_id, conn_id",
+            &[],
+        )?
+        .iter()
+        .map(|r| -> anyhow::Result<(String, String, ConnStatus)> {
+            Ok((text(r, 0)?, text(r, 1)?, conn_status_of(r.try_get(2)?)))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    tx.commit()?;
+    Ok(Snapshot {
+        users,
+        tokens,
+        settings,
+        permissions,
+        custom_statuses,
+        conns,
+    })
+}
+
+pub(super) const HISTORY_COUNT: &str =
+    "SELECT COUNT(*) FROM status_history WHERE user_id = $1 AND at >= $2 AND at <= $3";
+pub(super) const HISTORY_PAGE: &str =
+    "SELECT id, user_id, actor_id, old_status, new_status, old_text, new_text, source, at
+     FROM status_history WHERE user_id = $1 AND at >= $2 AND at <= $3
+     ORDER BY at DESC, seq DESC LIMIT $4 OFFSET $5";
+
+pub(super) fn history_page(
+    c: &mut Client,
+    stmts: &mut Stmts,
+    q: &HistoryQuery,
+) -> anyhow::Result<(Vec<HistoryEntry>, u64)> {
+    let from = q.from.as_ref().map(ms).unwrap_or(i64::MIN);
+    let to = q.to.as_ref().map(ms).unwrap_or(i64::MAX);
+    let count = i64::try_from(q.count).unwrap_or(i64::MAX);
+    let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+    // Count and page from the same snapshot.
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let s = stmt(stmts, &mut tx, HISTORY_COUNT)?;
+    let total: i64 = tx
+        .query_one(&s, &[&txt(&q.user_id), &from, &to])?
+        .try_get(0)?;
+    let s = stmt(stmts, &mut tx, HISTORY_PAGE)?;
+    let items = tx
+        .query(&s, &[&txt(&q.user_id), &from, &to, &count, &offset])?
+        .iter()
+        .map(|r| -> anyhow::Result<HistoryEntry> {
+            Ok(HistoryEntry {
+                id: text(r, 0)?,
+                user_id: text(r, 1)?,
+                actor_id: opt_text(r, 2)?,
+                old_status: status_of(r.try_get(3)?),
+                new_status: status_of(r.try_get(4)?),
+                old_text: text(r, 5)?,
+                new_text: text(r, 6)?,
+                source: Source::parse(r.try_get(7)?),
+                at: from_ms(r.try_get(8)?),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    tx.commit()?;
+    Ok((items, total.max(0) as u64))
+}

@@ -1,0 +1,143 @@
+//! The schema: versioned migrations, applied under an advisory lock.
+
+use anyhow::Context;
+use chrono::Utc;
+use postgres::Client;
+
+/// Versioned migrations: index + 1 is the schema version. Append, never edit.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: users, tokens, settings, permissions
+    r#"
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL,
+        username_lower TEXT NOT NULL,
+        name TEXT NOT NULL,
+        emails TEXT NOT NULL,
+        password_hash TEXT,
+        roles TEXT NOT NULL,
+        active BOOLEAN NOT NULL,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_default TEXT NOT NULL,
+        status_connection TEXT NOT NULL,
+        status_text TEXT NOT NULL,
+        status_source TEXT,
+        status_expires_at BIGINT,
+        previous_state TEXT,
+        utc_offset DOUBLE PRECISION NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        last_login BIGINT,
+        -- Checked at commit, so a batch may swap two usernames in any order.
+        CONSTRAINT users_username_lower_key UNIQUE (username_lower) DEFERRABLE INITIALLY DEFERRED
+    );
+    CREATE INDEX users_status_expires_at ON users(status_expires_at) WHERE status_expires_at IS NOT NULL;
+    CREATE TABLE tokens (
+        hashed TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        name TEXT,
+        last_part TEXT,
+        created_at BIGINT NOT NULL
+    );
+    CREATE INDEX tokens_user ON tokens(user_id);
+    CREATE TABLE settings (id TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE permissions (id TEXT PRIMARY KEY, roles TEXT NOT NULL);
+    "#,
+    // 2: status history and custom statuses
+    r#"
+    CREATE TABLE status_history (
+        id TEXT PRIMARY KEY,
+        -- Insertion order, to break ties between entries of the same millisecond.
+        seq BIGINT GENERATED ALWAYS AS IDENTITY,
+        user_id TEXT NOT NULL,
+        actor_id TEXT,
+        old_status TEXT NOT NULL,
+        new_status TEXT NOT NULL,
+        old_text TEXT NOT NULL,
+        new_text TEXT NOT NULL,
+        source TEXT NOT NULL,
+        at BIGINT NOT NULL
+    );
+    CREATE INDEX status_history_user_at ON status_history(user_id, at, seq);
+    CREATE INDEX status_history_at ON status_history(at);
+    CREATE TABLE custom_statuses (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        status_type TEXT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    "#,
+    // 3: live connections of every instance, and the instances' heartbeats
+    r#"
+    CREATE TABLE connections (
+        user_id TEXT NOT NULL,
+        conn_id TEXT PRIMARY KEY,
+        instance_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        updated_at BIGINT
+    );
+    CREATE INDEX connections_instance ON connections(instance_id);
+    CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        heartbeat_at BIGINT NOT NULL
+    );
+    "#,
+    // 4: the leader lease (see `cluster.rs`): who leads, and until when (database clock)
+    r#"
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    INSERT INTO leases (name, holder, expires_at) VALUES ('leader', '', 0);
+    "#,
+];
+
+/// Advisory lock key (per database) of migrating.
+pub(super) const MIGRATION_LOCK: i64 = 0x7374_6174_7573_6401;
+
+pub(super) fn migrate(c: &mut Client) -> anyhow::Result<()> {
+    // Two instances starting at once on a fresh database: one migrates, the other
+    // waits here and then finds nothing left to do.
+    c.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let r = migrate_locked(c);
+    let unlocked = c.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    r?;
+    unlocked?;
+    Ok(())
+}
+
+pub(super) fn migrate_locked(c: &mut Client) -> anyhow::Result<()> {
+    c.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )?;
+    let current: i64 = c
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::bigint FROM schema_migrations",
+            &[],
+        )?
+        .get(0);
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        tracing::warn!(
+            "the database schema is at version {current}, newer than this statusd knows ({known})"
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let mut tx = c.transaction()?;
+        tx.batch_execute(sql)
+            .with_context(|| format!("migration {version}"))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+            &[&version, &Utc::now().timestamp_millis()],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
