@@ -173,10 +173,21 @@ async fn reap(app: &Ctx, dead_after: Duration) {
 pub async fn resign(app: &Ctx) {
     app.leader.stop();
     let store = app.store.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.resign()).await {
-        tracing::warn!("could not hand back the leader lease: {e:#}");
+    // Not worth holding up the stop for: the lease runs out by itself anyway.
+    let resigned = tokio::time::timeout(
+        RESIGN_WAIT,
+        tokio::task::spawn_blocking(move || store.resign()),
+    )
+    .await;
+    match resigned {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!("could not hand back the leader lease: {e:#}"),
+        _ => tracing::warn!("could not hand back the leader lease in time"),
     }
 }
+
+/// The longest a graceful stop waits to hand the lease back.
+const RESIGN_WAIT: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

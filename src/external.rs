@@ -32,22 +32,39 @@ use crate::store::Snapshot;
 /// How often the store is asked.
 const POLL: Duration = Duration::from_secs(1);
 
-/// Polls the store for outside changes for as long as the server runs.
+/// Polls the store for outside changes for as long as the server runs. A reload that
+/// fails (the store went away) is tried again every tick until it succeeds: the news
+/// of the change is not repeated.
 pub async fn run(app: Ctx) {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending = false;
+    let mut failing = false;
     loop {
         tick.tick().await;
         let store = app.store.clone();
         match tokio::task::spawn_blocking(move || store.changed_elsewhere()).await {
-            Ok(Ok(true)) => match reload(&app).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!("applied {n} changes made by another process"),
-                Err(e) => tracing::warn!("reading changes made by another process: {e:?}"),
-            },
-            Ok(Ok(false)) => {}
-            Ok(Err(e)) => tracing::warn!("asking the store for outside changes: {e:#}"),
+            Ok(Ok(changed)) => {
+                pending |= changed;
+                failing = false;
+            }
+            // Once per outage, not every second.
+            Ok(Err(e)) if failing => tracing::debug!("asking the store for outside changes: {e:#}"),
+            Ok(Err(e)) => {
+                tracing::warn!("asking the store for outside changes: {e:#}");
+                failing = true;
+            }
             Err(e) => tracing::warn!("asking the store for outside changes: {e}"),
+        }
+        if pending {
+            match reload(&app).await {
+                Ok(0) => pending = false,
+                Ok(n) => {
+                    pending = false;
+                    tracing::info!("applied {n} changes made by another process");
+                }
+                Err(e) => tracing::warn!("reading changes made by another process: {e:?}"),
+            }
         }
     }
 }

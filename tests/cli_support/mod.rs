@@ -86,8 +86,8 @@ pub fn statusd_stdin(database_url: &str, args: &[&str], stdin: Option<&str>) -> 
     }
 }
 
-/// Does this database live in PostgreSQL? There a running server learns of the CLI's
-/// changes only at a restart (or a NATS resync), so tests restart it instead of waiting.
+/// Does this database live in PostgreSQL? (A running server hears of the CLI's changes
+/// through a NOTIFY there, through SQLite's data version otherwise.)
 pub fn is_postgres(database_url: &str) -> bool {
     database_url.starts_with("postgres")
 }
