@@ -8,7 +8,25 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 use utoipa::ToSchema;
+
+use crate::auth::defaults::ROLES;
+
+/// Role ids as the routes accept them: the roles statusd knows (`auth::defaults`).
+fn role_list() -> ArrayBuilder {
+    ArrayBuilder::new().items(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ROLES.iter().map(|(id, _, _)| *id))),
+    )
+}
+
+fn role_name() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ROLES.iter().map(|(id, _, _)| *id)))
+}
 
 /// Every error body (CONTRACT §2): `success` is false and `error` says what went wrong.
 /// A business error adds `errorType` and `details.method`; the 401 and login errors
@@ -20,7 +38,7 @@ pub struct ErrorBody {
     success: bool,
     error: String,
     error_type: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Value>)]
     details: Option<Value>,
     status: Option<String>,
     message: Option<String>,
@@ -108,11 +126,11 @@ pub struct Me {
 /// `password` (plain, or `{digest, algorithm: "sha-256"}`); or `resume` with a token.
 #[derive(ToSchema)]
 pub struct LoginRequest {
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Value>)]
     user: Option<Value>,
     username: Option<String>,
     email: Option<String>,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Value>)]
     password: Option<Value>,
     resume: Option<String>,
 }
@@ -148,6 +166,8 @@ pub struct LogoutBody {
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct TokenNameRequest {
+    /// Not blank.
+    #[schema(pattern = r"\S")]
     token_name: String,
 }
 
@@ -179,10 +199,12 @@ pub struct TokenListBody {
 #[schema(rename_all = "camelCase")]
 pub struct SetStatusRequest {
     /// `online`, `away`, `busy` or `offline` (invisible); empty means unchanged.
+    #[schema(pattern = r"^(online|away|busy|offline|)$")]
     status: Option<String>,
     /// Trimmed and cut to 120 characters.
     message: Option<String>,
     /// An RFC 3339 time in the future: the status is temporary.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
     user_id: Option<String>,
     username: Option<String>,
@@ -254,18 +276,27 @@ pub struct UserListBody {
 
 #[derive(ToSchema)]
 pub struct CreateUserRequest {
+    #[schema(format = Email)]
     email: String,
     name: String,
+    #[schema(min_length = 1)]
     password: String,
+    /// Letters, digits, `.`, `_` and `-`, at most 64.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     username: String,
+    #[schema(schema_with = role_list)]
     roles: Option<Vec<String>>,
     active: Option<bool>,
 }
 
 #[derive(ToSchema)]
 pub struct RegisterRequest {
+    /// Letters, digits, `.`, `_` and `-`, at most 64.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     username: String,
+    #[schema(format = Email)]
     email: String,
+    #[schema(min_length = 1)]
     pass: String,
     name: Option<String>,
 }
@@ -273,11 +304,15 @@ pub struct RegisterRequest {
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct UserChanges {
+    #[schema(format = Email)]
     email: Option<String>,
     name: Option<String>,
+    /// Letters, digits, `.`, `_` and `-`, at most 64.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     username: Option<String>,
     password: Option<String>,
     active: Option<bool>,
+    #[schema(schema_with = role_list)]
     roles: Option<Vec<String>>,
     status_text: Option<String>,
 }
@@ -334,6 +369,7 @@ pub struct SettingListBody {
 pub struct Permission {
     #[schema(rename = "_id")]
     id: String,
+    #[schema(schema_with = role_list)]
     roles: Vec<String>,
 }
 
@@ -379,7 +415,9 @@ pub struct RoleListBody {
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct UserRoleRequest {
+    #[schema(schema_with = role_name)]
     role_id: Option<String>,
+    #[schema(schema_with = role_name)]
     role_name: Option<String>,
     username: String,
 }
@@ -452,9 +490,10 @@ pub struct CustomStatusBody {
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct CreateCustomStatusRequest {
+    /// Not blank, at most 120 characters, none of `<>&"'`.
+    #[schema(pattern = r#"^[^<>&"']*[^<>&"'\s][^<>&"']*$"#, max_length = 120)]
     name: String,
-    /// `online`, `away`, `busy` or `offline`.
-    status_type: String,
+    status_type: StatusName,
 }
 
 #[derive(ToSchema)]
@@ -462,8 +501,10 @@ pub struct CreateCustomStatusRequest {
 pub struct UpdateCustomStatusRequest {
     #[schema(rename = "_id")]
     id: String,
+    /// Not blank, at most 120 characters, none of `<>&"'`.
+    #[schema(pattern = r#"^[^<>&"']*[^<>&"'\s][^<>&"']*$"#, max_length = 120)]
     name: String,
-    status_type: Option<String>,
+    status_type: Option<StatusName>,
 }
 
 #[derive(ToSchema)]
