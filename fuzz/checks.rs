@@ -84,7 +84,12 @@ pub fn set_status_body(data: &[u8]) {
     match target_param(id, name, user) {
         Some(TargetParam::Id(s)) => assert!(!s.trim().is_empty()),
         Some(TargetParam::Username(s)) => assert!(!s.is_empty()),
-        None => assert!(is_self, "no target named, yet not self"),
+        // Nothing names a target, unless `userId` is blank but not empty: that names a
+        // user who cannot exist (400 error-invalid-user), as in Rocket.Chat.
+        None => assert!(
+            is_self || id.is_some_and(|s| s.trim().is_empty()),
+            "no target named, yet not self"
+        ),
     }
     // Step 6 under both settings of the invisible option.
     for invisible in [true, false] {
