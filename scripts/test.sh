@@ -2,7 +2,8 @@
 # The one command that runs every test of statusd on a fresh clone:
 #   services (PostgreSQL, NATS) -> cargo fmt -> cargo clippy -> cargo test
 #   -> REST and DDP black-box tests again on PostgreSQL -> real-client tests
-#   (tests/clients/run.sh).
+#   (tests/clients/run.sh) -> schemathesis against the OpenAPI description
+#   (tests/schemathesis/run.sh) -> browser test -> benchmark smoke run.
 # Any failing stage stops the script with a non-zero exit status.
 set -euo pipefail
 
@@ -92,6 +93,14 @@ pg_drop_leftovers
 stage "real-client tests (tests/clients/run.sh)"
 # Its last line is the summary "clients: N passed, M failed".
 tests/clients/run.sh
+
+stage "schema-based API tests (tests/schemathesis/run.sh)"
+# schemathesis (PyPI, pinned; installed by the script into tests/schemathesis/.venv)
+# generates requests for every operation of /api/v1/openapi.json, valid and invalid:
+# no 5xx, status, content type, headers and body as described, no route that skips
+# authentication; then a restart must serve the same state. Bounded (10 examples per
+# operation); its last line is "schemathesis: N operations tested, M failed".
+tests/schemathesis/run.sh
 
 stage "browser test of the presence page (tests/web/run.sh)"
 # Debian's headless Chromium driven by playwright-core: sign in, set a status, see a

@@ -1,35 +1,10 @@
 //! statusd: start-up only. Configuration, store, writer and server are wired here;
-//! everything else lives in the modules named after what they do.
-
-mod app;
-mod auth;
-mod bootstrap;
-mod bus;
-mod change;
-mod cli;
-mod cluster;
-mod config;
-mod error;
-mod expiry;
-mod external;
-mod housekeeping;
-mod http;
-mod import;
-mod limits;
-mod metrics;
-mod model;
-mod own_conns;
-mod realtime;
-mod server;
-mod settings;
-mod state;
-mod status;
-mod store;
-mod web;
+//! everything else lives in the library's modules (`src/lib.rs`), named after what they do.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use statusd::{bootstrap, cli, cluster, config, expiry, external, housekeeping, http, server};
 use tracing_subscriber::EnvFilter;
 
 /// Caps the crate that logs websocket payloads below its payload-logging level.

@@ -5,29 +5,29 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::extract::{str_field, Caller, ClientIp, JsonBody, JsonOrForm};
-use super::{ok, views};
+use super::extract::{parse_json_or_form, str_field, Caller, ClientIp, JsonBody, RawBody};
+use super::{ok, schema, views};
 use crate::app::{App, Ctx};
 use crate::auth::secrets;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{iso, Token, TokenKind, User};
 
-pub fn public_routes() -> Router<Ctx> {
-    Router::new().route("/login", post(login))
+pub fn public_routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(login))
 }
 
-pub fn authed_routes() -> Router<Ctx> {
-    Router::new()
-        .route("/logout", post(logout).get(logout))
-        .route("/me", get(me))
-        .route("/users.generatePersonalAccessToken", post(generate_pat))
-        .route("/users.regeneratePersonalAccessToken", post(regenerate_pat))
-        .route("/users.removePersonalAccessToken", post(remove_pat))
-        .route("/users.getPersonalAccessTokens", get(list_pats))
+pub fn authed_routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(generate_pat))
+        .routes(routes!(regenerate_pat))
+        .routes(routes!(remove_pat))
+        .routes(routes!(list_pats))
 }
 
 /// Who is trying to log in, and with what.
@@ -123,6 +123,12 @@ pub fn parse_credentials(body: &Value) -> Result<Credentials, ApiError> {
         login,
         digest: parse_password(password)?,
     })
+}
+
+/// The login route's body, raw bytes and content type to credentials: the whole of its
+/// input handling, pure (the `login_body` fuzz target runs exactly this).
+pub fn parse_login(bytes: &[u8], content_type: Option<&str>) -> Result<Credentials, ApiError> {
+    parse_credentials(&parse_json_or_form(bytes, content_type)?)
 }
 
 /// A successful login: the user and the (new or resumed) token secret.
@@ -279,12 +285,25 @@ pub async fn log_in(app: &Ctx, creds: Credentials, ip: IpAddr) -> ApiResult<Logg
     }
 }
 
+/// Logs in with a password (or its SHA-256 digest) or resumes a token (CONTRACT §3).
+#[utoipa::path(post, path = "/login", tag = "sessions",
+    request_body(content(
+        (schema::LoginRequest = "application/json"),
+        (schema::LoginRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Logged in", body = schema::LoginBody),
+        (status = 400, description = "A body of the wrong shape", body = schema::ErrorBody),
+        (status = 401, description = "Bad credentials, or blocked after repeated failures",
+         body = schema::ErrorBody),
+        (status = 503, description = "The login could not be recorded", body = schema::ErrorBody),
+    ))]
 async fn login(
     State(app): State<Ctx>,
     ClientIp(ip): ClientIp,
-    JsonOrForm(body): JsonOrForm,
+    body: RawBody,
 ) -> ApiResult<Response> {
-    let creds = parse_credentials(&body)?;
+    let creds = parse_login(&body.bytes, body.content_type.as_deref())?;
     let done = log_in(&app, creds, ip).await?;
     Ok(ok(json!({
         "status": "success",
@@ -296,6 +315,13 @@ async fn login(
     })))
 }
 
+/// Revokes the calling token.
+#[utoipa::path(method(get, post), path = "/logout", tag = "sessions",
+    security(("userId" = [], "authToken" = [])),
+    responses(
+        (status = 200, description = "Logged out", body = schema::LogoutBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn logout(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
     let hashed = caller.token.hashed.clone();
     app.writer
@@ -310,6 +336,10 @@ async fn logout(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
     })))
 }
 
+/// The caller's own user.
+#[utoipa::path(get, path = "/me", tag = "sessions",
+    security(("userId" = [], "authToken" = [])),
+    responses((status = 200, description = "The caller", body = schema::Me)))]
 async fn me(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
     let user = app
         .model
@@ -391,6 +421,16 @@ pub(crate) async fn issue_pat(
     Ok(secret)
 }
 
+/// Creates a personal access token (how bots log in).
+#[utoipa::path(post, path = "/users.generatePersonalAccessToken", tag = "tokens",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::TokenNameRequest,
+    responses(
+        (status = 200, description = "The new token, shown once", body = schema::TokenBody),
+        (status = 400, description = "No name, or the name is taken", body = schema::ErrorBody),
+        (status = 403, description = "Without create-personal-access-tokens", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn generate_pat(
     State(app): State<Ctx>,
     caller: Caller,
@@ -402,6 +442,16 @@ async fn generate_pat(
     Ok(ok(json!({ "token": token })))
 }
 
+/// Replaces a personal access token by a new one of the same name.
+#[utoipa::path(post, path = "/users.regeneratePersonalAccessToken", tag = "tokens",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::TokenNameRequest,
+    responses(
+        (status = 200, description = "The new token, shown once", body = schema::TokenBody),
+        (status = 400, description = "No name, or no such token", body = schema::ErrorBody),
+        (status = 403, description = "Without create-personal-access-tokens", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn regenerate_pat(
     State(app): State<Ctx>,
     caller: Caller,
@@ -413,6 +463,16 @@ async fn regenerate_pat(
     Ok(ok(json!({ "token": token })))
 }
 
+/// Revokes a personal access token.
+#[utoipa::path(post, path = "/users.removePersonalAccessToken", tag = "tokens",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::TokenNameRequest,
+    responses(
+        (status = 200, description = "Removed", body = schema::Success),
+        (status = 400, description = "No name, or no such token", body = schema::ErrorBody),
+        (status = 403, description = "Without create-personal-access-tokens", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn remove_pat(
     State(app): State<Ctx>,
     caller: Caller,
@@ -435,6 +495,13 @@ async fn remove_pat(
     Ok(ok(json!({})))
 }
 
+/// The caller's personal access tokens (never their secrets).
+#[utoipa::path(get, path = "/users.getPersonalAccessTokens", tag = "tokens",
+    security(("userId" = [], "authToken" = [])),
+    responses(
+        (status = 200, description = "The tokens", body = schema::TokenListBody),
+        (status = 403, description = "Without create-personal-access-tokens", body = schema::ErrorBody),
+    ))]
 async fn list_pats(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
     require_pat_permission(&app, &caller)?;
     let m = app.model.read();

@@ -3,13 +3,13 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{opt_str_field, str_field, Caller, JsonBody, Query};
-use super::ok;
 use super::users::paging;
+use super::{ok, schema};
 use crate::app::Ctx;
 use crate::auth::secrets::new_id;
 use crate::error::{ApiError, ApiResult};
@@ -18,12 +18,12 @@ use crate::state::Tx;
 
 const METHOD: &str = "insertOrUpdateUserStatus";
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/custom-user-status.list", get(list))
-        .route("/custom-user-status.create", post(create))
-        .route("/custom-user-status.update", post(update))
-        .route("/custom-user-status.delete", post(delete))
+pub fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(create))
+        .routes(routes!(update))
+        .routes(routes!(delete))
 }
 
 pub fn to_json(c: &CustomStatus) -> Value {
@@ -35,6 +35,14 @@ pub fn to_json(c: &CustomStatus) -> Value {
     })
 }
 
+/// The custom statuses, a page at a time, by name.
+#[utoipa::path(get, path = "/custom-user-status.list", tag = "custom statuses",
+    security(("userId" = [], "authToken" = [])),
+    params(("offset" = Option<u64>, Query), ("count" = Option<u64>, Query)),
+    responses(
+        (status = 200, description = "A page of custom statuses", body = schema::CustomStatusListBody),
+        (status = 400, description = "A bad offset or count", body = schema::ErrorBody),
+    ))]
 async fn list(State(app): State<Ctx>, _caller: Caller, q: Query) -> ApiResult<Response> {
     let (offset, count) = paging(&app, &q)?;
     let mut all: Vec<CustomStatus> = app
@@ -116,6 +124,17 @@ fn ensure_name_free(tx: &Tx, name: &str, except: Option<&str>) -> ApiResult<()> 
     Ok(())
 }
 
+/// Creates a custom status (`manage-user-status`).
+#[utoipa::path(post, path = "/custom-user-status.create", tag = "custom statuses",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::CreateCustomStatusRequest,
+    responses(
+        (status = 200, description = "The new custom status", body = schema::CustomStatusBody),
+        (status = 400, description = "Match error, an invalid or taken name, or an invalid status type",
+         body = schema::ErrorBody),
+        (status = 403, description = "Without manage-user-status", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn create(
     State(app): State<Ctx>,
     caller: Caller,
@@ -153,6 +172,17 @@ fn not_found() -> ApiError {
     )
 }
 
+/// Renames a custom status or changes its type (`manage-user-status`).
+#[utoipa::path(post, path = "/custom-user-status.update", tag = "custom statuses",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::UpdateCustomStatusRequest,
+    responses(
+        (status = 200, description = "The changed custom status", body = schema::CustomStatusBody),
+        (status = 400, description = "Match error, no such status, an invalid or taken name, or \
+            an invalid status type", body = schema::ErrorBody),
+        (status = 403, description = "Without manage-user-status", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn update(
     State(app): State<Ctx>,
     caller: Caller,
@@ -190,6 +220,16 @@ async fn update(
     Ok(ok(json!({ "customUserStatus": to_json(&updated) })))
 }
 
+/// Deletes a custom status (`manage-user-status`).
+#[utoipa::path(post, path = "/custom-user-status.delete", tag = "custom statuses",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::DeleteCustomStatusRequest,
+    responses(
+        (status = 200, description = "Deleted", body = schema::Success),
+        (status = 400, description = "No id, or no such status", body = schema::ErrorBody),
+        (status = 403, description = "Without manage-user-status", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn delete(
     State(app): State<Ctx>,
     caller: Caller,

@@ -61,11 +61,30 @@ fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+/// A JSON body as every route reads it: empty (or blank) is `{}`, anything else must
+/// parse. Pure, so the fuzz targets run exactly this.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
     serde_json::from_slice(bytes).map_err(|_| ApiError::Plain("Invalid JSON body".into()))
+}
+
+/// A JSON or `application/x-www-form-urlencoded` body (login): form fields become
+/// string members of an object; any other content type reads as JSON.
+pub fn parse_json_or_form(bytes: &[u8], content_type: Option<&str>) -> Result<Value, ApiError> {
+    let is_form =
+        content_type.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return parse_json(bytes);
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
+        .map_err(|_| ApiError::Plain("Invalid form body".into()))?;
+    let map: Map<String, Value> = pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    Ok(Value::Object(map))
 }
 
 /// A JSON request body (an empty body reads as `{}`).
@@ -80,28 +99,26 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// A JSON or `application/x-www-form-urlencoded` body, as login accepts.
-pub struct JsonOrForm(pub Value);
+/// The raw body and its content type, for routes whose parsing is a pure function of
+/// both (login, setStatus), so the fuzz targets exercise the exact production code.
+pub struct RawBody {
+    pub content_type: Option<String>,
+    pub bytes: Bytes,
+}
 
-impl<S: Send + Sync> FromRequest<S> for JsonOrForm {
+impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
         let (headers, bytes) = body_bytes(req).await?;
-        let is_form = headers
+        let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-        if !is_form {
-            return parse_json(&bytes).map(JsonOrForm);
-        }
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|_| ApiError::Plain("Invalid form body".into()))?;
-        let map: Map<String, Value> = pairs
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
-        Ok(JsonOrForm(Value::Object(map)))
+            .map(str::to_string);
+        Ok(RawBody {
+            content_type,
+            bytes,
+        })
     }
 }
 

@@ -2,23 +2,23 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Caller, Query};
-use super::ok;
 use super::status::find_target;
 use super::users::paging;
+use super::{ok, schema};
 use crate::app::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{iso, HistoryEntry};
 use crate::status::rules;
 use crate::store::HistoryQuery;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new().route("/users.statusHistory", get(status_history))
+pub fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(status_history))
 }
 
 fn date_param(q: &Query, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
@@ -54,6 +54,25 @@ fn entry_json(app: &Ctx, e: &HistoryEntry) -> Value {
     })
 }
 
+/// A user's status changes, newest first: one's own, or others' with
+/// `view-full-other-user-info`.
+#[utoipa::path(get, path = "/users.statusHistory", tag = "status",
+    security(("userId" = [], "authToken" = [])),
+    params(
+        ("userId" = Option<String>, Query),
+        ("username" = Option<String>, Query),
+        ("offset" = Option<u64>, Query),
+        ("count" = Option<u64>, Query),
+        ("from" = Option<String>, Query, description = "An RFC 3339 time"),
+        ("to" = Option<String>, Query, description = "An RFC 3339 time"),
+    ),
+    responses(
+        (status = 200, description = "A page of changes", body = schema::HistoryBody),
+        (status = 400, description = "error-invalid-user, error-invalid-date, or a bad offset or count",
+         body = schema::ErrorBody),
+        (status = 403, description = "Another user, without view-full-other-user-info", body = schema::ErrorBody),
+        (status = 503, description = "The store could not be read", body = schema::ErrorBody),
+    ))]
 async fn status_history(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     let (id, name) = (q.get("userId"), q.get("username"));
     let target = if rules::names_self(id, name, None, &caller.user.id, &caller.user.username) {

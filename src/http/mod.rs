@@ -6,9 +6,11 @@ mod custom_status;
 pub mod extract;
 mod history;
 mod middleware;
+pub mod openapi;
 pub mod permissions;
+pub(crate) mod schema;
 mod settings;
-mod status;
+pub(crate) mod status;
 pub mod users;
 pub mod views;
 
@@ -16,9 +18,11 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::Ctx;
 use crate::error::{json_response, ApiError};
@@ -34,11 +38,18 @@ pub fn ok(mut body: Value) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
+/// The Rocket.Chat version clients gate features on, and statusd's own.
+#[utoipa::path(get, path = "/api/info", tag = "meta",
+    responses((status = 200, description = "Versions", body = schema::InfoBody)))]
 async fn info() -> Response {
     ok(json!({ "version": RC_VERSION, "statusd": env!("CARGO_PKG_VERSION") }))
 }
 
 /// Liveness and readiness: can this instance commit (store) and fan out (NATS)?
+#[utoipa::path(get, path = "/api/health", tag = "meta", responses(
+    (status = 200, description = "Healthy", body = schema::HealthBody),
+    (status = 503, description = "The store or NATS is unreachable", body = schema::HealthBody),
+))]
 async fn health(State(app): State<Ctx>) -> Response {
     let store = app.store.clone();
     let ping = tokio::task::spawn_blocking(move || store.ping().is_ok());
@@ -67,6 +78,11 @@ async fn health(State(app): State<Ctx>) -> Response {
     json_response(code, &body)
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses(
+    (status = 200, description = "OpenMetrics text", body = String,
+     content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+))]
 async fn metrics(State(app): State<Ctx>) -> Response {
     let mut resp = app.metrics.render().into_response();
     resp.headers_mut().insert(
@@ -84,9 +100,11 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-pub fn router(app: Ctx) -> Router {
+/// Every route with its description: registering a route through `routes!` is what
+/// puts it in the OpenAPI document, so the two cannot drift apart.
+fn routes(app: &Ctx) -> OpenApiRouter<Ctx> {
     // Routes that need a logged-in caller: authentication first, then the rate limit.
-    let authed = Router::new()
+    let authed = OpenApiRouter::new()
         .merge(auth::authed_routes())
         .merge(status::routes())
         .merge(users::authed_routes())
@@ -97,20 +115,28 @@ pub fn router(app: Ctx) -> Router {
         // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.
-    let public = Router::new()
+    let public = OpenApiRouter::new()
         .merge(auth::public_routes())
         .merge(users::public_routes())
         .merge(settings::public_routes())
+        .routes(routes!(openapi::openapi_json))
         .route_layer(from_fn_with_state(app.clone(), middleware::rate_limit));
-    Router::new()
+    OpenApiRouter::new()
         .nest("/api/v1", authed.merge(public))
-        .route("/api/info", get(info))
-        .route("/metrics", get(metrics))
-        .route("/api/health", get(health))
+        .routes(routes!(info))
+        .routes(routes!(metrics))
+        .routes(routes!(health))
         .merge(crate::realtime::routes())
         .merge(crate::web::routes())
+}
+
+pub fn router(app: Ctx) -> Router {
+    let (router, api) = routes(&app).split_for_parts();
+    let document = serde_json::to_value(openapi::finish(api)).unwrap_or(Value::Null);
+    router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(openapi::Document(std::sync::Arc::new(document))))
         .layer(from_fn_with_state(app.clone(), middleware::track))
         .layer(DefaultBodyLimit::max(app.cfg.max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(

@@ -2,24 +2,24 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{opt_str_field, str_field, Caller, JsonBody};
-use super::ok;
+use super::{ok, schema};
 use crate::app::Ctx;
 use crate::auth::defaults::{self, ROLES, ROOM_SCOPED_ROLES};
 use crate::error::{ApiError, ApiResult};
 use crate::state::Tx;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/permissions.listAll", get(list_all))
-        .route("/permissions.update", post(update))
-        .route("/roles.list", get(roles_list))
-        .route("/roles.addUserToRole", post(add_user_to_role))
-        .route("/roles.removeUserFromRole", post(remove_user_from_role))
+pub fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(list_all))
+        .routes(routes!(update))
+        .routes(routes!(roles_list))
+        .routes(routes!(add_user_to_role))
+        .routes(routes!(remove_user_from_role))
 }
 
 fn all_permissions(app: &Ctx) -> Vec<Value> {
@@ -31,11 +31,26 @@ fn all_permissions(app: &Ctx) -> Vec<Value> {
         .collect()
 }
 
-/// Any logged-in user may read the permissions (clients use them to shape their UI).
+/// Every permission and the roles holding it. Any logged-in user may read them
+/// (clients use them to shape their UI).
+#[utoipa::path(get, path = "/permissions.listAll", tag = "permissions",
+    security(("userId" = [], "authToken" = [])),
+    responses((status = 200, description = "The permissions", body = schema::PermissionListBody)))]
 async fn list_all(State(app): State<Ctx>, _caller: Caller) -> ApiResult<Response> {
     Ok(ok(json!({ "update": all_permissions(&app), "remove": [] })))
 }
 
+/// Sets the roles of permissions (`access-permissions`), all or none.
+#[utoipa::path(post, path = "/permissions.update", tag = "permissions",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::PermissionsRequest,
+    responses(
+        (status = 200, description = "Every permission, after the change", body = schema::PermissionsBody),
+        (status = 400, description = "Match error, error-invalid-role or error-invalid-permission",
+         body = schema::ErrorBody),
+        (status = 403, description = "Without access-permissions", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn update(
     State(app): State<Ctx>,
     caller: Caller,
@@ -103,6 +118,10 @@ fn role_json(id: &str, description: &str, protected: bool) -> Value {
     })
 }
 
+/// The roles statusd knows.
+#[utoipa::path(get, path = "/roles.list", tag = "permissions",
+    security(("userId" = [], "authToken" = [])),
+    responses((status = 200, description = "The roles", body = schema::RoleListBody)))]
 async fn roles_list(_caller: Caller) -> ApiResult<Response> {
     let roles: Vec<Value> = ROLES
         .iter()
@@ -176,6 +195,17 @@ pub(crate) fn set_user_role(
     Ok(())
 }
 
+/// Gives a user a role (`access-permissions`).
+#[utoipa::path(post, path = "/roles.addUserToRole", tag = "permissions",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::UserRoleRequest,
+    responses(
+        (status = 200, description = "The role", body = schema::RoleBody),
+        (status = 400, description = "Match error, unknown role or user, or already in the role",
+         body = schema::ErrorBody),
+        (status = 403, description = "Without access-permissions", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn add_user_to_role(
     State(app): State<Ctx>,
     caller: Caller,
@@ -184,6 +214,17 @@ async fn add_user_to_role(
     change_role(app, caller, body, true).await
 }
 
+/// Takes a role from a user (`access-permissions`); never the last admin's.
+#[utoipa::path(post, path = "/roles.removeUserFromRole", tag = "permissions",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::UserRoleRequest,
+    responses(
+        (status = 200, description = "The role", body = schema::RoleBody),
+        (status = 400, description = "Match error, unknown role or user, not in the role, or \
+            the last admin", body = schema::ErrorBody),
+        (status = 403, description = "Without access-permissions", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn remove_user_from_role(
     State(app): State<Ctx>,
     caller: Caller,

@@ -2,28 +2,37 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{Caller, JsonBody};
-use super::ok;
+use super::{ok, schema};
 use crate::app::Ctx;
 use crate::error::{ApiError, ApiResult};
 use crate::settings::{self, DEFINITIONS};
 
-pub fn authed_routes() -> Router<Ctx> {
-    Router::new().route("/settings/{id}", get(get_one).post(set_one))
+pub fn authed_routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(get_one, set_one))
 }
 
-pub fn public_routes() -> Router<Ctx> {
-    Router::new().route("/settings.public", get(public))
+pub fn public_routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(public))
 }
 
 fn unknown_setting() -> ApiError {
     ApiError::meteor_bare("error-setting-not-found", "Setting not found")
 }
 
+/// One setting (`view-privileged-setting`).
+#[utoipa::path(get, path = "/settings/{id}", tag = "settings",
+    security(("userId" = [], "authToken" = [])),
+    params(("id" = String, Path, description = "The setting id, e.g. Accounts_AllowInvisibleStatusOption")),
+    responses(
+        (status = 200, description = "The setting", body = schema::SettingBody),
+        (status = 400, description = "error-setting-not-found", body = schema::ErrorBody),
+        (status = 403, description = "Without view-privileged-setting", body = schema::ErrorBody),
+    ))]
 async fn get_one(
     State(app): State<Ctx>,
     caller: Caller,
@@ -41,6 +50,18 @@ async fn get_one(
     Ok(ok(json!({ "_id": id, "value": value })))
 }
 
+/// Changes a setting (`edit-privileged-setting`).
+#[utoipa::path(post, path = "/settings/{id}", tag = "settings",
+    security(("userId" = [], "authToken" = [])),
+    params(("id" = String, Path, description = "The setting id")),
+    request_body = schema::SettingValueRequest,
+    responses(
+        (status = 200, description = "Changed", body = schema::Success),
+        (status = 400, description = "error-setting-not-found, a missing value or \
+            error-invalid-setting-value", body = schema::ErrorBody),
+        (status = 403, description = "Without edit-privileged-setting", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn set_one(
     State(app): State<Ctx>,
     caller: Caller,
@@ -70,6 +91,9 @@ async fn set_one(
     Ok(ok(json!({})))
 }
 
+/// The settings anyone may read.
+#[utoipa::path(get, path = "/settings.public", tag = "settings",
+    responses((status = 200, description = "The public settings", body = schema::SettingListBody)))]
 async fn public(State(app): State<Ctx>) -> ApiResult<Response> {
     let m = app.model.read();
     let list: Vec<Value> = DEFINITIONS

@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::extract::{Caller, JsonBody, Query};
-use super::{ok, views};
+use super::extract::{parse_json, Caller, Query, RawBody};
+use super::{ok, schema, views};
 use crate::app::{App, Ctx};
 use crate::change::{self, StatusChange};
 use crate::error::{ApiError, ApiResult};
@@ -24,12 +24,12 @@ const SET_STATUS: &str = "users.setStatus";
 const MESSAGE_CHANGES: u64 = 5;
 const MESSAGE_WINDOW: Duration = Duration::from_secs(60);
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route("/users.setStatus", post(set_status))
-        .route("/users.getStatus", get(get_status))
-        .route("/users.getPresence", get(get_presence))
-        .route("/users.presence", get(presence))
+pub fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(set_status))
+        .routes(routes!(get_status))
+        .routes(routes!(get_presence))
+        .routes(routes!(presence))
 }
 
 /// Finds the user a `userId` / `username` parameter names (ids exact, usernames ignoring case).
@@ -41,15 +41,32 @@ pub fn find_target(app: &App, target: &TargetParam) -> Option<Arc<User>> {
     }
 }
 
-/// The nine steps of CONTRACT §4, in order. Steps 1–2 ran in the middleware.
-async fn set_status(
-    State(app): State<Ctx>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> ApiResult<Response> {
+/// Step 3 from the raw body: JSON (whatever the content type says, as every route but
+/// login), then the shape. Pure (the `set_status_body` fuzz target runs exactly this).
+pub fn parse_set_status_body(bytes: &[u8]) -> ApiResult<rules::SetStatusRequest> {
+    rules::parse_set_status(&parse_json(bytes)?)
+}
+
+/// Sets the caller's (or, with `edit-other-user-info`, another user's) status and
+/// status text, optionally until `expiresAt` (CONTRACT §4).
+#[utoipa::path(post, path = "/users.setStatus", tag = "status",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::SetStatusRequest,
+    responses(
+        (status = 200, description = "Committed and published", body = schema::Success),
+        (status = 400, description = "Match error, error-not-allowed, error-invalid-user, \
+            error-invalid-status, error-status-not-allowed or error-invalid-date",
+         body = schema::ErrorBody),
+        (status = 403, description = "Another user, without edit-other-user-info", body = schema::ErrorBody),
+        (status = 429, description = "Over the rate limit, or the status text changed 5 times in 60 s",
+         body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
+// The nine steps of CONTRACT §4, in order. Steps 1–2 ran in the middleware.
+async fn set_status(State(app): State<Ctx>, caller: Caller, body: RawBody) -> ApiResult<Response> {
     let started = Instant::now();
     // 3. shape
-    let req = rules::parse_set_status(&body)?;
+    let req = parse_set_status_body(&body.bytes)?;
     // 4. the workspace allows status changes at all
     if !app.setting_bool(ids::ALLOW_STATUS_MESSAGE_CHANGE) {
         return Err(ApiError::meteor(
@@ -143,6 +160,18 @@ fn status_extras(body: &mut Value, u: &User) {
     }
 }
 
+/// A user's status: the caller's own when no user is named.
+#[utoipa::path(get, path = "/users.getStatus", tag = "status",
+    security(("userId" = [], "authToken" = [])),
+    params(
+        ("userId" = Option<String>, Query, description = "Another user, by id"),
+        ("username" = Option<String>, Query, description = "Another user, by username"),
+        ("user" = Option<String>, Query, description = "Another user, by username"),
+    ),
+    responses(
+        (status = 200, description = "The status", body = schema::StatusBody),
+        (status = 400, description = "error-invalid-user, or an unreadable query", body = schema::ErrorBody),
+    ))]
 async fn get_status(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     let mut body = match read_target(&app, &caller, &q)? {
         None => {
@@ -171,6 +200,18 @@ async fn get_status(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResu
     Ok(ok(body))
 }
 
+/// A user's presence: the caller's own when no user is named.
+#[utoipa::path(get, path = "/users.getPresence", tag = "status",
+    security(("userId" = [], "authToken" = [])),
+    params(
+        ("userId" = Option<String>, Query, description = "Another user, by id"),
+        ("username" = Option<String>, Query, description = "Another user, by username"),
+        ("user" = Option<String>, Query, description = "Another user, by username"),
+    ),
+    responses(
+        (status = 200, description = "The presence", body = schema::PresenceBody),
+        (status = 400, description = "error-invalid-user, or an unreadable query", body = schema::ErrorBody),
+    ))]
 async fn get_presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     Ok(match read_target(&app, &caller, &q)? {
         None => {
@@ -197,6 +238,18 @@ async fn get_presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiRe
 /// How far back `from` may reach for an incremental answer.
 const PRESENCE_FROM_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 
+/// Presence of many users: those named by `ids`, those changed since `from` (within
+/// the last 10 minutes), or everyone not offline.
+#[utoipa::path(get, path = "/users.presence", tag = "status",
+    security(("userId" = [], "authToken" = [])),
+    params(
+        ("ids" = Option<Vec<String>>, Query, description = "User ids (`ids[]=a&ids[]=b`, `ids=a,b`)"),
+        ("from" = Option<String>, Query, description = "An RFC 3339 time"),
+    ),
+    responses(
+        (status = 200, description = "The users", body = schema::PresenceListBody),
+        (status = 400, description = "An unreadable query", body = schema::ErrorBody),
+    ))]
 async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     let m = app.model.read();
     let visible = |u: &User| u.status != crate::model::Status::Offline || !u.status_text.is_empty();

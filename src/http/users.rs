@@ -2,14 +2,14 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::{
     opt_bool_field, opt_str_field, opt_str_list, str_field, Caller, JsonBody, Query,
 };
-use super::{ok, views};
+use super::{ok, schema, views};
 use crate::app::{App, Ctx};
 use crate::auth::{defaults, secrets};
 use crate::bootstrap::new_user;
@@ -18,23 +18,37 @@ use crate::model::{Email, Status, User};
 use crate::settings::ids;
 use crate::state::Tx;
 
-pub fn authed_routes() -> Router<Ctx> {
-    Router::new()
-        .route("/users.info", get(info))
-        .route("/users.list", get(list))
-        .route("/users.create", post(create))
-        .route("/users.update", post(update))
-        .route("/users.delete", post(delete))
+pub fn authed_routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(info))
+        .routes(routes!(list))
+        .routes(routes!(create))
+        .routes(routes!(update))
+        .routes(routes!(delete))
 }
 
-pub fn public_routes() -> Router<Ctx> {
-    Router::new().route("/users.register", post(register))
+pub fn public_routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(register))
 }
 
 fn sees_everything(app: &App, caller: &Caller, user: &User) -> bool {
     caller.user.id == user.id || app.has_permission(&caller.user, "view-full-other-user-info")
 }
 
+/// One user, by `userId`, `username` or `email` (CONTRACT §4).
+#[utoipa::path(get, path = "/users.info", tag = "users",
+    security(("userId" = [], "authToken" = [])),
+    params(
+        ("userId" = Option<String>, Query),
+        ("username" = Option<String>, Query),
+        ("email" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, description = "The user; the optional fields for oneself or with \
+            view-full-other-user-info", body = schema::UserBody),
+        (status = 400, description = "Invalid search query, User not found, or an unreadable query",
+         body = schema::ErrorBody),
+    ))]
 async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     let user = {
         let m = app.model.read();
@@ -78,6 +92,18 @@ pub(super) fn paging(app: &App, q: &Query) -> ApiResult<(usize, usize)> {
     Ok((offset, count))
 }
 
+/// Every user, a page at a time, by username.
+#[utoipa::path(get, path = "/users.list", tag = "users",
+    security(("userId" = [], "authToken" = [])),
+    params(
+        ("offset" = Option<u64>, Query),
+        ("count" = Option<u64>, Query, description = "At most API_Upper_Count_Limit"),
+    ),
+    responses(
+        (status = 200, description = "A page of users", body = schema::UserListBody),
+        (status = 400, description = "A bad offset or count", body = schema::ErrorBody),
+        (status = 403, description = "Without view-d-room", body = schema::ErrorBody),
+    ))]
 async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     if !app.has_permission(&caller.user, "view-d-room") {
         return Err(ApiError::Forbidden);
@@ -238,6 +264,17 @@ async fn create_account(app: &Ctx, acct: NewAccount, method: &'static str) -> Ap
         .await
 }
 
+/// Creates a user (`create-user`).
+#[utoipa::path(post, path = "/users.create", tag = "users",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::CreateUserRequest,
+    responses(
+        (status = 200, description = "The new user", body = schema::UserBody),
+        (status = 400, description = "Match error, or an invalid or taken username, email, \
+            password or role", body = schema::ErrorBody),
+        (status = 403, description = "Without create-user", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn create(
     State(app): State<Ctx>,
     caller: Caller,
@@ -258,6 +295,15 @@ async fn create(
     Ok(ok(json!({ "user": views::full(&user) })))
 }
 
+/// Self-service sign-up, when `Accounts_RegistrationForm` is `Public`.
+#[utoipa::path(post, path = "/users.register", tag = "users",
+    request_body = schema::RegisterRequest,
+    responses(
+        (status = 200, description = "The new user", body = schema::UserBody),
+        (status = 400, description = "Registration disabled, Match error, or an invalid or \
+            taken username or email", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn register(State(app): State<Ctx>, JsonBody(body): JsonBody) -> ApiResult<Response> {
     let form = app
         .model
@@ -288,6 +334,17 @@ async fn register(State(app): State<Ctx>, JsonBody(body): JsonBody) -> ApiResult
     Ok(ok(json!({ "user": views::public(&user) })))
 }
 
+/// Changes a user: oneself, or others with `edit-other-user-info`.
+#[utoipa::path(post, path = "/users.update", tag = "users",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::UpdateUserRequest,
+    responses(
+        (status = 200, description = "The changed user", body = schema::UserBody),
+        (status = 400, description = "Match error, unknown user, an invalid or taken username \
+            or email, an unknown role, or the last admin", body = schema::ErrorBody),
+        (status = 403, description = "Without the permission the change needs", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn update(
     State(app): State<Ctx>,
     caller: Caller,
@@ -396,6 +453,16 @@ pub(crate) fn ensure_other_admin(tx: &Tx, leaving: &str, method: &str) -> ApiRes
     Ok(())
 }
 
+/// Deletes a user (`delete-user`); never the last active admin.
+#[utoipa::path(post, path = "/users.delete", tag = "users",
+    security(("userId" = [], "authToken" = [])),
+    request_body = schema::DeleteUserRequest,
+    responses(
+        (status = 200, description = "Deleted", body = schema::Success),
+        (status = 400, description = "Match error, unknown user, or the last admin", body = schema::ErrorBody),
+        (status = 403, description = "Without delete-user", body = schema::ErrorBody),
+        (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
+    ))]
 async fn delete(
     State(app): State<Ctx>,
     caller: Caller,

@@ -318,6 +318,19 @@ mod tests {
     }
 
     #[test]
+    fn an_offending_frame_is_echoed_as_sent() {
+        // Found by the ddp_frame fuzz target: a long number used to come back one ulp
+        // off, because serde_json's default float parsing does not round-trip.
+        let text = r#"{"msg": "slb", "id": -1,"": 2555555555555555555544444444444444444444444444444444444444444444444444444444444444444444444455}"#;
+        let Err(FrameError::Unknown(v)) = parse(text, MAX) else {
+            panic!("not an unknown frame");
+        };
+        let sent: Value = serde_json::from_str(text).unwrap();
+        let echoed: Value = serde_json::from_str(&error("Bad request", Some(&v))).unwrap();
+        assert_eq!(echoed["offendingMessage"], sent);
+    }
+
+    #[test]
     fn malformed_frames() {
         for text in [
             "",

@@ -1,35 +1,48 @@
 //! Realtime: DDP over websocket at `/websocket` (CONTRACT §7). Each connection is one
 //! task (`session`); what it may call is in `methods`, what it listens to in `streams`.
 
-mod frame;
+pub(crate) mod frame;
 mod methods;
 mod session;
-mod streams;
+pub(crate) mod streams;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::response::Response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use axum::Router;
 use tokio::sync::{watch, Notify};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::Ctx;
+use crate::error::ApiError;
 use crate::http::extract::ClientIp;
 use crate::server::IpSlot;
 
-pub fn routes() -> Router<Ctx> {
-    Router::new().route("/websocket", get(upgrade))
+pub fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(upgrade))
 }
 
+/// DDP over a websocket (CONTRACT §7).
+#[utoipa::path(get, path = "/websocket", tag = "realtime", responses(
+    (status = 101, description = "Switched to the websocket protocol; DDP frames follow"),
+    (status = 400, description = "Not a websocket upgrade request",
+     body = crate::http::schema::ErrorBody),
+))]
 async fn upgrade(
     State(app): State<Ctx>,
     ClientIp(ip): ClientIp,
     slot: Option<Extension<IpSlot>>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // A plain HTTP request gets a JSON error like every other route, not axum's text.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return ApiError::Plain(rejection.body_text()).into_response(),
+    };
     let max_frame = app.cfg.ws_max_frame_bytes;
     // Small buffers: an idle connection should cost a few KiB, not a hundred.
     ws.read_buffer_size(4 * 1024)

@@ -6,8 +6,8 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::Ctx;
 
@@ -20,24 +20,41 @@ const FAVICON_SVG: &str = include_str!("favicon.svg");
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-pub fn routes() -> Router<Ctx> {
-    Router::new()
-        .route(
-            "/",
-            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
-        )
-        .route(
-            "/assets/app.js",
-            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
-        )
-        .route(
-            "/assets/style.css",
-            get(|| async { asset("text/css; charset=utf-8", STYLE_CSS) }),
-        )
-        .route(
-            "/assets/favicon.svg",
-            get(|| async { asset("image/svg+xml", FAVICON_SVG) }),
-        )
+pub fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(index))
+        .routes(routes!(app_js))
+        .routes(routes!(style_css))
+        .routes(routes!(favicon_svg))
+}
+
+/// The presence page.
+#[utoipa::path(get, path = "/", tag = "web", responses(
+    (status = 200, description = "HTML", body = String, content_type = "text/html; charset=utf-8")))]
+async fn index() -> Response {
+    asset("text/html; charset=utf-8", INDEX_HTML)
+}
+
+/// The page's script.
+#[utoipa::path(get, path = "/assets/app.js", tag = "web", responses(
+    (status = 200, description = "JavaScript", body = String,
+     content_type = "text/javascript; charset=utf-8")))]
+async fn app_js() -> Response {
+    asset("text/javascript; charset=utf-8", APP_JS)
+}
+
+/// The page's style sheet.
+#[utoipa::path(get, path = "/assets/style.css", tag = "web", responses(
+    (status = 200, description = "CSS", body = String, content_type = "text/css; charset=utf-8")))]
+async fn style_css() -> Response {
+    asset("text/css; charset=utf-8", STYLE_CSS)
+}
+
+/// The page's icon.
+#[utoipa::path(get, path = "/assets/favicon.svg", tag = "web", responses(
+    (status = 200, description = "SVG", body = String, content_type = "image/svg+xml")))]
+async fn favicon_svg() -> Response {
+    asset("image/svg+xml", FAVICON_SVG)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -1,0 +1,50 @@
+//! statusd as a library: every module of the server, so the binary (`src/main.rs`),
+//! the fuzz targets (`fuzz/`) and their corpus regression test share one build of the
+//! production code. Only what those need is public.
+
+mod app;
+mod auth;
+pub mod bootstrap;
+mod bus;
+mod change;
+pub mod cli;
+pub mod cluster;
+pub mod config;
+mod error;
+pub mod expiry;
+pub mod external;
+pub mod housekeeping;
+pub mod http;
+mod import;
+mod limits;
+mod metrics;
+mod model;
+mod own_conns;
+mod realtime;
+pub mod server;
+mod settings;
+mod state;
+mod status;
+mod store;
+mod web;
+
+/// The parsers of untrusted client input, for the fuzz targets and
+/// `tests/fuzz_corpus.rs`: the very functions the routes and the DDP session call.
+pub mod input {
+    pub use crate::error::{ApiError, MATCH_ERROR};
+    pub use crate::http::auth::{parse_credentials, parse_login, Credentials, Login};
+    pub use crate::http::status::parse_set_status_body;
+    pub use crate::realtime::streams::{SubReply, Subscriptions};
+    pub use crate::status::rules::{
+        check_expires_at, check_status, names_self, normalize_text, target_param, SetStatusRequest,
+        TargetParam, STATUS_TEXT_MAX,
+    };
+
+    /// DDP frames: the client frame parser and the server frames a reply is made of.
+    pub mod ddp {
+        pub use crate::realtime::frame::{
+            connected, error, failed, nosub, parse, pong, ready, result_empty, result_err, updated,
+            ClientFrame, FrameError, MeteorError,
+        };
+    }
+}

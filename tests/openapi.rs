@@ -1,0 +1,218 @@
+//! The OpenAPI description at `GET /api/v1/openapi.json`: served to anyone, OpenAPI 3,
+//! and in step with the router. The router and the document come from the same
+//! `utoipa_axum::routes!` registrations; these tests catch the ways that could still
+//! drift: a route registered around it, a documented route the server does not
+//! answer, a status it answers but does not document, and the README's route table.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::*;
+
+async fn document(srv: &Server) -> Value {
+    let (status, _, body) = srv.get("openapi.json", None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Every `(METHOD, path)` the document describes.
+fn operations(doc: &Value) -> Vec<(String, String)> {
+    let paths = doc["paths"].as_object().expect("paths");
+    let mut ops = Vec::new();
+    for (path, item) in paths {
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if item.get(method).is_some() {
+                ops.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    ops
+}
+
+#[tokio::test]
+async fn the_document_is_openapi_3_and_served_to_anyone() {
+    let srv = Server::start().await;
+    let doc = document(&srv).await;
+    let version = doc["openapi"].as_str().unwrap_or_default();
+    assert!(version.starts_with("3."), "openapi is {version:?}");
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["userId"]["name"], "X-User-Id", "{schemes}");
+    assert_eq!(schemes["authToken"]["name"], "X-Auth-Token", "{schemes}");
+    let set_status = &doc["paths"]["/api/v1/users.setStatus"]["post"];
+    assert!(set_status["requestBody"].is_object(), "{set_status}");
+    for code in ["200", "400", "401", "403", "429"] {
+        assert!(
+            set_status["responses"][code].is_object(),
+            "no {code}: {set_status}"
+        );
+    }
+    let login = &doc["paths"]["/api/v1/login"]["post"]["requestBody"]["content"];
+    assert!(
+        login["application/x-www-form-urlencoded"].is_object(),
+        "{login}"
+    );
+}
+
+/// Every documented operation reaches its handler (no 404 or 405 from the router),
+/// and the status it answers with a trivial request is one the document lists.
+#[tokio::test]
+async fn every_documented_operation_is_routed_with_a_documented_status() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let doc = document(&srv).await;
+    let ops = operations(&doc);
+    assert!(ops.len() >= 38, "only {} operations", ops.len());
+    // Logging out revokes the token, so the logouts go last, on their own session.
+    let (logouts, others): (Vec<_>, Vec<_>) =
+        ops.into_iter().partition(|(_, p)| p.ends_with("/logout"));
+    for (method, path) in others.into_iter().chain(logouts) {
+        let op = &doc["paths"][&path][method.to_lowercase()];
+        let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+        let session = if path.ends_with("/logout") {
+            srv.login(ADMIN_USER, ADMIN_PASS).await
+        } else {
+            admin.clone()
+        };
+        let url_path = path.replace("{id}", "Site_Name");
+        let body = (method == "POST").then(|| b"{}".to_vec());
+        let headers: &[(&str, &str)] = if body.is_some() {
+            &[("Content-Type", "application/json")]
+        } else {
+            &[]
+        };
+        let (status, _, text) = srv
+            .request_text(
+                method.parse().expect("a method"),
+                &url_path,
+                secured.then_some(&session),
+                headers,
+                body,
+            )
+            .await;
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is documented but not routed: {status} {text}"
+        );
+        let code = status.as_u16().to_string();
+        assert!(
+            op["responses"][&code].is_object(),
+            "{method} {path} answered {status}, which it does not document: {text}"
+        );
+    }
+}
+
+/// No route is registered around `routes!` (which would leave it undocumented).
+#[test]
+fn every_route_is_registered_through_utoipa() {
+    let mut offenders = Vec::new();
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("read a source file");
+                for (n, line) in text.lines().enumerate() {
+                    let code = line.trim_start();
+                    if code.starts_with("//") {
+                        continue;
+                    }
+                    if [".route(", ".route_service(", ".nest_service("]
+                        .iter()
+                        .any(|call| code.contains(call))
+                    {
+                        offenders.push(format!("{}:{}: {code}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "register routes with utoipa_axum::routes! so /api/v1/openapi.json describes them:\n{}",
+        offenders.join("\n")
+    );
+}
+
+/// The routes README.md's table names, as document paths.
+fn readme_routes() -> BTreeSet<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("read README.md");
+    let table = readme
+        .split("\n## Routes")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a Routes section in README.md");
+    let mut routes = BTreeSet::new();
+    for row in table.lines().filter(|l| l.starts_with("| `")) {
+        // The first cell, before any prose: " — DDP: …" and "(…)" name no routes.
+        let cell = row.split(" | ").next().unwrap_or_default();
+        let cell = cell.split(" — ").next().unwrap_or_default();
+        let mut bare = String::new();
+        let mut depth = 0;
+        for c in cell.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                _ if depth == 0 => bare.push(c),
+                _ => {}
+            }
+        }
+        for code in bare.split('`').skip(1).step_by(2) {
+            // `POST\|GET /api/v1/logout`, `GET custom-user-status.create\|update`, …
+            let words: Vec<&str> = code.split_whitespace().collect();
+            let Some(name) = words.iter().rev().find(|w| {
+                !w.chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '\\' || c == '|')
+            }) else {
+                continue;
+            };
+            let mut parts = name.split("\\|");
+            let first = parts.next().unwrap_or_default().to_string();
+            let mut names = vec![first.clone()];
+            if let Some((family, _)) = first.rsplit_once('.') {
+                names.extend(parts.map(|p| format!("{family}.{p}")));
+            }
+            for n in names {
+                let n = n.replace(":id", "{id}");
+                routes.insert(if n.starts_with('/') {
+                    n
+                } else {
+                    format!("/api/v1/{n}")
+                });
+            }
+        }
+    }
+    routes
+}
+
+#[tokio::test]
+async fn the_readme_route_table_matches_the_document() {
+    let srv = Server::start().await;
+    let doc = document(&srv).await;
+    let documented: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .keys()
+        .cloned()
+        .collect();
+    let listed = readme_routes();
+    let missing: Vec<_> = listed.difference(&documented).collect();
+    assert!(
+        missing.is_empty(),
+        "in README.md but not documented: {missing:?}"
+    );
+    // The page and its assets are described under "The presence page", not the table.
+    let unlisted: Vec<_> = documented
+        .iter()
+        .filter(|p| *p != "/" && !p.starts_with("/assets/"))
+        .filter(|p| !listed.contains(*p))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "documented but missing from README.md's route table: {unlisted:?}"
+    );
+}
