@@ -99,7 +99,7 @@ stage "schema-based API tests (tests/schemathesis/run.sh)"
 # generates requests for every operation of /api/v1/openapi.json, valid and invalid:
 # no 5xx, status, content type, headers and body as described, no route that skips
 # authentication; then a restart must serve the same state. Bounded (10 examples per
-# operation); its last line is "schemathesis: N operations tested, M failed".
+# operation); its last line is "schemathesis: N operation runs, M failed".
 tests/schemathesis/run.sh
 
 stage "browser test of the presence page (tests/web/run.sh)"

@@ -48,6 +48,18 @@ async fn the_document_is_openapi_3_and_served_to_anyone() {
             "no {code}: {set_status}"
         );
     }
+    let mut ids = BTreeSet::new();
+    for (method, path) in operations(&doc) {
+        let id = doc["paths"][&path][method.to_lowercase()]["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} has no operationId"))
+            .to_string();
+        assert!(ids.insert(id.clone()), "operationId {id} is not unique");
+    }
+    assert!(
+        ids.contains("users.setStatus") && ids.contains("logout.get"),
+        "{ids:?}"
+    );
     let login = &doc["paths"]["/api/v1/login"]["post"]["requestBody"]["content"];
     assert!(
         login["application/x-www-form-urlencoded"].is_object(),

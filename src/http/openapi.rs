@@ -50,19 +50,39 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
     }
     for (path, item) in api.paths.paths.iter_mut() {
         let rest = path.starts_with("/api/v1/");
-        for op in [
-            item.get.as_mut(),
-            item.post.as_mut(),
-            item.put.as_mut(),
-            item.delete.as_mut(),
+        let ops: Vec<(&str, &mut Operation)> = [
+            ("get", item.get.as_mut()),
+            ("post", item.post.as_mut()),
+            ("put", item.put.as_mut()),
+            ("delete", item.delete.as_mut()),
         ]
         .into_iter()
-        .flatten()
-        {
+        .filter_map(|(method, op)| op.map(|op| (method, op)))
+        .collect();
+        let several = ops.len() > 1;
+        for (method, op) in ops {
+            op.operation_id = Some(operation_id(path, several.then_some(method)));
             add_shared_errors(op, rest);
         }
     }
     api
+}
+
+/// A unique operation id named after the route (handler names repeat across
+/// families): `users.setStatus`, `api.info`, `settings.id.post`.
+fn operation_id(path: &str, method: Option<&str>) -> String {
+    let route = path.strip_prefix("/api/v1/").unwrap_or(path);
+    let mut id = route
+        .trim_start_matches('/')
+        .replace(['{', '}'], "")
+        .replace('/', ".");
+    if id.is_empty() {
+        id = "index".into();
+    }
+    if let Some(m) = method {
+        id = format!("{id}.{m}");
+    }
+    id
 }
 
 fn error_response(description: &str) -> utoipa::openapi::Response {
