@@ -89,6 +89,7 @@ print_server_log() {
 # paths: the REST rate limiter (anonymous routes are limited per IP; the admin is
 # exempt anyway) and failed-login blocking (schemathesis tries many bad logins) are
 # off. Registration is public so users.register can succeed.
+overwritten=(API_Enable_Rate_Limiter Block_Multiple_Failed_Logins_Enabled Accounts_RegistrationForm)
 start_server() {
     env -i PATH="$PATH" HOME="${HOME:-/root}" \
         PORT="$port" BIND_IP=127.0.0.1 ROOT_URL="$url" \
@@ -122,12 +123,14 @@ login() {
 }
 
 # snapshot FILE USER_ID TOKEN: what the server serves of the durable state (users,
-# permissions, settings, custom statuses), minus what a restart rightly changes
-# (displayed statuses: nobody is connected after a restart; expiry may come due).
+# permissions, settings, custom statuses), minus what a restart rightly changes:
+# displayed statuses (nobody is connected after a restart; expiry may come due), and
+# what start-up makes whole again, as Rocket.Chat does: the `rocket.cat` bot when it
+# was deleted, and the settings OVERWRITE_SETTING_* forces.
 snapshot() {
-    python3 - "$url" "$2" "$3" >"$1" <<'EOF'
+    python3 - "$url" "$2" "$3" "${overwritten[@]}" >"$1" <<'EOF'
 import json, sys, urllib.request
-url, uid, token = sys.argv[1:]
+url, uid, token, *overwritten = sys.argv[1:]
 def get(path):
     req = urllib.request.Request(f"{url}/api/v1/{path}", headers={"X-User-Id": uid, "X-Auth-Token": token})
     with urllib.request.urlopen(req, timeout=30) as r:
@@ -141,11 +144,11 @@ def pages(route, field):
         if page["count"] == 0 or offset >= page["total"]:
             return items
 keep = ("_id", "username", "name", "emails", "roles", "active", "type", "utcOffset", "createdAt")
-users = pages("users.list", "users")
+users = [u for u in pages("users.list", "users") if u["_id"] != "rocket.cat"]
 print(json.dumps({
     "users": sorted(({k: u.get(k) for k in keep} for u in users), key=lambda u: u["_id"]),
     "permissions": get("permissions.listAll")["update"],
-    "settings": get("settings.public")["settings"],
+    "settings": [s for s in get("settings.public")["settings"] if s["_id"] not in overwritten],
     "custom": pages("custom-user-status.list", "statuses"),
 }, indent=1, sort_keys=True))
 EOF
