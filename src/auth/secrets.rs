@@ -48,11 +48,13 @@ pub fn verify_digest(digest_hex: &str, stored: &str) -> bool {
     bcrypt::verify(digest_hex.to_lowercase(), stored).unwrap_or(false)
 }
 
-/// Runs slow password work (bcrypt) on a thread of its own at a lower CPU priority
-/// (nice 10). The login semaphore bounds how many run at once; the priority makes a
-/// burst of logins take the CPU that status traffic leaves over instead of competing
-/// with the async workers and the writer on equal terms (on 2 cores, two bcrypt
-/// threads at the same priority multiplied the setStatus p99 several times).
+/// Runs slow password work (bcrypt) on a thread of its own under Linux's `SCHED_IDLE`
+/// policy: it gets the CPU only when nothing else wants it. The login semaphore bounds
+/// how many run at once; the policy makes a burst of logins take the CPU that status
+/// traffic leaves over instead of competing with the async workers and the writer.
+/// (At equal priority two bcrypt threads multiplied the setStatus p99 several times on
+/// 2 cores; at nice 10 they still took 30 % of setStatus throughput.) A machine
+/// saturated by status traffic delays logins rather than the other way round.
 /// None if the thread could not be started or panicked.
 pub async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -68,14 +70,14 @@ pub async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'stati
 
 #[cfg(target_os = "linux")]
 fn lower_priority() {
-    extern "C" {
-        fn setpriority(which: i32, who: u32, prio: i32) -> i32;
-    }
-    const PRIO_PROCESS: i32 = 0;
-    // SAFETY: plain syscall wrapper with integer arguments. On Linux the nice value is
-    // per thread and `who = 0` names the calling thread, so only this one is lowered.
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall wrappers with integer arguments and a valid pointer. On
+    // Linux the policy and the nice value are per thread, and pid 0 names the calling
+    // thread, so only this one is lowered.
     unsafe {
-        setpriority(PRIO_PROCESS, 0, 10);
+        if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+        }
     }
 }
 

@@ -1,0 +1,211 @@
+//! The SQLite store on its own: what is committed is what loads, whichever of the two
+//! user writes (status columns only, or the whole row) carried it, and migration 3
+//! keeps an existing history.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+
+use super::{from_ms, SqliteStore, MIGRATIONS};
+use crate::model::{Email, HistoryEntry, PreviousState, Source, Status, User};
+use crate::state::{Key, Value};
+use crate::store::{HistoryQuery, Store};
+
+fn t(ms: i64) -> DateTime<Utc> {
+    from_ms(ms)
+}
+
+fn user(id: &str, username: &str) -> User {
+    User {
+        id: id.into(),
+        username: username.into(),
+        name: format!("{username} Name"),
+        emails: vec![Email {
+            address: format!("{username}@example.com"),
+            verified: true,
+        }],
+        password_hash: Some("$2b$10$hash".into()),
+        roles: vec!["user".into()],
+        active: true,
+        kind: "user".into(),
+        status: Status::Online,
+        status_default: Status::Online,
+        status_connection: Status::Offline,
+        status_text: String::new(),
+        status_source: None,
+        status_expires_at: None,
+        previous_state: None,
+        utc_offset: 5.5,
+        created_at: t(1_600_000_000_001),
+        updated_at: t(1_600_000_000_001),
+        last_login: None,
+    }
+}
+
+fn put(store: &SqliteStore, u: &User) {
+    store
+        .commit(&[(
+            Key::User(u.id.clone()),
+            Some(Value::User(Arc::new(u.clone()))),
+        )])
+        .expect("commit");
+}
+
+fn loaded(store: &SqliteStore, id: &str) -> User {
+    let snap = store.load().expect("load");
+    snap.users
+        .into_iter()
+        .find(|u| u.id == id)
+        .expect("the user is stored")
+}
+
+fn username_lower(path: &std::path::Path, id: &str) -> String {
+    Connection::open(path)
+        .expect("open")
+        .query_row(
+            "SELECT username_lower FROM users WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .expect("row")
+}
+
+#[test]
+fn every_user_write_loads_back_as_committed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(path.to_str().expect("utf-8 path")).expect("open");
+
+    // New user: the narrow UPDATE finds no row, the upsert inserts it.
+    let mut u = user("u1", "Alice");
+    put(&store, &u);
+    assert_eq!(loaded(&store, "u1"), u);
+
+    // A status change: only status columns differ.
+    u.status = Status::Busy;
+    u.status_default = Status::Busy;
+    u.status_text = "in a meeting ✓".into();
+    u.status_source = Some("rest".into());
+    u.status_expires_at = Some(t(1_700_000_123_456));
+    u.previous_state = Some(PreviousState {
+        status_default: Status::Away,
+        status_text: "before".into(),
+    });
+    u.updated_at = t(1_700_000_000_002);
+    u.last_login = Some(t(1_700_000_000_003));
+    put(&store, &u);
+    assert_eq!(loaded(&store, "u1"), u);
+
+    // Each of the other columns changed alone still reaches the disk (the narrow
+    // UPDATE must not match, and the upsert must write it).
+    let changes: [fn(&mut User); 10] = [
+        |u| u.username = "Alicia".into(),
+        |u| u.name = "Alicia N.".into(),
+        |u| {
+            u.emails.push(Email {
+                address: "b@example.com".into(),
+                verified: false,
+            })
+        },
+        |u| u.password_hash = None,
+        |u| u.password_hash = Some("$2b$10$other".into()),
+        |u| u.roles.push("admin".into()),
+        |u| u.active = false,
+        |u| u.kind = "bot".into(),
+        |u| u.utc_offset = -3.0,
+        |u| u.created_at = t(1_500_000_000_000),
+    ];
+    for change in changes {
+        change(&mut u);
+        put(&store, &u);
+        assert_eq!(loaded(&store, "u1"), u);
+    }
+    assert_eq!(username_lower(&path, "u1"), "alicia");
+
+    // And the store reopens with the same row.
+    drop(store);
+    let store = SqliteStore::open(path.to_str().expect("utf-8 path")).expect("reopen");
+    assert_eq!(loaded(&store, "u1"), u);
+}
+
+fn history(id: &str, at: i64) -> HistoryEntry {
+    HistoryEntry {
+        id: id.into(),
+        user_id: "u1".into(),
+        actor_id: Some("admin1".into()),
+        old_status: Status::Online,
+        new_status: Status::Away,
+        old_text: "old".into(),
+        new_text: format!("new {id}"),
+        source: Source::Ddp,
+        at: t(at),
+    }
+}
+
+#[test]
+fn migration_3_keeps_the_history_and_its_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("old.db");
+    // A database as version 2 left it, with entries whose ids do not sort in insertion
+    // order and two at the same millisecond (the tie is broken by insertion order).
+    let entries = [
+        history("zz", 1_000),
+        history("aa", 2_000),
+        history("mm", 2_000),
+    ];
+    {
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .expect("migrations table");
+        for (i, sql) in MIGRATIONS[..2].iter().enumerate() {
+            conn.execute_batch(sql).expect("old migration");
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, 0)",
+                [i as i64 + 1],
+            )
+            .expect("record");
+        }
+        for h in &entries {
+            conn.execute(
+                "INSERT INTO status_history (id, user_id, actor_id, old_status, new_status,
+                    old_text, new_text, source, at) VALUES (?1, ?2, ?3, 'online', 'away', ?4, ?5, 'ddp', ?6)",
+                params![h.id, h.user_id, h.actor_id, h.old_text, h.new_text, h.at.timestamp_millis()],
+            )
+            .expect("old history row");
+        }
+    }
+    let store = SqliteStore::open(path.to_str().expect("utf-8 path")).expect("migrate");
+    let q = HistoryQuery {
+        user_id: "u1".into(),
+        from: None,
+        to: None,
+        offset: 0,
+        count: 10,
+    };
+    let (items, total) = store.history(&q).expect("history");
+    assert_eq!(total, 3);
+    let newest_first: Vec<HistoryEntry> = entries.iter().rev().cloned().collect();
+    assert_eq!(items, newest_first);
+
+    // New entries go after the migrated ones.
+    let h = history("new", 2_000);
+    store
+        .commit(&[(
+            Key::History(h.id.clone()),
+            Some(Value::History(Arc::new(h.clone()))),
+        )])
+        .expect("commit");
+    let (items, total) = store.history(&q).expect("history");
+    assert_eq!(total, 4);
+    assert_eq!(items[0], h);
+    let version: i64 = Connection::open(&path)
+        .expect("open")
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .expect("version");
+    assert_eq!(version, MIGRATIONS.len() as i64);
+}
