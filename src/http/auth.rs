@@ -286,7 +286,7 @@ pub async fn log_in(app: &Ctx, creds: Credentials, ip: IpAddr) -> ApiResult<Logg
 }
 
 /// Logs in with a password (or its SHA-256 digest) or resumes a token (CONTRACT §3).
-#[utoipa::path(post, path = "/login", tag = "sessions",
+#[utoipa::path(post, path = "/api/v1/login", tag = "sessions",
     request_body(content(
         (schema::LoginRequest = "application/json"),
         (schema::LoginRequest = "application/x-www-form-urlencoded"),
@@ -316,7 +316,7 @@ async fn login(
 }
 
 /// Revokes the calling token.
-#[utoipa::path(method(get, post), path = "/logout", tag = "sessions",
+#[utoipa::path(method(get, post), path = "/api/v1/logout", tag = "sessions",
     security(("userId" = [], "authToken" = [])),
     responses(
         (status = 200, description = "Logged out", body = schema::LogoutBody),
@@ -337,7 +337,7 @@ async fn logout(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
 }
 
 /// The caller's own user.
-#[utoipa::path(get, path = "/me", tag = "sessions",
+#[utoipa::path(get, path = "/api/v1/me", tag = "sessions",
     security(("userId" = [], "authToken" = [])),
     responses((status = 200, description = "The caller", body = schema::Me)))]
 async fn me(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
@@ -422,7 +422,7 @@ pub(crate) async fn issue_pat(
 }
 
 /// Creates a personal access token (how bots log in).
-#[utoipa::path(post, path = "/users.generatePersonalAccessToken", tag = "tokens",
+#[utoipa::path(post, path = "/api/v1/users.generatePersonalAccessToken", tag = "tokens",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::TokenNameRequest,
     responses(
@@ -443,7 +443,7 @@ async fn generate_pat(
 }
 
 /// Replaces a personal access token by a new one of the same name.
-#[utoipa::path(post, path = "/users.regeneratePersonalAccessToken", tag = "tokens",
+#[utoipa::path(post, path = "/api/v1/users.regeneratePersonalAccessToken", tag = "tokens",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::TokenNameRequest,
     responses(
@@ -464,7 +464,7 @@ async fn regenerate_pat(
 }
 
 /// Revokes a personal access token.
-#[utoipa::path(post, path = "/users.removePersonalAccessToken", tag = "tokens",
+#[utoipa::path(post, path = "/api/v1/users.removePersonalAccessToken", tag = "tokens",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::TokenNameRequest,
     responses(
@@ -496,7 +496,7 @@ async fn remove_pat(
 }
 
 /// The caller's personal access tokens (never their secrets).
-#[utoipa::path(get, path = "/users.getPersonalAccessTokens", tag = "tokens",
+#[utoipa::path(get, path = "/api/v1/users.getPersonalAccessTokens", tag = "tokens",
     security(("userId" = [], "authToken" = [])),
     responses(
         (status = 200, description = "The tokens", body = schema::TokenListBody),

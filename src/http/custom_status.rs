@@ -36,7 +36,7 @@ pub fn to_json(c: &CustomStatus) -> Value {
 }
 
 /// The custom statuses, a page at a time, by name.
-#[utoipa::path(get, path = "/custom-user-status.list", tag = "custom statuses",
+#[utoipa::path(get, path = "/api/v1/custom-user-status.list", tag = "custom statuses",
     security(("userId" = [], "authToken" = [])),
     params(("offset" = Option<u64>, Query), ("count" = Option<u64>, Query)),
     responses(
@@ -125,7 +125,7 @@ fn ensure_name_free(tx: &Tx, name: &str, except: Option<&str>) -> ApiResult<()> 
 }
 
 /// Creates a custom status (`manage-user-status`).
-#[utoipa::path(post, path = "/custom-user-status.create", tag = "custom statuses",
+#[utoipa::path(post, path = "/api/v1/custom-user-status.create", tag = "custom statuses",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::CreateCustomStatusRequest,
     responses(
@@ -173,7 +173,7 @@ fn not_found() -> ApiError {
 }
 
 /// Renames a custom status or changes its type (`manage-user-status`).
-#[utoipa::path(post, path = "/custom-user-status.update", tag = "custom statuses",
+#[utoipa::path(post, path = "/api/v1/custom-user-status.update", tag = "custom statuses",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::UpdateCustomStatusRequest,
     responses(
@@ -221,7 +221,7 @@ async fn update(
 }
 
 /// Deletes a custom status (`manage-user-status`).
-#[utoipa::path(post, path = "/custom-user-status.delete", tag = "custom statuses",
+#[utoipa::path(post, path = "/api/v1/custom-user-status.delete", tag = "custom statuses",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::DeleteCustomStatusRequest,
     responses(

@@ -56,7 +56,7 @@ fn entry_json(app: &Ctx, e: &HistoryEntry) -> Value {
 
 /// A user's status changes, newest first: one's own, or others' with
 /// `view-full-other-user-info`.
-#[utoipa::path(get, path = "/users.statusHistory", tag = "status",
+#[utoipa::path(get, path = "/api/v1/users.statusHistory", tag = "status",
     security(("userId" = [], "authToken" = [])),
     params(
         ("userId" = Option<String>, Query),

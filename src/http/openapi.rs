@@ -132,10 +132,10 @@ fn add_shared_errors(op: &mut Operation, rest: bool) {
 /// The description itself, as JSON.
 #[utoipa::path(
     get,
-    path = "/openapi.json",
+    path = "/api/v1/openapi.json",
     tag = "meta",
     responses((status = 200, description = "This document", body = schema::OpenApiDocument)),
 )]
 pub async fn openapi_json(Extension(doc): Extension<Document>) -> Response {
-    json_response(StatusCode::OK, &doc.0)
+    json_response(StatusCode::OK, doc.0.as_ref())
 }

@@ -33,7 +33,7 @@ fn all_permissions(app: &Ctx) -> Vec<Value> {
 
 /// Every permission and the roles holding it. Any logged-in user may read them
 /// (clients use them to shape their UI).
-#[utoipa::path(get, path = "/permissions.listAll", tag = "permissions",
+#[utoipa::path(get, path = "/api/v1/permissions.listAll", tag = "permissions",
     security(("userId" = [], "authToken" = [])),
     responses((status = 200, description = "The permissions", body = schema::PermissionListBody)))]
 async fn list_all(State(app): State<Ctx>, _caller: Caller) -> ApiResult<Response> {
@@ -41,7 +41,7 @@ async fn list_all(State(app): State<Ctx>, _caller: Caller) -> ApiResult<Response
 }
 
 /// Sets the roles of permissions (`access-permissions`), all or none.
-#[utoipa::path(post, path = "/permissions.update", tag = "permissions",
+#[utoipa::path(post, path = "/api/v1/permissions.update", tag = "permissions",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::PermissionsRequest,
     responses(
@@ -119,7 +119,7 @@ fn role_json(id: &str, description: &str, protected: bool) -> Value {
 }
 
 /// The roles statusd knows.
-#[utoipa::path(get, path = "/roles.list", tag = "permissions",
+#[utoipa::path(get, path = "/api/v1/roles.list", tag = "permissions",
     security(("userId" = [], "authToken" = [])),
     responses((status = 200, description = "The roles", body = schema::RoleListBody)))]
 async fn roles_list(_caller: Caller) -> ApiResult<Response> {
@@ -196,7 +196,7 @@ pub(crate) fn set_user_role(
 }
 
 /// Gives a user a role (`access-permissions`).
-#[utoipa::path(post, path = "/roles.addUserToRole", tag = "permissions",
+#[utoipa::path(post, path = "/api/v1/roles.addUserToRole", tag = "permissions",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::UserRoleRequest,
     responses(
@@ -215,7 +215,7 @@ async fn add_user_to_role(
 }
 
 /// Takes a role from a user (`access-permissions`); never the last admin's.
-#[utoipa::path(post, path = "/roles.removeUserFromRole", tag = "permissions",
+#[utoipa::path(post, path = "/api/v1/roles.removeUserFromRole", tag = "permissions",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::UserRoleRequest,
     responses(

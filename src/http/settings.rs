@@ -25,7 +25,7 @@ fn unknown_setting() -> ApiError {
 }
 
 /// One setting (`view-privileged-setting`).
-#[utoipa::path(get, path = "/settings/{id}", tag = "settings",
+#[utoipa::path(get, path = "/api/v1/settings/{id}", tag = "settings",
     security(("userId" = [], "authToken" = [])),
     params(("id" = String, Path, description = "The setting id, e.g. Accounts_AllowInvisibleStatusOption")),
     responses(
@@ -51,7 +51,7 @@ async fn get_one(
 }
 
 /// Changes a setting (`edit-privileged-setting`).
-#[utoipa::path(post, path = "/settings/{id}", tag = "settings",
+#[utoipa::path(post, path = "/api/v1/settings/{id}", tag = "settings",
     security(("userId" = [], "authToken" = [])),
     params(("id" = String, Path, description = "The setting id")),
     request_body = schema::SettingValueRequest,
@@ -92,7 +92,7 @@ async fn set_one(
 }
 
 /// The settings anyone may read.
-#[utoipa::path(get, path = "/settings.public", tag = "settings",
+#[utoipa::path(get, path = "/api/v1/settings.public", tag = "settings",
     responses((status = 200, description = "The public settings", body = schema::SettingListBody)))]
 async fn public(State(app): State<Ctx>) -> ApiResult<Response> {
     let m = app.model.read();

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -14,8 +15,8 @@ use super::extract::{parse_json, Caller, Query, RawBody};
 use super::{ok, schema, views};
 use crate::app::{App, Ctx};
 use crate::change::{self, StatusChange};
-use crate::error::{ApiError, ApiResult};
-use crate::model::{iso, Source, User};
+use crate::error::{json_response, ApiError, ApiResult};
+use crate::model::{Source, User};
 use crate::settings::ids;
 use crate::status::rules::{self, TargetParam};
 
@@ -49,7 +50,7 @@ pub fn parse_set_status_body(bytes: &[u8]) -> ApiResult<rules::SetStatusRequest>
 
 /// Sets the caller's (or, with `edit-other-user-info`, another user's) status and
 /// status text, optionally until `expiresAt` (CONTRACT §4).
-#[utoipa::path(post, path = "/users.setStatus", tag = "status",
+#[utoipa::path(post, path = "/api/v1/users.setStatus", tag = "status",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::SetStatusRequest,
     responses(
@@ -151,17 +152,19 @@ fn read_target(app: &App, caller: &Caller, q: &Query) -> ApiResult<Option<Arc<Us
         .ok_or_else(ApiError::invalid_user)
 }
 
-fn status_extras(body: &mut Value, u: &User) {
-    if let Some(src) = &u.status_source {
-        body["statusSource"] = json!(src);
-    }
-    if let Some(at) = &u.status_expires_at {
-        body["statusExpiresAt"] = json!(iso(at));
-    }
+/// The caller's own user as the model holds it now (the caller was resolved from
+/// the model an instant ago; the fallback only covers a user deleted meanwhile).
+fn me(app: &App, caller: &Caller) -> Arc<User> {
+    app.model
+        .read()
+        .users
+        .get(&caller.user.id)
+        .cloned()
+        .unwrap_or_else(|| caller.user.clone())
 }
 
 /// A user's status: the caller's own when no user is named.
-#[utoipa::path(get, path = "/users.getStatus", tag = "status",
+#[utoipa::path(get, path = "/api/v1/users.getStatus", tag = "status",
     security(("userId" = [], "authToken" = [])),
     params(
         ("userId" = Option<String>, Query, description = "Another user, by id"),
@@ -173,35 +176,14 @@ fn status_extras(body: &mut Value, u: &User) {
         (status = 400, description = "error-invalid-user, or an unreadable query", body = schema::ErrorBody),
     ))]
 async fn get_status(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
-    let mut body = match read_target(&app, &caller, &q)? {
-        None => {
-            let me = app
-                .model
-                .read()
-                .users
-                .get(&caller.user.id)
-                .cloned()
-                .unwrap_or(caller.user.clone());
-            let mut b = json!({
-                "_id": me.id,
-                "status": me.status.as_str(),
-                "connectionStatus": me.status_connection.as_str(),
-            });
-            status_extras(&mut b, &me);
-            b
-        }
-        Some(u) => {
-            let mut b = json!({"_id": u.id, "status": u.status.as_str()});
-            status_extras(&mut b, &u);
-            b
-        }
-    };
-    body["success"] = json!(true);
-    Ok(ok(body))
+    Ok(match read_target(&app, &caller, &q)? {
+        None => json_response(StatusCode::OK, &views::status_of(&me(&app, &caller), true)),
+        Some(u) => json_response(StatusCode::OK, &views::status_of(&u, false)),
+    })
 }
 
 /// A user's presence: the caller's own when no user is named.
-#[utoipa::path(get, path = "/users.getPresence", tag = "status",
+#[utoipa::path(get, path = "/api/v1/users.getPresence", tag = "status",
     security(("userId" = [], "authToken" = [])),
     params(
         ("userId" = Option<String>, Query, description = "Another user, by id"),
@@ -214,24 +196,11 @@ async fn get_status(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResu
     ))]
 async fn get_presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     Ok(match read_target(&app, &caller, &q)? {
-        None => {
-            let me = app
-                .model
-                .read()
-                .users
-                .get(&caller.user.id)
-                .cloned()
-                .unwrap_or(caller.user.clone());
-            let mut b = json!({
-                "presence": me.status.as_str(),
-                "connectionStatus": me.status_connection.as_str(),
-            });
-            if let Some(t) = &me.last_login {
-                b["lastLogin"] = json!(iso(t));
-            }
-            ok(b)
-        }
-        Some(u) => ok(json!({"presence": u.status.as_str()})),
+        None => json_response(
+            StatusCode::OK,
+            &views::presence_of(&me(&app, &caller), true),
+        ),
+        Some(u) => json_response(StatusCode::OK, &views::presence_of(&u, false)),
     })
 }
 
@@ -240,7 +209,7 @@ const PRESENCE_FROM_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 
 /// Presence of many users: those named by `ids`, those changed since `from` (within
 /// the last 10 minutes), or everyone not offline.
-#[utoipa::path(get, path = "/users.presence", tag = "status",
+#[utoipa::path(get, path = "/api/v1/users.presence", tag = "status",
     security(("userId" = [], "authToken" = [])),
     params(
         ("ids" = Option<Vec<String>>, Query, description = "User ids (`ids[]=a&ids[]=b`, `ids=a,b`)"),
@@ -253,15 +222,23 @@ const PRESENCE_FROM_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     let m = app.model.read();
     let visible = |u: &User| u.status != crate::model::Status::Offline || !u.status_text.is_empty();
+    let answer = |users, full| {
+        let list = views::PresenceList {
+            full,
+            success: true,
+            users,
+        };
+        Ok(json_response(StatusCode::OK, &list))
+    };
     if q.has("ids") {
-        let users: Vec<Value> = q
+        let users = q
             .list("ids")
             .iter()
             .filter_map(|id| m.users.get(id))
             .filter(|u| visible(u))
             .map(|u| views::presence(u))
             .collect();
-        return Ok(ok(json!({"users": users, "full": false})));
+        return answer(users, false);
     }
     let now = Utc::now();
     if let Some(from) = q
@@ -270,19 +247,19 @@ async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult
         .map(|t| t.with_timezone(&Utc))
         .filter(|t| *t <= now && now - *t <= PRESENCE_FROM_WINDOW)
     {
-        let users: Vec<Value> = m
+        let users = m
             .users
             .values()
             .filter(|u| u.id != caller.user.id && u.updated_at >= from)
             .map(|u| views::presence(u))
             .collect();
-        return Ok(ok(json!({"users": users, "full": false})));
+        return answer(users, false);
     }
-    let users: Vec<Value> = m
+    let users = m
         .users
         .values()
         .filter(|u| u.status != crate::model::Status::Offline)
         .map(|u| views::presence(u))
         .collect();
-    Ok(ok(json!({"users": users, "full": true})))
+    answer(users, true)
 }

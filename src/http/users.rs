@@ -36,7 +36,7 @@ fn sees_everything(app: &App, caller: &Caller, user: &User) -> bool {
 }
 
 /// One user, by `userId`, `username` or `email` (CONTRACT §4).
-#[utoipa::path(get, path = "/users.info", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users.info", tag = "users",
     security(("userId" = [], "authToken" = [])),
     params(
         ("userId" = Option<String>, Query),
@@ -93,7 +93,7 @@ pub(super) fn paging(app: &App, q: &Query) -> ApiResult<(usize, usize)> {
 }
 
 /// Every user, a page at a time, by username.
-#[utoipa::path(get, path = "/users.list", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users.list", tag = "users",
     security(("userId" = [], "authToken" = [])),
     params(
         ("offset" = Option<u64>, Query),
@@ -265,7 +265,7 @@ async fn create_account(app: &Ctx, acct: NewAccount, method: &'static str) -> Ap
 }
 
 /// Creates a user (`create-user`).
-#[utoipa::path(post, path = "/users.create", tag = "users",
+#[utoipa::path(post, path = "/api/v1/users.create", tag = "users",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::CreateUserRequest,
     responses(
@@ -296,7 +296,7 @@ async fn create(
 }
 
 /// Self-service sign-up, when `Accounts_RegistrationForm` is `Public`.
-#[utoipa::path(post, path = "/users.register", tag = "users",
+#[utoipa::path(post, path = "/api/v1/users.register", tag = "users",
     request_body = schema::RegisterRequest,
     responses(
         (status = 200, description = "The new user", body = schema::UserBody),
@@ -335,7 +335,7 @@ async fn register(State(app): State<Ctx>, JsonBody(body): JsonBody) -> ApiResult
 }
 
 /// Changes a user: oneself, or others with `edit-other-user-info`.
-#[utoipa::path(post, path = "/users.update", tag = "users",
+#[utoipa::path(post, path = "/api/v1/users.update", tag = "users",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::UpdateUserRequest,
     responses(
@@ -454,7 +454,7 @@ pub(crate) fn ensure_other_admin(tx: &Tx, leaving: &str, method: &str) -> ApiRes
 }
 
 /// Deletes a user (`delete-user`); never the last active admin.
-#[utoipa::path(post, path = "/users.delete", tag = "users",
+#[utoipa::path(post, path = "/api/v1/users.delete", tag = "users",
     security(("userId" = [], "authToken" = [])),
     request_body = schema::DeleteUserRequest,
     responses(
