@@ -135,6 +135,24 @@ impl LoadResult {
         1e6 * self.server_cpu_secs / (self.requests.max(1) as f64)
     }
 
+    /// Adds another run of the same load (one more window of an interleaved measurement).
+    pub fn merge(&mut self, other: LoadResult) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.elapsed += other.elapsed;
+        self.hist.add(&other.hist).expect("same bounds");
+        self.samples.extend(
+            other
+                .samples
+                .into_iter()
+                .take(3 - self.samples.len().min(3)),
+        );
+        for (mine, theirs) in self.per_worker.iter_mut().zip(other.per_worker) {
+            *mine += theirs;
+        }
+        self.server_cpu_secs += other.server_cpu_secs;
+    }
+
     pub fn line(&self) -> String {
         format!(
             "{:<34} {:>9.0} req/s  server CPU {:>5.1} µs/req  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms  n={} errors={} ({} clients, {:.1} s)",

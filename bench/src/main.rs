@@ -981,24 +981,52 @@ async fn reads(
         |_, _| http::get("/api/info", None),
     )
     .await?;
-    let info = info_load(args, server.addr, "GET /api/info").await?;
-    r.load("info_reads", &info);
+    // /api/info and getStatus alternate in ROUNDS short windows, so both see the same
+    // moments of whatever else runs on the machine: measured one after the other, the
+    // /api/info figure alone moved by 20–30 % from one 5-second window to the next.
+    const ROUNDS: u32 = 5;
+    let window = Duration::from_secs(args.http_secs) / ROUNDS;
     let io0 = disk_io(server.pid());
-    let (a, u) = (admin.clone(), users.clone());
-    let get = run_load(
-        "GET users.getStatus?userId=",
-        server.addr,
-        args.clients,
-        Duration::from_secs(args.http_secs),
-        move |w, i| {
-            let user = &u[(w * 7919 + i as usize * 31) % u.len()];
-            http::get(
-                &format!("/api/v1/users.getStatus?userId={}", user.id),
-                Some(&a),
-            )
-        },
-    )
-    .await?;
+    let mut info: Option<LoadResult> = None;
+    let mut get: Option<LoadResult> = None;
+    for _ in 0..ROUNDS {
+        let one = run_load(
+            "GET /api/info (interleaved)",
+            server.addr,
+            args.clients,
+            window,
+            |_, _| http::get("/api/info", None),
+        )
+        .await?;
+        match info.as_mut() {
+            Some(all) => all.merge(one),
+            None => info = Some(one),
+        }
+        let (a, u) = (admin.clone(), users.clone());
+        let one = run_load(
+            "GET users.getStatus?userId=",
+            server.addr,
+            args.clients,
+            window,
+            move |w, i| {
+                let user = &u[(w * 7919 + i as usize * 31) % u.len()];
+                http::get(
+                    &format!("/api/v1/users.getStatus?userId={}", user.id),
+                    Some(&a),
+                )
+            },
+        )
+        .await?;
+        match get.as_mut() {
+            Some(all) => all.merge(one),
+            None => get = Some(one),
+        }
+    }
+    let (info, get) = (
+        info.ok_or_else(|| anyhow::anyhow!("no rounds"))?,
+        get.ok_or_else(|| anyhow::anyhow!("no rounds"))?,
+    );
+    r.load("info_reads", &info);
     r.load("get_status", &get);
     let (a, u) = (admin.clone(), users.clone());
     let presence = run_load(
@@ -1020,8 +1048,6 @@ async fn reads(
     .await?;
     r.load("presence_100", &presence);
     let io1 = disk_io(server.pid());
-    let info2 = info_load(args, server.addr, "GET /api/info (again)").await?;
-    r.load("info_reads_after", &info2);
     if let (Some(a), Some(b)) = (io0, io1) {
         r.say(format!(
             "    disk during the reads: {} bytes read, {} bytes written",
@@ -1030,22 +1056,22 @@ async fn reads(
         ));
         r.fig("read_phase_disk_bytes", json!([b.0 - a.0, b.1 - a.1]));
     }
-    let best_info = info.rps().max(info2.rps());
-    let ratio = get.rps() / best_info;
+    let ratio = get.rps() / info.rps();
     r.fig("get_status_ratio", json!(ratio));
-    r.fig("presence_ratio", json!(presence.rps() / best_info));
+    r.fig("presence_ratio", json!(presence.rps() / info.rps()));
     r.target(
         "getStatus/info >= 0.8",
         format!(
-            "{ratio:.2} ({:.0} / {best_info:.0} req/s, the better /api/info)",
-            get.rps()
+            "{ratio:.2} ({:.0} / {:.0} req/s, {ROUNDS} interleaved windows each)",
+            get.rps(),
+            info.rps()
         ),
         ratio >= 0.8,
     );
     r.say(format!(
         "    users.presence (100 ids) / info: {:.2}; server CPU per request, getStatus / info: {:.2}",
-        presence.rps() / best_info,
-        get.cpu_us() / info.cpu_us().min(info2.cpu_us()).max(1e-9)
+        presence.rps() / info.rps(),
+        get.cpu_us() / info.cpu_us().max(1e-9)
     ));
     Ok(())
 }

@@ -91,17 +91,18 @@ struct Limit {
 }
 
 fn limit_for(app: &Ctx, caller: Option<&Caller>, req: &Request) -> Option<Limit> {
-    let (enabled, calls, window_ms) = {
+    let (calls, window_ms) = {
         let m = app.model.read();
+        if !m.setting_bool(ids::RATE_LIMITER)
+            || caller.is_some_and(|c| m.has_permission(&c.user, "api-bypass-rate-limit"))
+        {
+            return None;
+        }
         (
-            m.setting_bool(ids::RATE_LIMITER),
             m.setting_i64(ids::RATE_LIMIT_CALLS, 10).max(0) as u64,
             m.setting_i64(ids::RATE_LIMIT_TIME, 60000).max(1) as u64,
         )
     };
-    if !enabled || caller.is_some_and(|c| app.has_permission(&c.user, "api-bypass-rate-limit")) {
-        return None;
-    }
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -102,7 +102,7 @@ async fn method_not_allowed() -> ApiError {
 
 /// Every route with its description: registering a route through `routes!` is what
 /// puts it in the OpenAPI document, so the two cannot drift apart.
-fn routes(app: &Ctx) -> OpenApiRouter<Ctx> {
+fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
     // Routes that need a logged-in caller: authentication first, then the rate limit.
     let authed = OpenApiRouter::new()
         .merge(auth::authed_routes())
@@ -119,7 +119,13 @@ fn routes(app: &Ctx) -> OpenApiRouter<Ctx> {
         .merge(auth::public_routes())
         .merge(users::public_routes())
         .merge(settings::public_routes())
-        .routes(routes!(openapi::openapi_json))
+        // The document rides on its own route only: as a layer of the whole router it
+        // was one more extension to insert and drop on every request.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(openapi::openapi_json))
+                .route_layer(Extension(document)),
+        )
         .route_layer(from_fn_with_state(app.clone(), middleware::rate_limit));
     // Full paths (`/api/v1/…` in each handler's description) rather than `nest`: a
     // nested router strips the prefix from every request's URI (a new URI each time)
@@ -135,12 +141,15 @@ fn routes(app: &Ctx) -> OpenApiRouter<Ctx> {
 }
 
 pub fn router(app: Ctx) -> Router {
-    let (router, api) = routes(&app).split_for_parts();
+    // The document describes the routes and is served by one of them: collect it from
+    // a first build of the routes, then build the router that serves it.
+    let (_, api) = routes(&app, openapi::Document::default()).split_for_parts();
     let document = serde_json::to_value(openapi::finish(api)).unwrap_or(Value::Null);
+    let (router, _) =
+        routes(&app, openapi::Document(std::sync::Arc::new(document))).split_for_parts();
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(Extension(openapi::Document(std::sync::Arc::new(document))))
         .layer(from_fn_with_state(app.clone(), middleware::track))
         .layer(DefaultBodyLimit::max(app.cfg.max_body_bytes))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(

@@ -29,7 +29,7 @@ use crate::error::json_response;
 struct Base;
 
 /// The served document: `Arc` so every request shares one serialisation.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Document(pub Arc<serde_json::Value>);
 
 /// The description of the routes collected so far, completed: security schemes and the
