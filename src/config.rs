@@ -71,6 +71,9 @@ pub struct Config {
     /// Most subscriptions one realtime connection may hold.
     #[arg(long, env = "WS_MAX_SUBSCRIPTIONS", default_value_t = 256)]
     pub ws_max_subscriptions: usize,
+    /// Most users one realtime connection may watch through `stream-user-presence`.
+    #[arg(long, env = "WS_MAX_WATCHED_USERS", default_value_t = 5000)]
+    pub ws_max_watched_users: usize,
     /// The most concurrent password checks (bcrypt); more logins wait their turn.
     #[arg(long, env = "LOGIN_CONCURRENCY", default_value_t = 2)]
     pub login_concurrency: usize,
@@ -97,6 +100,14 @@ pub enum Command {
 }
 
 impl Config {
+    /// What one realtime connection may listen to.
+    pub fn sub_limits(&self) -> crate::realtime::streams::SubLimits {
+        crate::realtime::streams::SubLimits {
+            subscriptions: self.ws_max_subscriptions,
+            watched_users: self.ws_max_watched_users,
+        }
+    }
+
     /// Parses the command line and environment. `--help` and `--version` print and
     /// exit 0; a bad value prints clap's first line (it names the flag and variable,
     /// e.g. `--port <PORT>`) and exits 2, so every start failure is one line.
@@ -172,6 +183,7 @@ impl Config {
             ("MAX_BODY_BYTES", self.max_body_bytes),
             ("WS_MAX_FRAME_BYTES", self.ws_max_frame_bytes),
             ("WS_MAX_SUBSCRIPTIONS", self.ws_max_subscriptions),
+            ("WS_MAX_WATCHED_USERS", self.ws_max_watched_users),
         ] {
             if v == 0 {
                 return Err(format!("{name}: must be at least 1"));

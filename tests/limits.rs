@@ -202,6 +202,69 @@ async fn subscriptions_per_connection_are_capped() {
 }
 
 #[tokio::test]
+async fn watched_users_per_connection_are_capped() {
+    let srv = Server::start_with(&[("WS_MAX_WATCHED_USERS", "2")]).await;
+    let admin = srv.admin().await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let bob = srv.create_user("bob", "bob-pass-1", &["user"]).await;
+    let mut c = Ddp::connect_resume(&srv, &admin.token).await;
+    let too_many = |id: &str| {
+        json!({"msg": "nosub", "id": id, "error": meteor_error(
+            json!("error-too-many-watched-users"),
+            "Too many users watched on this connection",
+        )})
+    };
+    // Three users at once: refused, and no subscription is opened.
+    let v = c
+        .sub(
+            "p1",
+            "stream-user-presence",
+            json!(["", {"added": [alice.user_id, bob.user_id, "u3"]}]),
+        )
+        .await;
+    assert_eq!(v, too_many("p1"));
+    let v = c
+        .sub(
+            "p2",
+            "stream-user-presence",
+            json!(["", {"added": [alice.user_id]}]),
+        )
+        .await;
+    assert_eq!(v, json!({"msg": "ready", "subs": ["p2"]}));
+    // A later sub past the cap changes nothing: alice is still watched, u3 is not.
+    let v = c
+        .sub(
+            "p3",
+            "stream-user-presence",
+            json!(["", {"added": [bob.user_id, "u3"]}]),
+        )
+        .await;
+    assert_eq!(v, too_many("p3"));
+    c.drain_changed(Duration::from_millis(200)).await;
+    let set = |who, status| srv.set_status(who, json!({ "status": status }));
+    assert_eq!(set(&bob, "busy").await.0, StatusCode::OK);
+    c.expect_no_changed(Duration::from_millis(500)).await;
+    assert_eq!(set(&alice, "away").await.0, StatusCode::OK);
+    let frame: Value = serde_json::from_str(&c.expect_changed(Duration::from_secs(5)).await)
+        .expect("a JSON frame");
+    assert_eq!(frame["collection"], "stream-user-presence", "{frame}");
+    assert_eq!(frame["fields"]["uid"], json!(alice.user_id), "{frame}");
+    // Swapping one watched user for another fits.
+    let v = c
+        .sub(
+            "p4",
+            "stream-user-presence",
+            json!(["", {"added": [bob.user_id, "u3"], "removed": [alice.user_id]}]),
+        )
+        .await;
+    assert_eq!(v, json!({"msg": "nosub", "id": "p4"}));
+    assert_eq!(set(&bob, "online").await.0, StatusCode::OK);
+    let frame: Value = serde_json::from_str(&c.expect_changed(Duration::from_secs(5)).await)
+        .expect("a JSON frame");
+    assert_eq!(frame["fields"]["uid"], json!(bob.user_id), "{frame}");
+}
+
+#[tokio::test]
 async fn connections_per_address_are_capped() {
     let srv = Server::start_with(&[("MAX_CONNECTIONS_PER_IP", "3")]).await;
     let admin = srv.admin().await; // the harness's pooled connection: one of the 3

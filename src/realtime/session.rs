@@ -250,7 +250,7 @@ impl Session {
                 }
                 match self
                     .subs
-                    .sub(&id, &name, &params, self.app.cfg.ws_max_subscriptions)
+                    .sub(&id, &name, &params, self.app.cfg.sub_limits())
                 {
                     SubReply::Ready => out.push(frame::ready(&id).into()),
                     SubReply::NoSub(e) => out.push(frame::nosub(&id, e.as_ref()).into()),

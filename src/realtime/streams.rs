@@ -24,6 +24,16 @@ pub struct Subscriptions {
     watched: HashSet<String>,
 }
 
+/// How much one connection may listen to.
+#[derive(Clone, Copy, Debug)]
+pub struct SubLimits {
+    /// Subscriptions held at once.
+    pub subscriptions: usize,
+    /// Users watched through `stream-user-presence`: later subs only add to the set, so
+    /// without a bound one connection could grow it without end.
+    pub watched_users: usize,
+}
+
 /// What the session answers to a `sub`.
 pub enum SubReply {
     Ready,
@@ -50,9 +60,10 @@ impl Subscriptions {
         self.user_status.len() + self.other_logged.len() + usize::from(self.presence.is_some())
     }
 
-    /// Adds a subscription, refusing it past `max_subs` on this connection.
-    pub fn sub(&mut self, id: &str, name: &str, params: &[Value], max_subs: usize) -> SubReply {
-        if self.count() >= max_subs {
+    /// Adds a subscription, refusing it past the limits of this connection.
+    pub fn sub(&mut self, id: &str, name: &str, params: &[Value], limits: SubLimits) -> SubReply {
+        let opens = name != USER_PRESENCE || self.presence.is_none();
+        if opens && self.count() >= limits.subscriptions {
             return SubReply::NoSub(Some(MeteorError::new(
                 "error-too-many-subscriptions",
                 "Too many subscriptions on this connection",
@@ -72,11 +83,20 @@ impl Subscriptions {
             },
             USER_PRESENCE => {
                 let opts = params.get(1);
-                for uid in strings(opts.and_then(|o| o.get("added"))) {
+                let added = strings(opts.and_then(|o| o.get("added")));
+                let removed = strings(opts.and_then(|o| o.get("removed")));
+                // All or nothing: a sub that would watch too many users changes nothing.
+                if self.watched_after(&added, &removed) > limits.watched_users {
+                    return SubReply::NoSub(Some(MeteorError::new(
+                        "error-too-many-watched-users",
+                        "Too many users watched on this connection",
+                    )));
+                }
+                for uid in added {
                     self.watched.insert(uid);
                 }
-                for uid in strings(opts.and_then(|o| o.get("removed"))) {
-                    self.watched.remove(&uid);
+                for uid in &removed {
+                    self.watched.remove(uid);
                 }
                 if self.presence.is_none() {
                     self.presence = Some(id.to_string());
@@ -91,6 +111,21 @@ impl Subscriptions {
                 &format!("Subscription '{other}' not found"),
             ))),
         }
+    }
+
+    /// How many users would be watched after adding `added`, then removing `removed`.
+    fn watched_after(&self, added: &[String], removed: &[String]) -> usize {
+        let removed: HashSet<&str> = removed.iter().map(String::as_str).collect();
+        let new: HashSet<&str> = added
+            .iter()
+            .map(String::as_str)
+            .filter(|u| !self.watched.contains(*u) && !removed.contains(u))
+            .collect();
+        let gone = removed
+            .iter()
+            .filter(|u| self.watched.contains(**u))
+            .count();
+        self.watched.len() + new.len() - gone
     }
 
     pub fn unsub(&mut self, id: &str) {
@@ -148,4 +183,82 @@ pub fn user_status_args(e: &StatusEvent) -> Value {
         args.push(json!(e.status_expires_at.as_ref().map(iso)));
     }
     Value::Array(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: SubLimits = SubLimits {
+        subscriptions: 3,
+        watched_users: 3,
+    };
+
+    fn presence_sub(s: &mut Subscriptions, id: &str, added: &[&str], removed: &[&str]) -> SubReply {
+        let params = [json!("any"), json!({"added": added, "removed": removed})];
+        s.sub(id, USER_PRESENCE, &params, LIMITS)
+    }
+
+    fn watched(s: &Subscriptions) -> Vec<&str> {
+        let mut w: Vec<&str> = s.watched.iter().map(String::as_str).collect();
+        w.sort();
+        w
+    }
+
+    fn refused(reply: &SubReply, code: &str) -> bool {
+        matches!(reply, SubReply::NoSub(Some(e)) if e.error == code)
+    }
+
+    #[test]
+    fn watched_users_are_capped_all_or_nothing() {
+        let mut s = Subscriptions::default();
+        assert!(matches!(
+            presence_sub(&mut s, "p1", &["a", "b"], &[]),
+            SubReply::Ready
+        ));
+        // Duplicates and ids already watched do not count twice.
+        assert!(matches!(
+            presence_sub(&mut s, "p2", &["a", "b", "c", "c"], &[]),
+            SubReply::NoSub(None)
+        ));
+        assert_eq!(watched(&s), ["a", "b", "c"]);
+        // One more would make 4: refused, and nothing changes (not even the removal).
+        let r = presence_sub(&mut s, "p3", &["d", "e"], &["a"]);
+        assert!(refused(&r, "error-too-many-watched-users"));
+        assert_eq!(watched(&s), ["a", "b", "c"]);
+        // Removing as many as are added fits; an id both added and removed ends removed.
+        let r = presence_sub(&mut s, "p4", &["d", "e"], &["a", "b", "e"]);
+        assert!(matches!(r, SubReply::NoSub(None)));
+        assert_eq!(watched(&s), ["c", "d"]);
+        // A first sub that asks for too many is refused and opens nothing.
+        let mut fresh = Subscriptions::default();
+        let r = presence_sub(&mut fresh, "p1", &["a", "b", "c", "d"], &[]);
+        assert!(refused(&r, "error-too-many-watched-users"));
+        assert!(!fresh.wants_events());
+    }
+
+    #[test]
+    fn a_later_presence_sub_is_not_a_new_subscription() {
+        let mut s = Subscriptions::default();
+        let logged = [json!("user-status"), json!(false)];
+        assert!(matches!(
+            presence_sub(&mut s, "p1", &["a"], &[]),
+            SubReply::Ready
+        ));
+        for id in ["s1", "s2"] {
+            assert!(matches!(
+                s.sub(id, NOTIFY_LOGGED, &logged, LIMITS),
+                SubReply::Ready
+            ));
+        }
+        // At the limit of 3, changing the watched set still works...
+        assert!(matches!(
+            presence_sub(&mut s, "p2", &["b"], &[]),
+            SubReply::NoSub(None)
+        ));
+        assert_eq!(watched(&s), ["a", "b"]);
+        // ...while a new subscription is refused.
+        let r = s.sub("s3", NOTIFY_LOGGED, &logged, LIMITS);
+        assert!(refused(&r, "error-too-many-subscriptions"));
+    }
 }
