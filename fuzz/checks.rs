@@ -10,7 +10,7 @@ use serde_json::Value;
 use statusd::input::ddp::{self, ClientFrame, FrameError, MeteorError};
 use statusd::input::{
     check_expires_at, check_status, names_self, normalize_text, parse_credentials, parse_login,
-    parse_set_status_body, target_param, ApiError, Credentials, SubReply, Subscriptions,
+    parse_set_status_body, target_param, ApiError, Credentials, SubLimits, SubReply, Subscriptions,
     TargetParam, MATCH_ERROR, STATUS_TEXT_MAX,
 };
 
@@ -208,7 +208,12 @@ pub fn ddp_frame(data: &[u8]) {
         }
         Ok(ClientFrame::Sub { id, name, params }) => {
             let mut subs = Subscriptions::default();
-            let reply = match subs.sub(&id, &name, &params, 256) {
+            // The server's defaults (WS_MAX_SUBSCRIPTIONS, WS_MAX_WATCHED_USERS).
+            let limits = SubLimits {
+                subscriptions: 256,
+                watched_users: 5000,
+            };
+            let reply = match subs.sub(&id, &name, &params, limits) {
                 SubReply::Ready => ddp::ready(&id),
                 SubReply::NoSub(e) => ddp::nosub(&id, e.as_ref()),
             };

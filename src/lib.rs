@@ -34,7 +34,7 @@ pub mod input {
     pub use crate::error::{ApiError, MATCH_ERROR};
     pub use crate::http::auth::{parse_credentials, parse_login, Credentials, Login};
     pub use crate::http::status::parse_set_status_body;
-    pub use crate::realtime::streams::{SubReply, Subscriptions};
+    pub use crate::realtime::streams::{SubLimits, SubReply, Subscriptions};
     pub use crate::status::rules::{
         check_expires_at, check_status, names_self, normalize_text, target_param, SetStatusRequest,
         TargetParam, STATUS_TEXT_MAX,
