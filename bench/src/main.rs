@@ -998,10 +998,7 @@ async fn reads(
             |_, _| http::get("/api/info", None),
         )
         .await?;
-        match info.as_mut() {
-            Some(all) => all.merge(one),
-            None => info = Some(one),
-        }
+        merge_into(&mut info, one);
         let (a, u) = (admin.clone(), users.clone());
         let one = run_load(
             "GET users.getStatus?userId=",
@@ -1017,10 +1014,7 @@ async fn reads(
             },
         )
         .await?;
-        match get.as_mut() {
-            Some(all) => all.merge(one),
-            None => get = Some(one),
-        }
+        merge_into(&mut get, one);
     }
     let (info, get) = (
         info.ok_or_else(|| anyhow::anyhow!("no rounds"))?,
@@ -1098,48 +1092,49 @@ async fn logins(
         "\n## 5. logins ({} concurrent clients, bcrypt cost 10) and setStatus under login load",
         args.login_clients
     ));
-    let login_load = |name: &'static str, secs: u64| {
+    let login_load = |name: &'static str, length: Duration| {
         let u = users.clone();
         let lc = args.login_clients;
-        run_load(
-            name,
-            server.addr,
-            lc,
-            Duration::from_secs(secs),
-            move |w, i| {
-                let user = &u[(w + lc * i as usize) % u.len()];
-                http::post(
-                    "/api/v1/login",
-                    None,
-                    &json!({"user": user.username, "password": fixture::USER_PASS}),
-                )
-            },
-        )
+        run_load(name, server.addr, lc, length, move |w, i| {
+            let user = &u[(w + lc * i as usize) % u.len()];
+            http::post(
+                "/api/v1/login",
+                None,
+                &json!({"user": user.username, "password": fixture::USER_PASS}),
+            )
+        })
     };
-    let alone = login_load("POST login (alone)", args.login_secs).await?;
+    let alone = login_load("POST login (alone)", Duration::from_secs(args.login_secs)).await?;
     r.load("login_alone", &alone);
-    let base = set_status_load(
-        args,
-        server.addr,
-        admin,
-        users,
-        "POST users.setStatus (no logins)",
-        args.login_secs,
-    )
-    .await?;
-    r.load("set_status_no_logins", &base);
-    let (with, during) = tokio::join!(
-        set_status_load(
-            args,
-            server.addr,
-            admin,
-            users,
-            "POST users.setStatus (with logins)",
-            args.login_secs
-        ),
-        login_load("POST login (during setStatus)", args.login_secs)
+    // setStatus alone and setStatus with logins alternate in ROUNDS windows, so both
+    // see the same moments of a host whose speed drifts (as /api/info and getStatus
+    // in phase 2). Each window's messages are its own, so every write is a change.
+    const ROUNDS: u32 = 5;
+    let window = Duration::from_secs(args.login_secs) / ROUNDS;
+    let status_load = |name: &'static str, window_no: u64| {
+        let (a, u, clients) = (admin.clone(), users.clone(), args.clients);
+        run_load(name, server.addr, clients, window, move |w, i| {
+            set_status_req(&a, &u, clients, w, (window_no << 32) + i)
+        })
+    };
+    let (mut base, mut with, mut during) = (None, None, None);
+    for round in 0..u64::from(ROUNDS) {
+        let alone = status_load("POST users.setStatus (no logins)", 2 * round).await?;
+        merge_into(&mut base, alone);
+        let (w, d) = tokio::join!(
+            status_load("POST users.setStatus (with logins)", 2 * round + 1),
+            login_load("POST login (during setStatus)", window)
+        );
+        merge_into(&mut with, w?);
+        merge_into(&mut during, d?);
+    }
+    let none = || anyhow::anyhow!("no rounds");
+    let (base, with, during) = (
+        base.ok_or_else(none)?,
+        with.ok_or_else(none)?,
+        during.ok_or_else(none)?,
     );
-    let (with, during) = (with?, during?);
+    r.load("set_status_no_logins", &base);
     r.load("set_status_with_logins", &with);
     r.load("login_during_set_status", &during);
     r.fig("logins_per_sec", json!(alone.rps()));
@@ -1162,6 +1157,14 @@ async fn logins(
         ok,
     );
     Ok(())
+}
+
+/// Adds one window of an interleaved measurement to the ones before it.
+fn merge_into(all: &mut Option<LoadResult>, one: LoadResult) {
+    match all.as_mut() {
+        Some(all) => all.merge(one),
+        None => *all = Some(one),
+    }
 }
 
 /// Starts the server `times` times on `spec`: sorted start-up times (ms) and the largest

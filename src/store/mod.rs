@@ -2,6 +2,8 @@
 //! ordered list of changes atomically. SQLite is the embedded default; a PostgreSQL
 //! backend implements the same two calls.
 
+#[cfg(test)]
+mod fixtures;
 pub mod postgres;
 pub mod sqlite;
 

@@ -9,14 +9,12 @@ use std::time::Instant;
 use postgres::{Client, NoTls};
 use serde_json::json;
 
-use super::rows::{escape, from_ms, unescape};
+use super::rows::{escape, unescape};
 use super::schema::MIGRATIONS;
 use super::*;
-use crate::model::{
-    ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind,
-    User,
-};
+use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Status, Token, TokenKind, User};
 use crate::state::{Key, Value};
+use crate::store::fixtures::{history, t, user};
 
 fn admin_url() -> String {
     std::env::var("STATUSD_TEST_PG_ADMIN_URL")
@@ -124,54 +122,6 @@ impl Drop for TestDb {
                 let _ = c.batch_execute(&sql);
             }
         });
-    }
-}
-
-fn t(ms: i64) -> DateTime<Utc> {
-    from_ms(ms)
-}
-
-fn user(id: &str, username: &str) -> User {
-    User {
-        id: id.into(),
-        username: username.into(),
-        name: format!("{username} Name"),
-        emails: vec![Email {
-            address: format!("{username}@example.com"),
-            verified: true,
-        }],
-        password_hash: Some("$2b$10$hash".into()),
-        roles: vec!["user".into(), "admin".into()],
-        active: true,
-        kind: "user".into(),
-        status: Status::Busy,
-        status_default: Status::Busy,
-        status_connection: Status::Online,
-        status_text: "in a meeting ✓".into(),
-        status_source: Some("rest".into()),
-        status_expires_at: Some(t(1_700_000_123_456)),
-        previous_state: Some(PreviousState {
-            status_default: Status::Away,
-            status_text: "before".into(),
-        }),
-        utc_offset: 5.5,
-        created_at: t(1_600_000_000_001),
-        updated_at: t(1_700_000_000_002),
-        last_login: Some(t(1_700_000_000_003)),
-    }
-}
-
-fn history(id: &str, user: &str, at: i64) -> HistoryEntry {
-    HistoryEntry {
-        id: id.into(),
-        user_id: user.into(),
-        actor_id: Some("admin1".into()),
-        old_status: Status::Online,
-        new_status: Status::Away,
-        old_text: "old".into(),
-        new_text: format!("new {id}"),
-        source: Source::Ddp,
-        at: t(at),
     }
 }
 

@@ -4,44 +4,13 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 
-use super::{from_ms, SqliteStore, MIGRATIONS};
-use crate::model::{Email, HistoryEntry, PreviousState, Source, Status, User};
+use super::{SqliteStore, MIGRATIONS};
+use crate::model::{Email, HistoryEntry, PreviousState, Status, User};
 use crate::state::{Key, Value};
+use crate::store::fixtures::{history, t, user};
 use crate::store::{HistoryQuery, Store};
-
-fn t(ms: i64) -> DateTime<Utc> {
-    from_ms(ms)
-}
-
-fn user(id: &str, username: &str) -> User {
-    User {
-        id: id.into(),
-        username: username.into(),
-        name: format!("{username} Name"),
-        emails: vec![Email {
-            address: format!("{username}@example.com"),
-            verified: true,
-        }],
-        password_hash: Some("$2b$10$hash".into()),
-        roles: vec!["user".into()],
-        active: true,
-        kind: "user".into(),
-        status: Status::Online,
-        status_default: Status::Online,
-        status_connection: Status::Offline,
-        status_text: String::new(),
-        status_source: None,
-        status_expires_at: None,
-        previous_state: None,
-        utc_offset: 5.5,
-        created_at: t(1_600_000_000_001),
-        updated_at: t(1_600_000_000_001),
-        last_login: None,
-    }
-}
 
 fn put(store: &SqliteStore, u: &User) {
     store
@@ -82,18 +51,19 @@ fn every_user_write_loads_back_as_committed() {
     put(&store, &u);
     assert_eq!(loaded(&store, "u1"), u);
 
-    // A status change: only status columns differ.
-    u.status = Status::Busy;
-    u.status_default = Status::Busy;
-    u.status_text = "in a meeting ✓".into();
-    u.status_source = Some("rest".into());
-    u.status_expires_at = Some(t(1_700_000_123_456));
+    // A status change: only status columns differ (each of them).
+    u.status = Status::Away;
+    u.status_default = Status::Away;
+    u.status_connection = Status::Offline;
+    u.status_text = "lunch".into();
+    u.status_source = Some("manual".into());
+    u.status_expires_at = None;
     u.previous_state = Some(PreviousState {
-        status_default: Status::Away,
-        status_text: "before".into(),
+        status_default: Status::Busy,
+        status_text: "in a meeting ✓".into(),
     });
-    u.updated_at = t(1_700_000_000_002);
-    u.last_login = Some(t(1_700_000_000_003));
+    u.updated_at = t(1_700_000_000_102);
+    u.last_login = None;
     put(&store, &u);
     assert_eq!(loaded(&store, "u1"), u);
 
@@ -110,7 +80,7 @@ fn every_user_write_loads_back_as_committed() {
         },
         |u| u.password_hash = None,
         |u| u.password_hash = Some("$2b$10$other".into()),
-        |u| u.roles.push("admin".into()),
+        |u| u.roles.retain(|r| r != "admin"),
         |u| u.active = false,
         |u| u.kind = "bot".into(),
         |u| u.utc_offset = -3.0,
@@ -129,20 +99,6 @@ fn every_user_write_loads_back_as_committed() {
     assert_eq!(loaded(&store, "u1"), u);
 }
 
-fn history(id: &str, at: i64) -> HistoryEntry {
-    HistoryEntry {
-        id: id.into(),
-        user_id: "u1".into(),
-        actor_id: Some("admin1".into()),
-        old_status: Status::Online,
-        new_status: Status::Away,
-        old_text: "old".into(),
-        new_text: format!("new {id}"),
-        source: Source::Ddp,
-        at: t(at),
-    }
-}
-
 #[test]
 fn migration_3_keeps_the_history_and_its_order() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -150,9 +106,9 @@ fn migration_3_keeps_the_history_and_its_order() {
     // A database as version 2 left it, with entries whose ids do not sort in insertion
     // order and two at the same millisecond (the tie is broken by insertion order).
     let entries = [
-        history("zz", 1_000),
-        history("aa", 2_000),
-        history("mm", 2_000),
+        history("zz", "u1", 1_000),
+        history("aa", "u1", 2_000),
+        history("mm", "u1", 2_000),
     ];
     {
         let conn = Connection::open(&path).expect("open");
@@ -191,7 +147,7 @@ fn migration_3_keeps_the_history_and_its_order() {
     assert_eq!(items, newest_first);
 
     // New entries go after the migrated ones.
-    let h = history("new", 2_000);
+    let h = history("new", "u1", 2_000);
     store
         .commit(&[(
             Key::History(h.id.clone()),
