@@ -43,7 +43,7 @@ use chrono::{DateTime, Utc};
 use postgres::Config;
 
 use self::cluster::{CHANGED_CHANNEL, SESSION_SETUP};
-use self::rows::{apply_change, history_page, load_all, ms};
+use self::rows::{apply_changes, history_page, load_all, ms};
 use self::schema::migrate;
 use self::session::{Stmts, Worker};
 use super::{HistoryQuery, Role, Snapshot, Store};
@@ -145,9 +145,7 @@ impl PostgresStore {
             s.run(&mut |c, stmts| {
                 let mut tx = c.transaction()?;
                 extra(&mut tx, stmts, &instance_id)?;
-                for change in &changes {
-                    apply_change(&mut tx, stmts, &instance_id, change)?;
-                }
+                apply_changes(&mut tx, stmts, &instance_id, &changes)?;
                 if announce {
                     cluster::announce(&mut tx, &instance_id)?;
                 }

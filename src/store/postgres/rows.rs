@@ -160,10 +160,14 @@ pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
     })
 }
 
-pub(super) const PUT_USER: &str = "INSERT INTO users (id, username, username_lower, name, emails, password_hash,
-        roles, active, kind, status, status_default, status_connection, status_text, status_source,
-        status_expires_at, previous_state, utc_offset, created_at, updated_at, last_login)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+/// Upserts the users of a batch in one statement (one round trip, not one per user).
+pub(super) const PUT_USERS: &str = "INSERT INTO users (id, username, username_lower, name, emails,
+        password_hash, roles, active, kind, status, status_default, status_connection, status_text,
+        status_source, status_expires_at, previous_state, utc_offset, created_at, updated_at,
+        last_login)
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::bool[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+        $14::text[], $15::int8[], $16::text[], $17::float8[], $18::int8[], $19::int8[], $20::int8[])
      ON CONFLICT (id) DO UPDATE SET username = excluded.username,
         username_lower = excluded.username_lower, name = excluded.name, emails = excluded.emails,
         password_hash = excluded.password_hash, roles = excluded.roles, active = excluded.active,
@@ -191,9 +195,16 @@ pub(super) const PUT_CUSTOM_STATUS: &str =
      ON CONFLICT (id) DO UPDATE SET name = excluded.name, status_type = excluded.status_type,
         updated_at = excluded.updated_at";
 pub(super) const DELETE_CUSTOM_STATUS: &str = "DELETE FROM custom_statuses WHERE id = $1";
+/// Appends the history entries of a batch in one statement, in their order (`seq`).
 pub(super) const ADD_HISTORY: &str =
-    "INSERT INTO status_history (id, user_id, actor_id, old_status,
-        new_status, old_text, new_text, source, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    "INSERT INTO status_history (id, user_id, actor_id, old_status, new_status, old_text, new_text,
+        source, at)
+     SELECT id, user_id, actor_id, old_status, new_status, old_text, new_text, source, at
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::text[], $9::int8[])
+        WITH ORDINALITY AS h(id, user_id, actor_id, old_status, new_status, old_text, new_text,
+            source, at, n)
+     ORDER BY n
      ON CONFLICT (id) DO NOTHING";
 pub(super) const PUT_CONN: &str =
     "INSERT INTO connections (user_id, conn_id, instance_id, status, updated_at)
@@ -203,55 +214,141 @@ pub(super) const PUT_CONN: &str =
         updated_at = excluded.updated_at";
 pub(super) const DELETE_CONN: &str = "DELETE FROM connections WHERE conn_id = $1";
 
-pub(super) fn put_user(
+/// One text column of a batch, from each row.
+fn texts<'a, T>(rows: &[&'a T], f: impl Fn(&'a T) -> &'a str) -> Vec<Txt<'a>> {
+    rows.iter().map(|r| txt(f(r))).collect()
+}
+
+/// One column of a batch, from each row.
+fn column<'a, T, C>(rows: &[&'a T], f: impl Fn(&'a T) -> C) -> Vec<C> {
+    rows.iter().map(|r| f(r)).collect()
+}
+
+fn put_users(
     tx: &mut postgres::Transaction,
     stmts: &mut Stmts,
-    u: &User,
+    users: &[&User],
 ) -> anyhow::Result<()> {
-    let s = stmt(stmts, tx, PUT_USER)?;
-    let emails = serde_json::to_string(&u.emails)?;
-    let roles = serde_json::to_string(&u.roles)?;
-    let previous = u
-        .previous_state
-        .as_ref()
-        .map(serde_json::to_string)
-        .transpose()?;
+    if users.is_empty() {
+        return Ok(());
+    }
+    let s = stmt(stmts, tx, PUT_USERS)?;
+    let lower = column(users, |u| u.username.to_lowercase());
+    let emails = column(users, |u| serde_json::to_string(&u.emails))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let roles = column(users, |u| serde_json::to_string(&u.roles))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    let previous = column(users, |u| {
+        u.previous_state
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>, _>>()?;
     tx.execute(
         &s,
         &[
-            &txt(&u.id),
-            &txt(&u.username),
-            &txt(&u.username.to_lowercase()),
-            &txt(&u.name),
-            &txt(&emails),
-            &opt_txt(&u.password_hash),
-            &txt(&roles),
-            &u.active,
-            &txt(&u.kind),
-            &u.status.as_str(),
-            &u.status_default.as_str(),
-            &u.status_connection.as_str(),
-            &txt(&u.status_text),
-            &opt_txt(&u.status_source),
-            &u.status_expires_at.as_ref().map(ms),
-            &previous.as_deref().map(Txt),
-            &u.utc_offset,
-            &ms(&u.created_at),
-            &ms(&u.updated_at),
-            &u.last_login.as_ref().map(ms),
+            &texts(users, |u| &u.id),
+            &texts(users, |u| &u.username),
+            &lower.iter().map(|l| txt(l)).collect::<Vec<_>>(),
+            &texts(users, |u| &u.name),
+            &emails.iter().map(|e| txt(e)).collect::<Vec<_>>(),
+            &column(users, |u| opt_txt(&u.password_hash)),
+            &roles.iter().map(|r| txt(r)).collect::<Vec<_>>(),
+            &column(users, |u| u.active),
+            &texts(users, |u| &u.kind),
+            &column(users, |u| u.status.as_str()),
+            &column(users, |u| u.status_default.as_str()),
+            &column(users, |u| u.status_connection.as_str()),
+            &texts(users, |u| &u.status_text),
+            &column(users, |u| opt_txt(&u.status_source)),
+            &column(users, |u| u.status_expires_at.as_ref().map(ms)),
+            &previous
+                .iter()
+                .map(|p| p.as_deref().map(Txt))
+                .collect::<Vec<_>>(),
+            &column(users, |u| u.utc_offset),
+            &column(users, |u| ms(&u.created_at)),
+            &column(users, |u| ms(&u.updated_at)),
+            &column(users, |u| u.last_login.as_ref().map(ms)),
         ],
     )?;
     Ok(())
 }
 
-pub(super) fn apply_change(
+fn add_history(
+    tx: &mut postgres::Transaction,
+    stmts: &mut Stmts,
+    entries: &[&HistoryEntry],
+) -> anyhow::Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let s = stmt(stmts, tx, ADD_HISTORY)?;
+    tx.execute(
+        &s,
+        &[
+            &texts(entries, |h| &h.id),
+            &texts(entries, |h| &h.user_id),
+            &column(entries, |h| opt_txt(&h.actor_id)),
+            &column(entries, |h| h.old_status.as_str()),
+            &column(entries, |h| h.new_status.as_str()),
+            &texts(entries, |h| &h.old_text),
+            &texts(entries, |h| &h.new_text),
+            &column(entries, |h| h.source.as_str()),
+            &column(entries, |h| ms(&h.at)),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Applies a batch of changes in one transaction, in few round trips: the users of the
+/// batch (the last value of each) go in one statement, its history entries (in order)
+/// in another, everything else one change at a time. Only the order of changes to the
+/// same row matters here: the tables have no foreign keys, and the one other unique
+/// constraint (usernames) is checked at commit. Users are written in id order, so two
+/// instances writing the same users lock their rows in the same order.
+pub(super) fn apply_changes(
+    tx: &mut postgres::Transaction,
+    stmts: &mut Stmts,
+    instance_id: &str,
+    changes: &[Change],
+) -> anyhow::Result<()> {
+    let mut users: std::collections::BTreeMap<&str, Option<&User>> = Default::default();
+    let mut history: Vec<&HistoryEntry> = Vec::new();
+    for change in changes {
+        match change {
+            (Key::User(id), Some(Value::User(u))) => {
+                users.insert(id, Some(u));
+            }
+            (Key::User(id), _) => {
+                users.insert(id, None);
+            }
+            (Key::History(_), Some(Value::History(h))) => history.push(h),
+            other => apply_change(tx, stmts, instance_id, other)?,
+        }
+    }
+    for (id, _) in users.iter().filter(|(_, u)| u.is_none()) {
+        let s = stmt(stmts, tx, DELETE_USER)?;
+        tx.execute(&s, &[&txt(id)])?;
+    }
+    let puts: Vec<&User> = users.values().filter_map(|u| *u).collect();
+    put_users(tx, stmts, &puts)?;
+    add_history(tx, stmts, &history)
+}
+
+/// Applies one change.
+fn apply_change(
     tx: &mut postgres::Transaction,
     stmts: &mut Stmts,
     instance_id: &str,
     (key, value): &Change,
 ) -> anyhow::Result<()> {
     match (key, value) {
-        (Key::User(_), Some(Value::User(u))) => put_user(tx, stmts, u)?,
+        (Key::User(_), Some(Value::User(u))) => put_users(tx, stmts, &[u])?,
         (Key::User(id), _) => {
             let s = stmt(stmts, tx, DELETE_USER)?;
             tx.execute(&s, &[&txt(id)])?;
@@ -315,23 +412,7 @@ pub(super) fn apply_change(
             let s = stmt(stmts, tx, DELETE_CUSTOM_STATUS)?;
             tx.execute(&s, &[&txt(id)])?;
         }
-        (Key::History(_), Some(Value::History(h))) => {
-            let s = stmt(stmts, tx, ADD_HISTORY)?;
-            tx.execute(
-                &s,
-                &[
-                    &txt(&h.id),
-                    &txt(&h.user_id),
-                    &opt_txt(&h.actor_id),
-                    &h.old_status.as_str(),
-                    &h.new_status.as_str(),
-                    &txt(&h.old_text),
-                    &txt(&h.new_text),
-                    &h.source.as_str(),
-                    &ms(&h.at),
-                ],
-            )?;
-        }
+        (Key::History(_), Some(Value::History(h))) => add_history(tx, stmts, &[h])?,
         (Key::History(_), _) => {}
         (Key::Conn(user, conn), Some(Value::Conn(status))) => {
             let s = stmt(stmts, tx, PUT_CONN)?;

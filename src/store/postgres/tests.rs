@@ -387,6 +387,43 @@ fn text_with_nul_characters_round_trips() {
     assert!(snap.users.is_empty() && snap.settings.is_empty() && snap.conns.is_empty());
 }
 
+/// A batch writes its users in one statement: the last change of each user wins,
+/// whatever came before it in the batch, and two users may swap usernames.
+#[test]
+fn a_batch_keeps_the_last_change_of_each_user() {
+    let db = TestDb::new();
+    let store = db.open("i");
+    let u = |id: &str, name: &str| Value::User(Arc::new(user(id, name)));
+    store
+        .commit(&[
+            put(Key::User("a".into()), u("a", "Alpha")),
+            put(Key::User("b".into()), u("b", "Beta")),
+            put(Key::User("gone".into()), u("gone", "Gone")),
+        ])
+        .unwrap();
+    let later = User {
+        status: Status::Away,
+        status_text: "second\0write".into(),
+        ..user("a", "Beta")
+    };
+    store
+        .commit(&[
+            put(Key::User("a".into()), u("a", "Interim")),
+            (Key::User("gone".into()), None),
+            put(Key::User("new".into()), u("new", "New")),
+            (Key::User("new".into()), None),
+            (Key::User("back".into()), None),
+            put(Key::User("back".into()), u("back", "Back")),
+            // Swap: a takes b's username before b gives it up.
+            put(Key::User("a".into()), Value::User(Arc::new(later.clone()))),
+            put(Key::User("b".into()), u("b", "Alpha")),
+        ])
+        .unwrap();
+    let mut users = store.load().unwrap().users;
+    users.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(users, vec![later, user("b", "Alpha"), user("back", "Back")]);
+}
+
 #[test]
 fn history_pages_filters_and_prunes() {
     let db = TestDb::new();
