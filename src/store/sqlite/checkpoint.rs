@@ -86,9 +86,9 @@ fn run(conn: &Connection, stop: &(Mutex<bool>, Condvar), policy: Policy) {
                 return;
             }
         }
-        let result = checkpoint(conn, "PASSIVE").and_then(|(frames, _)| {
+        let result = checkpoint(conn, "PASSIVE").and_then(|(frames, copied)| {
             if frames >= policy.restart_frames {
-                restart(conn)?;
+                restart(conn, copied)?;
             }
             Ok(())
         });
@@ -112,19 +112,22 @@ pub fn wait_briefly(tries: i32) -> bool {
     tries < 50_000
 }
 
-/// Frames a RESTART may be left to copy while it holds the writer off.
-const RESTART_REST: i64 = 64;
+/// A PASSIVE pass that copied this few frames was short, so little came in during it.
+const SHORT_PASS: i64 = 64;
 
-/// Starts the WAL over. A RESTART holds the writer off while it copies what is not in
-/// the database file yet and syncs it: after one PASSIVE pass that is whatever was
-/// committed during the pass (up to ~20 ms of commits under load, which measured 2–20
-/// ms of stall). So first a few more PASSIVE passes, each copying what came in during
-/// the one before, until the rest is small; the RESTART then costs about one fsync.
-fn restart(conn: &Connection) -> rusqlite::Result<()> {
+/// Starts the WAL over, `copied` frames of it being in the database file already. A
+/// RESTART holds the writer off while it copies what is not in the database file yet
+/// and syncs it: after one PASSIVE pass that is whatever was committed during the pass
+/// (up to ~20 ms of commits under load, which measured 2–20 ms of stall). So first a
+/// few more PASSIVE passes, each copying what came in during the one before, until one
+/// is short; the RESTART then has little left to copy.
+fn restart(conn: &Connection, mut copied: i64) -> rusqlite::Result<()> {
     let started = std::time::Instant::now();
     for _ in 0..4 {
-        let (frames, copied) = checkpoint(conn, "PASSIVE")?;
-        if frames - copied <= RESTART_REST {
+        let (_, now) = checkpoint(conn, "PASSIVE")?;
+        let pass = now - copied;
+        copied = now;
+        if pass <= SHORT_PASS {
             break;
         }
     }
