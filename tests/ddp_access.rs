@@ -168,16 +168,7 @@ async fn every_method_and_stream_for_every_caller() {
 async fn connections_whose_token_is_revoked_or_expired_are_closed() {
     // Short pings: an idle connection is re-checked within a ping interval.
     let srv = Server::start_with(&[("DDP_PING_SECS", "1")]).await;
-    let admin = srv.admin().await;
-    let r = srv
-        .post_json(
-            "users.generatePersonalAccessToken",
-            Some(&admin),
-            json!({"tokenName": "ops"}),
-        )
-        .await;
-    assert_status(&r, 200);
-    let admin_pat = admin.with_token(r.2["token"].as_str().unwrap());
+    let admin_pat = srv.admin_pat().await;
     let logged_out = meteor_error(
         json!(403),
         "You've been logged out by the server. Please log in again.",

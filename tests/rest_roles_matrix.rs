@@ -322,15 +322,7 @@ async fn rate_limit_bypass_by_role() {
 async fn every_authenticated_route_refuses_revoked_and_expired_tokens() {
     let srv = Server::start().await;
     let admin = srv.admin().await;
-    let r = srv
-        .post_json(
-            "users.generatePersonalAccessToken",
-            Some(&admin),
-            json!({"tokenName": "ops"}),
-        )
-        .await;
-    assert_status(&r, 200);
-    let admin_pat = admin.with_token(r.2["token"].as_str().unwrap());
+    let admin_pat = srv.admin_pat().await;
     let target = srv
         .create_user_only("target", "target-pass-1", &["user"])
         .await;

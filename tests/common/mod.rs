@@ -630,6 +630,21 @@ impl Server {
             .clone()
     }
 
+    /// The admin with a fresh personal access token instead of its login token (a PAT
+    /// never expires, so tests of expiry and revocation use it to act meanwhile).
+    pub async fn admin_pat(&self) -> Session {
+        let admin = self.admin().await;
+        let r = self
+            .post_json(
+                "users.generatePersonalAccessToken",
+                Some(&admin),
+                json!({"tokenName": "ops"}),
+            )
+            .await;
+        assert_status(&r, 200);
+        admin.with_token(r.2["token"].as_str().expect("a token"))
+    }
+
     /// Creates a user through `users.create` (as the admin) without logging in;
     /// returns the new user's id. Email is `<username>@example.com`.
     pub async fn create_user_only(&self, username: &str, password: &str, roles: &[&str]) -> String {

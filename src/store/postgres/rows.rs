@@ -435,6 +435,22 @@ fn apply_change(
     Ok(())
 }
 
+/// (id, JSON value) rows; a row whose value does not parse is skipped.
+fn json_rows<T: serde::de::DeserializeOwned>(
+    tx: &mut postgres::Transaction,
+    sql: &str,
+) -> anyhow::Result<Vec<(String, T)>> {
+    Ok(tx
+        .query(sql, &[])?
+        .iter()
+        .filter_map(|r| {
+            let id = text(r, 0).ok()?;
+            let v = text(r, 1).ok()?;
+            serde_json::from_str(&v).ok().map(|v| (id, v))
+        })
+        .collect())
+}
+
 pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
     // One consistent view of every table.
     let mut tx = c
@@ -470,24 +486,8 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    let settings = tx
-        .query("SELECT id, value FROM settings", &[])?
-        .iter()
-        .filter_map(|r| {
-            let id = text(r, 0).ok()?;
-            let v = text(r, 1).ok()?;
-            serde_json::from_str(&v).ok().map(|v| (id, v))
-        })
-        .collect();
-    let permissions = tx
-        .query("SELECT id, roles FROM permissions", &[])?
-        .iter()
-        .filter_map(|r| {
-            let id = text(r, 0).ok()?;
-            let v = text(r, 1).ok()?;
-            serde_json::from_str(&v).ok().map(|v| (id, v))
-        })
-        .collect();
+    let settings = json_rows(&mut tx, "SELECT id, value FROM settings")?;
+    let permissions = json_rows(&mut tx, "SELECT id, roles FROM permissions")?;
     let custom_statuses = tx
         .query(
             "SELECT id, name, status_type, updated_at FROM custom_statuses",
