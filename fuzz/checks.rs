@@ -10,8 +10,8 @@ use serde_json::Value;
 use statusd::input::ddp::{self, ClientFrame, FrameError, MeteorError};
 use statusd::input::{
     check_expires_at, check_status, names_self, normalize_text, parse_credentials, parse_login,
-    parse_set_status_body, target_param, ApiError, Credentials, SubLimits, SubReply, Subscriptions,
-    TargetParam, MATCH_ERROR, STATUS_TEXT_MAX,
+    parse_set_status_body, target_param, ApiError, Credentials, Error, SubLimits, SubReply,
+    Subscriptions, TargetParam, MATCH_ERROR, STATUS_TEXT_MAX,
 };
 
 /// The REST route whose body rules the DDP `login` method shares.
@@ -37,7 +37,7 @@ pub fn assert_contract_error(e: &ApiError, route: &str) {
         (400..500).contains(&status),
         "client input gave {status}: {e}"
     );
-    let body = e.clone().in_route(route).body();
+    let body = e.route_body(route);
     assert_eq!(body.get("success"), Some(&Value::Bool(false)), "{body}");
     assert!(body.get("error").is_some_and(Value::is_string), "{body}");
     if let Some(code) = body.get("errorType").and_then(Value::as_str) {
@@ -50,9 +50,9 @@ pub fn assert_contract_error(e: &ApiError, route: &str) {
     assert_eq!(back, body);
 }
 
-fn meteor_code(e: &ApiError) -> Option<&str> {
+fn meteor_code(e: &Error) -> Option<&str> {
     match e {
-        ApiError::Meteor { code, .. } => Some(code),
+        Error::Refused { code, .. } => Some(code),
         _ => None,
     }
 }
@@ -65,8 +65,7 @@ pub fn set_status_body(data: &[u8]) {
         Err(e) => {
             // Step 3 answers only these two (CONTRACT §2, §4; docs/decisions.md).
             assert!(
-                e == ApiError::Plain(MATCH_ERROR.into())
-                    || e == ApiError::Plain("Invalid JSON body".into()),
+                e == ApiError::plain(MATCH_ERROR) || e == ApiError::plain("Invalid JSON body"),
                 "{e}"
             );
             assert_contract_error(&e, ROUTE);
@@ -104,7 +103,7 @@ pub fn set_status_body(data: &[u8]) {
                     ),
                     "{e}"
                 );
-                assert_contract_error(&e, ROUTE);
+                assert_contract_error(&e.into(), ROUTE);
             }
         }
     }
@@ -118,7 +117,7 @@ pub fn set_status_body(data: &[u8]) {
         Ok(None) => assert!(req.expires_at.as_deref().is_none_or(str::is_empty)),
         Err(e) => {
             assert_eq!(meteor_code(&e), Some("error-invalid-date"), "{e}");
-            assert_contract_error(&e, ROUTE);
+            assert_contract_error(&e.into(), ROUTE);
         }
     }
     // Step 9: trimmed, then cut to 120 characters.
@@ -144,8 +143,8 @@ pub fn login_body(data: &[u8]) {
         }
         Err(e) => {
             assert!(
-                matches!(&e, ApiError::LoginFailed)
-                    || matches!(&e, ApiError::Plain(t) if t.starts_with("Match error")
+                matches!(&e, ApiError::Domain(Error::LoginFailed))
+                    || matches!(&e, ApiError::Domain(Error::Invalid(t)) if t.starts_with("Match error")
                         || t == "Invalid JSON body"
                         || t == "Invalid form body"),
                 "{e}"
@@ -202,7 +201,7 @@ pub fn ddp_frame(data: &[u8]) {
             if method == "login" {
                 // The DDP login reads its argument as the REST login reads its body.
                 if let Some(Err(e)) = params.first().map(parse_credentials) {
-                    assert_contract_error(&e, LOGIN);
+                    assert_contract_error(&e.into(), LOGIN);
                 }
             }
         }

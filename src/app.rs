@@ -1,48 +1,72 @@
-//! The shared context every request handler and realtime session receives.
+//! The server's context, what every request handler and realtime session receives:
+//! the core (model, writer, store, bus, metrics; `state::Core`) and the parts only a
+//! server has: the configuration, rate limits and failed-login blocking, the bound on
+//! concurrent password work, the realtime hub, the NATS link, cluster leadership and
+//! this instance's own connections. `App` dereferences to its `Core`.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::bus::Bus;
+use crate::accounts::{password, tokens};
+use crate::auth::defaults::Permission;
+use crate::auth::secrets;
+use crate::cluster::Leadership;
 use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::limits::{LoginGuard, RateLimiter};
-use crate::metrics::Metrics;
-use crate::model::{Token, TokenKind, User};
-use crate::settings::ids;
-use crate::state::{Model, Writer};
+use crate::model::{Token, User};
+use crate::own_conns::OwnConns;
+use crate::settings::{Typed, Values};
+use crate::state::Core;
 
 pub struct App {
+    pub core: Core,
     pub cfg: Config,
-    pub model: Arc<RwLock<Model>>,
-    pub writer: Writer,
-    pub bus: Bus,
-    pub metrics: Arc<Metrics>,
     pub limiter: RateLimiter,
     pub login_guard: LoginGuard,
     /// Bounds concurrent bcrypt work so logins cannot starve status traffic.
     pub login_slots: Semaphore,
-    pub hub: crate::realtime::Hub,
-    /// The durable store, for the few reads not served from memory (status history).
-    pub store: Arc<dyn crate::store::Store>,
+    pub hub: Hub,
     /// The NATS link in cluster mode.
     pub nats: Option<async_nats::Client>,
     /// Does this instance hold the cluster lease for once-only work (expiry, reaping)?
-    pub leader: crate::cluster::Leadership,
+    pub leader: Arc<Leadership>,
     /// The realtime connections this instance holds (cluster repair).
-    pub own_conns: crate::own_conns::OwnConns,
-    /// This process's id among the instances sharing a store.
-    pub instance_id: String,
+    pub own_conns: Arc<OwnConns>,
 }
 
 pub type Ctx = Arc<App>;
 
+impl Deref for App {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
 impl App {
-    /// The user a token authenticates, if the token exists, belongs to `user_id`,
-    /// has not expired and the user is active.
+    /// The server parts around a started core.
+    pub fn new(core: Core, cfg: Config, nats: Option<async_nats::Client>) -> App {
+        App {
+            login_slots: Semaphore::new(cfg.login_concurrency),
+            core,
+            cfg,
+            limiter: Default::default(),
+            login_guard: Default::default(),
+            hub: Default::default(),
+            nats,
+            leader: Default::default(),
+            own_conns: Default::default(),
+        }
+    }
+
+    /// The user a token authenticates (`accounts::tokens::authenticate`).
     pub fn authenticate(&self, user_id: &str, token: &str) -> Option<(Arc<User>, Arc<Token>)> {
-        self.authenticate_hashed(user_id, &crate::auth::secrets::hash_token(token))
+        self.authenticate_hashed(user_id, &secrets::hash_token(token))
     }
 
     /// As `authenticate`, for a token already hashed (a realtime connection keeps only
@@ -52,42 +76,46 @@ impl App {
         user_id: &str,
         hashed: &str,
     ) -> Option<(Arc<User>, Arc<Token>)> {
-        let m = self.model.read();
-        let tok = m.tokens.get(hashed)?;
-        if !crate::auth::secrets::secrets_equal(&tok.user_id, user_id) {
-            return None;
-        }
-        if tok.kind == TokenKind::Login {
-            let days = m.setting_i64(ids::LOGIN_EXPIRATION, 90).max(0);
-            if chrono::Utc::now() - tok.created_at > chrono::Duration::days(days) {
-                return None;
-            }
-        }
-        let user = m.users.get(user_id)?;
-        if !user.active {
-            return None;
-        }
-        Some((user.clone(), tok.clone()))
+        tokens::authenticate(&self.model.read(), user_id, hashed)
     }
 
-    pub fn has_permission(&self, user: &User, permission: &str) -> bool {
-        self.model.read().has_permission(user, permission)
+    pub fn has_permission(&self, user: &User, permission: Permission) -> bool {
+        self.model.read().has_permission(user, permission.id())
     }
 
-    pub fn setting_bool(&self, id: &str) -> bool {
-        self.model.read().setting_bool(id)
+    /// Refuses the caller without `permission`.
+    pub fn require(&self, user: &User, permission: Permission) -> Result<()> {
+        if self.has_permission(user, permission) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
     }
 
-    /// When a login token made now expires.
+    /// A workspace setting's value now.
+    pub fn setting<S: Typed>(&self, setting: &S) -> S::Out {
+        self.model.read().value(setting)
+    }
+
+    /// When a login token made at `created` expires.
     pub fn token_expires(
         &self,
         created: chrono::DateTime<chrono::Utc>,
     ) -> chrono::DateTime<chrono::Utc> {
-        let days = self
-            .model
-            .read()
-            .setting_i64(ids::LOGIN_EXPIRATION, 90)
-            .max(0);
-        created + chrono::Duration::days(days)
+        tokens::login_expires(&self.model.read(), created)
+    }
+
+    /// A turn at password work (bcrypt), waiting while `LOGIN_CONCURRENCY` others run.
+    pub async fn login_slot(&self) -> Result<SemaphorePermit<'_>> {
+        self.login_slots
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("shutting down".into()))
+    }
+
+    /// `accounts::password::hash`, in turn with the logins.
+    pub async fn hash_password(&self, plain: &str) -> Result<String> {
+        let _slot = self.login_slot().await?;
+        password::hash_off_thread(plain).await
     }
 }

@@ -1,22 +1,22 @@
-//! Start-up: open the store, load the model, and make a fresh or upgraded database
+//! Start-up of the server: open the core (`state::Core`) as the CLI does, with the
+//! cluster lease taken before the model is loaded and NATS wired in cluster mode; put
+//! the server's parts around it (`app::App`); and make a fresh or upgraded database
 //! whole (default settings and permissions, `OVERWRITE_SETTING_*`, the `rocket.cat`
 //! bot, a first admin). Every problem is one line naming its cause.
 
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context};
-use parking_lot::RwLock;
+use anyhow::anyhow;
 use serde_json::Value as Json;
-use tokio::sync::Semaphore;
 
+use crate::accounts::{password, users};
 use crate::app::App;
-use crate::auth::{defaults, secrets};
-use crate::bus::Bus;
+use crate::auth::defaults::{self, Permission};
+use crate::auth::secrets;
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::model::{Email, Status, User};
+use crate::model::{Email, Status, UserKind};
 use crate::settings;
-use crate::state::{Model, Tx, Writer};
+use crate::state::{Core, Model, Tx};
 use crate::store::Role;
 
 /// `OVERWRITE_SETTING_<id>=value` pairs from the environment, checked against the types.
@@ -55,7 +55,7 @@ fn first_admin(cfg: &Config) -> anyhow::Result<FirstAdmin> {
             ("admin".to_string(), p.clone(), Some(p))
         }
     };
-    let password_hash = secrets::hash_password_digest(&secrets::sha256_hex(&password))?;
+    let password_hash = password::hash(&password)?;
     Ok(FirstAdmin {
         email: cfg
             .admin_email
@@ -68,33 +68,9 @@ fn first_admin(cfg: &Config) -> anyhow::Result<FirstAdmin> {
     })
 }
 
-pub fn new_user(username: &str, name: &str, now: chrono::DateTime<chrono::Utc>) -> User {
-    User {
-        id: secrets::new_id(),
-        username: username.to_string(),
-        name: name.to_string(),
-        emails: Vec::new(),
-        password_hash: None,
-        roles: vec!["user".into()],
-        active: true,
-        kind: "user".into(),
-        status: Status::Offline,
-        status_default: Status::Online,
-        status_connection: Status::Offline,
-        status_text: String::new(),
-        status_source: None,
-        status_expires_at: None,
-        previous_state: None,
-        utc_offset: 0.0,
-        created_at: now,
-        updated_at: now,
-        last_login: None,
-    }
-}
-
 /// Does the database still need its first admin (it has no human user)?
 fn needs_admin(model: &Model) -> bool {
-    !model.users.values().any(|u| u.kind == "user")
+    !model.users.values().any(|u| u.kind == UserKind::User)
 }
 
 /// How often a start-up tries to write the initial state (instances racing on an empty
@@ -117,28 +93,29 @@ fn make_whole(
             tx.put_setting(id, value.clone());
         }
     }
-    for (id, roles) in defaults::PERMISSIONS {
-        if tx.permission_roles(id).is_none() {
-            tx.put_permission(id, roles.iter().map(|r| r.to_string()).collect());
+    for p in Permission::ALL {
+        if tx.permission_roles(p.id()).is_none() {
+            let roles = p.default_roles().iter().map(|r| r.to_string()).collect();
+            tx.put_permission(p.id(), roles);
         }
     }
     if tx.user("rocket.cat").is_none() {
-        let mut bot = new_user("rocket.cat", "Rocket.Cat", tx.now);
+        let mut bot = users::new_user("rocket.cat", "Rocket.Cat", tx.now);
         bot.id = "rocket.cat".into();
-        bot.roles = vec!["bot".into()];
-        bot.kind = "bot".into();
+        bot.roles = vec![defaults::BOT.into()];
+        bot.kind = UserKind::Bot;
         bot.status = Status::Online;
         tx.put_user(bot);
     }
     // Decided again here: another instance may have created the admin meanwhile.
     let admin = admin.filter(|_| !tx.has_human_user())?;
-    let mut user = new_user(&admin.username, &admin.name, tx.now);
+    let mut user = users::new_user(&admin.username, &admin.name, tx.now);
     user.emails = vec![Email {
         address: admin.email,
         verified: true,
     }];
     user.password_hash = Some(admin.password_hash);
-    user.roles = vec!["admin".into(), "user".into()];
+    user.roles = vec![defaults::ADMIN.into(), defaults::USER.into()];
     tx.put_user(user);
     admin.generated
 }
@@ -146,29 +123,28 @@ fn make_whole(
 /// Opens everything and returns the ready application context.
 pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let overwrites = overwrites()?;
-    let instance_id = secrets::new_id();
     let dead_after = std::time::Duration::from_secs(cfg.instance_dead_secs);
     // Opening and loading block (file or database I/O): keep them off the async workers.
-    let (store, snapshot, lease) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
-        let store = crate::store::open(&cfg.database_url, &instance_id, Role::Server)
-            .context("DATABASE_URL")?;
+    let (loaded, lease) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
+        let mut lease = None;
         // The lease first: a model loaded after taking it holds everything a previous
         // leader committed (see `cluster::run`).
-        let lease = crate::cluster::lead_at_start(store.as_ref(), dead_after);
-        let snapshot = store.load().context("DATABASE_URL: loading the database")?;
-        Ok((store, snapshot, lease))
+        let loaded = Core::load(&cfg.database_url, Role::Server, |store| {
+            lease = Some(crate::cluster::lead_at_start(store, dead_after));
+        })?;
+        Ok((loaded, lease))
     })?;
     // A user recorded as connected without a live connection in the store was
     // connected to a process that is gone: show them offline.
-    let stale_connections: Vec<String> = snapshot
+    let stale_connections: Vec<String> = loaded
+        .model
         .users
-        .iter()
+        .values()
         .filter(|u| u.status_connection != Status::Offline)
-        .filter(|u| !snapshot.conns.iter().any(|(uid, _, _)| *uid == u.id))
+        .filter(|u| !loaded.model.conns.contains_key(&u.id))
         .map(|u| u.id.clone())
         .collect();
-    let model = Model::from_snapshot(snapshot);
-    let admin = if needs_admin(&model) {
+    let admin = if needs_admin(&loaded.model) {
         Some(tokio::task::block_in_place(|| first_admin(&cfg))?)
     } else {
         None
@@ -185,38 +161,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         None => (None, None),
     };
 
-    let model = Arc::new(RwLock::new(model));
-    let metrics = Arc::new(Metrics::new());
-    let bus = Bus::new(4096);
-    let writer = Writer::start(
-        model.clone(),
-        store.clone(),
-        bus.clone(),
-        metrics.clone(),
-        commits,
-    );
-    let app = Arc::new(App {
-        login_slots: Semaphore::new(cfg.login_concurrency),
-        model,
-        writer,
-        bus,
-        metrics,
-        limiter: Default::default(),
-        login_guard: Default::default(),
-        hub: Default::default(),
-        store,
-        nats: nats.as_ref().map(|(client, _, _)| client.clone()),
-        leader: Default::default(),
-        own_conns: Default::default(),
-        instance_id: instance_id.clone(),
-        cfg,
-    });
+    let core = loaded.start(4096, commits);
+    let client = nats.as_ref().map(|(client, _, _)| client.clone());
+    let app = Arc::new(App::new(core, cfg, client));
     if let Some((client, commits, reconnected)) = nats {
         let subject = format!("{}.changes", app.cfg.nats_subject_prefix);
         crate::bus::nats::start(
             client,
             subject,
-            instance_id,
+            app.instance_id.clone(),
             commits,
             reconnected,
             app.writer.clone(),
@@ -225,12 +178,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         .await?;
     }
 
-    let (leads, asked) = lease;
-    app.leader.record(
-        leads,
-        asked,
-        crate::cluster::lease_length(crate::cluster::heartbeat_period(dead_after)),
-    );
+    if let Some((leads, asked)) = lease {
+        app.leader.record(
+            leads,
+            asked,
+            crate::cluster::lease_length(crate::cluster::heartbeat_period(dead_after)),
+        );
+    }
 
     // Several instances starting at once on an empty database each find no admin and
     // create one; the store's unique username lets one commit win and refuses the

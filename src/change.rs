@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::auth::secrets::new_id;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::model::{ConnStatus, HistoryEntry, PreviousState, Source, Status, User};
 use crate::state::Tx;
 use crate::status::presence;
@@ -59,8 +59,8 @@ fn recompute(user: &mut User, conns: &[ConnStatus], chosen_now: bool) {
 }
 
 /// Applies a manual change to the user `target_id`. Returns the updated user.
-pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<User, ApiError> {
-    let current = tx.user(target_id).ok_or_else(ApiError::invalid_user)?;
+pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<User, Error> {
+    let current = tx.user(target_id).ok_or_else(Error::invalid_user)?;
     let mut user = (*current).clone();
     if let Some(expires) = change.expires_at {
         // Keep the last permanent choice: chaining temporary statuses restores it.

@@ -17,12 +17,14 @@
 //! the lease's end, so expiry pauses for at most four periods (20 s by default) when
 //! the leader dies without a goodbye; a graceful stop resigns at once.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::app::Ctx;
-use crate::{change, own_conns};
+use crate::change;
+use crate::own_conns::{self, OwnConns};
+use crate::state::Core;
 
 pub const HEARTBEAT: Duration = Duration::from_secs(5);
 
@@ -83,20 +85,32 @@ pub fn lead_at_start(store: &dyn crate::store::Store, dead_after: Duration) -> (
     (leads, asked)
 }
 
-pub async fn run(app: Ctx) {
-    let dead_after = Duration::from_secs(app.cfg.instance_dead_secs);
+/// The upkeep loop: this instance's heartbeat and its bid for the lease every period;
+/// as the leader, reaping; on every instance, the repair of its own connections.
+pub async fn run(
+    core: Core,
+    leader: Arc<Leadership>,
+    own_conns: Arc<OwnConns>,
+    dead_after: Duration,
+) {
     let period = heartbeat_period(dead_after);
     loop {
-        round(&app, dead_after, lease_length(period)).await;
+        round(&core, &leader, &own_conns, dead_after, lease_length(period)).await;
         tokio::time::sleep(period).await;
     }
 }
 
-async fn round(app: &Ctx, dead_after: Duration, lease: Duration) {
-    if app.leader.stopped() {
+async fn round(
+    core: &Core,
+    leader: &Leadership,
+    own_conns: &Arc<OwnConns>,
+    dead_after: Duration,
+    lease: Duration,
+) {
+    if leader.stopped() {
         return;
     }
-    let store = app.store.clone();
+    let store = core.store.clone();
     let asked = Instant::now();
     let (healthy, leads) = tokio::task::spawn_blocking(move || {
         if let Err(e) = store.heartbeat() {
@@ -114,28 +128,28 @@ async fn round(app: &Ctx, dead_after: Duration, lease: Duration) {
     .await
     .unwrap_or((false, false));
 
-    if leads && !app.leader.is_leader() && app.store.persists_connections() {
+    if leads && !leader.is_leader() && core.store.persists_connections() {
         // Newly the leader: first read everything the previous leader committed, some
         // of which NATS may not have brought yet, so no expiry is applied twice.
-        if !app.writer.resync(app.store.clone()).await {
-            app.leader.record(false, asked, lease);
+        if !core.writer.resync(core.store.clone()).await {
+            leader.record(false, asked, lease);
             return;
         }
         tracing::info!("this instance is now the cluster leader");
     }
-    app.leader.record(leads, asked, lease);
-    if app.leader.is_leader() {
-        reap(app, dead_after).await;
+    leader.record(leads, asked, lease);
+    if leader.is_leader() {
+        reap(core, dead_after).await;
     }
-    if healthy && app.store.persists_connections() {
-        own_conns::repair(app).await;
+    if healthy && core.store.persists_connections() {
+        own_conns::repair(core, own_conns).await;
     }
 }
 
 /// Removes the connections of dead instances through the normal write path
 /// (committed, published on NATS, an `offline` event for each user left with none).
-async fn reap(app: &Ctx, dead_after: Duration) {
-    let store = app.store.clone();
+async fn reap(core: &Core, dead_after: Duration) {
+    let store = core.store.clone();
     let dead = tokio::task::spawn_blocking(move || store.dead_connections(dead_after))
         .await
         .map_err(anyhow::Error::from)
@@ -149,7 +163,7 @@ async fn reap(app: &Ctx, dead_after: Duration) {
         }
     };
     tracing::info!("reaping {} connections of dead instances", dead.len());
-    let reaped = app
+    let reaped = core
         .writer
         .run_as_leader(move |tx| {
             for (user, conn) in &dead {
@@ -160,7 +174,7 @@ async fn reap(app: &Ctx, dead_after: Duration) {
         .await;
     match reaped {
         Ok(()) => {
-            let store = app.store.clone();
+            let store = core.store.clone();
             let _ =
                 tokio::task::spawn_blocking(move || store.forget_dead_instances(dead_after)).await;
         }
@@ -170,9 +184,9 @@ async fn reap(app: &Ctx, dead_after: Duration) {
 
 /// A graceful stop: stop leading and hand the lease back, so another instance takes
 /// over within one period instead of after the lease runs out.
-pub async fn resign(app: &Ctx) {
-    app.leader.stop();
-    let store = app.store.clone();
+pub async fn resign(core: &Core, leader: &Leadership) {
+    leader.stop();
+    let store = core.store.clone();
     // Not worth holding up the stop for: the lease runs out by itself anyway.
     let resigned = tokio::time::timeout(
         RESIGN_WAIT,

@@ -1,13 +1,7 @@
 //! Every setting of the process, from environment variables or their flags (CONTRACT §1).
+//! A leaf: the command line around it (the admin subcommands) is `cli::Args`.
 
-use clap::{Parser, Subcommand};
-
-#[derive(Parser, Debug, Clone)]
-#[command(
-    name = "statusd",
-    version,
-    about = "A Rocket.Chat-compatible user status and presence server"
-)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct Config {
     /// HTTP and websocket port.
     #[arg(long, env = "PORT", default_value_t = 3000)]
@@ -77,53 +71,9 @@ pub struct Config {
     /// The most concurrent password checks (bcrypt); more logins wait their turn.
     #[arg(long, env = "LOGIN_CONCURRENCY", default_value_t = 2)]
     pub login_concurrency: usize,
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-#[derive(Subcommand, Debug, Clone)]
-pub enum Command {
-    /// Run the server (the default).
-    Serve,
-    /// Manage users: add, passwd, role, disable, enable.
-    #[command(subcommand)]
-    User(crate::cli::UserCommand),
-    /// Personal access tokens (for bots).
-    #[command(subcommand)]
-    Token(crate::cli::TokenCommand),
-    /// Read and change workspace settings.
-    #[command(subcommand)]
-    Settings(crate::cli::SettingsCommand),
-    /// Import users from another server.
-    #[command(subcommand)]
-    Import(crate::cli::ImportCommand),
 }
 
 impl Config {
-    /// What one realtime connection may listen to.
-    pub fn sub_limits(&self) -> crate::realtime::streams::SubLimits {
-        crate::realtime::streams::SubLimits {
-            subscriptions: self.ws_max_subscriptions,
-            watched_users: self.ws_max_watched_users,
-        }
-    }
-
-    /// Parses the command line and environment. `--help` and `--version` print and
-    /// exit 0; a bad value prints clap's first line (it names the flag and variable,
-    /// e.g. `--port <PORT>`) and exits 2, so every start failure is one line.
-    pub fn from_args() -> Config {
-        match Config::try_parse() {
-            Ok(cfg) => cfg,
-            Err(e) if !e.use_stderr() => e.exit(),
-            Err(e) => {
-                let text = e.to_string();
-                let first = text.lines().next().unwrap_or("invalid arguments");
-                eprintln!("statusd: {}", first.trim_start_matches("error: "));
-                std::process::exit(2);
-            }
-        }
-    }
-
     /// Checks what clap cannot: one line naming the variable on the first problem.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.database_url.starts_with("sqlite://")

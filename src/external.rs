@@ -23,10 +23,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::Ctx;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::model::{CustomStatus, Token, User};
-use crate::state::{Change, Key, Model, Value};
+use crate::state::{Change, Core, Key, Model, Value};
 use crate::store::Snapshot;
 
 /// How often the store is asked.
@@ -35,14 +34,14 @@ const POLL: Duration = Duration::from_secs(1);
 /// Polls the store for outside changes for as long as the server runs. A reload that
 /// fails (the store went away) is tried again every tick until it succeeds: the news
 /// of the change is not repeated.
-pub async fn run(app: Ctx) {
+pub async fn run(core: Core) {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending = false;
     let mut failing = false;
     loop {
         tick.tick().await;
-        let store = app.store.clone();
+        let store = core.store.clone();
         match tokio::task::spawn_blocking(move || store.changed_elsewhere()).await {
             Ok(Ok(changed)) => {
                 pending |= changed;
@@ -57,49 +56,49 @@ pub async fn run(app: Ctx) {
             Err(e) => tracing::warn!("asking the store for outside changes: {e}"),
         }
         if pending {
-            match reload(&app).await {
+            match reload(&core).await {
                 Ok(0) => pending = false,
                 Ok(n) => {
                     pending = false;
                     tracing::info!("applied {n} changes made by another process");
                 }
-                Err(e) => tracing::warn!("reading changes made by another process: {e:?}"),
+                Err(e) => tracing::warn!("reading changes made by another process: {e}"),
             }
         }
     }
 }
 
 /// Reads the store and applies what differs from the model; returns how many changes.
-pub async fn reload(app: &Ctx) -> Result<usize, ApiError> {
-    let store = app.store.clone();
+pub async fn reload(core: &Core) -> Result<usize, Error> {
+    let store = core.store.clone();
     if store.persists_connections() {
         // A shared store (PostgreSQL) also holds what the other instances committed,
         // some of which NATS may still be carrying here. Applying a diff after the job
         // that computed it could undo a connection change that NATS delivered in
         // between; the writer's resync reads and replaces in one step, in its order,
         // as after a NATS gap.
-        return if app.writer.resync(store).await {
+        return if core.writer.resync(store).await {
             tracing::info!("reloaded the store after a change made by another process");
             Ok(0)
         } else {
-            Err(ApiError::Unavailable("the store could not be read".into()))
+            Err(Error::Unavailable("the store could not be read".into()))
         };
     }
-    let model = app.model.clone();
+    let model = core.model.clone();
     let keep_conns = !store.persists_connections();
-    let changes = app
+    let changes = core
         .writer
         .run(move |_tx| {
             let snapshot = store.load().map_err(|e| {
                 tracing::warn!("loading the store: {e:#}");
-                ApiError::Unavailable("the store could not be read".into())
+                Error::Unavailable("the store could not be read".into())
             })?;
             Ok(differences(&model.read(), snapshot, keep_conns))
         })
         .await?;
     let n = changes.len();
     if n > 0 {
-        app.writer.apply_remote(changes).await;
+        core.writer.apply_remote(changes).await;
     }
     Ok(n)
 }
@@ -235,7 +234,7 @@ mod tests {
     use serde_json::json;
 
     fn user(id: &str, name: &str) -> User {
-        let mut u = crate::bootstrap::new_user(name, name, Utc::now());
+        let mut u = crate::accounts::users::new_user(name, name, Utc::now());
         u.id = id.to_string();
         u
     }

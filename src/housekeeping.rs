@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::app::Ctx;
-use crate::settings::ids;
+use crate::settings::{self, Values};
 
 const EVERY: Duration = Duration::from_secs(60);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -27,10 +27,7 @@ pub async fn run(app: Ctx) {
 
 /// Deletes history entries older than the retention setting (0 keeps everything).
 pub async fn prune_history(app: &Ctx) -> anyhow::Result<u64> {
-    let days = app
-        .model
-        .read()
-        .setting_i64(ids::HISTORY_RETENTION_DAYS, 30);
+    let days = app.model.read().value(&settings::HISTORY_RETENTION_DAYS);
     if days <= 0 {
         return Ok(0);
     }

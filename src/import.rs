@@ -25,18 +25,16 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
-use crate::app::Ctx;
+use crate::accounts::{identity, tokens, users};
 use crate::auth::defaults;
-use crate::error::ApiError;
-use crate::http::users;
-use crate::model::{Email, Status, Token, TokenKind};
-use crate::state::Tx;
+use crate::error::Error;
+use crate::model::{Email, Status, Token, TokenKind, UserKind};
+use crate::state::{Core, Tx};
 use crate::status::{presence, rules};
 
 /// Users written per writer job (one transaction each): keeps every job short and the
 /// per-job lookups cheap on large exports. Re-running after a failure is safe.
 const CHUNK: usize = 500;
-const METHOD: &str = "import";
 
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -70,7 +68,7 @@ pub struct RcUser {
     pub emails: Option<Vec<Email>>,
     pub roles: Vec<String>,
     pub active: bool,
-    pub kind: String,
+    pub kind: UserKind,
     pub status: Status,
     pub status_default: Status,
     pub status_text: String,
@@ -94,7 +92,7 @@ fn warn(text: &str) {
 }
 
 /// Reads an export file and imports it.
-pub async fn rocketchat(app: &Ctx, path: &Path) -> anyhow::Result<Report> {
+pub async fn rocketchat(core: &Core, path: &Path) -> anyhow::Result<Report> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let docs = documents(&text).with_context(|| format!("reading {}", path.display()))?;
@@ -119,7 +117,7 @@ pub async fn rocketchat(app: &Ctx, path: &Path) -> anyhow::Result<Report> {
     }
     for chunk in users.chunks(CHUNK) {
         let chunk = chunk.to_vec();
-        let (part, warnings) = app
+        let (part, warnings) = core
             .writer
             .run(move |tx| {
                 let mut part = Report::default();
@@ -127,10 +125,10 @@ pub async fn rocketchat(app: &Ctx, path: &Path) -> anyhow::Result<Report> {
                 for u in chunk {
                     apply(tx, u, &mut part, &mut warnings);
                 }
-                Ok::<_, ApiError>((part, warnings))
+                Ok::<_, Error>((part, warnings))
             })
             .await
-            .map_err(|e| anyhow::anyhow!("the import could not be committed: {e:?}"))?;
+            .map_err(|e| anyhow::anyhow!("the import could not be committed: {e}"))?;
         for w in warnings {
             warn(&w);
         }
@@ -248,8 +246,8 @@ pub fn convert(
             .collect()
     });
     let kind = match str_of(doc, "type") {
-        Some("bot") | Some("app") => "bot",
-        _ => "user",
+        Some("bot") | Some("app") => UserKind::Bot,
+        _ => UserKind::User,
     };
     let mut roles: Vec<String> = Vec::new();
     for r in doc
@@ -266,7 +264,10 @@ pub fn convert(
         }
     }
     if roles.is_empty() {
-        roles.push(if kind == "bot" { "bot" } else { "user" }.to_string());
+        roles.push(match kind {
+            UserKind::Bot => defaults::BOT.to_string(),
+            UserKind::User => defaults::USER.to_string(),
+        });
     }
     let status_default = status_of(doc, "statusDefault").unwrap_or(Status::Online);
     // The status a live Rocket.Chat connection produced does not carry over: nobody is
@@ -309,7 +310,7 @@ pub fn convert(
         emails,
         roles,
         active: doc.get("active").and_then(Json::as_bool).unwrap_or(true),
-        kind: kind.to_string(),
+        kind,
         status,
         status_default,
         status_text: rules::normalize_text(str_of(doc, "statusText").unwrap_or("")),
@@ -328,8 +329,8 @@ fn apply(tx: &mut Tx, rc: RcUser, report: &mut Report, warnings: &mut Vec<String
         .or_else(|| tx.user_by_username(&rc.username));
     let except = existing.as_ref().map(|u| u.id.clone());
     // The same username rules as users.create, and not taken by someone else.
-    if let Err(e) = users::check_identity(tx, Some(&rc.username), None, except.as_deref(), METHOD) {
-        warnings.push(format!("{}: {}: skipped", rc.label, words(&e)));
+    if let Err(e) = identity::check(tx, Some(&rc.username), None, except.as_deref()) {
+        warnings.push(format!("{}: {e}: skipped", rc.label));
         report.skipped += 1;
         return;
     }
@@ -339,17 +340,17 @@ fn apply(tx: &mut Tx, rc: RcUser, report: &mut Report, warnings: &mut Vec<String
         let taken_here = emails
             .iter()
             .any(|x: &Email| x.address.eq_ignore_ascii_case(&e.address));
-        match users::check_identity(tx, None, Some(&e.address), except.as_deref(), METHOD) {
+        match identity::check(tx, None, Some(&e.address), except.as_deref()) {
             Ok(()) if !taken_here => emails.push(e),
             Ok(()) => {}
-            Err(err) => warnings.push(format!("{}: email left out: {}", rc.label, words(&err))),
+            Err(err) => warnings.push(format!("{}: email left out: {err}", rc.label)),
         }
     }
     let now = tx.now;
     let mut user = match &existing {
         Some(u) => (**u).clone(),
         None => {
-            let mut u = crate::bootstrap::new_user(&rc.username, &rc.name, now);
+            let mut u = users::new_user(&rc.username, &rc.name, now);
             u.id = rc.id.clone();
             u
         }
@@ -373,24 +374,22 @@ fn apply(tx: &mut Tx, rc: RcUser, report: &mut Report, warnings: &mut Vec<String
     if let Some(h) = rc.password_hash {
         user.password_hash = Some(h);
     }
-    // The last active admin stays one, as in users.update.
-    let was_admin = before
+    user.roles = rc.roles;
+    user.active = rc.active;
+    // The last active admin stays one (the rule of users.update): not refused here, as
+    // the rest of the import should go ahead, but kept as an active admin.
+    if before
         .as_ref()
-        .is_some_and(|b| b.active && b.has_role("admin"));
-    let stays_admin = rc.active && rc.roles.iter().any(|r| r == "admin");
-    if was_admin && !stays_admin && tx.admins_except(&user.id) == 0 {
+        .is_some_and(|b| users::leaves_no_admin(tx, b, Some(&user)))
+    {
         warnings.push(format!(
             "{}: the last active admin keeps the admin role and stays active",
             rc.label
         ));
-        user.roles = rc.roles;
-        if !user.has_role("admin") {
-            user.roles.push("admin".into());
+        if !user.has_role(defaults::ADMIN) {
+            user.roles.push(defaults::ADMIN.into());
         }
         user.active = true;
-    } else {
-        user.roles = rc.roles;
-        user.active = rc.active;
     }
     if user.status_default != rc.status_default || user.status_text != rc.status_text {
         // A new choice: whatever temporary status statusd had is over.
@@ -406,11 +405,7 @@ fn apply(tx: &mut Tx, rc: RcUser, report: &mut Report, warnings: &mut Vec<String
     } else {
         rc.status
     };
-    if !user.active {
-        for t in tx.user_tokens(&user.id) {
-            tx.delete_token(&t.hashed);
-        }
-    }
+    users::log_out_if_inactive(tx, &user);
     match &before {
         Some(b) if *b == user => report.unchanged += 1,
         Some(_) => {
@@ -430,20 +425,10 @@ fn apply(tx: &mut Tx, rc: RcUser, report: &mut Report, warnings: &mut Vec<String
 
 /// Adds the personal access tokens the user does not have yet (a token of the same
 /// name is replaced). Returns how many were added.
-fn import_tokens(tx: &mut Tx, user_id: &str, tokens: Vec<RcToken>, now: DateTime<Utc>) -> usize {
+fn import_tokens(tx: &mut Tx, user_id: &str, imported: Vec<RcToken>, now: DateTime<Utc>) -> usize {
     let mut added = 0;
-    for t in tokens {
-        let mine = tx.user_tokens(user_id);
-        if mine.iter().any(|m| m.hashed == t.hashed) {
-            continue;
-        }
-        for old in mine
-            .iter()
-            .filter(|m| matches!(&m.kind, TokenKind::Personal { name, .. } if *name == t.name))
-        {
-            tx.delete_token(&old.hashed);
-        }
-        tx.put_token(Token {
+    for t in imported {
+        let token = Token {
             hashed: t.hashed,
             user_id: user_id.to_string(),
             kind: TokenKind::Personal {
@@ -451,18 +436,12 @@ fn import_tokens(tx: &mut Tx, user_id: &str, tokens: Vec<RcToken>, now: DateTime
                 last_part: t.last_part,
             },
             created_at: t.created_at.unwrap_or(now),
-        });
-        added += 1;
+        };
+        if tokens::keep_personal(tx, token) {
+            added += 1;
+        }
     }
     added
-}
-
-fn words(e: &ApiError) -> String {
-    e.body()
-        .get("error")
-        .and_then(Json::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 #[cfg(test)]
@@ -533,8 +512,8 @@ mod tests {
         let bot = json!({"_id": "b", "username": "helper", "type": "bot", "status": "online"});
         let b = convert(&bot, 2, &mut dropped).unwrap();
         assert_eq!(
-            (b.kind.as_str(), b.roles.clone()),
-            ("bot", vec!["bot".to_string()])
+            (b.kind, b.roles.clone()),
+            (UserKind::Bot, vec!["bot".to_string()])
         );
         assert_eq!(b.status, Status::Online);
         assert!(convert(&json!({"_id": "x"}), 3, &mut dropped).is_err());

@@ -2,6 +2,7 @@
 //! the fuzz targets (`fuzz/`) and their corpus regression test share one build of the
 //! production code. Only what those need is public.
 
+mod accounts;
 mod app;
 mod auth;
 pub mod bootstrap;
@@ -15,8 +16,12 @@ pub mod expiry;
 pub mod external;
 pub mod housekeeping;
 pub mod http;
+mod hub;
 mod import;
+#[cfg(test)]
+mod layering;
 mod limits;
+mod login;
 mod metrics;
 mod model;
 mod own_conns;
@@ -31,8 +36,10 @@ mod web;
 /// The parsers of untrusted client input, for the fuzz targets and
 /// `tests/fuzz_corpus.rs`: the very functions the routes and the DDP session call.
 pub mod input {
-    pub use crate::error::{ApiError, MATCH_ERROR};
-    pub use crate::http::auth::{parse_credentials, parse_login, Credentials, Login};
+    pub use crate::accounts::credentials::{parse as parse_credentials, Credentials, Login};
+    pub use crate::error::{Error, MATCH_ERROR};
+    pub use crate::http::auth::parse_login;
+    pub use crate::http::error::ApiError;
     pub use crate::http::status::parse_set_status_body;
     pub use crate::realtime::streams::{SubLimits, SubReply, Subscriptions};
     pub use crate::status::rules::{

@@ -4,20 +4,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use statusd::{bootstrap, cli, cluster, config, expiry, external, housekeeping, http, server};
+use statusd::{bootstrap, cli, cluster, expiry, external, housekeeping, http, server};
 use tracing_subscriber::EnvFilter;
 
 /// Caps the crate that logs websocket payloads below its payload-logging level.
 const NO_PAYLOAD_LOGS: &str = "tungstenite=debug";
 
 fn main() {
-    let cfg = config::Config::from_args();
+    let cli::Args { cfg, command } = cli::Args::from_env();
     if let Err(e) = cfg.validate() {
         eprintln!("statusd: {e}");
         std::process::exit(2);
     }
-    match cfg.command.clone() {
-        None | Some(config::Command::Serve) => {}
+    match command {
+        None | Some(cli::Command::Serve) => {}
         // The admin commands: one line of answer, an exit code, no server.
         Some(command) => std::process::exit(cli::main(cfg, command)),
     }
@@ -48,11 +48,11 @@ fn main() {
     }
 }
 
-async fn serve(cfg: config::Config) -> anyhow::Result<()> {
+async fn serve(cfg: statusd::config::Config) -> anyhow::Result<()> {
     let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
     let app = bootstrap::start(cfg).await?;
     // Expiries that fell due while the server was down apply before anyone can look.
-    expiry::catch_up(&app).await;
+    expiry::catch_up(&app.core, &app.leader).await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("PORT: cannot listen on {addr}: {e}"))?;
@@ -60,10 +60,15 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
 
     tokio::spawn(housekeeping::run(app.clone()));
 
-    tokio::spawn(expiry::run(app.clone()));
-    tokio::spawn(cluster::run(app.clone()));
+    tokio::spawn(expiry::run(app.core.clone(), app.leader.clone()));
+    tokio::spawn(cluster::run(
+        app.core.clone(),
+        app.leader.clone(),
+        app.own_conns.clone(),
+        Duration::from_secs(app.cfg.instance_dead_secs),
+    ));
     // Changes the admin CLI or an import commit while the server runs.
-    tokio::spawn(external::run(app.clone()));
+    tokio::spawn(external::run(app.core.clone()));
 
     let router = http::router(app.clone());
     let limits = server::Limits {
@@ -74,7 +79,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     server::serve(listener, router, limits, async move {
         shutdown_signal().await;
         // Another instance takes over the once-only work at once.
-        cluster::resign(&hub_app).await;
+        cluster::resign(&hub_app.core, &hub_app.leader).await;
         tracing::info!("shutting down: closing realtime connections");
         hub_app.hub.begin_shutdown();
     })

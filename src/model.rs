@@ -53,6 +53,33 @@ pub enum ConnStatus {
     Away,
 }
 
+/// Whether an account is a person's or a bot's (Rocket.Chat's `type`). Stored and sent
+/// as `user` / `bot`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserKind {
+    #[default]
+    User,
+    Bot,
+}
+
+impl UserKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserKind::User => "user",
+            UserKind::Bot => "bot",
+        }
+    }
+
+    /// The kind a store row or a client names: `bot`, or else a person.
+    pub fn parse(s: &str) -> UserKind {
+        match s {
+            "bot" => UserKind::Bot,
+            _ => UserKind::User,
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Email {
     pub address: String,
@@ -76,8 +103,7 @@ pub struct User {
     pub password_hash: Option<String>,
     pub roles: Vec<String>,
     pub active: bool,
-    /// "user" or "bot".
-    pub kind: String,
+    pub kind: UserKind,
     /// The displayed status (computed, see `status::presence`).
     pub status: Status,
     /// The chosen status.

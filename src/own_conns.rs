@@ -16,13 +16,13 @@
 //! writes the same thing again, which changes nothing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::app::Ctx;
 use crate::change;
 use crate::model::ConnStatus;
-use crate::state::{Key, Value};
+use crate::state::{Core, Key, Value};
 
 /// Connection id → (user id, the connection's own status).
 type Conns = HashMap<String, (String, ConnStatus)>;
@@ -59,8 +59,8 @@ impl OwnConns {
 }
 
 /// Makes the store and the model agree with the sessions this instance holds.
-pub async fn repair(app: &Ctx) {
-    let store = app.store.clone();
+pub async fn repair(core: &Core, own_conns: &Arc<OwnConns>) {
+    let store = core.store.clone();
     let recorded = match tokio::task::spawn_blocking(move || store.own_connections()).await {
         Ok(Ok(rows)) => rows,
         Ok(Err(e)) => {
@@ -73,12 +73,12 @@ pub async fn repair(app: &Ctx) {
         .into_iter()
         .map(|(user, conn, status)| (conn, (user, status)))
         .collect();
-    let own = app.clone();
-    let repaired = app
+    let own = own_conns.clone();
+    let repaired = core
         .writer
         .run(move |tx| {
             // Read in the writer's order: every change queued before this job is seen.
-            let live = own.own_conns.snapshot();
+            let live = own.snapshot();
             let mut n = 0;
             for (conn, (user, status)) in &live {
                 let in_model =

@@ -1,5 +1,7 @@
-//! The workspace settings statusd knows: id, default, type and whether anyone may read
-//! it through `settings.public`. Values are stored as JSON, checked against the type.
+//! The workspace settings statusd knows, each declared once (`settings!` below): id,
+//! type, default and whether anyone may read it through `settings.public`. Values are
+//! stored as JSON, checked against the type; the code reads them typed
+//! (`model.value(&settings::ALLOW_INVISIBLE)` is a `bool`), falling back to the default.
 
 use serde_json::{json, Value};
 
@@ -12,16 +14,28 @@ pub enum Kind {
     Select(&'static [&'static str]),
 }
 
+/// A default value, as a constant can hold it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Default {
+    Bool(bool),
+    Int(i64),
+    Str(&'static str),
+}
+
 pub struct Definition {
     pub id: &'static str,
     pub kind: Kind,
     pub public: bool,
-    default: fn() -> Value,
+    default: Default,
 }
 
 impl Definition {
     pub fn default_value(&self) -> Value {
-        (self.default)()
+        match self.default {
+            Default::Bool(b) => json!(b),
+            Default::Int(n) => json!(n),
+            Default::Str(s) => json!(s),
+        }
     }
 
     /// Is `value` of this setting's type?
@@ -34,7 +48,7 @@ impl Definition {
         }
     }
 
-    /// Parses the text of an `OVERWRITE_SETTING_<id>` variable.
+    /// Parses the text of an `OVERWRITE_SETTING_<id>` variable (or `statusd settings set`).
     pub fn parse_text(&self, text: &str) -> Option<Value> {
         let v = match self.kind {
             Kind::Bool => match text.trim() {
@@ -49,125 +63,202 @@ impl Definition {
     }
 }
 
-macro_rules! def {
-    ($id:literal, $kind:expr, $public:expr, $default:expr) => {
-        Definition {
-            id: $id,
-            kind: $kind,
-            public: $public,
-            default: || json!($default),
+/// A setting read as a Rust value.
+pub trait Typed {
+    type Out;
+    fn definition(&self) -> &Definition;
+    /// The stored value, or the default when it is missing or of another type.
+    fn read(&self, stored: Option<&Value>) -> Self::Out;
+}
+
+/// A yes/no setting.
+pub struct Flag(Definition);
+/// A whole-number setting.
+pub struct Number(Definition);
+/// A free-text setting.
+pub struct Text(Definition);
+/// A setting that is one of a fixed list of texts.
+pub struct Choice(Definition);
+
+impl Flag {
+    const fn new(id: &'static str, public: bool, default: bool) -> Flag {
+        Flag(Definition {
+            id,
+            kind: Kind::Bool,
+            public,
+            default: Default::Bool(default),
+        })
+    }
+}
+
+impl Number {
+    const fn new(id: &'static str, public: bool, default: i64) -> Number {
+        Number(Definition {
+            id,
+            kind: Kind::Int,
+            public,
+            default: Default::Int(default),
+        })
+    }
+}
+
+impl Text {
+    const fn new(id: &'static str, public: bool, default: &'static str) -> Text {
+        Text(Definition {
+            id,
+            kind: Kind::Str,
+            public,
+            default: Default::Str(default),
+        })
+    }
+}
+
+impl Choice {
+    const fn new(
+        id: &'static str,
+        public: bool,
+        default: &'static str,
+        options: &'static [&'static str],
+    ) -> Choice {
+        Choice(Definition {
+            id,
+            kind: Kind::Select(options),
+            public,
+            default: Default::Str(default),
+        })
+    }
+}
+
+impl Typed for Flag {
+    type Out = bool;
+    fn definition(&self) -> &Definition {
+        &self.0
+    }
+    fn read(&self, stored: Option<&Value>) -> bool {
+        match (stored.and_then(Value::as_bool), self.0.default) {
+            (Some(b), _) | (None, Default::Bool(b)) => b,
+            _ => false,
         }
+    }
+}
+
+impl Typed for Number {
+    type Out = i64;
+    fn definition(&self) -> &Definition {
+        &self.0
+    }
+    fn read(&self, stored: Option<&Value>) -> i64 {
+        match (stored.and_then(Value::as_i64), self.0.default) {
+            (Some(n), _) | (None, Default::Int(n)) => n,
+            _ => 0,
+        }
+    }
+}
+
+impl Typed for Text {
+    type Out = String;
+    fn definition(&self) -> &Definition {
+        &self.0
+    }
+    fn read(&self, stored: Option<&Value>) -> String {
+        match (stored.and_then(Value::as_str), self.0.default) {
+            (Some(s), _) | (None, Default::Str(s)) => s.to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+impl Typed for Choice {
+    type Out = String;
+    fn definition(&self) -> &Definition {
+        &self.0
+    }
+    fn read(&self, stored: Option<&Value>) -> String {
+        match (stored.and_then(Value::as_str), self.0.default) {
+            (Some(s), _) if self.0.accepts(&json!(s)) => s.to_string(),
+            (_, Default::Str(s)) => s.to_string(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// Where setting values are kept (the in-memory model): typed reads of them.
+pub trait Values {
+    /// The stored JSON value of the setting `id`.
+    fn stored(&self, id: &str) -> Option<&Value>;
+
+    /// The value of `setting`, typed.
+    fn value<S: Typed>(&self, setting: &S) -> S::Out {
+        setting.read(self.stored(setting.definition().id))
+    }
+}
+
+/// Declares every setting once: a typed constant each, and `DEFINITIONS`, the list of
+/// them all (what a fresh database is filled with and what `settings/:id` accepts).
+macro_rules! settings {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident: $ty:ident = ($id:literal, $public:expr, $default:expr $(, $options:expr)?);
+    )*) => {
+        $(
+            $(#[$doc])*
+            pub const $name: $ty = $ty::new($id, $public, $default $(, $options)?);
+        )*
+
+        /// Every setting statusd knows.
+        pub static DEFINITIONS: &[Definition] = &[$($name.0),*];
     };
 }
 
+const PUBLIC: bool = true;
+const PRIVATE: bool = false;
+
 pub const REGISTRATION_FORMS: &[&str] = &["Public", "Disabled", "Secret URL"];
 
-pub static DEFINITIONS: &[Definition] = &[
-    def!("Site_Name", Kind::Str, true, "statusd"),
-    def!(
-        "Accounts_AllowUserStatusMessageChange",
-        Kind::Bool,
-        true,
-        true
-    ),
-    def!(
-        "Accounts_AllowInvisibleStatusOption",
-        Kind::Bool,
-        true,
-        true
-    ),
-    def!("Accounts_AllowUserProfileChange", Kind::Bool, true, true),
-    def!("Accounts_LoginExpiration", Kind::Int, true, 90),
-    def!(
-        "Accounts_RegistrationForm",
-        Kind::Select(REGISTRATION_FORMS),
-        true,
-        "Disabled"
-    ),
-    def!("API_Enable_Rate_Limiter", Kind::Bool, false, true),
-    def!(
-        "API_Enable_Rate_Limiter_Limit_Calls_Default",
-        Kind::Int,
-        false,
-        10
-    ),
-    def!(
-        "API_Enable_Rate_Limiter_Limit_Time_Default",
-        Kind::Int,
-        false,
-        60000
-    ),
-    def!("Status_History_Retention_Days", Kind::Int, false, 30),
-    def!("API_Default_Count", Kind::Int, false, 50),
-    def!("API_Upper_Count_Limit", Kind::Int, false, 100),
-    def!(
-        "Block_Multiple_Failed_Logins_Enabled",
-        Kind::Bool,
-        false,
-        true
-    ),
-    def!(
-        "Block_Multiple_Failed_Logins_By_User",
-        Kind::Bool,
-        false,
-        true
-    ),
-    def!(
-        "Block_Multiple_Failed_Logins_By_Ip",
-        Kind::Bool,
-        false,
-        true
-    ),
-    def!(
-        "Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User",
-        Kind::Int,
-        false,
-        10
-    ),
-    def!(
-        "Block_Multiple_Failed_Logins_Time_To_Unblock_By_User_In_Minutes",
-        Kind::Int,
-        false,
-        5
-    ),
-    def!(
-        "Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
-        Kind::Int,
-        false,
-        50
-    ),
-    def!(
-        "Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes",
-        Kind::Int,
-        false,
-        5
-    ),
-    def!(
-        "Block_Multiple_Failed_Logins_Ip_Whitelist",
-        Kind::Str,
-        false,
-        ""
-    ),
-];
+settings! {
+    SITE_NAME: Text = ("Site_Name", PUBLIC, "statusd");
+    /// May users change their status and status text at all (setStatus step 4)?
+    ALLOW_STATUS_MESSAGE_CHANGE: Flag = ("Accounts_AllowUserStatusMessageChange", PUBLIC, true);
+    /// May users choose `offline` (invisible)?
+    ALLOW_INVISIBLE: Flag = ("Accounts_AllowInvisibleStatusOption", PUBLIC, true);
+    ALLOW_USER_PROFILE_CHANGE: Flag = ("Accounts_AllowUserProfileChange", PUBLIC, true);
+    /// Days a login token lasts.
+    LOGIN_EXPIRATION: Number = ("Accounts_LoginExpiration", PUBLIC, 90);
+    /// `Public` lets anyone sign up through users.register.
+    REGISTRATION_FORM: Choice = ("Accounts_RegistrationForm", PUBLIC, "Disabled", REGISTRATION_FORMS);
+    RATE_LIMITER: Flag = ("API_Enable_Rate_Limiter", PRIVATE, true);
+    RATE_LIMIT_CALLS: Number = ("API_Enable_Rate_Limiter_Limit_Calls_Default", PRIVATE, 10);
+    /// The rate limit's window, in milliseconds.
+    RATE_LIMIT_TIME: Number = ("API_Enable_Rate_Limiter_Limit_Time_Default", PRIVATE, 60000);
+    /// Status history older than this many days is pruned; 0 keeps everything.
+    HISTORY_RETENTION_DAYS: Number = ("Status_History_Retention_Days", PRIVATE, 30);
+    /// The page size of the list routes when none is asked for.
+    DEFAULT_COUNT: Number = ("API_Default_Count", PRIVATE, 50);
+    /// The largest page the list routes give.
+    UPPER_COUNT_LIMIT: Number = ("API_Upper_Count_Limit", PRIVATE, 100);
+    BLOCK_FAILED_LOGINS: Flag = ("Block_Multiple_Failed_Logins_Enabled", PRIVATE, true);
+    BLOCK_FAILED_LOGINS_BY_USER: Flag = ("Block_Multiple_Failed_Logins_By_User", PRIVATE, true);
+    BLOCK_FAILED_LOGINS_BY_IP: Flag = ("Block_Multiple_Failed_Logins_By_Ip", PRIVATE, true);
+    BLOCK_USER_AFTER_ATTEMPTS: Number =
+        ("Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User", PRIVATE, 10);
+    BLOCK_USER_FOR_MINUTES: Number =
+        ("Block_Multiple_Failed_Logins_Time_To_Unblock_By_User_In_Minutes", PRIVATE, 5);
+    BLOCK_IP_AFTER_ATTEMPTS: Number =
+        ("Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip", PRIVATE, 50);
+    BLOCK_IP_FOR_MINUTES: Number =
+        ("Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes", PRIVATE, 5);
+    /// Client IPs never blocked, separated by commas.
+    BLOCK_IP_WHITELIST: Text = ("Block_Multiple_Failed_Logins_Ip_Whitelist", PRIVATE, "");
+}
 
 pub fn definition(id: &str) -> Option<&'static Definition> {
     DEFINITIONS.iter().find(|d| d.id == id)
 }
 
-pub mod ids {
-    pub const ALLOW_STATUS_MESSAGE_CHANGE: &str = "Accounts_AllowUserStatusMessageChange";
-    pub const ALLOW_INVISIBLE: &str = "Accounts_AllowInvisibleStatusOption";
-    pub const LOGIN_EXPIRATION: &str = "Accounts_LoginExpiration";
-    pub const REGISTRATION_FORM: &str = "Accounts_RegistrationForm";
-    pub const RATE_LIMITER: &str = "API_Enable_Rate_Limiter";
-    pub const RATE_LIMIT_CALLS: &str = "API_Enable_Rate_Limiter_Limit_Calls_Default";
-    pub const RATE_LIMIT_TIME: &str = "API_Enable_Rate_Limiter_Limit_Time_Default";
-    pub const HISTORY_RETENTION_DAYS: &str = "Status_History_Retention_Days";
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn types_are_checked() {
@@ -183,5 +274,42 @@ mod tests {
         let d = definition("Accounts_RegistrationForm").unwrap();
         assert!(d.accepts(&json!("Public")));
         assert!(!d.accepts(&json!("Open")));
+    }
+
+    #[test]
+    fn ids_are_unique_and_defaults_of_their_type() {
+        let mut seen = std::collections::HashSet::new();
+        for d in DEFINITIONS {
+            assert!(seen.insert(d.id), "{} declared twice", d.id);
+            assert!(d.accepts(&d.default_value()), "{}", d.id);
+        }
+        assert_eq!(DEFINITIONS.len(), 20);
+    }
+
+    struct Stored(HashMap<String, Value>);
+    impl Values for Stored {
+        fn stored(&self, id: &str) -> Option<&Value> {
+            self.0.get(id)
+        }
+    }
+
+    #[test]
+    fn typed_reads_fall_back_to_the_default() {
+        let mut s = Stored(HashMap::new());
+        assert!(s.value(&ALLOW_INVISIBLE));
+        assert_eq!(s.value(&LOGIN_EXPIRATION), 90);
+        assert_eq!(s.value(&REGISTRATION_FORM), "Disabled");
+        s.0.insert(ALLOW_INVISIBLE.0.id.into(), json!(false));
+        s.0.insert(LOGIN_EXPIRATION.0.id.into(), json!(7));
+        s.0.insert(REGISTRATION_FORM.0.id.into(), json!("Public"));
+        s.0.insert(SITE_NAME.0.id.into(), json!(3));
+        assert!(!s.value(&ALLOW_INVISIBLE));
+        assert_eq!(s.value(&LOGIN_EXPIRATION), 7);
+        assert_eq!(s.value(&REGISTRATION_FORM), "Public");
+        assert_eq!(
+            s.value(&SITE_NAME),
+            "statusd",
+            "a value of another type reads as the default"
+        );
     }
 }

@@ -1,31 +1,76 @@
 //! The admin commands of the `statusd` binary: users, personal access tokens, settings
-//! and the Rocket.Chat import. Each opens the store `DATABASE_URL` names, loads it,
-//! and runs its change as a writer job, with the same rules (and mostly the same
-//! functions) as the REST routes, so it commits through the same `Store::commit`.
+//! and the Rocket.Chat import. Each opens the same core as the server (`state::Core`:
+//! the store `DATABASE_URL` names, loaded into a model with a writer of its own) and
+//! runs its change as a writer job with the REST routes' account rules
+//! (`crate::accounts`), so it commits through the same `Store::commit`.
 //! That is safe while a server runs on the same database: the database serialises the
 //! writers, and the server notices the commit within a second (`crate::external`): on
 //! SQLite by the file's data version, on PostgreSQL by a NOTIFY sent with the commit.
 //!
 //! Every command prints one line on success and exits 0; on failure it prints one line
-//! (`statusd: …`) to stderr and exits 1.
-
-use std::sync::Arc;
+//! (`statusd: …`, a refusal in the rules' own words) to stderr and exits 1.
 
 use anyhow::{anyhow, bail, Context};
-use clap::Subcommand;
-use parking_lot::RwLock;
-use serde_json::Value as Json;
-use tokio::sync::Semaphore;
+use clap::{Parser, Subcommand};
 
-use crate::app::{App, Ctx};
-use crate::auth::{defaults, secrets};
-use crate::bus::Bus;
-use crate::config::{Command, Config};
-use crate::error::ApiError;
-use crate::http::{auth as auth_routes, permissions, users};
-use crate::metrics::Metrics;
-use crate::model::{Email, User};
-use crate::state::{Model, Writer};
+use crate::accounts::users::{self, NewAccount};
+use crate::accounts::{password, tokens};
+use crate::auth::defaults;
+use crate::config::Config;
+use crate::model::UserKind;
+use crate::state::Core;
+use crate::store::Role;
+
+/// The command line: the configuration (every flag has its environment variable) and
+/// an optional admin command.
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "statusd",
+    version,
+    about = "A Rocket.Chat-compatible user status and presence server"
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub cfg: Config,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Args {
+    /// Parses the command line and environment. `--help` and `--version` print and
+    /// exit 0; a bad value prints clap's first line (it names the flag and variable,
+    /// e.g. `--port <PORT>`) and exits 2, so every start failure is one line.
+    pub fn from_env() -> Args {
+        match Args::try_parse() {
+            Ok(args) => args,
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => {
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments");
+                eprintln!("statusd: {}", first.trim_start_matches("error: "));
+                std::process::exit(2);
+            }
+        }
+    }
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage users: add, passwd, role, disable, enable.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Personal access tokens (for bots).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Read and change workspace settings.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
+    /// Import users from another server.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
 
 /// `statusd user …`
 #[derive(Subcommand, Debug, Clone)]
@@ -132,102 +177,39 @@ pub fn main(cfg: Config, command: Command) -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("statusd: {}", one_line(&e));
+            // A refused change reads in the rules' own words (`error::Error`'s text).
+            eprintln!("statusd: {}", format!("{e:#}").replace('\n', " "));
             1
         }
     }
 }
 
-/// An error as one line: the API's own words for a refused change.
-fn one_line(e: &anyhow::Error) -> String {
-    let text = match e.downcast_ref::<ApiError>() {
-        Some(api) => api_words(api),
-        None => format!("{e:#}"),
-    };
-    text.replace('\n', " ")
-}
-
-fn api_words(e: &ApiError) -> String {
-    match e.body().get("error").and_then(Json::as_str) {
-        Some(words) => words.to_string(),
-        None => format!("{e:?}"),
-    }
-}
-
-fn api(e: ApiError) -> anyhow::Error {
-    anyhow!(ApiErrorLine(e))
-}
-
-/// Carries an `ApiError` through anyhow with its words as the message.
-#[derive(Debug)]
-struct ApiErrorLine(ApiError);
-
-impl std::fmt::Display for ApiErrorLine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&api_words(&self.0))
-    }
-}
-
-impl std::error::Error for ApiErrorLine {}
-
 async fn run(cfg: Config, command: Command) -> anyhow::Result<String> {
-    let app = open(cfg).await?;
+    let core = open(&cfg).await?;
     match command {
         Command::Serve => bail!("serve is not an admin command"),
-        Command::User(c) => user(&app, c).await,
+        Command::User(c) => user(&core, c).await,
         Command::Token(TokenCommand::Create { username, name }) => {
-            token_create(&app, &username, &name).await
+            token_create(&core, &username, &name).await
         }
-        Command::Settings(SettingsCommand::Get { id }) => settings_get(&app, &id),
+        Command::Settings(SettingsCommand::Get { id }) => settings_get(&core, &id),
         Command::Settings(SettingsCommand::Set { id, value }) => {
-            settings_set(&app, &id, &value).await
+            settings_set(&core, &id, &value).await
         }
         Command::Import(ImportCommand::Rocketchat { file }) => {
-            let report = crate::import::rocketchat(&app, &file).await?;
+            let report = crate::import::rocketchat(&core, &file).await?;
             Ok(report.to_string())
         }
     }
 }
 
 /// Opens the store and loads it into a model that a writer of this process changes:
-/// the same machinery as the server, without the network.
-pub async fn open(cfg: Config) -> anyhow::Result<Ctx> {
-    let instance_id = secrets::new_id();
+/// the same core as the server's, without the server around it.
+pub async fn open(cfg: &Config) -> anyhow::Result<Core> {
     let url = cfg.database_url.clone();
-    let id = instance_id.clone();
-    let (store, snapshot) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let store =
-            crate::store::open(&url, &id, crate::store::Role::Admin).context("DATABASE_URL")?;
-        let snapshot = store.load().context("DATABASE_URL: loading the database")?;
-        Ok((store, snapshot))
-    })
-    .await??;
-    let model = Arc::new(RwLock::new(Model::from_snapshot(snapshot)));
-    let metrics = Arc::new(Metrics::new());
-    let bus = Bus::new(16);
-    let writer = Writer::start(
-        model.clone(),
-        store.clone(),
-        bus.clone(),
-        metrics.clone(),
-        None,
-    );
-    Ok(Arc::new(App {
-        cfg,
-        model,
-        writer,
-        bus,
-        metrics,
-        limiter: Default::default(),
-        login_guard: Default::default(),
-        login_slots: Semaphore::new(1),
-        hub: Default::default(),
-        store,
-        nats: None,
-        leader: Default::default(),
-        own_conns: Default::default(),
-        instance_id,
-    }))
+    let loaded =
+        tokio::task::spawn_blocking(move || Core::load(&url, Role::Admin, |_| {})).await??;
+    Ok(loaded.start(16, None))
 }
 
 /// A password argument; `-` reads the first line of standard input.
@@ -241,16 +223,11 @@ fn password_arg(arg: &str) -> anyhow::Result<String> {
     } else {
         arg.to_string()
     };
-    if password.is_empty() {
-        bail!("the password is empty");
-    }
+    password::required(&password)?;
     Ok(password)
 }
 
-/// The method name REST's user administration reports in its errors.
-const USER_METHOD: &str = "insertOrUpdateUser";
-
-async fn user(app: &Ctx, command: UserCommand) -> anyhow::Result<String> {
+async fn user(core: &Core, command: UserCommand) -> anyhow::Result<String> {
     match command {
         UserCommand::Add {
             username,
@@ -260,81 +237,45 @@ async fn user(app: &Ctx, command: UserCommand) -> anyhow::Result<String> {
             roles,
         } => {
             let roles = if roles.is_empty() {
-                vec!["user".to_string()]
+                vec![defaults::USER.to_string()]
             } else {
                 roles
             };
-            users::check_roles(&roles, USER_METHOD).map_err(api)?;
-            let bot = roles.iter().any(|r| r == "bot");
-            let hash = match password {
-                Some(p) => Some(
-                    users::hash_password(app, &password_arg(&p)?)
-                        .await
-                        .map_err(api)?,
-                ),
+            users::check_roles(&roles)?;
+            let bot = roles.iter().any(|r| r == defaults::BOT);
+            let password_hash = match password {
+                Some(p) => Some(password::hash_off_thread(&password_arg(&p)?).await?),
                 None if bot => None,
                 None => bail!("--password is required (only a bot may go without one)"),
             };
             let username = username.trim().to_string();
-            let email = email
-                .map(|e| e.trim().to_string())
-                .filter(|e| !e.is_empty());
-            let name = name.unwrap_or_else(|| username.clone());
-            let user = app
-                .writer
-                .run(move |tx| {
-                    users::check_identity(
-                        tx,
-                        Some(&username),
-                        email.as_deref(),
-                        None,
-                        USER_METHOD,
-                    )?;
-                    let mut user = crate::bootstrap::new_user(&username, &name, tx.now);
-                    user.emails = email
-                        .into_iter()
-                        .map(|address| Email {
-                            address,
-                            verified: false,
-                        })
-                        .collect();
-                    user.password_hash = hash;
-                    user.roles = roles;
-                    if bot {
-                        user.kind = "bot".into();
-                    }
-                    tx.put_user(user.clone());
-                    Ok(user)
-                })
-                .await
-                .map_err(api)?;
+            let acct = NewAccount {
+                name: name.unwrap_or_else(|| username.clone()),
+                username,
+                email: email
+                    .map(|e| e.trim().to_string())
+                    .filter(|e| !e.is_empty()),
+                password_hash,
+                roles,
+                active: true,
+                kind: if bot { UserKind::Bot } else { UserKind::User },
+            };
+            let user = core.writer.run(move |tx| users::create(tx, acct)).await?;
             Ok(format!(
                 "created {} {} (id {}, roles {})",
-                user.kind,
+                user.kind.as_str(),
                 user.username,
                 user.id,
                 user.roles.join(",")
             ))
         }
         UserCommand::Passwd { username, password } => {
-            let hash = users::hash_password(app, &password_arg(&password)?)
-                .await
-                .map_err(api)?;
-            let name = app
+            let hash = password::hash_off_thread(&password_arg(&password)?).await?;
+            let user = core
                 .writer
-                .run(move |tx| {
-                    let mut u = (*tx
-                        .user_by_username(&username)
-                        .ok_or_else(ApiError::invalid_user)?)
-                    .clone();
-                    u.password_hash = Some(hash);
-                    u.updated_at = tx.now;
-                    tx.put_user(u.clone());
-                    Ok(u.username)
-                })
-                .await
-                .map_err(api)?;
-            Ok(format!("changed the password of {name}"))
+                .run(move |tx| users::set_password(tx, &username, hash))
+                .await?;
+            Ok(format!("changed the password of {}", user.username))
         }
         UserCommand::Role {
             username,
@@ -346,25 +287,19 @@ async fn user(app: &Ctx, command: UserCommand) -> anyhow::Result<String> {
                 (None, Some(r)) => (r, false),
                 _ => bail!("give one of --add ROLE or --remove ROLE"),
             };
-            let role_id = defaults::ROLES
-                .iter()
-                .map(|(id, _, _)| *id)
-                .find(|id| *id == role)
-                .ok_or_else(|| {
-                    api(ApiError::meteor_bare(
-                        "error-role-not-found",
-                        "Role not found",
-                    ))
-                })?;
-            let user = app
+            let (role_id, _, _) = defaults::role(&role).ok_or_else(|| {
+                crate::error::Error::refused("error-role-not-found", "Role not found")
+            })?;
+            let user = core
                 .writer
                 .run(move |tx| {
-                    permissions::set_user_role(tx, &username, role_id, adding)?;
-                    tx.user_by_username(&username)
-                        .ok_or_else(ApiError::invalid_user)
+                    if adding {
+                        users::add_role(tx, &username, role_id)
+                    } else {
+                        users::remove_role(tx, &username, role_id)
+                    }
                 })
-                .await
-                .map_err(api)?;
+                .await?;
             Ok(format!(
                 "{} {role_id} {} {}: roles now {}",
                 if adding { "added" } else { "removed" },
@@ -373,38 +308,17 @@ async fn user(app: &Ctx, command: UserCommand) -> anyhow::Result<String> {
                 user.roles.join(",")
             ))
         }
-        UserCommand::Disable { username } => set_active(app, username, false).await,
-        UserCommand::Enable { username } => set_active(app, username, true).await,
+        UserCommand::Disable { username } => set_active(core, username, false).await,
+        UserCommand::Enable { username } => set_active(core, username, true).await,
     }
 }
 
-/// `users.update {active}`'s rules: the last active admin stays, and a deactivated
-/// user is logged out everywhere.
-async fn set_active(app: &Ctx, username: String, active: bool) -> anyhow::Result<String> {
-    let (user, ended) = app
+/// `statusd user disable|enable`: users.update's rules (`accounts::users::set_active`).
+async fn set_active(core: &Core, username: String, active: bool) -> anyhow::Result<String> {
+    let (user, ended) = core
         .writer
-        .run(move |tx| -> crate::error::ApiResult<(User, usize)> {
-            let current = tx
-                .user_by_username(&username)
-                .ok_or_else(ApiError::invalid_user)?;
-            if !active && current.has_role("admin") {
-                users::ensure_other_admin(tx, &current.id, USER_METHOD)?;
-            }
-            let mut u = (*current).clone();
-            u.active = active;
-            u.updated_at = tx.now;
-            let mut ended = 0;
-            if !active {
-                for t in tx.user_tokens(&u.id) {
-                    tx.delete_token(&t.hashed);
-                    ended += 1;
-                }
-            }
-            tx.put_user(u.clone());
-            Ok((u, ended))
-        })
-        .await
-        .map_err(api)?;
+        .run(move |tx| users::set_active(tx, &username, active))
+        .await?;
     Ok(if active {
         format!("enabled {}", user.username)
     } else {
@@ -416,34 +330,29 @@ async fn set_active(app: &Ctx, username: String, active: bool) -> anyhow::Result
     })
 }
 
-async fn token_create(app: &Ctx, username: &str, name: &str) -> anyhow::Result<String> {
-    let name = name.trim().to_string();
-    if name.is_empty() {
-        return Err(api(ApiError::meteor(
-            "error-token-name-required",
-            "Token name is required",
-            "personalAccessTokens",
-        )));
-    }
-    let user = app
+async fn token_create(core: &Core, username: &str, name: &str) -> anyhow::Result<String> {
+    let name = tokens::token_name(name)?;
+    let user = core
         .model
         .read()
         .user_by_username(username)
-        .ok_or_else(|| api(ApiError::invalid_user()))?;
+        .ok_or_else(crate::error::Error::invalid_user)?;
     if !user.active {
         bail!("{} is disabled: enable the user first", user.username);
     }
-    let token = auth_routes::issue_pat(app, user.id.clone(), name.clone(), false)
-        .await
-        .map_err(api)?;
+    let (user_id, token_name) = (user.id.clone(), name.clone());
+    let token = core
+        .writer
+        .run(move |tx| tokens::issue_personal(tx, &user_id, token_name, false))
+        .await?;
     Ok(format!(
         "created token {name:?} for {}: X-User-Id={} X-Auth-Token={token}",
         user.username, user.id
     ))
 }
 
-fn settings_get(app: &Ctx, id: &str) -> anyhow::Result<String> {
-    let stored = app.model.read().setting(id).cloned();
+fn settings_get(core: &Core, id: &str) -> anyhow::Result<String> {
+    let stored = core.model.read().setting(id).cloned();
     let value = match (stored, crate::settings::definition(id)) {
         (Some(v), _) => v,
         (None, Some(def)) => def.default_value(),
@@ -452,21 +361,20 @@ fn settings_get(app: &Ctx, id: &str) -> anyhow::Result<String> {
     Ok(value.to_string())
 }
 
-async fn settings_set(app: &Ctx, id: &str, text: &str) -> anyhow::Result<String> {
+async fn settings_set(core: &Core, id: &str, text: &str) -> anyhow::Result<String> {
     let def = crate::settings::definition(id).ok_or_else(|| anyhow!("unknown setting {id:?}"))?;
     let value = def
         .parse_text(text)
         .ok_or_else(|| anyhow!("{text:?} is not a valid value for {id} ({:?})", def.kind))?;
     let new = value.clone();
-    let old = app
+    let old = core
         .writer
         .run(move |tx| {
             let old = tx.setting(def.id);
             tx.put_setting(def.id, new);
             Ok(old)
         })
-        .await
-        .map_err(api)?;
+        .await?;
     let old = old.unwrap_or_else(|| def.default_value());
     Ok(format!("{id} = {value} (was {old})"))
 }

@@ -3,16 +3,21 @@
 
 use axum::extract::State;
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{opt_str_field, str_field, Caller, JsonBody, Query};
+use super::error::{ApiError, ApiResult};
+use super::extract::{Body, Caller, Query};
+use super::reply::ok;
+use super::schema;
 use super::users::paging;
-use super::{ok, schema};
 use crate::app::Ctx;
+use crate::auth::defaults::Permission;
 use crate::auth::secrets::new_id;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 use crate::model::{iso, CustomStatus, Status};
 use crate::state::Tx;
 
@@ -64,70 +69,77 @@ async fn list(State(app): State<Ctx>, _caller: Caller, q: Query) -> ApiResult<Re
 }
 
 fn require_manage(app: &Ctx, caller: &Caller) -> ApiResult<()> {
-    if app.has_permission(&caller.user, "manage-user-status") {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden)
-    }
+    Ok(app.require(&caller.user, Permission::ManageUserStatus)?)
 }
 
 /// A trimmed, non-empty name without the characters Rocket.Chat refuses (`><&"'`).
-fn checked_name(name: &str) -> ApiResult<String> {
+fn checked_name(name: &str) -> Result<String> {
     let trimmed = name.trim();
     if trimmed.is_empty() {
-        return Err(ApiError::meteor(
-            "error-the-field-is-required",
-            "The field Name is required",
-            METHOD,
-        ));
+        return Err(
+            Error::refused("error-the-field-is-required", "The field Name is required").by(METHOD),
+        );
     }
     if name.contains(['>', '<', '&', '"', '\'']) {
-        return Err(ApiError::meteor(
+        return Err(Error::refused(
             "error-input-is-not-a-valid-field",
             &format!("{name} is not a valid name"),
-            METHOD,
-        ));
+        )
+        .by(METHOD));
     }
     if trimmed.chars().count() > 120 {
-        return Err(ApiError::meteor(
+        return Err(Error::refused(
             "error-input-is-not-a-valid-field",
             "The name is too long (120 characters at most)",
-            METHOD,
-        ));
+        )
+        .by(METHOD));
     }
     Ok(trimmed.to_string())
 }
 
-fn checked_type(status_type: &str) -> ApiResult<Status> {
+fn checked_type(status_type: &str) -> Result<Status> {
     Status::parse(status_type).ok_or_else(|| {
-        ApiError::meteor(
+        Error::refused(
             "error-input-is-not-a-valid-field",
             &format!("{status_type} is not a valid status type"),
-            METHOD,
         )
+        .by(METHOD)
     })
 }
 
-fn ensure_name_free(tx: &Tx, name: &str, except: Option<&str>) -> ApiResult<()> {
+fn ensure_name_free(tx: &Tx, name: &str, except: Option<&str>) -> Result<()> {
     let lower = name.to_lowercase();
     if tx
         .custom_statuses()
         .iter()
         .any(|c| c.name.to_lowercase() == lower && Some(c.id.as_str()) != except)
     {
-        return Err(ApiError::meteor(
+        return Err(Error::refused(
             "Custom_User_Status_Error_Name_Already_In_Use",
             "The custom user status name is already in use",
-            METHOD,
-        ));
+        )
+        .by(METHOD));
     }
     Ok(())
+}
+
+/// `POST custom-user-status.create`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(rename_all = "camelCase")]
+pub struct CreateCustomStatusRequest {
+    /// Not blank, at most 120 characters, none of `<>&"'`.
+    #[schema(pattern = r#"^[^<>&"']*[^<>&"'\s][^<>&"']*$"#, max_length = 120)]
+    name: String,
+    /// Checked against the four status types after the name (Rocket.Chat's order).
+    #[schema(value_type = schema::StatusName)]
+    status_type: String,
 }
 
 /// Creates a custom status (`manage-user-status`).
 #[utoipa::path(post, path = "/api/v1/custom-user-status.create", tag = "custom statuses",
     security(("userId" = [], "authToken" = [])),
-    request_body = schema::CreateCustomStatusRequest,
+    request_body = CreateCustomStatusRequest,
     responses(
         (status = 200, description = "The new custom status", body = schema::CustomStatusBody),
         (status = 400, description = "Match error, an invalid or taken name, or an invalid status type",
@@ -138,13 +150,12 @@ fn ensure_name_free(tx: &Tx, name: &str, except: Option<&str>) -> ApiResult<()> 
 async fn create(
     State(app): State<Ctx>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    body: Body<CreateCustomStatusRequest>,
 ) -> ApiResult<Response> {
     require_manage(&app, &caller)?;
-    let name = str_field(&body, "name")?;
-    let status_type = str_field(&body, "statusType")?.to_string();
+    let CreateCustomStatusRequest { name, status_type } = body.read()?;
     // Rocket.Chat's order: name, then whether it is free, then the status type.
-    let name = checked_name(name)?;
+    let name = checked_name(&name)?;
     let created = app
         .writer
         .run(move |tx| {
@@ -164,18 +175,33 @@ async fn create(
 }
 
 /// `custom-user-status.delete` of an unknown id (Rocket.Chat's deleteCustomUserStatus).
-fn not_found() -> ApiError {
-    ApiError::meteor(
+fn not_found() -> Error {
+    Error::refused(
         "Custom_User_Status_Error_Invalid_User_Status",
         "Invalid user status",
-        "deleteCustomUserStatus",
     )
+    .by("deleteCustomUserStatus")
+}
+
+/// `POST custom-user-status.update`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(rename_all = "camelCase")]
+pub struct UpdateCustomStatusRequest {
+    #[serde(rename = "_id")]
+    #[schema(rename = "_id")]
+    id: String,
+    /// Not blank, at most 120 characters, none of `<>&"'`.
+    #[schema(pattern = r#"^[^<>&"']*[^<>&"'\s][^<>&"']*$"#, max_length = 120)]
+    name: String,
+    #[schema(value_type = Option<schema::StatusName>)]
+    status_type: Option<String>,
 }
 
 /// Renames a custom status or changes its type (`manage-user-status`).
 #[utoipa::path(post, path = "/api/v1/custom-user-status.update", tag = "custom statuses",
     security(("userId" = [], "authToken" = [])),
-    request_body = schema::UpdateCustomStatusRequest,
+    request_body = UpdateCustomStatusRequest,
     responses(
         (status = 200, description = "The changed custom status", body = schema::CustomStatusBody),
         (status = 400, description = "Match error, no such status, an invalid or taken name, or \
@@ -186,18 +212,20 @@ fn not_found() -> ApiError {
 async fn update(
     State(app): State<Ctx>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    body: Body<UpdateCustomStatusRequest>,
 ) -> ApiResult<Response> {
     require_manage(&app, &caller)?;
-    let id = str_field(&body, "_id")?.to_string();
-    let name = str_field(&body, "name")?.to_string();
-    let status_type = opt_str_field(&body, "statusType")?.map(str::to_string);
+    let UpdateCustomStatusRequest {
+        id,
+        name,
+        status_type,
+    } = body.read()?;
     let updated = app
         .writer
         .run(move |tx| {
             // Rocket.Chat looks the status up first, then validates as on create.
             let current = tx.custom_status(&id).ok_or_else(|| {
-                ApiError::Plain(format!(
+                Error::Invalid(format!(
                     "No custom user status found with the id of \"{id}\"."
                 ))
             })?;
@@ -220,10 +248,18 @@ async fn update(
     Ok(ok(json!({ "customUserStatus": to_json(&updated) })))
 }
 
+/// `POST custom-user-status.delete`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(rename_all = "camelCase")]
+pub struct DeleteCustomStatusRequest {
+    custom_user_status_id: Option<String>,
+}
+
 /// Deletes a custom status (`manage-user-status`).
 #[utoipa::path(post, path = "/api/v1/custom-user-status.delete", tag = "custom statuses",
     security(("userId" = [], "authToken" = [])),
-    request_body = schema::DeleteCustomStatusRequest,
+    request_body = DeleteCustomStatusRequest,
     responses(
         (status = 200, description = "Deleted", body = schema::Success),
         (status = 400, description = "No id, or no such status", body = schema::ErrorBody),
@@ -233,16 +269,13 @@ async fn update(
 async fn delete(
     State(app): State<Ctx>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    body: Body<DeleteCustomStatusRequest>,
 ) -> ApiResult<Response> {
     require_manage(&app, &caller)?;
-    let id = match body.get("customUserStatusId") {
-        None | Some(Value::Null) => String::new(),
-        Some(_) => str_field(&body, "customUserStatusId")?.to_string(),
-    };
+    let id = body.read()?.custom_user_status_id.unwrap_or_default();
     if id.is_empty() {
-        return Err(ApiError::Plain(
-            "The \"customUserStatusId\" params is required!".into(),
+        return Err(ApiError::plain(
+            "The \"customUserStatusId\" params is required!",
         ));
     }
     app.writer

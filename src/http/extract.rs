@@ -1,6 +1,7 @@
 //! Request extractors: the authenticated caller, JSON bodies with contract-shaped
 //! errors, query strings in every encoding clients use, and the client IP.
 
+use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -8,10 +9,14 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use serde::de::{DeserializeOwned, Deserializer, Error as _, Unexpected};
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use serde_path_to_error::Segment;
 
+use super::error::ApiError;
 use crate::app::Ctx;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::model::{Token, User};
 
 /// The authenticated caller, put in the request by the `require_auth` middleware.
@@ -43,7 +48,7 @@ async fn body_bytes(req: Request) -> Result<(HeaderMap, Bytes), ApiError> {
         } else if timed_out(&e) {
             ApiError::RequestTimeout
         } else {
-            ApiError::Plain("Could not read the request body".into())
+            ApiError::plain("Could not read the request body")
         }
     })?;
     Ok((headers, bytes))
@@ -67,7 +72,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    serde_json::from_slice(bytes).map_err(|_| ApiError::Plain("Invalid JSON body".into()))
+    serde_json::from_slice(bytes).map_err(|_| ApiError::plain("Invalid JSON body"))
 }
 
 /// A JSON or `application/x-www-form-urlencoded` body (login): form fields become
@@ -78,8 +83,8 @@ pub fn parse_json_or_form(bytes: &[u8], content_type: Option<&str>) -> Result<Va
     if !is_form {
         return parse_json(bytes);
     }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
-        .map_err(|_| ApiError::Plain("Invalid form body".into()))?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(bytes).map_err(|_| ApiError::plain("Invalid form body"))?;
     let map: Map<String, Value> = pairs
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
@@ -87,16 +92,95 @@ pub fn parse_json_or_form(bytes: &[u8], content_type: Option<&str>) -> Result<Va
     Ok(Value::Object(map))
 }
 
-/// A JSON request body (an empty body reads as `{}`).
-pub struct JsonBody(pub Value);
+/// A JSON request body of the route's derived request type `T` (the same type
+/// describes the body in the OpenAPI document). An empty body reads as `{}`; one that
+/// is not JSON is refused at once (400 `Invalid JSON body`). Its shape is checked by
+/// `read`, which a handler calls where Rocket.Chat checks it (mostly after the
+/// caller's permission): a body of the wrong shape is a 400 `Match error` naming the
+/// field (CONTRACT §2).
+pub struct Body<T> {
+    value: Value,
+    shape: PhantomData<fn() -> T>,
+}
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl<T: DeserializeOwned> Body<T> {
+    pub fn read(self) -> Result<T, ApiError> {
+        read_value(self.value)
+    }
+}
+
+impl<S: Send + Sync, T> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
         let (_, bytes) = body_bytes(req).await?;
-        parse_json(&bytes).map(JsonBody)
+        Ok(Body {
+            value: parse_json(&bytes)?,
+            shape: PhantomData,
+        })
     }
+}
+
+/// A body's bytes into `T`, with the contract's errors. Pure.
+pub fn read_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    read_value(parse_json(bytes)?)
+}
+
+fn read_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| match_error(&e).into())
+}
+
+/// The `Match error` of a body serde could not read: `Missing key 'x'` for a required
+/// field that is absent (or null), `Expected <type> in field x` for one of another
+/// type, as Rocket.Chat's `check()` words them.
+fn match_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let text = e.inner().to_string();
+    if let Some(rest) = text.strip_prefix("missing field `") {
+        return Error::missing_key(rest.split('`').next().unwrap_or_default());
+    }
+    let field = e.path().iter().rev().find_map(|segment| match segment {
+        Segment::Map { key } => Some(key.as_str()),
+        _ => None,
+    });
+    // Not even an object: nothing to name.
+    let Some(field) = field else {
+        return Error::match_error();
+    };
+    let expected = text.rsplit_once(", expected ").map_or("", |(_, e)| e);
+    if text.starts_with("invalid type: null") && expected == "a string" {
+        return Error::missing_key(field);
+    }
+    let expected = match expected {
+        "a string" => "string",
+        "a boolean" => "boolean",
+        "a sequence" => "array",
+        e if e == "a map" || e.starts_with("struct ") => "object",
+        e => e,
+    };
+    Error::match_field(field, expected)
+}
+
+/// For an optional list of strings: absent or null is None, anything but an array of
+/// strings is a Match error (`#[serde(default, deserialize_with = "opt_strings")]`).
+pub fn opt_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let wrong = || D::Error::invalid_type(Unexpected::Other("a value"), &"array of strings");
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(wrong()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(wrong()),
+    }
+}
+
+/// For a required list of strings, with the same Match error as `opt_strings`.
+pub fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    opt_strings(d)?.ok_or_else(|| D::Error::invalid_type(Unexpected::Unit, &"array of strings"))
 }
 
 /// The raw body and its content type, for routes whose parsing is a pure function of
@@ -161,7 +245,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
         let raw = parts.uri.query().unwrap_or("");
         serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
             .map(Query)
-            .map_err(|_| ApiError::Plain("Invalid query parameters".into()))
+            .map_err(|_| ApiError::plain("Invalid query parameters"))
     }
 }
 
@@ -211,50 +295,6 @@ impl FromRequestParts<Ctx> for ClientIp {
     }
 }
 
-/// A required string field of a JSON body, with a Match error naming it.
-pub fn str_field<'a>(body: &'a Value, field: &str) -> Result<&'a str, ApiError> {
-    match body.get(field) {
-        Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(ApiError::Plain(format!(
-            "Match error: Missing key '{field}'"
-        ))),
-        Some(_) => Err(ApiError::match_field(field, "string")),
-    }
-}
-
-/// An optional string field: absent or null is None, another type is a Match error.
-pub fn opt_str_field<'a>(body: &'a Value, field: &str) -> Result<Option<&'a str>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(ApiError::match_field(field, "string")),
-    }
-}
-
-pub fn opt_bool_field(body: &Value, field: &str) -> Result<Option<bool>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(ApiError::match_field(field, "boolean")),
-    }
-}
-
-pub fn opt_str_list(body: &Value, field: &str) -> Result<Option<Vec<String>>, ApiError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| ApiError::match_field(field, "array of strings"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(ApiError::match_field(field, "array of strings")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +310,73 @@ mod tests {
         ] {
             let q = Query(serde_urlencoded::from_str(raw).unwrap());
             assert_eq!(q.list("ids"), vec!["a", "b"], "{raw}");
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)] // read by the assertions through Debug only
+    struct Inner {
+        email: Option<String>,
+        active: Option<bool>,
+        #[serde(default, deserialize_with = "opt_strings")]
+        roles: Option<Vec<String>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Req {
+        user_id: String,
+        data: Inner,
+    }
+
+    fn error_of(body: &str) -> String {
+        match read_body::<Req>(body.as_bytes()) {
+            Ok(r) => panic!("{body} read as {r:?}"),
+            Err(e) => e.body()["error"].as_str().unwrap_or_default().to_string(),
+        }
+    }
+
+    #[test]
+    fn bodies_of_the_wrong_shape_are_match_errors_naming_the_field() {
+        assert!(read_body::<Req>(br#"{"userId": "u", "data": {"roles": null}}"#).is_ok());
+        let cases = [
+            (r#"{"data": {}}"#, "Match error: Missing key 'userId'"),
+            (
+                r#"{"userId": null, "data": {}}"#,
+                "Match error: Missing key 'userId'",
+            ),
+            (
+                r#"{"userId": 5, "data": {}}"#,
+                "Match error: Expected string in field userId",
+            ),
+            (r#"{"userId": "u"}"#, "Match error: Missing key 'data'"),
+            (
+                r#"{"userId": "u", "data": 3}"#,
+                "Match error: Expected object in field data",
+            ),
+            (
+                r#"{"userId": "u", "data": {"email": 1}}"#,
+                "Match error: Expected string in field email",
+            ),
+            (
+                r#"{"userId": "u", "data": {"active": "yes"}}"#,
+                "Match error: Expected boolean in field active",
+            ),
+            (
+                r#"{"userId": "u", "data": {"roles": "user"}}"#,
+                "Match error: Expected array of strings in field roles",
+            ),
+            (
+                r#"{"userId": "u", "data": {"roles": ["user", 1]}}"#,
+                "Match error: Expected array of strings in field roles",
+            ),
+            ("[]", crate::error::MATCH_ERROR),
+            ("{", "Invalid JSON body"),
+        ];
+        for (body, error) in cases {
+            assert_eq!(error_of(body), error, "{body}");
         }
     }
 

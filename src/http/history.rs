@@ -7,12 +7,15 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::ApiResult;
 use super::extract::{Caller, Query};
+use super::reply::ok;
+use super::schema;
 use super::status::find_target;
 use super::users::paging;
-use super::{ok, schema};
 use crate::app::Ctx;
-use crate::error::{ApiError, ApiResult};
+use crate::auth::defaults::Permission;
+use crate::error::Error;
 use crate::model::{iso, HistoryEntry};
 use crate::status::rules;
 use crate::store::HistoryQuery;
@@ -27,10 +30,11 @@ fn date_param(q: &Query, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
             DateTime::parse_from_rfc3339(s)
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|_| {
-                    ApiError::meteor_bare(
+                    Error::refused(
                         "error-invalid-date",
                         &format!("Invalid {name} date: expected an ISO 8601 time"),
                     )
+                    .into()
                 })
         })
         .transpose()
@@ -78,12 +82,10 @@ async fn status_history(State(app): State<Ctx>, caller: Caller, q: Query) -> Api
     let target = if rules::names_self(id, name, None, &caller.user.id, &caller.user.username) {
         caller.user.id.clone()
     } else {
-        if !app.has_permission(&caller.user, "view-full-other-user-info") {
-            return Err(ApiError::Forbidden);
-        }
-        let param = rules::target_param(id, name, None).ok_or_else(ApiError::invalid_user)?;
+        app.require(&caller.user, Permission::ViewFullOtherUserInfo)?;
+        let param = rules::target_param(id, name, None).ok_or_else(Error::invalid_user)?;
         find_target(&app, &param)
-            .ok_or_else(ApiError::invalid_user)?
+            .ok_or_else(Error::invalid_user)?
             .id
             .clone()
     };
@@ -98,10 +100,10 @@ async fn status_history(State(app): State<Ctx>, caller: Caller, q: Query) -> Api
     let store = app.store.clone();
     let (items, total) = tokio::task::spawn_blocking(move || store.history(&query))
         .await
-        .map_err(|_| ApiError::Unavailable("history read failed".into()))?
+        .map_err(|_| Error::Unavailable("history read failed".into()))?
         .map_err(|e| {
             tracing::error!("reading the status history: {e:#}");
-            ApiError::Unavailable("history read failed".into())
+            Error::Unavailable("history read failed".into())
         })?;
     let items: Vec<Value> = items.iter().map(|e| entry_json(&app, e)).collect();
     Ok(ok(json!({

@@ -9,10 +9,12 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::error::ApiError;
 use super::extract::{client_ip, Caller};
 use crate::app::Ctx;
-use crate::error::ApiError;
-use crate::settings::ids;
+use crate::auth::defaults::Permission;
+use crate::error::Error;
+use crate::settings::{self, Values};
 
 /// Counts every request by route and status (unknown routes share one label), and
 /// makes business errors name the REST route they came from.
@@ -38,7 +40,7 @@ fn name_route_in_error(mut resp: Response, route: &str) -> Response {
     let Some(err) = resp.extensions_mut().remove::<ApiError>() else {
         return resp;
     };
-    let body = serde_json::to_vec(&err.in_route(route).body()).unwrap_or_else(|_| b"{}".to_vec());
+    let body = serde_json::to_vec(&err.route_body(route)).unwrap_or_else(|_| b"{}".to_vec());
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
@@ -93,14 +95,15 @@ struct Limit {
 fn limit_for(app: &Ctx, caller: Option<&Caller>, req: &Request) -> Option<Limit> {
     let (calls, window_ms) = {
         let m = app.model.read();
-        if !m.setting_bool(ids::RATE_LIMITER)
-            || caller.is_some_and(|c| m.has_permission(&c.user, "api-bypass-rate-limit"))
+        if !m.value(&settings::RATE_LIMITER)
+            || caller
+                .is_some_and(|c| m.has_permission(&c.user, Permission::ApiBypassRateLimit.id()))
         {
             return None;
         }
         (
-            m.setting_i64(ids::RATE_LIMIT_CALLS, 10).max(0) as u64,
-            m.setting_i64(ids::RATE_LIMIT_TIME, 60000).max(1) as u64,
+            m.value(&settings::RATE_LIMIT_CALLS).max(0) as u64,
+            m.value(&settings::RATE_LIMIT_TIME).max(1) as u64,
         )
     };
     let route = req
@@ -135,9 +138,9 @@ async fn limited(app: &Ctx, limit: Option<Limit>, req: Request, next: Next) -> R
         .limiter
         .hit(&limit.key, limit.calls, limit.window, Instant::now());
     if !d.allowed {
-        let mut resp = ApiError::TooManyRequests {
+        let mut resp = ApiError::from(Error::TooManyRequests {
             wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,
-        }
+        })
         .into_response();
         set_limit_headers(&mut resp, d.limit, 0, d.reset_in);
         return resp;

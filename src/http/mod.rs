@@ -3,16 +3,19 @@
 
 pub mod auth;
 mod custom_status;
+pub mod error;
 pub mod extract;
 mod history;
 mod middleware;
 pub mod openapi;
-pub mod permissions;
+mod permissions;
+mod reply;
 pub(crate) mod schema;
 mod settings;
 pub(crate) mod status;
-pub mod users;
+mod users;
 pub mod views;
+mod websocket;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -24,19 +27,12 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use self::error::ApiError;
+use self::reply::{json_response, ok};
 use crate::app::Ctx;
-use crate::error::{json_response, ApiError};
 
 /// Rocket.Chat's version we answer as in /api/info: clients gate features on it.
 pub const RC_VERSION: &str = "7.10.0";
-
-/// `{"success":true}` merged into a result object, as `API.v1.success` does.
-pub fn ok(mut body: Value) -> Response {
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("success".into(), Value::Bool(true));
-    }
-    json_response(StatusCode::OK, &body)
-}
 
 /// The Rocket.Chat version clients gate features on, and statusd's own.
 #[utoipa::path(get, path = "/api/info", tag = "meta",
@@ -136,7 +132,7 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .routes(routes!(info))
         .routes(routes!(metrics))
         .routes(routes!(health))
-        .merge(crate::realtime::routes())
+        .merge(websocket::routes())
         .merge(crate::web::routes())
 }
 

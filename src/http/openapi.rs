@@ -13,8 +13,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa::OpenApi as _;
 
+use super::reply::json_response;
 use super::schema;
-use crate::error::json_response;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(

@@ -1,17 +1,22 @@
-//! Permissions and roles (CONTRACT §6).
+//! Permissions and roles (CONTRACT §6). Giving and taking a user's role are account
+//! operations (`accounts::users`); the permission table is changed here directly.
 
 use axum::extract::State;
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{opt_str_field, str_field, Caller, JsonBody};
-use super::{ok, schema};
+use super::error::ApiResult;
+use super::extract::{strings, Body, Caller};
+use super::reply::ok;
+use super::schema;
+use crate::accounts::users;
 use crate::app::Ctx;
-use crate::auth::defaults::{self, ROLES, ROOM_SCOPED_ROLES};
-use crate::error::{ApiError, ApiResult};
-use crate::state::Tx;
+use crate::auth::defaults::{self, Permission, ROLES, ROOM_SCOPED_ROLES};
+use crate::error::Error;
 
 pub fn routes() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new()
@@ -40,10 +45,27 @@ async fn list_all(State(app): State<Ctx>, _caller: Caller) -> ApiResult<Response
     Ok(ok(json!({ "update": all_permissions(&app), "remove": [] })))
 }
 
+/// One permission and the roles that hold it.
+#[derive(Deserialize, ToSchema)]
+pub struct PermissionRoles {
+    #[serde(rename = "_id")]
+    #[schema(rename = "_id")]
+    id: String,
+    #[serde(deserialize_with = "strings")]
+    #[schema(schema_with = schema::role_list)]
+    roles: Vec<String>,
+}
+
+/// `POST permissions.update`.
+#[derive(Deserialize, ToSchema)]
+pub struct PermissionsRequest {
+    permissions: Vec<PermissionRoles>,
+}
+
 /// Sets the roles of permissions (`access-permissions`), all or none.
 #[utoipa::path(post, path = "/api/v1/permissions.update", tag = "permissions",
     security(("userId" = [], "authToken" = [])),
-    request_body = schema::PermissionsRequest,
+    request_body = PermissionsRequest,
     responses(
         (status = 200, description = "Every permission, after the change", body = schema::PermissionsBody),
         (status = 400, description = "Match error, error-invalid-role or error-invalid-permission",
@@ -54,52 +76,31 @@ async fn list_all(State(app): State<Ctx>, _caller: Caller) -> ApiResult<Response
 async fn update(
     State(app): State<Ctx>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    body: Body<PermissionsRequest>,
 ) -> ApiResult<Response> {
     const METHOD: &str = "permissions.update";
-    if !app.has_permission(&caller.user, "access-permissions") {
-        return Err(ApiError::Forbidden);
-    }
-    let items = match body.get("permissions") {
-        Some(Value::Array(items)) => items,
-        None => {
-            return Err(ApiError::Plain(
-                "Match error: Missing key 'permissions'".into(),
-            ))
+    app.require(&caller.user, Permission::AccessPermissions)?;
+    let updates = body.read()?.permissions;
+    for p in &updates {
+        if let Some(r) = p.roles.iter().find(|r| !defaults::role_exists(r)) {
+            return Err(
+                Error::refused("error-invalid-role", &format!("Invalid role {r}"))
+                    .by(METHOD)
+                    .into(),
+            );
         }
-        Some(_) => return Err(ApiError::match_field("permissions", "array")),
-    };
-    let mut updates = Vec::with_capacity(items.len());
-    for item in items {
-        let id = str_field(item, "_id")?.to_string();
-        let roles = match item.get("roles") {
-            Some(Value::Array(r)) => r
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| ApiError::match_field("roles", "array of strings"))?,
-            _ => return Err(ApiError::match_field("roles", "array of strings")),
-        };
-        if let Some(r) = roles.iter().find(|r| !defaults::role_exists(r)) {
-            return Err(ApiError::meteor(
-                "error-invalid-role",
-                &format!("Invalid role {r}"),
-                METHOD,
-            ));
-        }
-        updates.push((id, roles));
     }
     app.writer
         .run(move |tx| {
-            for (id, roles) in updates {
-                if tx.permission_roles(&id).is_none() {
-                    return Err(ApiError::meteor(
+            for p in updates {
+                if tx.permission_roles(&p.id).is_none() {
+                    return Err(Error::refused(
                         "error-invalid-permission",
-                        &format!("Invalid permission {id}"),
-                        METHOD,
-                    ));
+                        &format!("Invalid permission {}", p.id),
+                    )
+                    .by(METHOD));
                 }
-                tx.put_permission(&id, roles);
+                tx.put_permission(&p.id, p.roles);
             }
             Ok(())
         })
@@ -130,75 +131,49 @@ async fn roles_list(_caller: Caller) -> ApiResult<Response> {
     Ok(ok(json!({ "roles": roles })))
 }
 
-/// `roleId` or `roleName` and `username`, as Rocket.Chat's role routes take them.
-fn role_and_user(body: &Value) -> ApiResult<(&'static (&'static str, &'static str, bool), String)> {
-    let role = opt_str_field(body, "roleId")?
-        .or(opt_str_field(body, "roleName")?)
-        .ok_or_else(|| ApiError::Plain("Match error: Missing key 'roleId'".into()))?;
-    let username = str_field(body, "username")?.to_string();
-    let entry = ROLES
-        .iter()
-        .find(|(id, _, _)| *id == role)
-        .ok_or_else(|| ApiError::meteor_bare("error-role-not-found", "Role not found"))?;
-    Ok((entry, username))
+/// `roleId` (or `roleName`) and `username`, as Rocket.Chat's role routes take them.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(rename_all = "camelCase")]
+pub struct UserRoleRequest {
+    #[schema(schema_with = schema::role_name)]
+    role_id: Option<String>,
+    #[schema(schema_with = schema::role_name)]
+    role_name: Option<String>,
+    username: String,
 }
 
-async fn change_role(app: Ctx, caller: Caller, body: Value, add: bool) -> ApiResult<Response> {
-    if !app.has_permission(&caller.user, "access-permissions") {
-        return Err(ApiError::Forbidden);
-    }
-    let (role, username) = role_and_user(&body)?;
-    let role_id = role.0;
-    app.writer
-        .run(move |tx| set_user_role(tx, &username, role_id, add))
-        .await?;
-    Ok(ok(json!({ "role": role_json(role.0, role.1, role.2) })))
-}
-
-/// Adds `role_id` to (or removes it from) the user named `username`, keeping at least
-/// one admin. A writer job, shared with the admin CLI (`statusd user role`).
-pub(crate) fn set_user_role(
-    tx: &mut Tx,
-    username: &str,
-    role_id: &str,
+async fn change_role(
+    app: Ctx,
+    caller: Caller,
+    body: Body<UserRoleRequest>,
     add: bool,
-) -> ApiResult<()> {
-    let user = tx
-        .user_by_username(username)
-        .ok_or_else(ApiError::invalid_user)?;
-    let mut u = (*user).clone();
-    if add {
-        if u.has_role(role_id) {
-            return Err(ApiError::meteor_bare(
-                "error-user-already-in-role",
-                "User already in role",
-            ));
-        }
-        u.roles.push(role_id.to_string());
-    } else {
-        if !u.has_role(role_id) {
-            return Err(ApiError::meteor_bare(
-                "error-user-not-in-role",
-                "User is not in this role",
-            ));
-        }
-        if role_id == "admin" && tx.admins_except(&u.id) == 0 {
-            return Err(ApiError::meteor_bare(
-                "error-remove-last-admin",
-                "This is the last admin, the role cannot be removed",
-            ));
-        }
-        u.roles.retain(|r| r != role_id);
-    }
-    u.updated_at = tx.now;
-    tx.put_user(u);
-    Ok(())
+) -> ApiResult<Response> {
+    app.require(&caller.user, Permission::AccessPermissions)?;
+    let req = body.read()?;
+    let role = req
+        .role_id
+        .or(req.role_name)
+        .ok_or_else(|| Error::missing_key("roleId"))?;
+    let &(id, description, protected) = defaults::role(&role)
+        .ok_or_else(|| Error::refused("error-role-not-found", "Role not found"))?;
+    let username = req.username;
+    app.writer
+        .run(move |tx| {
+            if add {
+                users::add_role(tx, &username, id)
+            } else {
+                users::remove_role(tx, &username, id)
+            }
+        })
+        .await?;
+    Ok(ok(json!({ "role": role_json(id, description, protected) })))
 }
 
 /// Gives a user a role (`access-permissions`).
 #[utoipa::path(post, path = "/api/v1/roles.addUserToRole", tag = "permissions",
     security(("userId" = [], "authToken" = [])),
-    request_body = schema::UserRoleRequest,
+    request_body = UserRoleRequest,
     responses(
         (status = 200, description = "The role", body = schema::RoleBody),
         (status = 400, description = "Match error, unknown role or user, or already in the role",
@@ -209,7 +184,7 @@ pub(crate) fn set_user_role(
 async fn add_user_to_role(
     State(app): State<Ctx>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    body: Body<UserRoleRequest>,
 ) -> ApiResult<Response> {
     change_role(app, caller, body, true).await
 }
@@ -217,7 +192,7 @@ async fn add_user_to_role(
 /// Takes a role from a user (`access-permissions`); never the last admin's.
 #[utoipa::path(post, path = "/api/v1/roles.removeUserFromRole", tag = "permissions",
     security(("userId" = [], "authToken" = [])),
-    request_body = schema::UserRoleRequest,
+    request_body = UserRoleRequest,
     responses(
         (status = 200, description = "The role", body = schema::RoleBody),
         (status = 400, description = "Match error, unknown role or user, not in the role, or \
@@ -228,7 +203,7 @@ async fn add_user_to_role(
 async fn remove_user_from_role(
     State(app): State<Ctx>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    body: Body<UserRoleRequest>,
 ) -> ApiResult<Response> {
     change_role(app, caller, body, false).await
 }

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::auth::defaults::ROLES;
 
 /// Role ids as the routes accept them: the roles statusd knows (`auth::defaults`).
-fn role_list() -> ArrayBuilder {
+pub fn role_list() -> ArrayBuilder {
     ArrayBuilder::new().items(
         ObjectBuilder::new()
             .schema_type(Type::String)
@@ -22,7 +22,7 @@ fn role_list() -> ArrayBuilder {
     )
 }
 
-fn role_name() -> ObjectBuilder {
+pub fn role_name() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .enum_values(Some(ROLES.iter().map(|(id, _, _)| *id)))
@@ -164,14 +164,6 @@ pub struct LogoutBody {
 }
 
 #[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct TokenNameRequest {
-    /// Not blank.
-    #[schema(pattern = r"\S")]
-    token_name: String,
-}
-
-#[derive(ToSchema)]
 pub struct TokenBody {
     token: String,
     success: bool,
@@ -275,64 +267,6 @@ pub struct UserListBody {
 }
 
 #[derive(ToSchema)]
-pub struct CreateUserRequest {
-    #[schema(format = Email)]
-    email: String,
-    name: String,
-    #[schema(min_length = 1)]
-    password: String,
-    /// Letters, digits, `.`, `_` and `-`, at most 64.
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
-    username: String,
-    #[schema(schema_with = role_list)]
-    roles: Option<Vec<String>>,
-    active: Option<bool>,
-}
-
-#[derive(ToSchema)]
-pub struct RegisterRequest {
-    /// Letters, digits, `.`, `_` and `-`, at most 64.
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
-    username: String,
-    #[schema(format = Email)]
-    email: String,
-    #[schema(min_length = 1)]
-    pass: String,
-    name: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct UserChanges {
-    #[schema(format = Email)]
-    email: Option<String>,
-    name: Option<String>,
-    /// Letters, digits, `.`, `_` and `-`, at most 64.
-    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
-    username: Option<String>,
-    password: Option<String>,
-    active: Option<bool>,
-    #[schema(schema_with = role_list)]
-    roles: Option<Vec<String>>,
-    status_text: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct UpdateUserRequest {
-    user_id: String,
-    data: UserChanges,
-}
-
-/// `userId`, or else `username`.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct DeleteUserRequest {
-    user_id: Option<String>,
-    username: Option<String>,
-}
-
-#[derive(ToSchema)]
 pub struct Setting {
     #[schema(rename = "_id")]
     id: String,
@@ -347,13 +281,6 @@ pub struct SettingBody {
     #[schema(value_type = Value)]
     value: Value,
     success: bool,
-}
-
-#[derive(ToSchema)]
-pub struct SettingValueRequest {
-    /// Of the setting's type: boolean, integer or string.
-    #[schema(value_type = Value)]
-    value: Value,
 }
 
 #[derive(ToSchema)]
@@ -382,11 +309,6 @@ pub struct PermissionListBody {
 }
 
 #[derive(ToSchema)]
-pub struct PermissionsRequest {
-    permissions: Vec<Permission>,
-}
-
-#[derive(ToSchema)]
 pub struct PermissionsBody {
     permissions: Vec<Permission>,
     success: bool,
@@ -409,17 +331,6 @@ pub struct Role {
 pub struct RoleListBody {
     roles: Vec<Role>,
     success: bool,
-}
-
-/// `roleId` (or `roleName`) and `username`.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct UserRoleRequest {
-    #[schema(schema_with = role_name)]
-    role_id: Option<String>,
-    #[schema(schema_with = role_name)]
-    role_name: Option<String>,
-    username: String,
 }
 
 #[derive(ToSchema)]
@@ -485,32 +396,6 @@ pub struct CustomStatusListBody {
 pub struct CustomStatusBody {
     custom_user_status: CustomStatus,
     success: bool,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct CreateCustomStatusRequest {
-    /// Not blank, at most 120 characters, none of `<>&"'`.
-    #[schema(pattern = r#"^[^<>&"']*[^<>&"'\s][^<>&"']*$"#, max_length = 120)]
-    name: String,
-    status_type: StatusName,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct UpdateCustomStatusRequest {
-    #[schema(rename = "_id")]
-    id: String,
-    /// Not blank, at most 120 characters, none of `<>&"'`.
-    #[schema(pattern = r#"^[^<>&"']*[^<>&"'\s][^<>&"']*$"#, max_length = 120)]
-    name: String,
-    status_type: Option<StatusName>,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct DeleteCustomStatusRequest {
-    custom_user_status_id: String,
 }
 
 #[derive(ToSchema)]

@@ -2,14 +2,19 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{Caller, JsonBody};
-use super::{ok, schema};
+use super::error::ApiResult;
+use super::extract::{Body, Caller};
+use super::reply::ok;
+use super::schema;
 use crate::app::Ctx;
-use crate::error::{ApiError, ApiResult};
+use crate::auth::defaults::Permission;
+use crate::error::Error;
 use crate::settings::{self, DEFINITIONS};
 
 pub fn authed_routes() -> OpenApiRouter<Ctx> {
@@ -20,8 +25,8 @@ pub fn public_routes() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new().routes(routes!(public))
 }
 
-fn unknown_setting() -> ApiError {
-    ApiError::meteor_bare("error-setting-not-found", "Setting not found")
+fn unknown_setting() -> Error {
+    Error::refused("error-setting-not-found", "Setting not found")
 }
 
 /// One setting (`view-privileged-setting`).
@@ -38,9 +43,7 @@ async fn get_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    if !app.has_permission(&caller.user, "view-privileged-setting") {
-        return Err(ApiError::Forbidden);
-    }
+    app.require(&caller.user, Permission::ViewPrivilegedSetting)?;
     let value = app
         .model
         .read()
@@ -50,11 +53,19 @@ async fn get_one(
     Ok(ok(json!({ "_id": id, "value": value })))
 }
 
+/// `POST settings/:id`.
+#[derive(Deserialize, ToSchema)]
+pub struct SettingValueRequest {
+    /// Of the setting's type: boolean, integer or string.
+    #[schema(value_type = Value)]
+    value: Value,
+}
+
 /// Changes a setting (`edit-privileged-setting`).
 #[utoipa::path(post, path = "/api/v1/settings/{id}", tag = "settings",
     security(("userId" = [], "authToken" = [])),
     params(("id" = String, Path, description = "The setting id")),
-    request_body = schema::SettingValueRequest,
+    request_body = SettingValueRequest,
     responses(
         (status = 200, description = "Changed", body = schema::Success),
         (status = 400, description = "error-setting-not-found, a missing value or \
@@ -66,21 +77,17 @@ async fn set_one(
     State(app): State<Ctx>,
     caller: Caller,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody,
+    body: Body<SettingValueRequest>,
 ) -> ApiResult<Response> {
-    if !app.has_permission(&caller.user, "edit-privileged-setting") {
-        return Err(ApiError::Forbidden);
-    }
+    app.require(&caller.user, Permission::EditPrivilegedSetting)?;
     let def = settings::definition(&id).ok_or_else(unknown_setting)?;
-    let value = match body.get("value") {
-        Some(v) => v.clone(),
-        None => return Err(ApiError::Plain("Match error: Missing key 'value'".into())),
-    };
+    let value = body.read()?.value;
     if !def.accepts(&value) {
-        return Err(ApiError::meteor_bare(
+        return Err(Error::refused(
             "error-invalid-setting-value",
             &format!("Invalid value for setting {id}: expected {:?}", def.kind),
-        ));
+        )
+        .into());
     }
     app.writer
         .run(move |tx| {

@@ -11,13 +11,16 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::error::ApiResult;
 use super::extract::{parse_json, Caller, Query, RawBody};
-use super::{ok, schema, views};
+use super::reply::{json_response, ok};
+use super::{schema, views};
 use crate::app::{App, Ctx};
+use crate::auth::defaults::Permission;
 use crate::change::{self, StatusChange};
-use crate::error::{json_response, ApiError, ApiResult};
+use crate::error::Error;
 use crate::model::{Source, User};
-use crate::settings::ids;
+use crate::settings;
 use crate::status::rules::{self, TargetParam};
 
 const SET_STATUS: &str = "users.setStatus";
@@ -45,7 +48,7 @@ pub fn find_target(app: &App, target: &TargetParam) -> Option<Arc<User>> {
 /// Step 3 from the raw body: JSON (whatever the content type says, as every route but
 /// login), then the shape. Pure (the `set_status_body` fuzz target runs exactly this).
 pub fn parse_set_status_body(bytes: &[u8]) -> ApiResult<rules::SetStatusRequest> {
-    rules::parse_set_status(&parse_json(bytes)?)
+    Ok(rules::parse_set_status(&parse_json(bytes)?)?)
 }
 
 /// Sets the caller's (or, with `edit-other-user-info`, another user's) status and
@@ -69,15 +72,15 @@ async fn set_status(State(app): State<Ctx>, caller: Caller, body: RawBody) -> Ap
     // 3. shape
     let req = parse_set_status_body(&body.bytes)?;
     // 4. the workspace allows status changes at all
-    if !app.setting_bool(ids::ALLOW_STATUS_MESSAGE_CHANGE) {
-        return Err(ApiError::meteor(
-            "error-not-allowed",
-            "Change status is not allowed",
-            SET_STATUS,
-        ));
+    if !app.setting(&settings::ALLOW_STATUS_MESSAGE_CHANGE) {
+        return Err(
+            Error::refused("error-not-allowed", "Change status is not allowed")
+                .by(SET_STATUS)
+                .into(),
+        );
     }
     // 5. target
-    let may_edit_others = app.has_permission(&caller.user, "edit-other-user-info");
+    let may_edit_others = app.has_permission(&caller.user, Permission::EditOtherUserInfo);
     let target_id = if rules::names_self(
         req.user_id.as_deref(),
         req.username.as_deref(),
@@ -88,23 +91,23 @@ async fn set_status(State(app): State<Ctx>, caller: Caller, body: RawBody) -> Ap
         caller.user.id.clone()
     } else {
         if !may_edit_others {
-            return Err(ApiError::Forbidden);
+            return Err(Error::Forbidden.into());
         }
         let param = rules::target_param(
             req.user_id.as_deref(),
             req.username.as_deref(),
             req.user.as_deref(),
         )
-        .ok_or_else(ApiError::invalid_user)?;
+        .ok_or_else(Error::invalid_user)?;
         find_target(&app, &param)
-            .ok_or_else(ApiError::invalid_user)?
+            .ok_or_else(Error::invalid_user)?
             .id
             .clone()
     };
     // 6. status value and the invisible option
     let status = rules::check_status(
         req.status.as_deref(),
-        app.setting_bool(ids::ALLOW_INVISIBLE),
+        app.setting(&settings::ALLOW_INVISIBLE),
         SET_STATUS,
     )?;
     // 7. expiry
@@ -118,9 +121,10 @@ async fn set_status(State(app): State<Ctx>, caller: Caller, body: RawBody) -> Ap
             Instant::now(),
         );
         if !d.allowed {
-            return Err(ApiError::TooManyRequests {
+            return Err(Error::TooManyRequests {
                 wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,
-            });
+            }
+            .into());
         }
     }
     // 9. apply, commit, publish
@@ -146,10 +150,10 @@ fn read_target(app: &App, caller: &Caller, q: &Query) -> ApiResult<Option<Arc<Us
     if rules::names_self(id, name, user, &caller.user.id, &caller.user.username) {
         return Ok(None);
     }
-    let param = rules::target_param(id, name, user).ok_or_else(ApiError::invalid_user)?;
-    find_target(app, &param)
+    let param = rules::target_param(id, name, user).ok_or_else(Error::invalid_user)?;
+    Ok(find_target(app, &param)
         .map(Some)
-        .ok_or_else(ApiError::invalid_user)
+        .ok_or_else(Error::invalid_user)?)
 }
 
 /// The caller's own user as the model holds it now (the caller was resolved from

@@ -1,22 +1,26 @@
-//! User administration and lookup (CONTRACT §4 users.info, §6 users.*).
+//! User administration and lookup (CONTRACT §4 users.info, §6 users.*). The account
+//! rules are `accounts::users`; these handlers read the request, check the caller's
+//! permissions, hash a password before the writer job, and render the answer.
 
 use axum::extract::State;
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{
-    opt_bool_field, opt_str_field, opt_str_list, str_field, Caller, JsonBody, Query,
-};
-use super::{ok, schema, views};
+use super::error::{ApiError, ApiResult};
+use super::extract::{opt_strings, Body, Caller, Query};
+use super::reply::ok;
+use super::{schema, views};
+use crate::accounts::password;
+use crate::accounts::users::{self, Changes, Named, NewAccount};
 use crate::app::{App, Ctx};
-use crate::auth::{defaults, secrets};
-use crate::bootstrap::new_user;
-use crate::error::{ApiError, ApiResult};
-use crate::model::{Email, Status, User};
-use crate::settings::ids;
-use crate::state::Tx;
+use crate::auth::defaults::{self, Permission};
+use crate::error::Error;
+use crate::model::{User, UserKind};
+use crate::settings::{self, Values};
 
 pub fn authed_routes() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new()
@@ -32,7 +36,7 @@ pub fn public_routes() -> OpenApiRouter<Ctx> {
 }
 
 fn sees_everything(app: &App, caller: &Caller, user: &User) -> bool {
-    caller.user.id == user.id || app.has_permission(&caller.user, "view-full-other-user-info")
+    caller.user.id == user.id || app.has_permission(&caller.user, Permission::ViewFullOtherUserInfo)
 }
 
 /// One user, by `userId`, `username` or `email` (CONTRACT §4).
@@ -59,10 +63,10 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
         } else if let Some(email) = q.get("email") {
             m.user_by_email(email)
         } else {
-            return Err(ApiError::Plain("Invalid search query.".into()));
+            return Err(ApiError::plain("Invalid search query."));
         }
     }
-    .ok_or_else(|| ApiError::Plain("User not found.".into()))?;
+    .ok_or_else(|| ApiError::plain("User not found."))?;
     let view = if sees_everything(&app, &caller, &user) {
         views::full(&user)
     } else {
@@ -74,13 +78,13 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
 /// `offset` and `count` query parameters, bounded by the API count settings.
 pub(super) fn paging(app: &App, q: &Query) -> ApiResult<(usize, usize)> {
     let m = app.model.read();
-    let default = m.setting_i64("API_Default_Count", 50).max(1) as usize;
-    let upper = m.setting_i64("API_Upper_Count_Limit", 100).max(1) as usize;
+    let default = m.value(&settings::DEFAULT_COUNT).max(1) as usize;
+    let upper = m.value(&settings::UPPER_COUNT_LIMIT).max(1) as usize;
     let num = |name: &str| -> ApiResult<Option<usize>> {
         q.get(name)
             .map(|v| {
                 v.parse::<usize>().map_err(|_| {
-                    ApiError::Plain(format!(
+                    ApiError::plain(&format!(
                         "Invalid query parameter {name}: must be a non-negative integer"
                     ))
                 })
@@ -105,11 +109,9 @@ pub(super) fn paging(app: &App, q: &Query) -> ApiResult<(usize, usize)> {
         (status = 403, description = "Without view-d-room", body = schema::ErrorBody),
     ))]
 async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
-    if !app.has_permission(&caller.user, "view-d-room") {
-        return Err(ApiError::Forbidden);
-    }
+    app.require(&caller.user, Permission::ViewDirectRoom)?;
     let (offset, count) = paging(&app, &q)?;
-    let full = app.has_permission(&caller.user, "view-full-other-user-info");
+    let full = app.has_permission(&caller.user, Permission::ViewFullOtherUserInfo);
     let m = app.model.read();
     let mut users: Vec<&std::sync::Arc<User>> = m.users.values().collect();
     users.sort_by_key(|u| u.username.to_lowercase());
@@ -134,140 +136,53 @@ async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
     })))
 }
 
-fn valid_username(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.')
-}
-
-fn valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !email.chars().any(char::is_whitespace)
-}
-
-/// Checks a username and email are well formed and free (ignoring `except`, the user
-/// being updated). Runs inside the writer so two concurrent creations cannot both pass.
-pub(crate) fn check_identity(
-    tx: &Tx,
-    username: Option<&str>,
-    email: Option<&str>,
-    except: Option<&str>,
-    method: &str,
-) -> ApiResult<()> {
-    if let Some(name) = username {
-        if !valid_username(name) {
-            return Err(ApiError::meteor(
-                "error-invalid-username",
-                &format!("{name} is not a valid username"),
-                method,
-            ));
-        }
-        if tx
-            .user_by_username(name)
-            .is_some_and(|u| Some(u.id.as_str()) != except)
-        {
-            return Err(ApiError::meteor(
-                "error-field-unavailable",
-                &format!("{name} is already in use :("),
-                method,
-            ));
-        }
-    }
-    if let Some(email) = email {
-        if !valid_email(email) {
-            return Err(ApiError::meteor(
-                "error-invalid-email",
-                &format!("Invalid email {email}"),
-                method,
-            ));
-        }
-        if tx
-            .user_by_email(email)
-            .is_some_and(|u| Some(u.id.as_str()) != except)
-        {
-            return Err(ApiError::meteor(
-                "error-field-unavailable",
-                &format!("{email} is already in use :("),
-                method,
-            ));
-        }
-    }
-    Ok(())
-}
-
-pub(crate) fn check_roles(roles: &[String], method: &str) -> ApiResult<()> {
-    match roles.iter().find(|r| !defaults::role_exists(r)) {
-        Some(r) => Err(ApiError::meteor(
-            "error-invalid-role",
-            &format!("Invalid role {r}"),
-            method,
-        )),
-        None => Ok(()),
-    }
-}
-
-pub(crate) async fn hash_password(app: &Ctx, password: &str) -> ApiResult<String> {
-    let digest = secrets::sha256_hex(password);
-    let _slot = app
-        .login_slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-    secrets::off_thread(move || secrets::hash_password_digest(&digest))
-        .await
-        .ok_or_else(|| ApiError::Unavailable("hashing failed".into()))?
-        .map_err(|_| ApiError::Unavailable("hashing failed".into()))
-}
-
-/// A new account, as users.create and users.register make it.
-struct NewAccount {
-    username: String,
-    name: String,
+/// `POST users.create`.
+#[derive(Deserialize, ToSchema)]
+pub struct CreateUserRequest {
+    #[schema(format = Email)]
     email: String,
+    name: String,
+    #[schema(min_length = 1)]
     password: String,
-    roles: Vec<String>,
-    active: bool,
+    /// Letters, digits, `.`, `_` and `-`, at most 64.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    username: String,
+    #[serde(default, deserialize_with = "opt_strings")]
+    #[schema(schema_with = schema::role_list)]
+    roles: Option<Vec<String>>,
+    active: Option<bool>,
 }
 
-async fn create_account(app: &Ctx, acct: NewAccount, method: &'static str) -> ApiResult<User> {
-    if acct.password.is_empty() {
-        return Err(ApiError::meteor(
-            "error-invalid-password",
-            "Password is required",
-            method,
-        ));
-    }
-    check_roles(&acct.roles, method)?;
-    let hash = hash_password(app, &acct.password).await?;
-    app.writer
-        .run(move |tx| {
-            check_identity(tx, Some(&acct.username), Some(&acct.email), None, method)?;
-            let mut user = new_user(&acct.username, &acct.name, tx.now);
-            user.emails = vec![Email {
-                address: acct.email,
-                verified: false,
-            }];
-            user.password_hash = Some(hash);
-            user.roles = acct.roles;
-            user.active = acct.active;
-            tx.put_user(user.clone());
-            Ok(user)
-        })
-        .await
+/// `POST users.register`.
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// Letters, digits, `.`, `_` and `-`, at most 64.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    username: String,
+    #[schema(format = Email)]
+    email: String,
+    #[schema(min_length = 1)]
+    pass: String,
+    name: Option<String>,
+}
+
+/// Creates an account: the password rule and the roles first, then the (slow) hash,
+/// then the account itself in a writer job.
+async fn create_account(app: &App, acct: NewAccount, plain: &str) -> ApiResult<User> {
+    password::required(plain)?;
+    users::check_roles(&acct.roles)?;
+    let hash = app.hash_password(plain).await?;
+    let acct = NewAccount {
+        password_hash: Some(hash),
+        ..acct
+    };
+    Ok(app.writer.run(move |tx| users::create(tx, acct)).await?)
 }
 
 /// Creates a user (`create-user`).
 #[utoipa::path(post, path = "/api/v1/users.create", tag = "users",
     security(("userId" = [], "authToken" = [])),
-    request_body = schema::CreateUserRequest,
+    request_body = CreateUserRequest,
     responses(
         (status = 200, description = "The new user", body = schema::UserBody),
         (status = 400, description = "Match error, or an invalid or taken username, email, \
@@ -278,66 +193,88 @@ async fn create_account(app: &Ctx, acct: NewAccount, method: &'static str) -> Ap
 async fn create(
     State(app): State<Ctx>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    body: Body<CreateUserRequest>,
 ) -> ApiResult<Response> {
-    if !app.has_permission(&caller.user, "create-user") {
-        return Err(ApiError::Forbidden);
-    }
+    app.require(&caller.user, Permission::CreateUser)?;
+    let req = body.read()?;
     let acct = NewAccount {
-        email: str_field(&body, "email")?.trim().to_string(),
-        name: str_field(&body, "name")?.to_string(),
-        password: str_field(&body, "password")?.to_string(),
-        username: str_field(&body, "username")?.trim().to_string(),
-        roles: opt_str_list(&body, "roles")?.unwrap_or_else(|| vec!["user".into()]),
-        active: opt_bool_field(&body, "active")?.unwrap_or(true),
+        username: req.username.trim().to_string(),
+        name: req.name,
+        email: Some(req.email.trim().to_string()),
+        password_hash: None,
+        roles: req.roles.unwrap_or_else(|| vec![defaults::USER.into()]),
+        active: req.active.unwrap_or(true),
+        kind: UserKind::User,
     };
-    let user = create_account(&app, acct, "insertOrUpdateUser").await?;
+    let user = create_account(&app, acct, &req.password).await?;
     Ok(ok(json!({ "user": views::full(&user) })))
 }
 
 /// Self-service sign-up, when `Accounts_RegistrationForm` is `Public`.
 #[utoipa::path(post, path = "/api/v1/users.register", tag = "users",
-    request_body = schema::RegisterRequest,
+    request_body = RegisterRequest,
     responses(
         (status = 200, description = "The new user", body = schema::UserBody),
         (status = 400, description = "Registration disabled, Match error, or an invalid or \
             taken username or email", body = schema::ErrorBody),
         (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
     ))]
-async fn register(State(app): State<Ctx>, JsonBody(body): JsonBody) -> ApiResult<Response> {
-    let form = app
-        .model
-        .read()
-        .setting(ids::REGISTRATION_FORM)
-        .and_then(Value::as_str)
-        .unwrap_or("Disabled")
-        .to_string();
-    if form != "Public" {
-        return Err(ApiError::meteor(
+async fn register(State(app): State<Ctx>, body: Body<RegisterRequest>) -> ApiResult<Response> {
+    if app.setting(&settings::REGISTRATION_FORM) != "Public" {
+        return Err(Error::refused(
             "error-user-registration-disabled",
             "User registration is disabled",
-            "registerUser",
-        ));
+        )
+        .by("registerUser")
+        .into());
     }
-    let username = str_field(&body, "username")?.trim().to_string();
+    let req = body.read()?;
+    let username = req.username.trim().to_string();
     let acct = NewAccount {
-        email: str_field(&body, "email")?.trim().to_string(),
-        name: opt_str_field(&body, "name")?
-            .unwrap_or(&username)
-            .to_string(),
-        password: str_field(&body, "pass")?.to_string(),
+        name: req.name.unwrap_or_else(|| username.clone()),
         username,
-        roles: vec!["user".into()],
+        email: Some(req.email.trim().to_string()),
+        password_hash: None,
+        roles: vec![defaults::USER.into()],
         active: true,
+        kind: UserKind::User,
     };
-    let user = create_account(&app, acct, "registerUser").await?;
+    let user = create_account(&app, acct, &req.pass).await?;
     Ok(ok(json!({ "user": views::public(&user) })))
+}
+
+/// `POST users.update`: the user and the changes.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(rename_all = "camelCase")]
+pub struct UpdateUserRequest {
+    user_id: String,
+    data: UserChanges,
+}
+
+/// What users.update may change; absent fields stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(rename_all = "camelCase")]
+pub struct UserChanges {
+    #[schema(format = Email)]
+    email: Option<String>,
+    name: Option<String>,
+    /// Letters, digits, `.`, `_` and `-`, at most 64.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    username: Option<String>,
+    password: Option<String>,
+    active: Option<bool>,
+    #[serde(default, deserialize_with = "opt_strings")]
+    #[schema(schema_with = schema::role_list)]
+    roles: Option<Vec<String>>,
+    status_text: Option<String>,
 }
 
 /// Changes a user: oneself, or others with `edit-other-user-info`.
 #[utoipa::path(post, path = "/api/v1/users.update", tag = "users",
     security(("userId" = [], "authToken" = [])),
-    request_body = schema::UpdateUserRequest,
+    request_body = UpdateUserRequest,
     responses(
         (status = 200, description = "The changed user", body = schema::UserBody),
         (status = 400, description = "Match error, unknown user, an invalid or taken username \
@@ -348,115 +285,57 @@ async fn register(State(app): State<Ctx>, JsonBody(body): JsonBody) -> ApiResult
 async fn update(
     State(app): State<Ctx>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    body: Body<UpdateUserRequest>,
 ) -> ApiResult<Response> {
-    const METHOD: &str = "insertOrUpdateUser";
-    let user_id = str_field(&body, "userId")?.to_string();
-    let data = match body.get("data") {
-        Some(d @ Value::Object(_)) => d.clone(),
-        None => return Err(ApiError::Plain("Match error: Missing key 'data'".into())),
-        Some(_) => return Err(ApiError::match_field("data", "object")),
-    };
-    let email = opt_str_field(&data, "email")?.map(|s| s.trim().to_string());
-    let name = opt_str_field(&data, "name")?.map(str::to_string);
-    let username = opt_str_field(&data, "username")?.map(|s| s.trim().to_string());
-    let password = opt_str_field(&data, "password")?.map(str::to_string);
-    let active = opt_bool_field(&data, "active")?;
-    let roles = opt_str_list(&data, "roles")?;
-    let status_text = opt_str_field(&data, "statusText")?.map(crate::status::rules::normalize_text);
-
-    let is_self = user_id == caller.user.id;
-    if !is_self && !app.has_permission(&caller.user, "edit-other-user-info") {
-        return Err(ApiError::Forbidden);
+    let UpdateUserRequest { user_id, data } = body.read()?;
+    if user_id != caller.user.id {
+        app.require(&caller.user, Permission::EditOtherUserInfo)?;
     }
-    if roles.is_some() && !app.has_permission(&caller.user, "assign-roles") {
-        return Err(ApiError::Forbidden);
+    if data.roles.is_some() {
+        app.require(&caller.user, Permission::AssignRoles)?;
     }
-    if active.is_some() && !app.has_permission(&caller.user, "edit-other-user-active-status") {
-        return Err(ApiError::Forbidden);
+    if data.active.is_some() {
+        app.require(&caller.user, Permission::EditOtherUserActiveStatus)?;
     }
-    if let Some(r) = &roles {
-        check_roles(r, METHOD)?;
+    if let Some(r) = &data.roles {
+        users::check_roles(r)?;
     }
-    let hash = match &password {
-        Some(p) if !p.is_empty() => Some(hash_password(&app, p).await?),
+    let password_hash = match data.password.as_deref() {
+        Some(p) if !p.is_empty() => Some(app.hash_password(p).await?),
         _ => None,
+    };
+    let changes = Changes {
+        username: data.username.map(|s| s.trim().to_string()),
+        name: data.name,
+        email: data.email.map(|s| s.trim().to_string()),
+        password_hash,
+        active: data.active,
+        roles: data.roles,
+        status_text: data
+            .status_text
+            .as_deref()
+            .map(crate::status::rules::normalize_text),
     };
     let user = app
         .writer
-        .run(move |tx| {
-            let current = tx.user(&user_id).ok_or_else(ApiError::invalid_user)?;
-            check_identity(
-                tx,
-                username.as_deref(),
-                email.as_deref(),
-                Some(&user_id),
-                METHOD,
-            )?;
-            let mut u = (*current).clone();
-            if let Some(n) = username {
-                u.username = n;
-            }
-            if let Some(n) = name {
-                u.name = n;
-            }
-            if let Some(e) = email {
-                if u.first_email() != Some(e.as_str()) {
-                    u.emails = vec![Email {
-                        address: e,
-                        verified: false,
-                    }];
-                }
-            }
-            if let Some(h) = hash {
-                u.password_hash = Some(h);
-            }
-            if let Some(r) = roles {
-                if current.has_role("admin") && !r.iter().any(|x| x == "admin") {
-                    ensure_other_admin(tx, &u.id, METHOD)?;
-                }
-                u.roles = r;
-            }
-            if let Some(a) = active {
-                if !a && current.has_role("admin") {
-                    ensure_other_admin(tx, &u.id, METHOD)?;
-                }
-                u.active = a;
-            }
-            if let Some(t) = status_text {
-                u.status_text = t;
-            }
-            u.updated_at = tx.now;
-            if !u.active {
-                // A deactivated user is logged out everywhere.
-                for t in tx.user_tokens(&u.id) {
-                    tx.delete_token(&t.hashed);
-                }
-            }
-            tx.put_user(u.clone());
-            Ok(u)
-        })
+        .run(move |tx| users::update(tx, &user_id, changes))
         .await?;
     Ok(ok(json!({ "user": views::full(&user) })))
 }
 
-/// Refuses a change that would leave the workspace without an active admin.
-pub(crate) fn ensure_other_admin(tx: &Tx, leaving: &str, method: &str) -> ApiResult<()> {
-    let others = tx.admins_except(leaving);
-    if others == 0 {
-        return Err(ApiError::meteor(
-            "error-action-not-allowed",
-            "Leaving the app without admins is not allowed",
-            method,
-        ));
-    }
-    Ok(())
+/// `POST users.delete`: `userId`, or else `username`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(rename_all = "camelCase")]
+pub struct DeleteUserRequest {
+    user_id: Option<String>,
+    username: Option<String>,
 }
 
 /// Deletes a user (`delete-user`); never the last active admin.
 #[utoipa::path(post, path = "/api/v1/users.delete", tag = "users",
     security(("userId" = [], "authToken" = [])),
-    request_body = schema::DeleteUserRequest,
+    request_body = DeleteUserRequest,
     responses(
         (status = 200, description = "Deleted", body = schema::Success),
         (status = 400, description = "Match error, unknown user, or the last admin", body = schema::ErrorBody),
@@ -466,39 +345,21 @@ pub(crate) fn ensure_other_admin(tx: &Tx, leaving: &str, method: &str) -> ApiRes
 async fn delete(
     State(app): State<Ctx>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    body: Body<DeleteUserRequest>,
 ) -> ApiResult<Response> {
-    if !app.has_permission(&caller.user, "delete-user") {
-        return Err(ApiError::Forbidden);
-    }
-    let id = opt_str_field(&body, "userId")?.map(str::to_string);
-    let username = opt_str_field(&body, "username")?.map(str::to_string);
-    if id.is_none() && username.is_none() {
-        return Err(ApiError::Plain("Match error: Missing key 'userId'".into()));
+    app.require(&caller.user, Permission::DeleteUser)?;
+    let req = body.read()?;
+    if req.user_id.is_none() && req.username.is_none() {
+        return Err(Error::missing_key("userId").into());
     }
     app.writer
         .run(move |tx| {
-            let user = match (&id, &username) {
-                (Some(id), _) => tx.user(id),
-                (None, Some(name)) => tx.user_by_username(name),
-                _ => None,
-            }
-            .ok_or_else(ApiError::invalid_user)?;
-            if user.has_role("admin") {
-                ensure_other_admin(tx, &user.id, "deleteUser")?;
-            }
-            if user.status != Status::Offline {
-                // Tell the watchers the user is gone before the record goes.
-                let mut gone = (*user).clone();
-                gone.status = Status::Offline;
-                gone.status_connection = Status::Offline;
-                tx.put_user(gone);
-            }
-            for t in tx.user_tokens(&user.id) {
-                tx.delete_token(&t.hashed);
-            }
-            tx.delete_user(&user.id);
-            Ok(())
+            let who = match (&req.user_id, &req.username) {
+                (Some(id), _) => Named::Id(id),
+                (None, Some(name)) => Named::Username(name),
+                (None, None) => return Err(Error::invalid_user()),
+            };
+            users::delete(tx, who)
         })
         .await?;
     Ok(ok(json!({})))

@@ -37,7 +37,7 @@ pub fn public(u: &User) -> Value {
         "statusText": u.status_text,
         "utcOffset": u.utc_offset,
         "active": u.active,
-        "type": u.kind,
+        "type": u.kind.as_str(),
     });
     if let Some(obj) = v.as_object_mut() {
         insert_status_extras(obj, u);
@@ -191,7 +191,7 @@ mod tests {
             password_hash: None,
             roles: vec!["user".into()],
             active: true,
-            kind: "user".into(),
+            kind: crate::model::UserKind::User,
             status: Status::Busy,
             status_default: Status::Busy,
             status_connection: Status::Away,

@@ -1,5 +1,6 @@
 //! The DDP methods (CONTRACT §7). Each returns a result value or a Meteor error; status
-//! changes go through the same rules and writer path as REST.
+//! changes go through the same rules and writer path as REST, logins through the same
+//! sequence (`crate::login`).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -7,13 +8,15 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::frame::MeteorError;
+use crate::accounts::credentials::{self, Credentials};
+use crate::accounts::tokens;
 use crate::app::Ctx;
 use crate::auth::secrets;
 use crate::change::{self, StatusChange};
-use crate::error::ApiError;
-use crate::http::auth::{log_in, parse_credentials, Credentials};
+use crate::error::Error;
+use crate::login::log_in;
 use crate::model::{ConnStatus, Source};
-use crate::settings::ids;
+use crate::settings;
 use crate::status::rules;
 
 /// The logged-in user of a connection.
@@ -31,38 +34,30 @@ pub struct CallCtx<'a> {
     pub login: &'a mut Option<Login>,
 }
 
-/// Converts an API error into the Meteor error a DDP client expects.
-pub fn meteor_of(e: ApiError) -> MeteorError {
+/// Converts a domain error into the Meteor error a DDP client expects.
+pub fn meteor_of(e: Error) -> MeteorError {
     match e {
-        ApiError::Meteor {
+        Error::Refused {
             code,
             reason,
-            details,
+            method,
         } => MeteorError {
             error: json!(code),
             reason,
-            details,
+            details: method.map(|m| json!({ "method": m })),
         },
-        ApiError::LoginFailed | ApiError::Unauthenticated => {
-            MeteorError::new(403, "Incorrect password")
-        }
-        ApiError::LoginBlocked { code, reason } => MeteorError::new(code, &reason),
-        ApiError::Forbidden => MeteorError::new("error-not-allowed", "Not allowed"),
-        ApiError::TooManyRequests { wait_secs } => MeteorError {
+        Error::LoginFailed => MeteorError::new(403, "Incorrect password"),
+        Error::LoginBlocked { code, reason } => MeteorError::new(code, &reason),
+        Error::Forbidden => MeteorError::new("error-not-allowed", "Not allowed"),
+        Error::TooManyRequests { wait_secs } => MeteorError {
             error: json!("too-many-requests"),
             reason: format!(
                 "Error, too many requests. Please slow down. You must wait {wait_secs} seconds before trying again."
             ),
             details: Some(json!({"timeToReset": wait_secs * 1000})),
         },
-        ApiError::Unavailable(_) => MeteorError::new(503, "Service Unavailable"),
-        ApiError::Plain(_) => MeteorError::new(400, "Match failed"),
-        ApiError::NotFound
-        | ApiError::MethodNotAllowed
-        | ApiError::PayloadTooLarge
-        | ApiError::RequestTimeout => {
-            MeteorError::new(400, "Bad request")
-        }
+        Error::Unavailable(_) => MeteorError::new(503, "Service Unavailable"),
+        Error::Invalid(_) => MeteorError::new(400, "Match failed"),
     }
 }
 
@@ -109,12 +104,12 @@ pub async fn call(
 
 async fn login(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Value, MeteorError> {
     let arg = params.first().ok_or_else(match_failed)?;
-    let creds = parse_credentials(arg).map_err(meteor_of)?;
+    let creds = credentials::parse(arg).map_err(meteor_of)?;
     let resume = matches!(creds, Credentials::Resume(_));
     let done = log_in(cx.app, creds, cx.ip)
         .await
         .map_err(|e| match (&e, resume) {
-            (ApiError::LoginFailed, true) => MeteorError::new(
+            (Error::LoginFailed, true) => MeteorError::new(
                 403,
                 "You've been logged out by the server. Please log in again.",
             ),
@@ -178,7 +173,7 @@ async fn logout(cx: &mut CallCtx<'_>) -> Result<(), MeteorError> {
     cx.app
         .writer
         .run(move |tx| {
-            tx.delete_token(&hashed);
+            tokens::revoke(tx, &hashed);
             Ok(())
         })
         .await
@@ -196,14 +191,12 @@ async fn set_user_status(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<(), M
     let status = maybe_str(params, 0)?;
     let text = maybe_str(params, 1)?;
     let app = cx.app;
-    if !app.setting_bool(ids::ALLOW_STATUS_MESSAGE_CHANGE) {
-        return Err(meteor_of(ApiError::meteor(
-            "error-not-allowed",
-            "Change status is not allowed",
-            METHOD,
-        )));
+    if !app.setting(&settings::ALLOW_STATUS_MESSAGE_CHANGE) {
+        return Err(meteor_of(
+            Error::refused("error-not-allowed", "Change status is not allowed").by(METHOD),
+        ));
     }
-    let status = rules::check_status(status, app.setting_bool(ids::ALLOW_INVISIBLE), METHOD)
+    let status = rules::check_status(status, app.setting(&settings::ALLOW_INVISIBLE), METHOD)
         .map_err(meteor_of)?;
     let d = app.limiter.hit(
         &format!("ddp-setUserStatus:{user_id}"),
@@ -212,7 +205,7 @@ async fn set_user_status(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<(), M
         Instant::now(),
     );
     if !d.allowed {
-        return Err(meteor_of(ApiError::TooManyRequests {
+        return Err(meteor_of(Error::TooManyRequests {
             wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,
         }));
     }
@@ -238,7 +231,7 @@ async fn set_default_status(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Va
         .ok_or_else(match_failed)?;
     let status = rules::check_status(
         Some(status),
-        cx.app.setting_bool(ids::ALLOW_INVISIBLE),
+        cx.app.setting(&settings::ALLOW_INVISIBLE),
         METHOD,
     )
     .map_err(meteor_of)?;
@@ -246,7 +239,7 @@ async fn set_default_status(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Va
         .app
         .writer
         .run(move |tx| {
-            let before = tx.user(&user_id).ok_or_else(ApiError::invalid_user)?;
+            let before = tx.user(&user_id).ok_or_else(Error::invalid_user)?;
             if Some(before.status_default) == status && before.status_expires_at.is_none() {
                 return Ok(false);
             }

@@ -13,7 +13,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use super::frame::{self, ClientFrame, FrameError};
 use super::methods::{self, CallCtx, Login};
-use super::streams::{SubReply, Subscriptions};
+use super::streams::{SubLimits, SubReply, Subscriptions};
 use crate::app::Ctx;
 use crate::auth::secrets;
 use crate::bus::Published;
@@ -250,7 +250,7 @@ impl Session {
                 }
                 match self
                     .subs
-                    .sub(&id, &name, &params, self.app.cfg.sub_limits())
+                    .sub(&id, &name, &params, SubLimits::of(&self.app.cfg))
                 {
                     SubReply::Ready => out.push(frame::ready(&id).into()),
                     SubReply::NoSub(e) => out.push(frame::nosub(&id, e.as_ref()).into()),

@@ -34,6 +34,16 @@ pub struct SubLimits {
     pub watched_users: usize,
 }
 
+impl SubLimits {
+    /// The limits the configuration sets (`WS_MAX_SUBSCRIPTIONS`, `WS_MAX_WATCHED_USERS`).
+    pub fn of(cfg: &crate::config::Config) -> SubLimits {
+        SubLimits {
+            subscriptions: cfg.ws_max_subscriptions,
+            watched_users: cfg.ws_max_watched_users,
+        }
+    }
+}
+
 /// What the session answers to a `sub`.
 pub enum SubReply {
     Ready,

@@ -10,8 +10,9 @@ use parking_lot::RwLock;
 use serde_json::Value as Json;
 
 use super::model::{Change, Key, Model, Value};
+use crate::auth::defaults;
 use crate::bus::StatusEvent;
-use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User};
+use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User, UserKind};
 
 pub struct Tx<'a> {
     model: &'a RwLock<Model>,
@@ -148,7 +149,7 @@ impl<'a> Tx<'a> {
 
     /// Is there any human user (not a bot), committed or written in this batch?
     pub fn has_human_user(&self) -> bool {
-        let human = |u: &User| u.kind == "user";
+        let human = |u: &User| u.kind == UserKind::User;
         let written = self.overlay.iter().any(|(k, v)| match (k, v) {
             (Key::User(_), Some(Value::User(u))) => human(u),
             _ => false,
@@ -166,7 +167,7 @@ impl<'a> Tx<'a> {
 
     /// How many active admins there are besides `id` (to keep at least one).
     pub fn admins_except(&self, id: &str) -> usize {
-        let is_admin = |u: &User| u.active && u.has_role("admin");
+        let is_admin = |u: &User| u.active && u.has_role(defaults::ADMIN);
         let mut ids: std::collections::HashSet<String> = self
             .model
             .read()

@@ -16,11 +16,11 @@ use super::model::{Change, Model};
 use super::remote;
 use super::tx::Tx;
 use crate::bus::Bus;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-type Done = Box<dyn FnOnce(Result<(), ApiError>) + Send>;
+type Done = Box<dyn FnOnce(Result<()>) + Send>;
 type LocalJob = Box<dyn FnOnce(&mut Tx) -> Done + Send>;
 
 enum Job {
@@ -75,30 +75,30 @@ impl Writer {
 
     /// Runs `f` on the writer and waits until its changes are committed (or refused).
     /// If `f` fails, everything it wrote is rolled back and its error returned.
-    pub async fn run<R, F>(&self, f: F) -> ApiResult<R>
+    pub async fn run<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Tx) -> ApiResult<R> + Send + 'static,
+        F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
     {
         self.submit(f, Job::Local).await
     }
 
     /// Like `run`, for work only the cluster leader may do: committed in a transaction
     /// of its own, refused (503) when this instance no longer holds the leader lease.
-    pub async fn run_as_leader<R, F>(&self, f: F) -> ApiResult<R>
+    pub async fn run_as_leader<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Tx) -> ApiResult<R> + Send + 'static,
+        F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
     {
         self.submit(f, Job::Leader).await
     }
 
-    async fn submit<R, F>(&self, f: F, kind: fn(LocalJob) -> Job) -> ApiResult<R>
+    async fn submit<R, F>(&self, f: F, kind: fn(LocalJob) -> Job) -> Result<R>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Tx) -> ApiResult<R> + Send + 'static,
+        F: FnOnce(&mut Tx) -> Result<R> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel::<ApiResult<R>>();
+        let (reply, answer) = oneshot::channel::<Result<R>>();
         let job: LocalJob = Box::new(move |tx: &mut Tx| -> Done {
             let mark = tx.mark();
             match catch_unwind(AssertUnwindSafe(|| f(tx))) {
@@ -115,7 +115,7 @@ impl Writer {
                     tx.rollback(mark);
                     tracing::error!("a write job panicked; its changes were discarded");
                     Box::new(move |_| {
-                        let _ = reply.send(Err(ApiError::Unavailable("internal error".into())));
+                        let _ = reply.send(Err(Error::Unavailable("internal error".into())));
                     })
                 }
             }
@@ -123,10 +123,10 @@ impl Writer {
         self.jobs
             .send(kind(job))
             .await
-            .map_err(|_| ApiError::Unavailable("writer stopped".into()))?;
+            .map_err(|_| Error::Unavailable("writer stopped".into()))?;
         answer
             .await
-            .map_err(|_| ApiError::Unavailable("writer stopped".into()))?
+            .map_err(|_| Error::Unavailable("writer stopped".into()))?
     }
 
     /// Applies changes another instance committed.
@@ -252,15 +252,13 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
         {
             tracing::warn!("leader work not committed: {e}");
             for done in dones {
-                done(Err(ApiError::Unavailable("not the cluster leader".into())));
+                done(Err(Error::Unavailable("not the cluster leader".into())));
             }
         }
         Err(e) => {
             tracing::error!("commit failed, {} changes refused: {e:#}", dones.len());
             for done in dones {
-                done(Err(ApiError::Unavailable(
-                    "the store could not commit".into(),
-                )));
+                done(Err(Error::Unavailable("the store could not commit".into())));
             }
         }
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::model::Status;
 
 /// The longest status text kept, in characters (Rocket.Chat's STATUS_TEXT_MAX_LENGTH).
@@ -24,20 +24,20 @@ pub struct SetStatusRequest {
 /// Step 3: the body is an object; `status`/`message` are strings, null or absent and at
 /// least one is a string; `userId`/`username`/`user` strings if present; `expiresAt` a
 /// string, null or absent. Other fields are ignored.
-pub fn parse_set_status(body: &Value) -> Result<SetStatusRequest, ApiError> {
-    let obj = body.as_object().ok_or_else(ApiError::match_error)?;
-    let maybe_string = |key: &str| -> Result<Option<String>, ApiError> {
+pub fn parse_set_status(body: &Value) -> Result<SetStatusRequest, Error> {
+    let obj = body.as_object().ok_or_else(Error::match_error)?;
+    let maybe_string = |key: &str| -> Result<Option<String>, Error> {
         match obj.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::match_error()),
+            Some(_) => Err(Error::match_error()),
         }
     };
-    let optional_string = |key: &str| -> Result<Option<String>, ApiError> {
+    let optional_string = |key: &str| -> Result<Option<String>, Error> {
         match obj.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::match_error()),
+            Some(_) => Err(Error::match_error()),
         }
     };
     let req = SetStatusRequest {
@@ -49,7 +49,7 @@ pub fn parse_set_status(body: &Value) -> Result<SetStatusRequest, ApiError> {
         user: optional_string("user")?,
     };
     if req.status.is_none() && req.message.is_none() {
-        return Err(ApiError::match_error());
+        return Err(Error::match_error());
     }
     Ok(req)
 }
@@ -102,24 +102,22 @@ pub fn target_param(
 pub fn check_status(
     status: Option<&str>,
     invisible_allowed: bool,
-    method: &str,
-) -> Result<Option<Status>, ApiError> {
+    method: &'static str,
+) -> Result<Option<Status>, Error> {
     let Some(s) = status.filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     let st = Status::parse(s).ok_or_else(|| {
-        ApiError::meteor(
+        Error::refused(
             "error-invalid-status",
             "Valid status types include online, away, offline, and busy.",
-            method,
         )
+        .by(method)
     })?;
     if st == Status::Offline && !invisible_allowed {
-        return Err(ApiError::meteor(
-            "error-status-not-allowed",
-            "Invisible status is disabled",
-            method,
-        ));
+        return Err(
+            Error::refused("error-status-not-allowed", "Invisible status is disabled").by(method),
+        );
     }
     Ok(Some(st))
 }
@@ -128,26 +126,20 @@ pub fn check_status(
 pub fn check_expires_at(
     expires_at: Option<&str>,
     now: DateTime<Utc>,
-    method: &str,
-) -> Result<Option<DateTime<Utc>>, ApiError> {
+    method: &'static str,
+) -> Result<Option<DateTime<Utc>>, Error> {
     let Some(s) = expires_at.filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
     let t = DateTime::parse_from_rfc3339(s.trim())
         .map_err(|_| {
-            ApiError::meteor(
-                "error-invalid-date",
-                "Invalid expiresAt date string",
-                method,
-            )
+            Error::refused("error-invalid-date", "Invalid expiresAt date string").by(method)
         })?
         .with_timezone(&Utc);
     if t <= now {
-        return Err(ApiError::meteor(
-            "error-invalid-date",
-            "expiresAt must be a future date",
-            method,
-        ));
+        return Err(
+            Error::refused("error-invalid-date", "expiresAt must be a future date").by(method),
+        );
     }
     Ok(Some(t))
 }
@@ -191,11 +183,7 @@ mod tests {
             json!({"status": "busy", "userId": null}),
             json!({"status": "busy", "expiresAt": 1700000000}),
         ] {
-            assert_eq!(
-                parse_set_status(&body),
-                Err(ApiError::match_error()),
-                "{body}"
-            );
+            assert_eq!(parse_set_status(&body), Err(Error::match_error()), "{body}");
         }
     }
 
@@ -243,11 +231,11 @@ mod tests {
             Ok(Some(Status::Offline))
         );
         let e = check_status(Some("Busy"), true, M).unwrap_err();
-        assert_eq!(e.body()["errorType"], "error-invalid-status");
+        assert_eq!(e.code(), Some("error-invalid-status"));
         let e = check_status(Some("offline"), false, M).unwrap_err();
-        assert_eq!(e.body()["errorType"], "error-status-not-allowed");
+        assert_eq!(e.code(), Some("error-status-not-allowed"));
         assert_eq!(
-            e.body()["error"],
+            e.to_string(),
             "Invisible status is disabled [error-status-not-allowed]"
         );
     }
@@ -265,12 +253,12 @@ mod tests {
         assert!(check_expires_at(Some("2026-01-01T02:00:00+02:00"), now, M).is_err());
         let e = check_expires_at(Some("tomorrow"), now, M).unwrap_err();
         assert_eq!(
-            e.body()["error"],
+            e.to_string(),
             "Invalid expiresAt date string [error-invalid-date]"
         );
         let e = check_expires_at(Some("2026-01-01T00:00:00Z"), now, M).unwrap_err();
         assert_eq!(
-            e.body()["error"],
+            e.to_string(),
             "expiresAt must be a future date [error-invalid-date]"
         );
     }

@@ -21,7 +21,7 @@ pub fn user(id: &str, username: &str) -> User {
         password_hash: Some("$2b$10$hash".into()),
         roles: vec!["user".into(), "admin".into()],
         active: true,
-        kind: "user".into(),
+        kind: crate::model::UserKind::User,
         status: Status::Busy,
         status_default: Status::Busy,
         status_connection: Status::Online,

@@ -10,7 +10,7 @@ use postgres::Client;
 use super::session::{stmt, Stmts};
 use crate::model::{
     ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind,
-    User,
+    User, UserKind,
 };
 use crate::state::{Change, Key, Value};
 use crate::store::{HistoryQuery, Snapshot};
@@ -143,7 +143,7 @@ pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
         password_hash: opt_text(r, "password_hash")?,
         roles: serde_json::from_str(&roles).unwrap_or_default(),
         active: r.try_get("active")?,
-        kind: text(r, "kind")?,
+        kind: UserKind::parse(&text(r, "kind")?),
         status: status_of(r.try_get("status")?),
         status_default: status_of(r.try_get("status_default")?),
         status_connection: status_of(r.try_get("status_connection")?),
@@ -259,7 +259,7 @@ fn put_users(
             &column(users, |u| opt_txt(&u.password_hash)),
             &roles.iter().map(|r| txt(r)).collect::<Vec<_>>(),
             &column(users, |u| u.active),
-            &texts(users, |u| &u.kind),
+            &texts(users, |u| u.kind.as_str()),
             &column(users, |u| u.status.as_str()),
             &column(users, |u| u.status_default.as_str()),
             &column(users, |u| u.status_connection.as_str()),

@@ -151,7 +151,7 @@ fn round_trip_through_commit_and_load() {
         status_expires_at: None,
         previous_state: None,
         last_login: None,
-        kind: "bot".into(),
+        kind: crate::model::UserKind::Bot,
         active: false,
         ..user("u2", "Rocket.Cat")
     };

@@ -16,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{HistoryQuery, Snapshot, Store};
 use crate::model::{
     CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind, User,
+    UserKind,
 };
 use crate::state::{Change, Key, Value};
 
@@ -229,7 +230,7 @@ fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<User> {
         password_hash: r.get(4)?,
         roles: serde_json::from_str(json_at(5)?).unwrap_or_default(),
         active: r.get(6)?,
-        kind: r.get(7)?,
+        kind: UserKind::parse(&r.get::<_, String>(7)?),
         status: status_at(r, 8)?,
         status_default: status_at(r, 9)?,
         status_connection: status_at(r, 10)?,
@@ -282,7 +283,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             u.password_hash,
             roles,
             u.active,
-            u.kind,
+            u.kind.as_str(),
             u.utc_offset,
             ms(&u.created_at),
         ])?;
@@ -312,7 +313,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         u.password_hash,
         roles,
         u.active,
-        u.kind,
+        u.kind.as_str(),
         u.status.as_str(),
         u.status_default.as_str(),
         u.status_connection.as_str(),

@@ -82,7 +82,7 @@ fn every_user_write_loads_back_as_committed() {
         |u| u.password_hash = Some("$2b$10$other".into()),
         |u| u.roles.retain(|r| r != "admin"),
         |u| u.active = false,
-        |u| u.kind = "bot".into(),
+        |u| u.kind = crate::model::UserKind::Bot,
         |u| u.utc_offset = -3.0,
         |u| u.created_at = t(1_500_000_000_000),
     ];

@@ -1,0 +1,145 @@
+//! Tokens: the login tokens of sessions and the personal access tokens bots log in
+//! with. Only the hash of a secret is kept (Meteor's `hashedToken`); a new secret is
+//! shown once.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::auth::secrets;
+use crate::error::{Error, Result};
+use crate::model::{Token, TokenKind, User};
+use crate::settings::{self, Values};
+use crate::state::{Model, Tx};
+
+/// The Rocket.Chat method personal access token errors name.
+pub const PAT_METHOD: &str = "personalAccessTokens";
+
+/// The user a token (its hash) authenticates, if the token exists, belongs to
+/// `user_id`, has not expired (login tokens last `Accounts_LoginExpiration` days) and
+/// the user is active.
+pub fn authenticate(m: &Model, user_id: &str, hashed: &str) -> Option<(Arc<User>, Arc<Token>)> {
+    let tok = m.tokens.get(hashed)?;
+    if !secrets::secrets_equal(&tok.user_id, user_id) {
+        return None;
+    }
+    if tok.kind == TokenKind::Login && Utc::now() > login_expires(m, tok.created_at) {
+        return None;
+    }
+    let user = m.users.get(user_id)?;
+    if !user.active {
+        return None;
+    }
+    Some((user.clone(), tok.clone()))
+}
+
+/// When a login token made at `created` expires.
+pub fn login_expires(m: &Model, created: DateTime<Utc>) -> DateTime<Utc> {
+    let days = m.value(&settings::LOGIN_EXPIRATION).max(0);
+    created + chrono::Duration::days(days)
+}
+
+/// A successful login: records it, and a new login token (the hash of its secret).
+/// Returns the user as it is now and when the token was made.
+pub fn record_login(tx: &mut Tx, user_id: &str, hashed: String) -> Result<(User, DateTime<Utc>)> {
+    let current = tx.user(user_id).ok_or(Error::LoginFailed)?;
+    let mut u = (*current).clone();
+    u.last_login = Some(tx.now);
+    tx.put_user(u.clone());
+    tx.put_token(Token {
+        hashed,
+        user_id: user_id.to_string(),
+        kind: TokenKind::Login,
+        created_at: tx.now,
+    });
+    Ok((u, tx.now))
+}
+
+/// Logs a session out: its token goes.
+pub fn revoke(tx: &mut Tx, hashed: &str) {
+    tx.delete_token(hashed);
+}
+
+/// Revokes every token of a user (deactivated or deleted); returns how many.
+pub fn revoke_all(tx: &mut Tx, user_id: &str) -> usize {
+    let tokens = tx.user_tokens(user_id);
+    for t in &tokens {
+        tx.delete_token(&t.hashed);
+    }
+    tokens.len()
+}
+
+/// A personal access token's name: trimmed, and not empty.
+pub fn token_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.is_empty() {
+        return Err(
+            Error::refused("error-token-name-required", "Token name is required").by(PAT_METHOD),
+        );
+    }
+    Ok(name.to_string())
+}
+
+fn not_found() -> Error {
+    Error::refused("error-token-does-not-exists", "Token does not exist").by(PAT_METHOD)
+}
+
+fn personal(tx: &Tx, user_id: &str, name: &str) -> Option<Arc<Token>> {
+    tx.user_tokens(user_id)
+        .into_iter()
+        .find(|t| matches!(&t.kind, TokenKind::Personal { name: n, .. } if n == name))
+}
+
+/// Issues a personal access token named `name` for `user_id`: a new one (the name must
+/// be free), or with `replace` a new secret for the one of that name. Returns the
+/// secret, to be shown once.
+pub fn issue_personal(tx: &mut Tx, user_id: &str, name: String, replace: bool) -> Result<String> {
+    match (personal(tx, user_id, &name), replace) {
+        (Some(_), false) => {
+            return Err(Error::refused(
+                "error-token-already-exists",
+                "A token with this name already exists",
+            )
+            .by(PAT_METHOD))
+        }
+        (None, true) => return Err(not_found()),
+        (Some(old), true) => tx.delete_token(&old.hashed),
+        (None, false) => {}
+    }
+    let secret = secrets::new_secret();
+    let last_part = secret[secret.len() - 6..].to_string();
+    tx.put_token(Token {
+        hashed: secrets::hash_token(&secret),
+        user_id: user_id.to_string(),
+        kind: TokenKind::Personal { name, last_part },
+        created_at: tx.now,
+    });
+    Ok(secret)
+}
+
+/// Revokes the personal access token named `name`.
+pub fn revoke_personal(tx: &mut Tx, user_id: &str, name: &str) -> Result<()> {
+    let old = personal(tx, user_id, name).ok_or_else(not_found)?;
+    tx.delete_token(&old.hashed);
+    Ok(())
+}
+
+/// Keeps a personal access token made elsewhere (an import), unless the user has it
+/// already; one of the same name is replaced. Returns whether it was added.
+pub fn keep_personal(tx: &mut Tx, token: Token) -> bool {
+    let TokenKind::Personal { name, .. } = &token.kind else {
+        return false;
+    };
+    let mine = tx.user_tokens(&token.user_id);
+    if mine.iter().any(|m| m.hashed == token.hashed) {
+        return false;
+    }
+    for old in mine
+        .iter()
+        .filter(|m| matches!(&m.kind, TokenKind::Personal { name: n, .. } if n == name))
+    {
+        tx.delete_token(&old.hashed);
+    }
+    tx.put_token(token);
+    true
+}

@@ -1,0 +1,285 @@
+//! Users: create, change, (de)activate, give and take roles, delete. Each operation is
+//! a function over the writer's `Tx`; the rules they share are defined here once:
+//! the workspace keeps an active admin (`leaves_no_admin`), and a user who is not
+//! active is logged out everywhere (`save`).
+
+use chrono::{DateTime, Utc};
+
+use super::{identity, tokens, METHOD};
+use crate::auth::defaults::{self, ADMIN};
+use crate::auth::secrets;
+use crate::error::{Error, Result};
+use crate::model::{Email, Status, User, UserKind};
+use crate::state::Tx;
+
+/// A user as every account starts: a person with the `user` role, offline, online by
+/// choice, no email, no password.
+pub fn new_user(username: &str, name: &str, now: DateTime<Utc>) -> User {
+    User {
+        id: secrets::new_id(),
+        username: username.to_string(),
+        name: name.to_string(),
+        emails: Vec::new(),
+        password_hash: None,
+        roles: vec![defaults::USER.into()],
+        active: true,
+        kind: UserKind::User,
+        status: Status::Offline,
+        status_default: Status::Online,
+        status_connection: Status::Offline,
+        status_text: String::new(),
+        status_source: None,
+        status_expires_at: None,
+        previous_state: None,
+        utc_offset: 0.0,
+        created_at: now,
+        updated_at: now,
+        last_login: None,
+    }
+}
+
+/// Every role must be one statusd knows.
+pub fn check_roles(roles: &[String]) -> Result<()> {
+    match roles.iter().find(|r| !defaults::role_exists(r)) {
+        Some(r) => {
+            Err(Error::refused("error-invalid-role", &format!("Invalid role {r}")).by(METHOD))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The rule: the workspace keeps an active admin. Does changing `before` into `after`
+/// (`None`: deleting the user) take the last one away?
+pub fn leaves_no_admin(tx: &Tx, before: &User, after: Option<&User>) -> bool {
+    let active_admin = |u: &User| u.active && u.has_role(ADMIN);
+    active_admin(before) && !after.is_some_and(active_admin) && tx.admins_except(&before.id) == 0
+}
+
+/// The refusal of a change that would leave no active admin (users.update,
+/// users.delete, `statusd user disable`).
+fn last_admin() -> Error {
+    Error::refused(
+        "error-action-not-allowed",
+        "Leaving the app without admins is not allowed",
+    )
+}
+
+/// The refusal of taking the admin role from the last admin (roles.removeUserFromRole,
+/// `statusd user role --remove admin`): the same rule in the role routes' words.
+fn last_admin_role() -> Error {
+    Error::refused(
+        "error-remove-last-admin",
+        "This is the last admin, the role cannot be removed",
+    )
+}
+
+/// The rule: a user who is not active is logged out everywhere, every token of theirs
+/// revoked. Returns how many were.
+pub fn log_out_if_inactive(tx: &mut Tx, user: &User) -> usize {
+    if user.active {
+        0
+    } else {
+        tokens::revoke_all(tx, &user.id)
+    }
+}
+
+/// Writes a changed user, logging them out everywhere if they are not active.
+/// Returns how many tokens were revoked.
+pub fn save(tx: &mut Tx, user: User) -> usize {
+    let revoked = log_out_if_inactive(tx, &user);
+    tx.put_user(user);
+    revoked
+}
+
+/// A new account, as users.create, users.register and `statusd user add` make it.
+pub struct NewAccount {
+    pub username: String,
+    pub name: String,
+    pub email: Option<String>,
+    /// From `password::hash`, made before the job; None for a bot without a password.
+    pub password_hash: Option<String>,
+    pub roles: Vec<String>,
+    pub active: bool,
+    pub kind: UserKind,
+}
+
+/// Creates a user. The roles can be checked before hashing the password
+/// (`check_roles`); they are checked here again so this is complete by itself.
+pub fn create(tx: &mut Tx, acct: NewAccount) -> Result<User> {
+    check_roles(&acct.roles)?;
+    identity::check(tx, Some(&acct.username), acct.email.as_deref(), None)?;
+    let mut user = new_user(&acct.username, &acct.name, tx.now);
+    user.emails = acct
+        .email
+        .into_iter()
+        .map(|address| Email {
+            address,
+            verified: false,
+        })
+        .collect();
+    user.password_hash = acct.password_hash;
+    user.roles = acct.roles;
+    user.active = acct.active;
+    user.kind = acct.kind;
+    save(tx, user.clone());
+    Ok(user)
+}
+
+/// Changes to a user (users.update's `data`); `None` leaves a field as it is.
+#[derive(Default)]
+pub struct Changes {
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// From `password::hash`, made before the job.
+    pub password_hash: Option<String>,
+    pub active: Option<bool>,
+    pub roles: Option<Vec<String>>,
+    /// Already normalised (`status::rules::normalize_text`).
+    pub status_text: Option<String>,
+}
+
+/// Changes the user `user_id`.
+pub fn update(tx: &mut Tx, user_id: &str, changes: Changes) -> Result<User> {
+    let current = tx.user(user_id).ok_or_else(Error::invalid_user)?;
+    if let Some(roles) = &changes.roles {
+        check_roles(roles)?;
+    }
+    identity::check(
+        tx,
+        changes.username.as_deref(),
+        changes.email.as_deref(),
+        Some(user_id),
+    )?;
+    let mut u = (*current).clone();
+    if let Some(n) = changes.username {
+        u.username = n;
+    }
+    if let Some(n) = changes.name {
+        u.name = n;
+    }
+    if let Some(e) = changes.email {
+        if u.first_email() != Some(e.as_str()) {
+            u.emails = vec![Email {
+                address: e,
+                verified: false,
+            }];
+        }
+    }
+    if let Some(h) = changes.password_hash {
+        u.password_hash = Some(h);
+    }
+    if let Some(r) = changes.roles {
+        u.roles = r;
+    }
+    if let Some(a) = changes.active {
+        u.active = a;
+    }
+    if let Some(t) = changes.status_text {
+        u.status_text = t;
+    }
+    if leaves_no_admin(tx, &current, Some(&u)) {
+        return Err(last_admin().by(METHOD));
+    }
+    u.updated_at = tx.now;
+    save(tx, u.clone());
+    Ok(u)
+}
+
+/// Sets the password of the user named `username` (`statusd user passwd`).
+pub fn set_password(tx: &mut Tx, username: &str, password_hash: String) -> Result<User> {
+    let mut u = (*tx
+        .user_by_username(username)
+        .ok_or_else(Error::invalid_user)?)
+    .clone();
+    u.password_hash = Some(password_hash);
+    u.updated_at = tx.now;
+    save(tx, u.clone());
+    Ok(u)
+}
+
+/// Activates or deactivates the user named `username` (`statusd user enable|disable`).
+/// Returns the user and how many tokens a deactivation revoked.
+pub fn set_active(tx: &mut Tx, username: &str, active: bool) -> Result<(User, usize)> {
+    let current = tx
+        .user_by_username(username)
+        .ok_or_else(Error::invalid_user)?;
+    let mut u = (*current).clone();
+    u.active = active;
+    if leaves_no_admin(tx, &current, Some(&u)) {
+        return Err(last_admin().by(METHOD));
+    }
+    u.updated_at = tx.now;
+    let revoked = save(tx, u.clone());
+    Ok((u, revoked))
+}
+
+/// Gives the user named `username` a role statusd knows (roles.addUserToRole,
+/// `statusd user role --add`). Returns the user.
+pub fn add_role(tx: &mut Tx, username: &str, role: &str) -> Result<User> {
+    let mut u = (*tx
+        .user_by_username(username)
+        .ok_or_else(Error::invalid_user)?)
+    .clone();
+    if u.has_role(role) {
+        return Err(Error::refused(
+            "error-user-already-in-role",
+            "User already in role",
+        ));
+    }
+    u.roles.push(role.to_string());
+    u.updated_at = tx.now;
+    save(tx, u.clone());
+    Ok(u)
+}
+
+/// Takes a role from the user named `username` (roles.removeUserFromRole,
+/// `statusd user role --remove`), never the last active admin's. Returns the user.
+pub fn remove_role(tx: &mut Tx, username: &str, role: &str) -> Result<User> {
+    let current = tx
+        .user_by_username(username)
+        .ok_or_else(Error::invalid_user)?;
+    if !current.has_role(role) {
+        return Err(Error::refused(
+            "error-user-not-in-role",
+            "User is not in this role",
+        ));
+    }
+    let mut u = (*current).clone();
+    u.roles.retain(|r| r != role);
+    if leaves_no_admin(tx, &current, Some(&u)) {
+        return Err(last_admin_role());
+    }
+    u.updated_at = tx.now;
+    save(tx, u.clone());
+    Ok(u)
+}
+
+/// A user named by id or by username.
+pub enum Named<'a> {
+    Id(&'a str),
+    Username(&'a str),
+}
+
+/// Deletes a user (users.delete), never the last active admin: watchers first see
+/// them go offline, then every token of theirs and the user go.
+pub fn delete(tx: &mut Tx, who: Named) -> Result<()> {
+    let user = match who {
+        Named::Id(id) => tx.user(id),
+        Named::Username(name) => tx.user_by_username(name),
+    }
+    .ok_or_else(Error::invalid_user)?;
+    if leaves_no_admin(tx, &user, None) {
+        return Err(last_admin().by("deleteUser"));
+    }
+    if user.status != Status::Offline {
+        // Tell the watchers the user is gone before the record goes.
+        let mut gone = (*user).clone();
+        gone.status = Status::Offline;
+        gone.status_connection = Status::Offline;
+        tx.put_user(gone);
+    }
+    tokens::revoke_all(tx, &user.id);
+    tx.delete_user(&user.id);
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Every error a REST route answers, as the contract's JSON bodies (CONTRACT §2): the
+//! domain's refusals (`crate::error::Error`) and the few errors only HTTP has. Its
+//! `IntoResponse` owns every status code and body shape, so handlers just use `?`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::reply::json_response;
+use crate::error::Error;
+
+pub const NOT_LOGGED_IN: &str = "You must be logged in to do this.";
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// A refusal of the domain (the rules, the writer): its code and body follow from it.
+    Domain(Error),
+    /// 401: missing, unknown, expired or mismatched credentials.
+    Unauthenticated,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    /// 408: the body did not arrive within HTTP_BODY_TIMEOUT_SECS.
+    RequestTimeout,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        ApiError::Domain(e)
+    }
+}
+
+impl ApiError {
+    /// A 400 with only an `error` text: a body or query the route cannot read.
+    pub fn plain(text: &str) -> ApiError {
+        ApiError::Domain(Error::Invalid(text.into()))
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Domain(e) => match e {
+                Error::Refused { .. } | Error::Invalid(_) => StatusCode::BAD_REQUEST,
+                Error::Forbidden => StatusCode::FORBIDDEN,
+                Error::LoginFailed | Error::LoginBlocked { .. } => StatusCode::UNAUTHORIZED,
+                Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+                Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The body, a business error naming the Rocket.Chat method it came from.
+    pub fn body(&self) -> Value {
+        self.body_with(None)
+    }
+
+    /// The body as the REST route `route` answers it: a business error names the route
+    /// in `details.method` (CONTRACT §2), whatever method the rule named.
+    pub fn route_body(&self, route: &str) -> Value {
+        self.body_with(Some(route))
+    }
+
+    fn body_with(&self, route: Option<&str>) -> Value {
+        let e = match self {
+            ApiError::Domain(e) => e,
+            ApiError::Unauthenticated => {
+                return json!({
+                    "success": false, "error": NOT_LOGGED_IN, "status": "error", "message": NOT_LOGGED_IN
+                })
+            }
+            ApiError::NotFound => return json!({"success": false, "error": "Resource not found"}),
+            ApiError::MethodNotAllowed => {
+                return json!({"success": false, "error": "Method not allowed"})
+            }
+            ApiError::PayloadTooLarge => {
+                return json!({"success": false, "error": "Request body too large"})
+            }
+            ApiError::RequestTimeout => {
+                return json!({"success": false, "error": "Request timeout"})
+            }
+        };
+        match e {
+            Error::Refused { code, method, .. } => {
+                let mut body = json!({
+                    "success": false,
+                    "error": e.to_string(),
+                    "errorType": code,
+                });
+                if let Some(m) = route.or(*method) {
+                    body["details"] = json!({ "method": m });
+                }
+                body
+            }
+            Error::Invalid(text) => json!({"success": false, "error": text}),
+            Error::Forbidden => json!({"success": false, "error": "unauthorized"}),
+            Error::LoginFailed => json!({
+                "status": "error", "error": "Unauthorized", "message": "Unauthorized", "success": false
+            }),
+            Error::LoginBlocked { code, reason } => json!({
+                "status": "error", "error": code, "message": reason, "success": false
+            }),
+            Error::TooManyRequests { wait_secs } => json!({
+                "success": false,
+                "error": format!("Error, too many requests. Please slow down. You must wait {wait_secs} seconds before trying this endpoint again. [error-too-many-requests]"),
+            }),
+            Error::Unavailable(why) => {
+                json!({"success": false, "error": "Service Unavailable", "details": why})
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.body())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = json_response(self.status_code(), &self.body());
+        if matches!(self, ApiError::Domain(Error::Refused { .. })) {
+            // Kept so the HTTP layer can name the route in `details` (http::middleware).
+            resp.extensions_mut().insert(self);
+        }
+        resp
+    }
+}
