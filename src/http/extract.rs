@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use serde_path_to_error::Segment;
 
 use super::error::ApiError;
+use super::strict::Strict;
 use crate::app::Ctx;
 use crate::error::Error;
 use crate::model::{Token, User};
@@ -127,13 +128,17 @@ pub fn read_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn read_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| match_error(&e).into())
+    serde_path_to_error::deserialize(Strict(value)).map_err(|e| match_error(&e).into())
 }
 
 /// The `Match error` of a body serde could not read: `Missing key 'x'` for a required
 /// field that is absent (or null), `Expected <type> in field x` for one of another
 /// type, as Rocket.Chat's `check()` words them.
 fn match_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
+    // Not even an object: nothing to name.
+    if e.path().iter().next().is_none() && !e.inner().to_string().starts_with("missing field") {
+        return Error::match_error();
+    }
     let text = e.inner().to_string();
     if let Some(rest) = text.strip_prefix("missing field `") {
         return Error::missing_key(rest.split('`').next().unwrap_or_default());
@@ -142,7 +147,6 @@ fn match_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
         Segment::Map { key } => Some(key.as_str()),
         _ => None,
     });
-    // Not even an object: nothing to name.
     let Some(field) = field else {
         return Error::match_error();
     };
@@ -373,6 +377,11 @@ mod tests {
                 "Match error: Expected array of strings in field roles",
             ),
             ("[]", crate::error::MATCH_ERROR),
+            (r#"["u", {}]"#, crate::error::MATCH_ERROR),
+            (
+                r#"{"userId": "u", "data": ["a@b.c"]}"#,
+                "Match error: Expected object in field data",
+            ),
             ("{", "Invalid JSON body"),
         ];
         for (body, error) in cases {

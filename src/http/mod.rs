@@ -13,6 +13,7 @@ mod reply;
 pub(crate) mod schema;
 mod settings;
 pub(crate) mod status;
+mod strict;
 mod users;
 pub mod views;
 mod websocket;
