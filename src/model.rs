@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A user status as Rocket.Chat names it. `Offline` chosen as a default means "invisible".
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Online,
@@ -55,7 +56,7 @@ pub enum ConnStatus {
 
 /// Whether an account is a person's or a bot's (Rocket.Chat's `type`). Stored and sent
 /// as `user` / `bot`.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UserKind {
     #[default]
@@ -80,7 +81,7 @@ impl UserKind {
     }
 }
 
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, ToSchema)]
 pub struct Email {
     pub address: String,
     pub verified: bool,

@@ -4,8 +4,7 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,7 +13,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{parse_json_or_form, Body, Caller, ClientIp, RawBody};
 use super::reply::ok;
 use super::{schema, views};
-use crate::accounts::credentials::{self, Credentials};
+use crate::accounts::credentials::{self, Credentials, LoginRequest};
 use crate::accounts::tokens;
 use crate::app::{App, Ctx};
 use crate::auth::defaults::Permission;
@@ -47,8 +46,8 @@ pub fn parse_login(bytes: &[u8], content_type: Option<&str>) -> Result<Credentia
 /// Logs in with a password (or its SHA-256 digest) or resumes a token (CONTRACT §3).
 #[utoipa::path(post, path = "/api/v1/login", tag = "sessions",
     request_body(content(
-        (schema::LoginRequest = "application/json"),
-        (schema::LoginRequest = "application/x-www-form-urlencoded"),
+        (LoginRequest = "application/json"),
+        (LoginRequest = "application/x-www-form-urlencoded"),
     )),
     responses(
         (status = 200, description = "Logged in", body = schema::LoginBody),
@@ -64,14 +63,15 @@ async fn login(
 ) -> ApiResult<Response> {
     let creds = parse_login(&body.bytes, body.content_type.as_deref())?;
     let done = log_in(&app, creds, ip).await?;
-    Ok(ok(json!({
-        "status": "success",
-        "data": {
-            "userId": done.user.id,
-            "authToken": done.token,
-            "me": views::me(&done.user, &app.cfg.root_url),
+    Ok(ok(&schema::LoginBody {
+        data: schema::LoginData {
+            auth_token: done.token,
+            me: views::me(&done.user, &app.cfg.root_url),
+            user_id: &done.user.id,
         },
-    })))
+        status: "success",
+        success: true,
+    }))
 }
 
 /// Revokes the calling token.
@@ -89,16 +89,19 @@ async fn logout(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
             Ok(())
         })
         .await?;
-    Ok(ok(json!({
-        "status": "success",
-        "data": {"message": "You've been logged out!"},
-    })))
+    Ok(ok(&schema::LogoutBody {
+        data: schema::LogoutData {
+            message: "You've been logged out!",
+        },
+        status: "success",
+        success: true,
+    }))
 }
 
 /// The caller's own user.
 #[utoipa::path(get, path = "/api/v1/me", tag = "sessions",
     security(("userId" = [], "authToken" = [])),
-    responses((status = 200, description = "The caller", body = schema::Me)))]
+    responses((status = 200, description = "The caller", body = Me)))]
 async fn me(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
     let user = app
         .model
@@ -107,7 +110,18 @@ async fn me(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
         .get(&caller.user.id)
         .cloned()
         .ok_or(ApiError::Unauthenticated)?;
-    Ok(ok(views::me(&user, &app.cfg.root_url)))
+    Ok(ok(&Me {
+        me: views::me(&user, &app.cfg.root_url),
+        success: true,
+    }))
+}
+
+/// `GET me`: the caller's own view, members at the top level.
+#[derive(Serialize, ToSchema)]
+pub struct Me<'a> {
+    #[serde(flatten)]
+    me: views::UserView<'a>,
+    success: bool,
 }
 
 /// `{"tokenName": …}`: the personal access token routes' body.
@@ -138,7 +152,10 @@ async fn issue(
         .writer
         .run(move |tx| tokens::issue_personal(tx, &user_id, name, replace))
         .await?;
-    Ok(ok(json!({ "token": token })))
+    Ok(ok(&schema::TokenBody {
+        success: true,
+        token,
+    }))
 }
 
 /// Creates a personal access token (how bots log in).
@@ -198,7 +215,7 @@ async fn remove_pat(
     app.writer
         .run(move |tx| tokens::revoke_personal(tx, &user_id, &name))
         .await?;
-    Ok(ok(json!({})))
+    Ok(ok(&schema::Success::YES))
 }
 
 /// The caller's personal access tokens (never their secrets).
@@ -211,24 +228,26 @@ async fn remove_pat(
 async fn list_pats(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
     require_pat_permission(&app, &caller)?;
     let m = app.model.read();
-    let mut tokens: Vec<(chrono::DateTime<chrono::Utc>, Value)> = m
+    let mut mine: Vec<_> = m
         .tokens
         .values()
         .filter(|t| t.user_id == caller.user.id)
         .filter_map(|t| match &t.kind {
             TokenKind::Personal { name, last_part } => Some((
                 t.created_at,
-                json!({
-                    "name": name,
-                    "createdAt": iso(&t.created_at),
-                    "lastTokenPart": last_part,
-                    "bypassTwoFactor": false,
-                }),
+                schema::PersonalToken {
+                    bypass_two_factor: false,
+                    created_at: iso(&t.created_at),
+                    last_token_part: last_part,
+                    name,
+                },
             )),
             TokenKind::Login => None,
         })
         .collect();
-    tokens.sort_by_key(|(t, _)| *t);
-    let tokens: Vec<Value> = tokens.into_iter().map(|(_, v)| v).collect();
-    Ok(ok(json!({ "tokens": tokens })))
+    mine.sort_by_key(|(t, _)| *t);
+    Ok(ok(&schema::TokenListBody {
+        success: true,
+        tokens: mine.into_iter().map(|(_, v)| v).collect(),
+    }))
 }

@@ -4,7 +4,6 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,7 +17,7 @@ use crate::app::Ctx;
 use crate::auth::defaults::Permission;
 use crate::auth::secrets::new_id;
 use crate::error::{Error, Result};
-use crate::model::{iso, CustomStatus, Status};
+use crate::model::{CustomStatus, Status};
 use crate::state::Tx;
 
 const METHOD: &str = "insertOrUpdateUserStatus";
@@ -29,15 +28,6 @@ pub fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(create))
         .routes(routes!(update))
         .routes(routes!(delete))
-}
-
-pub fn to_json(c: &CustomStatus) -> Value {
-    json!({
-        "_id": c.id,
-        "name": c.name,
-        "statusType": c.status_type.as_str(),
-        "_updatedAt": iso(&c.updated_at),
-    })
 }
 
 /// The custom statuses, a page at a time, by name.
@@ -59,13 +49,19 @@ async fn list(State(app): State<Ctx>, _caller: Caller, q: Query) -> ApiResult<Re
         .collect();
     all.sort_by_key(|c| c.name.to_lowercase());
     let total = all.len();
-    let page: Vec<Value> = all.iter().skip(offset).take(count).map(to_json).collect();
-    Ok(ok(json!({
-        "statuses": page,
-        "count": page.len(),
-        "offset": offset,
-        "total": total,
-    })))
+    let page: Vec<schema::CustomStatus> = all
+        .iter()
+        .skip(offset)
+        .take(count)
+        .map(Into::into)
+        .collect();
+    Ok(ok(&schema::CustomStatusListBody {
+        count: page.len(),
+        offset,
+        statuses: page,
+        success: true,
+        total,
+    }))
 }
 
 fn require_manage(app: &Ctx, caller: &Caller) -> ApiResult<()> {
@@ -132,7 +128,7 @@ pub struct CreateCustomStatusRequest {
     #[schema(pattern = r#"^[^<>&"']*[^<>&"'\s][^<>&"']*$"#, max_length = 120)]
     name: String,
     /// Checked against the four status types after the name (Rocket.Chat's order).
-    #[schema(value_type = schema::StatusName)]
+    #[schema(value_type = crate::model::Status)]
     status_type: String,
 }
 
@@ -171,7 +167,10 @@ async fn create(
             Ok(c)
         })
         .await?;
-    Ok(ok(json!({ "customUserStatus": to_json(&created) })))
+    Ok(ok(&schema::CustomStatusBody {
+        custom_user_status: (&created).into(),
+        success: true,
+    }))
 }
 
 /// `custom-user-status.delete` of an unknown id (Rocket.Chat's deleteCustomUserStatus).
@@ -194,7 +193,7 @@ pub struct UpdateCustomStatusRequest {
     /// Not blank, at most 120 characters, none of `<>&"'`.
     #[schema(pattern = r#"^[^<>&"']*[^<>&"'\s][^<>&"']*$"#, max_length = 120)]
     name: String,
-    #[schema(value_type = Option<schema::StatusName>)]
+    #[schema(value_type = Option<crate::model::Status>)]
     status_type: Option<String>,
 }
 
@@ -245,7 +244,10 @@ async fn update(
             Ok(c)
         })
         .await?;
-    Ok(ok(json!({ "customUserStatus": to_json(&updated) })))
+    Ok(ok(&schema::CustomStatusBody {
+        custom_user_status: (&updated).into(),
+        success: true,
+    }))
 }
 
 /// `POST custom-user-status.delete`.
@@ -285,5 +287,5 @@ async fn delete(
             Ok(())
         })
         .await?;
-    Ok(ok(json!({})))
+    Ok(ok(&schema::Success::YES))
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::reply::json_response;
+use super::schema::ErrorBody;
 use crate::error::Error;
 
 pub const NOT_LOGGED_IN: &str = "You must be logged in to do this.";
@@ -67,51 +68,53 @@ impl ApiError {
     }
 
     fn body_with(&self, route: Option<&str>) -> Value {
+        serde_json::to_value(self.error_body(route)).unwrap_or(Value::Null)
+    }
+
+    fn error_body(&self, route: Option<&str>) -> ErrorBody {
+        let plain = |text: &str| ErrorBody {
+            error: text.into(),
+            ..ErrorBody::default()
+        };
         let e = match self {
             ApiError::Domain(e) => e,
             ApiError::Unauthenticated => {
-                return json!({
-                    "success": false, "error": NOT_LOGGED_IN, "status": "error", "message": NOT_LOGGED_IN
-                })
+                return ErrorBody {
+                    status: Some("error".into()),
+                    message: Some(NOT_LOGGED_IN.into()),
+                    ..plain(NOT_LOGGED_IN)
+                }
             }
-            ApiError::NotFound => return json!({"success": false, "error": "Resource not found"}),
-            ApiError::MethodNotAllowed => {
-                return json!({"success": false, "error": "Method not allowed"})
-            }
-            ApiError::PayloadTooLarge => {
-                return json!({"success": false, "error": "Request body too large"})
-            }
-            ApiError::RequestTimeout => {
-                return json!({"success": false, "error": "Request timeout"})
-            }
+            ApiError::NotFound => return plain("Resource not found"),
+            ApiError::MethodNotAllowed => return plain("Method not allowed"),
+            ApiError::PayloadTooLarge => return plain("Request body too large"),
+            ApiError::RequestTimeout => return plain("Request timeout"),
         };
         match e {
-            Error::Refused { code, method, .. } => {
-                let mut body = json!({
-                    "success": false,
-                    "error": e.to_string(),
-                    "errorType": code,
-                });
-                if let Some(m) = route.or(*method) {
-                    body["details"] = json!({ "method": m });
-                }
-                body
-            }
-            Error::Invalid(text) => json!({"success": false, "error": text}),
-            Error::Forbidden => json!({"success": false, "error": "unauthorized"}),
-            Error::LoginFailed => json!({
-                "status": "error", "error": "Unauthorized", "message": "Unauthorized", "success": false
-            }),
-            Error::LoginBlocked { code, reason } => json!({
-                "status": "error", "error": code, "message": reason, "success": false
-            }),
-            Error::TooManyRequests { wait_secs } => json!({
-                "success": false,
-                "error": format!("Error, too many requests. Please slow down. You must wait {wait_secs} seconds before trying this endpoint again. [error-too-many-requests]"),
-            }),
-            Error::Unavailable(why) => {
-                json!({"success": false, "error": "Service Unavailable", "details": why})
-            }
+            Error::Refused { code, method, .. } => ErrorBody {
+                error_type: Some(code.clone()),
+                details: route.or(*method).map(|m| json!({ "method": m })),
+                ..plain(&e.to_string())
+            },
+            Error::Invalid(text) => plain(text),
+            Error::Forbidden => plain("unauthorized"),
+            Error::LoginFailed => ErrorBody {
+                status: Some("error".into()),
+                message: Some("Unauthorized".into()),
+                ..plain("Unauthorized")
+            },
+            Error::LoginBlocked { code, reason } => ErrorBody {
+                status: Some("error".into()),
+                message: Some(reason.clone()),
+                ..plain(code)
+            },
+            Error::TooManyRequests { wait_secs } => plain(&format!(
+                "Error, too many requests. Please slow down. You must wait {wait_secs} seconds before trying this endpoint again. [error-too-many-requests]"
+            )),
+            Error::Unavailable(why) => ErrorBody {
+                details: Some(json!(why)),
+                ..plain("Service Unavailable")
+            },
         }
     }
 }
@@ -126,7 +129,7 @@ impl std::error::Error for ApiError {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = json_response(self.status_code(), &self.body());
+        let mut resp = json_response(self.status_code(), &self.error_body(None));
         if matches!(self, ApiError::Domain(Error::Refused { .. })) {
             // Kept so the HTTP layer can name the route in `details` (http::middleware).
             resp.extensions_mut().insert(self);

@@ -329,7 +329,7 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     #[serde(rename_all = "camelCase")]
-    #[allow(dead_code)]
+    #[allow(dead_code)] // read by the assertions through Debug only
     struct Req {
         user_id: String,
         data: Inner,

@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -17,6 +16,7 @@ use crate::app::Ctx;
 use crate::auth::defaults::Permission;
 use crate::error::Error;
 use crate::model::{iso, HistoryEntry};
+use crate::state::Model;
 use crate::status::rules;
 use crate::store::HistoryQuery;
 
@@ -40,22 +40,22 @@ fn date_param(q: &Query, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
         .transpose()
 }
 
-fn entry_json(app: &Ctx, e: &HistoryEntry) -> Value {
-    let m = app.model.read();
+/// An entry as the route shows it, with the usernames the model knows now.
+fn entry_view<'a>(m: &Model, e: &'a HistoryEntry) -> schema::HistoryEntry<'a> {
     let name_of = |id: &str| m.users.get(id).map(|u| u.username.clone());
-    json!({
-        "_id": e.id,
-        "userId": e.user_id,
-        "username": name_of(&e.user_id),
-        "actorId": e.actor_id,
-        "actorUsername": e.actor_id.as_deref().and_then(name_of),
-        "previousStatus": e.old_status.as_str(),
-        "status": e.new_status.as_str(),
-        "previousStatusText": e.old_text,
-        "statusText": e.new_text,
-        "source": e.source.as_str(),
-        "createdAt": iso(&e.at),
-    })
+    schema::HistoryEntry {
+        id: &e.id,
+        actor_id: e.actor_id.as_deref(),
+        actor_username: e.actor_id.as_deref().and_then(name_of),
+        created_at: iso(&e.at),
+        previous_status: e.old_status,
+        previous_status_text: &e.old_text,
+        source: e.source.as_str(),
+        status: e.new_status,
+        status_text: &e.new_text,
+        user_id: &e.user_id,
+        username: name_of(&e.user_id),
+    }
 }
 
 /// A user's status changes, newest first: one's own, or others' with
@@ -105,11 +105,15 @@ async fn status_history(State(app): State<Ctx>, caller: Caller, q: Query) -> Api
             tracing::error!("reading the status history: {e:#}");
             Error::Unavailable("history read failed".into())
         })?;
-    let items: Vec<Value> = items.iter().map(|e| entry_json(&app, e)).collect();
-    Ok(ok(json!({
-        "items": items,
-        "count": items.len(),
-        "offset": offset,
-        "total": total,
-    })))
+    let views: Vec<_> = {
+        let m = app.model.read();
+        items.iter().map(|e| entry_view(&m, e)).collect()
+    };
+    Ok(ok(&schema::HistoryBody {
+        count: views.len(),
+        items: views,
+        offset,
+        success: true,
+        total,
+    }))
 }

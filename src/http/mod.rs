@@ -24,7 +24,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Router;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -39,7 +39,11 @@ pub const RC_VERSION: &str = "7.10.0";
 #[utoipa::path(get, path = "/api/info", tag = "meta",
     responses((status = 200, description = "Versions", body = schema::InfoBody)))]
 async fn info() -> Response {
-    ok(json!({ "version": RC_VERSION, "statusd": env!("CARGO_PKG_VERSION") }))
+    ok(&schema::InfoBody {
+        statusd: env!("CARGO_PKG_VERSION"),
+        success: true,
+        version: RC_VERSION,
+    })
 }
 
 /// Liveness and readiness: can this instance commit (store) and fan out (NATS)?
@@ -59,14 +63,14 @@ async fn health(State(app): State<Ctx>) -> Response {
         .as_ref()
         .map(|c| c.connection_state() == async_nats::connection::State::Connected);
     let healthy = store_ok && nats_ok.unwrap_or(true);
-    let body = json!({
-        "status": if healthy { "ok" } else { "unavailable" },
-        "store": store_ok,
-        "nats": nats_ok,
-        "instance": app.instance_id,
-        "connections": app.hub.live(),
-        "success": healthy,
-    });
+    let body = schema::HealthBody {
+        connections: app.hub.live(),
+        instance: &app.instance_id,
+        nats: nats_ok,
+        status: if healthy { "ok" } else { "unavailable" },
+        store: store_ok,
+        success: healthy,
+    };
     let code = if healthy {
         StatusCode::OK
     } else {
@@ -156,7 +160,10 @@ pub fn router(app: Ctx) -> Router {
             |_: Box<dyn std::any::Any + Send>| {
                 json_response(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    &json!({"success": false, "error": "Internal server error"}),
+                    &schema::ErrorBody {
+                        error: "Internal server error".into(),
+                        ..Default::default()
+                    },
                 )
             },
         ))

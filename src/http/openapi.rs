@@ -134,7 +134,7 @@ fn add_shared_errors(op: &mut Operation, rest: bool) {
     get,
     path = "/api/v1/openapi.json",
     tag = "meta",
-    responses((status = 200, description = "This document", body = schema::OpenApiDocument)),
+    responses((status = 200, description = "This document", body = Object)),
 )]
 pub async fn openapi_json(Extension(doc): Extension<Document>) -> Response {
     json_response(StatusCode::OK, doc.0.as_ref())

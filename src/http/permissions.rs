@@ -4,7 +4,6 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,6 +16,7 @@ use crate::accounts::users;
 use crate::app::Ctx;
 use crate::auth::defaults::{self, Permission, ROLES, ROOM_SCOPED_ROLES};
 use crate::error::Error;
+use crate::state::Model;
 
 pub fn routes() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new()
@@ -27,13 +27,18 @@ pub fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(remove_user_from_role))
 }
 
-fn all_permissions(app: &Ctx) -> Vec<Value> {
-    let m = app.model.read();
-    let mut ids: Vec<&String> = m.permissions.keys().collect();
-    ids.sort();
-    ids.into_iter()
-        .map(|id| json!({"_id": id, "roles": m.permissions[id].as_ref()}))
-        .collect()
+/// Every permission, by id.
+fn all_permissions(m: &Model) -> Vec<schema::Permission<'_>> {
+    let mut all: Vec<_> = m
+        .permissions
+        .iter()
+        .map(|(id, roles)| schema::Permission {
+            id,
+            roles: roles.as_slice(),
+        })
+        .collect();
+    all.sort_by_key(|p| p.id);
+    all
 }
 
 /// Every permission and the roles holding it. Any logged-in user may read them
@@ -42,7 +47,12 @@ fn all_permissions(app: &Ctx) -> Vec<Value> {
     security(("userId" = [], "authToken" = [])),
     responses((status = 200, description = "The permissions", body = schema::PermissionListBody)))]
 async fn list_all(State(app): State<Ctx>, _caller: Caller) -> ApiResult<Response> {
-    Ok(ok(json!({ "update": all_permissions(&app), "remove": [] })))
+    let m = app.model.read();
+    Ok(ok(&schema::PermissionListBody {
+        remove: [],
+        success: true,
+        update: all_permissions(&m),
+    }))
 }
 
 /// One permission and the roles that hold it.
@@ -105,18 +115,26 @@ async fn update(
             Ok(())
         })
         .await?;
-    Ok(ok(json!({ "permissions": all_permissions(&app) })))
+    let m = app.model.read();
+    Ok(ok(&schema::PermissionsBody {
+        permissions: all_permissions(&m),
+        success: true,
+    }))
 }
 
-fn role_json(id: &str, description: &str, protected: bool) -> Value {
-    json!({
-        "_id": id,
-        "name": id,
-        "description": description,
-        "protected": protected,
-        "mandatory2fa": false,
-        "scope": if ROOM_SCOPED_ROLES.contains(&id) { "Subscriptions" } else { "Users" },
-    })
+fn role_view(&(id, description, protected): &(&'static str, &'static str, bool)) -> schema::Role {
+    schema::Role {
+        id,
+        description,
+        mandatory2fa: false,
+        name: id,
+        protected,
+        scope: if ROOM_SCOPED_ROLES.contains(&id) {
+            "Subscriptions"
+        } else {
+            "Users"
+        },
+    }
 }
 
 /// The roles statusd knows.
@@ -124,11 +142,10 @@ fn role_json(id: &str, description: &str, protected: bool) -> Value {
     security(("userId" = [], "authToken" = [])),
     responses((status = 200, description = "The roles", body = schema::RoleListBody)))]
 async fn roles_list(_caller: Caller) -> ApiResult<Response> {
-    let roles: Vec<Value> = ROLES
-        .iter()
-        .map(|(id, d, p)| role_json(id, d, *p))
-        .collect();
-    Ok(ok(json!({ "roles": roles })))
+    Ok(ok(&schema::RoleListBody {
+        roles: ROLES.iter().map(role_view).collect(),
+        success: true,
+    }))
 }
 
 /// `roleId` (or `roleName`) and `username`, as Rocket.Chat's role routes take them.
@@ -155,8 +172,9 @@ async fn change_role(
         .role_id
         .or(req.role_name)
         .ok_or_else(|| Error::missing_key("roleId"))?;
-    let &(id, description, protected) = defaults::role(&role)
+    let role = defaults::role(&role)
         .ok_or_else(|| Error::refused("error-role-not-found", "Role not found"))?;
+    let id = role.0;
     let username = req.username;
     app.writer
         .run(move |tx| {
@@ -167,7 +185,10 @@ async fn change_role(
             }
         })
         .await?;
-    Ok(ok(json!({ "role": role_json(id, description, protected) })))
+    Ok(ok(&schema::RoleBody {
+        role: role_view(role),
+        success: true,
+    }))
 }
 
 /// Gives a user a role (`access-permissions`).

@@ -1,9 +1,7 @@
-//! The JSON responses every route answers with: the shared headers, and the success
-//! body of `API.v1.success`.
+//! The JSON responses every route answers with, and their shared headers.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 /// Serialises a JSON body with the headers every response carries.
 pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T) -> Response {
@@ -19,10 +17,8 @@ pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, body: &T)
     resp
 }
 
-/// `{"success":true}` merged into a result object, as `API.v1.success` does.
-pub fn ok(mut body: Value) -> Response {
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("success".into(), Value::Bool(true));
-    }
-    json_response(StatusCode::OK, &body)
+/// A 200 with one of the typed bodies of `schema` (each has `"success": true`, as
+/// Rocket.Chat's `API.v1.success` adds).
+pub fn ok<T: serde::Serialize + ?Sized>(body: &T) -> Response {
+    json_response(StatusCode::OK, body)
 }

@@ -1,17 +1,17 @@
-//! The shapes of the JSON bodies, for the OpenAPI description (`openapi.rs`). The
-//! handlers build their bodies with `json!` (key order and optional members as
-//! Rocket.Chat sends them); these types only describe them. What keeps the two in step
-//! is the schemathesis run (`tests/schemathesis/run.sh`), which checks every answer of
-//! the running server against these schemas.
-#![allow(dead_code)] // never built: read by the `ToSchema` derives only
+//! The response bodies of the REST routes, typed: a handler builds one and serialises
+//! it, and the same type describes it in the OpenAPI document (`ToSchema`), so the
+//! description cannot drift from what is sent. The user views are in `views`; request
+//! bodies next to their handlers. Members are declared in alphabetical order, the
+//! order the `serde_json::Value` maps these replaced wrote, so the bytes are the same.
 
-use std::collections::BTreeMap;
-
+use serde::Serialize;
 use serde_json::Value;
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 use utoipa::ToSchema;
 
+use super::views::UserView;
 use crate::auth::defaults::ROLES;
+use crate::model::Status;
 
 /// Role ids as the routes accept them: the roles statusd knows (`auth::defaults`).
 pub fn role_list() -> ArrayBuilder {
@@ -30,402 +30,261 @@ pub fn role_name() -> ObjectBuilder {
 
 /// Every error body (CONTRACT §2): `success` is false and `error` says what went wrong.
 /// A business error adds `errorType` and `details.method`; the 401 and login errors
-/// add `status` and `message`.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
+/// add `status` and `message`; a 503 says why in `details`.
+#[derive(Serialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
-    #[schema(value_type = bool, examples(false))]
-    success: bool,
-    error: String,
-    error_type: Option<String>,
-    #[schema(value_type = Option<Value>)]
-    details: Option<Value>,
-    status: Option<String>,
-    message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[schema(examples(false))]
+    pub success: bool,
 }
 
 /// A body with nothing but `"success": true`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct Success {
-    success: bool,
+    pub success: bool,
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum StatusName {
-    Online,
-    Away,
-    Busy,
-    Offline,
+impl Success {
+    pub const YES: Success = Success { success: true };
 }
 
-#[derive(ToSchema)]
-pub struct EmailEntry {
-    address: String,
-    verified: bool,
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginData<'a> {
+    pub auth_token: String,
+    pub me: UserView<'a>,
+    pub user_id: &'a str,
 }
 
-/// What anyone may see of a user; the user itself and holders of
-/// `view-full-other-user-info` see the optional members too.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct UserView {
-    #[schema(rename = "_id")]
-    id: String,
-    username: String,
-    name: String,
-    status: StatusName,
-    status_text: String,
-    utc_offset: f64,
-    active: bool,
-    /// `user` or `bot`.
-    #[schema(rename = "type")]
-    kind: String,
-    status_source: Option<String>,
-    #[schema(format = DateTime)]
-    status_expires_at: Option<String>,
-    status_connection: Option<StatusName>,
-    status_default: Option<StatusName>,
-    roles: Option<Vec<String>>,
-    emails: Option<Vec<EmailEntry>>,
-    #[schema(format = DateTime)]
-    created_at: Option<String>,
-    #[schema(rename = "_updatedAt", format = DateTime)]
-    updated_at: Option<String>,
-    #[schema(format = DateTime)]
-    last_login: Option<String>,
-}
-
-#[derive(ToSchema)]
-pub struct Preferences {
-    #[schema(value_type = Object)]
-    preferences: Value,
-}
-
-/// `GET me` and the `me` of a login: the caller's full view plus these.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct Me {
-    #[schema(rename = "_id")]
-    id: String,
-    username: String,
-    name: String,
-    status: StatusName,
-    status_connection: StatusName,
-    status_text: String,
-    roles: Vec<String>,
-    active: bool,
-    emails: Vec<EmailEntry>,
-    utc_offset: f64,
-    email: Option<String>,
-    settings: Preferences,
-    avatar_url: String,
-}
-
-/// `POST login`: `user` (an email when it contains `@`), `username` or `email`, with
-/// `password` (plain, or `{digest, algorithm: "sha-256"}`); or `resume` with a token.
-#[derive(ToSchema)]
-pub struct LoginRequest {
-    #[schema(value_type = Option<Value>)]
-    user: Option<Value>,
-    username: Option<String>,
-    email: Option<String>,
-    #[schema(value_type = Option<Value>)]
-    password: Option<Value>,
-    resume: Option<String>,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct LoginData {
-    user_id: String,
-    auth_token: String,
-    me: Me,
-}
-
-#[derive(ToSchema)]
-pub struct LoginBody {
+#[derive(Serialize, ToSchema)]
+pub struct LoginBody<'a> {
+    pub data: LoginData<'a>,
     /// `success`.
-    status: String,
-    data: LoginData,
-    success: bool,
+    pub status: &'static str,
+    pub success: bool,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct LogoutData {
-    message: String,
+    pub message: &'static str,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct LogoutBody {
-    status: String,
-    data: LogoutData,
-    success: bool,
+    pub data: LogoutData,
+    /// `success`.
+    pub status: &'static str,
+    pub success: bool,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenBody {
-    token: String,
-    success: bool,
+    pub success: bool,
+    pub token: String,
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct PersonalToken {
-    name: String,
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonalToken<'a> {
+    pub bypass_two_factor: bool,
     #[schema(format = DateTime)]
-    created_at: String,
-    last_token_part: String,
-    bypass_two_factor: bool,
+    pub created_at: String,
+    pub last_token_part: &'a str,
+    pub name: &'a str,
 }
 
-#[derive(ToSchema)]
-pub struct TokenListBody {
-    tokens: Vec<PersonalToken>,
-    success: bool,
+#[derive(Serialize, ToSchema)]
+pub struct TokenListBody<'a> {
+    pub success: bool,
+    pub tokens: Vec<PersonalToken<'a>>,
 }
 
-/// `POST users.setStatus` (CONTRACT §4): at least one of `status` and `message` is a
-/// string; `userId`, `username` or `user` names another user.
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct SetStatusRequest {
-    /// `online`, `away`, `busy` or `offline` (invisible); empty means unchanged.
-    #[schema(pattern = r"^(online|away|busy|offline|)$")]
-    status: Option<String>,
-    /// Trimmed and cut to 120 characters.
-    message: Option<String>,
-    /// An RFC 3339 time in the future: the status is temporary.
-    #[schema(format = DateTime)]
-    expires_at: Option<String>,
-    user_id: Option<String>,
-    username: Option<String>,
-    user: Option<String>,
+#[derive(Serialize, ToSchema)]
+pub struct UserBody<'a> {
+    pub success: bool,
+    pub user: UserView<'a>,
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct StatusBody {
-    #[schema(rename = "_id")]
-    id: String,
-    status: StatusName,
-    /// Only when reading one's own status.
-    connection_status: Option<StatusName>,
-    status_source: Option<String>,
-    #[schema(format = DateTime)]
-    status_expires_at: Option<String>,
-    success: bool,
+/// A page of a list: `count` items from `offset`, of `total`.
+#[derive(Serialize, ToSchema)]
+pub struct UserListBody<'a> {
+    pub count: usize,
+    pub offset: usize,
+    pub success: bool,
+    pub total: usize,
+    pub users: Vec<UserView<'a>>,
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct PresenceBody {
-    presence: StatusName,
-    /// Only when reading one's own presence.
-    connection_status: Option<StatusName>,
-    #[schema(format = DateTime)]
-    last_login: Option<String>,
-    success: bool,
-}
-
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct PresenceEntry {
-    #[schema(rename = "_id")]
-    id: String,
-    username: String,
-    name: String,
-    status: StatusName,
-    status_text: String,
-    utc_offset: f64,
-    status_source: Option<String>,
-    #[schema(format = DateTime)]
-    status_expires_at: Option<String>,
-}
-
-#[derive(ToSchema)]
-pub struct PresenceListBody {
-    users: Vec<PresenceEntry>,
-    /// True when the list holds every user who is not offline.
-    full: bool,
-    success: bool,
-}
-
-#[derive(ToSchema)]
-pub struct UserBody {
-    user: UserView,
-    success: bool,
-}
-
-#[derive(ToSchema)]
-pub struct UserListBody {
-    users: Vec<UserView>,
-    count: u64,
-    offset: u64,
-    total: u64,
-    success: bool,
-}
-
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct Setting {
-    #[schema(rename = "_id")]
-    id: String,
+    #[serde(rename = "_id")]
+    pub id: &'static str,
     #[schema(value_type = Value)]
-    value: Value,
+    pub value: Value,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct SettingBody {
-    #[schema(rename = "_id")]
-    id: String,
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub success: bool,
     #[schema(value_type = Value)]
-    value: Value,
-    success: bool,
+    pub value: Value,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct SettingListBody {
-    settings: Vec<Setting>,
-    count: u64,
-    offset: u64,
-    total: u64,
-    success: bool,
+    pub count: usize,
+    pub offset: usize,
+    pub settings: Vec<Setting>,
+    pub success: bool,
+    pub total: usize,
 }
 
-#[derive(ToSchema)]
-pub struct Permission {
-    #[schema(rename = "_id")]
-    id: String,
+#[derive(Serialize, ToSchema)]
+pub struct Permission<'a> {
+    #[serde(rename = "_id")]
+    pub id: &'a str,
     #[schema(schema_with = role_list)]
-    roles: Vec<String>,
+    pub roles: &'a [String],
 }
 
-#[derive(ToSchema)]
-pub struct PermissionListBody {
-    update: Vec<Permission>,
+#[derive(Serialize, ToSchema)]
+pub struct PermissionListBody<'a> {
     #[schema(value_type = Vec<Object>)]
-    remove: Vec<Value>,
-    success: bool,
+    pub remove: [Value; 0],
+    pub success: bool,
+    pub update: Vec<Permission<'a>>,
 }
 
-#[derive(ToSchema)]
-pub struct PermissionsBody {
-    permissions: Vec<Permission>,
-    success: bool,
+#[derive(Serialize, ToSchema)]
+pub struct PermissionsBody<'a> {
+    pub permissions: Vec<Permission<'a>>,
+    pub success: bool,
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
+#[derive(Serialize, ToSchema)]
 pub struct Role {
-    #[schema(rename = "_id")]
-    id: String,
-    name: String,
-    description: String,
-    protected: bool,
-    mandatory2fa: bool,
+    #[serde(rename = "_id")]
+    pub id: &'static str,
+    pub description: &'static str,
+    pub mandatory2fa: bool,
+    pub name: &'static str,
+    pub protected: bool,
     /// `Users` or `Subscriptions`.
-    scope: String,
+    pub scope: &'static str,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct RoleListBody {
-    roles: Vec<Role>,
-    success: bool,
+    pub roles: Vec<Role>,
+    pub success: bool,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct RoleBody {
-    role: Role,
-    success: bool,
+    pub role: Role,
+    pub success: bool,
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-pub struct HistoryEntry {
-    #[schema(rename = "_id")]
-    id: String,
-    user_id: String,
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry<'a> {
+    #[serde(rename = "_id")]
+    pub id: &'a str,
+    #[schema(required = true)]
+    pub actor_id: Option<&'a str>,
+    #[schema(required = true)]
+    pub actor_username: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub previous_status: Status,
+    pub previous_status_text: &'a str,
+    /// `rest`, `ddp`, `expiry` or `connection`.
+    pub source: &'static str,
+    pub status: Status,
+    pub status_text: &'a str,
+    pub user_id: &'a str,
     /// Null once the user is deleted.
     #[schema(required = true)]
-    username: Option<String>,
-    #[schema(required = true)]
-    actor_id: Option<String>,
-    #[schema(required = true)]
-    actor_username: Option<String>,
-    previous_status: StatusName,
-    status: StatusName,
-    previous_status_text: String,
-    status_text: String,
-    /// `rest`, `ddp`, `expiry` or `connection`.
-    source: String,
-    #[schema(format = DateTime)]
-    created_at: String,
+    pub username: Option<String>,
 }
 
-#[derive(ToSchema)]
-pub struct HistoryBody {
-    items: Vec<HistoryEntry>,
-    count: u64,
-    offset: u64,
-    total: u64,
-    success: bool,
+#[derive(Serialize, ToSchema)]
+pub struct HistoryBody<'a> {
+    pub count: usize,
+    pub items: Vec<HistoryEntry<'a>>,
+    pub offset: usize,
+    pub success: bool,
+    pub total: u64,
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CustomStatus {
-    #[schema(rename = "_id")]
-    id: String,
-    name: String,
-    status_type: StatusName,
-    #[schema(rename = "_updatedAt", format = DateTime)]
-    updated_at: String,
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(rename = "_updatedAt")]
+    #[schema(format = DateTime)]
+    pub updated_at: String,
+    pub name: String,
+    pub status_type: Status,
 }
 
-#[derive(ToSchema)]
+impl From<&crate::model::CustomStatus> for CustomStatus {
+    fn from(c: &crate::model::CustomStatus) -> CustomStatus {
+        CustomStatus {
+            id: c.id.clone(),
+            updated_at: crate::model::iso(&c.updated_at),
+            name: c.name.clone(),
+            status_type: c.status_type,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct CustomStatusListBody {
-    statuses: Vec<CustomStatus>,
-    count: u64,
-    offset: u64,
-    total: u64,
-    success: bool,
+    pub count: usize,
+    pub offset: usize,
+    pub statuses: Vec<CustomStatus>,
+    pub success: bool,
+    pub total: usize,
 }
 
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct CustomStatusBody {
-    custom_user_status: CustomStatus,
-    success: bool,
+    pub custom_user_status: CustomStatus,
+    pub success: bool,
 }
 
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct InfoBody {
-    /// The Rocket.Chat version statusd answers as.
-    version: String,
     /// statusd's own version.
-    statusd: String,
-    success: bool,
+    pub statusd: &'static str,
+    pub success: bool,
+    /// The Rocket.Chat version statusd answers as.
+    pub version: &'static str,
 }
 
-#[derive(ToSchema)]
-pub struct HealthBody {
-    /// `ok` or `unavailable`.
-    status: String,
-    store: bool,
+#[derive(Serialize, ToSchema)]
+pub struct HealthBody<'a> {
+    pub connections: usize,
+    pub instance: &'a str,
     /// Null outside cluster mode.
     #[schema(required = true)]
-    nats: Option<bool>,
-    instance: String,
-    connections: u64,
-    success: bool,
-}
-
-/// The OpenAPI description itself.
-#[derive(ToSchema)]
-pub struct OpenApiDocument {
-    openapi: String,
-    #[schema(value_type = Object)]
-    info: Value,
-    #[schema(value_type = Object)]
-    paths: BTreeMap<String, Value>,
+    pub nats: Option<bool>,
+    /// `ok` or `unavailable`.
+    pub status: &'static str,
+    pub store: bool,
+    pub success: bool,
 }

@@ -3,7 +3,7 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -50,7 +50,11 @@ async fn get_one(
         .setting(&id)
         .cloned()
         .ok_or_else(unknown_setting)?;
-    Ok(ok(json!({ "_id": id, "value": value })))
+    Ok(ok(&schema::SettingBody {
+        id,
+        success: true,
+        value,
+    }))
 }
 
 /// `POST settings/:id`.
@@ -95,7 +99,7 @@ async fn set_one(
             Ok(())
         })
         .await?;
-    Ok(ok(json!({})))
+    Ok(ok(&schema::Success::YES))
 }
 
 /// The settings anyone may read.
@@ -103,15 +107,22 @@ async fn set_one(
     responses((status = 200, description = "The public settings", body = schema::SettingListBody)))]
 async fn public(State(app): State<Ctx>) -> ApiResult<Response> {
     let m = app.model.read();
-    let list: Vec<Value> = DEFINITIONS
+    let list: Vec<schema::Setting> = DEFINITIONS
         .iter()
         .filter(|d| d.public)
-        .map(|d| json!({"_id": d.id, "value": m.setting(d.id).cloned().unwrap_or_else(|| d.default_value())}))
+        .map(|d| schema::Setting {
+            id: d.id,
+            value: m
+                .setting(d.id)
+                .cloned()
+                .unwrap_or_else(|| d.default_value()),
+        })
         .collect();
-    Ok(ok(json!({
-        "settings": list,
-        "count": list.len(),
-        "offset": 0,
-        "total": list.len(),
-    })))
+    Ok(ok(&schema::SettingListBody {
+        count: list.len(),
+        offset: 0,
+        total: list.len(),
+        settings: list,
+        success: true,
+    }))
 }

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -55,7 +54,7 @@ pub fn parse_set_status_body(bytes: &[u8]) -> ApiResult<rules::SetStatusRequest>
 /// status text, optionally until `expiresAt` (CONTRACT §4).
 #[utoipa::path(post, path = "/api/v1/users.setStatus", tag = "status",
     security(("userId" = [], "authToken" = [])),
-    request_body = schema::SetStatusRequest,
+    request_body = rules::SetStatusRequest,
     responses(
         (status = 200, description = "Committed and published", body = schema::Success),
         (status = 400, description = "Match error, error-not-allowed, error-invalid-user, \
@@ -141,7 +140,7 @@ async fn set_status(State(app): State<Ctx>, caller: Caller, body: RawBody) -> Ap
     app.metrics
         .set_status_seconds
         .observe(started.elapsed().as_secs_f64());
-    Ok(ok(json!({})))
+    Ok(ok(&schema::Success::YES))
 }
 
 /// Resolves the `userId`/`username`/`user` query of the read routes: None for self.
@@ -176,7 +175,7 @@ fn me(app: &App, caller: &Caller) -> Arc<User> {
         ("user" = Option<String>, Query, description = "Another user, by username"),
     ),
     responses(
-        (status = 200, description = "The status", body = schema::StatusBody),
+        (status = 200, description = "The status", body = views::StatusOf),
         (status = 400, description = "error-invalid-user, or an unreadable query", body = schema::ErrorBody),
     ))]
 async fn get_status(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
@@ -195,7 +194,7 @@ async fn get_status(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResu
         ("user" = Option<String>, Query, description = "Another user, by username"),
     ),
     responses(
-        (status = 200, description = "The presence", body = schema::PresenceBody),
+        (status = 200, description = "The presence", body = views::PresenceOf),
         (status = 400, description = "error-invalid-user, or an unreadable query", body = schema::ErrorBody),
     ))]
 async fn get_presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
@@ -220,7 +219,7 @@ const PRESENCE_FROM_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
         ("from" = Option<String>, Query, description = "An RFC 3339 time"),
     ),
     responses(
-        (status = 200, description = "The users", body = schema::PresenceListBody),
+        (status = 200, description = "The users", body = views::PresenceList),
         (status = 400, description = "An unreadable query", body = schema::ErrorBody),
     ))]
 async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {

@@ -5,7 +5,6 @@
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -72,7 +71,10 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
     } else {
         views::public(&user)
     };
-    Ok(ok(json!({ "user": view })))
+    Ok(ok(&schema::UserBody {
+        success: true,
+        user: view,
+    }))
 }
 
 /// `offset` and `count` query parameters, bounded by the API count settings.
@@ -116,7 +118,7 @@ async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
     let mut users: Vec<&std::sync::Arc<User>> = m.users.values().collect();
     users.sort_by_key(|u| u.username.to_lowercase());
     let total = users.len();
-    let page: Vec<Value> = users
+    let page: Vec<_> = users
         .into_iter()
         .skip(offset)
         .take(count)
@@ -128,12 +130,13 @@ async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
             }
         })
         .collect();
-    Ok(ok(json!({
-        "users": page,
-        "count": page.len(),
-        "offset": offset,
-        "total": total,
-    })))
+    Ok(ok(&schema::UserListBody {
+        count: page.len(),
+        offset,
+        success: true,
+        total,
+        users: page,
+    }))
 }
 
 /// `POST users.create`.
@@ -207,7 +210,10 @@ async fn create(
         kind: UserKind::User,
     };
     let user = create_account(&app, acct, &req.password).await?;
-    Ok(ok(json!({ "user": views::full(&user) })))
+    Ok(ok(&schema::UserBody {
+        success: true,
+        user: views::full(&user),
+    }))
 }
 
 /// Self-service sign-up, when `Accounts_RegistrationForm` is `Public`.
@@ -240,7 +246,10 @@ async fn register(State(app): State<Ctx>, body: Body<RegisterRequest>) -> ApiRes
         kind: UserKind::User,
     };
     let user = create_account(&app, acct, &req.pass).await?;
-    Ok(ok(json!({ "user": views::public(&user) })))
+    Ok(ok(&schema::UserBody {
+        success: true,
+        user: views::public(&user),
+    }))
 }
 
 /// `POST users.update`: the user and the changes.
@@ -320,7 +329,10 @@ async fn update(
         .writer
         .run(move |tx| users::update(tx, &user_id, changes))
         .await?;
-    Ok(ok(json!({ "user": views::full(&user) })))
+    Ok(ok(&schema::UserBody {
+        success: true,
+        user: views::full(&user),
+    }))
 }
 
 /// `POST users.delete`: `userId`, or else `username`.
@@ -362,5 +374,5 @@ async fn delete(
             users::delete(tx, who)
         })
         .await?;
-    Ok(ok(json!({})))
+    Ok(ok(&schema::Success::YES))
 }

@@ -1,98 +1,135 @@
-//! JSON projections of a user, named after the routes that show them. The views of
-//! the hot read routes (users.getStatus, users.getPresence, users.presence) are typed
-//! structs borrowing from the user, serialised straight to bytes: building a
-//! `serde_json::Value` tree first cost an allocation per key and per string, most of
-//! the CPU of a 100-id users.presence. Fields are declared in alphabetical order,
-//! the order the `Value` maps wrote, so the bytes are the same.
+//! The views of a user the routes show, as typed structs borrowing from the user and
+//! serialised straight to bytes: each also describes its shape in the OpenAPI document
+//! (`ToSchema`), so the description is the code. (For the hot read routes,
+//! users.getStatus, users.getPresence and users.presence, building a
+//! `serde_json::Value` tree instead cost an allocation per key and per string, most of
+//! the CPU of a 100-id users.presence.) Fields are declared in alphabetical order, the
+//! order `Value` maps write, so the bytes are what they were.
 
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use crate::model::{iso, User};
+use crate::model::{iso, Email, Status, User, UserKind};
 
-fn insert_status_extras(obj: &mut Map<String, Value>, u: &User) {
-    if let Some(src) = &u.status_source {
-        obj.insert("statusSource".into(), json!(src));
-    }
-    if let Some(at) = &u.status_expires_at {
-        obj.insert("statusExpiresAt".into(), json!(iso(at)));
-    }
+/// A user: what anyone may see (`public`); the user itself and holders of
+/// `view-full-other-user-info` see the optional members too (`full`), and `GET me` and
+/// a login answer add `email`, `settings` and `avatarUrl` (`me`).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView<'a> {
+    #[serde(rename = "_id")]
+    id: &'a str,
+    #[serde(rename = "_updatedAt", skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    updated_at: Option<String>,
+    active: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    avatar_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emails: Option<&'a [Email]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    last_login: Option<String>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    settings: Option<Preferences>,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_connection: Option<Status>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_default: Option<Status>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    status_expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_source: Option<&'a str>,
+    status_text: &'a str,
+    #[serde(rename = "type")]
+    kind: UserKind,
+    username: &'a str,
+    utc_offset: f64,
 }
 
-fn emails(u: &User) -> Value {
-    json!(u
-        .emails
-        .iter()
-        .map(|e| json!({"address": e.address, "verified": e.verified}))
-        .collect::<Vec<_>>())
+/// The user's client preferences (none are kept: an empty object).
+#[derive(Serialize, ToSchema)]
+pub struct Preferences {
+    #[schema(value_type = Object)]
+    preferences: Map<String, Value>,
 }
 
 /// What anyone may see of a user (users.info for others, users.list).
-pub fn public(u: &User) -> Value {
-    let mut v = json!({
-        "_id": u.id,
-        "username": u.username,
-        "name": u.name,
-        "status": u.status.as_str(),
-        "statusText": u.status_text,
-        "utcOffset": u.utc_offset,
-        "active": u.active,
-        "type": u.kind.as_str(),
-    });
-    if let Some(obj) = v.as_object_mut() {
-        insert_status_extras(obj, u);
+pub fn public(u: &User) -> UserView<'_> {
+    UserView {
+        id: &u.id,
+        updated_at: None,
+        active: u.active,
+        avatar_url: None,
+        created_at: None,
+        email: None,
+        emails: None,
+        last_login: None,
+        name: &u.name,
+        roles: None,
+        settings: None,
+        status: u.status,
+        status_connection: None,
+        status_default: None,
+        status_expires_at: u.status_expires_at.as_ref().map(iso),
+        status_source: u.status_source.as_deref(),
+        status_text: &u.status_text,
+        kind: u.kind,
+        username: &u.username,
+        utc_offset: u.utc_offset,
     }
-    v
 }
 
 /// What the user itself, or a holder of `view-full-other-user-info`, sees.
-pub fn full(u: &User) -> Value {
-    let mut v = public(u);
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert(
-            "statusConnection".into(),
-            json!(u.status_connection.as_str()),
-        );
-        obj.insert("statusDefault".into(), json!(u.status_default.as_str()));
-        obj.insert("roles".into(), json!(u.roles));
-        obj.insert("emails".into(), emails(u));
-        obj.insert("createdAt".into(), json!(iso(&u.created_at)));
-        obj.insert("_updatedAt".into(), json!(iso(&u.updated_at)));
-        if let Some(t) = &u.last_login {
-            obj.insert("lastLogin".into(), json!(iso(t)));
-        }
+pub fn full(u: &User) -> UserView<'_> {
+    UserView {
+        updated_at: Some(iso(&u.updated_at)),
+        created_at: Some(iso(&u.created_at)),
+        emails: Some(&u.emails),
+        last_login: u.last_login.as_ref().map(iso),
+        roles: Some(&u.roles),
+        status_connection: Some(u.status_connection),
+        status_default: Some(u.status_default),
+        ..public(u)
     }
-    v
 }
 
 /// `GET /api/v1/me` and the `me` of a login answer.
-pub fn me(u: &User, root_url: &str) -> Value {
-    let mut v = full(u);
-    if let Some(obj) = v.as_object_mut() {
-        if let Some(email) = u.first_email() {
-            obj.insert("email".into(), json!(email));
-        }
-        obj.insert("settings".into(), json!({"preferences": {}}));
-        obj.insert(
-            "avatarUrl".into(),
-            json!(format!(
-                "{}/avatar/{}",
-                root_url.trim_end_matches('/'),
-                u.username
-            )),
-        );
+pub fn me<'a>(u: &'a User, root_url: &str) -> UserView<'a> {
+    UserView {
+        email: u.first_email(),
+        settings: Some(Preferences {
+            preferences: Map::new(),
+        }),
+        avatar_url: Some(format!(
+            "{}/avatar/{}",
+            root_url.trim_end_matches('/'),
+            u.username
+        )),
+        ..full(u)
     }
-    v
 }
 
 /// An entry of `users.presence`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Presence<'a> {
     #[serde(rename = "_id")]
     id: &'a str,
     name: &'a str,
-    status: &'static str,
+    status: Status,
     #[serde(rename = "statusExpiresAt", skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     status_expires_at: Option<String>,
     #[serde(rename = "statusSource", skip_serializing_if = "Option::is_none")]
     status_source: Option<&'a str>,
@@ -107,7 +144,7 @@ pub fn presence(u: &User) -> Presence<'_> {
     Presence {
         id: &u.id,
         name: &u.name,
-        status: u.status.as_str(),
+        status: u.status,
         status_expires_at: u.status_expires_at.as_ref().map(iso),
         status_source: u.status_source.as_deref(),
         status_text: &u.status_text,
@@ -117,22 +154,24 @@ pub fn presence(u: &User) -> Presence<'_> {
 }
 
 /// The users.presence answer.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PresenceList<'a> {
+    /// True when the list holds every user who is not offline.
     pub full: bool,
     pub success: bool,
     pub users: Vec<Presence<'a>>,
 }
 
 /// The users.getStatus answer; `connectionStatus` only for the caller's own.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct StatusOf<'a> {
     #[serde(rename = "_id")]
     id: &'a str,
     #[serde(rename = "connectionStatus", skip_serializing_if = "Option::is_none")]
-    connection_status: Option<&'static str>,
-    status: &'static str,
+    connection_status: Option<Status>,
+    status: Status,
     #[serde(rename = "statusExpiresAt", skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     status_expires_at: Option<String>,
     #[serde(rename = "statusSource", skip_serializing_if = "Option::is_none")]
     status_source: Option<&'a str>,
@@ -142,8 +181,8 @@ pub struct StatusOf<'a> {
 pub fn status_of(u: &User, own: bool) -> StatusOf<'_> {
     StatusOf {
         id: &u.id,
-        connection_status: own.then(|| u.status_connection.as_str()),
-        status: u.status.as_str(),
+        connection_status: own.then_some(u.status_connection),
+        status: u.status,
         status_expires_at: u.status_expires_at.as_ref().map(iso),
         status_source: u.status_source.as_deref(),
         success: true,
@@ -152,25 +191,26 @@ pub fn status_of(u: &User, own: bool) -> StatusOf<'_> {
 
 /// The users.getPresence answer; `connectionStatus` and `lastLogin` only for the
 /// caller's own.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PresenceOf {
     #[serde(rename = "connectionStatus", skip_serializing_if = "Option::is_none")]
-    connection_status: Option<&'static str>,
+    connection_status: Option<Status>,
     #[serde(rename = "lastLogin", skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     last_login: Option<String>,
-    presence: &'static str,
+    presence: Status,
     success: bool,
 }
 
 pub fn presence_of(u: &User, own: bool) -> PresenceOf {
     PresenceOf {
-        connection_status: own.then(|| u.status_connection.as_str()),
+        connection_status: own.then_some(u.status_connection),
         last_login: if own {
             u.last_login.as_ref().map(iso)
         } else {
             None
         },
-        presence: u.status.as_str(),
+        presence: u.status,
         success: true,
     }
 }
@@ -178,7 +218,6 @@ pub fn presence_of(u: &User, own: bool) -> PresenceOf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Status, User};
     use chrono::{TimeZone, Utc};
 
     fn user(extras: bool) -> User {
@@ -246,5 +285,59 @@ mod tests {
                 r#"]}"#
             )
         );
+    }
+
+    /// The user views write what the `json!` maps they replaced wrote: the same members,
+    /// keys in the same (alphabetical) order.
+    #[test]
+    fn user_views_write_the_json_they_always_did() {
+        let mut u = user(true);
+        u.emails = vec![Email {
+            address: "alice@example.com".into(),
+            verified: false,
+        }];
+        let public_json = serde_json::json!({
+            "_id": "u1", "username": "alice", "name": "Alice \"A\" ✓", "status": "busy",
+            "statusText": "in a meeting", "utcOffset": -3.5, "active": true, "type": "user",
+            "statusSource": "manual", "statusExpiresAt": "2023-11-14T22:13:20.123Z",
+        });
+        let mut full_json = public_json.clone();
+        for (k, v) in [
+            ("statusConnection", serde_json::json!("away")),
+            ("statusDefault", serde_json::json!("busy")),
+            ("roles", serde_json::json!(["user"])),
+            (
+                "emails",
+                serde_json::json!([{"address": "alice@example.com", "verified": false}]),
+            ),
+            ("createdAt", serde_json::json!("2020-09-13T12:26:40.000Z")),
+            ("_updatedAt", serde_json::json!("2020-09-13T12:26:40.000Z")),
+            ("lastLogin", serde_json::json!("2022-04-15T05:20:00.000Z")),
+        ] {
+            full_json[k] = v;
+        }
+        let mut me_json = full_json.clone();
+        me_json["email"] = serde_json::json!("alice@example.com");
+        me_json["settings"] = serde_json::json!({"preferences": {}});
+        me_json["avatarUrl"] = serde_json::json!("http://h/avatar/alice");
+        for (view, want) in [
+            (public_view(&u), public_json),
+            (full_view(&u), full_json),
+            (text(&me(&u, "http://h/")), me_json),
+        ] {
+            assert_eq!(view, text(&want));
+        }
+        // Without the optional members.
+        let bare = user(false);
+        assert!(!text(&full(&bare)).contains("lastLogin"));
+        assert!(!text(&me(&bare, "http://h")).contains("\"email\""));
+    }
+
+    fn public_view(u: &User) -> String {
+        text(&public(u))
+    }
+
+    fn full_view(u: &User) -> String {
+        text(&full(u))
     }
 }

@@ -2,7 +2,9 @@
 //! text normalisation of step 9). Pure: no I/O, no clock reads, unit-tested here.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::error::Error;
 use crate::model::Status;
@@ -10,44 +12,43 @@ use crate::model::Status;
 /// The longest status text kept, in characters (Rocket.Chat's STATUS_TEXT_MAX_LENGTH).
 pub const STATUS_TEXT_MAX: usize = 120;
 
-/// A setStatus request after the shape check (step 3).
-#[derive(Debug, Default, Clone, PartialEq)]
+/// A setStatus request (CONTRACT §4), as step 3 reads it: at least one of `status` and
+/// `message` is a string; `userId`, `username` or `user` names another user. The same
+/// type describes the body in the OpenAPI document.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct SetStatusRequest {
+    /// `online`, `away`, `busy` or `offline` (invisible); empty means unchanged.
+    #[schema(pattern = r"^(online|away|busy|offline|)$")]
     pub status: Option<String>,
+    /// Trimmed and cut to 120 characters.
     pub message: Option<String>,
+    /// An RFC 3339 time in the future: the status is temporary.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    #[serde(default, deserialize_with = "string_if_present")]
     pub user_id: Option<String>,
+    #[serde(default, deserialize_with = "string_if_present")]
     pub username: Option<String>,
+    #[serde(default, deserialize_with = "string_if_present")]
     pub user: Option<String>,
+}
+
+/// A member that may be absent, but not null: a string when given.
+fn string_if_present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    String::deserialize(d).map(Some)
 }
 
 /// Step 3: the body is an object; `status`/`message` are strings, null or absent and at
 /// least one is a string; `userId`/`username`/`user` strings if present; `expiresAt` a
-/// string, null or absent. Other fields are ignored.
+/// string, null or absent. Other fields are ignored. Anything else is the one Match
+/// error the contract names.
 pub fn parse_set_status(body: &Value) -> Result<SetStatusRequest, Error> {
-    let obj = body.as_object().ok_or_else(Error::match_error)?;
-    let maybe_string = |key: &str| -> Result<Option<String>, Error> {
-        match obj.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Error::match_error()),
-        }
-    };
-    let optional_string = |key: &str| -> Result<Option<String>, Error> {
-        match obj.get(key) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Error::match_error()),
-        }
-    };
-    let req = SetStatusRequest {
-        status: maybe_string("status")?,
-        message: maybe_string("message")?,
-        expires_at: maybe_string("expiresAt")?,
-        user_id: optional_string("userId")?,
-        username: optional_string("username")?,
-        user: optional_string("user")?,
-    };
+    // serde would read a struct from an array too (its members in order).
+    if !body.is_object() {
+        return Err(Error::match_error());
+    }
+    let req = SetStatusRequest::deserialize(body).map_err(|_| Error::match_error())?;
     if req.status.is_none() && req.message.is_none() {
         return Err(Error::match_error());
     }
@@ -175,6 +176,7 @@ mod tests {
         for body in [
             json!({}),
             json!([]),
+            json!(["busy", "hi"]),
             json!("busy"),
             json!({"message": null}),
             json!({"status": 1}),
