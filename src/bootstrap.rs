@@ -99,9 +99,9 @@ fn make_whole(
             tx.put_permission(p.id(), roles);
         }
     }
-    if tx.user("rocket.cat").is_none() {
-        let mut bot = users::new_user("rocket.cat", "Rocket.Cat", tx.now);
-        bot.id = "rocket.cat".into();
+    if tx.user(users::ROCKET_CAT).is_none() {
+        let mut bot = users::new_user(users::ROCKET_CAT, "Rocket.Cat", tx.now);
+        bot.id = users::ROCKET_CAT.into();
         bot.roles = vec![defaults::BOT.into()];
         bot.kind = UserKind::Bot;
         bot.status = Status::Online;

@@ -455,6 +455,30 @@ async fn users_delete_happy_path_and_errors() {
     assert_reply(&r, 401, body_401());
 }
 
+/// Rocket.Chat never deletes its bot (its deleteUser refuses `rocket.cat`), and
+/// neither does statusd: a deleted bot was only made again at the next start.
+#[tokio::test]
+async fn users_delete_keeps_rocket_cat() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    for body in [
+        json!({"userId": "rocket.cat"}),
+        json!({"username": "rocket.cat"}),
+    ] {
+        let r = srv.post_json("users.delete", Some(&admin), body).await;
+        assert_error_type(&r, "users.delete", "error-action-not-allowed");
+        assert_eq!(
+            r.2["error"],
+            "Deleting the rocket.cat user is not allowed [error-action-not-allowed]"
+        );
+    }
+    let r = srv
+        .get("users.info?username=rocket.cat", Some(&admin))
+        .await;
+    assert_status(&r, 200);
+    assert_eq!(r.2["user"]["_id"], "rocket.cat", "{}", r.2);
+}
+
 // -------------------------------------------------------------- users.register
 
 #[tokio::test]

@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 use crate::model::{Email, Status, User, UserKind};
 use crate::state::Tx;
 
+/// The id (and username) of the bot every workspace has, as in Rocket.Chat.
+pub const ROCKET_CAT: &str = "rocket.cat";
+
 /// A user as every account starts: a person with the `user` role, offline, online by
 /// choice, no email, no password.
 pub fn new_user(username: &str, name: &str, now: DateTime<Utc>) -> User {
@@ -261,14 +264,21 @@ pub enum Named<'a> {
     Username(&'a str),
 }
 
-/// Deletes a user (users.delete), never the last active admin: watchers first see
-/// them go offline, then every token of theirs and the user go.
+/// Deletes a user (users.delete), never `rocket.cat` nor the last active admin:
+/// watchers first see them go offline, then every token of theirs and the user go.
 pub fn delete(tx: &mut Tx, who: Named) -> Result<()> {
     let user = match who {
         Named::Id(id) => tx.user(id),
         Named::Username(name) => tx.user_by_username(name),
     }
     .ok_or_else(Error::invalid_user)?;
+    if user.id == ROCKET_CAT {
+        return Err(Error::refused(
+            "error-action-not-allowed",
+            "Deleting the rocket.cat user is not allowed",
+        )
+        .by("deleteUser"));
+    }
     if leaves_no_admin(tx, &user, None) {
         return Err(last_admin().by("deleteUser"));
     }

@@ -205,7 +205,7 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<String> {
 
 /// Opens the store and loads it into a model that a writer of this process changes:
 /// the same core as the server's, without the server around it.
-pub async fn open(cfg: &Config) -> anyhow::Result<Core> {
+async fn open(cfg: &Config) -> anyhow::Result<Core> {
     let url = cfg.database_url.clone();
     let loaded =
         tokio::task::spawn_blocking(move || Core::load(&url, Role::Admin, |_| {})).await??;

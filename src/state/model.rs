@@ -118,20 +118,6 @@ impl Model {
         self.settings.get(id)
     }
 
-    pub fn setting_bool(&self, id: &str) -> bool {
-        self.settings
-            .get(id)
-            .and_then(Json::as_bool)
-            .unwrap_or(false)
-    }
-
-    pub fn setting_i64(&self, id: &str, default: i64) -> i64 {
-        self.settings
-            .get(id)
-            .and_then(Json::as_i64)
-            .unwrap_or(default)
-    }
-
     /// Does any of the user's roles grant the permission?
     pub fn has_permission(&self, user: &User, permission: &str) -> bool {
         self.permissions
