@@ -121,12 +121,10 @@ pub async fn log_in(app: &App, creds: Credentials, ip: IpAddr) -> Result<LoggedI
             };
             app.login_guard
                 .clear(&format!("user:{}", user.username.to_lowercase()));
-            let token = secrets::new_secret();
-            let hashed = secrets::hash_token(&token);
             let user_id = user.id.clone();
-            let (user, created) = app
+            let (user, token, created) = app
                 .writer
-                .run(move |tx| tokens::record_login(tx, &user_id, hashed))
+                .run(move |tx| tokens::log_in(tx, &user_id))
                 .await?;
             Ok(LoggedIn {
                 user,

@@ -39,20 +39,29 @@ pub fn login_expires(m: &Model, created: DateTime<Utc>) -> DateTime<Utc> {
     created + chrono::Duration::days(days)
 }
 
-/// A successful login: records it, and a new login token (the hash of its secret).
-/// Returns the user as it is now and when the token was made.
-pub fn record_login(tx: &mut Tx, user_id: &str, hashed: String) -> Result<(User, DateTime<Utc>)> {
+/// A token secret made now, and the hash of it that is kept.
+fn new_secret() -> (String, String) {
+    let secret = secrets::new_secret();
+    let hashed = secrets::hash_token(&secret);
+    (secret, hashed)
+}
+
+/// A new session after a successful login: records the login and issues a login
+/// token. Returns the user as it is now, the token's secret (shown once) and when it
+/// was made.
+pub fn log_in(tx: &mut Tx, user_id: &str) -> Result<(User, String, DateTime<Utc>)> {
     let current = tx.user(user_id).ok_or(Error::LoginFailed)?;
     let mut u = (*current).clone();
     u.last_login = Some(tx.now);
     tx.put_user(u.clone());
+    let (secret, hashed) = new_secret();
     tx.put_token(Token {
         hashed,
         user_id: user_id.to_string(),
         kind: TokenKind::Login,
         created_at: tx.now,
     });
-    Ok((u, tx.now))
+    Ok((u, secret, tx.now))
 }
 
 /// Logs a session out: its token goes.
@@ -106,10 +115,10 @@ pub fn issue_personal(tx: &mut Tx, user_id: &str, name: String, replace: bool) -
         (Some(old), true) => tx.delete_token(&old.hashed),
         (None, false) => {}
     }
-    let secret = secrets::new_secret();
+    let (secret, hashed) = new_secret();
     let last_part = secret[secret.len() - 6..].to_string();
     tx.put_token(Token {
-        hashed: secrets::hash_token(&secret),
+        hashed,
         user_id: user_id.to_string(),
         kind: TokenKind::Personal { name, last_part },
         created_at: tx.now,
