@@ -152,3 +152,72 @@ pub fn keep_personal(tx: &mut Tx, token: Token) -> bool {
     tx.put_token(token);
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use parking_lot::RwLock;
+
+    use super::*;
+    use crate::accounts::users::new_user;
+
+    fn code<T>(r: Result<T>) -> Option<String> {
+        r.err().and_then(|e| e.code().map(str::to_string))
+    }
+
+    #[test]
+    fn personal_tokens_are_named_unique_and_kept_hashed() {
+        let m = RwLock::new(Model::default());
+        let mut tx = Tx::new(&m);
+        let mut u = new_user("bot", "Bot", tx.now);
+        u.id = "bot-id".into();
+        tx.put_user(u);
+        assert_eq!(
+            code(token_name("  ")),
+            Some("error-token-name-required".into())
+        );
+        assert_eq!(token_name(" ci ").unwrap(), "ci");
+        let first = issue_personal(&mut tx, "bot-id", "ci".into(), false).unwrap();
+        let kept = tx.user_tokens("bot-id");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].hashed, secrets::hash_token(&first));
+        assert!(
+            matches!(&kept[0].kind, TokenKind::Personal { name, last_part } if name == "ci" && first.ends_with(last_part.as_str()))
+        );
+        assert_eq!(
+            code(issue_personal(&mut tx, "bot-id", "ci".into(), false)),
+            Some("error-token-already-exists".into())
+        );
+        assert_eq!(
+            code(issue_personal(&mut tx, "bot-id", "cd".into(), true)),
+            Some("error-token-does-not-exists".into())
+        );
+        let second = issue_personal(&mut tx, "bot-id", "ci".into(), true).unwrap();
+        let kept = tx.user_tokens("bot-id");
+        assert_eq!(kept.len(), 1, "the old secret is gone");
+        assert_eq!(kept[0].hashed, secrets::hash_token(&second));
+        revoke_personal(&mut tx, "bot-id", "ci").unwrap();
+        assert!(tx.user_tokens("bot-id").is_empty());
+        assert_eq!(
+            code(revoke_personal(&mut tx, "bot-id", "ci")),
+            Some("error-token-does-not-exists".into())
+        );
+    }
+
+    #[test]
+    fn a_login_records_itself_and_issues_a_login_token() {
+        let m = RwLock::new(Model::default());
+        let mut tx = Tx::new(&m);
+        assert_eq!(log_in(&mut tx, "nobody").unwrap_err(), Error::LoginFailed);
+        let mut u = new_user("ann", "Ann", tx.now);
+        u.id = "ann-id".into();
+        tx.put_user(u);
+        let (user, secret, at) = log_in(&mut tx, "ann-id").unwrap();
+        assert_eq!(user.last_login, Some(at));
+        let kept = tx.user_tokens("ann-id");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].kind, TokenKind::Login);
+        assert_eq!(kept[0].hashed, secrets::hash_token(&secret));
+        revoke(&mut tx, &kept[0].hashed);
+        assert!(tx.user_tokens("ann-id").is_empty());
+    }
+}

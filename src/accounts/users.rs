@@ -293,3 +293,136 @@ pub fn delete(tx: &mut Tx, who: Named) -> Result<()> {
     tx.delete_user(&user.id);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use parking_lot::RwLock;
+
+    use super::*;
+    use crate::model::{Token, TokenKind};
+    use crate::state::Model;
+
+    /// A person with `roles`, and a login token.
+    fn person(tx: &mut Tx, name: &str, roles: &[&str]) {
+        let mut u = new_user(name, name, tx.now);
+        u.id = format!("{name}-id");
+        u.roles = roles.iter().map(|r| r.to_string()).collect();
+        tx.put_user(u);
+        tx.put_token(Token {
+            hashed: format!("{name}-token"),
+            user_id: format!("{name}-id"),
+            kind: TokenKind::Login,
+            created_at: tx.now,
+        });
+    }
+
+    fn code<T>(r: Result<T>) -> Option<String> {
+        r.err().and_then(|e| e.code().map(str::to_string))
+    }
+
+    #[test]
+    fn the_last_active_admin_stays_one_on_every_path() {
+        let m = RwLock::new(Model::default());
+        let mut tx = Tx::new(&m);
+        person(&mut tx, "ann", &[ADMIN, "user"]);
+        person(&mut tx, "bob", &["user"]);
+        let deactivate = Changes {
+            active: Some(false),
+            ..Changes::default()
+        };
+        let demote = Changes {
+            roles: Some(vec!["user".into()]),
+            ..Changes::default()
+        };
+        let refused = Some("error-action-not-allowed".to_string());
+        assert_eq!(code(update(&mut tx, "ann-id", deactivate)), refused);
+        assert_eq!(code(update(&mut tx, "ann-id", demote)), refused);
+        assert_eq!(code(set_active(&mut tx, "ann", false)), refused);
+        assert_eq!(code(delete(&mut tx, Named::Username("ann"))), refused);
+        assert_eq!(
+            code(remove_role(&mut tx, "ann", ADMIN)),
+            Some("error-remove-last-admin".to_string())
+        );
+        assert_eq!(tx.user_tokens("ann-id").len(), 1, "refusals change nothing");
+        // With a second active admin, the first may go.
+        add_role(&mut tx, "bob", ADMIN).unwrap();
+        let (ann, revoked) = set_active(&mut tx, "ann", false).unwrap();
+        assert!(!ann.active);
+        assert_eq!(revoked, 1);
+        // An inactive admin is no admin to keep: bob is now the last one.
+        assert_eq!(code(set_active(&mut tx, "bob", false)), refused);
+        let bob = tx.user("bob-id").unwrap();
+        assert!(!leaves_no_admin(&tx, &ann, None), "ann is inactive");
+        assert!(leaves_no_admin(&tx, &bob, None));
+    }
+
+    #[test]
+    fn a_user_who_is_not_active_is_logged_out_everywhere() {
+        let m = RwLock::new(Model::default());
+        let mut tx = Tx::new(&m);
+        person(&mut tx, "ann", &[ADMIN]);
+        person(&mut tx, "cid", &["user"]);
+        let u = update(
+            &mut tx,
+            "cid-id",
+            Changes {
+                active: Some(false),
+                ..Changes::default()
+            },
+        )
+        .unwrap();
+        assert!(!u.active);
+        assert!(tx.user_tokens("cid-id").is_empty());
+        assert_eq!(tx.user_tokens("ann-id").len(), 1);
+    }
+
+    #[test]
+    fn new_accounts_follow_the_identity_and_role_rules() {
+        let m = RwLock::new(Model::default());
+        let mut tx = Tx::new(&m);
+        person(&mut tx, "ann", &[ADMIN]);
+        let acct = |username: &str, email: Option<&str>, roles: &[&str]| NewAccount {
+            username: username.into(),
+            name: username.into(),
+            email: email.map(str::to_string),
+            password_hash: None,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            active: true,
+            kind: UserKind::User,
+        };
+        let cases = [
+            (acct("bad name", None, &["user"]), "error-invalid-username"),
+            (acct("ANN", None, &["user"]), "error-field-unavailable"),
+            (acct("dee", Some("nope"), &["user"]), "error-invalid-email"),
+            (acct("dee", None, &["wizard"]), "error-invalid-role"),
+        ];
+        for (a, want) in cases {
+            let name = a.username.clone();
+            assert_eq!(code(create(&mut tx, a)), Some(want.to_string()), "{name}");
+        }
+        let dee = create(&mut tx, acct("dee", Some("dee@example.com"), &["user"])).unwrap();
+        assert_eq!(tx.user_by_email("DEE@example.com").unwrap().id, dee.id);
+        assert_eq!(
+            code(create(
+                &mut tx,
+                acct("eve", Some("dee@example.com"), &["user"])
+            )),
+            Some("error-field-unavailable".to_string())
+        );
+    }
+
+    #[test]
+    fn rocket_cat_is_never_deleted() {
+        let m = RwLock::new(Model::default());
+        let mut tx = Tx::new(&m);
+        let mut cat = new_user(ROCKET_CAT, "Rocket.Cat", tx.now);
+        cat.id = ROCKET_CAT.into();
+        tx.put_user(cat);
+        let e = delete(&mut tx, Named::Id(ROCKET_CAT)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Deleting the rocket.cat user is not allowed [error-action-not-allowed]"
+        );
+        assert!(tx.user(ROCKET_CAT).is_some());
+    }
+}
