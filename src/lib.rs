@@ -17,6 +17,7 @@ pub mod housekeeping;
 pub mod http;
 mod import;
 mod limits;
+pub mod logging;
 mod metrics;
 mod model;
 mod own_conns;

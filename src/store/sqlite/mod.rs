@@ -123,12 +123,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub fn open(path: &str) -> anyhow::Result<SqliteStore> {
-        if let Some(dir) = Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating the folder {}", dir.display()))?;
-            }
-        }
+        private_files(Path::new(path))?;
         let open = || Connection::open(path).with_context(|| format!("opening {path}"));
         let conn = open()?;
         // The writer never checkpoints (the checkpointer does). Its page cache is 16 MiB
@@ -155,6 +150,58 @@ impl SqliteStore {
                 .context("starting the WAL checkpointer")?,
         })
     }
+}
+
+/// The database holds password and token hashes: its folder is made 0700 and the file
+/// 0600 when statusd creates them. SQLite gives the `-wal` and `-shm` files it makes
+/// the database file's mode, so they are 0600 as well. The mode of a folder or file
+/// that already exists is the operator's choice and left alone, with a warning when
+/// others than the owner may read it.
+fn private_files(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+        let warn_if_open = |what: &str, p: &Path| {
+            if let Ok(meta) = std::fs::metadata(p) {
+                let mode = meta.mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        "the database {what} {} has mode {mode:o}: others than its owner \
+                         may read it (chmod {})",
+                        p.display(),
+                        if what == "folder" { "700" } else { "600" }
+                    );
+                }
+            }
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if dir.exists() {
+                warn_if_open("folder", dir);
+            } else {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .with_context(|| format!("creating the folder {}", dir.display()))?;
+            }
+        }
+        if path.exists() {
+            warn_if_open("file", path);
+        } else {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the folder {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
