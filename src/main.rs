@@ -53,6 +53,7 @@ fn main() {
 }
 
 async fn serve(cfg: config::Config) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
     let app = bootstrap::start(cfg).await?;
     // Expiries that fell due while the server was down apply before anyone can look.
@@ -65,7 +66,11 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),
         store = %logging::describe_store(&app.cfg.database_url),
-        nats = app.cfg.nats_url.as_deref().map(logging::describe_nats),
+        nats = app
+            .cfg
+            .nats_url
+            .as_deref()
+            .map(|u| tracing::field::display(logging::describe_nats(u))),
         instance = %app.instance_id,
         address = %bound,
         "statusd listening on http://{bound}"
@@ -85,7 +90,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     };
     let hub_app = app.clone();
     server::serve(listener, router, limits, async move {
-        shutdown_signal().await;
+        stop.await;
         // Another instance takes over the once-only work at once.
         cluster::resign(&hub_app).await;
         tracing::info!("shutting down: closing realtime connections");
@@ -98,23 +103,32 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called, not
+/// when the future is first polled: a signal that arrives while the server starts
+/// stops it gracefully instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        let wait = |s: Option<Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        async move {
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
+            }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
