@@ -3,9 +3,9 @@
 //! without credentials, instance, address), `ACCESS_LOG=true`, and no secret in the
 //! log whatever `RUST_LOG` asks for (issue 14.11, issue 17 "Logs").
 
-mod common;
 #[path = "common/cluster.rs"]
 mod cluster;
+mod common;
 
 use std::time::Duration;
 
@@ -220,7 +220,10 @@ async fn the_access_log_names_route_status_duration_and_user_never_tokens() {
     let get = find("/api/v1/users.getStatus", 200);
     assert_eq!(get["method"], "GET", "{get}");
     assert_eq!(get["user"], admin.user_id.as_str(), "{get}");
-    assert!(get["duration_ms"].as_f64().is_some_and(|d| d >= 0.0), "{get}");
+    assert!(
+        get["duration_ms"].as_f64().is_some_and(|d| d >= 0.0),
+        "{get}"
+    );
     let login = find("/api/v1/login", 200);
     assert_eq!(login["method"], "POST", "{login}");
     assert_eq!(login["user"], "-", "{login}");
@@ -248,12 +251,17 @@ async fn the_start_up_line_names_the_stores_without_credentials() {
         .url
         .replacen("://postgres@", "://postgres:Pg-Url-Secret@", 1);
     assert!(url.contains("Pg-Url-Secret"), "{url}");
-    let nats_url = nats.url().replacen("://", "://nats-user:Nats-Url-Secret@", 1);
+    let nats_url = nats
+        .url()
+        .replacen("://", "://nats-user:Nats-Url-Secret@", 1);
     let srv = Server::start_opts(
         Options::default()
             .env("DATABASE_URL", &url)
             .env("NATS_URL", &nats_url)
-            .env("NATS_SUBJECT_PREFIX", &format!("logs_{}", std::process::id()))
+            .env(
+                "NATS_SUBJECT_PREFIX",
+                &format!("logs_{}", std::process::id()),
+            )
             .env("RUST_LOG", "info"),
     )
     .await;

@@ -165,10 +165,11 @@ fn private_files(path: &Path) -> anyhow::Result<()> {
             if let Ok(meta) = std::fs::metadata(p) {
                 let mode = meta.mode() & 0o777;
                 if mode & 0o077 != 0 {
+                    let shown = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
                     tracing::warn!(
                         "the database {what} {} has mode {mode:o}: others than its owner \
                          may read it (chmod {})",
-                        p.display(),
+                        shown.display(),
                         if what == "folder" { "700" } else { "600" }
                     );
                 }
