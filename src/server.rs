@@ -44,7 +44,7 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// descriptor; the soft limit is often 1024). Returns the soft limit before, the soft
 /// limit now and the hard limit.
 #[cfg(unix)]
-pub fn raise_open_file_limit() -> std::io::Result<(u64, u64, u64)> {
+pub fn raise_open_file_limit() -> std::io::Result<(libc::rlim_t, libc::rlim_t, libc::rlim_t)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -65,7 +65,7 @@ pub fn raise_open_file_limit() -> std::io::Result<(u64, u64, u64)> {
         }
         lim.rlim_cur = lim.rlim_max;
     }
-    Ok((before as u64, lim.rlim_cur as u64, lim.rlim_max as u64))
+    Ok((before, lim.rlim_cur, lim.rlim_max))
 }
 
 /// An accept error that concerns one connection only (it was reset or aborted before

@@ -416,7 +416,7 @@ async fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
     };
     // SAFETY: getrlimit only writes the struct.
     assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) }, 0);
-    let hard = (own.rlim_max as u64).min(8192);
+    let hard = own.rlim_max.min(8192);
     assert!(hard > 256, "the open-file hard limit is only {hard}");
     let srv =
         Server::start_opts(Options::default().nofile(256, hard).env("RUST_LOG", "info")).await;

@@ -192,6 +192,7 @@ fn private_files(path: &Path) -> anyhow::Result<()> {
             std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
+                .truncate(false)
                 .mode(0o600)
                 .open(path)
                 .with_context(|| format!("creating {}", path.display()))?;
