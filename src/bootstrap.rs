@@ -152,6 +152,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let (store, snapshot, lease) = tokio::task::block_in_place(|| -> anyhow::Result<_> {
         let store = crate::store::open(&cfg.database_url, &instance_id, Role::Server)
             .context("DATABASE_URL")?;
+        if let Some(path) = cfg.database_url.strip_prefix("sqlite://") {
+            crate::store::sqlite::warn_if_open_to_others(std::path::Path::new(path));
+        }
         // The lease first: a model loaded after taking it holds everything a previous
         // leader committed (see `cluster::run`).
         let lease = crate::cluster::lead_at_start(store.as_ref(), dead_after);

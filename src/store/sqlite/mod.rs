@@ -155,30 +155,14 @@ impl SqliteStore {
 /// The database holds password and token hashes: its folder is made 0700 and the file
 /// 0600 when statusd creates them. SQLite gives the `-wal` and `-shm` files it makes
 /// the database file's mode, so they are 0600 as well. The mode of a folder or file
-/// that already exists is the operator's choice and left alone, with a warning when
-/// others than the owner may read it.
+/// that already exists is the operator's choice and left alone (the server warns about
+/// it: [`warn_if_open_to_others`]).
 fn private_files(path: &Path) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-        let warn_if_open = |what: &str, p: &Path| {
-            if let Ok(meta) = std::fs::metadata(p) {
-                let mode = meta.mode() & 0o777;
-                if mode & 0o077 != 0 {
-                    let shown = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-                    tracing::warn!(
-                        "the database {what} {} has mode {mode:o}: others than its owner \
-                         may read it (chmod {})",
-                        shown.display(),
-                        if what == "folder" { "700" } else { "600" }
-                    );
-                }
-            }
-        };
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if dir.exists() {
-                warn_if_open("folder", dir);
-            } else {
+            if !dir.exists() {
                 std::fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
@@ -186,9 +170,7 @@ fn private_files(path: &Path) -> anyhow::Result<()> {
                     .with_context(|| format!("creating the folder {}", dir.display()))?;
             }
         }
-        if path.exists() {
-            warn_if_open("file", path);
-        } else {
+        if !path.exists() {
             std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -204,6 +186,31 @@ fn private_files(path: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("creating the folder {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// Warns when the database's folder or file may be read by others than its owner
+/// (the server calls this at start; an admin command stays quiet).
+pub fn warn_if_open_to_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        for (what, p, want) in [("folder", dir, "700"), ("file", Some(path), "600")] {
+            let Some(p) = p else { continue };
+            let Ok(meta) = std::fs::metadata(p) else {
+                continue;
+            };
+            let mode = meta.mode() & 0o777;
+            if mode & 0o077 != 0 {
+                let shown = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+                tracing::warn!(
+                    "the database {what} {} has mode {mode:o}: others than its owner may \
+                     read it (chmod {want})",
+                    shown.display()
+                );
+            }
+        }
+    }
 }
 
 fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
