@@ -26,12 +26,15 @@ pub const ACCESS_TARGET: &str = "statusd::access";
 /// The most any target outside statusd may log (see the module comment).
 const LIBRARY_CAP: LevelFilter = LevelFilter::WARN;
 
-/// What may log at all: statusd's own targets as `RUST_LOG` says, every other at
-/// `warn` at most.
-fn caps() -> Targets {
+/// What may log at all: statusd's own targets up to `most` (the most `RUST_LOG`
+/// enables anywhere), every other at `warn` at most. Capping statusd at `most` too
+/// keeps the process's overall maximum level at `RUST_LOG`'s, so the `log` records of
+/// libraries (tungstenite logs each frame at trace) are dropped by the `log` macros
+/// themselves instead of being asked about one by one.
+fn caps(most: LevelFilter) -> Targets {
     Targets::new()
-        .with_default(LIBRARY_CAP)
-        .with_target("statusd", LevelFilter::TRACE)
+        .with_default(most.min(LIBRARY_CAP))
+        .with_target("statusd", most)
 }
 
 /// Installs the subscriber: `RUST_LOG` (tracing's `EnvFilter` syntax), capped by
@@ -62,8 +65,9 @@ pub fn init(rust_log: &str, format: LogFormat, access_log: bool) -> Result<(), S
             .with_span_list(false)
             .with_writer(std::io::stderr)
     });
+    let most = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
     tracing_subscriber::registry()
-        .with(caps())
+        .with(caps(most))
         .with(filter)
         .with(text_layer)
         .with(json_layer)
@@ -191,7 +195,7 @@ mod tests {
 
     #[test]
     fn libraries_are_capped_at_warn_and_statusd_is_not() {
-        let caps = caps();
+        let caps = caps(LevelFilter::TRACE);
         for target in [
             "tungstenite::protocol",
             "tungstenite::protocol::frame",
@@ -210,5 +214,9 @@ mod tests {
         }
         assert!(caps.would_enable("statusd::server", &tracing::Level::TRACE));
         assert!(caps.would_enable(ACCESS_TARGET, &tracing::Level::INFO));
+        let quiet = super::caps(LevelFilter::ERROR);
+        assert!(!quiet.would_enable("hyper", &tracing::Level::WARN));
+        assert!(!quiet.would_enable("statusd", &tracing::Level::WARN));
+        assert!(quiet.would_enable("statusd", &tracing::Level::ERROR));
     }
 }
