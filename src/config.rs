@@ -53,8 +53,10 @@ pub struct Config {
     /// Log lines as text, or as one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Log one line per HTTP request: method, route, status, duration, user id.
-    #[arg(long, env = "ACCESS_LOG", action = clap::ArgAction::Set, default_value_t = false)]
+    /// Log one line per HTTP request: method, route, status, duration, user id
+    /// (true/false, also 1/0, yes/no, on/off).
+    #[arg(long, env = "ACCESS_LOG", action = clap::ArgAction::Set, default_value_t = false,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub access_log: bool,
     /// A realtime connection with no traffic for this many seconds is stale and reaped.
     #[arg(long, env = "PRESENCE_STALE_SECS", default_value_t = 300)]
