@@ -1,4 +1,4 @@
-//! The HTTP server loop. Hand-built on hyper-util (rather than `axum::serve`) for the
+//! The HTTP server loop. Hand-built on hyper (rather than `axum::serve`) for the
 //! limits a public server needs: a deadline for reading request headers (slowloris),
 //! a cap on simultaneous connections per client IP, riding out the open-file limit,
 //! and graceful shutdown.
@@ -10,7 +10,7 @@
 //! header deadline at all: a client sending nothing, or only the HTTP/2 preface, held
 //! its connection forever. On HTTP/1.1 the header deadline runs from the moment the
 //! connection is accepted (and again whenever a kept-alive one waits for its next
-//! request); the HTTP/2 preface is answered 505 and the connection closed.
+//! request); a connection opening with the HTTP/2 preface is closed at once.
 
 use std::collections::HashMap;
 use std::future::Future;
