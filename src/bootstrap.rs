@@ -130,6 +130,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         // The lease first: a model loaded after taking it holds everything a previous
         // leader committed (see `cluster::run`).
         let loaded = Core::load(&cfg.database_url, Role::Server, |store| {
+            if let Some(path) = cfg.database_url.strip_prefix("sqlite://") {
+                crate::store::sqlite::warn_if_open_to_others(std::path::Path::new(path));
+            }
             lease = Some(crate::cluster::lead_at_start(store, dead_after));
         })?;
         Ok((loaded, lease))

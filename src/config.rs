@@ -30,6 +30,10 @@ pub struct Config {
     pub admin_username: Option<String>,
     #[arg(long, env = "ADMIN_PASS", hide_env_values = true)]
     pub admin_pass: Option<String>,
+    /// A file holding the first admin's password, instead of ADMIN_PASS (a trailing
+    /// newline is ignored).
+    #[arg(long, env = "ADMIN_PASS_FILE")]
+    pub admin_pass_file: Option<std::path::PathBuf>,
     #[arg(long, env = "ADMIN_EMAIL")]
     pub admin_email: Option<String>,
     #[arg(long, env = "ADMIN_NAME")]
@@ -37,9 +41,17 @@ pub struct Config {
     /// How many reverse proxies' X-Forwarded-For entries to trust.
     #[arg(long, env = "HTTP_FORWARDED_COUNT", default_value_t = 0)]
     pub http_forwarded_count: usize,
-    /// Log filter (tracing EnvFilter syntax).
+    /// Log filter (tracing EnvFilter syntax). Libraries never log below warn.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
+    /// Log lines as text, or as one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log one line per HTTP request: method, route, status, duration, user id
+    /// (true/false, also 1/0, yes/no, on/off).
+    #[arg(long, env = "ACCESS_LOG", action = clap::ArgAction::Set, default_value_t = false,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub access_log: bool,
     /// A realtime connection with no traffic for this many seconds is stale and reaped.
     #[arg(long, env = "PRESENCE_STALE_SECS", default_value_t = 300)]
     pub presence_stale_secs: u64,
@@ -56,9 +68,11 @@ pub struct Config {
     /// Largest request body in bytes (413 above it).
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
-    /// Simultaneous connections (HTTP and websocket) allowed from one client IP; 0 = no limit.
-    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
-    pub max_connections_per_ip: usize,
+    /// Simultaneous connections (HTTP and websocket) allowed from one client IP; 0 = no
+    /// limit. Default: 1000, or no limit behind proxies (HTTP_FORWARDED_COUNT > 0: every
+    /// connection then comes from the proxy).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
     /// Largest DDP frame a client may send, in bytes.
     #[arg(long, env = "WS_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
     pub ws_max_frame_bytes: usize,
@@ -73,7 +87,42 @@ pub struct Config {
     pub login_concurrency: usize,
 }
 
+/// `LOG_FORMAT`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `MAX_CONNECTIONS_PER_IP` when it is not set and no proxy is in front.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1000;
+
 impl Config {
+    /// The per-address connection cap in force (0 = none).
+    pub fn max_connections_per_ip(&self) -> usize {
+        match self.max_connections_per_ip {
+            Some(n) => n,
+            None if self.http_forwarded_count > 0 => 0,
+            None => DEFAULT_MAX_CONNECTIONS_PER_IP,
+        }
+    }
+
+    /// Reads `ADMIN_PASS_FILE` into `admin_pass` (the server does at start, so a
+    /// missing, unreadable or empty file stops it with one line naming the variable).
+    pub fn read_admin_pass_file(&mut self) -> Result<(), String> {
+        let Some(path) = &self.admin_pass_file else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("ADMIN_PASS_FILE: cannot read {}: {e}", path.display()))?;
+        let password = text.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            return Err(format!("ADMIN_PASS_FILE: {} is empty", path.display()));
+        }
+        self.admin_pass = Some(password.to_string());
+        Ok(())
+    }
+
     /// Checks what clap cannot: one line naming the variable on the first problem.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.database_url.starts_with("sqlite://")
@@ -99,8 +148,15 @@ impl Config {
                 return Err(format!("NATS_URL: expected nats://host:port, got {url:?}"));
             }
         }
-        if self.admin_username.is_some() != self.admin_pass.is_some() {
-            return Err("ADMIN_USERNAME and ADMIN_PASS: set both or neither".into());
+        if self.admin_pass.is_some() && self.admin_pass_file.is_some() {
+            return Err("ADMIN_PASS and ADMIN_PASS_FILE: set one, not both".into());
+        }
+        if self.admin_username.is_some()
+            != (self.admin_pass.is_some() || self.admin_pass_file.is_some())
+        {
+            return Err(
+                "ADMIN_USERNAME and ADMIN_PASS (or ADMIN_PASS_FILE): set both or neither".into(),
+            );
         }
         if self.presence_stale_secs == 0 {
             return Err("PRESENCE_STALE_SECS: must be at least 1".into());

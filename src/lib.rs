@@ -22,6 +22,7 @@ mod import;
 mod layering;
 mod limits;
 mod login;
+pub mod logging;
 mod metrics;
 mod model;
 mod own_conns;

@@ -4,14 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use statusd::{bootstrap, cli, cluster, expiry, external, housekeeping, http, server};
-use tracing_subscriber::EnvFilter;
-
-/// Caps the crate that logs websocket payloads below its payload-logging level.
-const NO_PAYLOAD_LOGS: &str = "tungstenite=debug";
+use statusd::{
+    bootstrap, cli, cluster, config, expiry, external, housekeeping, http, logging, server,
+};
 
 fn main() {
-    let cli::Args { cfg, command } = cli::Args::from_env();
+    let cli::Args { mut cfg, command } = cli::Args::from_env();
     if let Err(e) = cfg.validate() {
         eprintln!("statusd: {e}");
         std::process::exit(2);
@@ -21,17 +19,23 @@ fn main() {
         // The admin commands: one line of answer, an exit code, no server.
         Some(command) => std::process::exit(cli::main(cfg, command)),
     }
-    let filter = match EnvFilter::try_new(&cfg.rust_log) {
-        // tungstenite logs every websocket payload at trace level, and DDP payloads
-        // carry passwords (digests) and resume tokens: its trace output is never let
-        // through, whatever RUST_LOG asks for (issue 7: no secrets in logs).
-        Ok(f) => f.add_directive(NO_PAYLOAD_LOGS.parse().expect("a valid directive")),
-        Err(e) => {
-            eprintln!("statusd: RUST_LOG: {e}");
-            std::process::exit(2);
+    if let Err(e) = cfg.read_admin_pass_file() {
+        eprintln!("statusd: {e}");
+        std::process::exit(2);
+    }
+    if let Err(e) = logging::init(&cfg.rust_log, cfg.log_format, cfg.access_log) {
+        eprintln!("statusd: {e}");
+        std::process::exit(2);
+    }
+    match server::raise_open_file_limit() {
+        Ok((before, now, hard)) if before < now => {
+            tracing::info!(
+                "open files: soft limit raised from {before} to {now} (hard limit {hard})"
+            )
         }
-    };
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+        Ok((_, soft, hard)) => tracing::info!("open files: soft limit {soft}, hard limit {hard}"),
+        Err(e) => tracing::warn!("open files: cannot raise the soft limit: {e}"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,7 +52,8 @@ fn main() {
     }
 }
 
-async fn serve(cfg: statusd::config::Config) -> anyhow::Result<()> {
+async fn serve(cfg: config::Config) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
     let addr = SocketAddr::new(cfg.bind_ip, cfg.port);
     let app = bootstrap::start(cfg).await?;
     // Expiries that fell due while the server was down apply before anyone can look.
@@ -56,7 +61,20 @@ async fn serve(cfg: statusd::config::Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("PORT: cannot listen on {addr}: {e}"))?;
-    tracing::info!("statusd listening on http://{addr}");
+    let bound = listener.local_addr().unwrap_or(addr);
+    // What an operator needs to know which server this is, never a credential.
+    tracing::info!(
+        version = %env!("CARGO_PKG_VERSION"),
+        store = %logging::describe_store(&app.cfg.database_url),
+        nats = app
+            .cfg
+            .nats_url
+            .as_deref()
+            .map(|u| tracing::field::display(logging::describe_nats(u))),
+        instance = %app.instance_id,
+        address = %bound,
+        "statusd listening on http://{bound}"
+    );
 
     tokio::spawn(housekeeping::run(app.clone()));
 
@@ -73,11 +91,11 @@ async fn serve(cfg: statusd::config::Config) -> anyhow::Result<()> {
     let router = http::router(app.clone());
     let limits = server::Limits {
         header_timeout: Duration::from_secs(app.cfg.http_header_timeout_secs),
-        max_connections_per_ip: app.cfg.max_connections_per_ip,
+        max_connections_per_ip: app.cfg.max_connections_per_ip(),
     };
     let hub_app = app.clone();
     server::serve(listener, router, limits, async move {
-        shutdown_signal().await;
+        stop.await;
         // Another instance takes over the once-only work at once.
         cluster::resign(&hub_app.core, &hub_app.leader).await;
         tracing::info!("shutting down: closing realtime connections");
@@ -90,23 +108,32 @@ async fn serve(cfg: statusd::config::Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called, not
+/// when the future is first polled: a signal that arrives while the server starts
+/// stops it gracefully instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, Signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        let wait = |s: Option<Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        async move {
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
+            }
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -1,6 +1,16 @@
-//! The HTTP server loop. Hand-built on hyper-util (rather than `axum::serve`) for the
+//! The HTTP server loop. Hand-built on hyper (rather than `axum::serve`) for the
 //! limits a public server needs: a deadline for reading request headers (slowloris),
-//! a cap on simultaneous connections per client IP, and graceful shutdown.
+//! a cap on simultaneous connections per client IP, riding out the open-file limit,
+//! and graceful shutdown.
+//!
+//! HTTP/1.1 only. Rocket.Chat (Meteor on Node's `http` module) serves HTTP/1.1 and its
+//! clients reach it that way or through a proxy that speaks HTTP/1.1 upstream; DDP
+//! needs the HTTP/1.1 websocket upgrade. Detecting HTTP/2 meant waiting, with no
+//! deadline, for the first bytes to tell the two apart, and an h2c connection had no
+//! header deadline at all: a client sending nothing, or only the HTTP/2 preface, held
+//! its connection forever. On HTTP/1.1 the header deadline runs from the moment the
+//! connection is accepted (and again whenever a kept-alive one waits for its next
+//! request); a connection opening with the HTTP/2 preface is closed at once.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,9 +21,8 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
@@ -23,6 +32,57 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// 0 = no limit.
     pub max_connections_per_ip: usize,
+}
+
+/// The wait after an accept failed for lack of descriptors (or memory), doubled while
+/// the failures last, up to the maximum: existing connections keep being served, and
+/// a connection closing frees a descriptor the next try can use.
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Raises the soft limit on open files to the hard limit (every connection is a
+/// descriptor; the soft limit is often 1024). Returns the soft limit before, the soft
+/// limit now and the hard limit.
+#[cfg(unix)]
+pub fn raise_open_file_limit() -> std::io::Result<(libc::rlim_t, libc::rlim_t, libc::rlim_t)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let before = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        lim.rlim_cur = lim.rlim_max;
+    }
+    Ok((before, lim.rlim_cur, lim.rlim_max))
+}
+
+/// An accept error that concerns one connection only (it was reset or aborted before
+/// it was accepted): the next accept can go ahead at once.
+fn one_connection_only(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset | Interrupted
+    )
+}
+
+/// A run of failed accepts: when it began and how long to wait next.
+struct AcceptFailures {
+    since: std::time::Instant,
+    count: u64,
+    wait: Duration,
 }
 
 type Counts = Arc<Mutex<HashMap<IpAddr, usize>>>;
@@ -73,22 +133,54 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    // Graceful shutdown: every connection's task holds a receiver; the signal asks
+    // each to finish its request in flight, and the sender sees when all are gone.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let counts: Counts = Default::default();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let mut failing: Option<AcceptFailures> = None;
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
+                Err(e) if one_connection_only(&e) => continue,
                 Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    // Out of file descriptors (EMFILE, ENFILE) or memory: the connection
+                    // waits in the listen backlog. Logged once per run of failures.
+                    let f = failing.get_or_insert_with(|| {
+                        tracing::warn!(
+                            "cannot accept connections: {e}; serving the open ones and \
+                             retrying (raise the open-file limit or lower \
+                             MAX_CONNECTIONS_PER_IP)"
+                        );
+                        AcceptFailures {
+                            since: std::time::Instant::now(),
+                            count: 0,
+                            wait: ACCEPT_BACKOFF_FIRST,
+                        }
+                    });
+                    f.count += 1;
+                    let wait = f.wait;
+                    f.wait = (f.wait * 2).min(ACCEPT_BACKOFF_MAX);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => continue,
+                        _ = &mut shutdown => break,
+                    }
                 }
             },
             _ = &mut shutdown => break,
         };
+        if let Some(f) = failing.take() {
+            tracing::warn!(
+                "accepting connections again, after {} failed attempts in {:.1} s",
+                f.count,
+                f.since.elapsed().as_secs_f64()
+            );
+        }
         let Some(slot) = take_slot(&counts, addr.ip(), limits.max_connections_per_ip) else {
             tracing::debug!(
                 "refused a connection from {}: too many from this address",
@@ -105,22 +197,26 @@ pub async fn serve(
                 req.extensions_mut().insert(slot.clone());
                 req
             });
-        let mut builder = Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout);
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(svc))
-            .into_owned();
-        let conn = graceful.watch(conn);
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc))
+            .with_upgrades();
+        let mut stop = stop_rx.clone();
         tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.changed() => {}
+            }
+            conn.as_mut().graceful_shutdown();
             let _ = conn.await;
+            drop(stop);
         });
     }
     // In-flight requests finish; websockets are closed by the realtime hub.
+    drop(stop_rx);
+    let _ = stop_tx.send(());
     tokio::select! {
-        _ = graceful.shutdown() => {}
+        _ = stop_tx.closed() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => {}
     }
 }

@@ -22,7 +22,8 @@ fn wanted() -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_one_of_many_connections_receives_a_rest_change() {
     let n = wanted();
-    let srv = Server::start().await;
+    // All of them come from 127.0.0.1: past the default per-address cap.
+    let srv = Server::start_with(&[("MAX_CONNECTIONS_PER_IP", "0")]).await;
     let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
     let bob = srv.create_user("bob", "bob-pass-1", &["user"]).await;
     let a = Who::created(&alice.user_id, "alice", &["user"]);

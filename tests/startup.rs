@@ -1,5 +1,6 @@
-//! Start-up (CONTRACT §1): configuration errors, the default database, the first
-//! admin, the rocket.cat bot, OVERWRITE_SETTING_* and the command-line flags.
+//! Start-up (CONTRACT §1): configuration errors, the default database and its file
+//! modes, the first admin (ADMIN_PASS_FILE too), the rocket.cat bot,
+//! OVERWRITE_SETTING_*, the command-line flags and the open-file limit.
 
 mod common;
 
@@ -115,6 +116,10 @@ async fn help_lists_a_flag_for_every_variable() {
         ("--admin-name", "ADMIN_NAME"),
         ("--http-forwarded-count", "HTTP_FORWARDED_COUNT"),
         ("--rust-log", "RUST_LOG"),
+        ("--admin-pass-file", "ADMIN_PASS_FILE"),
+        ("--log-format", "LOG_FORMAT"),
+        ("--access-log", "ACCESS_LOG"),
+        ("--max-connections-per-ip", "MAX_CONNECTIONS_PER_IP"),
     ] {
         assert!(output.contains(flag), "--help lacks {flag}:\n{output}");
         assert!(output.contains(var), "--help lacks {var}:\n{output}");
@@ -282,4 +287,157 @@ async fn real_defaults_without_test_overrides() {
     );
     let r = srv.get("/api/info", None).await;
     assert_status(&r, 200);
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .mode()
+        & 0o777
+}
+
+/// Issue 14.10: the database holds password and token hashes. Its folder was created
+/// 0755 and its files 0644; now 0700 and 0600, the -wal and -shm files included. An
+/// existing folder's mode is left alone, with a warning.
+#[tokio::test]
+async fn the_database_folder_and_files_are_private() {
+    let mut srv = Server::start_opts(Options::default().unset("DATABASE_URL")).await;
+    let admin = srv.admin().await;
+    srv.set_status(&admin, json!({"status": "busy"})).await;
+    let data = srv.data_dir().join("data");
+    assert_eq!(mode_of(&data), 0o700, "{}", data.display());
+    for name in ["statusd.db", "statusd.db-wal", "statusd.db-shm"] {
+        let file = data.join(name);
+        assert_eq!(mode_of(&file), 0o600, "{}", file.display());
+    }
+    assert!(!srv.log().contains("mode 7"), "{}", srv.log());
+    // An operator's own modes are kept, and named in a warning.
+    srv.stop().await;
+    std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o750))
+        .expect("chmod");
+    let before = srv.log().len();
+    srv.start_again().await;
+    assert_eq!(mode_of(&data), 0o750);
+    let log = srv.log()[before..].to_string();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("mode 750"))
+        .unwrap_or_else(|| panic!("no warning about the folder's mode:\n{log}"));
+    assert!(warning.contains(&data.display().to_string()), "{warning}");
+}
+
+/// Issue 14.10: `ADMIN_PASS_FILE` gives the first admin's password from a file (a
+/// trailing newline is not part of it), so it is neither in the environment nor in
+/// the log.
+#[tokio::test]
+async fn admin_pass_file_gives_the_first_admins_password() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("admin-pass");
+    std::fs::write(&file, "File-Pass-From-Disk-9\n").expect("write the password file");
+    let srv = Server::start_opts(
+        Options::default()
+            .unset("ADMIN_PASS")
+            .env("ADMIN_PASS_FILE", &file.display().to_string())
+            .env("RUST_LOG", "info"),
+    )
+    .await;
+    let s = srv.login(ADMIN_USER, "File-Pass-From-Disk-9").await;
+    let me = srv.get("me", Some(&s)).await.2;
+    assert!(
+        me["roles"].as_array().unwrap().contains(&json!("admin")),
+        "{me}"
+    );
+    let r = srv
+        .post_json(
+            "login",
+            None,
+            json!({"user": ADMIN_USER, "password": "File-Pass-From-Disk-9\n"}),
+        )
+        .await;
+    assert_reply(&r, 401, body_login_failed());
+    assert!(
+        !srv.log().contains("File-Pass-From-Disk-9"),
+        "{}",
+        srv.log()
+    );
+}
+
+/// A missing or empty password file, or both ADMIN_PASS and ADMIN_PASS_FILE, stop the
+/// start with one line naming the variable.
+#[tokio::test]
+async fn a_bad_admin_pass_file_stops_the_start_naming_the_variable() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").expect("write");
+    let missing = dir.path().join("missing");
+    for (what, opts) in [
+        (
+            "a missing file",
+            Options::default()
+                .unset("ADMIN_PASS")
+                .env("ADMIN_PASS_FILE", &missing.display().to_string()),
+        ),
+        (
+            "an empty file",
+            Options::default()
+                .unset("ADMIN_PASS")
+                .env("ADMIN_PASS_FILE", &empty.display().to_string()),
+        ),
+        (
+            "both variables",
+            Options::default().env("ADMIN_PASS_FILE", &empty.display().to_string()),
+        ),
+        (
+            "a file without ADMIN_USERNAME",
+            Options::default()
+                .unset("ADMIN_USERNAME")
+                .unset("ADMIN_PASS")
+                .env("ADMIN_PASS_FILE", &empty.display().to_string()),
+        ),
+    ] {
+        let (status, output) = Server::run_to_exit(opts, EXIT_WAIT).await;
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "{what}: {status:?} {output}"
+        );
+        assert!(output.contains("ADMIN_PASS_FILE"), "{what}: {output}");
+        assert_eq!(output.trim().lines().count(), 1, "{what}: {output}");
+    }
+}
+
+/// Issue 14.2: the soft open-file limit (often 1024) capped the connections long
+/// before the hard one; the server raises it to the hard limit and logs both.
+#[tokio::test]
+async fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) }, 0);
+    let hard = own.rlim_max.min(8192);
+    assert!(hard > 256, "the open-file hard limit is only {hard}");
+    let srv =
+        Server::start_opts(Options::default().nofile(256, hard).env("RUST_LOG", "info")).await;
+    let pid = srv.pid().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("/proc limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files");
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(numbers, vec![hard, hard], "{line}");
+    let log = srv.log();
+    let logged = log
+        .lines()
+        .find(|l| l.contains("open files"))
+        .unwrap_or_else(|| panic!("no open-file line:\n{log}"));
+    assert!(
+        logged.contains("256") && logged.contains(&hard.to_string()),
+        "{logged}"
+    );
 }

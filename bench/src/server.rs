@@ -81,6 +81,8 @@ impl Server {
             // Logins and seeding come from one IP: the per-IP limit would answer 429.
             // The admin is exempt anyway; the user-facing limits are not what we measure.
             .env("OVERWRITE_SETTING_API_Enable_Rate_Limiter", "false")
+            // Every load connection comes from 127.0.0.1: no per-address cap.
+            .env("MAX_CONNECTIONS_PER_IP", "0")
             .env(
                 "RUST_LOG",
                 std::env::var("BENCH_SERVER_LOG").unwrap_or("info".into()),

@@ -55,7 +55,11 @@ pub async fn connect(
         })
         .connect(url)
         .await
-        .with_context(|| format!("NATS_URL: cannot connect to {url}"))
+        .with_context(|| {
+            // Never the URL itself: it may carry a user and password.
+            let servers = crate::logging::describe_nats(url);
+            format!("NATS_URL: cannot connect to {servers}")
+        })
 }
 
 /// Starts the tasks that publish local commits, apply remote ones and resync after gaps.

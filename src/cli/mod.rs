@@ -156,10 +156,11 @@ pub fn main(cfg: Config, command: Command) -> i32 {
         Ok(f) => f,
         Err(_) => "warn".into(),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_default())
-        .with_writer(std::io::stderr)
-        .try_init();
+    // The server's logging: libraries capped at warn, colour only on a terminal.
+    if let Err(e) = crate::logging::init(&filter, crate::config::LogFormat::Text, false) {
+        eprintln!("statusd: {e}");
+        return 2;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

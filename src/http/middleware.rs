@@ -14,22 +14,35 @@ use super::extract::{client_ip, Caller};
 use crate::app::Ctx;
 use crate::auth::defaults::Permission;
 use crate::error::Error;
+use crate::logging::{self, AccessUser};
 use crate::settings::{self, Values};
 
-/// Counts every request by route and status (unknown routes share one label), and
-/// makes business errors name the REST route they came from.
+/// Counts every request by route and status (unknown routes share one label), makes
+/// business errors name the REST route they came from, and writes the access log.
 pub async fn track(State(app): State<Ctx>, req: Request, next: Next) -> Response {
     // Cheap to keep (shared, not copied): the route template and the URI.
     let route = req.extensions().get::<MatchedPath>().cloned();
     let uri = req.uri().clone();
+    let access = app
+        .cfg
+        .access_log
+        .then(|| (req.method().clone(), Instant::now()));
     let mut resp = next.run(req).await;
     if let Some(name) = uri.path().strip_prefix("/api/v1/") {
         resp = name_route_in_error(resp, name);
     }
-    app.metrics.count_request(
-        route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        resp.status().as_u16(),
-    );
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    app.metrics.count_request(route, resp.status().as_u16());
+    if let Some((method, started)) = access {
+        let user = resp.extensions().get::<AccessUser>().map(|u| u.0.as_str());
+        logging::access(
+            method.as_str(),
+            route,
+            resp.status().as_u16(),
+            started.elapsed(),
+            user,
+        );
+    }
     resp
 }
 
@@ -60,10 +73,15 @@ pub async fn require_auth(State(app): State<Ctx>, mut req: Request, next: Next) 
     };
     match found {
         Some((user, token)) => {
+            let logged = app.cfg.access_log.then(|| AccessUser(user.id.clone()));
             let caller = Caller { user, token };
             let limit = limit_for(&app, Some(&caller), &req);
             req.extensions_mut().insert(caller);
-            limited(&app, limit, req, next).await
+            let mut resp = limited(&app, limit, req, next).await;
+            if let Some(logged) = logged {
+                resp.extensions_mut().insert(logged);
+            }
+            resp
         }
         None => ApiError::Unauthenticated.into_response(),
     }

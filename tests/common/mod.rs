@@ -98,6 +98,10 @@ const CONTROLLED_VARS: &[&str] = &[
     "PRESENCE_STALE_SECS",
     "DDP_PING_SECS",
     "LOGIN_CONCURRENCY",
+    "MAX_CONNECTIONS_PER_IP",
+    "ADMIN_PASS_FILE",
+    "LOG_FORMAT",
+    "ACCESS_LOG",
 ];
 
 /// How to start a server beyond the defaults (see [`Server::start_opts`]).
@@ -109,6 +113,8 @@ pub struct Options {
     pub unset: Vec<String>,
     /// Command-line arguments.
     pub args: Vec<String>,
+    /// `RLIMIT_NOFILE` of the process (soft, hard), set before it starts.
+    pub nofile: Option<(u64, u64)>,
 }
 
 impl Options {
@@ -124,6 +130,12 @@ impl Options {
 
     pub fn arg(mut self, arg: &str) -> Options {
         self.args.push(arg.to_string());
+        self
+    }
+
+    /// Starts the process with this open-file limit (soft, hard).
+    pub fn nofile(mut self, soft: u64, hard: u64) -> Options {
+        self.nofile = Some((soft, hard));
         self
     }
 }
@@ -394,6 +406,23 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err));
+        if let Some((soft, hard)) = self.opts.nofile {
+            use std::os::unix::process::CommandExt;
+            let lim = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only this struct.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         cmd.spawn().expect("spawn the statusd binary")
     }
 

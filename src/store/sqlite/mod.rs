@@ -124,12 +124,7 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     pub fn open(path: &str) -> anyhow::Result<SqliteStore> {
-        if let Some(dir) = Path::new(path).parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating the folder {}", dir.display()))?;
-            }
-        }
+        private_files(Path::new(path))?;
         let open = || Connection::open(path).with_context(|| format!("opening {path}"));
         let conn = open()?;
         // The writer never checkpoints (the checkpointer does). Its page cache is 16 MiB
@@ -155,6 +150,67 @@ impl SqliteStore {
             _checkpointer: checkpoint::Checkpointer::start(checkpointer, Default::default())
                 .context("starting the WAL checkpointer")?,
         })
+    }
+}
+
+/// The database holds password and token hashes: its folder is made 0700 and the file
+/// 0600 when statusd creates them. SQLite gives the `-wal` and `-shm` files it makes
+/// the database file's mode, so they are 0600 as well. The mode of a folder or file
+/// that already exists is the operator's choice and left alone (the server warns about
+/// it: [`warn_if_open_to_others`]).
+fn private_files(path: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .with_context(|| format!("creating the folder {}", dir.display()))?;
+            }
+        }
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the folder {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Warns when the database's folder or file may be read by others than its owner
+/// (the server calls this at start; an admin command stays quiet).
+pub fn warn_if_open_to_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        for (what, p, want) in [("folder", dir, "700"), ("file", Some(path), "600")] {
+            let Some(p) = p else { continue };
+            let Ok(meta) = std::fs::metadata(p) else {
+                continue;
+            };
+            let mode = meta.mode() & 0o777;
+            if mode & 0o077 != 0 {
+                let shown = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+                tracing::warn!(
+                    "the database {what} {} has mode {mode:o}: others than its owner may \
+                     read it (chmod {want})",
+                    shown.display()
+                );
+            }
+        }
     }
 }
 
