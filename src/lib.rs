@@ -21,8 +21,8 @@ mod import;
 #[cfg(test)]
 mod layering;
 mod limits;
-mod login;
 pub mod logging;
+mod login;
 mod metrics;
 mod model;
 mod own_conns;
