@@ -92,6 +92,16 @@ impl App {
         }
     }
 
+    /// Refuses the caller without `permission`, for a route that declares it
+    /// (Rocket.Chat's `permissionsRequired`): 403 `[error-unauthorized]`.
+    pub fn require_declared(&self, user: &User, permission: Permission) -> Result<()> {
+        if self.has_permission(user, permission) {
+            Ok(())
+        } else {
+            Err(Error::NotPermitted)
+        }
+    }
+
     /// A workspace setting's value now.
     pub fn setting<S: Typed>(&self, setting: &S) -> S::Out {
         self.model.read().value(setting)

@@ -24,6 +24,10 @@ pub enum Error {
     /// The caller lacks the permission the operation needs.
     #[error("not allowed")]
     Forbidden,
+    /// The caller lacks a permission that the route declares up front (Rocket.Chat's
+    /// `permissionsRequired`): refused before the handler runs, with its own text.
+    #[error("{NOT_PERMITTED}")]
+    NotPermitted,
     /// Wrong credentials: the same whether or not the user exists.
     #[error("wrong username or password")]
     LoginFailed,
@@ -38,6 +42,10 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(String),
 }
+
+/// Rocket.Chat's answer when a route's declared permissions are missing.
+pub const NOT_PERMITTED: &str =
+    "User does not have the permissions required for this action [error-unauthorized]";
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

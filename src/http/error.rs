@@ -43,7 +43,7 @@ impl ApiError {
         match self {
             ApiError::Domain(e) => match e {
                 Error::Refused { .. } | Error::Invalid(_) => StatusCode::BAD_REQUEST,
-                Error::Forbidden => StatusCode::FORBIDDEN,
+                Error::Forbidden | Error::NotPermitted => StatusCode::FORBIDDEN,
                 Error::LoginFailed | Error::LoginBlocked { .. } => StatusCode::UNAUTHORIZED,
                 Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
                 Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -98,6 +98,7 @@ impl ApiError {
             },
             Error::Invalid(text) => plain(text),
             Error::Forbidden => plain("unauthorized"),
+            Error::NotPermitted => plain(crate::error::NOT_PERMITTED),
             Error::LoginFailed => ErrorBody {
                 status: Some("error".into()),
                 message: Some("Unauthorized".into()),

@@ -48,7 +48,9 @@ pub fn meteor_of(e: Error) -> MeteorError {
         },
         Error::LoginFailed => MeteorError::new(403, "Incorrect password"),
         Error::LoginBlocked { code, reason } => MeteorError::new(code, &reason),
-        Error::Forbidden => MeteorError::new("error-not-allowed", "Not allowed"),
+        Error::Forbidden | Error::NotPermitted => {
+            MeteorError::new("error-not-allowed", "Not allowed")
+        }
         Error::TooManyRequests { wait_secs } => MeteorError {
             error: json!("too-many-requests"),
             reason: format!(
