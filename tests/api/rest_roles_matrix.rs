@@ -2,7 +2,7 @@
 //! 403, and anonymous callers 401 on authenticated routes; and every authenticated
 //! route refuses a revoked or an expired token. Table-driven.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! identical failure body, failed-login blocking, logout, me, personal access tokens,
 //! and the JSON errors for malformed, oversized, unknown and wrong-method requests.
 
-mod common;
+use crate::common;
 
 use common::*;
 

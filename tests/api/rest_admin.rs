@@ -1,7 +1,7 @@
 //! Administration routes (CONTRACT §6): users.create/update/delete/register/list,
 //! settings, permissions and roles — happy paths and errors.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! caller: not logged in, guest, bot, user, admin, and connections whose login token
 //! was revoked or expired while they were open. Table-driven, against the real binary.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
