@@ -612,3 +612,35 @@ async fn every_instance_of_a_cluster_sees_admin_commands_within_seconds() {
     let args = next_status_of(&mut ws, "hank").await;
     assert_eq!(args[3], "on call", "{args}");
 }
+
+/// Issue 17: `statusd healthcheck` (a `FROM scratch` container's HEALTHCHECK) asks the
+/// server at BIND_IP:PORT for /api/health: exit 0 and one line when it answers 200,
+/// exit 1 and one `statusd: …` line when nothing listens there. It opens no database:
+/// pointed at a database URL that does not exist, it creates nothing.
+#[tokio::test]
+async fn healthcheck_asks_the_running_server() {
+    let srv = Server::start().await;
+    let port = srv.port().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nowhere = format!("sqlite://{}/none/statusd.db", dir.path().display());
+
+    let ok = statusd(&nowhere, &["--port", &port, "healthcheck"]);
+    let line = ok.line();
+    assert!(line.starts_with("healthy: {"), "{ok:?}");
+    assert!(line.contains("\"status\":\"ok\""), "{ok:?}");
+
+    let ok = statusd(
+        &nowhere,
+        &["--bind-ip", "127.0.0.1", "--port", &port, "healthcheck"],
+    );
+    ok.line();
+
+    let closed = free_port().to_string();
+    let down = statusd(&nowhere, &["--port", &closed, "healthcheck"]);
+    let err = down.error();
+    assert!(err.contains("cannot connect to 127.0.0.1:"), "{down:?}");
+    assert!(
+        !dir.path().join("none").exists(),
+        "healthcheck created a database"
+    );
+}
