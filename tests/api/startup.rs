@@ -1,6 +1,7 @@
 //! Start-up (CONTRACT §1): configuration errors, the default database and its file
 //! modes, the first admin (ADMIN_PASS_FILE too), the rocket.cat bot,
-//! OVERWRITE_SETTING_*, the command-line flags and the open-file limit.
+//! OVERWRITE_SETTING_*, the command-line flags, the open-file limit and a SIGTERM
+//! that arrives while the server starts.
 
 use crate::common;
 
@@ -485,4 +486,47 @@ async fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
         logged.contains("256") && logged.contains(&hard.to_string()),
         "{logged}"
     );
+}
+
+/// A SIGTERM at any moment of the start-up stops the server gracefully (exit 0,
+/// "statusd stopped"), never kills it half-started; one that arrives before the
+/// listener is bound means it never listens. Only a signal that lands before the
+/// process ran any code of its own (it printed nothing) may still end it by the
+/// signal's default action. Before the fix, a SIGTERM after the first log line but
+/// before the runtime existed killed it (exit by signal 15).
+#[tokio::test]
+async fn sigterm_during_start_up_stops_gracefully() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let opts = || Options::default().env("RUST_LOG", "info");
+    let mut runs = Vec::new();
+    for ms in [0u64, 1, 2, 3, 5, 8, 12, 20, 35, 60] {
+        let (exit, log) =
+            Server::term_during_start(opts(), Duration::from_millis(ms), false, EXIT_WAIT).await;
+        runs.push((format!("SIGTERM {ms} ms after the spawn"), exit, log));
+    }
+    // As soon as the first line is out, every time: the signal is caught by then.
+    for _ in 0..3 {
+        let (exit, log) = Server::term_during_start(opts(), Duration::ZERO, true, EXIT_WAIT).await;
+        assert!(!log.is_empty(), "it printed nothing within {EXIT_WAIT:?}");
+        runs.push(("SIGTERM after its first log line".into(), exit, log));
+    }
+    for (when, exit, log) in &runs {
+        let exit =
+            exit.unwrap_or_else(|| panic!("{when}: still running after {EXIT_WAIT:?}:\n{log}"));
+        if exit.signal() == Some(libc::SIGTERM) && log.is_empty() {
+            continue; // ended before its own code ran: nothing to stop gracefully
+        }
+        assert!(exit.success(), "{when}: exited with {exit}:\n{log}");
+        assert!(
+            log.contains("statusd stopped"),
+            "{when}: no goodbye:\n{log}"
+        );
+        if log.contains("not listening") {
+            assert!(
+                !log.contains("statusd listening"),
+                "{when}: listened:\n{log}"
+            );
+        }
+    }
 }
