@@ -108,6 +108,11 @@ stage "browser test of the presence page (tests/web/run.sh)"
 # when it is missing; saves docs/screenshot.png.
 tests/web/run.sh
 
+stage "behind a TLS proxy (tests/proxy/run.sh)"
+# The shipped nginx and Caddy examples with a self-signed certificate: https, wss://,
+# X-Forwarded-For with HTTP_FORWARDED_COUNT=1. Last line "proxy: N passed, M failed".
+tests/proxy/run.sh
+
 stage "benchmark smoke run (bench/run.sh --smoke)"
 # Keeps the load tool (bench/, issue 4) alive: a tiny run of every benchmark phase
 # against the debug binary; fails on any error answer, lost frame or lost write.
