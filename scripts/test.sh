@@ -113,6 +113,11 @@ stage "behind a TLS proxy (tests/proxy/run.sh)"
 # X-Forwarded-For with HTTP_FORWARDED_COUNT=1. Last line "proxy: N passed, M failed".
 tests/proxy/run.sh
 
+stage "Debian package (tests/package/run.sh)"
+# cargo deb from the debug binary, dpkg -i, files/user/modes, systemd-analyze verify,
+# the unit's ExecStart as its user, login and setStatus, purge. Needs root.
+tests/package/run.sh
+
 stage "benchmark smoke run (bench/run.sh --smoke)"
 # Keeps the load tool (bench/, issue 4) alive: a tiny run of every benchmark phase
 # against the debug binary; fails on any error answer, lost frame or lost write.
