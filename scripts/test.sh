@@ -118,6 +118,11 @@ stage "Debian package (tests/package/run.sh)"
 # the unit's ExecStart as its user, login and setStatus, purge. Needs root.
 tests/package/run.sh
 
+stage "container image (tests/container/run.sh)"
+# The Containerfile FROM scratch built and run with podman: non-root, volume,
+# HEALTHCHECK, login and setStatus surviving a restart, graceful stop.
+tests/container/run.sh
+
 stage "benchmark smoke run (bench/run.sh --smoke)"
 # Keeps the load tool (bench/, issue 4) alive: a tiny run of every benchmark phase
 # against the debug binary; fails on any error answer, lost frame or lost write.
