@@ -5,7 +5,8 @@
 # (HTTP_FORWARDED_COUNT=1): REST over https, the avatarUrl from ROOT_URL, a DDP client
 # over wss:// (tests/proxy/wss.mjs), and X-Forwarded-For honoured for the one trusted
 # proxy and not forgeable by a client (the anonymous rate limit is per client address:
-# clients come from 127.0.0.2 and 127.0.0.3).
+# clients come from 127.0.0.2 and 127.0.0.3). It also runs the README's presence
+# watcher (docs/examples/watch-presence.js) against the statusd behind nginx.
 # Installs nginx-light, caddy and openssl when missing. Last line:
 # "proxy: N passed, M failed".
 set -euo pipefail
@@ -182,6 +183,30 @@ check "nginx: http redirects to https" \
     bash -c '[[ $(curl -sS -o /dev/null -w "%{http_code} %{redirect_url}" -H "Host: $1" "http://127.0.0.1:$2/api/info") == "301 https://$1/api/info" ]]' \
     _ "$host" "$nhttp"
 exercise nginx "$nport"
+
+# --- the README's watcher, docs/examples/watch-presence.js, on this statusd -----
+watch_env=(env NODE_PATH="$root/$node_dir/node_modules" STATUSD_URL="ws://127.0.0.1:$sport/websocket" STATUSD_USER=$admin)
+check "watcher: a wrong password prints the login error and exits 1" \
+    bash -c 'out=$(timeout 20 "$@" STATUSD_PASS=wrong-password node docs/examples/watch-presence.js 2>&1); rc=$?
+             [[ $rc == 1 && $out == *"login failed: "* ]] || { echo "$rc $out" >&2; false; }' _ "${watch_env[@]}"
+"${watch_env[@]}" STATUSD_PASS="$admin_pass" node docs/examples/watch-presence.js >"$tmp/watch.log" 2>&1 &
+watch_pid=$!
+pids+=($watch_pid)
+watch_ready() {
+    grep -q "^logged in as $admin" "$tmp/watch.log" && grep -q "^watching every status change" "$tmp/watch.log" &&
+        grep -q "^$admin is busy: over wss" "$tmp/watch.log"
+}
+for _ in $(seq 50); do watch_ready && break; sleep 0.2; done
+check "watcher: logs in, reads the statuses once (users.presence), subscribes" watch_ready
+w_login=$(curl -sS -H 'Content-Type: application/json' -d "{\"user\":\"$admin\",\"password\":\"$admin_pass\"}" \
+    "http://127.0.0.1:$sport/api/v1/login")
+w_uid=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["userId"])' <<<"$w_login")
+w_token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["authToken"])' <<<"$w_login")
+curl -sS -o /dev/null -H "X-User-Id: $w_uid" -H "X-Auth-Token: $w_token" -H 'Content-Type: application/json' \
+    -d '{"status":"busy","message":"watched live"}' "http://127.0.0.1:$sport/api/v1/users.setStatus"
+for _ in $(seq 50); do grep -q "is busy: watched live" "$tmp/watch.log" && break; sleep 0.2; done
+check "watcher: prints a change made over REST" grep -q "^$admin ($w_uid) is busy: watched live" "$tmp/watch.log"
+kill "$watch_pid" 2>/dev/null || true
 
 # --- Caddy: docs/examples/Caddyfile ------------------------------------------
 cport=$(free_port)
