@@ -156,7 +156,9 @@ check "the service starts as the unit runs it" test "$up" = 1
 ((up)) || cat "$tmp/statusd.log" >&2
 check "with the root file system read-only but $rw_path (ProtectSystem=strict)" \
     grep -q "^root read-only, $rw_path writable" "$tmp/statusd.log"
-statusd_pid=$(pgrep -x statusd -n || true)
+# Every step execs the next: the background job is the statusd process itself.
+statusd_pid=$server_pid
+check "the process is statusd" test "$(ps -o comm= -p "$statusd_pid")" = statusd
 check "it runs as $user, with LimitNOFILE and no new privileges" \
     bash -c '[[ $(ps -o user= -p "$1") == "$2" ]] && grep -Eq "^Max open files +$3 +$3 " /proc/$1/limits &&
              grep -Eq "^NoNewPrivs:\s+1" /proc/$1/status' _ "$statusd_pid" "$user" "$nofile"
