@@ -61,7 +61,7 @@ cleanup() {
 trap cleanup EXIT
 
 scripts/container-context.sh "$bin" "$tmp/context" >/dev/null
-"${podman[@]}" build -q --format docker -t "$tag" -f Containerfile "$tmp/context" >"$tmp/build.log" 2>&1 ||
+"${podman[@]}" build -q --layers=false --format docker -t "$tag" -f Containerfile "$tmp/context" >"$tmp/build.log" 2>&1 ||
     die "podman build failed: $(cat "$tmp/build.log")"
 check "podman build of the Containerfile" true
 
