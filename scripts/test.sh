@@ -79,15 +79,16 @@ pg_drop_leftovers() {
         fi
     done
 }
-pg_suites=()
-for f in tests/rest_*.rs tests/ddp_*.rs; do
-    [[ -e $f ]] && pg_suites+=(--test "$(basename "$f" .rs)")
+# The REST and DDP modules of the `api` test binary (tests/api/rest_*.rs, ddp_*.rs),
+# selected by module name, and crash durability (kill -9 under load) on PostgreSQL too.
+pg_filters=()
+for f in tests/api/rest_*.rs tests/api/ddp_*.rs; do
+    [[ -e $f ]] && pg_filters+=("$(basename "$f" .rs)::")
 done
-((${#pg_suites[@]})) || die "no REST or DDP test files found"
-# Crash durability (kill -9 under load) on PostgreSQL too.
-pg_suites+=(--test crash)
+((${#pg_filters[@]})) || die "no REST or DDP test modules found in tests/api/"
+pg_filters+=("crash::")
 pg_drop_leftovers
-STATUSD_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/{name}' cargo test "${pg_suites[@]}"
+STATUSD_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/{name}' cargo test --test api -- "${pg_filters[@]}"
 pg_drop_leftovers
 
 stage "real-client tests (tests/clients/run.sh)"

@@ -88,12 +88,13 @@ const INITIAL_WRITE_ATTEMPTS: u64 = 5;
 /// Brings the loaded state up to date; runs as the first writer job.
 fn make_whole(
     tx: &mut Tx,
+    root_url: &str,
     overwrites: &[(String, Json)],
     admin: Option<FirstAdmin>,
 ) -> Option<String> {
     for def in settings::DEFINITIONS {
         if tx.setting(def.id).is_none() {
-            tx.put_setting(def.id, def.default_value());
+            tx.put_setting(def.id, settings::initial_value(def, root_url));
         }
     }
     for (id, value) in overwrites {
@@ -207,6 +208,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let generated = loop {
         let (overwrites, stale, admin) =
             (overwrites.clone(), stale_connections.clone(), admin.clone());
+        let root_url = app.cfg.root_url.clone();
         let written = app
             .writer
             .run(move |tx| {
@@ -218,7 +220,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
                         tx.put_user(u);
                     }
                 }
-                Ok(make_whole(tx, &overwrites, admin))
+                Ok(make_whole(tx, &root_url, &overwrites, admin))
             })
             .await;
         match written {

@@ -29,7 +29,9 @@ fn blocked(app: &App, username: &str, ip: IpAddr) -> Option<Error> {
         return None;
     }
     let now = Instant::now();
-    let minutes = |n: i64| Duration::from_secs(n.max(0) as u64 * 60);
+    // Fractions of a minute count (Rocket.Chat takes `0.5`); the setting's range keeps
+    // the product finite.
+    let minutes = |n: f64| Duration::try_from_secs_f64(n * 60.0).unwrap_or(Duration::ZERO);
     if m.value(&settings::BLOCK_FAILED_LOGINS_BY_USER)
         && app.login_guard.blocked(
             &format!("user:{}", username.to_lowercase()),

@@ -33,10 +33,22 @@ pub fn authenticate(m: &Model, user_id: &str, hashed: &str) -> Option<(Arc<User>
     Some((user.clone(), tok.clone()))
 }
 
-/// When a login token made at `created` expires.
+/// When a login token made at `created` expires. `Accounts_LoginExpiration` 0 means
+/// Rocket.Chat's default of 90 days (its `getLoginExpirationInDays`), not "already
+/// expired". The arithmetic is checked: a date past what chrono holds means never.
 pub fn login_expires(m: &Model, created: DateTime<Utc>) -> DateTime<Utc> {
-    let days = m.value(&settings::LOGIN_EXPIRATION).max(0);
-    created + chrono::Duration::days(days)
+    expires_after_days(created, m.value(&settings::LOGIN_EXPIRATION))
+}
+
+/// The days a login token lasts when the setting says 0 or less.
+pub const DEFAULT_LOGIN_DAYS: i64 = 90;
+
+/// `created` plus `days` (0 or less: the default), saturating at the latest date.
+pub fn expires_after_days(created: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    let days = if days > 0 { days } else { DEFAULT_LOGIN_DAYS };
+    chrono::TimeDelta::try_days(days)
+        .and_then(|d| created.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// A token secret made now, and the hash of it that is kept.
@@ -162,6 +174,18 @@ mod tests {
 
     fn code<T>(r: Result<T>) -> Option<String> {
         r.err().and_then(|e| e.code().map(str::to_string))
+    }
+
+    #[test]
+    fn login_expiry_is_checked_arithmetic() {
+        let t = Utc::now();
+        assert_eq!(expires_after_days(t, 2), t + chrono::TimeDelta::days(2));
+        // 0 (or less) is Rocket.Chat's default, never "already expired".
+        assert_eq!(expires_after_days(t, 0), t + chrono::TimeDelta::days(90));
+        assert_eq!(expires_after_days(t, -5), t + chrono::TimeDelta::days(90));
+        // Past what a date holds: never, instead of a panic.
+        assert_eq!(expires_after_days(t, i64::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(expires_after_days(t, 100_000_000), DateTime::<Utc>::MAX_UTC);
     }
 
     #[test]

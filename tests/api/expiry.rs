@@ -3,7 +3,7 @@
 //! (or `online` with an empty text when there was none), within one second, published
 //! like any other change, also across restarts; a later manual change cancels it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! A temporary status (`expiresAt`, CONTRACT §4 / 8.6) expires: the previous status and
 //! text come back within a second and the change is published over DDP.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! many connections from one address (and the default cap), the open-file limit.
 //! Every refusal leaves the server answering everyone else.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

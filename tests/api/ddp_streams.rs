@@ -1,7 +1,7 @@
 //! Subscriptions (`stream-notify-logged` / `user-status`, `stream-user-presence`) and
 //! their `changed` frames, compared byte for byte with CONTRACT §7.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

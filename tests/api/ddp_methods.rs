@@ -1,7 +1,7 @@
 //! `setUserStatus` and `UserPresence:*` over DDP (CONTRACT §7): the REST rules and
 //! errors, the 1 call/s limit, and `setDefaultStatus`'s changed/unchanged result.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

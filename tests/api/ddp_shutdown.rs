@@ -2,7 +2,7 @@
 //! server exits promptly, and users it had online are offline after a restart. Also
 //! the crash path (SIGKILL).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

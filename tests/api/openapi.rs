@@ -4,7 +4,7 @@
 //! drift: a route registered around it, a documented route the server does not
 //! answer, a status it answers but does not document, and the README's route table.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

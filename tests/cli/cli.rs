@@ -4,10 +4,9 @@
 //! database `STATUSD_TEST_DATABASE_URL` names) and, in the last tests, on PostgreSQL
 //! with one server (no NATS) and with a cluster of two.
 
-mod cli_support;
-#[path = "common/cluster.rs"]
-mod cluster;
-mod common;
+use crate::cli_support;
+use crate::cluster;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

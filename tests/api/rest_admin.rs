@@ -1,7 +1,7 @@
 //! Administration routes (CONTRACT §6): users.create/update/delete/register/list,
 //! settings, permissions and roles — happy paths and errors.
 
-mod common;
+use crate::common;
 
 use common::*;
 
@@ -724,7 +724,7 @@ async fn settings_get_set_public_and_type_checks() {
     let r = srv
         .get("settings/Accounts_AllowInvisibleStatusOption", Some(&user))
         .await;
-    assert_reply(&r, 403, body_403());
+    assert_reply(&r, 403, body_403_declared());
     let r = srv
         .post_json(
             "settings/Accounts_AllowInvisibleStatusOption",
@@ -732,7 +732,7 @@ async fn settings_get_set_public_and_type_checks() {
             json!({"value": true}),
         )
         .await;
-    assert_reply(&r, 403, body_403());
+    assert_reply(&r, 403, body_403_declared());
     let r = srv
         .get("settings/Accounts_AllowInvisibleStatusOption", None)
         .await;
@@ -750,7 +750,7 @@ async fn settings_get_set_public_and_type_checks() {
             json!({"value": true}),
         )
         .await;
-    assert_reply(&r, 403, body_403());
+    assert_reply(&r, 403, body_403_declared());
 
     // settings.public: no auth, public settings only, current values.
     let r = srv.get("settings.public", None).await;
@@ -775,6 +775,215 @@ async fn settings_get_set_public_and_type_checks() {
         assert!(find(private).is_none(), "{private} is not public: {}", r.2);
     }
     assert_eq!(r.2["count"].as_u64(), Some(list.len() as u64), "{}", r.2);
+}
+
+/// The settings clients and admin scripts read around accounts and status exist with
+/// Rocket.Chat's ids, types, defaults and public flags (issue 15 §3); `Site_Url` comes
+/// from ROOT_URL and `uniqueID` is made once and kept across restarts.
+#[tokio::test]
+async fn rocket_chat_settings_exist_with_their_defaults() {
+    let mut srv = Server::start_with(&[("ROOT_URL", "https://status.example.org")]).await;
+    let admin = srv.admin_pat().await;
+    let want = [
+        ("Site_Url", json!("https://status.example.org"), true),
+        ("Site_Name", json!("statusd"), true),
+        ("Accounts_BlockedUsernameList", json!(""), false),
+        ("UTF8_User_Names_Validation", json!("[0-9a-zA-Z-_.]+"), true),
+        (
+            "Accounts_Registration_Users_Default_Roles",
+            json!("user"),
+            true,
+        ),
+        (
+            "API_Apply_permission_view-outside-room_on_users-list",
+            json!(false),
+            true,
+        ),
+        (
+            "Accounts_Default_User_Preferences_enableAutoAway",
+            json!(true),
+            true,
+        ),
+        (
+            "Accounts_Default_User_Preferences_idleTimeLimit",
+            json!(300),
+            true,
+        ),
+        ("Presence_broadcast_disabled", json!(false), true),
+        ("API_Use_REST_For_DDP_Calls", json!(true), true),
+        (
+            "Block_Multiple_Failed_Logins_Time_To_Unblock_By_User_In_Minutes",
+            json!(5.0),
+            false,
+        ),
+    ];
+    let public = srv.get("settings.public?count=100", None).await;
+    assert_status(&public, 200);
+    let listed = |id: &str| {
+        public.2["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["_id"] == id)
+            .map(|s| s["value"].clone())
+    };
+    for (id, value, is_public) in &want {
+        let r = srv.get(&format!("settings/{id}"), Some(&admin)).await;
+        assert_eq!(
+            (r.0.as_u16(), &r.2),
+            (200, &json!({"_id": id, "value": value, "success": true})),
+            "{id}"
+        );
+        let expected = is_public.then(|| value.clone());
+        assert_eq!(
+            listed(id),
+            expected,
+            "{id} in settings.public: {}",
+            public.2
+        );
+    }
+    let r = srv.get("settings/uniqueID", Some(&admin)).await;
+    let unique = r.2["value"].as_str().expect("uniqueID").to_string();
+    assert_eq!(unique.len(), 36, "a UUID: {unique}");
+    assert_eq!(listed("uniqueID"), Some(json!(unique)));
+    srv.restart().await;
+    let r = srv.get("settings/uniqueID", Some(&admin)).await;
+    assert_eq!(r.2["value"], json!(unique), "uniqueID is made once");
+}
+
+/// Every numeric setting has a range checked when it is set (issue 14 §9): the values
+/// that panicked date arithmetic or expired every token are refused or harmless.
+#[tokio::test]
+async fn numeric_settings_are_range_checked() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let user = srv.create_user("ranger", "ranger-pass-1", &["user"]).await;
+    for (id, value) in [
+        ("Accounts_LoginExpiration", json!(i64::MAX)),
+        ("Accounts_LoginExpiration", json!(100_000_000)),
+        ("Accounts_LoginExpiration", json!(-1)),
+        ("API_Enable_Rate_Limiter_Limit_Time_Default", json!(0)),
+        ("API_Enable_Rate_Limiter_Limit_Calls_Default", json!(0)),
+        ("Status_History_Retention_Days", json!(u64::MAX)),
+        ("API_Upper_Count_Limit", json!(-5)),
+        (
+            "Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes",
+            json!(1e300),
+        ),
+        (
+            "Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes",
+            json!(-0.5),
+        ),
+        ("Accounts_Default_User_Preferences_idleTimeLimit", json!(0)),
+    ] {
+        let r = srv
+            .post_json(
+                &format!("settings/{id}"),
+                Some(&admin),
+                json!({ "value": value }),
+            )
+            .await;
+        assert_eq!(r.0.as_u16(), 400, "{id} = {value}: {}", r.2);
+        assert_eq!(r.2["errorType"], "error-invalid-setting-value", "{}", r.2);
+    }
+    assert_eq!(
+        srv.get("settings/Accounts_LoginExpiration", Some(&admin))
+            .await
+            .2["value"],
+        90
+    );
+    // Everything still works (before: every authenticated call answered 500).
+    assert_status(&srv.get("me", Some(&user)).await, 200);
+
+    // 0 days is Rocket.Chat's default of 90, not "every token expired".
+    srv.set_setting("Accounts_LoginExpiration", json!(0)).await;
+    assert_status(&srv.get("me", Some(&user)).await, 200);
+    assert_status(&srv.get("me", Some(&admin)).await, 200);
+    let mut c = ddp::Ddp::connect(&srv).await;
+    let r = c.login_password("ranger", "ranger-pass-1").await.unwrap();
+    let want = chrono::Utc::now().timestamp_millis() + 90 * 86_400_000;
+    let got = r["tokenExpires"]["$date"].as_i64().unwrap();
+    assert!((got - want).abs() < 60_000, "{r}");
+    // The largest value accepted works too.
+    srv.set_setting("Accounts_LoginExpiration", json!(36_500))
+        .await;
+    assert_status(&srv.get("me", Some(&user)).await, 200);
+    let r = c.login_password("ranger", "ranger-pass-1").await.unwrap();
+    assert!(r["tokenExpires"]["$date"].as_i64().unwrap() > want, "{r}");
+
+    // Fractional minutes, as Rocket.Chat takes them.
+    let id = "Block_Multiple_Failed_Logins_Time_To_Unblock_By_User_In_Minutes";
+    srv.set_setting(id, json!(0.5)).await;
+    let r = srv.get(&format!("settings/{id}"), Some(&admin)).await;
+    assert_eq!(r.2["value"], json!(0.5));
+}
+
+/// settings.public: `_id` (comma list), `query`, `offset`, `count`, and `total`.
+#[tokio::test]
+async fn settings_public_filters_and_pages() {
+    let srv = Server::start().await;
+    let ids = |r: &Reply| -> Vec<String> {
+        r.2["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = srv.get("settings.public?count=100", None).await;
+    let total = all.2["total"].as_u64().unwrap();
+    assert!(total >= 15, "{}", all.2);
+    assert_eq!(all.2["count"], total);
+    assert_eq!(all.2["offset"], 0);
+
+    let r = srv
+        .get(
+            "settings.public?_id=Site_Name,%20Accounts_AllowInvisibleStatusOption,API_Enable_Rate_Limiter,Nope",
+            None,
+        )
+        .await;
+    assert_status(&r, 200);
+    let mut got = ids(&r);
+    got.sort();
+    assert_eq!(got, ["Accounts_AllowInvisibleStatusOption", "Site_Name"]);
+    assert_eq!(
+        (r.2["count"].clone(), r.2["total"].clone()),
+        (json!(2), json!(2))
+    );
+
+    let r = srv.get("settings.public?offset=2&count=3", None).await;
+    assert_status(&r, 200);
+    assert_eq!(ids(&r), ids(&all)[2..5].to_vec());
+    assert_eq!(
+        (&r.2["count"], &r.2["offset"], &r.2["total"]),
+        (&json!(3), &json!(2), &json!(total))
+    );
+
+    let q = enc(r#"{"_id":{"$regex":"^Accounts_Default_User_Preferences_"}}"#);
+    let r = srv.get(&format!("settings.public?query={q}"), None).await;
+    assert_status(&r, 200);
+    let mut got = ids(&r);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "Accounts_Default_User_Preferences_enableAutoAway",
+            "Accounts_Default_User_Preferences_idleTimeLimit"
+        ]
+    );
+    let q = enc(r#"{"_id":{"$in":["Site_Name","uniqueID"]},"value":"statusd"}"#);
+    let r = srv.get(&format!("settings.public?query={q}"), None).await;
+    assert_eq!(ids(&r), ["Site_Name"], "{}", r.2);
+
+    for bad in ["nope", r#"{"_id":{"$where":"1"}}"#, r#"{"type":"int"}"#] {
+        let r = srv
+            .get(&format!("settings.public?query={}", enc(bad)), None)
+            .await;
+        assert_eq!(r.0.as_u16(), 400, "{bad}: {}", r.2);
+        assert_eq!(r.2["errorType"], "error-invalid-query", "{}", r.2);
+    }
+    let r = srv.get("settings.public?count=ten", None).await;
+    assert_eq!(r.0.as_u16(), 400, "{}", r.2);
 }
 
 // ----------------------------------------------------------------- permissions

@@ -1,7 +1,7 @@
 //! Durability (issue 2, CONTRACT §4 step 9): what a 200 reported survives a graceful
 //! restart and a `kill -9`.
 
-mod common;
+use crate::common;
 
 use common::*;
 

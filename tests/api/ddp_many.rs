@@ -3,7 +3,7 @@
 //! `user-status`, makes one REST change and checks every one of them receives it,
 //! byte for byte. Resume logins with one token keep bcrypt out of the way.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! DDP subscriptions (Rocket.Chat bugs #18587 / #35294 must not exist here), and a DDP
 //! change is visible through REST at once.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

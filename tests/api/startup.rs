@@ -2,7 +2,7 @@
 //! modes, the first admin (ADMIN_PASS_FILE too), the rocket.cat bot,
 //! OVERWRITE_SETTING_*, the command-line flags and the open-file limit.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,9 +3,8 @@
 //! without credentials, instance, address), `ACCESS_LOG=true`, and no secret in the
 //! log whatever `RUST_LOG` asks for (issue 14.11, issue 17 "Logs").
 
-#[path = "common/cluster.rs"]
-mod cluster;
-mod common;
+use crate::cluster;
+use crate::common;
 
 use std::time::Duration;
 

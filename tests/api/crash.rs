@@ -8,7 +8,7 @@
 //! size; RELIABILITY.md records a 20-round run). Works on either store
 //! (`STATUSD_TEST_DATABASE_URL`).
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

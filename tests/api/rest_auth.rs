@@ -2,7 +2,7 @@
 //! identical failure body, failed-login blocking, logout, me, personal access tokens,
 //! and the JSON errors for malformed, oversized, unknown and wrong-method requests.
 
-mod common;
+use crate::common;
 
 use common::*;
 
@@ -760,8 +760,13 @@ async fn login_tokens_expire_after_accounts_login_expiration_days() {
     let yan_pat = gen(yan.clone()).await;
     let admin_pat = gen(admin.clone()).await;
 
-    // 0 days: every login token is past its expiry.
+    // 0 days means Rocket.Chat's default of 90, not "expire everything" (issue 14).
     srv.set_setting("Accounts_LoginExpiration", json!(0)).await;
+    assert_status(&srv.get("me", Some(&yan)).await, 200);
+    assert_status(&srv.get("me", Some(&admin)).await, 200);
+    // Login tokens 91 days old are past their expiry.
+    srv.age_login_tokens(&yan, 91).await;
+    srv.age_login_tokens(&admin, 91).await;
     assert_reply(&srv.get("me", Some(&yan)).await, 401, body_401());
     assert_reply(&srv.get("me", Some(&admin)).await, 401, body_401());
     let r = srv.set_status(&yan, json!({"status": "busy"})).await;

@@ -1,8 +1,8 @@
 //! `statusd import rocketchat USERS.json`, black-box, with a fixture shaped like a real
 //! mongoexport of Rocket.Chat's `users` collection (tests/fixtures/README.md).
 
-mod cli_support;
-mod common;
+use crate::cli_support;
+use crate::common;
 
 use cli_support::*;
 use common::*;

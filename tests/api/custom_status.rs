@@ -2,7 +2,7 @@
 //! for every client, and `POST custom-user-status.create` / `.update` / `.delete` for
 //! holders of `manage-user-status`, with Rocket.Chat's error codes.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,7 +1,7 @@
 //! `POST /api/v1/users.setStatus` (CONTRACT §4): every numbered step, its exact error
 //! body and the order of the checks, against the real binary.
 
-mod common;
+use crate::common;
 
 use common::*;
 

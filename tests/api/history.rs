@@ -4,7 +4,7 @@
 //! list style; connection churn that changes nothing visible is not recorded; entries
 //! older than `Status_History_Retention_Days` are pruned.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

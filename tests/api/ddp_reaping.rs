@@ -2,7 +2,7 @@
 //! DDP_PING_SECS=1, a client that stays completely silent goes offline within a few
 //! seconds; one that answers the server's pings stays online.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

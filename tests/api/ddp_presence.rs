@@ -2,7 +2,7 @@
 //! online, per-connection online/away, the truth table, invisible, and a reconnect
 //! that must not reset a chosen status.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! DDP `login` (digest password and resume token), its errors, `logout`, and unknown
 //! methods (CONTRACT §7), against the real binary.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

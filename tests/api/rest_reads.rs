@@ -1,7 +1,7 @@
 //! The read routes of CONTRACT §4: users.getStatus, users.getPresence, users.presence
 //! and users.info, with their exact shapes, against the real binary.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -1,7 +1,7 @@
 //! Slow consumers (issue 3): a subscriber that stops reading must not hold up the
 //! others, and the server closes it instead of buffering for it without bound.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! DDP handshake, ping/pong, server pings and frame ordering (CONTRACT §7), against
 //! the real binary.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
