@@ -123,3 +123,9 @@ mod tests {
         );
     }
 }
+
+/// The `details` of a blocked login, as Rocket.Chat's `Accounts.validateLoginAttempt`
+/// hook throws it.
+pub fn login_blocked_details() -> serde_json::Value {
+    serde_json::json!({"function": "Accounts.validateLoginAttempt"})
+}

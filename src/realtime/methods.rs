@@ -47,7 +47,10 @@ pub fn meteor_of(e: Error) -> MeteorError {
             details: method.map(|m| json!({ "method": m })),
         },
         Error::LoginFailed => MeteorError::new(403, "Incorrect password"),
-        Error::LoginBlocked { code, reason } => MeteorError::new(code, &reason),
+        Error::LoginBlocked { code, reason } => MeteorError {
+            details: Some(crate::error::login_blocked_details()),
+            ..MeteorError::new(code, &reason)
+        },
         Error::Forbidden | Error::NotPermitted => {
             MeteorError::new("error-not-allowed", "Not allowed")
         }
