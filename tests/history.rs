@@ -829,5 +829,6 @@ async fn the_retention_setting_is_an_integer_setting_for_admins() {
             json!({"value": 1}),
         )
         .await;
-    assert_reply(&reply, 403, body_403());
+    // settings/:_id declares its permission (CONTRACT §2 as corrected by issue 15).
+    assert_reply(&reply, 403, body_403_declared());
 }
