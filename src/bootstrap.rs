@@ -102,6 +102,12 @@ fn make_whole(
             tx.put_setting(id, value.clone());
         }
     }
+    // Rocket.Chat's whole catalog, and then any permission statusd checks that it lacks.
+    for p in defaults::catalog() {
+        if tx.permission_roles(&p.id).is_none() {
+            tx.put_permission(&p.id, p.roles.clone());
+        }
+    }
     for p in Permission::ALL {
         if tx.permission_roles(p.id()).is_none() {
             let roles = p.default_roles().iter().map(|r| r.to_string()).collect();

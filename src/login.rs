@@ -121,8 +121,11 @@ pub async fn log_in(app: &App, creds: Credentials, ip: IpAddr) -> Result<LoggedI
                 app.login_guard.fail(&format!("ip:{ip}"), now);
                 return Err(Error::LoginFailed);
             };
+            // Rocket.Chat counts failures since the last successful login, of the user
+            // and from the address alike: a success starts both counts again.
             app.login_guard
                 .clear(&format!("user:{}", user.username.to_lowercase()));
+            app.login_guard.clear(&format!("ip:{ip}"));
             let user_id = user.id.clone();
             let (user, token, created) = app
                 .writer

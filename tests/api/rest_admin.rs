@@ -1109,9 +1109,226 @@ async fn permissions_list_and_update() {
             json!({"permissions": [{"_id": "edit-other-user-info", "roles": ["user"]}]}),
         )
         .await;
-    assert_reply(&r, 403, body_403());
+    assert_reply(&r, 403, body_403_declared());
     let r = srv.get("permissions.listAll", None).await;
     assert_reply(&r, 401, body_401());
+}
+
+/// The whole default Rocket.Chat catalog exists (issue 15 §4): the permissions statusd
+/// does not act on are listed with their default roles, updatable, and change nothing;
+/// the roles they name exist; unknown permissions and roles are refused in Rocket.Chat's
+/// order.
+#[tokio::test]
+async fn the_full_permission_catalog_is_listed_and_updatable() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let user = srv.create_user("cato", "cato-pass-1", &["user"]).await;
+    let r = srv.get("permissions.listAll", Some(&user)).await;
+    assert_status(&r, 200);
+    let list = r.2["update"].as_array().unwrap().clone();
+    assert!(list.len() >= 172, "{} permissions", list.len());
+    assert_eq!(r.2["remove"], json!([]));
+    let find = |id: &str| list.iter().find(|p| p["_id"] == id).cloned();
+    assert_eq!(
+        find("message-impersonate").map(|p| p["roles"].clone()),
+        Some(json!(["bot", "app"]))
+    );
+    assert_eq!(
+        find("view-outside-room").map(|p| p["roles"].clone()),
+        Some(json!([
+            "admin",
+            "owner",
+            "moderator",
+            "user",
+            "federated-external"
+        ]))
+    );
+    let at = find("access-permissions").unwrap()["_updatedAt"].clone();
+    assert!(
+        at.as_str().is_some_and(|t| t.ends_with('Z')),
+        "an ISO _updatedAt: {at}"
+    );
+    // Every role the catalog names exists.
+    let roles = srv.get("roles.list", Some(&user)).await;
+    let role_ids: Vec<Value> = roles.2["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["_id"].clone())
+        .collect();
+    for p in &list {
+        for role in p["roles"].as_array().unwrap() {
+            assert!(role_ids.contains(role), "{role} of {}", p["_id"]);
+        }
+    }
+
+    // The rocketchat-api session fixture's update works; ones statusd does not act on
+    // change nothing (users.list still answers a user without view-outside-room).
+    let r = srv
+        .post_json(
+            "permissions.update",
+            Some(&admin),
+            json!({"permissions": [
+                {"_id": "message-impersonate", "roles": ["admin", "bot", "app"]},
+                {"_id": "view-outside-room", "roles": ["livechat-monitor"]}
+            ]}),
+        )
+        .await;
+    assert_status(&r, 200);
+    let updated = r.2["permissions"].as_array().unwrap();
+    let roles_of = |id: &str| {
+        updated
+            .iter()
+            .find(|p| p["_id"] == id)
+            .map(|p| p["roles"].clone())
+    };
+    assert_eq!(
+        roles_of("message-impersonate"),
+        Some(json!(["admin", "bot", "app"]))
+    );
+    assert_eq!(
+        roles_of("view-outside-room"),
+        Some(json!(["livechat-monitor"]))
+    );
+    assert_status(&srv.get("users.list", Some(&user)).await, 200);
+
+    // An unknown permission is named before an unknown role, as Rocket.Chat checks.
+    let r = srv
+        .post_json(
+            "permissions.update",
+            Some(&admin),
+            json!({"permissions": [
+                {"_id": "message-impersonate", "roles": ["wizard"]},
+                {"_id": "no-such-permission", "roles": ["admin"]}
+            ]}),
+        )
+        .await;
+    assert_error_type(&r, "permissions.update", "error-invalid-permission");
+    let r = srv
+        .post_json(
+            "permissions.update",
+            Some(&admin),
+            json!({"permissions": [{"_id": "message-impersonate", "roles": ["admin", "wizard"]}]}),
+        )
+        .await;
+    assert_error_type(&r, "permissions.update", "error-invalid-role");
+    let r = srv.get("permissions.listAll", Some(&admin)).await;
+    let now = r.2["update"].as_array().unwrap();
+    let mi = now
+        .iter()
+        .find(|p| p["_id"] == "message-impersonate")
+        .unwrap();
+    assert_eq!(
+        mi["roles"],
+        json!(["admin", "bot", "app"]),
+        "nothing applied"
+    );
+}
+
+/// permissions.listAll?updatedSince= validates the date and answers only what changed
+/// since, with `remove` (issue 15 §4).
+#[tokio::test]
+async fn permissions_list_all_since_a_date() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    for bad in ["yesterday", "2026-13-45", "1e9"] {
+        let r = srv
+            .get(
+                &format!("permissions.listAll?updatedSince={}", enc(bad)),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(r.0.as_u16(), 400, "{bad}: {}", r.2);
+        assert_eq!(r.2["errorType"], "error-roomId-param-invalid", "{}", r.2);
+        assert_eq!(
+            r.2["error"],
+            "The \"updatedSince\" query parameter must be a valid date. [error-roomId-param-invalid]"
+        );
+    }
+    // Long ago: everything.
+    for old in [
+        "2001-01-01",
+        "2001-01-01T00:00:00Z",
+        "2001-01-01T00:00:00.000",
+    ] {
+        let r = srv
+            .get(
+                &format!("permissions.listAll?updatedSince={}", enc(old)),
+                Some(&admin),
+            )
+            .await;
+        assert_status(&r, 200);
+        assert!(r.2["update"].as_array().unwrap().len() >= 172, "{old}");
+        assert_eq!(r.2["remove"], json!([]));
+    }
+    // Since a moment ago: only what changed after it.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let mark = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    srv.set_permission("message-impersonate", &["app"]).await;
+    let r = srv
+        .get(
+            &format!("permissions.listAll?updatedSince={}", enc(&mark)),
+            Some(&admin),
+        )
+        .await;
+    assert_status(&r, 200);
+    let update = r.2["update"].as_array().unwrap();
+    assert_eq!(update.len(), 1, "{}", r.2);
+    assert_eq!(update[0]["_id"], "message-impersonate");
+    assert_eq!(update[0]["roles"], json!(["app"]));
+    assert!(update[0]["_updatedAt"].as_str().unwrap() > mark.as_str());
+    assert_eq!(r.2["remove"], json!([]));
+}
+
+/// roles.* error types as Rocket.Chat's (issue 15 §4).
+#[tokio::test]
+async fn roles_errors_are_rocket_chats() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    srv.create_user_only("rolf", "rolf-pass-1", &["user"]).await;
+    let r = srv
+        .post_json(
+            "roles.removeUserFromRole",
+            Some(&admin),
+            json!({"roleId": "wizard", "username": "rolf"}),
+        )
+        .await;
+    assert_error_type(&r, "roles.removeUserFromRole", "error-invalid-roleId");
+    assert_eq!(
+        r.2["error"],
+        "This role does not exist [error-invalid-roleId]"
+    );
+    // The user is looked up first.
+    let r = srv
+        .post_json(
+            "roles.removeUserFromRole",
+            Some(&admin),
+            json!({"roleId": "wizard", "username": "nobody"}),
+        )
+        .await;
+    assert_error_type(&r, "roles.removeUserFromRole", "error-invalid-user");
+    assert_eq!(
+        r.2["error"],
+        "There is no user with this username [error-invalid-user]"
+    );
+    let r = srv
+        .post_json(
+            "roles.addUserToRole",
+            Some(&admin),
+            json!({"roleId": "wizard", "username": "nobody"}),
+        )
+        .await;
+    assert_error_type(&r, "roles.addUserToRole", "error-invalid-user");
+    // The roles of the catalog can be given.
+    let r = srv
+        .post_json(
+            "roles.addUserToRole",
+            Some(&admin),
+            json!({"roleId": "livechat-monitor", "username": "rolf"}),
+        )
+        .await;
+    assert_status(&r, 200);
 }
 
 // ----------------------------------------------------------------------- roles
@@ -1146,7 +1363,11 @@ async fn roles_list_add_and_remove() {
 
     // Without the role wes cannot read a privileged setting.
     let setting = "settings/Accounts_AllowInvisibleStatusOption";
-    assert_reply(&srv.get(setting, Some(&wes)).await, 403, body_403());
+    assert_reply(
+        &srv.get(setting, Some(&wes)).await,
+        403,
+        body_403_declared(),
+    );
     let r = srv
         .post_json(
             "roles.addUserToRole",
@@ -1181,7 +1402,11 @@ async fn roles_list_add_and_remove() {
         )
         .await;
     assert_status(&r, 200);
-    assert_reply(&srv.get(setting, Some(&wes)).await, 403, body_403());
+    assert_reply(
+        &srv.get(setting, Some(&wes)).await,
+        403,
+        body_403_declared(),
+    );
     let r = srv
         .post_json(
             "roles.removeUserFromRole",
@@ -1236,7 +1461,7 @@ async fn roles_list_add_and_remove() {
                 json!({"roleId": "admin", "username": "wes"}),
             )
             .await;
-        assert_reply(&r, 403, body_403());
+        assert_reply(&r, 403, body_403_declared());
         let r = srv
             .post_json(path, None, json!({"roleId": "admin", "username": "wes"}))
             .await;

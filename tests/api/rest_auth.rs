@@ -176,6 +176,7 @@ async fn repeated_failures_block_the_username() {
     let blocked = json!({
         "status": "error",
         "error": "error-login-blocked-for-user",
+        "details": {"function": "Accounts.validateLoginAttempt"},
         "message": "Login has been temporarily blocked For User",
         "success": false
     });
@@ -811,6 +812,7 @@ async fn repeated_failures_block_the_client_ip() {
     let blocked = json!({
         "status": "error",
         "error": "error-login-blocked-for-ip",
+        "details": {"function": "Accounts.validateLoginAttempt"},
         "message": "Login has been temporarily blocked For IP",
         "success": false
     });
@@ -826,6 +828,43 @@ async fn repeated_failures_block_the_client_ip() {
     let r = srv.post_json("login", None, good).await;
     assert_status(&r, 200);
     assert_status(&srv.get("me", Some(&admin)).await, 200);
+}
+
+/// Rocket.Chat counts an address's failures since the last successful login from it
+/// (issue 15 §6): a success starts the count again, by IP and by user.
+#[tokio::test]
+async fn a_successful_login_restarts_the_failure_counts() {
+    let srv = Server::start().await;
+    srv.create_user_only("nina", "nina-pass-1", &["user"]).await;
+    srv.set_setting(
+        "Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
+        json!(3),
+    )
+    .await;
+    srv.set_setting(
+        "Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User",
+        json!(3),
+    )
+    .await;
+    let fail = || srv.post_json("login", None, json!({"user": "nina", "password": "wrong"}));
+    let good = json!({"user": "nina", "password": "nina-pass-1"});
+    for _ in 0..3 {
+        for _ in 0..2 {
+            assert_reply(&fail().await, 401, body_login_failed());
+        }
+        // Two failures, then a success: never 3 failures since the last success.
+        let r = srv.post_json("login", None, good.clone()).await;
+        assert_status(&r, 200);
+    }
+    for _ in 0..3 {
+        assert_reply(&fail().await, 401, body_login_failed());
+    }
+    let r = srv.post_json("login", None, good).await;
+    assert_eq!(r.0.as_u16(), 401, "{}", r.2);
+    assert_eq!(
+        r.2["details"],
+        json!({"function": "Accounts.validateLoginAttempt"})
+    );
 }
 
 /// A chunked body (no Content-Length) over 1 MiB is refused like any other.

@@ -176,7 +176,7 @@ fn cases(target: &str, victim: &str, customs: &[String; 2]) -> Vec<Case> {
 /// Routes that declare their permissions (Rocket.Chat's `permissionsRequired`): their
 /// 403 body names `[error-unauthorized]` (CONTRACT §2 as corrected by issue 15).
 fn declares_permission(path: &str) -> bool {
-    path.starts_with("settings/")
+    path.starts_with("settings/") || path.starts_with("roles.") || path == "permissions.update"
 }
 
 /// Runs one case; a plain-text answer comes back as `Value::String`.
