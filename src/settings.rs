@@ -249,6 +249,16 @@ settings! {
         ("Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes", PRIVATE, 5);
     /// Client IPs never blocked, separated by commas.
     BLOCK_IP_WHITELIST: Text = ("Block_Multiple_Failed_Logins_Ip_Whitelist", PRIVATE, "");
+    // Accounts: what users may change about themselves (users.update, Rocket.Chat's
+    // validateUserEditing) and which usernames anyone may take (accounts::identity).
+    ALLOW_USERNAME_CHANGE: Flag = ("Accounts_AllowUsernameChange", PUBLIC, true);
+    ALLOW_REAL_NAME_CHANGE: Flag = ("Accounts_AllowRealNameChange", PUBLIC, true);
+    ALLOW_EMAIL_CHANGE: Flag = ("Accounts_AllowEmailChange", PUBLIC, true);
+    ALLOW_PASSWORD_CHANGE: Flag = ("Accounts_AllowPasswordChange", PUBLIC, true);
+    /// Usernames nobody may take, separated by commas (besides the reserved ones).
+    BLOCKED_USERNAMES: Text = ("Accounts_BlockedUsernameList", PRIVATE, "");
+    /// The pattern a whole username must match (a regular expression).
+    USERNAME_PATTERN: Text = ("UTF8_User_Names_Validation", PUBLIC, "[0-9a-zA-Z-_.]+");
 }
 
 pub fn definition(id: &str) -> Option<&'static Definition> {
@@ -283,7 +293,7 @@ mod tests {
             assert!(seen.insert(d.id), "{} declared twice", d.id);
             assert!(d.accepts(&d.default_value()), "{}", d.id);
         }
-        assert_eq!(DEFINITIONS.len(), 20);
+        assert_eq!(DEFINITIONS.len(), 26);
     }
 
     struct Stored(HashMap<String, Value>);

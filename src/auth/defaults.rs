@@ -47,6 +47,8 @@ permissions! {
     EditOtherUserActiveStatus = "edit-other-user-active-status": ["admin"];
     ViewDirectRoom = "view-d-room": ["admin", "user", "bot", "app", "guest"];
     LogoutOtherUser = "logout-other-user": ["admin"];
+    AssignAdminRole = "assign-admin-role": ["admin"];
+    EditOtherUserPassword = "edit-other-user-password": ["admin"];
 }
 
 /// The roles the rules name.

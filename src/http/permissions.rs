@@ -175,6 +175,11 @@ async fn change_role(
     let role = defaults::role(&role)
         .ok_or_else(|| Error::refused("error-role-not-found", "Role not found"))?;
     let id = role.0;
+    if add {
+        // Making someone an admin also needs assign-admin-role (Rocket.Chat).
+        let may = app.has_permission(&caller.user, Permission::AssignAdminRole);
+        users::check_admin_assignment(&[id.to_string()], may)?;
+    }
     let username = req.username;
     app.writer
         .run(move |tx| {

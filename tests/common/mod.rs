@@ -848,6 +848,12 @@ pub fn body_403() -> Value {
     json!({"success": false, "error": "unauthorized"})
 }
 
+/// CONTRACT §2 (v2): a route that declares its permissions (Rocket.Chat's
+/// `permissionsRequired`) refuses a caller without them.
+pub fn body_not_permitted() -> Value {
+    json!({"success": false, "error": "User does not have the permissions required for this action [error-unauthorized]"})
+}
+
 /// CONTRACT §2: a body of the wrong shape for users.setStatus.
 pub fn body_match_error() -> Value {
     json!({
