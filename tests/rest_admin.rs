@@ -302,7 +302,7 @@ async fn users_update_happy_path_and_errors() {
             "Assigning admin is not allowed",
         ),
         (
-            json!({"userId": id, "data": {"roles": ["user", "bot"]}}),
+            json!({"userId": id, "data": {"roles": ["user"]}}),
             "error-action-not-allowed",
             "Assign roles is not allowed",
         ),
@@ -336,10 +336,19 @@ async fn users_update_happy_path_and_errors() {
         .post_json(
             "users.update",
             Some(&admin),
-            json!({"userId": id, "data": {"username": "ADMIN"}}),
+            json!({"userId": id, "data": {"username": "ROCKET.CAT"}}),
         )
         .await;
     assert_error_type(&r, "users.update", "error-field-unavailable");
+    // `admin` is reserved besides being taken (Rocket.Chat's saveUserIdentity refuses it).
+    let r = srv
+        .post_json(
+            "users.update",
+            Some(&admin),
+            json!({"userId": id, "data": {"username": "ADMIN"}}),
+        )
+        .await;
+    assert_error_type(&r, "users.update", "error-could-not-save-identity");
     let r = srv
         .post_json(
             "users.update",
@@ -1134,7 +1143,7 @@ async fn users_update_follows_the_status_rules_and_profile_settings() {
     let h = srv.get("users.statusHistory", Some(&kim)).await;
     assert_status(&h, 200);
     assert_eq!(h.2["total"], 1, "{}", h.2);
-    assert_eq!(h.2["items"][0]["newText"], "via update", "{}", h.2);
+    assert_eq!(h.2["items"][0]["statusText"], "via update", "{}", h.2);
     // The limit it shares with setStatus: 5 text changes per minute.
     for i in 2..=5 {
         let r = update(&kim, json!({"statusText": format!("text {i}")})).await;
