@@ -603,3 +603,35 @@ async fn presence_leaves_out_an_empty_status_text() {
     assert_eq!(me["status"], "busy", "{}", r.2);
     assert!(me.get("statusText").is_none(), "{}", r.2);
 }
+
+/// Issue 15.7: /api/info adds Rocket.Chat's `info` object for a caller holding
+/// get-server-info (Rocket.Chat's getServerInfo); others, and bad credentials, get the
+/// versions only.
+#[tokio::test]
+async fn api_info_adds_the_info_object_for_get_server_info() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let pat = srv.create_user("pat", "pat-pass-1", &["user"]).await;
+    let r = srv.get("/api/info", Some(&admin)).await;
+    assert_status(&r, 200);
+    let info = &r.2["info"];
+    assert_eq!(info["version"], r.2["version"], "{}", r.2);
+    assert!(info["build"]["arch"].is_string(), "{}", r.2);
+    assert!(info["build"]["platform"].is_string(), "{}", r.2);
+    assert!(
+        info["build"]["cpus"].as_u64().is_some_and(|n| n >= 1),
+        "{}",
+        r.2
+    );
+    assert!(info["commit"].is_object(), "{}", r.2);
+    for s in [None, Some(&pat), Some(&admin.with_token("bogus"))] {
+        let r = srv.get("/api/info", s).await;
+        assert_status(&r, 200);
+        assert!(r.2.get("info").is_none(), "{}", r.2);
+        assert_eq!(r.2["success"], true);
+    }
+    srv.set_permission("get-server-info", &["admin", "user"])
+        .await;
+    let r = srv.get("/api/info", Some(&pat)).await;
+    assert!(r.2["info"].is_object(), "{}", r.2);
+}

@@ -49,6 +49,7 @@ permissions! {
     LogoutOtherUser = "logout-other-user": ["admin"];
     AssignAdminRole = "assign-admin-role": ["admin"];
     EditOtherUserPassword = "edit-other-user-password": ["admin"];
+    GetServerInfo = "get-server-info": ["admin"];
 }
 
 /// The roles the rules name.
