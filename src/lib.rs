@@ -33,6 +33,7 @@ mod settings;
 mod state;
 mod status;
 mod store;
+mod text;
 mod web;
 
 /// The parsers of untrusted client input, for the fuzz targets and

@@ -351,6 +351,12 @@ settings! {
         ("Block_Multiple_Failed_Logins_Time_To_Unblock_By_Ip_In_Minutes", PRIVATE, 5.0, 0.0, MAX_MINUTES);
     /// Client IPs never blocked, separated by commas.
     BLOCK_IP_WHITELIST: Text = ("Block_Multiple_Failed_Logins_Ip_Whitelist", PRIVATE, "");
+    // Accounts: what users may change about themselves (users.update, Rocket.Chat's
+    // validateUserEditing).
+    ALLOW_USERNAME_CHANGE: Flag = ("Accounts_AllowUsernameChange", PUBLIC, true);
+    ALLOW_REAL_NAME_CHANGE: Flag = ("Accounts_AllowRealNameChange", PUBLIC, true);
+    ALLOW_EMAIL_CHANGE: Flag = ("Accounts_AllowEmailChange", PUBLIC, true);
+    ALLOW_PASSWORD_CHANGE: Flag = ("Accounts_AllowPasswordChange", PUBLIC, true);
 }
 
 /// The value a setting starts with in a fresh database: its default, except `Site_Url`
@@ -414,7 +420,7 @@ mod tests {
             assert!(seen.insert(d.id), "{} declared twice", d.id);
             assert!(d.accepts(&d.default_value()), "{}", d.id);
         }
-        assert_eq!(DEFINITIONS.len(), 30);
+        assert_eq!(DEFINITIONS.len(), 34);
     }
 
     #[test]

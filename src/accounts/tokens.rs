@@ -110,6 +110,22 @@ pub fn revoke_all(tx: &mut Tx, user_id: &str) -> usize {
     tokens.len()
 }
 
+/// Revokes the login tokens of a user but `keep` (the session that changed the
+/// password): a changed password ends every other session, as Meteor's
+/// `Accounts.setPassword` does. Personal access tokens stay (a bot's token is not a
+/// session; its owner revokes it by name). Returns how many were revoked.
+pub fn revoke_other_logins(tx: &mut Tx, user_id: &str, keep: Option<&str>) -> usize {
+    let others: Vec<_> = tx
+        .user_tokens(user_id)
+        .into_iter()
+        .filter(|t| t.kind == TokenKind::Login && Some(t.hashed.as_str()) != keep)
+        .collect();
+    for t in &others {
+        tx.delete_token(&t.hashed);
+    }
+    others.len()
+}
+
 /// A personal access token's name: trimmed, and not empty.
 pub fn token_name(raw: &str) -> Result<String> {
     let name = raw.trim();
@@ -132,10 +148,27 @@ fn personal(tx: &Tx, user_id: &str, name: &str) -> Option<Arc<Token>> {
 }
 
 /// Issues a personal access token named `name` for `user_id`: a new one (the name must
-/// be free), or with `replace` a new secret for the one of that name. Returns the
-/// secret, to be shown once.
-pub fn issue_personal(tx: &mut Tx, user_id: &str, name: String, replace: bool) -> Result<String> {
-    match (personal(tx, user_id, &name), replace) {
+/// be free), or with `replace` a new secret for the one of that name (keeping its
+/// `bypassTwoFactor`). Returns the secret, to be shown once.
+pub fn issue_personal(
+    tx: &mut Tx,
+    user_id: &str,
+    name: String,
+    replace: bool,
+    bypass_two_factor: bool,
+) -> Result<String> {
+    let old = personal(tx, user_id, &name);
+    let bypass_two_factor = match (&old, replace) {
+        (Some(t), true) => matches!(
+            t.kind,
+            TokenKind::Personal {
+                bypass_two_factor: true,
+                ..
+            }
+        ),
+        _ => bypass_two_factor,
+    };
+    match (old, replace) {
         (Some(_), false) => {
             return Err(Error::refused(
                 "error-token-already-exists",
@@ -152,7 +185,11 @@ pub fn issue_personal(tx: &mut Tx, user_id: &str, name: String, replace: bool) -
     tx.put_token(Token {
         hashed,
         user_id: user_id.to_string(),
-        kind: TokenKind::Personal { name, last_part },
+        kind: TokenKind::Personal {
+            name,
+            last_part,
+            bypass_two_factor,
+        },
         created_at: tx.now,
     });
     Ok(secret)
@@ -203,7 +240,7 @@ mod tests {
         let mut u = new_user("flood", "Flood", tx.now);
         u.id = "flood-id".into();
         tx.put_user(u);
-        issue_personal(&mut tx, "flood-id", "ci".into(), false).unwrap();
+        issue_personal(&mut tx, "flood-id", "ci".into(), false, false).unwrap();
         let mut first = None;
         for _ in 0..MAX_LOGIN_TOKENS + 5 {
             tx.now += chrono::TimeDelta::milliseconds(1);
@@ -243,25 +280,35 @@ mod tests {
             Some("error-token-name-required".into())
         );
         assert_eq!(token_name(" ci ").unwrap(), "ci");
-        let first = issue_personal(&mut tx, "bot-id", "ci".into(), false).unwrap();
+        let first = issue_personal(&mut tx, "bot-id", "ci".into(), false, true).unwrap();
         let kept = tx.user_tokens("bot-id");
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].hashed, secrets::hash_token(&first));
         assert!(
-            matches!(&kept[0].kind, TokenKind::Personal { name, last_part } if name == "ci" && first.ends_with(last_part.as_str()))
+            matches!(&kept[0].kind, TokenKind::Personal { name, last_part, bypass_two_factor: true } if name == "ci" && first.ends_with(last_part.as_str()))
         );
         assert_eq!(
-            code(issue_personal(&mut tx, "bot-id", "ci".into(), false)),
+            code(issue_personal(&mut tx, "bot-id", "ci".into(), false, true)),
             Some("error-token-already-exists".into())
         );
         assert_eq!(
-            code(issue_personal(&mut tx, "bot-id", "cd".into(), true)),
+            code(issue_personal(&mut tx, "bot-id", "cd".into(), true, false)),
             Some("error-token-does-not-exists".into())
         );
-        let second = issue_personal(&mut tx, "bot-id", "ci".into(), true).unwrap();
+        let second = issue_personal(&mut tx, "bot-id", "ci".into(), true, false).unwrap();
         let kept = tx.user_tokens("bot-id");
         assert_eq!(kept.len(), 1, "the old secret is gone");
         assert_eq!(kept[0].hashed, secrets::hash_token(&second));
+        assert!(
+            matches!(
+                kept[0].kind,
+                TokenKind::Personal {
+                    bypass_two_factor: true,
+                    ..
+                }
+            ),
+            "a renewed token keeps bypassTwoFactor"
+        );
         revoke_personal(&mut tx, "bot-id", "ci").unwrap();
         assert!(tx.user_tokens("bot-id").is_empty());
         assert_eq!(
@@ -286,5 +333,29 @@ mod tests {
         assert_eq!(kept[0].hashed, secrets::hash_token(&secret));
         revoke(&mut tx, &kept[0].hashed);
         assert!(tx.user_tokens("ann-id").is_empty());
+    }
+
+    #[test]
+    fn a_password_change_ends_every_other_session() {
+        let m = RwLock::new(Model::default());
+        let mut tx = Tx::new(&m);
+        let mut u = new_user("ann", "Ann", tx.now);
+        u.id = "ann-id".into();
+        tx.put_user(u);
+        let (_, mine, _) = log_in(&mut tx, "ann-id").unwrap();
+        log_in(&mut tx, "ann-id").unwrap();
+        log_in(&mut tx, "ann-id").unwrap();
+        issue_personal(&mut tx, "ann-id", "ci".into(), false, false).unwrap();
+        let keep = secrets::hash_token(&mine);
+        assert_eq!(revoke_other_logins(&mut tx, "ann-id", Some(&keep)), 2);
+        let left: Vec<_> = tx.user_tokens("ann-id");
+        assert_eq!(
+            left.len(),
+            2,
+            "the caller's session and the personal token stay"
+        );
+        assert!(left.iter().any(|t| t.hashed == keep));
+        assert_eq!(revoke_other_logins(&mut tx, "ann-id", None), 1);
+        assert_eq!(tx.user_tokens("ann-id").len(), 1);
     }
 }

@@ -53,6 +53,9 @@ permissions! {
     EditOtherUserActiveStatus = "edit-other-user-active-status": ["admin"];
     ViewDirectRoom = "view-d-room": ["admin", "user", "federated-external", "bot", "app", "guest"];
     LogoutOtherUser = "logout-other-user": ["admin"];
+    AssignAdminRole = "assign-admin-role": ["admin"];
+    EditOtherUserPassword = "edit-other-user-password": ["admin"];
+    GetServerInfo = "get-server-info": ["admin"];
 }
 
 /// The roles the rules name.

@@ -15,6 +15,7 @@ mod healthcheck;
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 
+use crate::accounts::identity::Purpose;
 use crate::accounts::users::{self, NewAccount};
 use crate::accounts::{password, tokens};
 use crate::auth::defaults;
@@ -267,18 +268,19 @@ async fn user(core: &Core, command: UserCommand) -> anyhow::Result<String> {
                 None => bail!("--password is required (only a bot may go without one)"),
             };
             let username = username.trim().to_string();
+            let email = email
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty());
             let acct = NewAccount {
-                name: name.unwrap_or_else(|| username.clone()),
-                username,
-                email: email
-                    .map(|e| e.trim().to_string())
-                    .filter(|e| !e.is_empty()),
                 password_hash,
                 roles,
-                active: true,
                 kind: if bot { UserKind::Bot } else { UserKind::User },
+                ..NewAccount::person(&username, &name.unwrap_or_else(|| username.clone()), email)
             };
-            let user = core.writer.run(move |tx| users::create(tx, acct)).await?;
+            let user = core
+                .writer
+                .run(move |tx| users::create(tx, acct, Purpose::Create))
+                .await?;
             Ok(format!(
                 "created {} {} (id {}, roles {})",
                 user.kind.as_str(),
@@ -361,7 +363,7 @@ async fn token_create(core: &Core, username: &str, name: &str) -> anyhow::Result
     let (user_id, token_name) = (user.id.clone(), name.clone());
     let token = core
         .writer
-        .run(move |tx| tokens::issue_personal(tx, &user_id, token_name, false))
+        .run(move |tx| tokens::issue_personal(tx, &user_id, token_name, false, false))
         .await?;
     Ok(format!(
         "created token {name:?} for {}: X-User-Id={} X-Auth-Token={token}",

@@ -250,6 +250,11 @@ async fn change_role(
         }
     })?;
     let id = role.0;
+    if add {
+        // Making someone an admin also needs assign-admin-role (Rocket.Chat).
+        let may = app.has_permission(&caller.user, Permission::AssignAdminRole);
+        users::check_admin_assignment(&[id.to_string()], may)?;
+    }
     let username = req.username;
     app.writer
         .run(move |tx| {

@@ -282,11 +282,41 @@ pub struct CustomStatusBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct InfoBody {
+    /// Rocket.Chat's `info`, for a caller holding `get-server-info`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<ServerInfo>,
     /// statusd's own version.
     pub statusd: &'static str,
     pub success: bool,
     /// The Rocket.Chat version statusd answers as.
     pub version: &'static str,
+}
+
+/// Rocket.Chat's `Info` object: the version, how this build was made, its commit.
+#[derive(Serialize, ToSchema)]
+pub struct ServerInfo {
+    pub build: BuildInfo,
+    pub commit: CommitInfo,
+    pub version: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfo {
+    pub arch: &'static str,
+    pub cpus: usize,
+    pub platform: &'static str,
+    /// statusd's version.
+    pub statusd_version: &'static str,
+}
+
+/// The commit the build was made from, when the build said (`STATUSD_COMMIT` at
+/// build time); statusd does not read `.git` (a build needs none, and a new commit
+/// does not rebuild).
+#[derive(Serialize, ToSchema)]
+pub struct CommitInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -231,6 +231,11 @@ impl<'a> Tx<'a> {
         }
     }
 
+    /// The value of `setting` as this transaction sees it, typed (the default when unset).
+    pub fn value<S: crate::settings::Typed>(&self, setting: &S) -> S::Out {
+        setting.read(self.setting(setting.definition().id).as_ref())
+    }
+
     pub fn put_setting(&mut self, id: &str, value: Json) {
         self.put(Key::Setting(id.to_string()), Some(Value::Setting(value)));
     }

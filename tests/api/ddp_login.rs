@@ -309,3 +309,40 @@ async fn ddp_logins_are_rate_limited_and_tokens_capped() {
     assert_status(&srv.get("me", Some(&sessions[5])).await, 200);
     assert_status(&srv.get("me", Some(&sessions[54])).await, 200);
 }
+
+/// Issue 14.5: a password change closes the user's other realtime connections (their
+/// tokens are revoked) within a ping interval, and their tokens no longer resume.
+#[tokio::test]
+async fn a_password_change_closes_the_other_connections() {
+    let srv = Server::start_with(&[("DDP_PING_SECS", "1")]).await;
+    let vic = srv.create_user("vic", "vic-pass-1", &["user"]).await;
+    let thief = srv.login("vic", "vic-pass-1").await;
+    let mut stolen = Ddp::connect_resume(&srv, &thief.token).await;
+    let mut own = Ddp::connect_resume(&srv, &vic.token).await;
+    let r = srv
+        .post_json(
+            "users.update",
+            Some(&vic),
+            json!({"userId": vic.user_id, "data": {"password": "vic-pass-2"}}),
+        )
+        .await;
+    assert_status(&r, 200);
+    assert!(
+        stolen.wait_closed(Duration::from_secs(5)).await,
+        "a connection with a revoked token stayed open"
+    );
+    let mut again = Ddp::connect(&srv).await;
+    assert_eq!(
+        again.login_resume(&thief.token).await,
+        Err(meteor_error(
+            json!(403),
+            "You've been logged out by the server. Please log in again."
+        ))
+    );
+    // The session that changed the password keeps its connection.
+    assert_eq!(
+        own.call("UserPresence:setDefaultStatus", json!(["away"]))
+            .await,
+        Ok(json!(true))
+    );
+}

@@ -139,12 +139,17 @@ async fn refused_changes_exit_non_zero_with_one_line() {
     let srv = Server::start().await;
     let db = srv.database_url().to_string();
     assert_eq!(
+        statusd(&db, &["user", "add", "ROCKET.CAT", "--password", "x"]).error(),
+        "ROCKET.CAT is already in use :( [error-field-unavailable]"
+    );
+    // Reserved names are refused whatever their case (Rocket.Chat's blocked usernames).
+    assert_eq!(
         statusd(&db, &["user", "add", "ADMIN", "--password", "x"]).error(),
-        "ADMIN is already in use :( [error-field-unavailable]"
+        "ADMIN is blocked and can't be used! [error-blocked-username]"
     );
     assert_eq!(
         statusd(&db, &["user", "add", "bad name", "--password", "x"]).error(),
-        "bad name is not a valid username [error-invalid-username]"
+        "bad name is not a valid username [error-input-is-not-a-valid-field]"
     );
     assert_eq!(
         statusd(

@@ -157,6 +157,8 @@ pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
         created_at: from_ms(r.try_get("created_at")?),
         updated_at: from_ms(r.try_get("updated_at")?),
         last_login: r.try_get::<_, Option<i64>>("last_login")?.map(from_ms),
+        bio: text(r, "bio")?,
+        nickname: text(r, "nickname")?,
     })
 }
 
@@ -164,10 +166,11 @@ pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
 pub(super) const PUT_USERS: &str = "INSERT INTO users (id, username, username_lower, name, emails,
         password_hash, roles, active, kind, status, status_default, status_connection, status_text,
         status_source, status_expires_at, previous_state, utc_offset, created_at, updated_at,
-        last_login)
+        last_login, bio, nickname)
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
         $7::text[], $8::bool[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-        $14::text[], $15::int8[], $16::text[], $17::float8[], $18::int8[], $19::int8[], $20::int8[])
+        $14::text[], $15::int8[], $16::text[], $17::float8[], $18::int8[], $19::int8[], $20::int8[],
+        $21::text[], $22::text[])
      ON CONFLICT (id) DO UPDATE SET username = excluded.username,
         username_lower = excluded.username_lower, name = excluded.name, emails = excluded.emails,
         password_hash = excluded.password_hash, roles = excluded.roles, active = excluded.active,
@@ -176,13 +179,14 @@ pub(super) const PUT_USERS: &str = "INSERT INTO users (id, username, username_lo
         status_source = excluded.status_source, status_expires_at = excluded.status_expires_at,
         previous_state = excluded.previous_state, utc_offset = excluded.utc_offset,
         created_at = excluded.created_at, updated_at = excluded.updated_at,
-        last_login = excluded.last_login";
+        last_login = excluded.last_login, bio = excluded.bio, nickname = excluded.nickname";
 pub(super) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 pub(super) const PUT_TOKEN: &str =
-    "INSERT INTO tokens (hashed, user_id, kind, name, last_part, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6)
+    "INSERT INTO tokens (hashed, user_id, kind, name, last_part, created_at, bypass_two_factor)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (hashed) DO UPDATE SET user_id = excluded.user_id, kind = excluded.kind,
-        name = excluded.name, last_part = excluded.last_part, created_at = excluded.created_at";
+        name = excluded.name, last_part = excluded.last_part, created_at = excluded.created_at,
+        bypass_two_factor = excluded.bypass_two_factor";
 pub(super) const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE hashed = $1";
 pub(super) const PUT_SETTING: &str = "INSERT INTO settings (id, value) VALUES ($1, $2)
      ON CONFLICT (id) DO UPDATE SET value = excluded.value";
@@ -274,6 +278,8 @@ fn put_users(
             &column(users, |u| ms(&u.created_at)),
             &column(users, |u| ms(&u.updated_at)),
             &column(users, |u| u.last_login.as_ref().map(ms)),
+            &texts(users, |u| &u.bio),
+            &texts(users, |u| &u.nickname),
         ],
     )?;
     Ok(())
@@ -354,11 +360,18 @@ fn apply_change(
             tx.execute(&s, &[&txt(id)])?;
         }
         (Key::Token(_), Some(Value::Token(t))) => {
-            let (kind, name, last) = match &t.kind {
-                TokenKind::Login => ("login", None, None),
-                TokenKind::Personal { name, last_part } => {
-                    ("personal", Some(name.as_str()), Some(last_part.as_str()))
-                }
+            let (kind, name, last, bypass) = match &t.kind {
+                TokenKind::Login => ("login", None, None, false),
+                TokenKind::Personal {
+                    name,
+                    last_part,
+                    bypass_two_factor,
+                } => (
+                    "personal",
+                    Some(name.as_str()),
+                    Some(last_part.as_str()),
+                    *bypass_two_factor,
+                ),
             };
             let s = stmt(stmts, tx, PUT_TOKEN)?;
             tx.execute(
@@ -370,6 +383,7 @@ fn apply_change(
                     &name.map(Txt),
                     &last.map(Txt),
                     &ms(&t.created_at),
+                    &bypass,
                 ],
             )?;
         }
@@ -465,7 +479,7 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
         .collect::<anyhow::Result<_>>()?;
     let tokens = tx
         .query(
-            "SELECT hashed, user_id, kind, name, last_part, created_at FROM tokens",
+            "SELECT hashed, user_id, kind, name, last_part, created_at, bypass_two_factor FROM tokens",
             &[],
         )?
         .iter()
@@ -478,6 +492,7 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
                     TokenKind::Personal {
                         name: opt_text(r, 3)?.unwrap_or_default(),
                         last_part: opt_text(r, 4)?.unwrap_or_default(),
+                        bypass_two_factor: r.try_get(6)?,
                     }
                 } else {
                     TokenKind::Login

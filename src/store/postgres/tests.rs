@@ -151,6 +151,8 @@ fn round_trip_through_commit_and_load() {
         status_expires_at: None,
         previous_state: None,
         last_login: None,
+        bio: String::new(),
+        nickname: String::new(),
         kind: crate::model::UserKind::Bot,
         active: false,
         ..user("u2", "Rocket.Cat")
@@ -167,6 +169,7 @@ fn round_trip_through_commit_and_load() {
         kind: TokenKind::Personal {
             name: "ci".into(),
             last_part: "abcdef".into(),
+            bypass_two_factor: true,
         },
         created_at: t(1_700_000_000_011),
     };

@@ -107,6 +107,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX status_history_user_at ON status_history(user_id, at);
     CREATE INDEX status_history_at ON status_history(at);
     "#,
+    // 4: a user's bio and nickname; whether a personal access token bypasses two-factor
+    r#"
+    ALTER TABLE users ADD COLUMN bio TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN nickname TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tokens ADD COLUMN bypass_two_factor INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub struct SqliteStore {
@@ -263,7 +269,7 @@ fn status_of(s: &str) -> Status {
 /// start-up time with 100,000 users.
 const USER_COLUMNS: &str = "id, username, name, emails, password_hash, roles, active, kind, \
     status, status_default, status_connection, status_text, status_source, status_expires_at, \
-    previous_state, utc_offset, created_at, updated_at, last_login";
+    previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname";
 
 /// A text column without copying it (NULL reads as None).
 fn text_at<'r>(r: &'r rusqlite::Row, i: usize) -> rusqlite::Result<Option<&'r str>> {
@@ -298,6 +304,8 @@ fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<User> {
         created_at: from_ms(r.get(16)?),
         updated_at: from_ms(r.get(17)?),
         last_login: r.get::<_, Option<i64>>(18)?.map(from_ms),
+        bio: r.get(19)?,
+        nickname: r.get(20)?,
     })
 }
 
@@ -320,7 +328,8 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
                 status_source=?6, status_expires_at=?7, previous_state=?8, updated_at=?9,
                 last_login=?10
              WHERE id=?1 AND username=?11 AND name=?12 AND emails=?13 AND password_hash IS ?14
-                AND roles=?15 AND active=?16 AND kind=?17 AND utc_offset=?18 AND created_at=?19",
+                AND roles=?15 AND active=?16 AND kind=?17 AND utc_offset=?18 AND created_at=?19
+                AND bio=?20 AND nickname=?21",
         )?
         .execute(params![
             u.id,
@@ -342,6 +351,8 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             u.kind.as_str(),
             u.utc_offset,
             ms(&u.created_at),
+            u.bio,
+            u.nickname,
         ])?;
     if narrowed == 1 {
         return Ok(());
@@ -349,8 +360,9 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO users (id, username, username_lower, name, emails, password_hash, roles, active, kind,
             status, status_default, status_connection, status_text, status_source, status_expires_at,
-            previous_state, utc_offset, created_at, updated_at, last_login)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+            previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+            ?21, ?22)
          ON CONFLICT(id) DO UPDATE SET username=excluded.username, username_lower=excluded.username_lower,
             name=excluded.name, emails=excluded.emails, password_hash=excluded.password_hash,
             roles=excluded.roles, active=excluded.active, kind=excluded.kind, status=excluded.status,
@@ -358,7 +370,8 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             status_text=excluded.status_text, status_source=excluded.status_source,
             status_expires_at=excluded.status_expires_at, previous_state=excluded.previous_state,
             utc_offset=excluded.utc_offset, created_at=excluded.created_at,
-            updated_at=excluded.updated_at, last_login=excluded.last_login",
+            updated_at=excluded.updated_at, last_login=excluded.last_login, bio=excluded.bio,
+            nickname=excluded.nickname",
     )?;
     stmt.execute(params![
         u.id,
@@ -381,20 +394,30 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         ms(&u.created_at),
         ms(&u.updated_at),
         u.last_login.as_ref().map(ms),
+        u.bio,
+        u.nickname,
     ])?;
     Ok(())
 }
 
 fn put_token(tx: &rusqlite::Transaction, t: &Token) -> anyhow::Result<()> {
-    let (kind, name, last) = match &t.kind {
-        TokenKind::Login => ("login", None, None),
-        TokenKind::Personal { name, last_part } => {
-            ("personal", Some(name.as_str()), Some(last_part.as_str()))
-        }
+    let (kind, name, last, bypass) = match &t.kind {
+        TokenKind::Login => ("login", None, None, false),
+        TokenKind::Personal {
+            name,
+            last_part,
+            bypass_two_factor,
+        } => (
+            "personal",
+            Some(name.as_str()),
+            Some(last_part.as_str()),
+            *bypass_two_factor,
+        ),
     };
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO tokens (hashed, user_id, kind, name, last_part, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR REPLACE INTO tokens (hashed, user_id, kind, name, last_part, created_at,
+            bypass_two_factor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         t.hashed,
@@ -402,7 +425,8 @@ fn put_token(tx: &rusqlite::Transaction, t: &Token) -> anyhow::Result<()> {
         kind,
         name,
         last,
-        ms(&t.created_at)
+        ms(&t.created_at),
+        bypass
     ])?;
     Ok(())
 }
@@ -416,7 +440,7 @@ impl Store for SqliteStore {
             .query_map([], user_from_row)?
             .collect::<Result<_, _>>()?;
         let mut stmt =
-            conn.prepare("SELECT hashed, user_id, kind, name, last_part, created_at FROM tokens")?;
+            conn.prepare("SELECT hashed, user_id, kind, name, last_part, created_at, bypass_two_factor FROM tokens")?;
         snap.tokens = stmt
             .query_map([], |r| {
                 let kind: String = r.get(2)?;
@@ -427,6 +451,7 @@ impl Store for SqliteStore {
                         TokenKind::Personal {
                             name: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
                             last_part: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                            bypass_two_factor: r.get(6)?,
                         }
                     } else {
                         TokenKind::Login
