@@ -13,7 +13,7 @@ use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
 use super::model::{Change, Model};
-use super::remote;
+use super::remote::{self, WireChange};
 use super::tx::Tx;
 use crate::bus::Bus;
 use crate::error::{Error, Result};
@@ -29,8 +29,11 @@ enum Job {
     /// The cluster leader's work (expiry, reaping): committed alone and only while this
     /// instance still holds the leader lease (`Store::commit_as_leader`).
     Leader(LocalJob),
-    /// Changes another instance committed (cluster mode): apply and publish locally.
+    /// Changes another process committed (found by `crate::external`): apply and
+    /// publish locally.
     Remote(Vec<Change>),
+    /// Changes another instance committed (cluster mode), as they came over NATS.
+    Peer(Vec<WireChange>),
     /// Reload the model from the store after a gap in the cluster feed. The store is
     /// read here, in the writer's order, so no change committed or applied meanwhile
     /// is overwritten by an older snapshot. Answers whether the store could be read.
@@ -45,8 +48,9 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
-/// Where committed local changes go to reach the other instances (cluster mode).
-pub type Replicate = mpsc::UnboundedSender<Vec<Change>>;
+/// Where committed local changes go to reach the other instances (cluster mode), in
+/// their wire form (without secrets).
+pub type Replicate = mpsc::UnboundedSender<Vec<WireChange>>;
 
 impl Writer {
     pub fn start(
@@ -129,9 +133,14 @@ impl Writer {
             .map_err(|_| Error::Unavailable("writer stopped".into()))?
     }
 
-    /// Applies changes another instance committed.
+    /// Applies changes another process committed.
     pub async fn apply_remote(&self, changes: Vec<Change>) {
         let _ = self.jobs.send(Job::Remote(changes)).await;
+    }
+
+    /// Applies changes another instance committed (cluster mode).
+    pub async fn apply_peer(&self, batch: Vec<WireChange>) {
+        let _ = self.jobs.send(Job::Peer(batch)).await;
     }
 
     /// Replaces the model with one loaded from `store` now, after everything queued
@@ -195,6 +204,18 @@ fn apply_other(ctx: &Ctx, job: Job) {
     let now = chrono::Utc::now();
     let events = match job {
         Job::Remote(changes) => remote::apply(&mut ctx.model.write(), changes, now),
+        Job::Peer(batch) => {
+            // Secrets do not travel: read the credentials the batch names from the
+            // store, here in the writer's order, so nothing committed here since is
+            // undone by an older read. Before taking the model lock.
+            let users = remote::credential_users(&batch);
+            let credentials = if users.is_empty() {
+                Ok(Default::default())
+            } else {
+                ctx.store.credentials(&users)
+            };
+            remote::apply_peer(&mut ctx.model.write(), batch, credentials, now)
+        }
         // Read before taking the model lock, so readers are not held up meanwhile.
         Job::Resync(store, done) => match store.load() {
             Ok(snapshot) => {
@@ -230,7 +251,11 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
     match result {
         Ok(()) => {
             if let (Some(rep), false) = (ctx.replicate, tx.changes.is_empty()) {
-                let _ = rep.send(tx.changes.clone());
+                // Against the model before these changes: which credentials changed.
+                let wire = remote::to_wire(&tx.changes, &ctx.model.read());
+                if !wire.is_empty() {
+                    let _ = rep.send(wire);
+                }
             }
             {
                 let mut m = ctx.model.write();

@@ -3,7 +3,7 @@
 //! backend implements the same two calls.
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod postgres;
 pub mod sqlite;
 
@@ -25,6 +25,16 @@ pub struct Snapshot {
     /// Live connections of running instances (user id, connection id, status); an
     /// embedded store keeps none, since connections die with the process.
     pub conns: Vec<(String, String, ConnStatus)>,
+}
+
+/// The secrets of some users, re-read from a shared store when another instance says
+/// they changed (they never travel between instances: `state::remote`).
+#[derive(Default, Debug)]
+pub struct Credentials {
+    /// (user id, password hash) of each of those users that exists.
+    pub password_hashes: Vec<(String, Option<String>)>,
+    /// Every token of those users.
+    pub tokens: Vec<Token>,
 }
 
 /// A page of one user's status history, newest first.
@@ -86,6 +96,11 @@ pub trait Store: Send + Sync + 'static {
     /// this instance still holds the lease when the transaction commits.
     fn commit_as_leader(&self, changes: &[Change]) -> anyhow::Result<()> {
         self.commit(changes)
+    }
+    /// The password hashes and tokens of `user_ids`, as committed now (a shared
+    /// store; an embedded one has no other instance to hear from).
+    fn credentials(&self, _user_ids: &[String]) -> anyhow::Result<Credentials> {
+        anyhow::bail!("an embedded store is not shared")
     }
     /// The live connections the store records for this instance (user id, connection
     /// id, status), when `persists_connections`.

@@ -43,10 +43,10 @@ use chrono::{DateTime, Utc};
 use postgres::Config;
 
 use self::cluster::{CHANGED_CHANNEL, SESSION_SETUP};
-use self::rows::{apply_changes, history_page, load_all, ms};
+use self::rows::{apply_changes, credentials, history_page, load_all, ms};
 use self::schema::migrate;
 use self::session::{Stmts, Worker};
-use super::{HistoryQuery, Role, Snapshot, Store};
+use super::{Credentials, HistoryQuery, Role, Snapshot, Store};
 use crate::model::{ConnStatus, HistoryEntry};
 use crate::state::Change;
 
@@ -173,6 +173,13 @@ fn describe(config: &Config) -> String {
 impl Store for PostgresStore {
     fn load(&self) -> anyhow::Result<Snapshot> {
         self.writer.call(|s| s.run_retrying(|c, _| load_all(c)))
+    }
+
+    /// On the writer's connection: the writer asks, in its order (`state::remote`).
+    fn credentials(&self, user_ids: &[String]) -> anyhow::Result<Credentials> {
+        let ids = user_ids.to_vec();
+        self.writer
+            .call(move |s| s.run_retrying(|c, _| credentials(c, &ids)))
     }
 
     fn commit(&self, changes: &[Change]) -> anyhow::Result<()> {

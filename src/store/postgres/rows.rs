@@ -13,7 +13,7 @@ use crate::model::{
     User, UserKind,
 };
 use crate::state::{Change, Key, Value};
-use crate::store::{HistoryQuery, Snapshot};
+use crate::store::{Credentials, HistoryQuery, Snapshot};
 
 pub(super) fn ms(t: &DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -435,6 +435,56 @@ fn apply_change(
     Ok(())
 }
 
+/// A `tokens` row: hashed, user_id, kind, name, last_part, created_at.
+fn token_from_row(r: &postgres::Row) -> anyhow::Result<Token> {
+    let kind = text(r, 2)?;
+    Ok(Token {
+        hashed: text(r, 0)?,
+        user_id: text(r, 1)?,
+        kind: if kind == "personal" {
+            TokenKind::Personal {
+                name: opt_text(r, 3)?.unwrap_or_default(),
+                last_part: opt_text(r, 4)?.unwrap_or_default(),
+            }
+        } else {
+            TokenKind::Login
+        },
+        created_at: from_ms(r.try_get(5)?),
+    })
+}
+
+/// The password hashes and tokens of some users, from one consistent view.
+pub(super) fn credentials(c: &mut Client, user_ids: &[String]) -> anyhow::Result<Credentials> {
+    let ids: Vec<Txt> = user_ids.iter().map(|id| txt(id)).collect();
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let password_hashes = tx
+        .query(
+            "SELECT id, password_hash FROM users WHERE id = ANY($1::text[])",
+            &[&ids],
+        )?
+        .iter()
+        .map(|r| -> anyhow::Result<(String, Option<String>)> { Ok((text(r, 0)?, opt_text(r, 1)?)) })
+        .collect::<anyhow::Result<_>>()?;
+    let tokens = tx
+        .query(
+            "SELECT hashed, user_id, kind, name, last_part, created_at FROM tokens
+             WHERE user_id = ANY($1::text[])",
+            &[&ids],
+        )?
+        .iter()
+        .map(token_from_row)
+        .collect::<anyhow::Result<_>>()?;
+    tx.commit()?;
+    Ok(Credentials {
+        password_hashes,
+        tokens,
+    })
+}
+
 /// (id, JSON value) rows; a row whose value does not parse is skipped.
 fn json_rows<T: serde::de::DeserializeOwned>(
     tx: &mut postgres::Transaction,
@@ -469,22 +519,7 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
             &[],
         )?
         .iter()
-        .map(|r| -> anyhow::Result<Token> {
-            let kind = text(r, 2)?;
-            Ok(Token {
-                hashed: text(r, 0)?,
-                user_id: text(r, 1)?,
-                kind: if kind == "personal" {
-                    TokenKind::Personal {
-                        name: opt_text(r, 3)?.unwrap_or_default(),
-                        last_part: opt_text(r, 4)?.unwrap_or_default(),
-                    }
-                } else {
-                    TokenKind::Login
-                },
-                created_at: from_ms(r.try_get(5)?),
-            })
-        })
+        .map(token_from_row)
         .collect::<anyhow::Result<_>>()?;
     let settings = json_rows(&mut tx, "SELECT id, value FROM settings")?;
     let permissions = json_rows(&mut tx, "SELECT id, roles FROM permissions")?;
