@@ -14,9 +14,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::model::{Change, Key, Model, Value};
+use super::model::Model;
 use crate::bus::StatusEvent;
 use crate::model::{ConnStatus, CustomStatus, Status, User};
+use crate::record::Change;
 use crate::status::presence;
 use crate::store::Credentials;
 
@@ -47,46 +48,43 @@ pub fn to_wire(changes: &[Change], before: &Model) -> Vec<WireChange> {
             credentials.push(uid.to_string());
         }
     };
-    for (k, v) in changes {
-        out.push(match (k, v) {
-            (Key::User(id), Some(Value::User(u))) => {
-                let had = before.users.get(id).and_then(|o| o.password_hash.as_ref());
+    for change in changes {
+        out.push(match change {
+            Change::PutUser(u) => {
+                let had = before
+                    .users
+                    .get(&u.id)
+                    .and_then(|o| o.password_hash.as_ref());
                 if had != u.password_hash.as_ref() {
-                    credential(id);
+                    credential(&u.id);
                 }
                 let mut u = (**u).clone();
                 u.password_hash = None;
-                WireChange::User(id.clone(), Some(Box::new(u)))
+                WireChange::User(u.id.clone(), Some(Box::new(u)))
             }
-            (Key::User(id), _) => WireChange::User(id.clone(), None),
-            (Key::Token(_), Some(Value::Token(t))) => {
+            Change::DeleteUser(id) => WireChange::User(id.clone(), None),
+            Change::PutToken(t) => {
                 credential(&t.user_id);
                 continue;
             }
-            (Key::Token(h), _) => {
+            Change::DeleteToken(h) => {
                 // A token both made and dropped in this batch was never announced.
                 if let Some(t) = before.tokens.get(h) {
                     credential(&t.user_id);
                 }
                 continue;
             }
-            (Key::Setting(id), Some(Value::Setting(j))) => {
-                WireChange::Setting(id.clone(), Some(j.clone()))
+            Change::PutSetting(id, j) => WireChange::Setting(id.clone(), Some(j.clone())),
+            Change::DeleteSetting(id) => WireChange::Setting(id.clone(), None),
+            Change::PutPermission(id, r) => WireChange::Permission(id.clone(), Some((**r).clone())),
+            Change::DeletePermission(id) => WireChange::Permission(id.clone(), None),
+            Change::PutConn(u, c, s) => WireChange::Conn(u.clone(), c.clone(), Some(*s)),
+            Change::DeleteConn(u, c) => WireChange::Conn(u.clone(), c.clone(), None),
+            Change::PutCustomStatus(c) => {
+                WireChange::CustomStatus(c.id.clone(), Some((**c).clone()))
             }
-            (Key::Setting(id), _) => WireChange::Setting(id.clone(), None),
-            (Key::Permission(id), Some(Value::Permission(r))) => {
-                WireChange::Permission(id.clone(), Some((**r).clone()))
-            }
-            (Key::Permission(id), _) => WireChange::Permission(id.clone(), None),
-            (Key::Conn(u, c), Some(Value::Conn(s))) => {
-                WireChange::Conn(u.clone(), c.clone(), Some(*s))
-            }
-            (Key::Conn(u, c), _) => WireChange::Conn(u.clone(), c.clone(), None),
-            (Key::CustomStatus(id), Some(Value::CustomStatus(c))) => {
-                WireChange::CustomStatus(id.clone(), Some((**c).clone()))
-            }
-            (Key::CustomStatus(id), _) => WireChange::CustomStatus(id.clone(), None),
-            (Key::History(_), _) => continue,
+            Change::DeleteCustomStatus(id) => WireChange::CustomStatus(id.clone(), None),
+            Change::AddHistory(_) => continue,
         });
     }
     // Last: the users they belong to are in the model by then.
@@ -109,25 +107,26 @@ pub fn credential_users(batch: &[WireChange]) -> Vec<String> {
 /// A received change as a model change (`Credentials` are applied separately).
 fn from_wire(w: WireChange, m: &Model) -> Option<Change> {
     Some(match w {
-        WireChange::User(id, u) => {
-            let u = u.map(|mut u| {
-                // Hashes never travel: keep the one this instance knows; a changed one
-                // arrives through `Credentials`.
-                u.password_hash = m.users.get(&id).and_then(|o| o.password_hash.clone());
-                Value::User(Arc::new(*u))
-            });
-            (Key::User(id), u)
+        WireChange::User(id, Some(mut u)) => {
+            // Hashes never travel: keep the one this instance knows; a changed one
+            // arrives through `Credentials`. The record's id is the one it travelled
+            // under.
+            u.password_hash = m.users.get(&id).and_then(|o| o.password_hash.clone());
+            u.id = id;
+            Change::PutUser(Arc::new(*u))
         }
-        WireChange::Setting(id, j) => (Key::Setting(id), j.map(Value::Setting)),
-        WireChange::Permission(id, r) => (
-            Key::Permission(id),
-            r.map(|r| Value::Permission(Arc::new(r))),
-        ),
-        WireChange::Conn(u, c, s) => (Key::Conn(u, c), s.map(Value::Conn)),
-        WireChange::CustomStatus(id, c) => (
-            Key::CustomStatus(id),
-            c.map(|c| Value::CustomStatus(Arc::new(c))),
-        ),
+        WireChange::User(id, None) => Change::DeleteUser(id),
+        WireChange::Setting(id, Some(j)) => Change::PutSetting(id, j),
+        WireChange::Setting(id, None) => Change::DeleteSetting(id),
+        WireChange::Permission(id, Some(r)) => Change::PutPermission(id, Arc::new(r)),
+        WireChange::Permission(id, None) => Change::DeletePermission(id),
+        WireChange::Conn(u, c, Some(s)) => Change::PutConn(u, c, s),
+        WireChange::Conn(u, c, None) => Change::DeleteConn(u, c),
+        WireChange::CustomStatus(id, Some(mut c)) => {
+            c.id = id;
+            Change::PutCustomStatus(Arc::new(c))
+        }
+        WireChange::CustomStatus(id, None) => Change::DeleteCustomStatus(id),
         WireChange::Credentials(_) => return None,
     })
 }
@@ -245,26 +244,21 @@ pub fn apply_peer(
 /// the local events they cause.
 pub fn apply(m: &mut Model, changes: Vec<Change>, now: DateTime<Utc>) -> Vec<StatusEvent> {
     let mut before: HashMap<String, Option<Arc<User>>> = HashMap::new();
-    for (key, value) in changes {
-        let uid = match &key {
-            Key::User(id) => Some(id.clone()),
-            Key::Conn(u, _) => Some(u.clone()),
-            _ => None,
-        };
-        if let Some(uid) = &uid {
+    for change in changes {
+        if let Some(uid) = change.user_id() {
             before
-                .entry(uid.clone())
+                .entry(uid.to_string())
                 .or_insert_with(|| m.users.get(uid).cloned());
         }
-        if let (Key::User(id), Some(Value::User(new))) = (&key, &value) {
+        if let Change::PutUser(new) = &change {
             if m.users
-                .get(id)
+                .get(&new.id)
                 .is_some_and(|cur| cur.updated_at > new.updated_at)
             {
                 continue;
             }
         }
-        m.apply((key, value));
+        m.apply(change);
     }
     for uid in before.keys() {
         rederive(m, uid);
@@ -304,17 +298,14 @@ mod tests {
     }
 
     fn put_user(u: User) -> Change {
-        (Key::User(u.id.clone()), Some(Value::User(Arc::new(u))))
+        Change::PutUser(Arc::new(u))
     }
 
     #[test]
     fn no_secret_goes_on_the_wire_and_changed_credentials_are_named() {
         let mut before = Model::default();
         before.apply(put_user(user("u1", "alice")));
-        before.apply((
-            Key::Token("OLDHASH".into()),
-            Some(Value::Token(Arc::new(token("OLDHASH", "u1")))),
-        ));
+        before.apply(Change::PutToken(Arc::new(token("OLDHASH", "u1"))));
         let mut renamed = user("u1", "alice");
         renamed.name = "Alice".into();
         let mut new_password = user("u2", "bob");
@@ -322,11 +313,8 @@ mod tests {
         let changes = vec![
             put_user(renamed),
             put_user(new_password),
-            (
-                Key::Token("NEWHASH".into()),
-                Some(Value::Token(Arc::new(token("NEWHASH", "u2")))),
-            ),
-            (Key::Token("OLDHASH".into()), None),
+            Change::PutToken(Arc::new(token("NEWHASH", "u2"))),
+            Change::DeleteToken("OLDHASH".into()),
         ];
         let wire = to_wire(&changes, &before);
         let text = serde_json::to_string(&wire).unwrap();
@@ -346,10 +334,7 @@ mod tests {
         let mut m = Model::default();
         m.apply(put_user(user("u1", "alice")));
         for (h, u) in [("A1", "u1"), ("B1", "u2")] {
-            m.apply((
-                Key::Token(h.into()),
-                Some(Value::Token(Arc::new(token(h, u)))),
-            ));
+            m.apply(Change::PutToken(Arc::new(token(h, u))));
         }
         // A peer's record keeps the hash this instance has.
         let mut peer = user("u1", "alice");

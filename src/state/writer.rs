@@ -12,13 +12,14 @@ use std::time::Instant;
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
-use super::model::{Change, Model};
+use super::model::Model;
 use super::remote::{self, WireChange};
 use super::tx::Tx;
 use crate::bus::Bus;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::record::Change;
+use crate::store::{CommitError, Store};
 
 type Done = Box<dyn FnOnce(Result<()>) + Send>;
 type LocalJob = Box<dyn FnOnce(&mut Tx) -> Done + Send>;
@@ -27,7 +28,8 @@ enum Job {
     /// A change made here: run, commit, publish, answer.
     Local(LocalJob),
     /// The cluster leader's work (expiry, reaping): committed alone and only while this
-    /// instance still holds the leader lease (`Store::commit_as_leader`).
+    /// instance still holds the leader lease (`ClusterStore::commit_as_leader`; a
+    /// single embedded instance always leads).
     Leader(LocalJob),
     /// Changes another process committed (found by `crate::external`): apply and
     /// publish locally.
@@ -212,7 +214,10 @@ fn apply_other(ctx: &Ctx, job: Job) {
             let credentials = if users.is_empty() {
                 Ok(Default::default())
             } else {
-                ctx.store.credentials(&users)
+                match ctx.store.cluster() {
+                    Some(c) => c.credentials(&users),
+                    None => Err(anyhow::anyhow!("no shared store to read credentials from")),
+                }
             };
             remote::apply_peer(&mut ctx.model.write(), batch, credentials, now)
         }
@@ -243,8 +248,8 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
     let dones: Vec<Done> = batch.drain(..).map(|job| job(&mut tx)).collect();
     let result = if tx.changes.is_empty() {
         Ok(())
-    } else if as_leader {
-        ctx.store.commit_as_leader(&tx.changes)
+    } else if let (true, Some(cluster)) = (as_leader, ctx.store.cluster()) {
+        cluster.commit_as_leader(&tx.changes)
     } else {
         ctx.store.commit(&tx.changes)
     };
@@ -271,16 +276,13 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
                 done(Ok(()));
             }
         }
-        Err(e)
-            if e.chain()
-                .any(|c| c.is::<crate::store::postgres::NotLeader>()) =>
-        {
-            tracing::warn!("leader work not committed: {e}");
+        Err(CommitError::NotLeader) => {
+            tracing::warn!("leader work not committed: this instance no longer leads");
             for done in dones {
                 done(Err(Error::Unavailable("not the cluster leader".into())));
             }
         }
-        Err(e) => {
+        Err(CommitError::Failed(e)) => {
             tracing::error!("commit failed, {} changes refused: {e:#}", dones.len());
             for done in dones {
                 done(Err(Error::Unavailable("the store could not commit".into())));
