@@ -309,3 +309,42 @@ async fn ddp_logins_are_rate_limited_and_tokens_capped() {
     assert_status(&srv.get("me", Some(&sessions[5])).await, 200);
     assert_status(&srv.get("me", Some(&sessions[54])).await, 200);
 }
+
+/// Issue 14 §9: `Accounts_LoginExpiration` = 1e8 or i64::MAX (stored before values were
+/// range-checked, or written into the database by hand) made a DDP login panic and left
+/// a ghost "online" connection, and every authenticated REST call answer 500. Such a
+/// value now reads as the default, the login works, and closing the connection leaves
+/// the user offline.
+#[tokio::test]
+async fn an_out_of_range_login_expiration_in_the_store_breaks_nothing() {
+    let srv = Server::start().await;
+    let admin = srv.admin_pat().await;
+    let gus = srv.create_user("gus", "gus-pass-1", &["user"]).await;
+    for stored in ["100000000", "9223372036854775807"] {
+        srv.edit_store(&format!(
+            "UPDATE settings SET value = '{stored}' WHERE id = 'Accounts_LoginExpiration'"
+        ));
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = srv
+                .get("settings/Accounts_LoginExpiration", Some(&admin))
+                .await;
+            let want: Value = serde_json::from_str(stored).unwrap();
+            if r.2["value"] == want {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", r.2);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_status(&srv.get("me", Some(&gus)).await, 200);
+        let mut c = Ddp::connect(&srv).await;
+        let r = c.login_password("gus", "gus-pass-1").await.unwrap();
+        let want = chrono::Utc::now().timestamp_millis() + 90 * 86_400_000;
+        let got = r["tokenExpires"]["$date"].as_i64().unwrap();
+        assert!((got - want).abs() < 60_000, "{stored}: {r}");
+        assert_eq!(srv.status_of(&gus.user_id).await["status"], "online");
+        c.close().await;
+        srv.wait_status(&gus.user_id, "offline", Duration::from_secs(5))
+            .await;
+    }
+}
