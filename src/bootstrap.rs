@@ -20,14 +20,22 @@ use crate::state::{Core, Model, Tx};
 use crate::store::Role;
 
 /// `OVERWRITE_SETTING_<id>=value` pairs from the environment, checked against the types.
+/// A setting statusd does not have is skipped with one warning naming it: operators
+/// bring their Rocket.Chat environment file over as it is (it commonly holds
+/// `OVERWRITE_SETTING_Show_Setup_Wizard=completed`), and Rocket.Chat itself ignores
+/// overwrites of unknown settings. A bad value for a known setting still stops the start.
 pub fn overwrites() -> anyhow::Result<Vec<(String, Json)>> {
     let mut out = Vec::new();
-    for (name, text) in std::env::vars() {
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    vars.sort();
+    for (name, text) in vars {
         let Some(id) = name.strip_prefix("OVERWRITE_SETTING_") else {
             continue;
         };
-        let def =
-            settings::definition(id).ok_or_else(|| anyhow!("{name}: unknown setting {id:?}"))?;
+        let Some(def) = settings::definition(id) else {
+            tracing::warn!("{name}: statusd has no setting {id:?}; ignored");
+            continue;
+        };
         let value = def
             .parse_text(&text)
             .ok_or_else(|| anyhow!("{name}: {text:?} is not a valid value ({:?})", def.kind))?;

@@ -5,6 +5,7 @@
 mod accounts;
 mod app;
 mod auth;
+mod avatar;
 pub mod bootstrap;
 mod bus;
 mod change;

@@ -327,6 +327,42 @@ impl Server {
         (status, srv.log())
     }
 
+    /// Spawns the binary with these options and sends it SIGTERM without waiting for it
+    /// to answer: `after` the spawn, or (`after_output`) as soon as it has printed
+    /// something. Then waits at most `timeout` for it to exit; returns the exit status
+    /// (None: it was still running and got killed) and everything it printed.
+    pub async fn term_during_start(
+        opts: Options,
+        after: Duration,
+        after_output: bool,
+        timeout: Duration,
+    ) -> (Option<ExitStatus>, String) {
+        let srv = Server::prepare(opts);
+        let mut child = srv.spawn();
+        let sent_at = Instant::now() + after;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < sent_at
+            || (after_output && srv.log().is_empty() && Instant::now() < deadline)
+        {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        // Directly, not through `kill(1)`: spawning it would take milliseconds.
+        // SAFETY: kill(2) with the pid of our own child.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = loop {
+            if let Some(exit) = child.try_wait().expect("wait for statusd") {
+                break Some(exit);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        (status, srv.log())
+    }
+
     /// The options the next `start_again` uses (change env for a restart).
     pub fn options_mut(&mut self) -> &mut Options {
         &mut self.opts

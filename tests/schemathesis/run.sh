@@ -13,6 +13,9 @@
 #                                    the CI size; RELIABILITY.md's long run used 300)
 #   STATUSD_SCHEMATHESIS_SEED=N      reproduce a run (its seed is printed)
 #   STATUSD_SCHEMATHESIS_KEEP_TMP=1  keep the temp dir (database, server log, reports)
+#   STATUSD_BIN=PATH                 test this binary instead of building target/debug/statusd
+# `run.sh --deps-only` installs schemathesis and stops (scripts/test.sh runs it in the
+# background while Rust compiles).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -40,13 +43,18 @@ else
     log "schemathesis: up to date"
 fi
 st="$root/$venv/bin/schemathesis"
+[[ "${1:-}" == --deps-only ]] && exit 0
 
 # --- server -------------------------------------------------------------------
-log "cargo build --bin statusd"
-cargo build --quiet --bin statusd
-target_dir="${CARGO_TARGET_DIR:-target}"
-[[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
-bin="$target_dir/debug/statusd"
+if [[ -n "${STATUSD_BIN:-}" ]]; then
+    bin="$STATUSD_BIN"
+else
+    log "cargo build --bin statusd"
+    cargo build --quiet --bin statusd
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    [[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
+    bin="$target_dir/debug/statusd"
+fi
 [[ -x "$bin" ]] || die "$bin was not built"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/statusd-schemathesis.XXXXXX")"
