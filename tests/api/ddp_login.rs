@@ -254,7 +254,10 @@ async fn token_expires_follows_accounts_login_expiration() {
 async fn ddp_logins_are_rate_limited_and_tokens_capped() {
     let srv = Server::start().await;
     srv.create_user_only("lou", "lou-pass-1", &["user"]).await;
-    // One connection: 10 logins, then too-many-requests.
+    // One connection: 10 logins, then too-many-requests. (The windows are 10 s long: on
+    // a machine so loaded that the logins take longer, a window may end meanwhile, and
+    // only what must hold then is checked.)
+    let started = std::time::Instant::now();
     let mut c = Ddp::connect(&srv).await;
     let mut first = None;
     for i in 0..10 {
@@ -262,12 +265,15 @@ async fn ddp_logins_are_rate_limited_and_tokens_capped() {
         let r = r.unwrap_or_else(|e| panic!("login {i}: {e}"));
         first.get_or_insert(r["token"].as_str().unwrap().to_string());
     }
-    let e = c.login_password("lou", "lou-pass-1").await.unwrap_err();
-    assert_eq!(e["error"], "too-many-requests", "{e}");
-    assert!(
-        e["details"]["timeToReset"].as_u64().unwrap() <= 10_000,
-        "{e}"
-    );
+    let eleventh = c.login_password("lou", "lou-pass-1").await;
+    if started.elapsed() < Duration::from_secs(9) {
+        let e = eleventh.unwrap_err();
+        assert_eq!(e["error"], "too-many-requests", "{e}");
+        assert!(
+            e["details"]["timeToReset"].as_u64().unwrap() <= 10_000,
+            "{e}"
+        );
+    }
     // Fresh connections: the account's budget (20 per 10 s) runs out too.
     let mut ok = 10;
     let mut refused = 0;
@@ -281,7 +287,11 @@ async fn ddp_logins_are_rate_limited_and_tokens_capped() {
             }
         }
     }
-    assert_eq!((ok, refused), (20, 5));
+    if started.elapsed() < Duration::from_secs(9) {
+        assert_eq!((ok, refused), (20, 5));
+    } else {
+        assert_eq!(ok + refused, 25);
+    }
     // Resumes are not counted against the account (many tabs resume at once).
     let token = first.clone().unwrap();
     for _ in 0..25 {
