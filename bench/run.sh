@@ -17,8 +17,11 @@ mkdir -p "$t/bench"
 if [[ " $* " == *" --smoke "* ]]; then
     # The smoke run measures nothing, it keeps the code alive: debug builds (the test
     # stage already built the server) spare CI a release build of everything.
-    cargo build --quiet -p statusd -p statusd-bench
-    exec "$t/debug/statusd-bench" --server "$t/debug/statusd" \
+    # scripts/test.sh passes the binaries it built (STATUSD_BIN, STATUSD_BENCH_BIN).
+    if [[ -z "${STATUSD_BIN:-}" || -z "${STATUSD_BENCH_BIN:-}" ]]; then
+        cargo build --quiet -p statusd -p statusd-bench
+    fi
+    exec "${STATUSD_BENCH_BIN:-$t/debug/statusd-bench}" --server "${STATUSD_BIN:-$t/debug/statusd}" \
         --json "$t/bench/smoke.json" "$@"
 fi
 cargo build --release --quiet -p statusd -p statusd-bench

@@ -599,7 +599,7 @@ mod tests {
         let doc = json!({
             "_id": "u1", "username": " alice ", "name": "Alice",
             "emails": [{"address": "alice@example.com", "verified": true}],
-            "roles": ["user", "livechat-monitor", "user"], "active": true, "type": "user",
+            "roles": ["user", "custom-auditor", "user"], "active": true, "type": "user",
             "status": "online", "statusDefault": "busy", "statusText": "  deep work ",
             "statusConnection": "online", "utcOffset": {"$numberInt": "2"},
             "createdAt": {"$date": "2023-01-01T00:00:00Z"},
@@ -613,7 +613,7 @@ mod tests {
         let u = convert(&doc, 1, &mut dropped).unwrap();
         assert_eq!(u.username, "alice");
         assert_eq!(u.roles, vec!["user"]);
-        assert!(dropped.contains("livechat-monitor"));
+        assert!(dropped.contains("custom-auditor"));
         assert_eq!(u.status_default, Status::Busy);
         // The Rocket.Chat connection is gone: offline until they connect here.
         assert_eq!(u.status, Status::Offline);

@@ -5,6 +5,7 @@
 mod accounts;
 mod app;
 mod auth;
+mod avatar;
 pub mod bootstrap;
 mod bus;
 mod change;
@@ -52,8 +53,8 @@ pub mod input {
     /// DDP frames: the client frame parser and the server frames a reply is made of.
     pub mod ddp {
         pub use crate::realtime::frame::{
-            connected, error, failed, nosub, parse, pong, ready, result_empty, result_err, updated,
-            ClientFrame, FrameError, MeteorError,
+            bad_field_reason, connected, error, failed, nosub, parse, pong, ready, result_empty,
+            result_err, updated, ClientFrame, FrameError, MeteorError,
         };
     }
 }

@@ -2,6 +2,7 @@
 //! everything else lives in the library's modules (`src/lib.rs`), named after what they do.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use statusd::{
@@ -19,6 +20,8 @@ fn main() {
         // The admin commands: one line of answer, an exit code, no server.
         Some(command) => std::process::exit(cli::main(cfg, command)),
     }
+    // From here on this process is the server: SIGTERM and SIGINT ask it to stop.
+    catch_stop_signals();
     if let Err(e) = cfg.read_admin_pass_file() {
         eprintln!("statusd: {e}");
         std::process::exit(2);
@@ -58,6 +61,13 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let app = bootstrap::start(cfg).await?;
     // Expiries that fell due while the server was down apply before anyone can look.
     expiry::catch_up(&app.core, &app.leader).await;
+    if STOP_ASKED.load(Ordering::SeqCst) {
+        // Asked to stop while starting: never listen, hand the lease back at once.
+        cluster::resign(&app.core, &app.leader).await;
+        tracing::info!("asked to stop during start-up: not listening");
+        tracing::info!("statusd stopped");
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("PORT: cannot listen on {addr}: {e}"))?;
@@ -108,9 +118,33 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Set by SIGTERM or SIGINT at any time after [`catch_stop_signals`].
+static STOP_ASKED: AtomicBool = AtomicBool::new(false);
+
+/// Catches SIGTERM and SIGINT as soon as the process knows it is the server, before it
+/// opens the log, builds the runtime or opens the store: a stop asked for then is
+/// recorded in [`STOP_ASKED`] (tokio's own handlers come later, in
+/// [`shutdown_signal`]). Without it, a SIGTERM in those first milliseconds (a service
+/// manager stopping a server it just started, a test harness) killed the process by
+/// the signal instead of stopping it (exit status 143, no "statusd stopped").
+fn catch_stop_signals() {
+    #[cfg(unix)]
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the action only stores into an atomic, which is async-signal-safe;
+        // tokio registers its handlers in the same registry, next to this one.
+        let caught = unsafe {
+            signal_hook_registry::register(sig, || STOP_ASKED.store(true, Ordering::SeqCst))
+        };
+        if let Err(e) = caught {
+            eprintln!("statusd: cannot catch signal {sig}: {e}");
+        }
+    }
+}
+
 /// SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is called, not
-/// when the future is first polled: a signal that arrives while the server starts
-/// stops it gracefully instead of killing it.
+/// when the future is first polled, and a stop asked for before (recorded by
+/// [`catch_stop_signals`]) makes it ready at once: a signal that arrives while the
+/// server starts stops it gracefully instead of killing it or being lost.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
@@ -126,6 +160,10 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             }
         };
         async move {
+            // Checked after tokio's handlers exist: a signal is either seen here or by them.
+            if STOP_ASKED.load(Ordering::SeqCst) {
+                return;
+            }
             tokio::select! {
                 _ = wait(term) => {},
                 _ = wait(int) => {},

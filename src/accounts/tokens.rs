@@ -33,10 +33,22 @@ pub fn authenticate(m: &Model, user_id: &str, hashed: &str) -> Option<(Arc<User>
     Some((user.clone(), tok.clone()))
 }
 
-/// When a login token made at `created` expires.
+/// When a login token made at `created` expires. `Accounts_LoginExpiration` 0 means
+/// Rocket.Chat's default of 90 days (its `getLoginExpirationInDays`), not "already
+/// expired". The arithmetic is checked: a date past what chrono holds means never.
 pub fn login_expires(m: &Model, created: DateTime<Utc>) -> DateTime<Utc> {
-    let days = m.value(&settings::LOGIN_EXPIRATION).max(0);
-    created + chrono::Duration::days(days)
+    expires_after_days(created, m.value(&settings::LOGIN_EXPIRATION))
+}
+
+/// The days a login token lasts when the setting says 0 or less.
+pub const DEFAULT_LOGIN_DAYS: i64 = 90;
+
+/// `created` plus `days` (0 or less: the default), saturating at the latest date.
+pub fn expires_after_days(created: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    let days = if days > 0 { days } else { DEFAULT_LOGIN_DAYS };
+    chrono::TimeDelta::try_days(days)
+        .and_then(|d| created.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// A token secret made now, and the hash of it that is kept.
@@ -61,7 +73,27 @@ pub fn log_in(tx: &mut Tx, user_id: &str) -> Result<(User, String, DateTime<Utc>
         kind: TokenKind::Login,
         created_at: tx.now,
     });
+    drop_oldest_logins(tx, user_id);
     Ok((u, secret, tx.now))
+}
+
+/// The most login tokens a user keeps; a login past it drops the oldest (their sessions
+/// end), so a flood of logins cannot pile up tokens that each live for months.
+pub const MAX_LOGIN_TOKENS: usize = 50;
+
+fn drop_oldest_logins(tx: &mut Tx, user_id: &str) {
+    let mut logins: Vec<Arc<Token>> = tx
+        .user_tokens(user_id)
+        .into_iter()
+        .filter(|t| t.kind == TokenKind::Login)
+        .collect();
+    if logins.len() <= MAX_LOGIN_TOKENS {
+        return;
+    }
+    logins.sort_by(|a, b| (a.created_at, &a.hashed).cmp(&(b.created_at, &b.hashed)));
+    for t in &logins[..logins.len() - MAX_LOGIN_TOKENS] {
+        tx.delete_token(&t.hashed);
+    }
 }
 
 /// Logs a session out: its token goes.
@@ -199,6 +231,41 @@ mod tests {
 
     fn code<T>(r: Result<T>) -> Option<String> {
         r.err().and_then(|e| e.code().map(str::to_string))
+    }
+
+    #[test]
+    fn a_user_keeps_at_most_max_login_tokens_the_oldest_dropped() {
+        let m = RwLock::new(Model::default());
+        let mut tx = Tx::new(&m);
+        let mut u = new_user("flood", "Flood", tx.now);
+        u.id = "flood-id".into();
+        tx.put_user(u);
+        issue_personal(&mut tx, "flood-id", "ci".into(), false, false).unwrap();
+        let mut first = None;
+        for _ in 0..MAX_LOGIN_TOKENS + 5 {
+            tx.now += chrono::TimeDelta::milliseconds(1);
+            let (_, secret, _) = log_in(&mut tx, "flood-id").unwrap();
+            first.get_or_insert(secret);
+        }
+        let kept = tx.user_tokens("flood-id");
+        let logins = kept.iter().filter(|t| t.kind == TokenKind::Login).count();
+        assert_eq!(logins, MAX_LOGIN_TOKENS);
+        let first = secrets::hash_token(&first.unwrap());
+        assert!(!kept.iter().any(|t| t.hashed == first), "the oldest went");
+        // The personal access token is not counted and stays.
+        assert!(kept.iter().any(|t| t.kind != TokenKind::Login));
+    }
+
+    #[test]
+    fn login_expiry_is_checked_arithmetic() {
+        let t = Utc::now();
+        assert_eq!(expires_after_days(t, 2), t + chrono::TimeDelta::days(2));
+        // 0 (or less) is Rocket.Chat's default, never "already expired".
+        assert_eq!(expires_after_days(t, 0), t + chrono::TimeDelta::days(90));
+        assert_eq!(expires_after_days(t, -5), t + chrono::TimeDelta::days(90));
+        // Past what a date holds: never, instead of a panic.
+        assert_eq!(expires_after_days(t, i64::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(expires_after_days(t, 100_000_000), DateTime::<Utc>::MAX_UTC);
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! Every command prints one line on success and exits 0; on failure it prints one line
 //! (`statusd: …`, a refusal in the rules' own words) to stderr and exits 1.
 
+mod healthcheck;
+
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 
@@ -71,6 +73,9 @@ pub enum Command {
     /// Import users from another server.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Ask the server at BIND_IP:PORT for /api/health: exit 0 when healthy, 1 if not
+    /// (a container's HEALTHCHECK; opens no database).
+    Healthcheck,
 }
 
 /// `statusd user …`
@@ -159,6 +164,18 @@ pub enum ImportCommand {
 
 /// Runs an admin command; returns the process exit code.
 pub fn main(cfg: Config, command: Command) -> i32 {
+    if let Command::Healthcheck = command {
+        return match healthcheck::check(&cfg) {
+            Ok(line) => {
+                println!("{line}");
+                0
+            }
+            Err(e) => {
+                eprintln!("statusd: {}", format!("{e:#}").replace('\n', " "));
+                1
+            }
+        };
+    }
     // Logs go to stderr, quiet unless RUST_LOG asks: stdout is the command's answer.
     let filter = match std::env::var("RUST_LOG") {
         Ok(f) => f,
@@ -196,7 +213,7 @@ pub fn main(cfg: Config, command: Command) -> i32 {
 async fn run(cfg: Config, command: Command) -> anyhow::Result<String> {
     let core = open(&cfg).await?;
     match command {
-        Command::Serve => bail!("serve is not an admin command"),
+        Command::Serve | Command::Healthcheck => bail!("not an admin command"),
         Command::User(c) => user(&core, c).await,
         Command::Token(TokenCommand::Create { username, name }) => {
             token_create(&core, &username, &name).await

@@ -2,6 +2,7 @@
 //! every route shares (metrics, authentication, rate limits, JSON errors).
 
 pub mod auth;
+mod avatar;
 mod custom_status;
 pub mod error;
 pub mod extract;
@@ -161,6 +162,7 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .routes(routes!(info))
         .routes(routes!(metrics))
         .routes(routes!(health))
+        .merge(avatar::routes())
         .merge(websocket::routes())
         .merge(crate::web::routes())
 }

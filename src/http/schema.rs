@@ -156,12 +156,25 @@ pub struct Permission<'a> {
     pub id: &'a str,
     #[schema(schema_with = role_list)]
     pub roles: &'a [String],
+    /// When it last changed (an ISO time).
+    #[serde(rename = "_updatedAt")]
+    #[schema(rename = "_updatedAt")]
+    pub updated_at: String,
+}
+
+/// A permission that went: its id and when.
+#[derive(Serialize, ToSchema)]
+pub struct RemovedPermission<'a> {
+    #[serde(rename = "_id")]
+    pub id: &'a str,
+    #[serde(rename = "_deletedAt")]
+    #[schema(rename = "_deletedAt")]
+    pub deleted_at: String,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct PermissionListBody<'a> {
-    #[schema(value_type = Vec<Object>)]
-    pub remove: [Value; 0],
+    pub remove: Vec<RemovedPermission<'a>>,
     pub success: bool,
     pub update: Vec<Permission<'a>>,
 }

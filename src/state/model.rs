@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
 use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User};
@@ -45,6 +46,11 @@ pub struct Model {
     pub tokens: HashMap<String, Arc<Token>>,
     pub settings: HashMap<String, Json>,
     pub permissions: HashMap<String, Arc<Vec<String>>>,
+    /// When this process last saw each permission change or go (`permissions.listAll
+    /// ?updatedSince=`); one never seen changing counts as changed when the model was
+    /// loaded, so a client asking across a restart refreshes rather than misses one.
+    pub permission_times: HashMap<String, (DateTime<Utc>, bool)>,
+    pub loaded_at: DateTime<Utc>,
     pub conns: HashMap<String, HashMap<String, ConnStatus>>,
     pub custom_statuses: HashMap<String, Arc<CustomStatus>>,
     /// (due time in ms, user id) of every temporary status, earliest first.
@@ -54,7 +60,10 @@ pub struct Model {
 impl Model {
     /// The model of a freshly loaded store.
     pub fn from_snapshot(snapshot: crate::store::Snapshot) -> Model {
-        let mut model = Model::default();
+        let mut model = Model {
+            loaded_at: Utc::now(),
+            ..Model::default()
+        };
         for u in snapshot.users {
             model.apply((Key::User(u.id.clone()), Some(Value::User(Arc::new(u)))));
         }
@@ -125,6 +134,22 @@ impl Model {
             .is_some_and(|roles| user.roles.iter().any(|r| roles.contains(r)))
     }
 
+    /// When the permission `id` last changed (or went), as far as this process knows.
+    pub fn permission_updated_at(&self, id: &str) -> DateTime<Utc> {
+        self.permission_times
+            .get(id)
+            .map_or(self.loaded_at, |(at, _)| *at)
+    }
+
+    /// Permissions that went after `since` (none of Rocket.Chat's defaults ever do).
+    pub fn permissions_removed_since(&self, since: DateTime<Utc>) -> Vec<(&str, DateTime<Utc>)> {
+        self.permission_times
+            .iter()
+            .filter(|(_, (at, removed))| *removed && *at > since)
+            .map(|(id, (at, _))| (id.as_str(), *at))
+            .collect()
+    }
+
     /// Applies one committed change, keeping the indexes in step.
     pub fn apply(&mut self, (key, value): Change) {
         match (key, value) {
@@ -163,9 +188,12 @@ impl Model {
                 self.settings.remove(&id);
             }
             (Key::Permission(id), Some(Value::Permission(p))) => {
+                self.permission_times
+                    .insert(id.clone(), (Utc::now(), false));
                 self.permissions.insert(id, p);
             }
             (Key::Permission(id), _) => {
+                self.permission_times.insert(id.clone(), (Utc::now(), true));
                 self.permissions.remove(&id);
             }
             (Key::Conn(u, c), Some(Value::Conn(s))) => {

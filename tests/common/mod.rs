@@ -327,6 +327,42 @@ impl Server {
         (status, srv.log())
     }
 
+    /// Spawns the binary with these options and sends it SIGTERM without waiting for it
+    /// to answer: `after` the spawn, or (`after_output`) as soon as it has printed
+    /// something. Then waits at most `timeout` for it to exit; returns the exit status
+    /// (None: it was still running and got killed) and everything it printed.
+    pub async fn term_during_start(
+        opts: Options,
+        after: Duration,
+        after_output: bool,
+        timeout: Duration,
+    ) -> (Option<ExitStatus>, String) {
+        let srv = Server::prepare(opts);
+        let mut child = srv.spawn();
+        let sent_at = Instant::now() + after;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < sent_at
+            || (after_output && srv.log().is_empty() && Instant::now() < deadline)
+        {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        // Directly, not through `kill(1)`: spawning it would take milliseconds.
+        // SAFETY: kill(2) with the pid of our own child.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let status = loop {
+            if let Some(exit) = child.try_wait().expect("wait for statusd") {
+                break Some(exit);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        (status, srv.log())
+    }
+
     /// The options the next `start_again` uses (change env for a restart).
     pub fn options_mut(&mut self) -> &mut Options {
         &mut self.opts
@@ -719,6 +755,46 @@ impl Server {
         assert_eq!(status, StatusCode::OK, "set setting {id}: {body}");
     }
 
+    /// Makes the login tokens of `session`'s user `days` older, as another process
+    /// editing the store would (a running server takes in outside changes within about
+    /// a second: `src/external.rs`), and waits until `session` is refused. How tests
+    /// get a login token past `Accounts_LoginExpiration` without waiting for days.
+    pub async fn age_login_tokens(&self, session: &Session, days: i64) {
+        let sql = format!(
+            "UPDATE tokens SET created_at = created_at - {} WHERE user_id = '{}' AND kind = 'login'",
+            days * 86_400_000,
+            session.user_id.replace('\'', "''")
+        );
+        let url = self.database_url().to_string();
+        std::thread::spawn(move || -> Result<(), String> {
+            if let Some(path) = url.strip_prefix("sqlite://") {
+                let c = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+                c.busy_timeout(Duration::from_secs(10))
+                    .map_err(|e| e.to_string())?;
+                c.execute_batch(&sql).map_err(|e| e.to_string())
+            } else {
+                let mut c =
+                    postgres::Client::connect(&url, postgres::NoTls).map_err(|e| e.to_string())?;
+                // The running servers LISTEN for admin commands' commits on this channel.
+                c.batch_execute(&format!(
+                    "BEGIN; {sql}; SELECT pg_notify('statusd_changed', 'test'); COMMIT"
+                ))
+                .map_err(|e| e.to_string())
+            }
+        })
+        .join()
+        .expect("the store thread panicked")
+        .expect("aging the login tokens");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.get("me", Some(session)).await.0 != StatusCode::UNAUTHORIZED {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not take in the aged tokens"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `POST /api/v1/permissions.update` for one permission as the admin; must answer 200.
     pub async fn set_permission(&self, id: &str, roles: &[&str]) {
         let admin = self.admin().await;
@@ -848,9 +924,8 @@ pub fn body_403() -> Value {
     json!({"success": false, "error": "unauthorized"})
 }
 
-/// CONTRACT §2 (v2): a route that declares its permissions (Rocket.Chat's
-/// `permissionsRequired`) refuses a caller without them.
-pub fn body_not_permitted() -> Value {
+/// CONTRACT §2 (issue-15 correction): a route that declares its permission refused.
+pub fn body_403_declared() -> Value {
     json!({"success": false, "error": "User does not have the permissions required for this action [error-unauthorized]"})
 }
 

@@ -13,6 +13,9 @@
 #                                    the CI size; RELIABILITY.md's long run used 300)
 #   STATUSD_SCHEMATHESIS_SEED=N      reproduce a run (its seed is printed)
 #   STATUSD_SCHEMATHESIS_KEEP_TMP=1  keep the temp dir (database, server log, reports)
+#   STATUSD_BIN=PATH                 test this binary instead of building target/debug/statusd
+# `run.sh --deps-only` installs schemathesis and stops (scripts/test.sh runs it in the
+# background while Rust compiles).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -40,13 +43,18 @@ else
     log "schemathesis: up to date"
 fi
 st="$root/$venv/bin/schemathesis"
+[[ "${1:-}" == --deps-only ]] && exit 0
 
 # --- server -------------------------------------------------------------------
-log "cargo build --bin statusd"
-cargo build --quiet --bin statusd
-target_dir="${CARGO_TARGET_DIR:-target}"
-[[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
-bin="$target_dir/debug/statusd"
+if [[ -n "${STATUSD_BIN:-}" ]]; then
+    bin="$STATUSD_BIN"
+else
+    log "cargo build --bin statusd"
+    cargo build --quiet --bin statusd
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    [[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
+    bin="$target_dir/debug/statusd"
+fi
 [[ -x "$bin" ]] || die "$bin was not built"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/statusd-schemathesis.XXXXXX")"
@@ -147,7 +155,8 @@ keep = ("_id", "username", "name", "emails", "roles", "active", "type", "utcOffs
 users = [u for u in pages("users.list", "users") if u["_id"] != "rocket.cat"]
 print(json.dumps({
     "users": sorted(({k: u.get(k) for k in keep} for u in users), key=lambda u: u["_id"]),
-    "permissions": get("permissions.listAll")["update"],
+    # `_updatedAt` is when this process saw a permission change: a restart rightly moves it.
+    "permissions": [{"_id": p["_id"], "roles": p["roles"]} for p in get("permissions.listAll")["update"]],
     "settings": [s for s in get("settings.public")["settings"] if s["_id"] not in overwritten],
     "custom": pages("custom-user-status.list", "statuses"),
 }, indent=1, sort_keys=True))

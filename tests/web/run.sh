@@ -10,6 +10,8 @@
 #   STATUSD_SCREENSHOT=PATH  where to save the screenshot (default docs/screenshot.png)
 #   RUST_LOG                 server log filter (default: info)
 #   STATUSD_BIN=PATH         test this binary instead of building target/debug/statusd
+# `run.sh --deps-only` installs the browser and playwright-core and stops
+# (scripts/test.sh runs it in the background while Rust compiles).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -46,6 +48,8 @@ if [[ ! -d "$here/node_modules" || "$(cat "$here/node_modules/.statusd-stamp" 2>
 else
     log "npm: dependencies up to date"
 fi
+
+[[ "${1:-}" == --deps-only ]] && exit 0
 
 # --- the server ---------------------------------------------------------------
 if [[ -n "${STATUSD_BIN:-}" ]]; then

@@ -1,0 +1,41 @@
+//! The black-box tests of the server: REST, DDP, persistence, limits, startup and
+//! shutdown, the OpenAPI description, crash durability, logs, custom statuses, expiry
+//! and history. One test binary (instead of one per file) so the crate and the harness
+//! are compiled and linked once; each former `tests/<name>.rs` is the module `<name>`
+//! here, so a test is still selected by its file name: `cargo test --test api rest_`
+//! runs the REST tests, `cargo test --test api ddp_login::` one file's.
+//!
+//! `scripts/test.sh` re-runs the `rest_`, `ddp_` and `crash::` modules on PostgreSQL
+//! (`STATUSD_TEST_DATABASE_URL`) by these name filters.
+
+#[path = "../common/cluster.rs"]
+mod cluster;
+#[path = "../common/mod.rs"]
+mod common;
+
+mod crash;
+mod custom_status;
+mod ddp_access;
+mod ddp_expiry;
+mod ddp_handshake;
+mod ddp_login;
+mod ddp_many;
+mod ddp_methods;
+mod ddp_presence;
+mod ddp_reaping;
+mod ddp_rest;
+mod ddp_shutdown;
+mod ddp_slow;
+mod ddp_streams;
+mod expiry;
+mod history;
+mod limits;
+mod logs;
+mod openapi;
+mod persistence;
+mod rest_admin;
+mod rest_auth;
+mod rest_reads;
+mod rest_roles_matrix;
+mod rest_set_status;
+mod startup;

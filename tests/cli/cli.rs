@@ -1,0 +1,667 @@
+//! The admin CLI of the same binary (`statusd user|token|settings …`), black-box: each
+//! command runs on the database of a running test server, which must then see the
+//! change without a restart, within seconds: on SQLite (the default here, or the
+//! database `STATUSD_TEST_DATABASE_URL` names) and, in the last tests, on PostgreSQL
+//! with one server (no NATS) and with a cluster of two.
+
+use crate::cli_support;
+use crate::cluster;
+use crate::common;
+
+use std::time::{Duration, Instant};
+
+use cli_support::*;
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Nothing to do: a running server picks up the commands' changes by itself, on
+/// SQLite and on PostgreSQL alike (the checks after it wait for them).
+async fn sync(_srv: &mut Server) {}
+
+async fn login_status(srv: &Server, user: &str, pass: &str) -> StatusCode {
+    srv.post_json("login", None, json!({"user": user, "password": pass}))
+        .await
+        .0
+}
+
+async fn wait_login(srv: &Server, user: &str, pass: &str, want: StatusCode) {
+    eventually(&format!("login {user} answers {want}"), || async move {
+        match login_status(srv, user, pass).await {
+            s if s == want => Ok(()),
+            s => Err(format!("got {s}")),
+        }
+    })
+    .await;
+}
+
+async fn user_by_name(srv: &Server, username: &str) -> Option<Value> {
+    let admin = srv.admin().await;
+    let (status, _, body) = srv
+        .get(
+            &format!("users.info?username={}", enc(username)),
+            Some(&admin),
+        )
+        .await;
+    (status == StatusCode::OK).then(|| body["user"].clone())
+}
+
+#[tokio::test]
+async fn users_are_added_and_changed_while_the_server_runs() {
+    let mut srv = Server::start().await;
+    let db = srv.database_url().to_string();
+
+    let out = statusd(
+        &db,
+        &[
+            "user",
+            "add",
+            "erin",
+            "--password",
+            "Erin-Pass-1",
+            "--email",
+            "erin@example.com",
+            "--name",
+            "Erin Example",
+        ],
+    );
+    let line = out.line();
+    assert!(line.starts_with("created user erin (id "), "{line}");
+    sync(&mut srv).await;
+    wait_login(&srv, "erin", "Erin-Pass-1", StatusCode::OK).await;
+    let erin = user_by_name(&srv, "erin").await.expect("erin exists");
+    assert_eq!(erin["name"], "Erin Example");
+    assert_eq!(erin["emails"][0]["address"], "erin@example.com");
+    assert_eq!(erin["roles"], json!(["user"]));
+
+    // A new password; the old one stops working. Read from stdin with `-`.
+    let out = statusd_stdin(
+        &db,
+        &["user", "passwd", "ERIN", "--password", "-"],
+        Some("Erin-Pass-2\n"),
+    );
+    assert_eq!(out.line(), "changed the password of erin");
+    sync(&mut srv).await;
+    wait_login(&srv, "erin", "Erin-Pass-2", StatusCode::OK).await;
+    assert_eq!(
+        login_status(&srv, "erin", "Erin-Pass-1").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Roles: the same rules as roles.addUserToRole / removeUserFromRole.
+    let out = statusd(&db, &["user", "role", "erin", "--add", "admin"]);
+    assert_eq!(out.line(), "added admin to erin: roles now user,admin");
+    assert_eq!(
+        statusd(&db, &["user", "role", "erin", "--add", "admin"]).error(),
+        "User already in role [error-user-already-in-role]"
+    );
+    assert_eq!(
+        statusd(&db, &["user", "role", "erin", "--add", "wizard"]).error(),
+        "Role not found [error-role-not-found]"
+    );
+    sync(&mut srv).await;
+    eventually("erin is an admin", || async {
+        let roles = user_by_name(&srv, "erin").await.unwrap()["roles"].clone();
+        (roles == json!(["user", "admin"]))
+            .then_some(())
+            .ok_or(format!("{roles}"))
+    })
+    .await;
+    let out = statusd(&db, &["user", "role", "erin", "--remove", "admin"]);
+    assert_eq!(out.line(), "removed admin from erin: roles now user");
+
+    // Disabling logs the user out everywhere and refuses new logins.
+    let erin = srv.login("erin", "Erin-Pass-2").await;
+    let out = statusd(&db, &["user", "disable", "erin"]);
+    assert!(out.line().starts_with("disabled erin ("), "{out:?}");
+    sync(&mut srv).await;
+    eventually("erin's token is revoked", || async {
+        match srv.get("me", Some(&erin)).await.0 {
+            StatusCode::UNAUTHORIZED => Ok(()),
+            s => Err(format!("GET me answers {s}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        login_status(&srv, "erin", "Erin-Pass-2").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        statusd(&db, &["user", "enable", "erin"]).line(),
+        "enabled erin"
+    );
+    sync(&mut srv).await;
+    wait_login(&srv, "erin", "Erin-Pass-2", StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn refused_changes_exit_non_zero_with_one_line() {
+    let srv = Server::start().await;
+    let db = srv.database_url().to_string();
+    assert_eq!(
+        statusd(&db, &["user", "add", "ROCKET.CAT", "--password", "x"]).error(),
+        "ROCKET.CAT is already in use :( [error-field-unavailable]"
+    );
+    // Reserved names are refused whatever their case (Rocket.Chat's blocked usernames).
+    assert_eq!(
+        statusd(&db, &["user", "add", "ADMIN", "--password", "x"]).error(),
+        "ADMIN is blocked and can't be used! [error-blocked-username]"
+    );
+    assert_eq!(
+        statusd(&db, &["user", "add", "bad name", "--password", "x"]).error(),
+        "bad name is not a valid username [error-input-is-not-a-valid-field]"
+    );
+    assert_eq!(
+        statusd(
+            &db,
+            &["user", "add", "frank", "--password", "x", "--email", "nope"]
+        )
+        .error(),
+        "Invalid email nope [error-invalid-email]"
+    );
+    assert_eq!(
+        statusd(&db, &["user", "add", "frank"]).error(),
+        "--password is required (only a bot may go without one)"
+    );
+    assert_eq!(
+        statusd(&db, &["user", "passwd", "nobody", "--password", "x"]).error(),
+        "The required \"userId\" or \"username\" param provided does not match any users [error-invalid-user]"
+    );
+    assert_eq!(
+        statusd(&db, &["user", "role", ADMIN_USER, "--remove", "admin"]).error(),
+        "This is the last admin, the role cannot be removed [error-remove-last-admin]"
+    );
+    assert_eq!(
+        statusd(&db, &["user", "disable", ADMIN_USER]).error(),
+        "Leaving the app without admins is not allowed [error-action-not-allowed]"
+    );
+    assert_eq!(
+        statusd(&db, &["settings", "get", "No_Such_Setting"]).error(),
+        "unknown setting \"No_Such_Setting\""
+    );
+    assert_eq!(
+        statusd(
+            &db,
+            &[
+                "settings",
+                "set",
+                "Accounts_AllowInvisibleStatusOption",
+                "maybe"
+            ]
+        )
+        .error(),
+        "\"maybe\" is not a valid value for Accounts_AllowInvisibleStatusOption (Bool)"
+    );
+    // Nothing of the above was written.
+    let admin = srv.admin().await;
+    let (_, _, list) = srv.get("users.list?count=100", Some(&admin)).await;
+    let names: Vec<&str> = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec![ADMIN_USER, "rocket.cat"], "{list}");
+    // A database that cannot be opened is one line too.
+    let out = statusd("mysql://nowhere", &["settings", "get", "Site_Name"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.starts_with("statusd: DATABASE_URL: "), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_bot_gets_a_personal_access_token() {
+    let mut srv = Server::start().await;
+    let db = srv.database_url().to_string();
+    let out = statusd(
+        &db,
+        &[
+            "user",
+            "add",
+            "deploy-bot",
+            "--role",
+            "bot",
+            "--name",
+            "Deploy Bot",
+        ],
+    );
+    assert!(
+        out.line().starts_with("created bot deploy-bot (id "),
+        "{out:?}"
+    );
+    let out = statusd(&db, &["token", "create", "deploy-bot", "--name", "ci"]);
+    let line = out.line().to_string();
+    assert!(
+        line.starts_with("created token \"ci\" for deploy-bot: X-User-Id="),
+        "{line}"
+    );
+    let user_id = line
+        .split("X-User-Id=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let token = line
+        .split("X-Auth-Token=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(token.len(), 43, "{line}");
+    sync(&mut srv).await;
+    let bot = Session {
+        user_id,
+        token,
+        username: "deploy-bot".into(),
+    };
+    eventually("the token works", || async {
+        let (status, _, body) = srv.get("me", Some(&bot)).await;
+        if status != StatusCode::OK {
+            return Err(format!("{status} {body}"));
+        }
+        assert_eq!(body["username"], "deploy-bot");
+        assert_eq!(body["roles"], json!(["bot"]));
+        Ok(())
+    })
+    .await;
+    // The bot can set its status with it (bots bypass the rate limit).
+    let (status, _, body) = srv
+        .set_status(&bot, json!({"status": "busy", "message": "deploying"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        statusd(&db, &["token", "create", "deploy-bot", "--name", "ci"]).error(),
+        "A token with this name already exists [error-token-already-exists]"
+    );
+    assert_eq!(
+        statusd(&db, &["token", "create", "nobody", "--name", "ci"]).error(),
+        "The required \"userId\" or \"username\" param provided does not match any users [error-invalid-user]"
+    );
+}
+
+#[tokio::test]
+async fn settings_are_read_and_changed() {
+    let mut srv = Server::start().await;
+    let db = srv.database_url().to_string();
+    let id = "Accounts_AllowInvisibleStatusOption";
+    assert_eq!(statusd(&db, &["settings", "get", id]).line(), "true");
+    assert_eq!(
+        statusd(&db, &["settings", "get", "Accounts_RegistrationForm"]).line(),
+        "\"Disabled\""
+    );
+    assert_eq!(
+        statusd(&db, &["settings", "set", id, "false"]).line(),
+        format!("{id} = false (was true)")
+    );
+    assert_eq!(statusd(&db, &["settings", "get", id]).line(), "false");
+    sync(&mut srv).await;
+    let admin = srv.admin().await;
+    eventually("invisible is refused", || async {
+        let (status, _, body) = srv.set_status(&admin, json!({"status": "offline"})).await;
+        if status == StatusCode::BAD_REQUEST && body["errorType"] == "error-status-not-allowed" {
+            Ok(())
+        } else {
+            Err(format!("{status} {body}"))
+        }
+    })
+    .await;
+    let (_, _, public) = srv.get("settings.public", None).await;
+    let value = public["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["_id"] == id)
+        .map(|s| s["value"].clone());
+    assert_eq!(value, Some(json!(false)));
+    // Text and numbers too.
+    assert_eq!(
+        statusd(&db, &["settings", "set", "Site_Name", "Acme presence"]).line(),
+        "Site_Name = \"Acme presence\" (was \"statusd\")"
+    );
+    assert_eq!(
+        statusd(&db, &["settings", "set", "API_Default_Count", "25"]).line(),
+        "API_Default_Count = 25 (was 50)"
+    );
+}
+
+/// A DDP connection logged in with a token; kept open while the value lives.
+async fn ddp_connect(
+    srv: &Server,
+    token: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(srv.ws_url())
+        .await
+        .expect("websocket");
+    for frame in [
+        json!({"msg": "connect", "version": "1", "support": ["1"]}),
+        json!({"msg": "method", "method": "login", "id": "1", "params": [{"resume": token}]}),
+        json!({"msg": "sub", "id": "s", "name": "stream-notify-logged", "params": ["user-status", false]}),
+    ] {
+        ws.send(Message::text(frame.to_string())).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("DDP ready in time")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            let f: Value = serde_json::from_str(&t).unwrap();
+            if f["msg"] == "ready" {
+                return ws;
+            }
+            assert!(f["error"].is_null(), "{f}");
+        }
+    }
+}
+
+/// The next `user-status` event for `username` on a DDP stream.
+async fn next_status_of(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    username: &str,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no user-status event for {username}"))
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            let f: Value = serde_json::from_str(&t).unwrap();
+            if f["msg"] == "ping" {
+                ws.send(Message::text(json!({"msg": "pong"}).to_string()))
+                    .await
+                    .unwrap();
+            }
+            let args = &f["fields"]["args"][0];
+            if f["msg"] == "changed" && args[1] == username {
+                return args.clone();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn live_connections_survive_the_reload_and_watchers_hear_of_changes() {
+    let srv = Server::start().await;
+    let db = srv.database_url().to_string();
+    let gina = srv.create_user("gina", "Gina-Pass-1", &["user"]).await;
+    let mut ws = ddp_connect(&srv, &gina.token).await;
+    eventually("gina is online", || async {
+        let st = srv.status_of(&gina.user_id).await;
+        (st["status"] == "online")
+            .then_some(())
+            .ok_or(format!("{st}"))
+    })
+    .await;
+
+    // A change to gina herself, made by the CLI: the reload keeps her connection, so
+    // she stays online rather than looking disconnected.
+    let out = statusd(&db, &["user", "role", "gina", "--add", "moderator"]);
+    assert!(out.line().ends_with("roles now user,moderator"), "{out:?}");
+    eventually("the role is seen", || async {
+        let u = srv.info_of(&gina.user_id).await;
+        (u["roles"] == json!(["user", "moderator"]))
+            .then_some(())
+            .ok_or(format!("{u}"))
+    })
+    .await;
+    let st = srv.status_of(&gina.user_id).await;
+    assert_eq!(st["status"], "online", "{st}");
+
+    // A visible change made elsewhere reaches the realtime watchers: hank is created
+    // offline by the CLI, then gets a status text through an import.
+    statusd(&db, &["user", "add", "hank", "--password", "Hank-Pass-1"]).line();
+    eventually("hank is known", || async {
+        match user_by_name(&srv, "hank").await {
+            Some(_) => Ok(()),
+            None => Err("not yet".into()),
+        }
+    })
+    .await;
+    let file = srv.data_dir().join("hank.json");
+    std::fs::write(
+        &file,
+        r#"{"_id":"x","username":"hank","status":"busy","statusDefault":"busy","statusText":"on call"}"#,
+    )
+    .unwrap();
+    let out = statusd(
+        &db,
+        &[
+            "import",
+            "rocketchat",
+            "--update-existing",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.line().contains("0 created, 1 updated"), "{out:?}");
+    let args = next_status_of(&mut ws, "hank").await;
+    assert_eq!(args[2], 3, "busy: {args}");
+    assert_eq!(args[3], "on call", "{args}");
+    let st = srv.status_of(&gina.user_id).await;
+    assert_eq!(st["status"], "online", "{st}");
+}
+
+#[tokio::test]
+async fn commands_work_on_a_database_no_server_has_opened_yet() {
+    let dir = std::env::temp_dir().join(format!("statusd-cli-fresh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = format!("sqlite://{}/statusd.db", dir.display());
+    assert_eq!(
+        statusd(
+            &db,
+            &["settings", "get", "Accounts_AllowUserStatusMessageChange"]
+        )
+        .line(),
+        "true"
+    );
+    let out = statusd(
+        &db,
+        &[
+            "user",
+            "add",
+            "root",
+            "--password",
+            "Root-Pass-1",
+            "--role",
+            "admin,user",
+        ],
+    );
+    assert!(out.line().ends_with("roles admin,user)"), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ------------------------------------------------------------------- PostgreSQL
+
+/// How soon every server must show a command's change (it listens for a NOTIFY sent
+/// with the commit and reloads within about a second).
+const SEEN_WITHIN: Duration = Duration::from_secs(5);
+
+/// Polls `check` on every server until it holds; asserts that takes under
+/// [`SEEN_WITHIN`] for each. Returns the slowest time.
+async fn seen_everywhere<'a, F, Fut>(what: &str, servers: &'a [Server], check: F) -> Duration
+where
+    F: Fn(&'a Server) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let started = Instant::now();
+    for srv in servers {
+        loop {
+            match check(srv).await {
+                Ok(()) => break,
+                Err(why) if started.elapsed() > SEEN_WITHIN => {
+                    panic!(
+                        "{}: {what} not seen after {SEEN_WITHIN:?}: {why}",
+                        srv.base_url()
+                    )
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+    let took = started.elapsed();
+    println!("{what}: seen by every server after {} ms", took.as_millis());
+    took
+}
+
+/// `settings set`, `user disable` and `token create` run against `db` while `servers`
+/// (on that database) run; each must see every change without a restart.
+async fn admin_commands_reach(db: &str, servers: &[Server]) {
+    // A setting.
+    let id = "Accounts_AllowInvisibleStatusOption";
+    assert_eq!(
+        statusd(db, &["settings", "set", id, "false"]).line(),
+        format!("{id} = false (was true)")
+    );
+    seen_everywhere("settings set", servers, |srv| async move {
+        let (_, _, public) = srv.get("settings.public", None).await;
+        let value = public["settings"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["_id"] == id))
+            .map(|s| s["value"].clone());
+        (value == Some(json!(false)))
+            .then_some(())
+            .ok_or(format!("{value:?}"))
+    })
+    .await;
+
+    // A user made by the command logs in everywhere; disabled, their token stops
+    // working everywhere.
+    statusd(db, &["user", "add", "erin", "--password", "Erin-Pass-1"]).line();
+    seen_everywhere("user add", servers, |srv| async move {
+        match login_status(srv, "erin", "Erin-Pass-1").await {
+            StatusCode::OK => Ok(()),
+            s => Err(format!("login answers {s}")),
+        }
+    })
+    .await;
+    let erin = servers[0].login("erin", "Erin-Pass-1").await;
+    let erin = &erin;
+    seen_everywhere("erin's token", servers, |srv| async move {
+        match srv.get("me", Some(erin)).await.0 {
+            StatusCode::OK => Ok(()),
+            s => Err(format!("GET me answers {s}")),
+        }
+    })
+    .await;
+    assert!(statusd(db, &["user", "disable", "erin"])
+        .line()
+        .starts_with("disabled erin ("));
+    seen_everywhere("user disable", servers, |srv| async move {
+        match srv.get("me", Some(erin)).await.0 {
+            StatusCode::UNAUTHORIZED => Ok(()),
+            s => Err(format!("GET me answers {s}")),
+        }
+    })
+    .await;
+
+    // A personal access token.
+    statusd(db, &["user", "add", "deploy-bot", "--role", "bot"]).line();
+    let line = statusd(db, &["token", "create", "deploy-bot", "--name", "ci"])
+        .line()
+        .to_string();
+    let field = |name: &str| {
+        line.split(name)
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let bot = Session {
+        user_id: field("X-User-Id="),
+        token: field("X-Auth-Token="),
+        username: "deploy-bot".into(),
+    };
+    let bot = &bot;
+    seen_everywhere("token create", servers, |srv| async move {
+        match srv.get("me", Some(bot)).await {
+            (StatusCode::OK, _, body) if body["username"] == "deploy-bot" => Ok(()),
+            (s, _, body) => Err(format!("GET me answers {s} {body}")),
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_server_without_nats_sees_admin_commands_within_seconds() {
+    let db = cluster::Db::create();
+    let srv = Server::start_opts(Options::default().env("DATABASE_URL", &db.url)).await;
+    let (_, _, health) = srv.get("/api/health", None).await;
+    assert_eq!(health["nats"], Value::Null, "no NATS here: {health}");
+    admin_commands_reach(&db.url, std::slice::from_ref(&srv)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_instance_of_a_cluster_sees_admin_commands_within_seconds() {
+    let c = cluster::Cluster::start(2, &[]).await;
+    admin_commands_reach(&c.db.url, &c.servers).await;
+    // A realtime watcher on the second instance hears of a visible change the command
+    // made (an import giving a user a status text).
+    let mut ws = ddp_connect(&c[1], &c[1].admin().await.token).await;
+    statusd(
+        &c.db.url,
+        &["user", "add", "hank", "--password", "Hank-Pass-1"],
+    )
+    .line();
+    seen_everywhere("hank", &c.servers, |srv| async move {
+        match user_by_name(srv, "hank").await {
+            Some(_) => Ok(()),
+            None => Err("not yet".into()),
+        }
+    })
+    .await;
+    let file = std::env::temp_dir().join(format!("statusd-cli-hank-{}.json", std::process::id()));
+    std::fs::write(
+        &file,
+        r#"{"_id":"x","username":"hank","status":"busy","statusDefault":"busy","statusText":"on call"}"#,
+    )
+    .unwrap();
+    let out = statusd(
+        &c.db.url,
+        &[
+            "import",
+            "rocketchat",
+            "--update-existing",
+            file.to_str().unwrap(),
+        ],
+    );
+    let _ = std::fs::remove_file(&file);
+    assert!(out.line().contains("1 updated"), "{out:?}");
+    let args = next_status_of(&mut ws, "hank").await;
+    assert_eq!(args[3], "on call", "{args}");
+}
+
+/// Issue 17: `statusd healthcheck` (a `FROM scratch` container's HEALTHCHECK) asks the
+/// server at BIND_IP:PORT for /api/health: exit 0 and one line when it answers 200,
+/// exit 1 and one `statusd: …` line when nothing listens there. It opens no database:
+/// pointed at a database URL that does not exist, it creates nothing.
+#[tokio::test]
+async fn healthcheck_asks_the_running_server() {
+    let srv = Server::start().await;
+    let port = srv.port().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nowhere = format!("sqlite://{}/none/statusd.db", dir.path().display());
+
+    let ok = statusd(&nowhere, &["--port", &port, "healthcheck"]);
+    let line = ok.line();
+    assert!(line.starts_with("healthy: {"), "{ok:?}");
+    assert!(line.contains("\"status\":\"ok\""), "{ok:?}");
+
+    let ok = statusd(
+        &nowhere,
+        &["--bind-ip", "127.0.0.1", "--port", &port, "healthcheck"],
+    );
+    ok.line();
+
+    let closed = free_port().to_string();
+    let down = statusd(&nowhere, &["--port", &closed, "healthcheck"]);
+    let err = down.error();
+    assert!(err.contains("cannot connect to 127.0.0.1:"), "{down:?}");
+    assert!(
+        !dir.path().join("none").exists(),
+        "healthcheck created a database"
+    );
+}
