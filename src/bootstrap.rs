@@ -172,7 +172,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let (nats, commits) = match &cfg.nats_url {
         Some(url) => {
             let (reconnected_tx, reconnected_rx) = tokio::sync::mpsc::unbounded_channel();
-            let client = crate::bus::nats::connect(url, reconnected_tx).await?;
+            let client = crate::bus::nats::connect(&cfg, url, reconnected_tx).await?;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             (Some((client, rx, reconnected_rx)), Some(tx))
         }
@@ -183,11 +183,24 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let client = nats.as_ref().map(|(client, _, _)| client.clone());
     let app = Arc::new(App::new(core, cfg, client));
     if let Some((client, commits, reconnected)) = nats {
-        let subject = format!("{}.changes", app.cfg.nats_subject_prefix);
+        // `Config::validate` requires the secret in cluster mode.
+        let secret = app
+            .cfg
+            .cluster_secret
+            .as_deref()
+            .ok_or_else(|| anyhow!("CLUSTER_SECRET: required in cluster mode"))?;
+        let link = crate::bus::nats::Link {
+            subject: format!("{}.changes", app.cfg.nats_subject_prefix),
+            instance_id: app.instance_id.clone(),
+            sealer: crate::bus::seal::Sealer::new(
+                secret,
+                app.cfg.cluster_secret_previous.as_deref(),
+            ),
+            metrics: app.metrics.clone(),
+        };
         crate::bus::nats::start(
             client,
-            subject,
-            app.instance_id.clone(),
+            link,
             commits,
             reconnected,
             app.writer.clone(),

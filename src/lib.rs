@@ -28,6 +28,7 @@ mod metrics;
 mod model;
 mod own_conns;
 mod realtime;
+mod record;
 pub mod server;
 mod settings;
 mod state;

@@ -45,9 +45,40 @@ enum End {
     LoggedOut,
 }
 
+/// The connection's place in the hub and the metrics, given back however its task ends
+/// (a panic included: see `Drop for Session`).
+struct Entered(Ctx);
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        self.0.metrics.live_connections.dec();
+        self.0.hub.leave();
+    }
+}
+
+/// Normally `run` takes the login and removes the connection from the user's presence
+/// in order. If the task panics instead, the session is dropped while unwinding with
+/// its login still set: the removal is handed to a task of its own, so no panic leaves
+/// a ghost "online" connection behind.
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(login) = self.login.take() else {
+            return;
+        };
+        tracing::error!("a realtime connection ended abnormally; removing it from presence");
+        let (app, id) = (self.app.clone(), self.id.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { methods::drop_connection(&app, &login.user_id, &id).await });
+        } else {
+            app.own_conns.remove(&id);
+        }
+    }
+}
+
 pub async fn run(app: Ctx, socket: WebSocket, ip: IpAddr) {
     let mut shutdown = app.hub.enter();
     app.metrics.live_connections.inc();
+    let _entered = Entered(app.clone());
     let mut s = Session {
         id: secrets::new_id(),
         ip,
@@ -64,8 +95,6 @@ pub async fn run(app: Ctx, socket: WebSocket, ip: IpAddr) {
     if matches!(end, End::Slow) {
         tracing::debug!("closed a slow realtime connection");
     }
-    app.metrics.live_connections.dec();
-    app.hub.leave();
 }
 
 impl Session {

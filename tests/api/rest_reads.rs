@@ -550,6 +550,68 @@ async fn info_errors() {
     assert_reply(&r, 401, body_401());
 }
 
+// ----------------------------------------------------------- /avatar/:username
+
+/// Issue 17: the `avatarUrl` a login answer hands out is `ROOT_URL` + `/avatar/` +
+/// username, and that path answers Rocket.Chat's default avatar: an SVG with the
+/// name's first letter on a colour picked by the name's length.
+#[tokio::test]
+async fn avatar_url_from_root_url_serves_rocket_chat_default_avatar() {
+    let srv = Server::start_with(&[("ROOT_URL", "https://status.example.org/")]).await;
+    srv.create_user_only("alice", "alice-pass-1", &["user"])
+        .await;
+    let r = srv
+        .post_json(
+            "login",
+            None,
+            json!({"user": "alice", "password": "alice-pass-1"}),
+        )
+        .await;
+    assert_status(&r, 200);
+    let url = r.2["data"]["me"]["avatarUrl"].as_str().expect("avatarUrl");
+    assert_eq!(url, "https://status.example.org/avatar/alice");
+    let path = url.trim_start_matches("https://status.example.org");
+
+    let (status, headers, body) = srv.request_text(Method::GET, path, None, &[], None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "image/svg+xml");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        body,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 200 200\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"#6C727A\"/>\n\
+         <text x=\"50%\" y=\"50%\" dy=\"0.36em\" text-anchor=\"middle\" pointer-events=\"none\" \
+         fill=\"#ffffff\" font-family=\"'Helvetica', 'Arial', 'Lucida Grande', 'sans-serif'\" \
+         font-size=\"125\">\nA\n</text>\n</svg>"
+    );
+
+    // Another length, another colour; `?size=`, `@name`, an unknown name and odd
+    // characters as Rocket.Chat answers them; none of the name's markup gets in.
+    for (path, color, letter, size) in [
+        ("/avatar/bob", "#E26D0E", "B", 200),
+        ("/avatar/@rocket.cat?size=64", "#10529E", "R", 64),
+        ("/avatar/nobody-here?size=5000", "#6C727A", "N", 1024),
+        ("/avatar/%3Cb%3E.x?size=1", "#6C727A", "B", 16),
+    ] {
+        let (status, headers, body) = srv.request_text(Method::GET, path, None, &[], None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(headers["content-type"], "image/svg+xml", "{path}");
+        assert!(
+            body.contains(&format!("fill=\"{color}\"")),
+            "{path}: {body}"
+        );
+        assert!(
+            body.contains(&format!(">\n{letter}\n</text>")),
+            "{path}: {body}"
+        );
+        assert!(
+            body.contains(&format!("viewBox=\"0 0 {size} {size}\"")),
+            "{path}: {body}"
+        );
+        assert!(!body.contains("<b>"), "{path}: {body}");
+    }
+}
+
 /// Issue 14.13: an offset or count out of range is a 400, never a wrapped first page.
 #[tokio::test]
 async fn out_of_range_paging_is_refused() {
@@ -634,66 +696,4 @@ async fn api_info_adds_the_info_object_for_get_server_info() {
         .await;
     let r = srv.get("/api/info", Some(&pat)).await;
     assert!(r.2["info"].is_object(), "{}", r.2);
-}
-
-// ----------------------------------------------------------- /avatar/:username
-
-/// Issue 17: the `avatarUrl` a login answer hands out is `ROOT_URL` + `/avatar/` +
-/// username, and that path answers Rocket.Chat's default avatar: an SVG with the
-/// name's first letter on a colour picked by the name's length.
-#[tokio::test]
-async fn avatar_url_from_root_url_serves_rocket_chat_default_avatar() {
-    let srv = Server::start_with(&[("ROOT_URL", "https://status.example.org/")]).await;
-    srv.create_user_only("alice", "alice-pass-1", &["user"])
-        .await;
-    let r = srv
-        .post_json(
-            "login",
-            None,
-            json!({"user": "alice", "password": "alice-pass-1"}),
-        )
-        .await;
-    assert_status(&r, 200);
-    let url = r.2["data"]["me"]["avatarUrl"].as_str().expect("avatarUrl");
-    assert_eq!(url, "https://status.example.org/avatar/alice");
-    let path = url.trim_start_matches("https://status.example.org");
-
-    let (status, headers, body) = srv.request_text(Method::GET, path, None, &[], None).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(headers["content-type"], "image/svg+xml");
-    assert_eq!(headers["x-content-type-options"], "nosniff");
-    assert_eq!(
-        body,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 200 200\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"#6C727A\"/>\n\
-         <text x=\"50%\" y=\"50%\" dy=\"0.36em\" text-anchor=\"middle\" pointer-events=\"none\" \
-         fill=\"#ffffff\" font-family=\"'Helvetica', 'Arial', 'Lucida Grande', 'sans-serif'\" \
-         font-size=\"125\">\nA\n</text>\n</svg>"
-    );
-
-    // Another length, another colour; `?size=`, `@name`, an unknown name and odd
-    // characters as Rocket.Chat answers them; none of the name's markup gets in.
-    for (path, color, letter, size) in [
-        ("/avatar/bob", "#E26D0E", "B", 200),
-        ("/avatar/@rocket.cat?size=64", "#10529E", "R", 64),
-        ("/avatar/nobody-here?size=5000", "#6C727A", "N", 1024),
-        ("/avatar/%3Cb%3E.x?size=1", "#6C727A", "B", 16),
-    ] {
-        let (status, headers, body) = srv.request_text(Method::GET, path, None, &[], None).await;
-        assert_eq!(status, 200, "{path}: {body}");
-        assert_eq!(headers["content-type"], "image/svg+xml", "{path}");
-        assert!(
-            body.contains(&format!("fill=\"{color}\"")),
-            "{path}: {body}"
-        );
-        assert!(
-            body.contains(&format!(">\n{letter}\n</text>")),
-            "{path}: {body}"
-        );
-        assert!(
-            body.contains(&format!("viewBox=\"0 0 {size} {size}\"")),
-            "{path}: {body}"
-        );
-        assert!(!body.contains("<b>"), "{path}: {body}");
-    }
 }

@@ -89,6 +89,13 @@ const CONTROLLED_VARS: &[&str] = &[
     "ROOT_URL",
     "DATABASE_URL",
     "NATS_URL",
+    "CLUSTER_SECRET",
+    "CLUSTER_SECRET_PREVIOUS",
+    "NATS_CREDS",
+    "NATS_NKEY_FILE",
+    "NATS_TLS_CA",
+    "NATS_TLS_CERT",
+    "NATS_TLS_KEY",
     "ADMIN_USERNAME",
     "ADMIN_PASS",
     "ADMIN_EMAIL",
@@ -755,17 +762,12 @@ impl Server {
         assert_eq!(status, StatusCode::OK, "set setting {id}: {body}");
     }
 
-    /// Makes the login tokens of `session`'s user `days` older, as another process
-    /// editing the store would (a running server takes in outside changes within about
-    /// a second: `src/external.rs`), and waits until `session` is refused. How tests
-    /// get a login token past `Accounts_LoginExpiration` without waiting for days.
-    pub async fn age_login_tokens(&self, session: &Session, days: i64) {
-        let sql = format!(
-            "UPDATE tokens SET created_at = created_at - {} WHERE user_id = '{}' AND kind = 'login'",
-            days * 86_400_000,
-            session.user_id.replace('\'', "''")
-        );
-        let url = self.database_url().to_string();
+    /// Runs `sql` on the server's store as another process would (an operator's tool,
+    /// the admin CLI): the running server takes in outside changes within about a second
+    /// (`src/external.rs`); on PostgreSQL the change is announced the way the admin
+    /// commands announce theirs.
+    pub fn edit_store(&self, sql: &str) {
+        let (url, sql) = (self.database_url().to_string(), sql.to_string());
         std::thread::spawn(move || -> Result<(), String> {
             if let Some(path) = url.strip_prefix("sqlite://") {
                 let c = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
@@ -784,7 +786,18 @@ impl Server {
         })
         .join()
         .expect("the store thread panicked")
-        .expect("aging the login tokens");
+        .unwrap_or_else(|e| panic!("editing the store: {e}"));
+    }
+
+    /// Makes the login tokens of `session`'s user `days` older (`edit_store`) and waits
+    /// until `session` is refused. How tests get a login token past
+    /// `Accounts_LoginExpiration` without waiting for days.
+    pub async fn age_login_tokens(&self, session: &Session, days: i64) {
+        self.edit_store(&format!(
+            "UPDATE tokens SET created_at = created_at - {} WHERE user_id = '{}' AND kind = 'login'",
+            days * 86_400_000,
+            session.user_id.replace('\'', "''")
+        ));
         let deadline = Instant::now() + Duration::from_secs(15);
         while self.get("me", Some(session)).await.0 != StatusCode::UNAUTHORIZED {
             assert!(

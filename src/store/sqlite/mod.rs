@@ -9,16 +9,17 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use anyhow::Context;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{HistoryQuery, Snapshot, Store};
+use super::codec::{from_ms, ms, status_of};
+use super::{CommitError, HistoryQuery, Snapshot, Store};
 use crate::model::{
     CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind, User,
     UserKind,
 };
-use crate::state::{Change, Key, Value};
+use crate::record::Change;
 
 /// Versioned migrations: index + 1 is the schema version. Append, never edit.
 const MIGRATIONS: &[&str] = &[
@@ -252,18 +253,6 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ms(t: &DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
-
-fn status_of(s: &str) -> Status {
-    Status::parse(s).unwrap_or(Status::Offline)
-}
-
 /// The columns `user_from_row` reads, in its order. Read by position: looking every
 /// column up by name costs a scan of the column names per field, which was most of the
 /// start-up time with 100,000 users.
@@ -431,6 +420,80 @@ fn put_token(tx: &rusqlite::Transaction, t: &Token) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Applies `changes` in order, in one transaction.
+fn commit_all(conn: &mut Connection, changes: &[Change]) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    for change in changes {
+        match change {
+            Change::PutUser(u) => put_user(&tx, u)?,
+            Change::DeleteUser(id) => {
+                tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Change::PutToken(t) => put_token(&tx, t)?,
+            Change::DeleteToken(h) => {
+                tx.prepare_cached("DELETE FROM tokens WHERE hashed = ?1")?
+                    .execute([h])?;
+            }
+            Change::PutSetting(id, v) => {
+                tx.prepare_cached("INSERT OR REPLACE INTO settings (id, value) VALUES (?1, ?2)")?
+                    .execute(params![id, serde_json::to_string(v)?])?;
+            }
+            Change::DeleteSetting(id) => {
+                tx.prepare_cached("DELETE FROM settings WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Change::PutPermission(id, roles) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO permissions (id, roles) VALUES (?1, ?2)",
+                )?
+                .execute(params![id, serde_json::to_string(roles.as_ref())?])?;
+            }
+            Change::DeletePermission(id) => {
+                tx.prepare_cached("DELETE FROM permissions WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Change::PutCustomStatus(c) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO custom_statuses (id, name, status_type, updated_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    c.id,
+                    c.name,
+                    c.status_type.as_str(),
+                    ms(&c.updated_at)
+                ])?;
+            }
+            Change::DeleteCustomStatus(id) => {
+                tx.prepare_cached("DELETE FROM custom_statuses WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Change::AddHistory(h) => {
+                tx.prepare_cached(
+                    "INSERT INTO status_history (id, user_id, actor_id, old_status, new_status,
+                        old_text, new_text, source, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    h.id,
+                    h.user_id,
+                    h.actor_id,
+                    h.old_status.as_str(),
+                    h.new_status.as_str(),
+                    h.old_text,
+                    h.new_text,
+                    h.source.as_str(),
+                    ms(&h.at)
+                ])?;
+            }
+            // Live connections die with the process: an embedded store does not keep them.
+            Change::PutConn(..) | Change::DeleteConn(..) => {}
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 impl Store for SqliteStore {
     fn load(&self) -> anyhow::Result<Snapshot> {
         let conn = self.reader.lock();
@@ -487,81 +550,8 @@ impl Store for SqliteStore {
         Ok(snap)
     }
 
-    fn commit(&self, changes: &[Change]) -> anyhow::Result<()> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
-        for (key, value) in changes {
-            match (key, value) {
-                (Key::User(_), Some(Value::User(u))) => put_user(&tx, u)?,
-                (Key::User(id), _) => {
-                    tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
-                        .execute([id])?;
-                }
-                (Key::Token(_), Some(Value::Token(t))) => put_token(&tx, t)?,
-                (Key::Token(h), _) => {
-                    tx.prepare_cached("DELETE FROM tokens WHERE hashed = ?1")?
-                        .execute([h])?;
-                }
-                (Key::Setting(id), Some(Value::Setting(v))) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO settings (id, value) VALUES (?1, ?2)",
-                    )?
-                    .execute(params![id, serde_json::to_string(v)?])?;
-                }
-                (Key::Setting(id), _) => {
-                    tx.prepare_cached("DELETE FROM settings WHERE id = ?1")?
-                        .execute([id])?;
-                }
-                (Key::Permission(id), Some(Value::Permission(roles))) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO permissions (id, roles) VALUES (?1, ?2)",
-                    )?
-                    .execute(params![id, serde_json::to_string(roles.as_ref())?])?;
-                }
-                (Key::Permission(id), _) => {
-                    tx.prepare_cached("DELETE FROM permissions WHERE id = ?1")?
-                        .execute([id])?;
-                }
-                (Key::CustomStatus(_), Some(Value::CustomStatus(c))) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO custom_statuses (id, name, status_type, updated_at)
-                         VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![
-                        c.id,
-                        c.name,
-                        c.status_type.as_str(),
-                        ms(&c.updated_at)
-                    ])?;
-                }
-                (Key::CustomStatus(id), _) => {
-                    tx.prepare_cached("DELETE FROM custom_statuses WHERE id = ?1")?
-                        .execute([id])?;
-                }
-                (Key::History(_), Some(Value::History(h))) => {
-                    tx.prepare_cached(
-                        "INSERT INTO status_history (id, user_id, actor_id, old_status, new_status,
-                            old_text, new_text, source, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    )?
-                    .execute(params![
-                        h.id,
-                        h.user_id,
-                        h.actor_id,
-                        h.old_status.as_str(),
-                        h.new_status.as_str(),
-                        h.old_text,
-                        h.new_text,
-                        h.source.as_str(),
-                        ms(&h.at)
-                    ])?;
-                }
-                (Key::History(_), _) => {}
-                // Live connections die with the process: an embedded store does not keep them.
-                (Key::Conn(..), _) => {}
-            }
-        }
-        tx.commit()?;
-        Ok(())
+    fn commit(&self, changes: &[Change]) -> Result<(), CommitError> {
+        commit_all(&mut self.conn.lock(), changes).map_err(CommitError::Failed)
     }
 
     fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)> {
@@ -603,6 +593,11 @@ impl Store for SqliteStore {
         let conn = self.reader.lock();
         let n = conn.execute("DELETE FROM status_history WHERE at < ?1", [ms(&before)])?;
         Ok(n as u64)
+    }
+
+    /// Always: the file is right here.
+    fn ping(&self) -> anyhow::Result<()> {
+        Ok(())
     }
 
     fn changed_elsewhere(&self) -> anyhow::Result<bool> {
