@@ -14,11 +14,17 @@
 //! they connect.
 //!
 //! A user is matched by `_id`, then by username ignoring case; a match is updated, not
-//! duplicated (it keeps its statusd id). Entries without a username, or with one that
-//! is invalid or taken by another user, are skipped with a warning.
+//! duplicated (it keeps its statusd id), but only with `--update-existing`: an export
+//! must not silently replace the password of an account that is already here (an entry
+//! named `ADMIN` would take over the admin). `rocket.cat`'s roles and password are never
+//! changed. Every field is checked as the API checks it (username, name, bio, nickname,
+//! emails, status text, `utcOffset`); entries without a username, or with a field the
+//! API would refuse, are skipped with a warning. The file is read as a stream, at most
+//! `--max-bytes` of it.
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -31,6 +37,82 @@ use crate::error::Error;
 use crate::model::{Email, Status, Token, TokenKind, UserKind};
 use crate::state::{Core, Tx};
 use crate::status::{presence, rules};
+
+/// The largest export read by default: 256 MiB (a mongoexport of 100,000 users with
+/// their services is well below it).
+pub const MAX_BYTES: u64 = 256 << 20;
+/// The UTC offsets that exist, in hours (UTC-12 to UTC+14).
+const UTC_OFFSETS: std::ops::RangeInclusive<f64> = -12.0..=14.0;
+
+/// How an import runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Update users that exist already; without it they are skipped.
+    pub update_existing: bool,
+    /// Refuse an export larger than this many bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            update_existing: false,
+            max_bytes: MAX_BYTES,
+        }
+    }
+}
+
+/// Counts what passes through, so a stream cut at the bound can tell it was cut.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// The documents of an export file, parsed as they are read, at most `max_bytes` of
+/// it: `/dev/zero` or a runaway file is refused without being held in memory.
+fn read_documents(path: &Path, max_bytes: u64) -> anyhow::Result<Vec<Json>> {
+    stream_documents(std::fs::File::open(path)?, max_bytes)
+}
+
+/// The documents of a mongoexport: JSON lines, concatenated objects, or arrays of them,
+/// read from `reader` as they come, at most `max_bytes` of it.
+fn stream_documents<R: Read>(reader: R, max_bytes: u64) -> anyhow::Result<Vec<Json>> {
+    let mut counted = Counted {
+        inner: std::io::BufReader::new(reader).take(max_bytes.saturating_add(1)),
+        read: 0,
+    };
+    let mut out = Vec::new();
+    let stream = serde_json::Deserializer::from_reader(&mut counted).into_iter::<Json>();
+    let mut failed = None;
+    for (n, value) in stream.enumerate() {
+        match value {
+            Ok(Json::Array(items)) => out.extend(items),
+            Ok(other) => out.push(other),
+            Err(e) => {
+                failed = Some((n, e));
+                break;
+            }
+        }
+    }
+    if counted.read > max_bytes {
+        bail!("the export is larger than {max_bytes} bytes (--max-bytes)");
+    }
+    if let Some((n, _)) = failed {
+        bail!("document {} is not JSON", n + 1);
+    }
+    if out.iter().any(|d| !d.is_object()) {
+        bail!("expected user documents (JSON objects)");
+    }
+    Ok(out)
+}
 
 /// Users written per writer job (one transaction each): keeps every job short and the
 /// per-job lookups cheap on large exports. Re-running after a failure is safe.
@@ -64,6 +146,8 @@ pub struct RcUser {
     pub id: String,
     pub username: String,
     pub name: String,
+    pub bio: String,
+    pub nickname: String,
     /// None when the document has no `emails` (an update then keeps the user's).
     pub emails: Option<Vec<Email>>,
     pub roles: Vec<String>,
@@ -93,10 +177,9 @@ fn warn(text: &str) {
 }
 
 /// Reads an export file and imports it.
-pub async fn rocketchat(core: &Core, path: &Path) -> anyhow::Result<Report> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let docs = documents(&text).with_context(|| format!("reading {}", path.display()))?;
+pub async fn rocketchat(core: &Core, path: &Path, opts: Options) -> anyhow::Result<Report> {
+    let docs = read_documents(path, opts.max_bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
     let mut report = Report::default();
     let mut dropped_roles = BTreeSet::new();
     let mut users = Vec::new();
@@ -124,7 +207,7 @@ pub async fn rocketchat(core: &Core, path: &Path) -> anyhow::Result<Report> {
                 let mut part = Report::default();
                 let mut warnings = Vec::new();
                 for u in chunk {
-                    apply(tx, u, &mut part, &mut warnings);
+                    apply(tx, u, opts, &mut part, &mut warnings);
                 }
                 Ok::<_, Error>((part, warnings))
             })
@@ -142,23 +225,10 @@ pub async fn rocketchat(core: &Core, path: &Path) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The documents of a mongoexport: JSON lines, concatenated objects, or arrays of them.
-pub fn documents(text: &str) -> anyhow::Result<Vec<Json>> {
-    let mut out = Vec::new();
-    for (n, value) in serde_json::Deserializer::from_str(text)
-        .into_iter::<Json>()
-        .enumerate()
-    {
-        let value = value.with_context(|| format!("document {} is not JSON", n + 1))?;
-        match value {
-            Json::Array(items) => out.extend(items),
-            other => out.push(other),
-        }
-    }
-    if out.iter().any(|d| !d.is_object()) {
-        bail!("expected user documents (JSON objects)");
-    }
-    Ok(out)
+/// The documents of an export held in memory.
+#[cfg(test)]
+fn documents(text: &str) -> anyhow::Result<Vec<Json>> {
+    stream_documents(text.as_bytes(), u64::MAX)
 }
 
 /// `"abc"` or `{"$oid": "abc"}`.
@@ -270,6 +340,22 @@ pub fn convert(
             UserKind::User => defaults::USER.to_string(),
         });
     }
+    // Every field as the API checks it: a value the API refuses skips the entry.
+    let refused = |what: &str, e: &dyn fmt::Display| format!("{label}: {what}: {e}: skipped");
+    let name = str_of(doc, "name")
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(username);
+    let name = identity::name(name).map_err(|e| refused("name", &e))?;
+    let bio = identity::bio(str_of(doc, "bio").unwrap_or("")).map_err(|e| refused("bio", &e))?;
+    let nickname = identity::nickname(str_of(doc, "nickname").unwrap_or(""))
+        .map_err(|e| refused("nickname", &e))?;
+    let utc_offset = match doc.get("utcOffset") {
+        None | Some(Json::Null) => 0.0,
+        Some(v) => number_of(v)
+            .filter(|o| o.is_finite() && UTC_OFFSETS.contains(o))
+            .ok_or_else(|| refused("utcOffset", &"not an offset from -12 to 14 hours"))?,
+    };
     let status_default = status_of(doc, "statusDefault").unwrap_or(Status::Online);
     // The status a live Rocket.Chat connection produced does not carry over: nobody is
     // connected here yet. A status shown without a connection (chosen over REST) does.
@@ -307,11 +393,9 @@ pub fn convert(
         label,
         id,
         username: username.to_string(),
-        name: str_of(doc, "name")
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .unwrap_or(username)
-            .to_string(),
+        name,
+        bio,
+        nickname,
         emails,
         roles,
         active: doc.get("active").and_then(Json::as_bool).unwrap_or(true),
@@ -319,7 +403,7 @@ pub fn convert(
         status,
         status_default,
         status_text: rules::normalize_text(str_of(doc, "statusText").unwrap_or("")),
-        utc_offset: doc.get("utcOffset").and_then(number_of).unwrap_or(0.0),
+        utc_offset,
         created_at: doc.get("createdAt").and_then(date_of),
         last_login: doc.get("lastLogin").and_then(date_of),
         password_hash,
@@ -328,10 +412,18 @@ pub fn convert(
 }
 
 /// Creates or updates one user inside a writer job.
-fn apply(tx: &mut Tx, rc: RcUser, report: &mut Report, warnings: &mut Vec<String>) {
+fn apply(tx: &mut Tx, rc: RcUser, opts: Options, report: &mut Report, warnings: &mut Vec<String>) {
     let existing = tx
         .user(&rc.id)
         .or_else(|| tx.user_by_username(&rc.username));
+    if let (Some(u), false) = (&existing, opts.update_existing) {
+        warnings.push(format!(
+            "{}: {} exists already: skipped (--update-existing updates it)",
+            rc.label, u.username
+        ));
+        report.skipped += 1;
+        return;
+    }
     let current = existing.as_deref();
     let purpose = match current {
         Some(_) => identity::Purpose::Change,
@@ -367,6 +459,8 @@ fn apply(tx: &mut Tx, rc: RcUser, report: &mut Report, warnings: &mut Vec<String
     let before = existing.as_ref().map(|u| (**u).clone());
     user.username = rc.username;
     user.name = rc.name;
+    user.bio = rc.bio;
+    user.nickname = rc.nickname;
     if !keep_emails {
         user.emails = emails;
     }
@@ -380,10 +474,20 @@ fn apply(tx: &mut Tx, rc: RcUser, report: &mut Report, warnings: &mut Vec<String
             user.last_login = Some(t);
         }
     }
-    if let Some(h) = rc.password_hash {
+    // rocket.cat is this workspace's bot: an export never gives it roles or a password.
+    let cat = user.id == users::ROCKET_CAT;
+    if cat && (rc.password_hash.is_some() || user.roles != rc.roles) {
+        warnings.push(format!(
+            "{}: rocket.cat keeps its roles and password",
+            rc.label
+        ));
+    }
+    if let Some(h) = rc.password_hash.filter(|_| !cat) {
         user.password_hash = Some(h);
     }
-    user.roles = rc.roles;
+    if !cat {
+        user.roles = rc.roles;
+    }
     user.active = rc.active;
     // The last active admin stays one (the rule of users.update): not refused here, as
     // the rest of the import should go ahead, but kept as an active admin.

@@ -152,6 +152,13 @@ pub enum ImportCommand {
     Rocketchat {
         /// The export file.
         file: std::path::PathBuf,
+        /// Also update users that exist already (matched by `_id` or username); without
+        /// it they are skipped. `rocket.cat`'s roles and password are never changed.
+        #[arg(long)]
+        update_existing: bool,
+        /// The largest export read, in bytes.
+        #[arg(long, default_value_t = crate::import::MAX_BYTES)]
+        max_bytes: u64,
     },
 }
 
@@ -215,8 +222,16 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<String> {
         Command::Settings(SettingsCommand::Set { id, value }) => {
             settings_set(&core, &id, &value).await
         }
-        Command::Import(ImportCommand::Rocketchat { file }) => {
-            let report = crate::import::rocketchat(&core, &file).await?;
+        Command::Import(ImportCommand::Rocketchat {
+            file,
+            update_existing,
+            max_bytes,
+        }) => {
+            let opts = crate::import::Options {
+                update_existing,
+                max_bytes,
+            };
+            let report = crate::import::rocketchat(&core, &file, opts).await?;
             Ok(report.to_string())
         }
     }

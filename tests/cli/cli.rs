@@ -428,7 +428,15 @@ async fn live_connections_survive_the_reload_and_watchers_hear_of_changes() {
         r#"{"_id":"x","username":"hank","status":"busy","statusDefault":"busy","statusText":"on call"}"#,
     )
     .unwrap();
-    let out = statusd(&db, &["import", "rocketchat", file.to_str().unwrap()]);
+    let out = statusd(
+        &db,
+        &[
+            "import",
+            "rocketchat",
+            "--update-existing",
+            file.to_str().unwrap(),
+        ],
+    );
     assert!(out.line().contains("0 created, 1 updated"), "{out:?}");
     let args = next_status_of(&mut ws, "hank").await;
     assert_eq!(args[2], 3, "busy: {args}");
@@ -611,7 +619,15 @@ async fn every_instance_of_a_cluster_sees_admin_commands_within_seconds() {
         r#"{"_id":"x","username":"hank","status":"busy","statusDefault":"busy","statusText":"on call"}"#,
     )
     .unwrap();
-    let out = statusd(&c.db.url, &["import", "rocketchat", file.to_str().unwrap()]);
+    let out = statusd(
+        &c.db.url,
+        &[
+            "import",
+            "rocketchat",
+            "--update-existing",
+            file.to_str().unwrap(),
+        ],
+    );
     let _ = std::fs::remove_file(&file);
     assert!(out.line().contains("1 updated"), "{out:?}");
     let args = next_status_of(&mut ws, "hank").await;

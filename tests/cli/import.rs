@@ -72,9 +72,15 @@ async fn a_rocketchat_export_is_imported_and_people_log_in_with_their_passwords(
 
     let out = statusd(&db, &["import", "rocketchat", FIXTURE]);
     let line = out.line().to_string();
-    // alice, bob, carol, dave, deploy-bot created; rocket.cat (already there) updated;
-    // the entry without a username skipped.
-    assert_eq!(counts(&line), (5, 1, 0, 1), "{line}\n{}", out.stderr);
+    // alice, bob, carol, dave, deploy-bot created; rocket.cat (already there) skipped
+    // without --update-existing; the entry without a username skipped.
+    assert_eq!(counts(&line), (5, 0, 0, 2), "{line}\n{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("entry 1 (rocket.cat): rocket.cat exists already: skipped"),
+        "{}",
+        out.stderr
+    );
     assert!(line.ends_with("1 personal access tokens"), "{line}");
     assert!(
         out.stderr
@@ -183,7 +189,8 @@ async fn a_rocketchat_export_is_imported_and_people_log_in_with_their_passwords(
 async fn importing_again_updates_instead_of_duplicating() {
     let mut srv = Server::start().await;
     let db = srv.database_url().to_string();
-    let first = statusd(&db, &["import", "rocketchat", FIXTURE]);
+    let update = ["import", "rocketchat", "--update-existing", FIXTURE];
+    let first = statusd(&db, &update);
     assert_eq!(counts(first.line()).0, 5, "{first:?}");
     if is_postgres(&db) {
         srv.restart().await;
@@ -197,7 +204,7 @@ async fn importing_again_updates_instead_of_duplicating() {
     .await;
 
     // The same file again: nothing new, nothing changed.
-    let again = statusd(&db, &["import", "rocketchat", FIXTURE]);
+    let again = statusd(&db, &update);
     assert_eq!(counts(again.line()), (0, 0, 6, 1), "{again:?}");
     assert!(
         again.line().ends_with("0 personal access tokens"),
@@ -229,7 +236,15 @@ async fn importing_again_updates_instead_of_duplicating() {
     )
     .unwrap();
     // The server is running: it picks the changes up by itself (SQLite).
-    let out = statusd(&db, &["import", "rocketchat", later.to_str().unwrap()]);
+    let out = statusd(
+        &db,
+        &[
+            "import",
+            "rocketchat",
+            "--update-existing",
+            later.to_str().unwrap(),
+        ],
+    );
     assert_eq!(counts(out.line()), (1, 2, 0, 0), "{out:?}");
     if is_postgres(&db) {
         srv.restart().await;
@@ -281,4 +296,103 @@ async fn an_unreadable_export_changes_nothing() {
         "{missing:?}"
     );
     assert_eq!(all_users(&srv).await.len(), 2);
+}
+
+/// Issue 14.12: an export cannot take over existing accounts, give rocket.cat the admin
+/// role or a password, smuggle in fields the API refuses, or exhaust memory.
+#[tokio::test]
+async fn an_export_cannot_take_over_accounts_or_exhaust_memory() {
+    let srv = Server::start().await;
+    let db = srv.database_url().to_string();
+    let admin_before = srv.info_of(&srv.admin().await.user_id).await;
+    let evil = srv.data_dir().join("evil.json");
+    // bob's password hash from the fixture ("Looking-Glass-1871").
+    let hash = "$2a$10$muo6Wz/Fzk7Cje34F9dcheK.LJ8ZcRM6AhG0o7j1iQH8hluTygvtK";
+    let lines = [
+        json!({"_id": "evil1", "username": "ADMIN", "name": "Owned", "roles": ["admin", "user"],
+               "emails": [{"address": "evil@example.com", "verified": true}],
+               "services": {"password": {"bcrypt": hash},
+                            "resume": {"loginTokens": [{"type": "personalAccessToken", "name": "x",
+                                        "hashedToken": "AAAA", "lastTokenPart": "aaaaaa"}]}}}),
+        json!({"_id": "rocket.cat", "username": "rocket.cat", "roles": ["admin", "bot"],
+               "type": "bot", "services": {"password": {"bcrypt": hash}}}),
+        json!({"_id": "big1", "username": "big", "name": "n".repeat(2_000_000)}),
+        json!({"_id": "tz1", "username": "tz", "utcOffset": 1e308}),
+        json!({"_id": "bad1", "username": "\u{430}dmin"}),
+        json!({"_id": "ok1", "username": "fine", "name": "Fine \u{202E}One", "bio": "Hi"}),
+    ];
+    let text: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    std::fs::write(&evil, text.join("\n")).unwrap();
+
+    // Without --update-existing: ADMIN and rocket.cat are skipped; the bad fields skip
+    // their entries; only "fine" is created.
+    let out = statusd(&db, &["import", "rocketchat", evil.to_str().unwrap()]);
+    assert_eq!(counts(out.line()), (1, 0, 0, 5), "{out:?}");
+    for why in [
+        "entry 1 (ADMIN): admin exists already: skipped",
+        "entry 3 (big): name: Name size exceeds 120 characters [error-name-size-exceeded]: skipped",
+        "entry 4 (tz): utcOffset: not an offset from -12 to 14 hours: skipped",
+        "entry 5 (\u{430}dmin): \u{430}dmin is not a valid username [error-input-is-not-a-valid-field]: skipped",
+    ] {
+        assert!(out.stderr.contains(why), "{why}\n{}", out.stderr);
+    }
+    let admin_after = srv.info_of(&srv.admin().await.user_id).await;
+    assert_eq!(admin_after["emails"], admin_before["emails"]);
+    assert_eq!(admin_after["name"], admin_before["name"]);
+    let r = srv
+        .post_json(
+            "login",
+            None,
+            json!({"user": "admin", "password": "Looking-Glass-1871"}),
+        )
+        .await;
+    assert_reply(&r, 401, body_login_failed());
+    eventually("fine is imported", || async {
+        let fine = info(&srv, "ok1").await;
+        (fine["name"] == "Fine One" && fine["bio"] == "Hi")
+            .then_some(())
+            .ok_or(format!("{fine}"))
+    })
+    .await;
+
+    // With it, rocket.cat still gets neither the admin role nor a password.
+    let out = statusd(
+        &db,
+        &[
+            "import",
+            "rocketchat",
+            "--update-existing",
+            evil.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.stderr
+            .contains("entry 2 (rocket.cat): rocket.cat keeps its roles and password"),
+        "{}",
+        out.stderr
+    );
+    let cat = srv.info_of("rocket.cat").await;
+    assert_eq!(cat["roles"], json!(["bot"]), "{cat}");
+    let r = srv
+        .post_json(
+            "login",
+            None,
+            json!({"user": "rocket.cat", "password": "Looking-Glass-1871"}),
+        )
+        .await;
+    assert_reply(&r, 401, body_login_failed());
+
+    // A bounded, streamed read: an endless stream and an oversized file are refused.
+    let zero = statusd(&db, &["import", "rocketchat", "/dev/zero"]);
+    assert!(zero.error().contains("document 1 is not JSON"), "{zero:?}");
+    let small = statusd(
+        &db,
+        &["import", "rocketchat", "--max-bytes", "100", FIXTURE],
+    );
+    assert!(
+        small
+            .error()
+            .contains("the export is larger than 100 bytes"),
+        "{small:?}"
+    );
 }
