@@ -175,8 +175,12 @@ pub fn ddp_frame(data: &[u8]) {
     );
     let id_of = |v: &Value| v.get("id").and_then(Value::as_str).map(str::to_string);
     match ddp::parse(text, MAX_FRAME) {
-        Err(FrameError::Unknown(v) | FrameError::BadField(v)) => {
+        Err(FrameError::Unknown(v)) => {
             let f = frame_json(ddp::error("Bad request", Some(&v)));
+            assert_eq!(f["offendingMessage"], v);
+        }
+        Err(FrameError::BadField(v)) => {
+            let f = frame_json(ddp::error(ddp::bad_field_reason(&v), Some(&v)));
             assert_eq!(f["offendingMessage"], v);
         }
         Err(FrameError::Malformed | FrameError::TooLarge) => {

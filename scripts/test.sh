@@ -282,6 +282,21 @@ reap "install: tests/web"
 # when it is missing; saves docs/screenshot.png.
 tests/web/run.sh
 
+begin "behind a TLS proxy (tests/proxy/run.sh)"
+# The shipped nginx and Caddy examples with a self-signed certificate: https, wss://,
+# X-Forwarded-For with HTTP_FORWARDED_COUNT=1. Last line "proxy: N passed, M failed".
+tests/proxy/run.sh
+
+begin "Debian package (tests/package/run.sh)"
+# cargo deb from the debug binary, dpkg -i, files/user/modes, systemd-analyze verify,
+# the unit's ExecStart as its user, login and setStatus, purge. Needs root.
+tests/package/run.sh
+
+begin "container image (tests/container/run.sh)"
+# The Containerfile FROM scratch built and run with podman: non-root, volume,
+# HEALTHCHECK, login and setStatus surviving a restart, graceful stop.
+tests/container/run.sh
+
 begin "benchmark smoke run (bench/run.sh --smoke)"
 # Keeps the load tool (bench/, issue 4) alive: a tiny run of every benchmark phase
 # against the debug binary; fails on any error answer, lost frame or lost write.

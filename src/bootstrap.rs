@@ -20,14 +20,22 @@ use crate::state::{Core, Model, Tx};
 use crate::store::Role;
 
 /// `OVERWRITE_SETTING_<id>=value` pairs from the environment, checked against the types.
+/// A setting statusd does not have is skipped with one warning naming it: operators
+/// bring their Rocket.Chat environment file over as it is (it commonly holds
+/// `OVERWRITE_SETTING_Show_Setup_Wizard=completed`), and Rocket.Chat itself ignores
+/// overwrites of unknown settings. A bad value for a known setting still stops the start.
 pub fn overwrites() -> anyhow::Result<Vec<(String, Json)>> {
     let mut out = Vec::new();
-    for (name, text) in std::env::vars() {
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    vars.sort();
+    for (name, text) in vars {
         let Some(id) = name.strip_prefix("OVERWRITE_SETTING_") else {
             continue;
         };
-        let def =
-            settings::definition(id).ok_or_else(|| anyhow!("{name}: unknown setting {id:?}"))?;
+        let Some(def) = settings::definition(id) else {
+            tracing::warn!("{name}: statusd has no setting {id:?}; ignored");
+            continue;
+        };
         let value = def
             .parse_text(&text)
             .ok_or_else(|| anyhow!("{name}: {text:?} is not a valid value ({:?})", def.kind))?;
@@ -80,17 +88,24 @@ const INITIAL_WRITE_ATTEMPTS: u64 = 5;
 /// Brings the loaded state up to date; runs as the first writer job.
 fn make_whole(
     tx: &mut Tx,
+    root_url: &str,
     overwrites: &[(String, Json)],
     admin: Option<FirstAdmin>,
 ) -> Option<String> {
     for def in settings::DEFINITIONS {
         if tx.setting(def.id).is_none() {
-            tx.put_setting(def.id, def.default_value());
+            tx.put_setting(def.id, settings::initial_value(def, root_url));
         }
     }
     for (id, value) in overwrites {
         if tx.setting(id).as_ref() != Some(value) {
             tx.put_setting(id, value.clone());
+        }
+    }
+    // Rocket.Chat's whole catalog, and then any permission statusd checks that it lacks.
+    for p in defaults::catalog() {
+        if tx.permission_roles(&p.id).is_none() {
+            tx.put_permission(&p.id, p.roles.clone());
         }
     }
     for p in Permission::ALL {
@@ -157,7 +172,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let (nats, commits) = match &cfg.nats_url {
         Some(url) => {
             let (reconnected_tx, reconnected_rx) = tokio::sync::mpsc::unbounded_channel();
-            let client = crate::bus::nats::connect(url, reconnected_tx).await?;
+            let client = crate::bus::nats::connect(&cfg, url, reconnected_tx).await?;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             (Some((client, rx, reconnected_rx)), Some(tx))
         }
@@ -168,11 +183,24 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let client = nats.as_ref().map(|(client, _, _)| client.clone());
     let app = Arc::new(App::new(core, cfg, client));
     if let Some((client, commits, reconnected)) = nats {
-        let subject = format!("{}.changes", app.cfg.nats_subject_prefix);
+        // `Config::validate` requires the secret in cluster mode.
+        let secret = app
+            .cfg
+            .cluster_secret
+            .as_deref()
+            .ok_or_else(|| anyhow!("CLUSTER_SECRET: required in cluster mode"))?;
+        let link = crate::bus::nats::Link {
+            subject: format!("{}.changes", app.cfg.nats_subject_prefix),
+            instance_id: app.instance_id.clone(),
+            sealer: crate::bus::seal::Sealer::new(
+                secret,
+                app.cfg.cluster_secret_previous.as_deref(),
+            ),
+            metrics: app.metrics.clone(),
+        };
         crate::bus::nats::start(
             client,
-            subject,
-            app.instance_id.clone(),
+            link,
             commits,
             reconnected,
             app.writer.clone(),
@@ -199,6 +227,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
     let generated = loop {
         let (overwrites, stale, admin) =
             (overwrites.clone(), stale_connections.clone(), admin.clone());
+        let root_url = app.cfg.root_url.clone();
         let written = app
             .writer
             .run(move |tx| {
@@ -210,7 +239,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
                         tx.put_user(u);
                     }
                 }
-                Ok(make_whole(tx, &overwrites, admin))
+                Ok(make_whole(tx, &root_url, &overwrites, admin))
             })
             .await;
         match written {

@@ -90,6 +90,25 @@ pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<
     Ok(user)
 }
 
+/// Sets only the status text of `target_id` (users.update's `statusText`, Rocket.Chat's
+/// setStatusText): the chosen status and any expiry stay; recorded and published like
+/// every status change. `text` is already normalised.
+pub fn set_text(
+    tx: &mut Tx,
+    target_id: &str,
+    text: String,
+    actor: Option<String>,
+    source: Source,
+) -> Result<User, Error> {
+    let current = tx.user(target_id).ok_or_else(Error::invalid_user)?;
+    let mut user = (*current).clone();
+    user.status_text = text;
+    user.updated_at = tx.now;
+    record(tx, &current, &user, actor, source);
+    tx.put_user(user.clone());
+    Ok(user)
+}
+
 /// Restores the status saved before a temporary one, if `user_id`'s expiry is due.
 /// Returns whether anything changed.
 pub fn expire(tx: &mut Tx, user_id: &str) -> bool {

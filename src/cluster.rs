@@ -79,9 +79,11 @@ impl Leadership {
 /// that fell due while the cluster was down apply before anyone can look.
 pub fn lead_at_start(store: &dyn crate::store::Store, dead_after: Duration) -> (bool, Instant) {
     let asked = Instant::now();
-    let leads = store
-        .lead(lease_length(heartbeat_period(dead_after)))
-        .unwrap_or(false);
+    // A single embedded instance always leads.
+    let leads = store.cluster().is_none_or(|c| {
+        c.lead(lease_length(heartbeat_period(dead_after)))
+            .unwrap_or(false)
+    });
     (leads, asked)
 }
 
@@ -113,6 +115,10 @@ async fn round(
     let store = core.store.clone();
     let asked = Instant::now();
     let (healthy, leads) = tokio::task::spawn_blocking(move || {
+        // A single embedded instance always leads and has no one to beat for.
+        let Some(store) = store.cluster() else {
+            return (true, true);
+        };
         if let Err(e) = store.heartbeat() {
             tracing::debug!("heartbeat: {e:#}");
             return (false, false);
@@ -128,7 +134,8 @@ async fn round(
     .await
     .unwrap_or((false, false));
 
-    if leads && !leader.is_leader() && core.store.persists_connections() {
+    let shared = core.store.cluster().is_some();
+    if leads && !leader.is_leader() && shared {
         // Newly the leader: first read everything the previous leader committed, some
         // of which NATS may not have brought yet, so no expiry is applied twice.
         if !core.writer.resync(core.store.clone()).await {
@@ -141,7 +148,7 @@ async fn round(
     if leader.is_leader() {
         reap(core, dead_after).await;
     }
-    if healthy && core.store.persists_connections() {
+    if healthy && shared {
         own_conns::repair(core, own_conns).await;
     }
 }
@@ -150,10 +157,13 @@ async fn round(
 /// (committed, published on NATS, an `offline` event for each user left with none).
 async fn reap(core: &Core, dead_after: Duration) {
     let store = core.store.clone();
-    let dead = tokio::task::spawn_blocking(move || store.dead_connections(dead_after))
-        .await
-        .map_err(anyhow::Error::from)
-        .and_then(|r| r);
+    let dead = tokio::task::spawn_blocking(move || match store.cluster() {
+        Some(c) => c.dead_connections(dead_after),
+        None => Ok(Vec::new()),
+    })
+    .await
+    .map_err(anyhow::Error::from)
+    .and_then(|r| r);
     let dead = match dead {
         Ok(dead) if dead.is_empty() => return,
         Ok(dead) => dead,
@@ -175,8 +185,11 @@ async fn reap(core: &Core, dead_after: Duration) {
     match reaped {
         Ok(()) => {
             let store = core.store.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || store.forget_dead_instances(dead_after)).await;
+            let _ = tokio::task::spawn_blocking(move || match store.cluster() {
+                Some(c) => c.forget_dead_instances(dead_after),
+                None => Ok(()),
+            })
+            .await;
         }
         Err(e) => tracing::warn!("reaping dead connections failed, will retry: {e}"),
     }
@@ -190,7 +203,10 @@ pub async fn resign(core: &Core, leader: &Leadership) {
     // Not worth holding up the stop for: the lease runs out by itself anyway.
     let resigned = tokio::time::timeout(
         RESIGN_WAIT,
-        tokio::task::spawn_blocking(move || store.resign()),
+        tokio::task::spawn_blocking(move || match store.cluster() {
+            Some(c) => c.resign(),
+            None => Ok(()),
+        }),
     )
     .await;
     match resigned {

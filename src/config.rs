@@ -18,6 +18,28 @@ pub struct Config {
     /// When set, instances share presence through NATS (cluster mode).
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,
+    /// The shared secret that seals every cluster message (HMAC-SHA256); required in
+    /// cluster mode, at least 32 characters, the same on every instance.
+    #[arg(long, env = "CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// The secret being rotated out: messages sealed with it are still accepted.
+    #[arg(long, env = "CLUSTER_SECRET_PREVIOUS", hide_env_values = true)]
+    pub cluster_secret_previous: Option<String>,
+    /// A NATS credentials file (JWT and NKey seed) to authenticate with.
+    #[arg(long, env = "NATS_CREDS")]
+    pub nats_creds: Option<std::path::PathBuf>,
+    /// A file holding an NKey seed to authenticate with.
+    #[arg(long, env = "NATS_NKEY_FILE")]
+    pub nats_nkey_file: Option<std::path::PathBuf>,
+    /// CA certificate(s) (PEM) to verify the NATS server with; implies TLS.
+    #[arg(long, env = "NATS_TLS_CA")]
+    pub nats_tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for NATS TLS client authentication; needs NATS_TLS_KEY.
+    #[arg(long, env = "NATS_TLS_CERT")]
+    pub nats_tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, env = "NATS_TLS_KEY")]
+    pub nats_tls_key: Option<std::path::PathBuf>,
     /// Subject prefix of the cluster's NATS messages (instances sharing a store share it).
     #[arg(long, env = "NATS_SUBJECT_PREFIX", default_value = "statusd")]
     pub nats_subject_prefix: String,
@@ -94,6 +116,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// The shortest `CLUSTER_SECRET` accepted (characters): a guessable secret seals
+/// nothing.
+pub const MIN_SECRET_LEN: usize = 32;
+
 /// `MAX_CONNECTIONS_PER_IP` when it is not set and no proxy is in front.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1000;
 
@@ -123,6 +149,37 @@ impl Config {
         Ok(())
     }
 
+    /// The cluster's secrets and NATS options: one line naming the variable.
+    fn validate_cluster(&self) -> Result<(), String> {
+        let short = |s: &Option<String>| s.as_ref().is_some_and(|s| s.len() < MIN_SECRET_LEN);
+        if self.nats_url.is_some() && self.cluster_secret.is_none() {
+            return Err(format!(
+                "CLUSTER_SECRET: required in cluster mode (NATS_URL is set): the same secret \
+                 of at least {MIN_SECRET_LEN} characters on every instance"
+            ));
+        }
+        if short(&self.cluster_secret) {
+            return Err(format!(
+                "CLUSTER_SECRET: must be at least {MIN_SECRET_LEN} characters"
+            ));
+        }
+        if short(&self.cluster_secret_previous) {
+            return Err(format!(
+                "CLUSTER_SECRET_PREVIOUS: must be at least {MIN_SECRET_LEN} characters"
+            ));
+        }
+        if self.cluster_secret_previous.is_some() && self.cluster_secret.is_none() {
+            return Err("CLUSTER_SECRET_PREVIOUS: needs CLUSTER_SECRET".into());
+        }
+        if self.nats_tls_cert.is_some() != self.nats_tls_key.is_some() {
+            return Err("NATS_TLS_CERT and NATS_TLS_KEY: set both or neither".into());
+        }
+        if self.nats_creds.is_some() && self.nats_nkey_file.is_some() {
+            return Err("NATS_CREDS and NATS_NKEY_FILE: set one, not both".into());
+        }
+        Ok(())
+    }
+
     /// Checks what clap cannot: one line naming the variable on the first problem.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.database_url.starts_with("sqlite://")
@@ -148,6 +205,7 @@ impl Config {
                 return Err(format!("NATS_URL: expected nats://host:port, got {url:?}"));
             }
         }
+        self.validate_cluster()?;
         if self.admin_pass.is_some() && self.admin_pass_file.is_some() {
             return Err("ADMIN_PASS and ADMIN_PASS_FILE: set one, not both".into());
         }

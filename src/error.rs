@@ -103,6 +103,12 @@ impl Error {
     }
 }
 
+/// The `details` of a blocked login, as Rocket.Chat's `Accounts.validateLoginAttempt`
+/// hook throws it.
+pub fn login_blocked_details() -> serde_json::Value {
+    serde_json::json!({"function": "Accounts.validateLoginAttempt"})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,9 +12,9 @@
 //! change made elsewhere. Those differences are then applied like a cluster peer's
 //! changes (`Writer::apply_remote`): what users show is re-derived from the live
 //! connections this process holds, and watchers get an event for every visible change.
-//! Live connections are kept as they are unless the store persists them
-//! (`Store::persists_connections`): an embedded store does not, so to it every user
-//! looks disconnected.
+//! Live connections are kept as they are unless the store is shared and persists
+//! them (`Store::cluster`): an embedded store does not, so to it every user looks
+//! disconnected.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -25,8 +25,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::Error;
 use crate::model::{CustomStatus, Token, User};
-use crate::state::{Change, Core, Key, Model, Value};
-use crate::store::Snapshot;
+use crate::record::{Change, Snapshot};
+use crate::state::{Core, Model};
 
 /// How often the store is asked.
 const POLL: Duration = Duration::from_secs(1);
@@ -71,7 +71,7 @@ pub async fn run(core: Core) {
 /// Reads the store and applies what differs from the model; returns how many changes.
 pub async fn reload(core: &Core) -> Result<usize, Error> {
     let store = core.store.clone();
-    if store.persists_connections() {
+    if store.cluster().is_some() {
         // A shared store (PostgreSQL) also holds what the other instances committed,
         // some of which NATS may still be carrying here. Applying a diff after the job
         // that computed it could undo a connection change that NATS delivered in
@@ -85,7 +85,6 @@ pub async fn reload(core: &Core) -> Result<usize, Error> {
         };
     }
     let model = core.model.clone();
-    let keep_conns = !store.persists_connections();
     let changes = core
         .writer
         .run(move |_tx| {
@@ -93,7 +92,8 @@ pub async fn reload(core: &Core) -> Result<usize, Error> {
                 tracing::warn!("loading the store: {e:#}");
                 Error::Unavailable("the store could not be read".into())
             })?;
-            Ok(differences(&model.read(), snapshot, keep_conns))
+            // An embedded store keeps no connections: keep the ones the model holds.
+            Ok(differences(&model.read(), snapshot, true))
         })
         .await?;
     let n = changes.len();
@@ -137,17 +137,17 @@ fn diff_map<K, C, F>(
     current: &HashMap<K, C>,
     fresh: HashMap<K, F>,
     same: impl Fn(&C, &F) -> bool,
-    key: impl Fn(&K) -> Key,
-    value: impl Fn(F) -> Value,
+    delete: impl Fn(&K) -> Change,
+    put: impl Fn(K, F) -> Change,
 ) where
     K: Eq + Hash,
 {
     for (k, _) in current.iter().filter(|(k, _)| !fresh.contains_key(*k)) {
-        out.push((key(k), None));
+        out.push(delete(k));
     }
     for (k, f) in fresh {
         if !current.get(&k).is_some_and(|c| same(c, &f)) {
-            out.push((key(&k), Some(value(f))));
+            out.push(put(k, f));
         }
     }
 }
@@ -160,8 +160,8 @@ pub fn differences(current: &Model, fresh: Snapshot, keep_conns: bool) -> Vec<Ch
         &current.users,
         fresh.users.into_iter().map(|u| (u.id.clone(), u)).collect(),
         |c, f| stored_user(c) == *f,
-        |id| Key::User(id.clone()),
-        |u| Value::User(Arc::new(u)),
+        |id| Change::DeleteUser(id.clone()),
+        |_, u| Change::PutUser(Arc::new(u)),
     );
     diff_map(
         &mut out,
@@ -172,24 +172,24 @@ pub fn differences(current: &Model, fresh: Snapshot, keep_conns: bool) -> Vec<Ch
             .map(|t| (t.hashed.clone(), t))
             .collect(),
         |c, f| stored_token(c) == *f,
-        |h| Key::Token(h.clone()),
-        |t| Value::Token(Arc::new(t)),
+        |h| Change::DeleteToken(h.clone()),
+        |_, t| Change::PutToken(Arc::new(t)),
     );
     diff_map(
         &mut out,
         &current.settings,
         fresh.settings.into_iter().collect(),
         |c, f| c == f,
-        |id| Key::Setting(id.clone()),
-        Value::Setting,
+        |id| Change::DeleteSetting(id.clone()),
+        Change::PutSetting,
     );
     diff_map(
         &mut out,
         &current.permissions,
         fresh.permissions.into_iter().collect(),
         |c, f| **c == *f,
-        |id| Key::Permission(id.clone()),
-        |r| Value::Permission(Arc::new(r)),
+        |id| Change::DeletePermission(id.clone()),
+        |id, r| Change::PutPermission(id, Arc::new(r)),
     );
     diff_map(
         &mut out,
@@ -200,8 +200,8 @@ pub fn differences(current: &Model, fresh: Snapshot, keep_conns: bool) -> Vec<Ch
             .map(|c| (c.id.clone(), c))
             .collect(),
         |c, f| stored_custom_status(c) == *f,
-        |id| Key::CustomStatus(id.clone()),
-        |c| Value::CustomStatus(Arc::new(c)),
+        |id| Change::DeleteCustomStatus(id.clone()),
+        |_, c| Change::PutCustomStatus(Arc::new(c)),
     );
     if !keep_conns {
         let current_conns: HashMap<(String, String), _> = current
@@ -218,8 +218,8 @@ pub fn differences(current: &Model, fresh: Snapshot, keep_conns: bool) -> Vec<Ch
                 .map(|(u, c, s)| ((u, c), s))
                 .collect(),
             |c, f| c == f,
-            |(u, c)| Key::Conn(u.clone(), c.clone()),
-            Value::Conn,
+            |(u, c)| Change::DeleteConn(u.clone(), c.clone()),
+            |(u, c), s| Change::PutConn(u, c, s),
         );
     }
     out
@@ -240,10 +240,7 @@ mod tests {
     }
 
     fn put(u: &User) -> Change {
-        (
-            Key::User(u.id.clone()),
-            Some(Value::User(Arc::new(u.clone()))),
-        )
+        Change::PutUser(Arc::new(u.clone()))
     }
 
     #[test]
@@ -270,10 +267,7 @@ mod tests {
         let bob = user("b", "bob");
         model.apply(put(&alice));
         model.apply(put(&bob));
-        model.apply((
-            Key::Conn("a".into(), "c1".into()),
-            Some(Value::Conn(ConnStatus::Online)),
-        ));
+        model.apply(Change::PutConn("a".into(), "c1".into(), ConnStatus::Online));
         model.settings.insert("S".into(), json!(true));
 
         let mut bob2 = stored_user(&bob);
@@ -288,7 +282,7 @@ mod tests {
         assert_eq!(changes.len(), 3, "{changes:?}");
         assert!(changes.contains(&put(&bob2)));
         assert!(changes.contains(&put(&carol)));
-        assert!(changes.contains(&(Key::Setting("S".into()), Some(Value::Setting(json!(false))))));
+        assert!(changes.contains(&Change::PutSetting("S".into(), json!(false))));
 
         // A store that persists connections: the missing one is a deletion.
         let fresh = Snapshot {
@@ -298,7 +292,7 @@ mod tests {
         };
         assert_eq!(
             differences(&model, fresh, false),
-            vec![(Key::Conn("a".into(), "c1".into()), None)]
+            vec![Change::DeleteConn("a".into(), "c1".into())]
         );
     }
 }

@@ -31,7 +31,12 @@ pub async fn prune_history(app: &Ctx) -> anyhow::Result<u64> {
     if days <= 0 {
         return Ok(0);
     }
-    let before = chrono::Utc::now() - chrono::Duration::days(days);
+    // Checked: a count past what dates hold prunes nothing rather than panicking.
+    let Some(before) =
+        chrono::TimeDelta::try_days(days).and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+    else {
+        return Ok(0);
+    };
     let store = app.store.clone();
     let n = tokio::task::spawn_blocking(move || store.prune_history(before)).await??;
     if n > 0 {

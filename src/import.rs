@@ -85,6 +85,7 @@ pub struct RcToken {
     pub name: String,
     pub last_part: String,
     pub created_at: Option<DateTime<Utc>>,
+    pub bypass_two_factor: bool,
 }
 
 fn warn(text: &str) {
@@ -295,6 +296,10 @@ pub fn convert(
                 name: str_of(t, "name")?.to_string(),
                 last_part: str_of(t, "lastTokenPart").unwrap_or("").to_string(),
                 created_at: t.get("createdAt").and_then(date_of),
+                bypass_two_factor: t
+                    .get("bypassTwoFactor")
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false),
             })
         })
         .collect();
@@ -327,9 +332,13 @@ fn apply(tx: &mut Tx, rc: RcUser, report: &mut Report, warnings: &mut Vec<String
     let existing = tx
         .user(&rc.id)
         .or_else(|| tx.user_by_username(&rc.username));
-    let except = existing.as_ref().map(|u| u.id.clone());
+    let current = existing.as_deref();
+    let purpose = match current {
+        Some(_) => identity::Purpose::Change,
+        None => identity::Purpose::Create,
+    };
     // The same username rules as users.create, and not taken by someone else.
-    if let Err(e) = identity::check(tx, Some(&rc.username), None, except.as_deref()) {
+    if let Err(e) = identity::check(tx, purpose, Some(&rc.username), None, current) {
         warnings.push(format!("{}: {e}: skipped", rc.label));
         report.skipped += 1;
         return;
@@ -340,7 +349,7 @@ fn apply(tx: &mut Tx, rc: RcUser, report: &mut Report, warnings: &mut Vec<String
         let taken_here = emails
             .iter()
             .any(|x: &Email| x.address.eq_ignore_ascii_case(&e.address));
-        match identity::check(tx, None, Some(&e.address), except.as_deref()) {
+        match identity::check(tx, purpose, None, Some(&e.address), current) {
             Ok(()) if !taken_here => emails.push(e),
             Ok(()) => {}
             Err(err) => warnings.push(format!("{}: email left out: {err}", rc.label)),
@@ -434,6 +443,7 @@ fn import_tokens(tx: &mut Tx, user_id: &str, imported: Vec<RcToken>, now: DateTi
             kind: TokenKind::Personal {
                 name: t.name,
                 last_part: t.last_part,
+                bypass_two_factor: t.bypass_two_factor,
             },
             created_at: t.created_at.unwrap_or(now),
         };
@@ -485,7 +495,7 @@ mod tests {
         let doc = json!({
             "_id": "u1", "username": " alice ", "name": "Alice",
             "emails": [{"address": "alice@example.com", "verified": true}],
-            "roles": ["user", "livechat-monitor", "user"], "active": true, "type": "user",
+            "roles": ["user", "custom-auditor", "user"], "active": true, "type": "user",
             "status": "online", "statusDefault": "busy", "statusText": "  deep work ",
             "statusConnection": "online", "utcOffset": {"$numberInt": "2"},
             "createdAt": {"$date": "2023-01-01T00:00:00Z"},
@@ -499,7 +509,7 @@ mod tests {
         let u = convert(&doc, 1, &mut dropped).unwrap();
         assert_eq!(u.username, "alice");
         assert_eq!(u.roles, vec!["user"]);
-        assert!(dropped.contains("livechat-monitor"));
+        assert!(dropped.contains("custom-auditor"));
         assert_eq!(u.status_default, Status::Busy);
         // The Rocket.Chat connection is gone: offline until they connect here.
         assert_eq!(u.status, Status::Offline);

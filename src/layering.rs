@@ -18,12 +18,7 @@ const SPLIT: &[&str] = &["http", "realtime", "bus"];
 
 /// Edges allowed to close a cycle, as (from, to) pairs. Each names the change that
 /// removes it; drop the entry once that change is in.
-const ALLOWED: &[(&str, &str)] = &[
-    // store ↔ state: `store` commits `state::Change`; removed by the persistence-seam
-    // change, which moves the change types below both.
-    ("store", "state"),
-    ("state", "store"),
-];
+const ALLOWED: &[(&str, &str)] = &[];
 
 /// Entry points that must not reach into the REST layer.
 const NOT_INTO_HTTP: &[&str] = &["cli", "import", "realtime"];

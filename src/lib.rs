@@ -5,6 +5,7 @@
 mod accounts;
 mod app;
 mod auth;
+mod avatar;
 pub mod bootstrap;
 mod bus;
 mod change;
@@ -27,11 +28,13 @@ mod metrics;
 mod model;
 mod own_conns;
 mod realtime;
+mod record;
 pub mod server;
 mod settings;
 mod state;
 mod status;
 mod store;
+mod text;
 mod web;
 
 /// The parsers of untrusted client input, for the fuzz targets and
@@ -51,8 +54,8 @@ pub mod input {
     /// DDP frames: the client frame parser and the server frames a reply is made of.
     pub mod ddp {
         pub use crate::realtime::frame::{
-            connected, error, failed, nosub, parse, pong, ready, result_empty, result_err, updated,
-            ClientFrame, FrameError, MeteorError,
+            bad_field_reason, connected, error, failed, nosub, parse, pong, ready, result_empty,
+            result_err, updated, ClientFrame, FrameError, MeteorError,
         };
     }
 }

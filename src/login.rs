@@ -29,7 +29,9 @@ fn blocked(app: &App, username: &str, ip: IpAddr) -> Option<Error> {
         return None;
     }
     let now = Instant::now();
-    let minutes = |n: i64| Duration::from_secs(n.max(0) as u64 * 60);
+    // Fractions of a minute count (Rocket.Chat takes `0.5`); the setting's range keeps
+    // the product finite.
+    let minutes = |n: f64| Duration::try_from_secs_f64(n * 60.0).unwrap_or(Duration::ZERO);
     if m.value(&settings::BLOCK_FAILED_LOGINS_BY_USER)
         && app.login_guard.blocked(
             &format!("user:{}", username.to_lowercase()),
@@ -119,8 +121,11 @@ pub async fn log_in(app: &App, creds: Credentials, ip: IpAddr) -> Result<LoggedI
                 app.login_guard.fail(&format!("ip:{ip}"), now);
                 return Err(Error::LoginFailed);
             };
+            // Rocket.Chat counts failures since the last successful login, of the user
+            // and from the address alike: a success starts both counts again.
             app.login_guard
                 .clear(&format!("user:{}", user.username.to_lowercase()));
+            app.login_guard.clear(&format!("ip:{ip}"));
             let user_id = user.id.clone();
             let (user, token, created) = app
                 .writer

@@ -18,6 +18,11 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub reason: &'static str,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     pub requests: Family<RequestLabels, Counter>,
@@ -30,6 +35,8 @@ pub struct Metrics {
     pub live_connections: Gauge<i64, AtomicI64Compat>,
     pub frames_sent: Counter,
     pub frames_dropped: Counter,
+    /// Cluster messages dropped unapplied (forged, tampered with, replayed, unreadable).
+    pub cluster_rejected: Family<RejectLabels, Counter>,
 }
 
 pub type AtomicI64Compat = std::sync::atomic::AtomicI64;
@@ -75,7 +82,14 @@ impl Metrics {
             "realtime events not delivered because a slow connection was closed",
             frames_dropped.clone(),
         );
+        let cluster_rejected = Family::<RejectLabels, Counter>::default();
+        registry.register(
+            "cluster_messages_rejected",
+            "cluster (NATS) messages dropped unapplied, by reason",
+            cluster_rejected.clone(),
+        );
         Metrics {
+            cluster_rejected,
             registry: Mutex::new(registry),
             request_counters: RwLock::new(HashMap::new()),
             requests,

@@ -99,6 +99,12 @@ pub struct User {
     pub id: String,
     pub username: String,
     pub name: String,
+    /// What the user says about themselves (Rocket.Chat's `bio`); empty when unset.
+    #[serde(default)]
+    pub bio: String,
+    /// Rocket.Chat's `nickname`; empty when unset.
+    #[serde(default)]
+    pub nickname: String,
     pub emails: Vec<Email>,
     /// bcrypt of the lowercase hex SHA-256 of the password; None for bots without a password.
     pub password_hash: Option<String>,
@@ -138,6 +144,10 @@ pub enum TokenKind {
     Personal {
         name: String,
         last_part: String,
+        /// Stored and shown as given (Rocket.Chat's `bypassTwoFactor`); statusd has no
+        /// two-factor step for it to bypass.
+        #[serde(default)]
+        bypass_two_factor: bool,
     },
 }
 

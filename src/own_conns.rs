@@ -61,7 +61,11 @@ impl OwnConns {
 /// Makes the store and the model agree with the sessions this instance holds.
 pub async fn repair(core: &Core, own_conns: &Arc<OwnConns>) {
     let store = core.store.clone();
-    let recorded = match tokio::task::spawn_blocking(move || store.own_connections()).await {
+    let recorded = tokio::task::spawn_blocking(move || match store.cluster() {
+        Some(c) => c.own_connections(),
+        None => Ok(Vec::new()),
+    });
+    let recorded = match recorded.await {
         Ok(Ok(rows)) => rows,
         Ok(Err(e)) => {
             tracing::debug!("reading this instance's connections: {e:#}");

@@ -20,6 +20,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
+
 use cluster::{
     health, pid_listening_on, settle, signal, status_watcher, wait_health, wait_token_works,
     wait_user_known, Cluster,
@@ -885,4 +887,351 @@ async fn a_lost_database_yields_503_json_and_unhealthy_never_a_hang() {
             .unwrap_or_else(|e| panic!("{method} {path} -> {code}: not JSON ({e}): {text}"));
         println!("{method} {path} without a database -> {code}");
     }
+}
+
+// ------------------------------------------------------------ a hostile NATS client
+//
+// Anyone holding the NATS credentials (another application on the same NATS account,
+// a leaked password) can subscribe to the cluster's subject and publish on it. They
+// must learn no secret there and be able to change nothing.
+
+/// `statusd_cluster_messages_rejected_total{reason}` on `srv` (0 when never counted).
+async fn rejected(srv: &Server, reason: &str) -> u64 {
+    let (status, _, text) = srv
+        .request_text(reqwest::Method::GET, "/metrics", None, &[], None)
+        .await;
+    assert_eq!(status, 200, "/metrics: {text}");
+    let line = format!("statusd_cluster_messages_rejected_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .map(|v| v.trim().parse().expect("a counter value"))
+        .unwrap_or(0)
+}
+
+/// Polls until `srv` has rejected at least `want` messages for `reason`.
+async fn wait_rejected(srv: &Server, reason: &str, want: u64) {
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let n = rejected(srv, reason).await;
+        if n >= want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: {n} messages rejected as {reason}, want {want}",
+            srv.base_url()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Meteor's stored form of a login token: base64(sha256(token)).
+fn token_hash(token: &str) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A user record as the instances' messages carry one (the model's field names).
+fn user_record(id: &str, username: &str, roles: &[&str], status: &str) -> Value {
+    json!({
+        "id": id, "username": username, "name": username, "emails": [],
+        "password_hash": null, "roles": roles, "active": true, "kind": "user",
+        "status": status, "status_default": status, "status_connection": "offline",
+        "status_text": "", "status_source": null, "status_expires_at": null,
+        "previous_state": null, "utc_offset": 0.0,
+        "created_at": "2020-01-01T00:00:00Z", "updated_at": "2099-01-01T00:00:00Z",
+        "last_login": null
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_or_replayed_cluster_message_changes_nothing_and_is_counted() {
+    let c = Cluster::start(2, &[]).await;
+    let (alice, _) = alice_on(&c).await;
+    let admin = c[0].admin().await;
+    let nats = c.nats.client().await;
+    let subject = c.subject();
+
+    // A genuine message, captured by a plain subscriber, to be replayed later.
+    let mut sub = nats.subscribe(subject.clone()).await.expect("subscribe");
+    nats.flush().await.expect("flush");
+    set_ok(&c[0], &alice, json!({"status": "busy"})).await;
+    status_by(
+        &c[1],
+        &alice.user_id,
+        "busy",
+        Instant::now() + REPLICATION_WAIT,
+    )
+    .await;
+    let captured = tokio::time::timeout(REPLICATION_WAIT, sub.next())
+        .await
+        .expect("a message on the subject")
+        .expect("the subscription is open");
+    set_ok(&c[0], &alice, json!({"status": "away"})).await;
+    status_by(
+        &c[1],
+        &alice.user_id,
+        "away",
+        Instant::now() + REPLICATION_WAIT,
+    )
+    .await;
+
+    // 1. A token record for the admin, as instances used to accept it (unsigned).
+    let stolen = "forged-admin-token-0123456789abcdef";
+    let hashed = token_hash(stolen);
+    let token_record = json!({"origin": "attacker", "changes": [{"Token": [hashed, {
+        "hashed": hashed, "user_id": admin.user_id, "kind": "Login",
+        "created_at": chrono::Utc::now().to_rfc3339()
+    }]}]});
+    // 2. Alice made an admin, in today's format, unsigned.
+    let now = chrono::Utc::now().timestamp_millis();
+    let promote = json!({"origin": "attacker", "seq": 1, "sent_at": now, "changes": [
+        {"User": [alice.user_id, user_record(&alice.user_id, "alice", &["user", "admin"], "online")]},
+        {"Setting": ["Accounts_AllowUserStatusMessageChange", false]}
+    ]});
+    // 3. The same with a seal made up (the right format, a key the cluster does not hold).
+    let mut forged_seal = vec![1u8];
+    forged_seal.extend(token_hash("a guessed key").as_bytes()[..32].iter());
+    forged_seal.extend(serde_json::to_vec(&promote).unwrap());
+    for payload in [
+        serde_json::to_vec(&token_record).unwrap(),
+        serde_json::to_vec(&promote).unwrap(),
+        forged_seal,
+    ] {
+        nats.publish(subject.clone(), payload.into())
+            .await
+            .expect("publish");
+    }
+    // 4. The genuine message from before, published again.
+    nats.publish(subject.clone(), captured.payload.clone())
+        .await
+        .expect("publish");
+    nats.flush().await.expect("flush");
+
+    for srv in &c.servers {
+        wait_rejected(srv, "unsealed", 2).await;
+        wait_rejected(srv, "bad_seal", 1).await;
+    }
+    // The replay is one instance's own message to itself, skipped there; the other
+    // drops it.
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    while rejected(&c[0], "replayed").await + rejected(&c[1], "replayed").await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the replayed message was not rejected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    for srv in &c.servers {
+        let (status, _, body) = srv.get("me", Some(&admin.with_token(stolen))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "forged token: {body}");
+        let info = srv.info_of(&alice.user_id).await;
+        assert_eq!(info["roles"], json!(["user"]), "{info}");
+        let status = srv.status_of(&alice.user_id).await;
+        assert_eq!(
+            status["status"], "away",
+            "the replay undid a change: {status}"
+        );
+        let reply = srv
+            .set_status(
+                &alice,
+                json!({"status": "away", "message": "still allowed"}),
+            )
+            .await;
+        assert_reply(&reply, 200, json!({"success": true}));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_password_or_token_hash_travels_on_the_bus() {
+    let c = Cluster::start(2, &[]).await;
+    let nats = c.nats.client().await;
+    let mut sub = nats
+        .subscribe(format!("{}.>", c.prefix))
+        .await
+        .expect("subscribe");
+    nats.flush().await.expect("flush");
+
+    // Every kind of credential change, each made on one instance and in force on the
+    // other: a user with a password and a login token, a new password, a personal
+    // access token, a logout.
+    let (alice, _) = alice_on(&c).await;
+    let admin = c[0].admin().await;
+    let reply = c[0]
+        .post_json(
+            "users.update",
+            Some(&admin),
+            json!({"userId": alice.user_id, "data": {"password": "alice-pass-2"}}),
+        )
+        .await;
+    assert_status(&reply, 200);
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    let alice2 = loop {
+        let (status, _, body) = c[1]
+            .post_json(
+                "login",
+                None,
+                json!({"user": "alice", "password": "alice-pass-2"}),
+            )
+            .await;
+        if status == StatusCode::OK {
+            break session_from_login(&body);
+        }
+        assert!(Instant::now() < deadline, "the new password on B: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (status, _, body) = c[1]
+        .post_json(
+            "login",
+            None,
+            json!({"user": "alice", "password": ALICE_PASS}),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the old password on B: {body}"
+    );
+    wait_token_works(&c[0], &alice2, REPLICATION_WAIT).await;
+    let r = c[1]
+        .post_json(
+            "users.generatePersonalAccessToken",
+            Some(&alice2),
+            json!({"tokenName": "ci"}),
+        )
+        .await;
+    assert_status(&r, 200);
+    let pat = alice2.with_token(r.2["token"].as_str().expect("a token"));
+    wait_token_works(&c[0], &pat, REPLICATION_WAIT).await;
+    let hashes_in_store = c.db.query_texts("SELECT password_hash FROM users");
+    let token_hashes_in_store = c.db.query_texts("SELECT hashed FROM tokens");
+    let (status, _, body) = c[1].post_json("logout", Some(&alice2), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let (status, _, _) = c[0].get("me", Some(&alice2)).await;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a logout on B is not in force on A"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut payloads = Vec::new();
+    while let Ok(Some(msg)) = tokio::time::timeout(GRACE, sub.next()).await {
+        payloads.push(String::from_utf8_lossy(&msg.payload).into_owned());
+    }
+    assert!(
+        payloads.iter().any(|p| p.contains("alice")),
+        "the subscriber heard the cluster's messages: {payloads:?}"
+    );
+    let mut secrets: Vec<String> = [&alice, &alice2, &pat]
+        .iter()
+        .flat_map(|s| [s.token.clone(), token_hash(&s.token)])
+        .collect();
+    secrets.extend(hashes_in_store);
+    secrets.extend(token_hashes_in_store);
+    secrets.extend(["$2a$", "$2b$", "$2y$"].map(String::from));
+    assert!(secrets.len() > 10, "{secrets:?}");
+    for p in &payloads {
+        for s in &secrets {
+            assert!(!p.contains(s.as_str()), "{s} travelled on the bus: {p}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_mode_refuses_to_start_without_a_good_cluster_secret() {
+    let c = Cluster::start(0, &[]).await;
+    let base = Options::default()
+        .env("DATABASE_URL", &c.db.url)
+        .env("NATS_URL", &c.nats.url())
+        .env("NATS_SUBJECT_PREFIX", &c.prefix);
+    for (opts, want) in [
+        (base.clone(), "CLUSTER_SECRET: required in cluster mode"),
+        (
+            base.clone().env("CLUSTER_SECRET", "short-Secret-42"),
+            "CLUSTER_SECRET: must be at least 32 characters",
+        ),
+        (
+            base.clone()
+                .env("CLUSTER_SECRET", cluster::CLUSTER_SECRET)
+                .env("CLUSTER_SECRET_PREVIOUS", "short-Secret-42"),
+            "CLUSTER_SECRET_PREVIOUS: must be at least 32 characters",
+        ),
+    ] {
+        let (status, output) = Server::run_to_exit(opts, Duration::from_secs(15)).await;
+        assert!(status.is_some_and(|s| !s.success()), "{status:?}: {output}");
+        let line = output
+            .lines()
+            .find(|l| l.contains(want))
+            .unwrap_or_else(|| panic!("no line {want:?} in:\n{output}"));
+        assert!(line.len() < 200, "one line: {line}");
+        assert!(!output.contains("short-Secret-42"), "{output}");
+        assert!(!output.contains(c.nats.password()), "{output}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_secret_accepts_messages_sealed_with_the_previous_one() {
+    const NEW: &str = "the-rotated-cluster-secret-0123456789";
+    let mut c = Cluster::start(1, &[]).await;
+    let rotated = c
+        .options()
+        .env("CLUSTER_SECRET", NEW)
+        .env("CLUSTER_SECRET_PREVIOUS", cluster::CLUSTER_SECRET);
+    c.servers.push(Server::start_opts(rotated.clone()).await);
+    let (alice, _) = alice_on(&c).await;
+
+    // Sealed with the old secret, accepted by the rotated instance.
+    set_ok(&c[0], &alice, json!({"status": "busy"})).await;
+    status_by(
+        &c[1],
+        &alice.user_id,
+        "busy",
+        Instant::now() + REPLICATION_WAIT,
+    )
+    .await;
+    assert_eq!(rejected(&c[1], "bad_seal").await, 0);
+
+    // The rotated instance seals with the new one, which the old instance does not know
+    // yet: it drops the message (and picks the change up from the store when it is
+    // restarted with the new secret).
+    set_ok(&c[1], &alice, json!({"status": "away"})).await;
+    wait_rejected(&c[0], "bad_seal", 1).await;
+    assert_eq!(c[0].status_of(&alice.user_id).await["status"], "busy");
+
+    // Rotated too: both ways work again.
+    *c[0].options_mut() = rotated;
+    c[0].restart().await;
+    status_by(
+        &c[0],
+        &alice.user_id,
+        "away",
+        Instant::now() + REPLICATION_WAIT,
+    )
+    .await;
+    let alice = c[0].login("alice", ALICE_PASS).await;
+    wait_token_works(&c[1], &alice, REPLICATION_WAIT).await;
+    set_ok(&c[1], &alice, json!({"status": "busy"})).await;
+    status_by(
+        &c[0],
+        &alice.user_id,
+        "busy",
+        Instant::now() + REPLICATION_WAIT,
+    )
+    .await;
+    set_ok(&c[0], &alice, json!({"status": "online"})).await;
+    status_by(
+        &c[1],
+        &alice.user_id,
+        "online",
+        Instant::now() + REPLICATION_WAIT,
+    )
+    .await;
 }

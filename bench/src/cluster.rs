@@ -211,6 +211,11 @@ pub async fn cluster(
         env: vec![
             ("NATS_URL".into(), args.nats_url.clone()),
             ("NATS_SUBJECT_PREFIX".into(), prefix.clone()),
+            // Cluster mode requires the shared secret that seals the instances' messages.
+            (
+                "CLUSTER_SECRET".into(),
+                format!("bench-cluster-secret-{prefix}"),
+            ),
         ],
         ..ServerSpec::sqlite(
             bin.to_path_buf(),

@@ -33,10 +33,22 @@ pub fn authenticate(m: &Model, user_id: &str, hashed: &str) -> Option<(Arc<User>
     Some((user.clone(), tok.clone()))
 }
 
-/// When a login token made at `created` expires.
+/// When a login token made at `created` expires. `Accounts_LoginExpiration` 0 means
+/// Rocket.Chat's default of 90 days (its `getLoginExpirationInDays`), not "already
+/// expired". The arithmetic is checked: a date past what chrono holds means never.
 pub fn login_expires(m: &Model, created: DateTime<Utc>) -> DateTime<Utc> {
-    let days = m.value(&settings::LOGIN_EXPIRATION).max(0);
-    created + chrono::Duration::days(days)
+    expires_after_days(created, m.value(&settings::LOGIN_EXPIRATION))
+}
+
+/// The days a login token lasts when the setting says 0 or less.
+pub const DEFAULT_LOGIN_DAYS: i64 = 90;
+
+/// `created` plus `days` (0 or less: the default), saturating at the latest date.
+pub fn expires_after_days(created: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    let days = if days > 0 { days } else { DEFAULT_LOGIN_DAYS };
+    chrono::TimeDelta::try_days(days)
+        .and_then(|d| created.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// A token secret made now, and the hash of it that is kept.
@@ -61,7 +73,27 @@ pub fn log_in(tx: &mut Tx, user_id: &str) -> Result<(User, String, DateTime<Utc>
         kind: TokenKind::Login,
         created_at: tx.now,
     });
+    drop_oldest_logins(tx, user_id);
     Ok((u, secret, tx.now))
+}
+
+/// The most login tokens a user keeps; a login past it drops the oldest (their sessions
+/// end), so a flood of logins cannot pile up tokens that each live for months.
+pub const MAX_LOGIN_TOKENS: usize = 50;
+
+fn drop_oldest_logins(tx: &mut Tx, user_id: &str) {
+    let mut logins: Vec<Arc<Token>> = tx
+        .user_tokens(user_id)
+        .into_iter()
+        .filter(|t| t.kind == TokenKind::Login)
+        .collect();
+    if logins.len() <= MAX_LOGIN_TOKENS {
+        return;
+    }
+    logins.sort_by(|a, b| (a.created_at, &a.hashed).cmp(&(b.created_at, &b.hashed)));
+    for t in &logins[..logins.len() - MAX_LOGIN_TOKENS] {
+        tx.delete_token(&t.hashed);
+    }
 }
 
 /// Logs a session out: its token goes.
@@ -76,6 +108,22 @@ pub fn revoke_all(tx: &mut Tx, user_id: &str) -> usize {
         tx.delete_token(&t.hashed);
     }
     tokens.len()
+}
+
+/// Revokes the login tokens of a user but `keep` (the session that changed the
+/// password): a changed password ends every other session, as Meteor's
+/// `Accounts.setPassword` does. Personal access tokens stay (a bot's token is not a
+/// session; its owner revokes it by name). Returns how many were revoked.
+pub fn revoke_other_logins(tx: &mut Tx, user_id: &str, keep: Option<&str>) -> usize {
+    let others: Vec<_> = tx
+        .user_tokens(user_id)
+        .into_iter()
+        .filter(|t| t.kind == TokenKind::Login && Some(t.hashed.as_str()) != keep)
+        .collect();
+    for t in &others {
+        tx.delete_token(&t.hashed);
+    }
+    others.len()
 }
 
 /// A personal access token's name: trimmed, and not empty.
@@ -100,10 +148,27 @@ fn personal(tx: &Tx, user_id: &str, name: &str) -> Option<Arc<Token>> {
 }
 
 /// Issues a personal access token named `name` for `user_id`: a new one (the name must
-/// be free), or with `replace` a new secret for the one of that name. Returns the
-/// secret, to be shown once.
-pub fn issue_personal(tx: &mut Tx, user_id: &str, name: String, replace: bool) -> Result<String> {
-    match (personal(tx, user_id, &name), replace) {
+/// be free), or with `replace` a new secret for the one of that name (keeping its
+/// `bypassTwoFactor`). Returns the secret, to be shown once.
+pub fn issue_personal(
+    tx: &mut Tx,
+    user_id: &str,
+    name: String,
+    replace: bool,
+    bypass_two_factor: bool,
+) -> Result<String> {
+    let old = personal(tx, user_id, &name);
+    let bypass_two_factor = match (&old, replace) {
+        (Some(t), true) => matches!(
+            t.kind,
+            TokenKind::Personal {
+                bypass_two_factor: true,
+                ..
+            }
+        ),
+        _ => bypass_two_factor,
+    };
+    match (old, replace) {
         (Some(_), false) => {
             return Err(Error::refused(
                 "error-token-already-exists",
@@ -120,7 +185,11 @@ pub fn issue_personal(tx: &mut Tx, user_id: &str, name: String, replace: bool) -
     tx.put_token(Token {
         hashed,
         user_id: user_id.to_string(),
-        kind: TokenKind::Personal { name, last_part },
+        kind: TokenKind::Personal {
+            name,
+            last_part,
+            bypass_two_factor,
+        },
         created_at: tx.now,
     });
     Ok(secret)
@@ -165,6 +234,41 @@ mod tests {
     }
 
     #[test]
+    fn a_user_keeps_at_most_max_login_tokens_the_oldest_dropped() {
+        let m = RwLock::new(Model::default());
+        let mut tx = Tx::new(&m);
+        let mut u = new_user("flood", "Flood", tx.now);
+        u.id = "flood-id".into();
+        tx.put_user(u);
+        issue_personal(&mut tx, "flood-id", "ci".into(), false, false).unwrap();
+        let mut first = None;
+        for _ in 0..MAX_LOGIN_TOKENS + 5 {
+            tx.now += chrono::TimeDelta::milliseconds(1);
+            let (_, secret, _) = log_in(&mut tx, "flood-id").unwrap();
+            first.get_or_insert(secret);
+        }
+        let kept = tx.user_tokens("flood-id");
+        let logins = kept.iter().filter(|t| t.kind == TokenKind::Login).count();
+        assert_eq!(logins, MAX_LOGIN_TOKENS);
+        let first = secrets::hash_token(&first.unwrap());
+        assert!(!kept.iter().any(|t| t.hashed == first), "the oldest went");
+        // The personal access token is not counted and stays.
+        assert!(kept.iter().any(|t| t.kind != TokenKind::Login));
+    }
+
+    #[test]
+    fn login_expiry_is_checked_arithmetic() {
+        let t = Utc::now();
+        assert_eq!(expires_after_days(t, 2), t + chrono::TimeDelta::days(2));
+        // 0 (or less) is Rocket.Chat's default, never "already expired".
+        assert_eq!(expires_after_days(t, 0), t + chrono::TimeDelta::days(90));
+        assert_eq!(expires_after_days(t, -5), t + chrono::TimeDelta::days(90));
+        // Past what a date holds: never, instead of a panic.
+        assert_eq!(expires_after_days(t, i64::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(expires_after_days(t, 100_000_000), DateTime::<Utc>::MAX_UTC);
+    }
+
+    #[test]
     fn personal_tokens_are_named_unique_and_kept_hashed() {
         let m = RwLock::new(Model::default());
         let mut tx = Tx::new(&m);
@@ -176,25 +280,35 @@ mod tests {
             Some("error-token-name-required".into())
         );
         assert_eq!(token_name(" ci ").unwrap(), "ci");
-        let first = issue_personal(&mut tx, "bot-id", "ci".into(), false).unwrap();
+        let first = issue_personal(&mut tx, "bot-id", "ci".into(), false, true).unwrap();
         let kept = tx.user_tokens("bot-id");
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].hashed, secrets::hash_token(&first));
         assert!(
-            matches!(&kept[0].kind, TokenKind::Personal { name, last_part } if name == "ci" && first.ends_with(last_part.as_str()))
+            matches!(&kept[0].kind, TokenKind::Personal { name, last_part, bypass_two_factor: true } if name == "ci" && first.ends_with(last_part.as_str()))
         );
         assert_eq!(
-            code(issue_personal(&mut tx, "bot-id", "ci".into(), false)),
+            code(issue_personal(&mut tx, "bot-id", "ci".into(), false, true)),
             Some("error-token-already-exists".into())
         );
         assert_eq!(
-            code(issue_personal(&mut tx, "bot-id", "cd".into(), true)),
+            code(issue_personal(&mut tx, "bot-id", "cd".into(), true, false)),
             Some("error-token-does-not-exists".into())
         );
-        let second = issue_personal(&mut tx, "bot-id", "ci".into(), true).unwrap();
+        let second = issue_personal(&mut tx, "bot-id", "ci".into(), true, false).unwrap();
         let kept = tx.user_tokens("bot-id");
         assert_eq!(kept.len(), 1, "the old secret is gone");
         assert_eq!(kept[0].hashed, secrets::hash_token(&second));
+        assert!(
+            matches!(
+                kept[0].kind,
+                TokenKind::Personal {
+                    bypass_two_factor: true,
+                    ..
+                }
+            ),
+            "a renewed token keeps bypassTwoFactor"
+        );
         revoke_personal(&mut tx, "bot-id", "ci").unwrap();
         assert!(tx.user_tokens("bot-id").is_empty());
         assert_eq!(
@@ -219,5 +333,29 @@ mod tests {
         assert_eq!(kept[0].hashed, secrets::hash_token(&secret));
         revoke(&mut tx, &kept[0].hashed);
         assert!(tx.user_tokens("ann-id").is_empty());
+    }
+
+    #[test]
+    fn a_password_change_ends_every_other_session() {
+        let m = RwLock::new(Model::default());
+        let mut tx = Tx::new(&m);
+        let mut u = new_user("ann", "Ann", tx.now);
+        u.id = "ann-id".into();
+        tx.put_user(u);
+        let (_, mine, _) = log_in(&mut tx, "ann-id").unwrap();
+        log_in(&mut tx, "ann-id").unwrap();
+        log_in(&mut tx, "ann-id").unwrap();
+        issue_personal(&mut tx, "ann-id", "ci".into(), false, false).unwrap();
+        let keep = secrets::hash_token(&mine);
+        assert_eq!(revoke_other_logins(&mut tx, "ann-id", Some(&keep)), 2);
+        let left: Vec<_> = tx.user_tokens("ann-id");
+        assert_eq!(
+            left.len(),
+            2,
+            "the caller's session and the personal token stay"
+        );
+        assert!(left.iter().any(|t| t.hashed == keep));
+        assert_eq!(revoke_other_logins(&mut tx, "ann-id", None), 1);
+        assert_eq!(tx.user_tokens("ann-id").len(), 1);
     }
 }

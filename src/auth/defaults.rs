@@ -1,4 +1,10 @@
-//! Roles and permissions, and the defaults a fresh Rocket.Chat has (CONTRACT §6).
+//! Roles and permissions, and the defaults a fresh Rocket.Chat has (CONTRACT §6): the
+//! full catalog of permission ids (`permissions.json`, what a database is seeded with)
+//! and, below, the few statusd acts on.
+
+use std::sync::OnceLock;
+
+use serde::Deserialize;
 
 /// Declares every permission statusd checks once: its Rocket.Chat id and the roles
 /// holding it by default.
@@ -45,8 +51,11 @@ permissions! {
     CreatePersonalAccessTokens = "create-personal-access-tokens": ["admin", "user"];
     ManageUserStatus = "manage-user-status": ["admin"];
     EditOtherUserActiveStatus = "edit-other-user-active-status": ["admin"];
-    ViewDirectRoom = "view-d-room": ["admin", "user", "bot", "app", "guest"];
+    ViewDirectRoom = "view-d-room": ["admin", "user", "federated-external", "bot", "app", "guest"];
     LogoutOtherUser = "logout-other-user": ["admin"];
+    AssignAdminRole = "assign-admin-role": ["admin"];
+    EditOtherUserPassword = "edit-other-user-password": ["admin"];
+    GetServerInfo = "get-server-info": ["admin"];
 }
 
 /// The roles the rules name.
@@ -67,7 +76,36 @@ pub const ROLES: &[(&str, &str, bool)] = &[
     ("anonymous", "Anonymous", true),
     ("livechat-agent", "Livechat Agent", true),
     ("livechat-manager", "Livechat Manager", true),
+    ("livechat-monitor", "Livechat Monitor", true),
+    ("federated-external", "Federated External", true),
 ];
+
+/// One permission of the catalog and the roles holding it by default.
+#[derive(Debug, Deserialize)]
+pub struct DefaultPermission {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub roles: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Catalog {
+    permissions: Vec<DefaultPermission>,
+}
+
+/// Every permission a fresh Rocket.Chat workspace has (172 ids), by id. Those statusd
+/// does not act on are still seeded, listed and updatable, so clients and admin
+/// scripts that set them (`message-impersonate`, …) work; changing them changes
+/// nothing here.
+pub fn catalog() -> &'static [DefaultPermission] {
+    static CATALOG: OnceLock<Vec<DefaultPermission>> = OnceLock::new();
+    CATALOG.get_or_init(|| {
+        // Built into the binary and checked by the unit tests below.
+        serde_json::from_str::<Catalog>(include_str!("permissions.json"))
+            .map(|c| c.permissions)
+            .unwrap_or_default()
+    })
+}
 
 /// Roles scoped to rooms in Rocket.Chat; everything else is a user (global) role.
 pub const ROOM_SCOPED_ROLES: &[&str] = &["moderator", "leader", "owner"];
@@ -95,6 +133,36 @@ mod tests {
             }
         }
         assert_eq!(Permission::CreateUser.id(), "create-user");
-        assert_eq!(Permission::ViewDirectRoom.default_roles().len(), 5);
+        assert_eq!(Permission::ViewDirectRoom.default_roles().len(), 6);
+    }
+
+    #[test]
+    fn the_catalog_is_rocket_chats_and_names_known_roles() {
+        let all = catalog();
+        assert_eq!(all.len(), 172);
+        let mut seen = std::collections::HashSet::new();
+        for p in all {
+            assert!(seen.insert(p.id.as_str()), "{} listed twice", p.id);
+            for r in &p.roles {
+                assert!(role_exists(r), "{}: unknown role {r}", p.id);
+            }
+        }
+        for id in [
+            "message-impersonate",
+            "view-outside-room",
+            "assign-admin-role",
+        ] {
+            assert!(seen.contains(id), "{id}");
+        }
+        // The permissions statusd acts on are in it, with the same default roles.
+        for p in Permission::ALL {
+            let listed = all.iter().find(|c| c.id == p.id());
+            let listed = listed.unwrap_or_else(|| panic!("{} is not in the catalog", p.id()));
+            let mut a: Vec<&str> = listed.roles.iter().map(String::as_str).collect();
+            let mut b = p.default_roles().to_vec();
+            a.sort();
+            b.sort();
+            assert_eq!(a, b, "{}", p.id());
+        }
     }
 }

@@ -4,6 +4,8 @@
 //! realtime layer then closes that slow connection instead of buffering without bound).
 
 pub mod nats;
+pub mod replay;
+pub mod seal;
 
 use std::sync::{Arc, OnceLock};
 

@@ -5,35 +5,138 @@
 //! shared store, so nothing missed while disconnected stays missed. The reload runs in
 //! the writer's order (a snapshot read earlier could be older than changes applied
 //! while it was read, and would undo them) and is retried until the store answers.
+//!
+//! Nothing on the subject is trusted: every message is sealed with the cluster secret
+//! (`seal.rs`), numbered and stamped against replays (`replay.rs`), and carries no
+//! secret (`state::remote`). A message that fails any check is dropped, counted in
+//! `statusd_cluster_messages_rejected_total` and logged at most once a minute.
 
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::state::remote::{from_wire, to_wire, WireChange};
-use crate::state::{Change, Writer};
+use super::replay;
+use super::seal::Sealer;
+use crate::config::Config;
+use crate::metrics::{Metrics, RejectLabels};
+use crate::state::remote::WireChange;
+use crate::state::Writer;
 use crate::store::Store;
 
 /// How long to wait before trying a failed resync again.
 const RESYNC_RETRY: Duration = Duration::from_secs(1);
 
+/// The least time between two log lines about rejected messages.
+const REJECT_LOG_EVERY: Duration = Duration::from_secs(60);
+
 #[derive(Serialize, Deserialize)]
 struct Envelope {
+    /// The sending instance's id.
     origin: String,
+    /// The sender's message number, from 1 (`replay.rs`).
+    seq: u64,
+    /// The sender's clock when sending, ms since the epoch.
+    sent_at: i64,
     changes: Vec<WireChange>,
 }
 
-/// Connects to NATS; `reconnected` hears of every reconnection after the first.
+/// Credentials carried in a `NATS_URL` (`nats://user:password@host`, `nats://token@host`).
+#[derive(Debug, PartialEq)]
+enum UrlAuth {
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// The servers of a `NATS_URL` (comma-separated) without their credentials, and the
+/// credentials of the first that has some. Errors never quote the URL.
+fn servers(url: &str) -> anyhow::Result<(Vec<async_nats::ServerAddr>, Option<UrlAuth>)> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let mut auth = None;
+    let mut out = Vec::new();
+    for (i, one) in url.split(',').enumerate() {
+        let addr: async_nats::ServerAddr = one
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("NATS_URL: server {} is not a valid URL", i + 1))?;
+        if auth.is_none() {
+            auth = match (addr.username(), addr.password()) {
+                (Some(u), Some(p)) => Some(UrlAuth::UserPassword(decode(u), decode(p))),
+                (Some(t), None) => Some(UrlAuth::Token(decode(t))),
+                _ => None,
+            };
+        }
+        let mut bare = addr.into_inner();
+        let _ = bare.set_password(None);
+        let _ = bare.set_username("");
+        out.push(
+            async_nats::ServerAddr::from_url(bare)
+                .map_err(|_| anyhow::anyhow!("NATS_URL: server {} is not usable", i + 1))?,
+        );
+    }
+    Ok((out, auth))
+}
+
+/// The authentication and TLS options `cfg` names.
+async fn options(
+    cfg: &Config,
+    auth: Option<UrlAuth>,
+) -> anyhow::Result<async_nats::ConnectOptions> {
+    let mut o = async_nats::ConnectOptions::new();
+    match auth {
+        Some(UrlAuth::UserPassword(u, p)) => o = o.user_and_password(u, p),
+        Some(UrlAuth::Token(t)) => o = o.token(t),
+        None => {}
+    }
+    if let Some(path) = &cfg.nats_creds {
+        o = o
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("NATS_CREDS: cannot read {}", path.display()))?;
+    }
+    if let Some(path) = &cfg.nats_nkey_file {
+        let seed = std::fs::read_to_string(path)
+            .with_context(|| format!("NATS_NKEY_FILE: cannot read {}", path.display()))?;
+        o = o.nkey(seed.trim().to_string());
+    }
+    let readable = |name: &str, p: &PathBuf| -> anyhow::Result<()> {
+        std::fs::metadata(p)
+            .map(|_| ())
+            .with_context(|| format!("{name}: cannot read {}", p.display()))
+    };
+    if let Some(ca) = &cfg.nats_tls_ca {
+        readable("NATS_TLS_CA", ca)?;
+        o = o.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    if let (Some(cert), Some(key)) = (&cfg.nats_tls_cert, &cfg.nats_tls_key) {
+        readable("NATS_TLS_CERT", cert)?;
+        readable("NATS_TLS_KEY", key)?;
+        o = o
+            .add_client_certificate(cert.clone(), key.clone())
+            .require_tls(true);
+    }
+    Ok(o)
+}
+
+/// Connects to the NATS servers of `NATS_URL` with the credentials and TLS options of
+/// `cfg`; `reconnected` hears of every reconnection after the first.
 pub async fn connect(
+    cfg: &Config,
     url: &str,
     reconnected: mpsc::UnboundedSender<()>,
 ) -> anyhow::Result<async_nats::Client> {
+    let (addrs, auth) = servers(url)?;
     let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    async_nats::ConnectOptions::new()
+    options(cfg, auth)
+        .await?
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -53,7 +156,7 @@ pub async fn connect(
                 }
             }
         })
-        .connect(url)
+        .connect(addrs)
         .await
         .with_context(|| {
             // Never the URL itself: it may carry a user and password.
@@ -62,16 +165,29 @@ pub async fn connect(
         })
 }
 
+/// What the cluster link needs besides the NATS client.
+pub struct Link {
+    pub subject: String,
+    pub instance_id: String,
+    pub sealer: Sealer,
+    pub metrics: Arc<Metrics>,
+}
+
 /// Starts the tasks that publish local commits, apply remote ones and resync after gaps.
 pub async fn start(
     client: async_nats::Client,
-    subject: String,
-    instance_id: String,
-    mut commits: mpsc::UnboundedReceiver<Vec<Change>>,
+    link: Link,
+    mut commits: mpsc::UnboundedReceiver<Vec<WireChange>>,
     mut reconnected: mpsc::UnboundedReceiver<()>,
     writer: Writer,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<()> {
+    let Link {
+        subject,
+        instance_id,
+        sealer,
+        metrics,
+    } = link;
     let mut sub = client
         .subscribe(subject.clone())
         .await
@@ -80,19 +196,24 @@ pub async fn start(
     let publisher = client.clone();
     let origin = instance_id.clone();
     let out_subject = subject.clone();
+    let out_sealer = sealer.clone();
     tokio::spawn(async move {
+        let mut seq = 0u64;
         while let Some(changes) = commits.recv().await {
-            let wire = to_wire(&changes);
-            if wire.is_empty() {
+            if changes.is_empty() {
                 continue;
             }
+            seq += 1;
             let env = Envelope {
                 origin: origin.clone(),
-                changes: wire,
+                seq,
+                sent_at: chrono::Utc::now().timestamp_millis(),
+                changes,
             };
             match serde_json::to_vec(&env) {
                 Ok(bytes) => {
-                    if let Err(e) = publisher.publish(out_subject.clone(), bytes.into()).await {
+                    let sealed = out_sealer.seal(&out_subject, &bytes);
+                    if let Err(e) = publisher.publish(out_subject.clone(), sealed.into()).await {
                         tracing::warn!("NATS publish failed (peers resync on reconnect): {e}");
                     }
                 }
@@ -103,19 +224,28 @@ pub async fn start(
 
     let apply_writer = writer.clone();
     tokio::spawn(async move {
+        let mut guard = replay::Guard::default();
+        let mut log = RejectLog::default();
         while let Some(msg) = sub.next().await {
-            let env: Envelope = match serde_json::from_slice(&msg.payload) {
-                Ok(env) => env,
-                Err(e) => {
-                    tracing::warn!("ignoring an unreadable cluster message: {e}");
-                    continue;
+            let now = chrono::Utc::now().timestamp_millis();
+            match accept(
+                &sealer,
+                &subject,
+                &msg.payload,
+                &instance_id,
+                &mut guard,
+                now,
+            ) {
+                Ok(Some(changes)) => apply_writer.apply_peer(changes).await,
+                Ok(None) => {}
+                Err(reason) => {
+                    metrics
+                        .cluster_rejected
+                        .get_or_create(&RejectLabels { reason })
+                        .inc();
+                    log.note(reason);
                 }
-            };
-            if env.origin == instance_id {
-                continue;
             }
-            let changes: Vec<Change> = env.changes.into_iter().map(from_wire).collect();
-            apply_writer.apply_remote(changes).await;
         }
     });
 
@@ -128,4 +258,125 @@ pub async fn start(
         }
     });
     Ok(())
+}
+
+/// The changes of a received message to apply: None for this instance's own; the
+/// reason it is dropped when it is not sealed with the cluster's secret, unreadable,
+/// or a replay.
+fn accept(
+    sealer: &Sealer,
+    subject: &str,
+    message: &[u8],
+    instance_id: &str,
+    guard: &mut replay::Guard,
+    now: i64,
+) -> Result<Option<Vec<WireChange>>, &'static str> {
+    let payload = sealer.open(subject, message).map_err(|r| r.as_str())?;
+    // Sealed by a peer, so a peer of another version: unreadable, not hostile.
+    let env: Envelope = serde_json::from_slice(payload).map_err(|_| "unreadable")?;
+    if env.origin == instance_id {
+        return Ok(None);
+    }
+    guard
+        .check(&env.origin, env.seq, env.sent_at, now)
+        .map_err(|r| r.as_str())?;
+    Ok(Some(env.changes))
+}
+
+/// Logs dropped messages at most once every `REJECT_LOG_EVERY`: a flood of forged
+/// messages must not flood the log too.
+#[derive(Default)]
+struct RejectLog {
+    next: Option<Instant>,
+    dropped: u64,
+}
+
+impl RejectLog {
+    fn note(&mut self, reason: &str) {
+        self.dropped += 1;
+        let now = Instant::now();
+        if self.next.is_some_and(|next| now < next) {
+            return;
+        }
+        tracing::warn!(
+            "dropped {} cluster message(s) that failed verification (latest: {reason}); \
+             is something other than this cluster's instances publishing on its subject, \
+             or does an instance have another CLUSTER_SECRET?",
+            self.dropped
+        );
+        self.dropped = 0;
+        self.next = Some(now + REJECT_LOG_EVERY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_credentials_are_taken_out_of_the_server_addresses() {
+        let (addrs, auth) =
+            servers("nats://statusd:p%40ss@n1.example.net:4223, nats://n2:4222").unwrap();
+        assert_eq!(
+            auth,
+            Some(UrlAuth::UserPassword("statusd".into(), "p@ss".into()))
+        );
+        let shown: Vec<String> = addrs
+            .into_iter()
+            .map(|a| a.into_inner().to_string())
+            .collect();
+        assert_eq!(shown, ["nats://n1.example.net:4223", "nats://n2:4222"]);
+        let (_, auth) = servers("tls://s3cr3t-token@n1:4222").unwrap();
+        assert_eq!(auth, Some(UrlAuth::Token("s3cr3t-token".into())));
+        let (_, auth) = servers("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(auth, None);
+        let err = servers("nats://u:hunter2@n1:4222,nats://u:hunter2@[::1").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn only_sealed_fresh_messages_of_peers_are_accepted() {
+        let sealer = Sealer::new("a-secret-of-thirty-two-characters-at-least", None);
+        let now = 1_700_000_000_000;
+        let env = |origin: &str, seq: u64| {
+            serde_json::to_vec(&Envelope {
+                origin: origin.into(),
+                seq,
+                sent_at: now,
+                changes: vec![WireChange::Setting("x".into(), None)],
+            })
+            .unwrap()
+        };
+        let mut guard = replay::Guard::default();
+        let peer = sealer.seal("s", &env("peer", 1));
+        let got = accept(&sealer, "s", &peer, "me", &mut guard, now);
+        assert_eq!(got, Ok(Some(vec![WireChange::Setting("x".into(), None)])));
+        assert_eq!(
+            accept(&sealer, "s", &peer, "me", &mut guard, now),
+            Err("replayed")
+        );
+        let own = sealer.seal("s", &env("me", 1));
+        assert_eq!(accept(&sealer, "s", &own, "me", &mut guard, now), Ok(None));
+        assert_eq!(
+            accept(&sealer, "s", &env("peer", 2), "me", &mut guard, now),
+            Err("unsealed")
+        );
+        let forged = Sealer::new("another-secret-of-thirty-two-characters-too", None)
+            .seal("s", &env("peer", 3));
+        assert_eq!(
+            accept(&sealer, "s", &forged, "me", &mut guard, now),
+            Err("bad_seal")
+        );
+        let junk = sealer.seal("s", b"not json");
+        assert_eq!(
+            accept(&sealer, "s", &junk, "me", &mut guard, now),
+            Err("unreadable")
+        );
+        let late = sealer.seal("s", &env("peer", 4));
+        let later = now + replay::MAX_SKEW_MS + 1;
+        assert_eq!(
+            accept(&sealer, "s", &late, "me", &mut guard, later),
+            Err("stale")
+        );
+    }
 }

@@ -10,9 +10,12 @@
 //! Every command prints one line on success and exits 0; on failure it prints one line
 //! (`statusd: …`, a refusal in the rules' own words) to stderr and exits 1.
 
+mod healthcheck;
+
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 
+use crate::accounts::identity::Purpose;
 use crate::accounts::users::{self, NewAccount};
 use crate::accounts::{password, tokens};
 use crate::auth::defaults;
@@ -70,6 +73,9 @@ pub enum Command {
     /// Import users from another server.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Ask the server at BIND_IP:PORT for /api/health: exit 0 when healthy, 1 if not
+    /// (a container's HEALTHCHECK; opens no database).
+    Healthcheck,
 }
 
 /// `statusd user …`
@@ -151,6 +157,18 @@ pub enum ImportCommand {
 
 /// Runs an admin command; returns the process exit code.
 pub fn main(cfg: Config, command: Command) -> i32 {
+    if let Command::Healthcheck = command {
+        return match healthcheck::check(&cfg) {
+            Ok(line) => {
+                println!("{line}");
+                0
+            }
+            Err(e) => {
+                eprintln!("statusd: {}", format!("{e:#}").replace('\n', " "));
+                1
+            }
+        };
+    }
     // Logs go to stderr, quiet unless RUST_LOG asks: stdout is the command's answer.
     let filter = match std::env::var("RUST_LOG") {
         Ok(f) => f,
@@ -188,7 +206,7 @@ pub fn main(cfg: Config, command: Command) -> i32 {
 async fn run(cfg: Config, command: Command) -> anyhow::Result<String> {
     let core = open(&cfg).await?;
     match command {
-        Command::Serve => bail!("serve is not an admin command"),
+        Command::Serve | Command::Healthcheck => bail!("not an admin command"),
         Command::User(c) => user(&core, c).await,
         Command::Token(TokenCommand::Create { username, name }) => {
             token_create(&core, &username, &name).await
@@ -250,18 +268,19 @@ async fn user(core: &Core, command: UserCommand) -> anyhow::Result<String> {
                 None => bail!("--password is required (only a bot may go without one)"),
             };
             let username = username.trim().to_string();
+            let email = email
+                .map(|e| e.trim().to_string())
+                .filter(|e| !e.is_empty());
             let acct = NewAccount {
-                name: name.unwrap_or_else(|| username.clone()),
-                username,
-                email: email
-                    .map(|e| e.trim().to_string())
-                    .filter(|e| !e.is_empty()),
                 password_hash,
                 roles,
-                active: true,
                 kind: if bot { UserKind::Bot } else { UserKind::User },
+                ..NewAccount::person(&username, &name.unwrap_or_else(|| username.clone()), email)
             };
-            let user = core.writer.run(move |tx| users::create(tx, acct)).await?;
+            let user = core
+                .writer
+                .run(move |tx| users::create(tx, acct, Purpose::Create))
+                .await?;
             Ok(format!(
                 "created {} {} (id {}, roles {})",
                 user.kind.as_str(),
@@ -344,7 +363,7 @@ async fn token_create(core: &Core, username: &str, name: &str) -> anyhow::Result
     let (user_id, token_name) = (user.id.clone(), name.clone());
     let token = core
         .writer
-        .run(move |tx| tokens::issue_personal(tx, &user_id, token_name, false))
+        .run(move |tx| tokens::issue_personal(tx, &user_id, token_name, false, false))
         .await?;
     Ok(format!(
         "created token {name:?} for {}: X-User-Id={} X-Auth-Token={token}",

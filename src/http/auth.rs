@@ -17,6 +17,7 @@ use crate::accounts::credentials::{self, Credentials, LoginRequest};
 use crate::accounts::tokens;
 use crate::app::{App, Ctx};
 use crate::auth::defaults::Permission;
+use crate::error::Error;
 use crate::login::log_in;
 use crate::model::{iso, TokenKind};
 
@@ -124,7 +125,8 @@ pub struct Me<'a> {
     success: bool,
 }
 
-/// `{"tokenName": …}`: the personal access token routes' body.
+/// `{"tokenName": …, "bypassTwoFactor"?: bool}`: the personal access token routes'
+/// body (`bypassTwoFactor` only when generating; kept when regenerating).
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(rename_all = "camelCase")]
@@ -132,10 +134,20 @@ pub struct TokenNameRequest {
     /// Not blank.
     #[schema(pattern = r"\S")]
     token_name: String,
+    /// Stored and listed as given.
+    bypass_two_factor: Option<bool>,
 }
 
+/// Rocket.Chat's token methods refuse a caller without `create-personal-access-tokens`
+/// themselves: a 400 `not-authorized`, not the 403 of a declared permission.
 fn require_pat_permission(app: &App, caller: &Caller) -> ApiResult<()> {
-    Ok(app.require(&caller.user, Permission::CreatePersonalAccessTokens)?)
+    if app.has_permission(&caller.user, Permission::CreatePersonalAccessTokens) {
+        Ok(())
+    } else {
+        Err(Error::refused("not-authorized", "Not Authorized")
+            .by(tokens::PAT_METHOD)
+            .into())
+    }
 }
 
 /// Issues (or with `replace` renews) the caller's token named in the body.
@@ -146,11 +158,13 @@ async fn issue(
     replace: bool,
 ) -> ApiResult<Response> {
     require_pat_permission(app, caller)?;
-    let name = tokens::token_name(&body.read()?.token_name)?;
+    let req = body.read()?;
+    let name = tokens::token_name(&req.token_name)?;
+    let bypass = req.bypass_two_factor.unwrap_or(false);
     let user_id = caller.user.id.clone();
     let token = app
         .writer
-        .run(move |tx| tokens::issue_personal(tx, &user_id, name, replace))
+        .run(move |tx| tokens::issue_personal(tx, &user_id, name, replace, bypass))
         .await?;
     Ok(ok(&schema::TokenBody {
         success: true,
@@ -164,8 +178,8 @@ async fn issue(
     request_body = TokenNameRequest,
     responses(
         (status = 200, description = "The new token, shown once", body = schema::TokenBody),
-        (status = 400, description = "No name, or the name is taken", body = schema::ErrorBody),
-        (status = 403, description = "Without create-personal-access-tokens", body = schema::ErrorBody),
+        (status = 400, description = "No name, the name is taken, or without \
+            create-personal-access-tokens (not-authorized)", body = schema::ErrorBody),
         (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
     ))]
 async fn generate_pat(
@@ -182,8 +196,8 @@ async fn generate_pat(
     request_body = TokenNameRequest,
     responses(
         (status = 200, description = "The new token, shown once", body = schema::TokenBody),
-        (status = 400, description = "No name, or no such token", body = schema::ErrorBody),
-        (status = 403, description = "Without create-personal-access-tokens", body = schema::ErrorBody),
+        (status = 400, description = "No name, no such token, or without \
+            create-personal-access-tokens (not-authorized)", body = schema::ErrorBody),
         (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
     ))]
 async fn regenerate_pat(
@@ -200,8 +214,8 @@ async fn regenerate_pat(
     request_body = TokenNameRequest,
     responses(
         (status = 200, description = "Removed", body = schema::Success),
-        (status = 400, description = "No name, or no such token", body = schema::ErrorBody),
-        (status = 403, description = "Without create-personal-access-tokens", body = schema::ErrorBody),
+        (status = 400, description = "No name, no such token, or without \
+            create-personal-access-tokens (not-authorized)", body = schema::ErrorBody),
         (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
     ))]
 async fn remove_pat(
@@ -223,20 +237,25 @@ async fn remove_pat(
     security(("userId" = [], "authToken" = [])),
     responses(
         (status = 200, description = "The tokens", body = schema::TokenListBody),
-        (status = 403, description = "Without create-personal-access-tokens", body = schema::ErrorBody),
+        (status = 403, description = "Without create-personal-access-tokens (declared)",
+         body = schema::ErrorBody),
     ))]
 async fn list_pats(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
-    require_pat_permission(&app, &caller)?;
+    app.require_declared(&caller.user, Permission::CreatePersonalAccessTokens)?;
     let m = app.model.read();
     let mut mine: Vec<_> = m
         .tokens
         .values()
         .filter(|t| t.user_id == caller.user.id)
         .filter_map(|t| match &t.kind {
-            TokenKind::Personal { name, last_part } => Some((
+            TokenKind::Personal {
+                name,
+                last_part,
+                bypass_two_factor,
+            } => Some((
                 t.created_at,
                 schema::PersonalToken {
-                    bypass_two_factor: false,
+                    bypass_two_factor: *bypass_two_factor,
                     created_at: iso(&t.created_at),
                     last_token_part: last_part,
                     name,

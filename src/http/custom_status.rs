@@ -128,8 +128,9 @@ pub struct CreateCustomStatusRequest {
     #[schema(pattern = r#"^[^<>&"']*[^<>&"'\s][^<>&"']*$"#, max_length = 120)]
     name: String,
     /// Checked against the four status types after the name (Rocket.Chat's order).
-    #[schema(value_type = crate::model::Status)]
-    status_type: String,
+    /// Optional, as in Rocket.Chat: without one (or `null`) the status is `online`.
+    #[schema(value_type = Option<crate::model::Status>)]
+    status_type: Option<String>,
 }
 
 /// Creates a custom status (`manage-user-status`).
@@ -156,7 +157,10 @@ async fn create(
         .writer
         .run(move |tx| {
             ensure_name_free(tx, &name, None)?;
-            let status_type = checked_type(&status_type)?;
+            let status_type = match status_type.as_deref() {
+                None => Status::Online,
+                Some(t) => checked_type(t)?,
+            };
             let c = CustomStatus {
                 id: new_id(),
                 name,

@@ -104,9 +104,12 @@ impl ApiError {
                 message: Some("Unauthorized".into()),
                 ..plain("Unauthorized")
             },
+            // Rocket.Chat's login route passes on the Meteor error its login validator
+            // threw, details and all.
             Error::LoginBlocked { code, reason } => ErrorBody {
                 status: Some("error".into()),
                 message: Some(reason.clone()),
+                details: Some(crate::error::login_blocked_details()),
                 ..plain(code)
             },
             Error::TooManyRequests { wait_secs } => plain(&format!(

@@ -135,6 +135,11 @@ fn read_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
 /// field that is absent (or null), `Expected <type> in field x` for one of another
 /// type, as Rocket.Chat's `check()` words them.
 fn match_error(e: &serde_path_to_error::Error<serde_json::Error>) -> Error {
+    // A request type that lists every member Rocket.Chat's schema allows
+    // (`deny_unknown_fields`) refuses the others as its ajv validation does.
+    if e.inner().to_string().starts_with("unknown field `") {
+        return Error::refused("invalid-params", "must NOT have additional properties");
+    }
     // Not even an object: nothing to name.
     if e.path().iter().next().is_none() && !e.inner().to_string().starts_with("missing field") {
         return Error::match_error();

@@ -2,6 +2,7 @@
 //! every route shares (metrics, authentication, rate limits, JSON errors).
 
 pub mod auth;
+mod avatar;
 mod custom_status;
 pub mod error;
 pub mod extract;
@@ -35,11 +36,35 @@ use crate::app::Ctx;
 /// Rocket.Chat's version we answer as in /api/info: clients gate features on it.
 pub const RC_VERSION: &str = "7.10.0";
 
-/// The Rocket.Chat version clients gate features on, and statusd's own.
+/// The Rocket.Chat version clients gate features on, and statusd's own; with the
+/// credentials of a holder of `get-server-info`, Rocket.Chat's `info` object too.
 #[utoipa::path(get, path = "/api/info", tag = "meta",
+    params(
+        ("X-User-Id" = Option<String>, Header),
+        ("X-Auth-Token" = Option<String>, Header),
+    ),
     responses((status = 200, description = "Versions", body = schema::InfoBody)))]
-async fn info() -> Response {
+async fn info(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Response {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let privileged = match (header("x-user-id"), header("x-auth-token")) {
+        (Some(id), Some(token)) => app.authenticate(id, token).is_some_and(|(user, _)| {
+            app.has_permission(&user, crate::auth::defaults::Permission::GetServerInfo)
+        }),
+        _ => false,
+    };
     ok(&schema::InfoBody {
+        info: privileged.then(|| schema::ServerInfo {
+            build: schema::BuildInfo {
+                arch: std::env::consts::ARCH,
+                cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                platform: std::env::consts::OS,
+                statusd_version: env!("CARGO_PKG_VERSION"),
+            },
+            commit: schema::CommitInfo {
+                hash: option_env!("STATUSD_COMMIT"),
+            },
+            version: RC_VERSION,
+        }),
         statusd: env!("CARGO_PKG_VERSION"),
         success: true,
         version: RC_VERSION,
@@ -137,6 +162,7 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .routes(routes!(info))
         .routes(routes!(metrics))
         .routes(routes!(health))
+        .merge(avatar::routes())
         .merge(websocket::routes())
         .merge(crate::web::routes())
 }

@@ -21,7 +21,7 @@ use super::schema;
     info(
         title = "statusd",
         description = "A Rocket.Chat-compatible user status and presence server. Bodies, \
-                       codes and errors follow the wire contract (CONTRACT.md); DDP runs \
+                       codes and errors follow the API reference (docs/API.md); DDP runs \
                        over the websocket at /websocket.",
     ),
     components(schemas(schema::ErrorBody))

@@ -8,14 +8,17 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+
 use super::error::ApiResult;
-use super::extract::{strings, Body, Caller};
+use super::extract::{strings, Body, Caller, Query};
 use super::reply::ok;
 use super::schema;
 use crate::accounts::users;
 use crate::app::Ctx;
 use crate::auth::defaults::{self, Permission, ROLES, ROOM_SCOPED_ROLES};
 use crate::error::Error;
+use crate::model::iso;
 use crate::state::Model;
 
 pub fn routes() -> OpenApiRouter<Ctx> {
@@ -27,31 +30,77 @@ pub fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(remove_user_from_role))
 }
 
-/// Every permission, by id.
-fn all_permissions(m: &Model) -> Vec<schema::Permission<'_>> {
+/// Every permission changed after `since` (all without it), by id.
+fn all_permissions(m: &Model, since: Option<DateTime<Utc>>) -> Vec<schema::Permission<'_>> {
     let mut all: Vec<_> = m
         .permissions
         .iter()
-        .map(|(id, roles)| schema::Permission {
+        .map(|(id, roles)| (id, roles, m.permission_updated_at(id)))
+        .filter(|(_, _, at)| since.is_none_or(|since| *at > since))
+        .map(|(id, roles, at)| schema::Permission {
             id,
             roles: roles.as_slice(),
+            updated_at: iso(&at),
         })
         .collect();
     all.sort_by_key(|p| p.id);
     all
 }
 
-/// Every permission and the roles holding it. Any logged-in user may read them
-/// (clients use them to shape their UI).
+/// `updatedSince` as JavaScript's `Date.parse` reads the forms clients send: an
+/// RFC 3339 time, a date-time without zone (UTC), or a date.
+fn parse_since(text: &str) -> Option<DateTime<Utc>> {
+    let t = text.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+        return Some(d.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(t, format) {
+            return Some(d.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(t, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
+}
+
+/// Every permission and the roles holding it; with `updatedSince`, only those changed
+/// since, and in `remove` those that went since (Rocket.Chat's sync answer). Any
+/// logged-in user may read them (clients use them to shape their UI).
 #[utoipa::path(get, path = "/api/v1/permissions.listAll", tag = "permissions",
     security(("userId" = [], "authToken" = [])),
-    responses((status = 200, description = "The permissions", body = schema::PermissionListBody)))]
-async fn list_all(State(app): State<Ctx>, _caller: Caller) -> ApiResult<Response> {
+    params(("updatedSince" = Option<String>, Query, description = "A date: only what changed after it")),
+    responses(
+        (status = 200, description = "The permissions", body = schema::PermissionListBody),
+        (status = 400, description = "updatedSince is not a date", body = schema::ErrorBody),
+    ))]
+async fn list_all(State(app): State<Ctx>, _caller: Caller, q: Query) -> ApiResult<Response> {
+    let since = match q.get("updatedSince") {
+        Some(text) => Some(parse_since(text).ok_or_else(|| {
+            Error::refused(
+                "error-roomId-param-invalid",
+                "The \"updatedSince\" query parameter must be a valid date.",
+            )
+        })?),
+        None => None,
+    };
     let m = app.model.read();
+    let remove = match since {
+        Some(since) => m
+            .permissions_removed_since(since)
+            .into_iter()
+            .map(|(id, at)| schema::RemovedPermission {
+                id,
+                deleted_at: iso(&at),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(ok(&schema::PermissionListBody {
-        remove: [],
+        remove,
         success: true,
-        update: all_permissions(&m),
+        update: all_permissions(&m, since),
     }))
 }
 
@@ -89,8 +138,20 @@ async fn update(
     body: Body<PermissionsRequest>,
 ) -> ApiResult<Response> {
     const METHOD: &str = "permissions.update";
-    app.require(&caller.user, Permission::AccessPermissions)?;
+    app.require_declared(&caller.user, Permission::AccessPermissions)?;
     let updates = body.read()?.permissions;
+    // Rocket.Chat's order: every permission must exist, then every role.
+    {
+        let m = app.model.read();
+        if let Some(p) = updates.iter().find(|p| !m.permissions.contains_key(&p.id)) {
+            return Err(Error::refused(
+                "error-invalid-permission",
+                &format!("Invalid permission {}", p.id),
+            )
+            .by(METHOD)
+            .into());
+        }
+    }
     for p in &updates {
         if let Some(r) = p.roles.iter().find(|r| !defaults::role_exists(r)) {
             return Err(
@@ -117,7 +178,7 @@ async fn update(
         .await?;
     let m = app.model.read();
     Ok(ok(&schema::PermissionsBody {
-        permissions: all_permissions(&m),
+        permissions: all_permissions(&m, None),
         success: true,
     }))
 }
@@ -166,15 +227,34 @@ async fn change_role(
     body: Body<UserRoleRequest>,
     add: bool,
 ) -> ApiResult<Response> {
-    app.require(&caller.user, Permission::AccessPermissions)?;
+    app.require_declared(&caller.user, Permission::AccessPermissions)?;
     let req = body.read()?;
     let role = req
         .role_id
         .or(req.role_name)
         .ok_or_else(|| Error::missing_key("roleId"))?;
-    let role = defaults::role(&role)
-        .ok_or_else(|| Error::refused("error-role-not-found", "Role not found"))?;
+    // Rocket.Chat looks the user up first, then the role, each route in its own words.
+    if app.model.read().user_by_username(&req.username).is_none() {
+        return Err(if add {
+            Error::invalid_user()
+        } else {
+            Error::refused("error-invalid-user", "There is no user with this username")
+        }
+        .into());
+    }
+    let role = defaults::role(&role).ok_or_else(|| {
+        if add {
+            Error::refused("error-role-not-found", "Role not found")
+        } else {
+            Error::refused("error-invalid-roleId", "This role does not exist")
+        }
+    })?;
     let id = role.0;
+    if add {
+        // Making someone an admin also needs assign-admin-role (Rocket.Chat).
+        let may = app.has_permission(&caller.user, Permission::AssignAdminRole);
+        users::check_admin_assignment(&[id.to_string()], may)?;
+    }
     let username = req.username;
     app.writer
         .run(move |tx| {

@@ -156,12 +156,25 @@ pub struct Permission<'a> {
     pub id: &'a str,
     #[schema(schema_with = role_list)]
     pub roles: &'a [String],
+    /// When it last changed (an ISO time).
+    #[serde(rename = "_updatedAt")]
+    #[schema(rename = "_updatedAt")]
+    pub updated_at: String,
+}
+
+/// A permission that went: its id and when.
+#[derive(Serialize, ToSchema)]
+pub struct RemovedPermission<'a> {
+    #[serde(rename = "_id")]
+    pub id: &'a str,
+    #[serde(rename = "_deletedAt")]
+    #[schema(rename = "_deletedAt")]
+    pub deleted_at: String,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct PermissionListBody<'a> {
-    #[schema(value_type = Vec<Object>)]
-    pub remove: [Value; 0],
+    pub remove: Vec<RemovedPermission<'a>>,
     pub success: bool,
     pub update: Vec<Permission<'a>>,
 }
@@ -269,11 +282,41 @@ pub struct CustomStatusBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct InfoBody {
+    /// Rocket.Chat's `info`, for a caller holding `get-server-info`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<ServerInfo>,
     /// statusd's own version.
     pub statusd: &'static str,
     pub success: bool,
     /// The Rocket.Chat version statusd answers as.
     pub version: &'static str,
+}
+
+/// Rocket.Chat's `Info` object: the version, how this build was made, its commit.
+#[derive(Serialize, ToSchema)]
+pub struct ServerInfo {
+    pub build: BuildInfo,
+    pub commit: CommitInfo,
+    pub version: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfo {
+    pub arch: &'static str,
+    pub cpus: usize,
+    pub platform: &'static str,
+    /// statusd's version.
+    pub statusd_version: &'static str,
+}
+
+/// The commit the build was made from, when the build said (`STATUSD_COMMIT` at
+/// build time); statusd does not read `.git` (a build needs none, and a new commit
+/// does not rebuild).
+#[derive(Serialize, ToSchema)]
+pub struct CommitInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]

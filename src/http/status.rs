@@ -44,6 +44,32 @@ pub fn find_target(app: &App, target: &TargetParam) -> Option<Arc<User>> {
     }
 }
 
+/// Step 8: a user's status text changes at most 5 times per 60 s, unless the caller
+/// may edit others (Rocket.Chat's setStatusText limit). users.update's `statusText`
+/// counts against the same budget.
+pub(super) fn limit_text_change(
+    app: &App,
+    target_id: &str,
+    may_edit_others: bool,
+) -> ApiResult<()> {
+    if may_edit_others {
+        return Ok(());
+    }
+    let d = app.limiter.hit(
+        &format!("status-text:{target_id}"),
+        MESSAGE_CHANGES,
+        MESSAGE_WINDOW,
+        Instant::now(),
+    );
+    if !d.allowed {
+        return Err(Error::TooManyRequests {
+            wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Step 3 from the raw body: JSON (whatever the content type says, as every route but
 /// login), then the shape. Pure (the `set_status_body` fuzz target runs exactly this).
 pub fn parse_set_status_body(bytes: &[u8]) -> ApiResult<rules::SetStatusRequest> {
@@ -112,19 +138,8 @@ async fn set_status(State(app): State<Ctx>, caller: Caller, body: RawBody) -> Ap
     // 7. expiry
     let expires_at = rules::check_expires_at(req.expires_at.as_deref(), Utc::now(), SET_STATUS)?;
     // 8. message-change limit per target user
-    if req.message.is_some() && !may_edit_others {
-        let d = app.limiter.hit(
-            &format!("status-text:{target_id}"),
-            MESSAGE_CHANGES,
-            MESSAGE_WINDOW,
-            Instant::now(),
-        );
-        if !d.allowed {
-            return Err(Error::TooManyRequests {
-                wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,
-            }
-            .into());
-        }
+    if req.message.is_some() {
+        limit_text_change(&app, &target_id, may_edit_others)?;
     }
     // 9. apply, commit, publish
     let change = StatusChange {

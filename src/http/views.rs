@@ -26,6 +26,8 @@ pub struct UserView<'a> {
     active: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     avatar_url: Option<String>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    bio: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     created_at: Option<String>,
@@ -37,8 +39,13 @@ pub struct UserView<'a> {
     #[schema(format = DateTime)]
     last_login: Option<String>,
     name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    nickname: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     roles: Option<&'a [String]>,
+    /// The user's own login services, sanitised: whether a password is set, never it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    services: Option<Services>,
     #[serde(skip_serializing_if = "Option::is_none")]
     settings: Option<Preferences>,
     status: Status,
@@ -58,6 +65,17 @@ pub struct UserView<'a> {
     utc_offset: f64,
 }
 
+/// `services` as Rocket.Chat shows a user their own: `{"password": {"exists": …}}`.
+#[derive(Serialize, ToSchema)]
+pub struct Services {
+    password: PasswordService,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PasswordService {
+    exists: bool,
+}
+
 /// The user's client preferences (none are kept: an empty object).
 #[derive(Serialize, ToSchema)]
 pub struct Preferences {
@@ -72,12 +90,15 @@ pub fn public(u: &User) -> UserView<'_> {
         updated_at: None,
         active: u.active,
         avatar_url: None,
+        bio: &u.bio,
         created_at: None,
         email: None,
         emails: None,
         last_login: None,
         name: &u.name,
+        nickname: &u.nickname,
         roles: None,
+        services: None,
         settings: None,
         status: u.status,
         status_connection: None,
@@ -105,6 +126,19 @@ pub fn full(u: &User) -> UserView<'_> {
     }
 }
 
+/// What the user itself sees of itself (users.info of oneself): `full` and whether
+/// it has a password.
+pub fn own(u: &User) -> UserView<'_> {
+    UserView {
+        services: Some(Services {
+            password: PasswordService {
+                exists: u.password_hash.is_some(),
+            },
+        }),
+        ..full(u)
+    }
+}
+
 /// `GET /api/v1/me` and the `me` of a login answer.
 pub fn me<'a>(u: &'a User, root_url: &str) -> UserView<'a> {
     UserView {
@@ -117,7 +151,7 @@ pub fn me<'a>(u: &'a User, root_url: &str) -> UserView<'a> {
             root_url.trim_end_matches('/'),
             u.username
         )),
-        ..full(u)
+        ..own(u)
     }
 }
 
@@ -133,7 +167,8 @@ pub struct Presence<'a> {
     status_expires_at: Option<String>,
     #[serde(rename = "statusSource", skip_serializing_if = "Option::is_none")]
     status_source: Option<&'a str>,
-    #[serde(rename = "statusText")]
+    /// Left out when empty, as Rocket.Chat's projection leaves out an unset field.
+    #[serde(rename = "statusText", skip_serializing_if = "str::is_empty")]
     status_text: &'a str,
     username: &'a str,
     #[serde(rename = "utcOffset")]
@@ -226,6 +261,8 @@ mod tests {
             id: "u1".into(),
             username: "alice".into(),
             name: "Alice \"A\" ✓".into(),
+            bio: String::new(),
+            nickname: String::new(),
             emails: vec![],
             password_hash: None,
             roles: vec!["user".into()],
@@ -320,6 +357,7 @@ mod tests {
         me_json["email"] = serde_json::json!("alice@example.com");
         me_json["settings"] = serde_json::json!({"preferences": {}});
         me_json["avatarUrl"] = serde_json::json!("http://h/avatar/alice");
+        me_json["services"] = serde_json::json!({"password": {"exists": false}});
         for (view, want) in [
             (public_view(&u), public_json),
             (full_view(&u), full_json),

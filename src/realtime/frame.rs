@@ -52,11 +52,27 @@ fn opt_id(obj: &Map<String, Value>) -> Option<String> {
     }
 }
 
+/// A `method` or `sub` id: Meteor takes only a string there.
+fn str_id(obj: &Map<String, Value>) -> Option<String> {
+    obj.get("id").and_then(Value::as_str).map(str::to_string)
+}
+
+/// `params`: absent, or an array (Meteor refuses anything else, `null` included).
 fn params(obj: &Map<String, Value>) -> Option<Vec<Value>> {
     match obj.get("params") {
-        None | Some(Value::Null) => Some(Vec::new()),
+        None => Some(Vec::new()),
         Some(Value::Array(a)) => Some(a.clone()),
         Some(_) => None,
+    }
+}
+
+/// The `reason` of the error answering a frame refused for a missing or mistyped field,
+/// in Meteor's words (its livedata server's protocol handlers).
+pub fn bad_field_reason(frame: &Value) -> &'static str {
+    match frame.get("msg").and_then(Value::as_str) {
+        Some("method") => "Malformed method invocation",
+        Some("sub") => "Malformed subscription",
+        _ => "Bad request",
     }
 }
 
@@ -89,13 +105,18 @@ pub fn parse(text: &str, max_len: usize) -> Result<ClientFrame, FrameError> {
         },
         "ping" => ClientFrame::Ping { id: opt_id(obj) },
         "pong" => ClientFrame::Pong { id: opt_id(obj) },
-        "method" => ClientFrame::Method {
-            id: opt_id(obj).ok_or_else(bad)?,
-            method: str_of("method").ok_or_else(bad)?,
-            params: params(obj).ok_or_else(bad)?,
-        },
+        "method" => {
+            if obj.get("randomSeed").is_some_and(|s| !s.is_string()) {
+                return Err(bad());
+            }
+            ClientFrame::Method {
+                id: str_id(obj).ok_or_else(bad)?,
+                method: str_of("method").ok_or_else(bad)?,
+                params: params(obj).ok_or_else(bad)?,
+            }
+        }
         "sub" => ClientFrame::Sub {
-            id: opt_id(obj).ok_or_else(bad)?,
+            id: str_id(obj).ok_or_else(bad)?,
             name: str_of("name").ok_or_else(bad)?,
             params: params(obj).ok_or_else(bad)?,
         },
@@ -287,7 +308,8 @@ mod tests {
             })
         );
         assert_eq!(
-            parse(r#"{"msg":"method","method":"logout","id":2}"#, MAX),
+            // (A numeric id is malformed, as Meteor has it: see below.)
+            parse(r#"{"msg":"method","method":"logout","id":"2"}"#, MAX),
             Ok(ClientFrame::Method {
                 id: "2".into(),
                 method: "logout".into(),
@@ -356,6 +378,56 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn malformed_methods_and_subs_are_named_as_meteor_names_them() {
+        for (text, reason) in [
+            (
+                r#"{"msg":"method","id":1,"method":"x"}"#,
+                "Malformed method invocation",
+            ),
+            (
+                r#"{"msg":"method","id":"1","method":"x","params":null}"#,
+                "Malformed method invocation",
+            ),
+            (
+                r#"{"msg":"method","id":"1","method":"x","params":"a"}"#,
+                "Malformed method invocation",
+            ),
+            (
+                r#"{"msg":"method","id":"1","method":"x","randomSeed":5}"#,
+                "Malformed method invocation",
+            ),
+            (
+                r#"{"msg":"method","id":"1","method":7}"#,
+                "Malformed method invocation",
+            ),
+            (
+                r#"{"msg":"sub","id":2,"name":"x"}"#,
+                "Malformed subscription",
+            ),
+            (
+                r#"{"msg":"sub","id":"2","name":"x","params":{}}"#,
+                "Malformed subscription",
+            ),
+            (
+                r#"{"msg":"sub","id":"2","name":null}"#,
+                "Malformed subscription",
+            ),
+            (r#"{"msg":"unsub"}"#, "Bad request"),
+        ] {
+            let Err(FrameError::BadField(v)) = parse(text, MAX) else {
+                panic!("{text} was accepted");
+            };
+            assert_eq!(bad_field_reason(&v), reason, "{text}");
+        }
+        // A string seed and no params are fine.
+        assert!(parse(
+            r#"{"msg":"method","id":"1","method":"x","randomSeed":"s"}"#,
+            MAX
+        )
+        .is_ok());
     }
 
     #[test]

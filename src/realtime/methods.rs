@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::frame::MeteorError;
-use crate::accounts::credentials::{self, Credentials};
+use crate::accounts::credentials::{self, Credentials, Login as LoginName};
 use crate::accounts::tokens;
 use crate::app::Ctx;
 use crate::auth::secrets;
@@ -47,7 +47,10 @@ pub fn meteor_of(e: Error) -> MeteorError {
             details: method.map(|m| json!({ "method": m })),
         },
         Error::LoginFailed => MeteorError::new(403, "Incorrect password"),
-        Error::LoginBlocked { code, reason } => MeteorError::new(code, &reason),
+        Error::LoginBlocked { code, reason } => MeteorError {
+            details: Some(crate::error::login_blocked_details()),
+            ..MeteorError::new(code, &reason)
+        },
         Error::Forbidden | Error::NotPermitted => {
             MeteorError::new("error-not-allowed", "Not allowed")
         }
@@ -84,12 +87,49 @@ fn maybe_str(params: &[Value], i: usize) -> Result<Option<&str>, MeteorError> {
     }
 }
 
+/// Rocket.Chat's DDP rate limiter (`DDP_Rate_Limit_*_By_Method`): each connection may
+/// call a method 10 times per 10 s, each user 20 times. Applied to the methods an
+/// attacker can flood to some effect: `login` (a password login issues a token) and the
+/// connection-status methods (each change is history and a frame to every watcher).
+const PER_CONNECTION: (u64, Duration) = (10, Duration::from_secs(10));
+const PER_USER: (u64, Duration) = (20, Duration::from_secs(10));
+
+/// The methods limited per connection and per user.
+fn rate_limited(method: &str) -> bool {
+    matches!(
+        method,
+        "login" | "UserPresence:online" | "UserPresence:away"
+    )
+}
+
+/// Counts one call against a limit; the Meteor error when it is over.
+fn hit(app: &Ctx, key: String, (limit, window): (u64, Duration)) -> Result<(), MeteorError> {
+    let d = app.limiter.hit(&key, limit, window, Instant::now());
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(meteor_of(Error::TooManyRequests {
+            wait_secs: d.reset_in.as_millis().div_ceil(1000) as u64,
+        }))
+    }
+}
+
 /// Runs one method. `Ok(None)` is a result without a value (Meteor's `undefined`).
 pub async fn call(
     cx: &mut CallCtx<'_>,
     method: &str,
     params: &[Value],
 ) -> Result<Option<Value>, MeteorError> {
+    if rate_limited(method) {
+        hit(
+            cx.app,
+            format!("ddp-conn:{}:{method}", cx.session_id),
+            PER_CONNECTION,
+        )?;
+        if let Some(l) = cx.login.as_ref().filter(|_| method != "login") {
+            hit(cx.app, format!("ddp-user:{}:{method}", l.user_id), PER_USER)?;
+        }
+    }
     match method {
         "login" => login(cx, params).await.map(Some),
         "logout" => logout(cx).await.map(|_| None),
@@ -108,6 +148,21 @@ async fn login(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Value, MeteorEr
     let arg = params.first().ok_or_else(match_failed)?;
     let creds = credentials::parse(arg).map_err(meteor_of)?;
     let resume = matches!(creds, Credentials::Resume(_));
+    // A password login issues a token: limited per account too, whichever connections
+    // ask (a resume issues none, and thousands of a user's tabs may resume at once).
+    if let Credentials::Password { login, .. } = &creds {
+        let target = {
+            let m = cx.app.model.read();
+            match login {
+                LoginName::Username(u) => m.user_by_username(u),
+                LoginName::Email(e) => m.user_by_email(e),
+            }
+            .map(|u| u.id.clone())
+        };
+        if let Some(id) = target {
+            hit(cx.app, format!("ddp-user:{id}:login"), PER_USER)?;
+        }
+    }
     let done = log_in(cx.app, creds, cx.ip)
         .await
         .map_err(|e| match (&e, resume) {
@@ -275,6 +330,11 @@ async fn connection_status(cx: &mut CallCtx<'_>, status: ConnStatus) -> Result<V
     };
     let (user_id, session) = (login.user_id.clone(), cx.session_id.to_string());
     let before = cx.app.own_conns.set(&session, &user_id, status);
+    // A repeat changes nothing: no commit, no history, no frame (flapping clients send
+    // the same status again and again).
+    if before.as_ref() == Some(&(user_id.clone(), status)) {
+        return Ok(json!(true));
+    }
     let changed = cx
         .app
         .writer

@@ -111,6 +111,16 @@ impl Session {
                     let text = match msg {
                         Some(Ok(Message::Text(t))) => t,
                         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return End::ClientGone,
+                        // DDP is text: a binary frame is answered as Meteor answers a
+                        // frame it cannot use, never silently dropped.
+                        Some(Ok(Message::Binary(_))) => {
+                            last_heard = Instant::now();
+                            pinged_at = None;
+                            if send(&mut ws, frame::error("Bad request", None).into()).await.is_err() {
+                                return End::ClientGone;
+                            }
+                            continue;
+                        }
                         Some(Ok(_)) => { last_heard = Instant::now(); pinged_at = None; continue; }
                     };
                     last_heard = Instant::now();
@@ -196,8 +206,12 @@ impl Session {
     async fn handle(&mut self, text: &str, out: &mut Vec<Utf8Bytes>) {
         let parsed = match frame::parse(text, self.app.cfg.ws_max_frame_bytes) {
             Ok(f) => f,
-            Err(FrameError::Unknown(v)) | Err(FrameError::BadField(v)) => {
+            Err(FrameError::Unknown(v)) => {
                 out.push(frame::error("Bad request", Some(&v)).into());
+                return;
+            }
+            Err(FrameError::BadField(v)) => {
+                out.push(frame::error(frame::bad_field_reason(&v), Some(&v)).into());
                 return;
             }
             Err(FrameError::Malformed) | Err(FrameError::TooLarge) => {

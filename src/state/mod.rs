@@ -8,6 +8,6 @@ pub mod tx;
 pub mod writer;
 
 pub use self::core::Core;
-pub use model::{Change, Key, Model, Value};
+pub use model::{Key, Model, Value};
 pub use tx::Tx;
 pub use writer::Writer;

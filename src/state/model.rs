@@ -5,11 +5,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
 use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User};
+use crate::record::{Change, Snapshot};
 
-/// What a change is about. Every write in the system is a list of these.
+/// What a change is about: the key of a record in the model and the transaction.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Key {
     User(String),
@@ -23,7 +25,7 @@ pub enum Key {
     History(String),
 }
 
-/// The new value for a key; `None` in a change means the key is deleted.
+/// A record's value in the transaction overlay (`None` there: deleted).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     User(Arc<User>),
@@ -35,7 +37,31 @@ pub enum Value {
     History(Arc<HistoryEntry>),
 }
 
-pub type Change = (Key, Option<Value>);
+/// The key and the new value (None: deleted) a change writes, as the transaction
+/// overlay keeps them.
+pub fn entry(change: &Change) -> (Key, Option<Value>) {
+    match change {
+        Change::PutUser(u) => (Key::User(u.id.clone()), Some(Value::User(u.clone()))),
+        Change::DeleteUser(id) => (Key::User(id.clone()), None),
+        Change::PutToken(t) => (Key::Token(t.hashed.clone()), Some(Value::Token(t.clone()))),
+        Change::DeleteToken(h) => (Key::Token(h.clone()), None),
+        Change::PutSetting(id, v) => (Key::Setting(id.clone()), Some(Value::Setting(v.clone()))),
+        Change::DeleteSetting(id) => (Key::Setting(id.clone()), None),
+        Change::PutPermission(id, r) => (
+            Key::Permission(id.clone()),
+            Some(Value::Permission(r.clone())),
+        ),
+        Change::DeletePermission(id) => (Key::Permission(id.clone()), None),
+        Change::PutConn(u, c, s) => (Key::Conn(u.clone(), c.clone()), Some(Value::Conn(*s))),
+        Change::DeleteConn(u, c) => (Key::Conn(u.clone(), c.clone()), None),
+        Change::PutCustomStatus(c) => (
+            Key::CustomStatus(c.id.clone()),
+            Some(Value::CustomStatus(c.clone())),
+        ),
+        Change::DeleteCustomStatus(id) => (Key::CustomStatus(id.clone()), None),
+        Change::AddHistory(h) => (Key::History(h.id.clone()), Some(Value::History(h.clone()))),
+    }
+}
 
 #[derive(Default)]
 pub struct Model {
@@ -45,6 +71,11 @@ pub struct Model {
     pub tokens: HashMap<String, Arc<Token>>,
     pub settings: HashMap<String, Json>,
     pub permissions: HashMap<String, Arc<Vec<String>>>,
+    /// When this process last saw each permission change or go (`permissions.listAll
+    /// ?updatedSince=`); one never seen changing counts as changed when the model was
+    /// loaded, so a client asking across a restart refreshes rather than misses one.
+    pub permission_times: HashMap<String, (DateTime<Utc>, bool)>,
+    pub loaded_at: DateTime<Utc>,
     pub conns: HashMap<String, HashMap<String, ConnStatus>>,
     pub custom_statuses: HashMap<String, Arc<CustomStatus>>,
     /// (due time in ms, user id) of every temporary status, earliest first.
@@ -53,10 +84,13 @@ pub struct Model {
 
 impl Model {
     /// The model of a freshly loaded store.
-    pub fn from_snapshot(snapshot: crate::store::Snapshot) -> Model {
-        let mut model = Model::default();
+    pub fn from_snapshot(snapshot: Snapshot) -> Model {
+        let mut model = Model {
+            loaded_at: Utc::now(),
+            ..Model::default()
+        };
         for u in snapshot.users {
-            model.apply((Key::User(u.id.clone()), Some(Value::User(Arc::new(u)))));
+            model.apply(Change::PutUser(Arc::new(u)));
         }
         for t in snapshot.tokens {
             model.tokens.insert(t.hashed.clone(), Arc::new(t));
@@ -125,67 +159,92 @@ impl Model {
             .is_some_and(|roles| user.roles.iter().any(|r| roles.contains(r)))
     }
 
+    /// When the permission `id` last changed (or went), as far as this process knows.
+    pub fn permission_updated_at(&self, id: &str) -> DateTime<Utc> {
+        self.permission_times
+            .get(id)
+            .map_or(self.loaded_at, |(at, _)| *at)
+    }
+
+    /// Permissions that went after `since` (none of Rocket.Chat's defaults ever do).
+    pub fn permissions_removed_since(&self, since: DateTime<Utc>) -> Vec<(&str, DateTime<Utc>)> {
+        self.permission_times
+            .iter()
+            .filter(|(_, (at, removed))| *removed && *at > since)
+            .map(|(id, (at, _))| (id.as_str(), *at))
+            .collect()
+    }
+
     /// Applies one committed change, keeping the indexes in step.
-    pub fn apply(&mut self, (key, value): Change) {
-        match (key, value) {
-            (Key::User(id), v) => {
-                if let Some(old) = self.users.remove(&id) {
-                    self.by_username.remove(&old.username.to_lowercase());
-                    for e in &old.emails {
-                        self.by_email.remove(&e.address.to_lowercase());
-                    }
-                    if let Some(at) = old.status_expires_at {
-                        self.expiries.remove(&(at.timestamp_millis(), id.clone()));
-                    }
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::PutUser(u) => {
+                let id = u.id.clone();
+                self.remove_user(&id);
+                self.by_username
+                    .insert(u.username.to_lowercase(), id.clone());
+                for e in &u.emails {
+                    self.by_email.insert(e.address.to_lowercase(), id.clone());
                 }
-                if let Some(Value::User(u)) = v {
-                    self.by_username
-                        .insert(u.username.to_lowercase(), id.clone());
-                    for e in &u.emails {
-                        self.by_email.insert(e.address.to_lowercase(), id.clone());
-                    }
-                    if let Some(at) = u.status_expires_at {
-                        self.expiries.insert((at.timestamp_millis(), id.clone()));
-                    }
-                    self.users.insert(id, u);
+                if let Some(at) = u.status_expires_at {
+                    self.expiries.insert((at.timestamp_millis(), id.clone()));
                 }
+                self.users.insert(id, u);
             }
-            (Key::Token(h), Some(Value::Token(t))) => {
-                self.tokens.insert(h, t);
+            Change::DeleteUser(id) => self.remove_user(&id),
+            Change::PutToken(t) => {
+                self.tokens.insert(t.hashed.clone(), t);
             }
-            (Key::Token(h), _) => {
+            Change::DeleteToken(h) => {
                 self.tokens.remove(&h);
             }
-            (Key::Setting(id), Some(Value::Setting(v))) => {
+            Change::PutSetting(id, v) => {
                 self.settings.insert(id, v);
             }
-            (Key::Setting(id), _) => {
+            Change::DeleteSetting(id) => {
                 self.settings.remove(&id);
             }
-            (Key::Permission(id), Some(Value::Permission(p))) => {
+            Change::PutPermission(id, p) => {
+                self.permission_times
+                    .insert(id.clone(), (Utc::now(), false));
                 self.permissions.insert(id, p);
             }
-            (Key::Permission(id), _) => {
+            Change::DeletePermission(id) => {
+                self.permission_times.insert(id.clone(), (Utc::now(), true));
                 self.permissions.remove(&id);
             }
-            (Key::Conn(u, c), Some(Value::Conn(s))) => {
+            Change::PutConn(u, c, s) => {
                 self.conns.entry(u).or_default().insert(c, s);
             }
-            (Key::CustomStatus(id), Some(Value::CustomStatus(c))) => {
-                self.custom_statuses.insert(id, c);
-            }
-            (Key::CustomStatus(id), _) => {
-                self.custom_statuses.remove(&id);
-            }
-            // History lives only in the store.
-            (Key::History(_), _) => {}
-            (Key::Conn(u, c), _) => {
+            Change::DeleteConn(u, c) => {
                 if let Some(m) = self.conns.get_mut(&u) {
                     m.remove(&c);
                     if m.is_empty() {
                         self.conns.remove(&u);
                     }
                 }
+            }
+            Change::PutCustomStatus(c) => {
+                self.custom_statuses.insert(c.id.clone(), c);
+            }
+            Change::DeleteCustomStatus(id) => {
+                self.custom_statuses.remove(&id);
+            }
+            // History lives only in the store.
+            Change::AddHistory(_) => {}
+        }
+    }
+
+    /// Removes a user and its index entries.
+    fn remove_user(&mut self, id: &str) {
+        if let Some(old) = self.users.remove(id) {
+            self.by_username.remove(&old.username.to_lowercase());
+            for e in &old.emails {
+                self.by_email.remove(&e.address.to_lowercase());
+            }
+            if let Some(at) = old.status_expires_at {
+                self.expiries
+                    .remove(&(at.timestamp_millis(), id.to_string()));
             }
         }
     }

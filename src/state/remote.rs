@@ -7,79 +7,162 @@
 //! even when two of them wrote the same user at once. A user record only replaces a
 //! newer one it raced with if it is at least as recent (last writer wins).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::model::{Change, Key, Model, Value};
+use super::model::Model;
 use crate::bus::StatusEvent;
-use crate::model::{ConnStatus, CustomStatus, Status, Token, User};
+use crate::model::{ConnStatus, CustomStatus, Status, User};
+use crate::record::Change;
 use crate::status::presence;
+use crate::store::Credentials;
 
-/// A change as it travels between instances.
-#[derive(Serialize, Deserialize, Debug, Clone)]
+/// A change as it travels between instances. No secret travels: a user goes without
+/// its password hash, and tokens (whose key is the token's hash) not at all; a change
+/// to either is announced as `Credentials(user id)`, and each instance re-reads that
+/// user's password hash and tokens from the shared store.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub enum WireChange {
-    User(String, Option<User>),
-    Token(String, Option<Token>),
+    /// A user, `password_hash` always None (the receiver keeps the one it has).
+    User(String, Option<Box<User>>),
     Setting(String, Option<Json>),
     Permission(String, Option<Vec<String>>),
     Conn(String, String, Option<ConnStatus>),
     CustomStatus(String, Option<CustomStatus>),
+    /// The password hash or the tokens of this user changed: read them from the store.
+    Credentials(String),
 }
 
 /// What the committed changes look like on the wire (history stays in the store).
-pub fn to_wire(changes: &[Change]) -> Vec<WireChange> {
-    changes
+/// `before` is the model as it was before these changes, to tell which users'
+/// credentials changed.
+pub fn to_wire(changes: &[Change], before: &Model) -> Vec<WireChange> {
+    let mut out = Vec::with_capacity(changes.len());
+    let mut credentials: Vec<String> = Vec::new();
+    let mut credential = |uid: &str| {
+        if !credentials.iter().any(|c| c == uid) {
+            credentials.push(uid.to_string());
+        }
+    };
+    for change in changes {
+        out.push(match change {
+            Change::PutUser(u) => {
+                let had = before
+                    .users
+                    .get(&u.id)
+                    .and_then(|o| o.password_hash.as_ref());
+                if had != u.password_hash.as_ref() {
+                    credential(&u.id);
+                }
+                let mut u = (**u).clone();
+                u.password_hash = None;
+                WireChange::User(u.id.clone(), Some(Box::new(u)))
+            }
+            Change::DeleteUser(id) => WireChange::User(id.clone(), None),
+            Change::PutToken(t) => {
+                credential(&t.user_id);
+                continue;
+            }
+            Change::DeleteToken(h) => {
+                // A token both made and dropped in this batch was never announced.
+                if let Some(t) = before.tokens.get(h) {
+                    credential(&t.user_id);
+                }
+                continue;
+            }
+            Change::PutSetting(id, j) => WireChange::Setting(id.clone(), Some(j.clone())),
+            Change::DeleteSetting(id) => WireChange::Setting(id.clone(), None),
+            Change::PutPermission(id, r) => WireChange::Permission(id.clone(), Some((**r).clone())),
+            Change::DeletePermission(id) => WireChange::Permission(id.clone(), None),
+            Change::PutConn(u, c, s) => WireChange::Conn(u.clone(), c.clone(), Some(*s)),
+            Change::DeleteConn(u, c) => WireChange::Conn(u.clone(), c.clone(), None),
+            Change::PutCustomStatus(c) => {
+                WireChange::CustomStatus(c.id.clone(), Some((**c).clone()))
+            }
+            Change::DeleteCustomStatus(id) => WireChange::CustomStatus(id.clone(), None),
+            Change::AddHistory(_) => continue,
+        });
+    }
+    // Last: the users they belong to are in the model by then.
+    out.extend(credentials.into_iter().map(WireChange::Credentials));
+    out
+}
+
+/// The users whose credentials a received batch says changed.
+pub fn credential_users(batch: &[WireChange]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    batch
         .iter()
-        .filter_map(|(k, v)| {
-            Some(match (k, v) {
-                (Key::User(id), Some(Value::User(u))) => {
-                    WireChange::User(id.clone(), Some((**u).clone()))
-                }
-                (Key::User(id), _) => WireChange::User(id.clone(), None),
-                (Key::Token(h), Some(Value::Token(t))) => {
-                    WireChange::Token(h.clone(), Some((**t).clone()))
-                }
-                (Key::Token(h), _) => WireChange::Token(h.clone(), None),
-                (Key::Setting(id), Some(Value::Setting(j))) => {
-                    WireChange::Setting(id.clone(), Some(j.clone()))
-                }
-                (Key::Setting(id), _) => WireChange::Setting(id.clone(), None),
-                (Key::Permission(id), Some(Value::Permission(r))) => {
-                    WireChange::Permission(id.clone(), Some((**r).clone()))
-                }
-                (Key::Permission(id), _) => WireChange::Permission(id.clone(), None),
-                (Key::Conn(u, c), Some(Value::Conn(s))) => {
-                    WireChange::Conn(u.clone(), c.clone(), Some(*s))
-                }
-                (Key::Conn(u, c), _) => WireChange::Conn(u.clone(), c.clone(), None),
-                (Key::CustomStatus(id), Some(Value::CustomStatus(c))) => {
-                    WireChange::CustomStatus(id.clone(), Some((**c).clone()))
-                }
-                (Key::CustomStatus(id), _) => WireChange::CustomStatus(id.clone(), None),
-                (Key::History(_), _) => return None,
-            })
+        .filter_map(|w| match w {
+            WireChange::Credentials(uid) if seen.insert(uid.as_str()) => Some(uid.clone()),
+            _ => None,
         })
         .collect()
 }
 
-pub fn from_wire(w: WireChange) -> Change {
-    match w {
-        WireChange::User(id, u) => (Key::User(id), u.map(|u| Value::User(Arc::new(u)))),
-        WireChange::Token(h, t) => (Key::Token(h), t.map(|t| Value::Token(Arc::new(t)))),
-        WireChange::Setting(id, j) => (Key::Setting(id), j.map(Value::Setting)),
-        WireChange::Permission(id, r) => (
-            Key::Permission(id),
-            r.map(|r| Value::Permission(Arc::new(r))),
-        ),
-        WireChange::Conn(u, c, s) => (Key::Conn(u, c), s.map(Value::Conn)),
-        WireChange::CustomStatus(id, c) => (
-            Key::CustomStatus(id),
-            c.map(|c| Value::CustomStatus(Arc::new(c))),
-        ),
+/// A received change as a model change (`Credentials` are applied separately).
+fn from_wire(w: WireChange, m: &Model) -> Option<Change> {
+    Some(match w {
+        WireChange::User(id, Some(mut u)) => {
+            // Hashes never travel: keep the one this instance knows; a changed one
+            // arrives through `Credentials`. The record's id is the one it travelled
+            // under.
+            u.password_hash = m.users.get(&id).and_then(|o| o.password_hash.clone());
+            u.id = id;
+            Change::PutUser(Arc::new(*u))
+        }
+        WireChange::User(id, None) => Change::DeleteUser(id),
+        WireChange::Setting(id, Some(j)) => Change::PutSetting(id, j),
+        WireChange::Setting(id, None) => Change::DeleteSetting(id),
+        WireChange::Permission(id, Some(r)) => Change::PutPermission(id, Arc::new(r)),
+        WireChange::Permission(id, None) => Change::DeletePermission(id),
+        WireChange::Conn(u, c, Some(s)) => Change::PutConn(u, c, s),
+        WireChange::Conn(u, c, None) => Change::DeleteConn(u, c),
+        WireChange::CustomStatus(id, Some(mut c)) => {
+            c.id = id;
+            Change::PutCustomStatus(Arc::new(c))
+        }
+        WireChange::CustomStatus(id, None) => Change::DeleteCustomStatus(id),
+        WireChange::Credentials(_) => return None,
+    })
+}
+
+/// Puts the credentials read from the store for `users` in place of what the model
+/// holds. When they could not be read, fails closed: those users' tokens stop working
+/// here and their password is unknown until the next reload from the store.
+fn apply_credentials(m: &mut Model, users: &[String], read: anyhow::Result<Credentials>) {
+    let read = match read {
+        Ok(read) => read,
+        Err(e) => {
+            tracing::warn!(
+                "re-reading the credentials of {} users changed on another instance failed; \
+                 they must log in again on this instance: {e:#}",
+                users.len()
+            );
+            Credentials::default()
+        }
+    };
+    let wanted: HashSet<&str> = users.iter().map(String::as_str).collect();
+    m.tokens.retain(|_, t| !wanted.contains(t.user_id.as_str()));
+    for t in read.tokens {
+        if wanted.contains(t.user_id.as_str()) {
+            m.tokens.insert(t.hashed.clone(), Arc::new(t));
+        }
+    }
+    let hashes: HashMap<String, Option<String>> = read.password_hashes.into_iter().collect();
+    for uid in users {
+        if let Some(u) = m.users.get(uid) {
+            let hash = hashes.get(uid).cloned().flatten();
+            if u.password_hash != hash {
+                let mut u = (**u).clone();
+                u.password_hash = hash;
+                m.users.insert(uid.clone(), Arc::new(u));
+            }
+        }
     }
 }
 
@@ -139,29 +222,43 @@ fn events_since(
     events
 }
 
-/// Applies another instance's committed changes; returns the local events they cause.
+/// Applies a batch another instance committed; `credentials` is what the store holds
+/// for the users of its `Credentials` entries (`credential_users`), read in the
+/// writer's order. Returns the local events the batch causes.
+pub fn apply_peer(
+    m: &mut Model,
+    batch: Vec<WireChange>,
+    credentials: anyhow::Result<Credentials>,
+    now: DateTime<Utc>,
+) -> Vec<StatusEvent> {
+    let users = credential_users(&batch);
+    let changes: Vec<Change> = batch.into_iter().filter_map(|w| from_wire(w, m)).collect();
+    let events = apply(m, changes, now);
+    if !users.is_empty() {
+        apply_credentials(m, &users, credentials);
+    }
+    events
+}
+
+/// Applies changes committed elsewhere (another instance, another process); returns
+/// the local events they cause.
 pub fn apply(m: &mut Model, changes: Vec<Change>, now: DateTime<Utc>) -> Vec<StatusEvent> {
     let mut before: HashMap<String, Option<Arc<User>>> = HashMap::new();
-    for (key, value) in changes {
-        let uid = match &key {
-            Key::User(id) => Some(id.clone()),
-            Key::Conn(u, _) => Some(u.clone()),
-            _ => None,
-        };
-        if let Some(uid) = &uid {
+    for change in changes {
+        if let Some(uid) = change.user_id() {
             before
-                .entry(uid.clone())
+                .entry(uid.to_string())
                 .or_insert_with(|| m.users.get(uid).cloned());
         }
-        if let (Key::User(id), Some(Value::User(new))) = (&key, &value) {
+        if let Change::PutUser(new) = &change {
             if m.users
-                .get(id)
+                .get(&new.id)
                 .is_some_and(|cur| cur.updated_at > new.updated_at)
             {
                 continue;
             }
         }
-        m.apply((key, value));
+        m.apply(change);
     }
     for uid in before.keys() {
         rederive(m, uid);
@@ -183,4 +280,87 @@ pub fn resync(m: &mut Model, fresh: Model, now: DateTime<Utc>) -> Vec<StatusEven
         rederive(m, uid);
     }
     events_since(m, before, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Token, TokenKind};
+    use crate::store::fixtures::{t, user};
+
+    fn token(hashed: &str, user_id: &str) -> Token {
+        Token {
+            hashed: hashed.into(),
+            user_id: user_id.into(),
+            kind: TokenKind::Login,
+            created_at: t(1),
+        }
+    }
+
+    fn put_user(u: User) -> Change {
+        Change::PutUser(Arc::new(u))
+    }
+
+    #[test]
+    fn no_secret_goes_on_the_wire_and_changed_credentials_are_named() {
+        let mut before = Model::default();
+        before.apply(put_user(user("u1", "alice")));
+        before.apply(Change::PutToken(Arc::new(token("OLDHASH", "u1"))));
+        let mut renamed = user("u1", "alice");
+        renamed.name = "Alice".into();
+        let mut new_password = user("u2", "bob");
+        new_password.password_hash = Some("$2b$10$bobhash".into());
+        let changes = vec![
+            put_user(renamed),
+            put_user(new_password),
+            Change::PutToken(Arc::new(token("NEWHASH", "u2"))),
+            Change::DeleteToken("OLDHASH".into()),
+        ];
+        let wire = to_wire(&changes, &before);
+        let text = serde_json::to_string(&wire).unwrap();
+        for secret in ["$2b$10$hash", "$2b$10$bobhash", "NEWHASH", "OLDHASH"] {
+            assert!(!text.contains(secret), "{secret} on the wire: {text}");
+        }
+        assert_eq!(
+            credential_users(&wire),
+            ["u2", "u1"],
+            "bob: a new hash and a token; alice: a dropped token (not her rename)"
+        );
+        assert!(matches!(wire.last(), Some(WireChange::Credentials(_))));
+    }
+
+    #[test]
+    fn credentials_are_re_read_and_fail_closed() {
+        let mut m = Model::default();
+        m.apply(put_user(user("u1", "alice")));
+        for (h, u) in [("A1", "u1"), ("B1", "u2")] {
+            m.apply(Change::PutToken(Arc::new(token(h, u))));
+        }
+        // A peer's record keeps the hash this instance has.
+        let mut peer = user("u1", "alice");
+        peer.password_hash = None;
+        peer.updated_at = t(1_800_000_000_000);
+        let batch = vec![
+            WireChange::User("u1".into(), Some(Box::new(peer))),
+            WireChange::Credentials("u1".into()),
+        ];
+        let read = Credentials {
+            password_hashes: vec![("u1".into(), Some("$2b$10$fresh".into()))],
+            tokens: vec![token("A2", "u1"), token("B2", "u2")],
+        };
+        apply_peer(&mut m, batch, Ok(read), Utc::now());
+        assert_eq!(m.users["u1"].password_hash.as_deref(), Some("$2b$10$fresh"));
+        let mut tokens: Vec<&str> = m.tokens.keys().map(String::as_str).collect();
+        tokens.sort();
+        assert_eq!(
+            tokens,
+            ["A2", "B1"],
+            "only the named user's tokens replaced"
+        );
+
+        let batch = vec![WireChange::Credentials("u1".into())];
+        apply_peer(&mut m, batch, Err(anyhow::anyhow!("down")), Utc::now());
+        assert_eq!(m.users["u1"].password_hash, None);
+        assert_eq!(m.tokens.keys().collect::<Vec<_>>(), ["B1"]);
+    }
 }

@@ -9,10 +9,11 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use serde_json::Value as Json;
 
-use super::model::{Change, Key, Model, Value};
+use super::model::{entry, Key, Model, Value};
 use crate::auth::defaults;
 use crate::bus::StatusEvent;
 use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User, UserKind};
+use crate::record::Change;
 
 pub struct Tx<'a> {
     model: &'a RwLock<Model>,
@@ -72,11 +73,12 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// Writes a key (None deletes it).
-    pub fn put(&mut self, key: Key, value: Option<Value>) {
-        let before = self.overlay.insert(key.clone(), value.clone());
-        self.undo.push((key.clone(), before));
-        self.changes.push((key, value));
+    /// Writes one change, seen by this batch's later reads at once.
+    fn put(&mut self, change: Change) {
+        let (key, value) = entry(&change);
+        let before = self.overlay.insert(key.clone(), value);
+        self.undo.push((key, before));
+        self.changes.push(change);
     }
 
     pub fn user(&self, id: &str) -> Option<Arc<User>> {
@@ -139,12 +141,11 @@ impl<'a> Tx<'a> {
         if visible_change {
             self.events.push(StatusEvent::of(&user, self.now));
         }
-        let id = user.id.clone();
-        self.put(Key::User(id), Some(Value::User(Arc::new(user))));
+        self.put(Change::PutUser(Arc::new(user)));
     }
 
     pub fn delete_user(&mut self, id: &str) {
-        self.put(Key::User(id.to_string()), None);
+        self.put(Change::DeleteUser(id.to_string()));
     }
 
     /// Is there any human user (not a bot), committed or written in this batch?
@@ -189,14 +190,11 @@ impl<'a> Tx<'a> {
     }
 
     pub fn put_token(&mut self, token: Token) {
-        self.put(
-            Key::Token(token.hashed.clone()),
-            Some(Value::Token(Arc::new(token))),
-        );
+        self.put(Change::PutToken(Arc::new(token)));
     }
 
     pub fn delete_token(&mut self, hashed: &str) {
-        self.put(Key::Token(hashed.to_string()), None);
+        self.put(Change::DeleteToken(hashed.to_string()));
     }
 
     /// Every token of a user, committed or written in this batch.
@@ -231,8 +229,13 @@ impl<'a> Tx<'a> {
         }
     }
 
+    /// The value of `setting` as this transaction sees it, typed (the default when unset).
+    pub fn value<S: crate::settings::Typed>(&self, setting: &S) -> S::Out {
+        setting.read(self.setting(setting.definition().id).as_ref())
+    }
+
     pub fn put_setting(&mut self, id: &str, value: Json) {
-        self.put(Key::Setting(id.to_string()), Some(Value::Setting(value)));
+        self.put(Change::PutSetting(id.to_string(), value));
     }
 
     pub fn permission_roles(&self, id: &str) -> Option<Arc<Vec<String>>> {
@@ -243,10 +246,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn put_permission(&mut self, id: &str, roles: Vec<String>) {
-        self.put(
-            Key::Permission(id.to_string()),
-            Some(Value::Permission(Arc::new(roles))),
-        );
+        self.put(Change::PutPermission(id.to_string(), Arc::new(roles)));
     }
 
     /// The statuses of a user's live connections, committed or written in this batch.
@@ -301,24 +301,22 @@ impl<'a> Tx<'a> {
     }
 
     pub fn put_custom_status(&mut self, id: &str, status: Option<CustomStatus>) {
-        self.put(
-            Key::CustomStatus(id.to_string()),
-            status.map(|c| Value::CustomStatus(Arc::new(c))),
-        );
+        self.put(match status {
+            Some(c) => Change::PutCustomStatus(Arc::new(c)),
+            None => Change::DeleteCustomStatus(id.to_string()),
+        });
     }
 
     /// Appends a status-history entry.
     pub fn record(&mut self, entry: HistoryEntry) {
-        self.put(
-            Key::History(entry.id.clone()),
-            Some(Value::History(Arc::new(entry))),
-        );
+        self.put(Change::AddHistory(Arc::new(entry)));
     }
 
     pub fn put_conn(&mut self, user_id: &str, conn_id: &str, status: Option<ConnStatus>) {
-        self.put(
-            Key::Conn(user_id.to_string(), conn_id.to_string()),
-            status.map(Value::Conn),
-        );
+        let (user, conn) = (user_id.to_string(), conn_id.to_string());
+        self.put(match status {
+            Some(s) => Change::PutConn(user, conn, s),
+            None => Change::DeleteConn(user, conn),
+        });
     }
 }

@@ -12,13 +12,14 @@ use std::time::Instant;
 use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
-use super::model::{Change, Model};
-use super::remote;
+use super::model::Model;
+use super::remote::{self, WireChange};
 use super::tx::Tx;
 use crate::bus::Bus;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::record::Change;
+use crate::store::{CommitError, Store};
 
 type Done = Box<dyn FnOnce(Result<()>) + Send>;
 type LocalJob = Box<dyn FnOnce(&mut Tx) -> Done + Send>;
@@ -27,10 +28,14 @@ enum Job {
     /// A change made here: run, commit, publish, answer.
     Local(LocalJob),
     /// The cluster leader's work (expiry, reaping): committed alone and only while this
-    /// instance still holds the leader lease (`Store::commit_as_leader`).
+    /// instance still holds the leader lease (`ClusterStore::commit_as_leader`; a
+    /// single embedded instance always leads).
     Leader(LocalJob),
-    /// Changes another instance committed (cluster mode): apply and publish locally.
+    /// Changes another process committed (found by `crate::external`): apply and
+    /// publish locally.
     Remote(Vec<Change>),
+    /// Changes another instance committed (cluster mode), as they came over NATS.
+    Peer(Vec<WireChange>),
     /// Reload the model from the store after a gap in the cluster feed. The store is
     /// read here, in the writer's order, so no change committed or applied meanwhile
     /// is overwritten by an older snapshot. Answers whether the store could be read.
@@ -45,8 +50,9 @@ pub struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
-/// Where committed local changes go to reach the other instances (cluster mode).
-pub type Replicate = mpsc::UnboundedSender<Vec<Change>>;
+/// Where committed local changes go to reach the other instances (cluster mode), in
+/// their wire form (without secrets).
+pub type Replicate = mpsc::UnboundedSender<Vec<WireChange>>;
 
 impl Writer {
     pub fn start(
@@ -129,9 +135,14 @@ impl Writer {
             .map_err(|_| Error::Unavailable("writer stopped".into()))?
     }
 
-    /// Applies changes another instance committed.
+    /// Applies changes another process committed.
     pub async fn apply_remote(&self, changes: Vec<Change>) {
         let _ = self.jobs.send(Job::Remote(changes)).await;
+    }
+
+    /// Applies changes another instance committed (cluster mode).
+    pub async fn apply_peer(&self, batch: Vec<WireChange>) {
+        let _ = self.jobs.send(Job::Peer(batch)).await;
     }
 
     /// Replaces the model with one loaded from `store` now, after everything queued
@@ -195,6 +206,21 @@ fn apply_other(ctx: &Ctx, job: Job) {
     let now = chrono::Utc::now();
     let events = match job {
         Job::Remote(changes) => remote::apply(&mut ctx.model.write(), changes, now),
+        Job::Peer(batch) => {
+            // Secrets do not travel: read the credentials the batch names from the
+            // store, here in the writer's order, so nothing committed here since is
+            // undone by an older read. Before taking the model lock.
+            let users = remote::credential_users(&batch);
+            let credentials = if users.is_empty() {
+                Ok(Default::default())
+            } else {
+                match ctx.store.cluster() {
+                    Some(c) => c.credentials(&users),
+                    None => Err(anyhow::anyhow!("no shared store to read credentials from")),
+                }
+            };
+            remote::apply_peer(&mut ctx.model.write(), batch, credentials, now)
+        }
         // Read before taking the model lock, so readers are not held up meanwhile.
         Job::Resync(store, done) => match store.load() {
             Ok(snapshot) => {
@@ -222,15 +248,19 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
     let dones: Vec<Done> = batch.drain(..).map(|job| job(&mut tx)).collect();
     let result = if tx.changes.is_empty() {
         Ok(())
-    } else if as_leader {
-        ctx.store.commit_as_leader(&tx.changes)
+    } else if let (true, Some(cluster)) = (as_leader, ctx.store.cluster()) {
+        cluster.commit_as_leader(&tx.changes)
     } else {
         ctx.store.commit(&tx.changes)
     };
     match result {
         Ok(()) => {
             if let (Some(rep), false) = (ctx.replicate, tx.changes.is_empty()) {
-                let _ = rep.send(tx.changes.clone());
+                // Against the model before these changes: which credentials changed.
+                let wire = remote::to_wire(&tx.changes, &ctx.model.read());
+                if !wire.is_empty() {
+                    let _ = rep.send(wire);
+                }
             }
             {
                 let mut m = ctx.model.write();
@@ -246,16 +276,13 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
                 done(Ok(()));
             }
         }
-        Err(e)
-            if e.chain()
-                .any(|c| c.is::<crate::store::postgres::NotLeader>()) =>
-        {
-            tracing::warn!("leader work not committed: {e}");
+        Err(CommitError::NotLeader) => {
+            tracing::warn!("leader work not committed: this instance no longer leads");
             for done in dones {
                 done(Err(Error::Unavailable("not the cluster leader".into())));
             }
         }
-        Err(e) => {
+        Err(CommitError::Failed(e)) => {
             tracing::error!("commit failed, {} changes refused: {e:#}", dones.len());
             for done in dones {
                 done(Err(Error::Unavailable("the store could not commit".into())));

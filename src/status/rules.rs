@@ -146,8 +146,11 @@ pub fn check_expires_at(
 }
 
 /// Step 9: the status text is trimmed and cut to 120 characters, never inside a character.
+/// Bidi overrides and zero-width characters are taken out first (`text::strip_invisible`),
+/// as from names, so a status text cannot reorder or hide what is shown around it.
 pub fn normalize_text(text: &str) -> String {
-    let t = text.trim();
+    let stripped = crate::text::strip_invisible(text);
+    let t = stripped.trim();
     match t.char_indices().nth(STATUS_TEXT_MAX) {
         Some((cut, _)) => t[..cut].to_string(),
         None => t.to_string(),

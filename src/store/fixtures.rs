@@ -14,6 +14,8 @@ pub fn user(id: &str, username: &str) -> User {
         id: id.into(),
         username: username.into(),
         name: format!("{username} Name"),
+        bio: format!("{username} ✓ writes bios"),
+        nickname: format!("{username}-nick"),
         emails: vec![Email {
             address: format!("{username}@example.com"),
             verified: true,

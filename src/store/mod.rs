@@ -2,29 +2,27 @@
 //! ordered list of changes atomically. SQLite is the embedded default; a PostgreSQL
 //! backend implements the same two calls.
 
+mod codec;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod postgres;
 pub mod sqlite;
 
-use serde_json::Value as Json;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User};
-use crate::state::Change;
+use crate::model::{ConnStatus, HistoryEntry, Token};
+pub use crate::record::{Change, Snapshot};
 
-/// Everything the server keeps, as loaded at start-up.
-#[derive(Default)]
-pub struct Snapshot {
-    pub users: Vec<User>,
+/// The secrets of some users, re-read from a shared store when another instance says
+/// they changed (they never travel between instances: `state::remote`).
+#[derive(Default, Debug)]
+pub struct Credentials {
+    /// (user id, password hash) of each of those users that exists.
+    pub password_hashes: Vec<(String, Option<String>)>,
+    /// Every token of those users.
     pub tokens: Vec<Token>,
-    pub settings: Vec<(String, Json)>,
-    pub permissions: Vec<(String, Vec<String>)>,
-    pub custom_statuses: Vec<CustomStatus>,
-    /// Live connections of running instances (user id, connection id, status); an
-    /// embedded store keeps none, since connections die with the process.
-    pub conns: Vec<(String, String, ConnStatus)>,
 }
 
 /// A page of one user's status history, newest first.
@@ -37,74 +35,72 @@ pub struct HistoryQuery {
     pub count: usize,
 }
 
+/// Why a commit did not happen. Either way, nothing of it was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Leader work refused: this instance no longer holds the cluster's leader lease
+    /// (`ClusterStore::commit_as_leader`).
+    #[error("this instance no longer holds the leader lease")]
+    NotLeader,
+    /// The store could not commit (unreachable, a constraint, I/O).
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 pub trait Store: Send + Sync + 'static {
     /// Reads the whole state (start-up only).
     fn load(&self) -> anyhow::Result<Snapshot>;
     /// Applies the changes in order, in one transaction, durably: when this returns
     /// Ok the changes survive a crash of the process. On error nothing was applied.
-    fn commit(&self, changes: &[Change]) -> anyhow::Result<()>;
+    fn commit(&self, changes: &[Change]) -> Result<(), CommitError>;
     /// Reads a page of the status history and the total matching entries. Blocking:
     /// call from `spawn_blocking`.
     fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)>;
     /// Deletes history entries older than `before`; returns how many.
     fn prune_history(&self, before: DateTime<Utc>) -> anyhow::Result<u64>;
 
-    // Cluster support. An embedded store serves one instance, so these are trivial there.
-
     /// Is the store reachable? (for `/api/health`)
-    fn ping(&self) -> anyhow::Result<()> {
-        Ok(())
+    fn ping(&self) -> anyhow::Result<()>;
+
+    /// Has another process (the admin CLI, an import) committed to the store since the
+    /// last call? The server polls this and then reloads (`crate::external`).
+    fn changed_elsewhere(&self) -> anyhow::Result<bool>;
+
+    /// The operations of a store shared by a cluster of instances; None for an
+    /// embedded store, which serves one instance: it always leads, keeps its live
+    /// connections only in memory, and hears from no peer.
+    fn cluster(&self) -> Option<&dyn ClusterStore> {
+        None
     }
+}
+
+/// What only a store shared by several instances does: heartbeats, reaping, the
+/// leader lease, and the reads cluster mode needs. A shared store's `load` also
+/// returns every instance's live connections.
+pub trait ClusterStore: Send + Sync {
     /// Records that this instance is alive (called every few seconds).
-    fn heartbeat(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
+    fn heartbeat(&self) -> anyhow::Result<()>;
     /// Connections (user id, connection id) of instances whose last heartbeat is older
     /// than `older_than`: their owner died, so they must be reaped.
-    fn dead_connections(
-        &self,
-        _older_than: std::time::Duration,
-    ) -> anyhow::Result<Vec<(String, String)>> {
-        Ok(Vec::new())
-    }
+    fn dead_connections(&self, older_than: Duration) -> anyhow::Result<Vec<(String, String)>>;
     /// Forgets instances that have no connections left and stopped beating.
-    fn forget_dead_instances(&self, _older_than: std::time::Duration) -> anyhow::Result<()> {
-        Ok(())
-    }
+    fn forget_dead_instances(&self, older_than: Duration) -> anyhow::Result<()>;
     /// Takes the cluster-wide leader lease for once-only work (expiry, reaping) for
     /// `length` from now, or renews it when this instance holds it already. Ok(true):
     /// this instance leads; the caller counts `length` from before the call, so it
-    /// stops before anyone else may take over. A single embedded instance always leads.
-    fn lead(&self, _length: std::time::Duration) -> anyhow::Result<bool> {
-        Ok(true)
-    }
+    /// stops before anyone else may take over.
+    fn lead(&self, length: Duration) -> anyhow::Result<bool>;
     /// Ends this instance's lease now (a graceful stop), so another takes over at once.
-    fn resign(&self) -> anyhow::Result<()> {
-        Ok(())
-    }
-    /// Like `commit`, for the leader's work: refused (`postgres::NotLeader`) unless
-    /// this instance still holds the lease when the transaction commits.
-    fn commit_as_leader(&self, changes: &[Change]) -> anyhow::Result<()> {
-        self.commit(changes)
-    }
+    fn resign(&self) -> anyhow::Result<()>;
+    /// Like `Store::commit`, for the leader's work: refused (`CommitError::NotLeader`)
+    /// unless this instance still holds the lease when the transaction commits.
+    fn commit_as_leader(&self, changes: &[Change]) -> Result<(), CommitError>;
     /// The live connections the store records for this instance (user id, connection
-    /// id, status), when `persists_connections`.
-    fn own_connections(&self) -> anyhow::Result<Vec<(String, String, ConnStatus)>> {
-        Ok(Vec::new())
-    }
-
-    // Changes made by another process (the admin CLI, an import) while the server runs.
-
-    /// Has another process committed to the store since the last call? The server
-    /// polls this and then reloads (`crate::external`). A store that cannot tell says no.
-    fn changed_elsewhere(&self) -> anyhow::Result<bool> {
-        Ok(false)
-    }
-    /// Does `load` return the live connections? An embedded store keeps them only in
-    /// memory, so a reload must keep the ones the model holds.
-    fn persists_connections(&self) -> bool {
-        false
-    }
+    /// id, status).
+    fn own_connections(&self) -> anyhow::Result<Vec<(String, String, ConnStatus)>>;
+    /// The password hashes and tokens of `user_ids`, as committed now: they do not
+    /// travel between instances (`state::remote`).
+    fn credentials(&self, user_ids: &[String]) -> anyhow::Result<Credentials>;
 }
 
 /// Who opens a store.

@@ -11,6 +11,8 @@ use utoipa_axum::routes;
 
 use crate::app::Ctx;
 
+mod docs;
+
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const STYLE_CSS: &str = include_str!("style.css");
@@ -26,6 +28,7 @@ pub fn routes() -> OpenApiRouter<Ctx> {
         .routes(routes!(app_js))
         .routes(routes!(style_css))
         .routes(routes!(favicon_svg))
+        .merge(docs::routes())
 }
 
 /// The presence page.

@@ -307,6 +307,27 @@ async fn managing_needs_manage_user_status_and_listing_needs_a_session() {
 
 // -------------------------------------------------------------- validation
 
+/// `statusType` is optional on create, as in Rocket.Chat (issue 15 §8): a body with only
+/// `name` makes an `online` custom status.
+#[tokio::test]
+async fn create_takes_a_body_with_only_a_name() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    for (name, body) in [
+        ("Around", json!({"name": "Around"})),
+        ("Nearby", json!({"name": "Nearby", "statusType": null})),
+    ] {
+        let r = srv.post_json(CREATE, Some(&admin), body).await;
+        assert_status(&r, 200);
+        assert_eq!(r.2["customUserStatus"]["name"], name, "{}", r.2);
+        assert_eq!(r.2["customUserStatus"]["statusType"], "online", "{}", r.2);
+    }
+    let listed = list(&srv, &admin, "").await;
+    let mut got = names(&listed);
+    got.sort();
+    assert_eq!(got, ["Around", "Nearby"]);
+}
+
 #[tokio::test]
 async fn create_validation_errors_are_rocket_chats() {
     let srv = Server::start().await;

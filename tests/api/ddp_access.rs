@@ -209,17 +209,10 @@ async fn connections_whose_token_is_revoked_or_expired_are_closed() {
         "an idle connection of a disabled user stayed open"
     );
 
-    // Expired: login tokens past Accounts_LoginExpiration (0 days: all of them).
+    // Expired: login tokens past Accounts_LoginExpiration (eve's, made 91 days old).
     let eve = srv.create_user("eve", "eve-pass-1", &["user"]).await;
     let mut e = Ddp::connect_resume(&srv, &eve.token).await;
-    let r = srv
-        .post_json(
-            "settings/Accounts_LoginExpiration",
-            Some(&admin_pat),
-            json!({"value": 0}),
-        )
-        .await;
-    assert_status(&r, 200);
+    srv.age_login_tokens(&eve, 91).await;
     e.send(json!({"msg": "method", "id": "m1", "method": "UserPresence:setDefaultStatus", "params": ["busy"]}))
         .await;
     assert!(

@@ -184,6 +184,66 @@ async fn the_server_closes_a_connection_that_does_not_answer_its_pings() {
     );
 }
 
+/// Malformed `method` and `sub` frames and binary frames are answered as Meteor's
+/// livedata server answers them (issue 15 §9), never ignored; the connection stays usable.
+#[tokio::test]
+async fn malformed_methods_subs_and_binary_frames_are_answered_as_meteor_does() {
+    let srv = Server::start().await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let mut c = Ddp::connect(&srv).await;
+    c.login_resume(&alice.token).await.unwrap();
+    for (bad, reason) in [
+        (
+            json!({"msg": "method", "id": 1, "method": "UserPresence:away"}),
+            "Malformed method invocation",
+        ),
+        (
+            json!({"msg": "method", "id": "m1", "method": "UserPresence:away", "params": null}),
+            "Malformed method invocation",
+        ),
+        (
+            json!({"msg": "method", "id": "m1", "method": "UserPresence:away", "params": {"a": 1}}),
+            "Malformed method invocation",
+        ),
+        (
+            json!({"msg": "method", "id": "m1", "method": "UserPresence:away", "randomSeed": 7}),
+            "Malformed method invocation",
+        ),
+        (
+            json!({"msg": "method", "id": "m1"}),
+            "Malformed method invocation",
+        ),
+        (
+            json!({"msg": "sub", "id": 5, "name": "stream-notify-logged"}),
+            "Malformed subscription",
+        ),
+        (
+            json!({"msg": "sub", "id": "s1", "name": "stream-notify-logged", "params": "user-status"}),
+            "Malformed subscription",
+        ),
+        (json!({"msg": "sub", "id": "s1"}), "Malformed subscription"),
+    ] {
+        c.send(bad.clone()).await;
+        assert_eq!(
+            c.next_json(W).await,
+            Some(json!({"msg": "error", "reason": reason, "offendingMessage": bad})),
+            "answer to {bad}"
+        );
+    }
+    // A numeric method id was run before: now nothing was done.
+    assert_eq!(srv.status_of(&alice.user_id).await["status"], "online");
+    c.send_binary(br#"{"msg":"ping","id":"b"}"#).await;
+    assert_eq!(
+        c.next_json(W).await,
+        Some(json!({"msg": "error", "reason": "Bad request"}))
+    );
+    c.send_raw(r#"{"msg":"ping","id":"ok"}"#).await;
+    assert_eq!(
+        c.next_raw(W).await.as_deref(),
+        Some(r#"{"msg":"pong","id":"ok"}"#)
+    );
+}
+
 #[tokio::test]
 async fn malformed_and_unknown_frames_get_an_error_and_the_connection_stays_usable() {
     let srv = Server::start().await;

@@ -245,3 +245,104 @@ async fn token_expires_follows_accounts_login_expiration() {
         "tokenExpires {got}, want ~{want}: {r}"
     );
 }
+
+/// Issue 14 §8: successful DDP logins made 346 tokens for one account in 10 s. `login` is
+/// limited as Rocket.Chat's DDP rate limiter does (10 calls per connection per 10 s;
+/// 20 password logins per account per 10 s, whatever the connection), and a user keeps
+/// at most 50 login tokens, the oldest dropped.
+#[tokio::test]
+async fn ddp_logins_are_rate_limited_and_tokens_capped() {
+    let srv = Server::start().await;
+    srv.create_user_only("lou", "lou-pass-1", &["user"]).await;
+    // One connection: 10 logins, then too-many-requests.
+    let mut c = Ddp::connect(&srv).await;
+    let mut first = None;
+    for i in 0..10 {
+        let r = c.login_password("lou", "lou-pass-1").await;
+        let r = r.unwrap_or_else(|e| panic!("login {i}: {e}"));
+        first.get_or_insert(r["token"].as_str().unwrap().to_string());
+    }
+    let e = c.login_password("lou", "lou-pass-1").await.unwrap_err();
+    assert_eq!(e["error"], "too-many-requests", "{e}");
+    assert!(
+        e["details"]["timeToReset"].as_u64().unwrap() <= 10_000,
+        "{e}"
+    );
+    // Fresh connections: the account's budget (20 per 10 s) runs out too.
+    let mut ok = 10;
+    let mut refused = 0;
+    for _ in 0..15 {
+        let mut d = Ddp::connect(&srv).await;
+        match d.login_password("lou", "lou-pass-1").await {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_eq!(e["error"], "too-many-requests", "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((ok, refused), (20, 5));
+    // Resumes are not counted against the account (many tabs resume at once).
+    let token = first.clone().unwrap();
+    for _ in 0..25 {
+        let mut d = Ddp::connect(&srv).await;
+        d.login_resume(&token).await.unwrap();
+    }
+
+    // Tokens are capped at 50 per user (REST logins here, past the DDP limit).
+    let mut sessions = Vec::new();
+    for _ in 0..55 {
+        sessions.push(srv.login("lou", "lou-pass-1").await);
+    }
+    let first = Session {
+        token: first.unwrap(),
+        ..sessions[0].clone()
+    };
+    assert_eq!(
+        srv.get("me", Some(&first)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        srv.get("me", Some(&sessions[4])).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_status(&srv.get("me", Some(&sessions[5])).await, 200);
+    assert_status(&srv.get("me", Some(&sessions[54])).await, 200);
+}
+
+/// Issue 14.5: a password change closes the user's other realtime connections (their
+/// tokens are revoked) within a ping interval, and their tokens no longer resume.
+#[tokio::test]
+async fn a_password_change_closes_the_other_connections() {
+    let srv = Server::start_with(&[("DDP_PING_SECS", "1")]).await;
+    let vic = srv.create_user("vic", "vic-pass-1", &["user"]).await;
+    let thief = srv.login("vic", "vic-pass-1").await;
+    let mut stolen = Ddp::connect_resume(&srv, &thief.token).await;
+    let mut own = Ddp::connect_resume(&srv, &vic.token).await;
+    let r = srv
+        .post_json(
+            "users.update",
+            Some(&vic),
+            json!({"userId": vic.user_id, "data": {"password": "vic-pass-2"}}),
+        )
+        .await;
+    assert_status(&r, 200);
+    assert!(
+        stolen.wait_closed(Duration::from_secs(5)).await,
+        "a connection with a revoked token stayed open"
+    );
+    let mut again = Ddp::connect(&srv).await;
+    assert_eq!(
+        again.login_resume(&thief.token).await,
+        Err(meteor_error(
+            json!(403),
+            "You've been logged out by the server. Please log in again."
+        ))
+    );
+    // The session that changed the password keeps its connection.
+    assert_eq!(
+        own.call("UserPresence:setDefaultStatus", json!(["away"]))
+            .await,
+        Ok(json!(true))
+    );
+}

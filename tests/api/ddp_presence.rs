@@ -247,3 +247,72 @@ async fn a_reconnect_does_not_reset_a_chosen_status() {
     d.call("UserPresence:online", json!([])).await.unwrap();
     assert_eq!(own(&srv, &alice).await, pair("busy", "online"));
 }
+
+/// Issue 14 §3: one ordinary user alternating `UserPresence:away` / `UserPresence:online`
+/// as fast as the socket takes them for 10 s used to make 31,755 history rows and as
+/// many frames to every watcher. The presence methods are now limited per connection
+/// (Rocket.Chat's DDP limiter: 10 calls of a method per 10 s) and repeats change nothing,
+/// so history and watchers see a few changes per second at most.
+#[tokio::test]
+async fn a_presence_flood_is_rate_limited_and_coalesced() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let flo = srv.create_user("flo", "flo-pass-1", &["user"]).await;
+    let watcher = srv.create_user("wat", "wat-pass-1", &["user"]).await;
+    let mut w = Ddp::connect_resume(&srv, &watcher.token).await;
+    w.sub_user_status("s").await;
+    let mut c = Ddp::connect_resume(&srv, &flo.token).await;
+    let start = std::time::Instant::now();
+    let (mut sent, mut limited, mut n) = (0, 0, 0u64);
+    while start.elapsed() < Duration::from_secs(10) {
+        // A burst, pipelined, then its answers.
+        for _ in 0..100 {
+            n += 1;
+            let method = if n % 2 == 0 {
+                "UserPresence:online"
+            } else {
+                "UserPresence:away"
+            };
+            c.send(json!({"msg": "method", "id": format!("f{n}"), "method": method, "params": []}))
+                .await;
+            sent += 1;
+        }
+        let mut answered = 0;
+        while answered < 100 {
+            let f = c.next_json(WAIT).await.expect("an answer");
+            if f["msg"] == "result" {
+                answered += 1;
+                if f["error"]["error"] == "too-many-requests" {
+                    limited += 1;
+                }
+            }
+        }
+    }
+    assert!(sent >= 1000, "only {sent} calls sent");
+    assert!(limited >= sent - 60, "{limited} of {sent} calls limited");
+    // The watcher saw a few changes per second at most.
+    let mut frames = 0;
+    while w.next_changed(QUIET).await.is_some() {
+        frames += 1;
+    }
+    assert!(frames <= 60, "{frames} frames to a watcher in 10 s");
+    let r = srv
+        .get(
+            &format!("users.statusHistory?userId={}&count=100", flo.user_id),
+            Some(&admin),
+        )
+        .await;
+    assert_status(&r, 200);
+    let rows = r.2["total"].as_u64().unwrap();
+    assert!(rows <= 60, "{rows} history rows in 10 s");
+    // The connection still works and the limit lifts.
+    c.send_raw(r#"{"msg":"ping","id":"p"}"#).await;
+    let mut got_pong = false;
+    for _ in 0..5 {
+        if c.next_json(WAIT).await == Some(json!({"msg":"pong","id":"p"})) {
+            got_pong = true;
+            break;
+        }
+    }
+    assert!(got_pong);
+}

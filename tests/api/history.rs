@@ -829,5 +829,6 @@ async fn the_retention_setting_is_an_integer_setting_for_admins() {
             json!({"value": 1}),
         )
         .await;
-    assert_reply(&reply, 403, body_403());
+    // settings/:_id declares its permission: Rocket.Chat's declared-permission 403.
+    assert_reply(&reply, 403, body_403_declared());
 }

@@ -228,3 +228,91 @@ async fn the_readme_route_table_matches_the_document() {
         "documented but missing from README.md's route table: {unlisted:?}"
     );
 }
+
+/// Issue 17: `/api/docs` is browsable documentation of this same description, and
+/// works with no internet: the page and every file it references are served by
+/// statusd (resolved relative to the page, as a browser does), none from elsewhere.
+#[tokio::test]
+async fn api_docs_page_and_its_assets_are_served_by_statusd() {
+    let srv = Server::start().await;
+    let (status, headers, page) = srv
+        .request_text(Method::GET, "/api/docs", None, &[], None)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let csp = headers["content-security-policy"].to_str().unwrap_or("");
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+
+    // Every src= and href= of the page.
+    let mut refs = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for part in page.split(attr).skip(1) {
+            refs.push(part.split('"').next().unwrap_or_default().to_string());
+        }
+    }
+    assert!(refs.len() >= 5, "{refs:?}");
+    let mut scripts = String::new();
+    for r in &refs {
+        assert!(
+            !r.contains("//"),
+            "the page loads {r} from elsewhere; every asset must be embedded"
+        );
+        // Relative to /api/docs: `../assets/x` is /assets/x, `v1/x` is /api/v1/x.
+        let path = match r.strip_prefix("../") {
+            Some(rest) => format!("/{rest}"),
+            None => format!("/api/{r}"),
+        };
+        let (status, headers, body) = srv.request_text(Method::GET, &path, None, &[], None).await;
+        assert_eq!(status, 200, "{r} -> {path}: {body}");
+        let ct = headers["content-type"].to_str().unwrap_or("").to_string();
+        let want = match path.rsplit('.').next() {
+            Some("js") => "text/javascript",
+            Some("css") => "text/css",
+            Some("svg") => "image/svg+xml",
+            Some("json") => "application/json",
+            other => panic!("unexpected asset {path} ({other:?})"),
+        };
+        assert!(ct.starts_with(want), "{path}: {ct}");
+        if want == "text/javascript" {
+            scripts.push_str(&body);
+        }
+    }
+    // Swagger UI itself, started on the description, with no validator service.
+    assert!(scripts.contains("SwaggerUIBundle"), "Swagger UI is missing");
+    assert!(scripts.contains("url: 'v1/openapi.json'"), "{refs:?}");
+    assert!(scripts.contains("validatorUrl: null"));
+}
+
+/// Issue 17: the repository stands alone. No file points at documents outside it (the
+/// API reference is docs/API.md) or at a path of the machine it was written on.
+#[test]
+fn no_file_refers_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root)
+        .output()
+        .expect("git ls-files");
+    assert!(out.status.success(), "git ls-files failed");
+    // Spelled in pieces, so this file does not match itself.
+    let needles = [concat!("../", "shared"), concat!("/", "work/")];
+    let mut offenders = Vec::new();
+    for name in out.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).to_string();
+        let Ok(text) = std::fs::read_to_string(root.join(&name)) else {
+            continue; // binary or removed in the work tree
+        };
+        for (n, line) in text.lines().enumerate() {
+            if needles.iter().any(|needle| line.contains(needle)) {
+                offenders.push(format!("{name}:{}: {}", n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "\n{}", offenders.join("\n"));
+    assert!(root.join("docs/API.md").is_file());
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    assert!(
+        readme.contains("(docs/API.md)"),
+        "README.md does not link docs/API.md"
+    );
+}

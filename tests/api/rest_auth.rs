@@ -176,6 +176,7 @@ async fn repeated_failures_block_the_username() {
     let blocked = json!({
         "status": "error",
         "error": "error-login-blocked-for-user",
+        "details": {"function": "Accounts.validateLoginAttempt"},
         "message": "Login has been temporarily blocked For User",
         "success": false
     });
@@ -263,8 +264,16 @@ async fn me_shows_the_callers_fields() {
         format!("https://chat.example.org/avatar/{ADMIN_USER}"),
         "{me}"
     );
+    // Whether a password is set, never the password (Rocket.Chat's sanitised services).
+    assert_eq!(
+        me["services"],
+        json!({"password": {"exists": true}}),
+        "{me}"
+    );
     // No secrets.
-    let text = me.to_string().to_lowercase();
+    let mut rest = me.clone();
+    rest.as_object_mut().unwrap().remove("services");
+    let text = rest.to_string().to_lowercase();
     assert!(
         !text.contains("password") && !text.contains("bcrypt") && !text.contains("$2"),
         "{me}"
@@ -407,15 +416,27 @@ async fn personal_access_tokens_lifecycle() {
     assert_status(&r, 400);
     assert_eq!(r.2["errorType"], "error-token-does-not-exists", "{}", r.2);
 
-    // Without create-personal-access-tokens: 403 for all four routes.
+    // Without create-personal-access-tokens: the three token methods refuse with a 400
+    // `not-authorized` (Rocket.Chat's methods throw it), the list route declares the
+    // permission (403 `[error-unauthorized]`, CONTRACT §2 v2).
     srv.set_permission("create-personal-access-tokens", &["admin"])
         .await;
-    for (method, path) in [
-        (Method::POST, "users.generatePersonalAccessToken"),
-        (Method::POST, "users.regeneratePersonalAccessToken"),
-        (Method::POST, "users.removePersonalAccessToken"),
-        (Method::GET, "users.getPersonalAccessTokens"),
+    for path in [
+        "users.generatePersonalAccessToken",
+        "users.regeneratePersonalAccessToken",
+        "users.removePersonalAccessToken",
     ] {
+        let r = srv
+            .post_json(path, Some(&mo), json!({"tokenName": "x"}))
+            .await;
+        assert_reply(
+            &r,
+            400,
+            json!({"success": false, "error": "Not Authorized [not-authorized]",
+                   "errorType": "not-authorized", "details": {"method": path}}),
+        );
+    }
+    for (method, path) in [(Method::GET, "users.getPersonalAccessTokens")] {
         let body = (method == Method::POST).then(|| br#"{"tokenName":"x"}"#.to_vec());
         let r = srv
             .request(
@@ -426,7 +447,7 @@ async fn personal_access_tokens_lifecycle() {
                 body,
             )
             .await;
-        assert_eq!((r.0.as_u16(), &r.2), (403, &body_403()), "{path}");
+        assert_eq!((r.0.as_u16(), &r.2), (403, &body_403_declared()), "{path}");
     }
 }
 
@@ -760,8 +781,13 @@ async fn login_tokens_expire_after_accounts_login_expiration_days() {
     let yan_pat = gen(yan.clone()).await;
     let admin_pat = gen(admin.clone()).await;
 
-    // 0 days: every login token is past its expiry.
+    // 0 days means Rocket.Chat's default of 90, not "expire everything" (issue 14).
     srv.set_setting("Accounts_LoginExpiration", json!(0)).await;
+    assert_status(&srv.get("me", Some(&yan)).await, 200);
+    assert_status(&srv.get("me", Some(&admin)).await, 200);
+    // Login tokens 91 days old are past their expiry.
+    srv.age_login_tokens(&yan, 91).await;
+    srv.age_login_tokens(&admin, 91).await;
     assert_reply(&srv.get("me", Some(&yan)).await, 401, body_401());
     assert_reply(&srv.get("me", Some(&admin)).await, 401, body_401());
     let r = srv.set_status(&yan, json!({"status": "busy"})).await;
@@ -806,6 +832,7 @@ async fn repeated_failures_block_the_client_ip() {
     let blocked = json!({
         "status": "error",
         "error": "error-login-blocked-for-ip",
+        "details": {"function": "Accounts.validateLoginAttempt"},
         "message": "Login has been temporarily blocked For IP",
         "success": false
     });
@@ -821,6 +848,43 @@ async fn repeated_failures_block_the_client_ip() {
     let r = srv.post_json("login", None, good).await;
     assert_status(&r, 200);
     assert_status(&srv.get("me", Some(&admin)).await, 200);
+}
+
+/// Rocket.Chat counts an address's failures since the last successful login from it
+/// (issue 15 §6): a success starts the count again, by IP and by user.
+#[tokio::test]
+async fn a_successful_login_restarts_the_failure_counts() {
+    let srv = Server::start().await;
+    srv.create_user_only("nina", "nina-pass-1", &["user"]).await;
+    srv.set_setting(
+        "Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
+        json!(3),
+    )
+    .await;
+    srv.set_setting(
+        "Block_Multiple_Failed_Logins_Attempts_Until_Block_by_User",
+        json!(3),
+    )
+    .await;
+    let fail = || srv.post_json("login", None, json!({"user": "nina", "password": "wrong"}));
+    let good = json!({"user": "nina", "password": "nina-pass-1"});
+    for _ in 0..3 {
+        for _ in 0..2 {
+            assert_reply(&fail().await, 401, body_login_failed());
+        }
+        // Two failures, then a success: never 3 failures since the last success.
+        let r = srv.post_json("login", None, good.clone()).await;
+        assert_status(&r, 200);
+    }
+    for _ in 0..3 {
+        assert_reply(&fail().await, 401, body_login_failed());
+    }
+    let r = srv.post_json("login", None, good).await;
+    assert_eq!(r.0.as_u16(), 401, "{}", r.2);
+    assert_eq!(
+        r.2["details"],
+        json!({"function": "Accounts.validateLoginAttempt"})
+    );
 }
 
 /// A chunked body (no Content-Length) over 1 MiB is refused like any other.
@@ -861,4 +925,55 @@ async fn oversized_chunked_body_gets_413_json() {
     let obj = &payload[payload.find('{').expect("a JSON body")..=payload.rfind('}').unwrap()];
     let v: Value = serde_json::from_str(obj).expect("JSON body");
     assert_eq!(v["success"], false, "{v}");
+}
+
+/// Issue 15.5: `bypassTwoFactor` is stored and listed as given, and kept by a renewal.
+#[tokio::test]
+async fn personal_tokens_keep_bypass_two_factor_as_given() {
+    let srv = Server::start().await;
+    let ray = srv.create_user("ray", "ray-pass-1", &["user"]).await;
+    for (name, bypass) in [
+        ("with", json!(true)),
+        ("without", json!(false)),
+        ("unset", Value::Null),
+    ] {
+        let mut body = json!({"tokenName": name});
+        if !bypass.is_null() {
+            body["bypassTwoFactor"] = bypass;
+        }
+        let r = srv
+            .post_json("users.generatePersonalAccessToken", Some(&ray), body)
+            .await;
+        assert_status(&r, 200);
+    }
+    let r = srv
+        .post_json(
+            "users.regeneratePersonalAccessToken",
+            Some(&ray),
+            json!({"tokenName": "with"}),
+        )
+        .await;
+    assert_status(&r, 200);
+    let r = srv.get("users.getPersonalAccessTokens", Some(&ray)).await;
+    assert_status(&r, 200);
+    let mut got: Vec<(String, Value)> = r.2["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["bypassTwoFactor"].clone(),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        got,
+        vec![
+            ("unset".to_string(), json!(false)),
+            ("with".to_string(), json!(true)),
+            ("without".to_string(), json!(false)),
+        ]
+    );
 }

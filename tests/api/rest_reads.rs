@@ -424,7 +424,6 @@ async fn info_self_sees_everything_others_see_the_public_part() {
         format!("users.info?userId={}", fay.user_id),
         "users.info?username=fay".to_string(),
         "users.info?username=FAY".to_string(),
-        "users.info?email=fay%40example.com".to_string(),
     ] {
         let r = srv.get(&path, Some(&eli)).await;
         assert_status(&r, 200);
@@ -448,6 +447,38 @@ async fn info_self_sees_everything_others_see_the_public_part() {
             );
         }
     }
+
+    // Looking another user up by email needs view-full-other-user-info (v2): without
+    // it the answer is the one for an address nobody has; one's own email works.
+    for email in [
+        "fay%40example.com",
+        "FAY%40example.com",
+        "nobody%40example.com",
+    ] {
+        let r = srv
+            .get(&format!("users.info?email={email}"), Some(&eli))
+            .await;
+        assert_reply(
+            &r,
+            400,
+            json!({"success": false, "error": "User not found."}),
+        );
+    }
+    let r = srv
+        .get("users.info?email=fay%40example.com", Some(&admin))
+        .await;
+    assert_eq!(r.2["user"]["_id"], fay.user_id.as_str(), "{}", r.2);
+    let r = srv
+        .get("users.info?email=eli%40example.com", Some(&eli))
+        .await;
+    assert_eq!(r.2["user"]["_id"], eli.user_id.as_str(), "{}", r.2);
+    // Oneself: whether a password is set (never it); others never see it.
+    assert_eq!(
+        r.2["user"]["services"],
+        json!({"password": {"exists": true}}),
+        "{}",
+        r.2
+    );
 
     // The admin holds view-full-other-user-info.
     let r = srv
@@ -517,4 +548,152 @@ async fn info_errors() {
     }
     let r = srv.get("users.info?username=admin", None).await;
     assert_reply(&r, 401, body_401());
+}
+
+// ----------------------------------------------------------- /avatar/:username
+
+/// Issue 17: the `avatarUrl` a login answer hands out is `ROOT_URL` + `/avatar/` +
+/// username, and that path answers Rocket.Chat's default avatar: an SVG with the
+/// name's first letter on a colour picked by the name's length.
+#[tokio::test]
+async fn avatar_url_from_root_url_serves_rocket_chat_default_avatar() {
+    let srv = Server::start_with(&[("ROOT_URL", "https://status.example.org/")]).await;
+    srv.create_user_only("alice", "alice-pass-1", &["user"])
+        .await;
+    let r = srv
+        .post_json(
+            "login",
+            None,
+            json!({"user": "alice", "password": "alice-pass-1"}),
+        )
+        .await;
+    assert_status(&r, 200);
+    let url = r.2["data"]["me"]["avatarUrl"].as_str().expect("avatarUrl");
+    assert_eq!(url, "https://status.example.org/avatar/alice");
+    let path = url.trim_start_matches("https://status.example.org");
+
+    let (status, headers, body) = srv.request_text(Method::GET, path, None, &[], None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "image/svg+xml");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        body,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 200 200\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"#6C727A\"/>\n\
+         <text x=\"50%\" y=\"50%\" dy=\"0.36em\" text-anchor=\"middle\" pointer-events=\"none\" \
+         fill=\"#ffffff\" font-family=\"'Helvetica', 'Arial', 'Lucida Grande', 'sans-serif'\" \
+         font-size=\"125\">\nA\n</text>\n</svg>"
+    );
+
+    // Another length, another colour; `?size=`, `@name`, an unknown name and odd
+    // characters as Rocket.Chat answers them; none of the name's markup gets in.
+    for (path, color, letter, size) in [
+        ("/avatar/bob", "#E26D0E", "B", 200),
+        ("/avatar/@rocket.cat?size=64", "#10529E", "R", 64),
+        ("/avatar/nobody-here?size=5000", "#6C727A", "N", 1024),
+        ("/avatar/%3Cb%3E.x?size=1", "#6C727A", "B", 16),
+    ] {
+        let (status, headers, body) = srv.request_text(Method::GET, path, None, &[], None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(headers["content-type"], "image/svg+xml", "{path}");
+        assert!(
+            body.contains(&format!("fill=\"{color}\"")),
+            "{path}: {body}"
+        );
+        assert!(
+            body.contains(&format!(">\n{letter}\n</text>")),
+            "{path}: {body}"
+        );
+        assert!(
+            body.contains(&format!("viewBox=\"0 0 {size} {size}\"")),
+            "{path}: {body}"
+        );
+        assert!(!body.contains("<b>"), "{path}: {body}");
+    }
+}
+
+/// Issue 14.13: an offset or count out of range is a 400, never a wrapped first page.
+#[tokio::test]
+async fn out_of_range_paging_is_refused() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    for route in ["users.statusHistory", "users.list"] {
+        for q in [
+            "offset=18446744073709551615",
+            "offset=9223372036854775808",
+            "count=4294967296",
+            "count=99999999999999999999999",
+            "offset=-1",
+        ] {
+            let r = srv.get(&format!("{route}?{q}"), Some(&admin)).await;
+            assert_eq!(r.0.as_u16(), 400, "{route}?{q}: {}", r.2);
+            assert_eq!(r.2["success"], false, "{route}?{q}: {}", r.2);
+            assert!(
+                r.2["error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("Invalid query parameter"),
+                "{route}?{q}: {}",
+                r.2
+            );
+        }
+        for q in ["offset=9223372036854775807", "count=4294967295"] {
+            let r = srv.get(&format!("{route}?{q}"), Some(&admin)).await;
+            assert_status(&r, 200);
+        }
+    }
+}
+
+/// Issue 15.7: users.presence leaves out an empty status text, as Rocket.Chat's
+/// projection does.
+#[tokio::test]
+async fn presence_leaves_out_an_empty_status_text() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let r = srv
+        .set_status(&admin, json!({"status": "busy", "message": ""}))
+        .await;
+    assert_status(&r, 200);
+    let r = srv
+        .get(
+            &format!("users.presence?ids={}", admin.user_id),
+            Some(&admin),
+        )
+        .await;
+    assert_status(&r, 200);
+    let me = &r.2["users"][0];
+    assert_eq!(me["status"], "busy", "{}", r.2);
+    assert!(me.get("statusText").is_none(), "{}", r.2);
+}
+
+/// Issue 15.7: /api/info adds Rocket.Chat's `info` object for a caller holding
+/// get-server-info (Rocket.Chat's getServerInfo); others, and bad credentials, get the
+/// versions only.
+#[tokio::test]
+async fn api_info_adds_the_info_object_for_get_server_info() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let pat = srv.create_user("pat", "pat-pass-1", &["user"]).await;
+    let r = srv.get("/api/info", Some(&admin)).await;
+    assert_status(&r, 200);
+    let info = &r.2["info"];
+    assert_eq!(info["version"], r.2["version"], "{}", r.2);
+    assert!(info["build"]["arch"].is_string(), "{}", r.2);
+    assert!(info["build"]["platform"].is_string(), "{}", r.2);
+    assert!(
+        info["build"]["cpus"].as_u64().is_some_and(|n| n >= 1),
+        "{}",
+        r.2
+    );
+    assert!(info["commit"].is_object(), "{}", r.2);
+    for s in [None, Some(&pat), Some(&admin.with_token("bogus"))] {
+        let r = srv.get("/api/info", s).await;
+        assert_status(&r, 200);
+        assert!(r.2.get("info").is_none(), "{}", r.2);
+        assert_eq!(r.2["success"], true);
+    }
+    srv.set_permission("get-server-info", &["admin", "user"])
+        .await;
+    let r = srv.get("/api/info", Some(&pat)).await;
+    assert!(r.2["info"].is_object(), "{}", r.2);
 }

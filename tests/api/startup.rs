@@ -44,11 +44,6 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
         "ten",
         "OVERWRITE_SETTING_API_Enable_Rate_Limiter_Limit_Calls_Default",
     ),
-    (
-        "OVERWRITE_SETTING_No_Such_Setting",
-        "1",
-        "OVERWRITE_SETTING_No_Such_Setting",
-    ),
 ];
 
 /// Runs every bad value; returns (variable=value, exit status, output).
@@ -127,6 +122,19 @@ async fn help_lists_a_flag_for_every_variable() {
     }
     // The admin password given in the environment is not echoed.
     assert!(!output.contains(ADMIN_PASS), "{output}");
+}
+
+/// Issue 17: operators and packages ask the binary which release it is.
+#[tokio::test]
+async fn version_prints_the_package_version() {
+    let (status, output) =
+        Server::run_to_exit(Options::default().arg("--version"), EXIT_WAIT).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}: {output}");
+    assert_eq!(
+        output.trim(),
+        format!("statusd {}", env!("CARGO_PKG_VERSION")),
+        "{output}"
+    );
 }
 
 #[tokio::test]
@@ -269,6 +277,43 @@ async fn overwrite_setting_is_forced_at_every_start() {
         .retain(|(k, _)| k != "OVERWRITE_SETTING_Accounts_AllowInvisibleStatusOption");
     srv.restart().await;
     assert_eq!(srv.get(get, Some(&admin)).await.2["value"], true);
+}
+
+/// Issue 17: an operator's Rocket.Chat environment file comes over as it is. An
+/// overwrite of a setting statusd does not have is ignored with one warning naming it
+/// (Rocket.Chat ignores it too); the known ones next to it still apply, and a bad value
+/// for a known one still stops the start (`bad_values_stop_the_start…`).
+#[tokio::test]
+async fn overwrite_of_an_unknown_setting_warns_once_and_starts() {
+    let srv = Server::start_with(&[
+        ("OVERWRITE_SETTING_Show_Setup_Wizard", "completed"),
+        ("OVERWRITE_SETTING_No_Such_Setting", "1"),
+        (
+            "OVERWRITE_SETTING_Accounts_AllowInvisibleStatusOption",
+            "false",
+        ),
+    ])
+    .await;
+    let admin = srv.admin().await;
+    let r = srv
+        .get("settings/Accounts_AllowInvisibleStatusOption", Some(&admin))
+        .await;
+    assert_eq!(r.2["value"], false, "{:?}", r.2);
+    let r = srv.get("settings/Show_Setup_Wizard", Some(&admin)).await;
+    assert_status(&r, 400);
+    let log = srv.log();
+    for name in [
+        "OVERWRITE_SETTING_Show_Setup_Wizard",
+        "OVERWRITE_SETTING_No_Such_Setting",
+    ] {
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(name)).collect();
+        assert_eq!(lines.len(), 1, "{name}: want one line:\n{log}");
+        assert!(
+            lines[0].contains("WARN"),
+            "{name}: not a warning: {}",
+            lines[0]
+        );
+    }
 }
 
 #[tokio::test]

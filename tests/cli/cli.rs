@@ -139,12 +139,17 @@ async fn refused_changes_exit_non_zero_with_one_line() {
     let srv = Server::start().await;
     let db = srv.database_url().to_string();
     assert_eq!(
+        statusd(&db, &["user", "add", "ROCKET.CAT", "--password", "x"]).error(),
+        "ROCKET.CAT is already in use :( [error-field-unavailable]"
+    );
+    // Reserved names are refused whatever their case (Rocket.Chat's blocked usernames).
+    assert_eq!(
         statusd(&db, &["user", "add", "ADMIN", "--password", "x"]).error(),
-        "ADMIN is already in use :( [error-field-unavailable]"
+        "ADMIN is blocked and can't be used! [error-blocked-username]"
     );
     assert_eq!(
         statusd(&db, &["user", "add", "bad name", "--password", "x"]).error(),
-        "bad name is not a valid username [error-invalid-username]"
+        "bad name is not a valid username [error-input-is-not-a-valid-field]"
     );
     assert_eq!(
         statusd(
@@ -611,4 +616,36 @@ async fn every_instance_of_a_cluster_sees_admin_commands_within_seconds() {
     assert!(out.line().contains("1 updated"), "{out:?}");
     let args = next_status_of(&mut ws, "hank").await;
     assert_eq!(args[3], "on call", "{args}");
+}
+
+/// Issue 17: `statusd healthcheck` (a `FROM scratch` container's HEALTHCHECK) asks the
+/// server at BIND_IP:PORT for /api/health: exit 0 and one line when it answers 200,
+/// exit 1 and one `statusd: …` line when nothing listens there. It opens no database:
+/// pointed at a database URL that does not exist, it creates nothing.
+#[tokio::test]
+async fn healthcheck_asks_the_running_server() {
+    let srv = Server::start().await;
+    let port = srv.port().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nowhere = format!("sqlite://{}/none/statusd.db", dir.path().display());
+
+    let ok = statusd(&nowhere, &["--port", &port, "healthcheck"]);
+    let line = ok.line();
+    assert!(line.starts_with("healthy: {"), "{ok:?}");
+    assert!(line.contains("\"status\":\"ok\""), "{ok:?}");
+
+    let ok = statusd(
+        &nowhere,
+        &["--bind-ip", "127.0.0.1", "--port", &port, "healthcheck"],
+    );
+    ok.line();
+
+    let closed = free_port().to_string();
+    let down = statusd(&nowhere, &["--port", &closed, "healthcheck"]);
+    let err = down.error();
+    assert!(err.contains("cannot connect to 127.0.0.1:"), "{down:?}");
+    assert!(
+        !dir.path().join("none").exists(),
+        "healthcheck created a database"
+    );
 }

@@ -1,5 +1,7 @@
 //! Multi-instance test harness (cluster mode, issue 5): several `statusd` processes
-//! sharing one fresh PostgreSQL database and one private NATS server.
+//! sharing one fresh PostgreSQL database and one private NATS server. The NATS server
+//! requires a user and password, and every instance gets the cluster secret
+//! ([`CLUSTER_SECRET`]), as a production cluster must (docs/cluster.md).
 //!
 //! ```ignore
 //! mod common;
@@ -39,6 +41,13 @@ use crate::common::ddp::Ddp;
 use crate::common::{free_port, Options, Server, Session, StatusCode, Value};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The `CLUSTER_SECRET` of every test cluster (override it through `Cluster::start`'s
+/// environment).
+pub const CLUSTER_SECRET: &str = "test-cluster-secret-0123456789abcdef";
+
+/// The NATS user every test NATS server requires.
+pub const NATS_USER: &str = "nats-user-7f3a";
 
 /// A name unique to this test process and call (letters, digits, `_`).
 fn unique(prefix: &str) -> String {
@@ -126,6 +135,24 @@ impl Db {
         .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// The first column of every row of `sql` on this database, as text (NULLs left out).
+    pub fn query_texts(&self, sql: &str) -> Vec<String> {
+        let (url, sql) = (self.url.clone(), sql.to_string());
+        std::thread::spawn(move || -> Result<Vec<String>, String> {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls)
+                .map_err(|e| format!("connecting to {url}: {e}"))?;
+            let rows = c.query(&sql, &[]).map_err(|e| format!("{sql}: {e}"))?;
+            rows.iter()
+                .map(|r| r.try_get::<_, Option<String>>(0))
+                .filter_map(|v| v.transpose())
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("{sql}: {e}"))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the PostgreSQL thread panicked".into()))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Drops the database now, terminating every session on it (the servers using it
     /// keep running and must cope).
     pub fn drop_now(&self) {
@@ -166,11 +193,13 @@ fn nats_binary() -> PathBuf {
 /// How long a nats-server may take to accept connections.
 const NATS_START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A private nats-server (a child process on a port of its own), killed on drop.
+/// A private nats-server (a child process on a port of its own) that requires a user
+/// and password, killed on drop.
 pub struct Nats {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    password: String,
 }
 
 impl Nats {
@@ -182,6 +211,7 @@ impl Nats {
             child: None,
             port: 0,
             dir,
+            password: unique("Nats_Pass"),
         };
         let mut last = String::new();
         for _ in 0..3 {
@@ -198,8 +228,33 @@ impl Nats {
         self.port
     }
 
+    /// The URL with the user and password.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!(
+            "nats://{NATS_USER}:{}@127.0.0.1:{}",
+            self.password, self.port
+        )
+    }
+
+    /// `127.0.0.1:port`, without credentials.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// A client of this server, as any other program holding the NATS credentials (but
+    /// not the cluster secret) could connect.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::with_user_and_password(
+            NATS_USER.to_string(),
+            self.password.clone(),
+        )
+        .connect(self.addr())
+        .await
+        .expect("connect to the test nats-server")
     }
 
     pub fn is_running(&self) -> bool {
@@ -239,7 +294,19 @@ impl Nats {
         }
     }
 
+    /// The server's configuration: this port, and a user and password required.
+    fn write_config(&self) -> PathBuf {
+        let path = self.dir.join("nats-server.conf");
+        let conf = format!(
+            "listen: 127.0.0.1:{}\nauthorization {{\n  user: {NATS_USER}\n  password: \"{}\"\n}}\n",
+            self.port, self.password
+        );
+        std::fs::write(&path, conf).expect("write the NATS configuration");
+        path
+    }
+
     async fn spawn_and_wait(&mut self) -> Result<(), String> {
+        let conf = self.write_config();
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -248,7 +315,8 @@ impl Nats {
         let err = log.try_clone().expect("clone the NATS log handle");
         let bin = nats_binary();
         let mut child = Command::new(&bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("-c")
+            .arg(&conf)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
@@ -308,7 +376,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` instances with these extra environment variables. The first starts
+    /// Starts `n` instances with these extra environment variables (after the cluster's
+    /// own: `NATS_URL` with credentials, `CLUSTER_SECRET`, …, so they win). The first starts
     /// alone (it creates the schema and the first admin), the others together. With
     /// `n` = 0 only the database and NATS are made (see `add`, `start_together`).
     pub async fn start(n: usize, env: &[(&str, &str)]) -> Cluster {
@@ -349,11 +418,17 @@ impl Cluster {
         let mut o = Options::default()
             .env("DATABASE_URL", &self.db.url)
             .env("NATS_URL", &self.nats.url())
-            .env("NATS_SUBJECT_PREFIX", &self.prefix);
+            .env("NATS_SUBJECT_PREFIX", &self.prefix)
+            .env("CLUSTER_SECRET", CLUSTER_SECRET);
         for (k, v) in &self.env {
             o = o.env(k, v);
         }
         o
+    }
+
+    /// The subject the instances exchange their changes on.
+    pub fn subject(&self) -> String {
+        format!("{}.changes", self.prefix)
     }
 
     /// Starts one more instance; returns its index.

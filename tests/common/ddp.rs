@@ -137,6 +137,14 @@ impl Ddp {
             .unwrap_or_else(|e| panic!("sending {text}: {e}"));
     }
 
+    /// A binary websocket frame (DDP is text).
+    pub async fn send_binary(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::binary(bytes.to_vec()))
+            .await
+            .unwrap_or_else(|e| panic!("sending binary: {e}"));
+    }
+
     pub async fn send(&mut self, v: Value) {
         self.send_raw(&v.to_string()).await;
     }

@@ -89,6 +89,13 @@ const CONTROLLED_VARS: &[&str] = &[
     "ROOT_URL",
     "DATABASE_URL",
     "NATS_URL",
+    "CLUSTER_SECRET",
+    "CLUSTER_SECRET_PREVIOUS",
+    "NATS_CREDS",
+    "NATS_NKEY_FILE",
+    "NATS_TLS_CA",
+    "NATS_TLS_CERT",
+    "NATS_TLS_KEY",
     "ADMIN_USERNAME",
     "ADMIN_PASS",
     "ADMIN_EMAIL",
@@ -755,6 +762,46 @@ impl Server {
         assert_eq!(status, StatusCode::OK, "set setting {id}: {body}");
     }
 
+    /// Makes the login tokens of `session`'s user `days` older, as another process
+    /// editing the store would (a running server takes in outside changes within about
+    /// a second: `src/external.rs`), and waits until `session` is refused. How tests
+    /// get a login token past `Accounts_LoginExpiration` without waiting for days.
+    pub async fn age_login_tokens(&self, session: &Session, days: i64) {
+        let sql = format!(
+            "UPDATE tokens SET created_at = created_at - {} WHERE user_id = '{}' AND kind = 'login'",
+            days * 86_400_000,
+            session.user_id.replace('\'', "''")
+        );
+        let url = self.database_url().to_string();
+        std::thread::spawn(move || -> Result<(), String> {
+            if let Some(path) = url.strip_prefix("sqlite://") {
+                let c = rusqlite::Connection::open(path).map_err(|e| e.to_string())?;
+                c.busy_timeout(Duration::from_secs(10))
+                    .map_err(|e| e.to_string())?;
+                c.execute_batch(&sql).map_err(|e| e.to_string())
+            } else {
+                let mut c =
+                    postgres::Client::connect(&url, postgres::NoTls).map_err(|e| e.to_string())?;
+                // The running servers LISTEN for admin commands' commits on this channel.
+                c.batch_execute(&format!(
+                    "BEGIN; {sql}; SELECT pg_notify('statusd_changed', 'test'); COMMIT"
+                ))
+                .map_err(|e| e.to_string())
+            }
+        })
+        .join()
+        .expect("the store thread panicked")
+        .expect("aging the login tokens");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.get("me", Some(session)).await.0 != StatusCode::UNAUTHORIZED {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not take in the aged tokens"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `POST /api/v1/permissions.update` for one permission as the admin; must answer 200.
     pub async fn set_permission(&self, id: &str, roles: &[&str]) {
         let admin = self.admin().await;
@@ -882,6 +929,11 @@ pub fn body_401() -> Value {
 /// CONTRACT §2: a refused permission.
 pub fn body_403() -> Value {
     json!({"success": false, "error": "unauthorized"})
+}
+
+/// CONTRACT §2 (issue-15 correction): a route that declares its permission refused.
+pub fn body_403_declared() -> Value {
+    json!({"success": false, "error": "User does not have the permissions required for this action [error-unauthorized]"})
 }
 
 /// CONTRACT §2: a body of the wrong shape for users.setStatus.

@@ -155,7 +155,8 @@ keep = ("_id", "username", "name", "emails", "roles", "active", "type", "utcOffs
 users = [u for u in pages("users.list", "users") if u["_id"] != "rocket.cat"]
 print(json.dumps({
     "users": sorted(({k: u.get(k) for k in keep} for u in users), key=lambda u: u["_id"]),
-    "permissions": get("permissions.listAll")["update"],
+    # `_updatedAt` is when this process saw a permission change: a restart rightly moves it.
+    "permissions": [{"_id": p["_id"], "roles": p["roles"]} for p in get("permissions.listAll")["update"]],
     "settings": [s for s in get("settings.public")["settings"] if s["_id"] not in overwritten],
     "custom": pages("custom-user-status.list", "statuses"),
 }, indent=1, sort_keys=True))

@@ -29,9 +29,10 @@ use std::time::Duration;
 use anyhow::bail;
 use postgres::{Client, GenericClient};
 
-use super::rows::{conn_status_of, duration_ms, text, txt};
+use super::rows::{duration_ms, text, txt};
 use super::session::{stmt, Stmts};
 use crate::model::ConnStatus;
+use crate::store::codec::conn_status_of;
 
 /// Run by every connection when it opens. A transaction left idle this long belongs
 /// to a process that hangs (statusd sends a transaction's statements back to back):
@@ -75,7 +76,8 @@ pub(super) const FENCE: &str = "SELECT 1 FROM leases
        AND expires_at > (extract(epoch from clock_timestamp()) * 1000)::bigint
      FOR SHARE";
 
-/// The error of a leader commit refused because the lease is no longer this instance's.
+/// The error of a leader commit refused because the lease is no longer this instance's
+/// (`CommitError::NotLeader` to the store's callers).
 #[derive(Debug, thiserror::Error)]
 #[error("this instance no longer holds the leader lease")]
 pub struct NotLeader;

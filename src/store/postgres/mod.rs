@@ -33,7 +33,7 @@ mod session;
 #[cfg(test)]
 mod tests;
 
-pub use self::cluster::NotLeader;
+use self::cluster::NotLeader;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -43,12 +43,13 @@ use chrono::{DateTime, Utc};
 use postgres::Config;
 
 use self::cluster::{CHANGED_CHANNEL, SESSION_SETUP};
-use self::rows::{apply_changes, history_page, load_all, ms};
+use self::rows::{apply_changes, credentials, history_page, load_all};
 use self::schema::migrate;
 use self::session::{Stmts, Worker};
-use super::{HistoryQuery, Role, Snapshot, Store};
+use super::codec::ms;
+use super::{ClusterStore, CommitError, Credentials, HistoryQuery, Role, Snapshot, Store};
 use crate::model::{ConnStatus, HistoryEntry};
-use crate::state::Change;
+use crate::record::Change;
 
 pub struct PostgresStore {
     instance_id: String,
@@ -175,12 +176,8 @@ impl Store for PostgresStore {
         self.writer.call(|s| s.run_retrying(|c, _| load_all(c)))
     }
 
-    fn commit(&self, changes: &[Change]) -> anyhow::Result<()> {
-        self.commit_with(changes, |_, _, _| Ok(()))
-    }
-
-    fn commit_as_leader(&self, changes: &[Change]) -> anyhow::Result<()> {
-        self.commit_with(changes, cluster::fence)
+    fn commit(&self, changes: &[Change]) -> Result<(), CommitError> {
+        Ok(self.commit_with(changes, |_, _, _| Ok(()))?)
     }
 
     fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)> {
@@ -199,6 +196,56 @@ impl Store for PostgresStore {
         self.read(|c, _| {
             c.simple_query("SELECT 1")?;
             Ok(())
+        })
+    }
+
+    /// A shared store; its `load` returns every instance's live connections (the
+    /// `connections` table).
+    fn cluster(&self) -> Option<&dyn ClusterStore> {
+        Some(self)
+    }
+
+    /// Peers' commits arrive over NATS; the admin commands' are announced with NOTIFY,
+    /// heard on the listening connection. A new connection (after PostgreSQL was lost)
+    /// may have missed some, so it counts as a change too.
+    fn changed_elsewhere(&self) -> anyhow::Result<bool> {
+        let Some(listener) = &self.listener else {
+            return Ok(false);
+        };
+        listener.call(|s| {
+            let before = s.connects;
+            s.client()?;
+            let reconnected = s.connects != before;
+            let heard = cluster::drain_notifications(s.client()?);
+            match heard {
+                Ok(heard) => Ok(heard || reconnected),
+                Err(e) => {
+                    let e = anyhow::Error::from(e);
+                    s.check(&e);
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+impl ClusterStore for PostgresStore {
+    /// On the writer's connection: the writer asks, in its order (`state::remote`).
+    fn credentials(&self, user_ids: &[String]) -> anyhow::Result<Credentials> {
+        let ids = user_ids.to_vec();
+        self.writer
+            .call(move |s| s.run_retrying(|c, _| credentials(c, &ids)))
+    }
+
+    fn commit_as_leader(&self, changes: &[Change]) -> Result<(), CommitError> {
+        self.commit_with(changes, cluster::fence).map_err(|e| {
+            // The fence's refusal, raised inside the transaction on the connection's
+            // thread, is told apart here, where it was made.
+            if e.chain().any(|c| c.is::<NotLeader>()) {
+                CommitError::NotLeader
+            } else {
+                CommitError::Failed(e)
+            }
         })
     }
 
@@ -230,33 +277,5 @@ impl Store for PostgresStore {
     fn resign(&self) -> anyhow::Result<()> {
         let id = self.instance_id.clone();
         self.read(move |c, _| cluster::resign(c, &id))
-    }
-
-    /// The `connections` table holds every instance's live connections.
-    fn persists_connections(&self) -> bool {
-        true
-    }
-
-    /// Peers' commits arrive over NATS; the admin commands' are announced with NOTIFY,
-    /// heard on the listening connection. A new connection (after PostgreSQL was lost)
-    /// may have missed some, so it counts as a change too.
-    fn changed_elsewhere(&self) -> anyhow::Result<bool> {
-        let Some(listener) = &self.listener else {
-            return Ok(false);
-        };
-        listener.call(|s| {
-            let before = s.connects;
-            s.client()?;
-            let reconnected = s.connects != before;
-            let heard = cluster::drain_notifications(s.client()?);
-            match heard {
-                Ok(heard) => Ok(heard || reconnected),
-                Err(e) => {
-                    let e = anyhow::Error::from(e);
-                    s.check(&e);
-                    Err(e)
-                }
-            }
-        })
     }
 }

@@ -3,44 +3,18 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::Utc;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use postgres::Client;
 
 use super::session::{stmt, Stmts};
 use crate::model::{
-    ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind,
-    User, UserKind,
+    ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Token, TokenKind, User,
+    UserKind,
 };
-use crate::state::{Change, Key, Value};
-use crate::store::{HistoryQuery, Snapshot};
-
-pub(super) fn ms(t: &DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(super) fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
-
-pub(super) fn status_of(s: &str) -> Status {
-    Status::parse(s).unwrap_or(Status::Offline)
-}
-
-pub(super) fn conn_status_of(s: &str) -> ConnStatus {
-    if s == "away" {
-        ConnStatus::Away
-    } else {
-        ConnStatus::Online
-    }
-}
-
-pub(super) fn conn_status_str(s: ConnStatus) -> &'static str {
-    match s {
-        ConnStatus::Online => "online",
-        ConnStatus::Away => "away",
-    }
-}
+use crate::record::Change;
+use crate::store::codec::{conn_status_of, conn_status_str, from_ms, ms, status_of};
+use crate::store::{Credentials, HistoryQuery, Snapshot};
 
 pub(super) fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -157,6 +131,8 @@ pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
         created_at: from_ms(r.try_get("created_at")?),
         updated_at: from_ms(r.try_get("updated_at")?),
         last_login: r.try_get::<_, Option<i64>>("last_login")?.map(from_ms),
+        bio: text(r, "bio")?,
+        nickname: text(r, "nickname")?,
     })
 }
 
@@ -164,10 +140,11 @@ pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
 pub(super) const PUT_USERS: &str = "INSERT INTO users (id, username, username_lower, name, emails,
         password_hash, roles, active, kind, status, status_default, status_connection, status_text,
         status_source, status_expires_at, previous_state, utc_offset, created_at, updated_at,
-        last_login)
+        last_login, bio, nickname)
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
         $7::text[], $8::bool[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-        $14::text[], $15::int8[], $16::text[], $17::float8[], $18::int8[], $19::int8[], $20::int8[])
+        $14::text[], $15::int8[], $16::text[], $17::float8[], $18::int8[], $19::int8[], $20::int8[],
+        $21::text[], $22::text[])
      ON CONFLICT (id) DO UPDATE SET username = excluded.username,
         username_lower = excluded.username_lower, name = excluded.name, emails = excluded.emails,
         password_hash = excluded.password_hash, roles = excluded.roles, active = excluded.active,
@@ -176,13 +153,14 @@ pub(super) const PUT_USERS: &str = "INSERT INTO users (id, username, username_lo
         status_source = excluded.status_source, status_expires_at = excluded.status_expires_at,
         previous_state = excluded.previous_state, utc_offset = excluded.utc_offset,
         created_at = excluded.created_at, updated_at = excluded.updated_at,
-        last_login = excluded.last_login";
+        last_login = excluded.last_login, bio = excluded.bio, nickname = excluded.nickname";
 pub(super) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 pub(super) const PUT_TOKEN: &str =
-    "INSERT INTO tokens (hashed, user_id, kind, name, last_part, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6)
+    "INSERT INTO tokens (hashed, user_id, kind, name, last_part, created_at, bypass_two_factor)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (hashed) DO UPDATE SET user_id = excluded.user_id, kind = excluded.kind,
-        name = excluded.name, last_part = excluded.last_part, created_at = excluded.created_at";
+        name = excluded.name, last_part = excluded.last_part, created_at = excluded.created_at,
+        bypass_two_factor = excluded.bypass_two_factor";
 pub(super) const DELETE_TOKEN: &str = "DELETE FROM tokens WHERE hashed = $1";
 pub(super) const PUT_SETTING: &str = "INSERT INTO settings (id, value) VALUES ($1, $2)
      ON CONFLICT (id) DO UPDATE SET value = excluded.value";
@@ -274,6 +252,8 @@ fn put_users(
             &column(users, |u| ms(&u.created_at)),
             &column(users, |u| ms(&u.updated_at)),
             &column(users, |u| u.last_login.as_ref().map(ms)),
+            &texts(users, |u| &u.bio),
+            &texts(users, |u| &u.nickname),
         ],
     )?;
     Ok(())
@@ -321,13 +301,13 @@ pub(super) fn apply_changes(
     let mut history: Vec<&HistoryEntry> = Vec::new();
     for change in changes {
         match change {
-            (Key::User(id), Some(Value::User(u))) => {
-                users.insert(id, Some(u));
+            Change::PutUser(u) => {
+                users.insert(&u.id, Some(u));
             }
-            (Key::User(id), _) => {
+            Change::DeleteUser(id) => {
                 users.insert(id, None);
             }
-            (Key::History(_), Some(Value::History(h))) => history.push(h),
+            Change::AddHistory(h) => history.push(h),
             other => apply_change(tx, stmts, instance_id, other)?,
         }
     }
@@ -345,20 +325,27 @@ fn apply_change(
     tx: &mut postgres::Transaction,
     stmts: &mut Stmts,
     instance_id: &str,
-    (key, value): &Change,
+    change: &Change,
 ) -> anyhow::Result<()> {
-    match (key, value) {
-        (Key::User(_), Some(Value::User(u))) => put_users(tx, stmts, &[u])?,
-        (Key::User(id), _) => {
+    match change {
+        Change::PutUser(u) => put_users(tx, stmts, &[u])?,
+        Change::DeleteUser(id) => {
             let s = stmt(stmts, tx, DELETE_USER)?;
             tx.execute(&s, &[&txt(id)])?;
         }
-        (Key::Token(_), Some(Value::Token(t))) => {
-            let (kind, name, last) = match &t.kind {
-                TokenKind::Login => ("login", None, None),
-                TokenKind::Personal { name, last_part } => {
-                    ("personal", Some(name.as_str()), Some(last_part.as_str()))
-                }
+        Change::PutToken(t) => {
+            let (kind, name, last, bypass) = match &t.kind {
+                TokenKind::Login => ("login", None, None, false),
+                TokenKind::Personal {
+                    name,
+                    last_part,
+                    bypass_two_factor,
+                } => (
+                    "personal",
+                    Some(name.as_str()),
+                    Some(last_part.as_str()),
+                    *bypass_two_factor,
+                ),
             };
             let s = stmt(stmts, tx, PUT_TOKEN)?;
             tx.execute(
@@ -370,33 +357,34 @@ fn apply_change(
                     &name.map(Txt),
                     &last.map(Txt),
                     &ms(&t.created_at),
+                    &bypass,
                 ],
             )?;
         }
-        (Key::Token(h), _) => {
+        Change::DeleteToken(h) => {
             let s = stmt(stmts, tx, DELETE_TOKEN)?;
             tx.execute(&s, &[&txt(h)])?;
         }
-        (Key::Setting(id), Some(Value::Setting(v))) => {
+        Change::PutSetting(id, v) => {
             let s = stmt(stmts, tx, PUT_SETTING)?;
             tx.execute(&s, &[&txt(id), &txt(&serde_json::to_string(v)?)])?;
         }
-        (Key::Setting(id), _) => {
+        Change::DeleteSetting(id) => {
             let s = stmt(stmts, tx, DELETE_SETTING)?;
             tx.execute(&s, &[&txt(id)])?;
         }
-        (Key::Permission(id), Some(Value::Permission(roles))) => {
+        Change::PutPermission(id, roles) => {
             let s = stmt(stmts, tx, PUT_PERMISSION)?;
             tx.execute(
                 &s,
                 &[&txt(id), &txt(&serde_json::to_string(roles.as_ref())?)],
             )?;
         }
-        (Key::Permission(id), _) => {
+        Change::DeletePermission(id) => {
             let s = stmt(stmts, tx, DELETE_PERMISSION)?;
             tx.execute(&s, &[&txt(id)])?;
         }
-        (Key::CustomStatus(_), Some(Value::CustomStatus(c))) => {
+        Change::PutCustomStatus(c) => {
             let s = stmt(stmts, tx, PUT_CUSTOM_STATUS)?;
             tx.execute(
                 &s,
@@ -408,13 +396,12 @@ fn apply_change(
                 ],
             )?;
         }
-        (Key::CustomStatus(id), _) => {
+        Change::DeleteCustomStatus(id) => {
             let s = stmt(stmts, tx, DELETE_CUSTOM_STATUS)?;
             tx.execute(&s, &[&txt(id)])?;
         }
-        (Key::History(_), Some(Value::History(h))) => add_history(tx, stmts, &[h])?,
-        (Key::History(_), _) => {}
-        (Key::Conn(user, conn), Some(Value::Conn(status))) => {
+        Change::AddHistory(h) => add_history(tx, stmts, &[h])?,
+        Change::PutConn(user, conn, status) => {
             let s = stmt(stmts, tx, PUT_CONN)?;
             tx.execute(
                 &s,
@@ -427,12 +414,63 @@ fn apply_change(
                 ],
             )?;
         }
-        (Key::Conn(_, conn), _) => {
+        Change::DeleteConn(_, conn) => {
             let s = stmt(stmts, tx, DELETE_CONN)?;
             tx.execute(&s, &[&txt(conn)])?;
         }
     }
     Ok(())
+}
+
+/// A `tokens` row: hashed, user_id, kind, name, last_part, created_at.
+fn token_from_row(r: &postgres::Row) -> anyhow::Result<Token> {
+    let kind = text(r, 2)?;
+    Ok(Token {
+        hashed: text(r, 0)?,
+        user_id: text(r, 1)?,
+        kind: if kind == "personal" {
+            TokenKind::Personal {
+                name: opt_text(r, 3)?.unwrap_or_default(),
+                last_part: opt_text(r, 4)?.unwrap_or_default(),
+                bypass_two_factor: r.try_get(6)?,
+            }
+        } else {
+            TokenKind::Login
+        },
+        created_at: from_ms(r.try_get(5)?),
+    })
+}
+
+/// The password hashes and tokens of some users, from one consistent view.
+pub(super) fn credentials(c: &mut Client, user_ids: &[String]) -> anyhow::Result<Credentials> {
+    let ids: Vec<Txt> = user_ids.iter().map(|id| txt(id)).collect();
+    let mut tx = c
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()?;
+    let password_hashes = tx
+        .query(
+            "SELECT id, password_hash FROM users WHERE id = ANY($1::text[])",
+            &[&ids],
+        )?
+        .iter()
+        .map(|r| -> anyhow::Result<(String, Option<String>)> { Ok((text(r, 0)?, opt_text(r, 1)?)) })
+        .collect::<anyhow::Result<_>>()?;
+    let tokens = tx
+        .query(
+            "SELECT hashed, user_id, kind, name, last_part, created_at, bypass_two_factor FROM tokens
+             WHERE user_id = ANY($1::text[])",
+            &[&ids],
+        )?
+        .iter()
+        .map(token_from_row)
+        .collect::<anyhow::Result<_>>()?;
+    tx.commit()?;
+    Ok(Credentials {
+        password_hashes,
+        tokens,
+    })
 }
 
 /// (id, JSON value) rows; a row whose value does not parse is skipped.
@@ -465,26 +503,11 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
         .collect::<anyhow::Result<_>>()?;
     let tokens = tx
         .query(
-            "SELECT hashed, user_id, kind, name, last_part, created_at FROM tokens",
+            "SELECT hashed, user_id, kind, name, last_part, created_at, bypass_two_factor FROM tokens",
             &[],
         )?
         .iter()
-        .map(|r| -> anyhow::Result<Token> {
-            let kind = text(r, 2)?;
-            Ok(Token {
-                hashed: text(r, 0)?,
-                user_id: text(r, 1)?,
-                kind: if kind == "personal" {
-                    TokenKind::Personal {
-                        name: opt_text(r, 3)?.unwrap_or_default(),
-                        last_part: opt_text(r, 4)?.unwrap_or_default(),
-                    }
-                } else {
-                    TokenKind::Login
-                },
-                created_at: from_ms(r.try_get(5)?),
-            })
-        })
+        .map(token_from_row)
         .collect::<anyhow::Result<_>>()?;
     let settings = json_rows(&mut tx, "SELECT id, value FROM settings")?;
     let permissions = json_rows(&mut tx, "SELECT id, roles FROM permissions")?;

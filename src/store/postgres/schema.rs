@@ -93,6 +93,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     INSERT INTO leases (name, holder, expires_at) VALUES ('leader', '', 0);
     "#,
+    // 5: a user's bio and nickname; whether a personal access token bypasses two-factor
+    r#"
+    ALTER TABLE users ADD COLUMN bio TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN nickname TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tokens ADD COLUMN bypass_two_factor BOOLEAN NOT NULL DEFAULT FALSE;
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.

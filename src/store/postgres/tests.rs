@@ -13,7 +13,6 @@ use super::rows::{escape, unescape};
 use super::schema::MIGRATIONS;
 use super::*;
 use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Status, Token, TokenKind, User};
-use crate::state::{Key, Value};
 use crate::store::fixtures::{history, t, user};
 
 fn admin_url() -> String {
@@ -125,10 +124,6 @@ impl Drop for TestDb {
     }
 }
 
-fn put(key: Key, value: Value) -> Change {
-    (key, Some(value))
-}
-
 fn q(user: &str) -> HistoryQuery {
     HistoryQuery {
         user_id: user.into(),
@@ -151,6 +146,8 @@ fn round_trip_through_commit_and_load() {
         status_expires_at: None,
         previous_state: None,
         last_login: None,
+        bio: String::new(),
+        nickname: String::new(),
         kind: crate::model::UserKind::Bot,
         active: false,
         ..user("u2", "Rocket.Cat")
@@ -167,6 +164,7 @@ fn round_trip_through_commit_and_load() {
         kind: TokenKind::Personal {
             name: "ci".into(),
             last_part: "abcdef".into(),
+            bypass_two_factor: true,
         },
         created_at: t(1_700_000_000_011),
     };
@@ -179,42 +177,20 @@ fn round_trip_through_commit_and_load() {
     let setting = json!({"a": [1, 2.5, "x"], "nested": {"b": null, "c": true}});
     store
         .commit(&[
-            put(
-                Key::User("u1".into()),
-                Value::User(Arc::new(user("u1", "Alice"))),
+            Change::PutUser(Arc::new(user("u1", "Alice"))),
+            Change::PutUser(Arc::new(bare.clone())),
+            Change::PutToken(Arc::new(login.clone())),
+            Change::PutToken(Arc::new(pat.clone())),
+            Change::PutSetting("S_obj".into(), setting.clone()),
+            Change::PutSetting("S_num".into(), json!(42)),
+            Change::PutPermission(
+                "view-x".into(),
+                Arc::new(vec!["admin".into(), "user".into()]),
             ),
-            put(Key::User("u2".into()), Value::User(Arc::new(bare.clone()))),
-            put(
-                Key::Token("h1".into()),
-                Value::Token(Arc::new(login.clone())),
-            ),
-            put(Key::Token("h2".into()), Value::Token(Arc::new(pat.clone()))),
-            put(
-                Key::Setting("S_obj".into()),
-                Value::Setting(setting.clone()),
-            ),
-            put(Key::Setting("S_num".into()), Value::Setting(json!(42))),
-            put(
-                Key::Permission("view-x".into()),
-                Value::Permission(Arc::new(vec!["admin".into(), "user".into()])),
-            ),
-            put(
-                Key::CustomStatus("c1".into()),
-                Value::CustomStatus(Arc::new(custom.clone())),
-            ),
-            put(
-                Key::Conn("u1".into(), "k1".into()),
-                Value::Conn(ConnStatus::Online),
-            ),
-            put(
-                Key::Conn("u1".into(), "k2".into()),
-                Value::Conn(ConnStatus::Away),
-            ),
-            put(
-                Key::History("e1".into()),
-                Value::History(Arc::new(history("e1", "u1", 1000))),
-            ),
-            (Key::History("ignored".into()), None),
+            Change::PutCustomStatus(Arc::new(custom.clone())),
+            Change::PutConn("u1".into(), "k1".into(), ConnStatus::Online),
+            Change::PutConn("u1".into(), "k2".into(), ConnStatus::Away),
+            Change::AddHistory(Arc::new(history("e1", "u1", 1000))),
         ])
         .expect("commit");
 
@@ -255,32 +231,20 @@ fn round_trip_through_commit_and_load() {
     renamed.previous_state = None;
     store
         .commit(&[
-            put(
-                Key::User("u1".into()),
-                Value::User(Arc::new(renamed.clone())),
-            ),
-            (Key::User("u2".into()), None),
-            (Key::Token("h1".into()), None),
-            put(
-                Key::Token("h2".into()),
-                Value::Token(Arc::new(Token {
-                    kind: TokenKind::Login,
-                    ..pat.clone()
-                })),
-            ),
-            put(Key::Setting("S_num".into()), Value::Setting(json!("text"))),
-            (Key::Setting("S_obj".into()), None),
-            (Key::Permission("view-x".into()), None),
-            put(
-                Key::Permission("edit-y".into()),
-                Value::Permission(Arc::new(vec![])),
-            ),
-            (Key::CustomStatus("c1".into()), None),
-            (Key::Conn("u1".into(), "k1".into()), None),
-            put(
-                Key::Conn("u1".into(), "k2".into()),
-                Value::Conn(ConnStatus::Online),
-            ),
+            Change::PutUser(Arc::new(renamed.clone())),
+            Change::DeleteUser("u2".into()),
+            Change::DeleteToken("h1".into()),
+            Change::PutToken(Arc::new(Token {
+                kind: TokenKind::Login,
+                ..pat.clone()
+            })),
+            Change::PutSetting("S_num".into(), json!("text")),
+            Change::DeleteSetting("S_obj".into()),
+            Change::DeletePermission("view-x".into()),
+            Change::PutPermission("edit-y".into(), Arc::new(vec![])),
+            Change::DeleteCustomStatus("c1".into()),
+            Change::DeleteConn("u1".into(), "k1".into()),
+            Change::PutConn("u1".into(), "k2".into(), ConnStatus::Online),
         ])
         .expect("second commit");
     let snap = store.load().expect("load");
@@ -350,20 +314,11 @@ fn text_with_nul_characters_round_trips() {
     };
     store
         .commit(&[
-            put(Key::User(u.id.clone()), Value::User(Arc::new(u.clone()))),
-            put(Key::Setting("s\0".into()), Value::Setting(json!("v\0"))),
-            put(
-                Key::CustomStatus(custom.id.clone()),
-                Value::CustomStatus(Arc::new(custom.clone())),
-            ),
-            put(
-                Key::History(h.id.clone()),
-                Value::History(Arc::new(h.clone())),
-            ),
-            put(
-                Key::Conn("u\0".into(), "k\0".into()),
-                Value::Conn(ConnStatus::Online),
-            ),
+            Change::PutUser(Arc::new(u.clone())),
+            Change::PutSetting("s\0".into(), json!("v\0")),
+            Change::PutCustomStatus(Arc::new(custom.clone())),
+            Change::AddHistory(Arc::new(h.clone())),
+            Change::PutConn("u\0".into(), "k\0".into(), ConnStatus::Online),
         ])
         .expect("commit text with NUL");
     let snap = store.load().unwrap();
@@ -378,9 +333,9 @@ fn text_with_nul_characters_round_trips() {
     // Looked up and deleted by the same (escaped) key.
     store
         .commit(&[
-            (Key::User(u.id.clone()), None),
-            (Key::Setting("s\0".into()), None),
-            (Key::Conn("u\0".into(), "k\0".into()), None),
+            Change::DeleteUser(u.id.clone()),
+            Change::DeleteSetting("s\0".into()),
+            Change::DeleteConn("u\0".into(), "k\0".into()),
         ])
         .unwrap();
     let snap = store.load().unwrap();
@@ -393,12 +348,12 @@ fn text_with_nul_characters_round_trips() {
 fn a_batch_keeps_the_last_change_of_each_user() {
     let db = TestDb::new();
     let store = db.open("i");
-    let u = |id: &str, name: &str| Value::User(Arc::new(user(id, name)));
+    let u = |id: &str, name: &str| Arc::new(user(id, name));
     store
         .commit(&[
-            put(Key::User("a".into()), u("a", "Alpha")),
-            put(Key::User("b".into()), u("b", "Beta")),
-            put(Key::User("gone".into()), u("gone", "Gone")),
+            Change::PutUser(u("a", "Alpha")),
+            Change::PutUser(u("b", "Beta")),
+            Change::PutUser(u("gone", "Gone")),
         ])
         .unwrap();
     let later = User {
@@ -408,15 +363,15 @@ fn a_batch_keeps_the_last_change_of_each_user() {
     };
     store
         .commit(&[
-            put(Key::User("a".into()), u("a", "Interim")),
-            (Key::User("gone".into()), None),
-            put(Key::User("new".into()), u("new", "New")),
-            (Key::User("new".into()), None),
-            (Key::User("back".into()), None),
-            put(Key::User("back".into()), u("back", "Back")),
+            Change::PutUser(u("a", "Interim")),
+            Change::DeleteUser("gone".into()),
+            Change::PutUser(u("new", "New")),
+            Change::DeleteUser("new".into()),
+            Change::DeleteUser("back".into()),
+            Change::PutUser(u("back", "Back")),
             // Swap: a takes b's username before b gives it up.
-            put(Key::User("a".into()), Value::User(Arc::new(later.clone()))),
-            put(Key::User("b".into()), u("b", "Alpha")),
+            Change::PutUser(Arc::new(later.clone())),
+            Change::PutUser(u("b", "Alpha")),
         ])
         .unwrap();
     let mut users = store.load().unwrap().users;
@@ -431,18 +386,15 @@ fn history_pages_filters_and_prunes() {
     let mut changes = Vec::new();
     for i in 0..10 {
         let e = history(&format!("e{i}"), "u1", 1000 + i * 10);
-        changes.push(put(Key::History(e.id.clone()), Value::History(Arc::new(e))));
+        changes.push(Change::AddHistory(Arc::new(e)));
     }
     // Two entries in the same millisecond come back newest-inserted first.
     for id in ["same1", "same2"] {
         let e = history(id, "u1", 2000);
-        changes.push(put(Key::History(e.id.clone()), Value::History(Arc::new(e))));
+        changes.push(Change::AddHistory(Arc::new(e)));
     }
     let other = history("o1", "u2", 1500);
-    changes.push(put(
-        Key::History("o1".into()),
-        Value::History(Arc::new(other)),
-    ));
+    changes.push(Change::AddHistory(Arc::new(other)));
     store.commit(&changes).unwrap();
 
     let ids = |r: (Vec<HistoryEntry>, u64)| -> (Vec<String>, u64) {
@@ -477,10 +429,7 @@ fn history_pages_filters_and_prunes() {
 
     // Replaying an entry (same id) does not duplicate it.
     store
-        .commit(&[put(
-            Key::History("e0".into()),
-            Value::History(Arc::new(history("e0", "u1", 1000))),
-        )])
+        .commit(&[Change::AddHistory(Arc::new(history("e0", "u1", 1000)))])
         .unwrap();
     assert_eq!(store.history(&q("u1")).unwrap().1, 12);
 
@@ -495,18 +444,12 @@ fn a_failed_commit_applies_nothing() {
     let db = TestDb::new();
     let store = db.open("i");
     store
-        .commit(&[put(
-            Key::User("u1".into()),
-            Value::User(Arc::new(user("u1", "alice"))),
-        )])
+        .commit(&[Change::PutUser(Arc::new(user("u1", "alice")))])
         .unwrap();
     // Two users with the same username: refused as a whole.
     let err = store.commit(&[
-        put(Key::Setting("s".into()), Value::Setting(json!(1))),
-        put(
-            Key::User("u2".into()),
-            Value::User(Arc::new(user("u2", "ALICE"))),
-        ),
+        Change::PutSetting("s".into(), json!(1)),
+        Change::PutUser(Arc::new(user("u2", "ALICE"))),
     ]);
     assert!(err.is_err());
     let snap = store.load().unwrap();
@@ -514,25 +457,16 @@ fn a_failed_commit_applies_nothing() {
     assert!(snap.settings.is_empty());
     // The connection is still fine.
     store
-        .commit(&[put(Key::Setting("s".into()), Value::Setting(json!(2)))])
+        .commit(&[Change::PutSetting("s".into(), json!(2))])
         .unwrap();
     // Swapping two usernames in one batch is fine (checked at commit).
     store
-        .commit(&[put(
-            Key::User("u2".into()),
-            Value::User(Arc::new(user("u2", "bob"))),
-        )])
+        .commit(&[Change::PutUser(Arc::new(user("u2", "bob")))])
         .unwrap();
     store
         .commit(&[
-            put(
-                Key::User("u1".into()),
-                Value::User(Arc::new(user("u1", "bob"))),
-            ),
-            put(
-                Key::User("u2".into()),
-                Value::User(Arc::new(user("u2", "alice"))),
-            ),
+            Change::PutUser(Arc::new(user("u1", "bob"))),
+            Change::PutUser(Arc::new(user("u2", "alice"))),
         ])
         .unwrap();
     let mut names: Vec<_> = store
@@ -569,7 +503,7 @@ fn migrations_are_idempotent_and_safe_to_race() {
     let a = db.open("a");
     drop(a);
     let b = db.open("b");
-    b.commit(&[put(Key::Setting("s".into()), Value::Setting(json!(1)))])
+    b.commit(&[Change::PutSetting("s".into(), json!(1))])
         .unwrap();
     drop(b);
     let versions: Vec<i64> = db
@@ -593,12 +527,7 @@ fn heartbeats_and_dead_connections() {
     let db = TestDb::new();
     let a = db.open("inst-a");
     let b = db.open("inst-b");
-    let conn = |u: &str, c: &str| {
-        put(
-            Key::Conn(u.into(), c.into()),
-            Value::Conn(ConnStatus::Online),
-        )
-    };
+    let conn = |u: &str, c: &str| Change::PutConn(u.into(), c.into(), ConnStatus::Online);
     a.commit(&[conn("u1", "a1"), conn("u2", "a2")]).unwrap();
     b.commit(&[conn("u1", "b1")]).unwrap();
     // A connection of an instance that never registered (or was forgotten).
@@ -676,9 +605,9 @@ fn heartbeats_and_dead_connections() {
         "A still has connections"
     );
     b.commit(&[
-        (Key::Conn("u1".into(), "a1".into()), None),
-        (Key::Conn("u2".into(), "a2".into()), None),
-        (Key::Conn("u3".into(), "x1".into()), None),
+        Change::DeleteConn("u1".into(), "a1".into()),
+        Change::DeleteConn("u2".into(), "a2".into()),
+        Change::DeleteConn("u3".into(), "x1".into()),
     ])
     .unwrap();
     assert!(b.dead_connections(long).unwrap().is_empty());
@@ -748,13 +677,13 @@ fn only_the_lease_holder_commits_leader_work() {
     let db = TestDb::new();
     let a = db.open("a");
     let b = db.open("b");
-    let set = |v: i64| vec![put(Key::Setting("s".into()), Value::Setting(json!(v)))];
+    let set = |v: i64| vec![Change::PutSetting("s".into(), json!(v))];
     let setting = |s: &PostgresStore| s.load().unwrap().settings;
     let lease = Duration::from_secs(60);
     assert!(a.lead(lease).unwrap());
     a.commit_as_leader(&set(1)).expect("the holder commits");
     let refused = b.commit_as_leader(&set(2)).expect_err("not the holder");
-    assert!(refused.is::<NotLeader>(), "{refused:#}");
+    assert!(matches!(refused, CommitError::NotLeader), "{refused:#}");
     assert_eq!(
         setting(&b),
         vec![("s".to_string(), json!(1))],
@@ -805,7 +734,7 @@ fn servers_hear_the_commits_of_admin_commands() {
     let server = db.open("server");
     let peer = db.open("peer");
     let cli = PostgresStore::open(&db.url, "cli", Role::Admin).unwrap();
-    let set = |v: i64| vec![put(Key::Setting("s".into()), Value::Setting(json!(v)))];
+    let set = |v: i64| vec![Change::PutSetting("s".into(), json!(v))];
     assert!(!server.changed_elsewhere().unwrap());
     // A server's own commits (and its peers', which travel over NATS) are not announced.
     server.commit(&set(1)).unwrap();
@@ -823,14 +752,8 @@ fn servers_hear_the_commits_of_admin_commands() {
     assert!(!server.changed_elsewhere().unwrap(), "heard once");
     // A refused commit announces nothing.
     let bad = vec![
-        put(
-            Key::User("u1".into()),
-            Value::User(Arc::new(user("u1", "x"))),
-        ),
-        put(
-            Key::User("u2".into()),
-            Value::User(Arc::new(user("u2", "X"))),
-        ),
+        Change::PutUser(Arc::new(user("u1", "x"))),
+        Change::PutUser(Arc::new(user("u2", "X"))),
     ];
     assert!(cli.commit(&bad).is_err());
     std::thread::sleep(Duration::from_millis(200));
@@ -858,7 +781,7 @@ fn servers_hear_the_commits_of_admin_commands() {
 fn recovers_after_the_connection_is_killed() {
     let db = TestDb::new();
     let store = db.open("i");
-    let set = |v: i64| vec![put(Key::Setting("s".into()), Value::Setting(json!(v)))];
+    let set = |v: i64| vec![Change::PutSetting("s".into(), json!(v))];
     store.commit(&set(1)).unwrap();
     store.history(&q("u")).unwrap();
 
@@ -907,7 +830,7 @@ async fn usable_inside_a_current_thread_runtime() {
     let db = TestDb::new();
     let store = db.open("i");
     store
-        .commit(&[put(Key::Setting("s".into()), Value::Setting(json!(1)))])
+        .commit(&[Change::PutSetting("s".into(), json!(1))])
         .unwrap();
     assert_eq!(store.load().unwrap().settings.len(), 1);
     assert!(store.lead(Duration::from_secs(10)).unwrap());
@@ -926,7 +849,7 @@ async fn usable_inside_a_multi_thread_runtime() {
         .unwrap()
         .unwrap();
     let s = store.clone();
-    tokio::spawn(async move { s.heartbeat() })
+    tokio::spawn(async move { s.cluster().expect("a shared store").heartbeat() })
         .await
         .unwrap()
         .unwrap();
@@ -938,7 +861,7 @@ fn open_by_url_scheme() {
     let db = TestDb::new();
     let pg = super::super::open(&db.url, "i", Role::Server).expect("postgres://");
     pg.ping().unwrap();
-    assert!(pg.persists_connections());
+    assert!(pg.cluster().is_some(), "a shared store");
     assert!(!pg.changed_elsewhere().unwrap());
     let alt = db.url.replacen("postgres://", "postgresql://", 1);
     super::super::open(&alt, "j", Role::Admin).expect("postgresql://");

@@ -9,16 +9,17 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use anyhow::Context;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{HistoryQuery, Snapshot, Store};
+use super::codec::{from_ms, ms, status_of};
+use super::{CommitError, HistoryQuery, Snapshot, Store};
 use crate::model::{
     CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind, User,
     UserKind,
 };
-use crate::state::{Change, Key, Value};
+use crate::record::Change;
 
 /// Versioned migrations: index + 1 is the schema version. Append, never edit.
 const MIGRATIONS: &[&str] = &[
@@ -106,6 +107,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE status_history_v3 RENAME TO status_history;
     CREATE INDEX status_history_user_at ON status_history(user_id, at);
     CREATE INDEX status_history_at ON status_history(at);
+    "#,
+    // 4: a user's bio and nickname; whether a personal access token bypasses two-factor
+    r#"
+    ALTER TABLE users ADD COLUMN bio TEXT NOT NULL DEFAULT '';
+    ALTER TABLE users ADD COLUMN nickname TEXT NOT NULL DEFAULT '';
+    ALTER TABLE tokens ADD COLUMN bypass_two_factor INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
@@ -246,24 +253,12 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn ms(t: &DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
-
-fn status_of(s: &str) -> Status {
-    Status::parse(s).unwrap_or(Status::Offline)
-}
-
 /// The columns `user_from_row` reads, in its order. Read by position: looking every
 /// column up by name costs a scan of the column names per field, which was most of the
 /// start-up time with 100,000 users.
 const USER_COLUMNS: &str = "id, username, name, emails, password_hash, roles, active, kind, \
     status, status_default, status_connection, status_text, status_source, status_expires_at, \
-    previous_state, utc_offset, created_at, updated_at, last_login";
+    previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname";
 
 /// A text column without copying it (NULL reads as None).
 fn text_at<'r>(r: &'r rusqlite::Row, i: usize) -> rusqlite::Result<Option<&'r str>> {
@@ -298,6 +293,8 @@ fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<User> {
         created_at: from_ms(r.get(16)?),
         updated_at: from_ms(r.get(17)?),
         last_login: r.get::<_, Option<i64>>(18)?.map(from_ms),
+        bio: r.get(19)?,
+        nickname: r.get(20)?,
     })
 }
 
@@ -320,7 +317,8 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
                 status_source=?6, status_expires_at=?7, previous_state=?8, updated_at=?9,
                 last_login=?10
              WHERE id=?1 AND username=?11 AND name=?12 AND emails=?13 AND password_hash IS ?14
-                AND roles=?15 AND active=?16 AND kind=?17 AND utc_offset=?18 AND created_at=?19",
+                AND roles=?15 AND active=?16 AND kind=?17 AND utc_offset=?18 AND created_at=?19
+                AND bio=?20 AND nickname=?21",
         )?
         .execute(params![
             u.id,
@@ -342,6 +340,8 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             u.kind.as_str(),
             u.utc_offset,
             ms(&u.created_at),
+            u.bio,
+            u.nickname,
         ])?;
     if narrowed == 1 {
         return Ok(());
@@ -349,8 +349,9 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO users (id, username, username_lower, name, emails, password_hash, roles, active, kind,
             status, status_default, status_connection, status_text, status_source, status_expires_at,
-            previous_state, utc_offset, created_at, updated_at, last_login)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+            previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+            ?21, ?22)
          ON CONFLICT(id) DO UPDATE SET username=excluded.username, username_lower=excluded.username_lower,
             name=excluded.name, emails=excluded.emails, password_hash=excluded.password_hash,
             roles=excluded.roles, active=excluded.active, kind=excluded.kind, status=excluded.status,
@@ -358,7 +359,8 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             status_text=excluded.status_text, status_source=excluded.status_source,
             status_expires_at=excluded.status_expires_at, previous_state=excluded.previous_state,
             utc_offset=excluded.utc_offset, created_at=excluded.created_at,
-            updated_at=excluded.updated_at, last_login=excluded.last_login",
+            updated_at=excluded.updated_at, last_login=excluded.last_login, bio=excluded.bio,
+            nickname=excluded.nickname",
     )?;
     stmt.execute(params![
         u.id,
@@ -381,20 +383,30 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         ms(&u.created_at),
         ms(&u.updated_at),
         u.last_login.as_ref().map(ms),
+        u.bio,
+        u.nickname,
     ])?;
     Ok(())
 }
 
 fn put_token(tx: &rusqlite::Transaction, t: &Token) -> anyhow::Result<()> {
-    let (kind, name, last) = match &t.kind {
-        TokenKind::Login => ("login", None, None),
-        TokenKind::Personal { name, last_part } => {
-            ("personal", Some(name.as_str()), Some(last_part.as_str()))
-        }
+    let (kind, name, last, bypass) = match &t.kind {
+        TokenKind::Login => ("login", None, None, false),
+        TokenKind::Personal {
+            name,
+            last_part,
+            bypass_two_factor,
+        } => (
+            "personal",
+            Some(name.as_str()),
+            Some(last_part.as_str()),
+            *bypass_two_factor,
+        ),
     };
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO tokens (hashed, user_id, kind, name, last_part, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR REPLACE INTO tokens (hashed, user_id, kind, name, last_part, created_at,
+            bypass_two_factor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         t.hashed,
@@ -402,8 +414,83 @@ fn put_token(tx: &rusqlite::Transaction, t: &Token) -> anyhow::Result<()> {
         kind,
         name,
         last,
-        ms(&t.created_at)
+        ms(&t.created_at),
+        bypass
     ])?;
+    Ok(())
+}
+
+/// Applies `changes` in order, in one transaction.
+fn commit_all(conn: &mut Connection, changes: &[Change]) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    for change in changes {
+        match change {
+            Change::PutUser(u) => put_user(&tx, u)?,
+            Change::DeleteUser(id) => {
+                tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Change::PutToken(t) => put_token(&tx, t)?,
+            Change::DeleteToken(h) => {
+                tx.prepare_cached("DELETE FROM tokens WHERE hashed = ?1")?
+                    .execute([h])?;
+            }
+            Change::PutSetting(id, v) => {
+                tx.prepare_cached("INSERT OR REPLACE INTO settings (id, value) VALUES (?1, ?2)")?
+                    .execute(params![id, serde_json::to_string(v)?])?;
+            }
+            Change::DeleteSetting(id) => {
+                tx.prepare_cached("DELETE FROM settings WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Change::PutPermission(id, roles) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO permissions (id, roles) VALUES (?1, ?2)",
+                )?
+                .execute(params![id, serde_json::to_string(roles.as_ref())?])?;
+            }
+            Change::DeletePermission(id) => {
+                tx.prepare_cached("DELETE FROM permissions WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Change::PutCustomStatus(c) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO custom_statuses (id, name, status_type, updated_at)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    c.id,
+                    c.name,
+                    c.status_type.as_str(),
+                    ms(&c.updated_at)
+                ])?;
+            }
+            Change::DeleteCustomStatus(id) => {
+                tx.prepare_cached("DELETE FROM custom_statuses WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Change::AddHistory(h) => {
+                tx.prepare_cached(
+                    "INSERT INTO status_history (id, user_id, actor_id, old_status, new_status,
+                        old_text, new_text, source, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    h.id,
+                    h.user_id,
+                    h.actor_id,
+                    h.old_status.as_str(),
+                    h.new_status.as_str(),
+                    h.old_text,
+                    h.new_text,
+                    h.source.as_str(),
+                    ms(&h.at)
+                ])?;
+            }
+            // Live connections die with the process: an embedded store does not keep them.
+            Change::PutConn(..) | Change::DeleteConn(..) => {}
+        }
+    }
+    tx.commit()?;
     Ok(())
 }
 
@@ -416,7 +503,7 @@ impl Store for SqliteStore {
             .query_map([], user_from_row)?
             .collect::<Result<_, _>>()?;
         let mut stmt =
-            conn.prepare("SELECT hashed, user_id, kind, name, last_part, created_at FROM tokens")?;
+            conn.prepare("SELECT hashed, user_id, kind, name, last_part, created_at, bypass_two_factor FROM tokens")?;
         snap.tokens = stmt
             .query_map([], |r| {
                 let kind: String = r.get(2)?;
@@ -427,6 +514,7 @@ impl Store for SqliteStore {
                         TokenKind::Personal {
                             name: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
                             last_part: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                            bypass_two_factor: r.get(6)?,
                         }
                     } else {
                         TokenKind::Login
@@ -462,81 +550,8 @@ impl Store for SqliteStore {
         Ok(snap)
     }
 
-    fn commit(&self, changes: &[Change]) -> anyhow::Result<()> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
-        for (key, value) in changes {
-            match (key, value) {
-                (Key::User(_), Some(Value::User(u))) => put_user(&tx, u)?,
-                (Key::User(id), _) => {
-                    tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
-                        .execute([id])?;
-                }
-                (Key::Token(_), Some(Value::Token(t))) => put_token(&tx, t)?,
-                (Key::Token(h), _) => {
-                    tx.prepare_cached("DELETE FROM tokens WHERE hashed = ?1")?
-                        .execute([h])?;
-                }
-                (Key::Setting(id), Some(Value::Setting(v))) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO settings (id, value) VALUES (?1, ?2)",
-                    )?
-                    .execute(params![id, serde_json::to_string(v)?])?;
-                }
-                (Key::Setting(id), _) => {
-                    tx.prepare_cached("DELETE FROM settings WHERE id = ?1")?
-                        .execute([id])?;
-                }
-                (Key::Permission(id), Some(Value::Permission(roles))) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO permissions (id, roles) VALUES (?1, ?2)",
-                    )?
-                    .execute(params![id, serde_json::to_string(roles.as_ref())?])?;
-                }
-                (Key::Permission(id), _) => {
-                    tx.prepare_cached("DELETE FROM permissions WHERE id = ?1")?
-                        .execute([id])?;
-                }
-                (Key::CustomStatus(_), Some(Value::CustomStatus(c))) => {
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO custom_statuses (id, name, status_type, updated_at)
-                         VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![
-                        c.id,
-                        c.name,
-                        c.status_type.as_str(),
-                        ms(&c.updated_at)
-                    ])?;
-                }
-                (Key::CustomStatus(id), _) => {
-                    tx.prepare_cached("DELETE FROM custom_statuses WHERE id = ?1")?
-                        .execute([id])?;
-                }
-                (Key::History(_), Some(Value::History(h))) => {
-                    tx.prepare_cached(
-                        "INSERT INTO status_history (id, user_id, actor_id, old_status, new_status,
-                            old_text, new_text, source, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    )?
-                    .execute(params![
-                        h.id,
-                        h.user_id,
-                        h.actor_id,
-                        h.old_status.as_str(),
-                        h.new_status.as_str(),
-                        h.old_text,
-                        h.new_text,
-                        h.source.as_str(),
-                        ms(&h.at)
-                    ])?;
-                }
-                (Key::History(_), _) => {}
-                // Live connections die with the process: an embedded store does not keep them.
-                (Key::Conn(..), _) => {}
-            }
-        }
-        tx.commit()?;
-        Ok(())
+    fn commit(&self, changes: &[Change]) -> Result<(), CommitError> {
+        commit_all(&mut self.conn.lock(), changes).map_err(CommitError::Failed)
     }
 
     fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)> {
@@ -578,6 +593,11 @@ impl Store for SqliteStore {
         let conn = self.reader.lock();
         let n = conn.execute("DELETE FROM status_history WHERE at < ?1", [ms(&before)])?;
         Ok(n as u64)
+    }
+
+    /// Always: the file is right here.
+    fn ping(&self) -> anyhow::Result<()> {
+        Ok(())
     }
 
     fn changed_elsewhere(&self) -> anyhow::Result<bool> {

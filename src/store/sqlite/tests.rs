@@ -8,16 +8,13 @@ use rusqlite::{params, Connection};
 
 use super::{SqliteStore, MIGRATIONS};
 use crate::model::{Email, HistoryEntry, PreviousState, Status, User};
-use crate::state::{Key, Value};
+use crate::record::Change;
 use crate::store::fixtures::{history, t, user};
 use crate::store::{HistoryQuery, Store};
 
 fn put(store: &SqliteStore, u: &User) {
     store
-        .commit(&[(
-            Key::User(u.id.clone()),
-            Some(Value::User(Arc::new(u.clone()))),
-        )])
+        .commit(&[Change::PutUser(Arc::new(u.clone()))])
         .expect("commit");
 }
 
@@ -149,10 +146,7 @@ fn migration_3_keeps_the_history_and_its_order() {
     // New entries go after the migrated ones.
     let h = history("new", "u1", 2_000);
     store
-        .commit(&[(
-            Key::History(h.id.clone()),
-            Some(Value::History(Arc::new(h.clone()))),
-        )])
+        .commit(&[Change::AddHistory(Arc::new(h.clone()))])
         .expect("commit");
     let (items, total) = store.history(&q).expect("history");
     assert_eq!(total, 4);

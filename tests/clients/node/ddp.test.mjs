@@ -3,7 +3,7 @@
 //
 // Run by tests/clients/run.sh, which starts a fresh server and passes
 //   STATUSD_URL, STATUSD_ADMIN_USER, STATUSD_ADMIN_PASS.
-// Expected frames are those of /work/shared/CONTRACT.md §7.
+// Expected frames are those of docs/API.md §7.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -5,7 +5,7 @@ Run by tests/clients/run.sh, which starts a fresh server and passes:
   STATUSD_ADMIN_USER  username of the admin created at start
   STATUSD_ADMIN_PASS  its password
 
-The expected bodies are those of /work/shared/CONTRACT.md §2-§4 (Rocket.Chat 7.x).
+The expected bodies are those of docs/API.md §2-§4 (Rocket.Chat 7.x).
 Only the library's public methods are used, as a bot or script would use them;
 `call_api_get`/`call_api_post` stand in where the library has no wrapper
 (it has no `users_get_status`).

@@ -1,0 +1,59 @@
+//! `GET /avatar/:username`: Rocket.Chat's default avatar (`crate::avatar`), served for
+//! any name as Rocket.Chat does when no picture was uploaded, so the `avatarUrl` of a
+//! login answer (`ROOT_URL` + `/avatar/` + username) shows something in every client.
+
+use axum::extract::{Path, Query};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::Ctx;
+
+pub fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(avatar))
+}
+
+#[derive(Deserialize)]
+struct AvatarQuery {
+    size: Option<String>,
+}
+
+/// A user's avatar: an SVG with the name's initial on a colour derived from the name.
+#[utoipa::path(get, path = "/avatar/{username}", tag = "web",
+    params(
+        ("username" = String, Path, description = "A username; `@name` works too, as in Rocket.Chat"),
+        ("size" = Option<u32>, Query, description = "Pixels, 16 to 1024 (default 200)"),
+    ),
+    responses((status = 200, description = "SVG", body = String, content_type = "image/svg+xml")))]
+async fn avatar(Path(username): Path<String>, Query(q): Query<AvatarQuery>) -> Response {
+    // `/avatar/@name` forces the letters in Rocket.Chat; here they are all there is.
+    let name = username.strip_prefix('@').unwrap_or(&username);
+    let size = crate::avatar::size(q.size.as_deref());
+    let mut resp = (StatusCode::OK, crate::avatar::svg(name, size)).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
+    );
+    // The picture depends on the name alone: caches may keep it.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline"),
+    );
+    // An SVG opened on its own is a document: no script, no fetch.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
