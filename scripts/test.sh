@@ -86,17 +86,24 @@ spawn() {
     shift
     job_start[$name]=$(date +%s)
     job_log[$name]="$logs/$(printf '%s' "$name" | tr -cs 'A-Za-z0-9' '-').log"
-    ("$@") >"${job_log[$name]}" 2>&1 &
+    (
+        rc=0
+        "$@" || rc=$?
+        date +%s >"${job_log[$name]}.end"
+        exit "$rc"
+    ) >"${job_log[$name]}" 2>&1 &
     job_pid[$name]=$!
 }
-# reap NAME: waits for it, prints its output, adds its own row to the table and fails
-# the script if it failed.
+# reap NAME: waits for it, prints its output, adds a row with its own duration to the
+# table and fails the script if it failed.
 reap() {
     local name=$1 rc=0
     wait "${job_pid[$name]}" || rc=$?
     printf '\n--- %s (output of a background job)\n' "$name"
     cat "${job_log[$name]}"
-    timings+=("  $name (in parallel)|$(($(date +%s) - job_start[$name]))")
+    local end
+    end="$(cat "${job_log[$name]}.end" 2>/dev/null || date +%s)"
+    timings+=("  $name (in parallel)|$((end - job_start[$name]))")
     ((rc == 0)) || die "$name failed (exit $rc)"
 }
 
@@ -173,16 +180,20 @@ for line in open(sys.argv[1]):
     exe = msg.get("executable") if msg.get("reason") == "compiler-artifact" else None
     if exe:
         kind = "test" if msg["profile"]["test"] else "bin"
-        print(kind, msg["target"]["name"], "/".join(msg["target"]["kind"]), exe)
+        crate_dir = msg["manifest_path"].rsplit("/", 1)[0]
+        print(kind, msg["target"]["name"], "/".join(msg["target"]["kind"]), crate_dir, exe, sep="\t")
 EOF
 }
-declare -A tests_exe
+declare -A tests_exe tests_dir
 server_bin="" bench_bin=""
-while read -r kind name tkind exe; do
+while IFS=$'\t' read -r kind name tkind crate_dir exe; do
     case "$kind/$name" in
         bin/statusd) server_bin=$exe ;;
         bin/statusd-bench) bench_bin=$exe ;;
-        test/*) tests_exe["$name ($tkind)"]=$exe ;;
+        test/*)
+            tests_exe["$name ($tkind)"]=$exe
+            tests_dir["$name ($tkind)"]=$crate_dir
+            ;;
     esac
 done < <(read_artifacts)
 [[ -x "$server_bin" ]] || die "the build did not report the statusd binary"
@@ -192,10 +203,11 @@ for want in "api (test)" "cli (test)" "cluster (test)" "fuzz_corpus (test)" "sta
 done
 export STATUSD_BIN="$server_bin" STATUSD_BENCH_BIN="$bench_bin"
 
-# run_tests NAME...: runs those test binaries one after the other (from the crate's
-# directory, as cargo test does); the rest of the arguments after -- go to each.
+# run_tests NAME... [-- ARGS]: runs those test binaries one after the other (from the
+# crate's directory, as cargo test does), each with ARGS; all of them even when one
+# fails (as cargo test --no-fail-fast), and fails if any failed.
 run_tests() {
-    local names=() name
+    local names=() name rc=0
     while (($#)) && [[ $1 != -- ]]; do
         names+=("$1")
         shift
@@ -203,8 +215,9 @@ run_tests() {
     (($#)) && shift
     for name in "${names[@]}"; do
         printf '\n     Running %s (%s)\n' "$name" "${tests_exe[$name]}"
-        "${tests_exe[$name]}" "$@"
+        (cd "${tests_dir[$name]}" && "${tests_exe[$name]}" "$@") || rc=1
     done
+    return "$rc"
 }
 
 begin "Rust tests: unit, tests/api, tests/cli, tests/cluster.rs, tests/fuzz_corpus.rs"

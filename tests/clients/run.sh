@@ -185,7 +185,7 @@ upstream_pass="$(sed -n 's/^ *return "\(.*\)"$/\1/p' "$upstream_src/tests/confte
 [[ -n "$upstream_pass" ]] || die "no test password found in $upstream_src/tests/conftest.py"
 start_server upstream user1 "$upstream_pass" email@domain.com user1
 if ! (cd "$upstream_src" && STATUSD_URL="$url" PYTHONPATH="$root/$here/upstream" \
-    timeout 300 "$venv/bin/python" -m pytest -q --tb=short -rfEsxX -p no:cacheprovider \
+    timeout 300 "$root/$venv/bin/python" -m pytest -q --tb=short -rfEsxX -p no:cacheprovider \
     -p statusd_upstream --junitxml="$tmp/upstream.xml" tests); then
     failed_runner=1
 fi

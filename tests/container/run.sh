@@ -39,10 +39,15 @@ fi
 # vfs storage works wherever the machine's file system cannot hold overlays.
 podman=(podman --storage-driver vfs)
 
-cargo build --quiet --bin statusd
-target_dir="${CARGO_TARGET_DIR:-target}"
-[[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
-bin="$target_dir/debug/statusd"
+# STATUSD_BIN: the binary scripts/test.sh built (nothing is compiled again).
+if [[ -n "${STATUSD_BIN:-}" ]]; then
+    bin="$STATUSD_BIN"
+else
+    cargo build --quiet --bin statusd
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    [[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
+    bin="$target_dir/debug/statusd"
+fi
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/statusd-container.XXXXXX")"
 tag="localhost/statusd-test:$$"

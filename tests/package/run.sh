@@ -46,7 +46,8 @@ if [[ "$(cargo deb --version 2>/dev/null || true)" != *"$cargo_deb_version"* ]];
     cargo install --quiet --locked cargo-deb --version "$cargo_deb_version"
 fi
 
-cargo build --quiet --bin statusd
+# STATUSD_BIN set: scripts/test.sh has built target/debug/statusd, which cargo deb takes.
+[[ -n "${STATUSD_BIN:-}" ]] || cargo build --quiet --bin statusd
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/statusd-package.XXXXXX")"
 server_pid=""
 cleanup() {

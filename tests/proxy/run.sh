@@ -49,10 +49,15 @@ if [[ ! -d "$node_dir/node_modules/ws" ]]; then
     (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
-cargo build --quiet --bin statusd
-target_dir="${CARGO_TARGET_DIR:-target}"
-[[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
-bin="$target_dir/debug/statusd"
+# STATUSD_BIN: the binary scripts/test.sh built (nothing is compiled again).
+if [[ -n "${STATUSD_BIN:-}" ]]; then
+    bin="$STATUSD_BIN"
+else
+    cargo build --quiet --bin statusd
+    target_dir="${CARGO_TARGET_DIR:-target}"
+    [[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
+    bin="$target_dir/debug/statusd"
+fi
 [[ -x "$bin" ]] || die "$bin was not built"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/statusd-proxy.XXXXXX")"

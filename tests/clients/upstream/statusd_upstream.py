@@ -80,26 +80,17 @@ SELECTED = [
     "tests/test_custom_user_status.py::test_custom_user_status_create_all_types",
 ]
 
-# The fixtures' autouse session fixture `grant_message_impersonate` calls
-# permissions.update with `message-impersonate`, which statusd's permission catalog
-# does not have yet (issue 15, item 4: the full default catalog), so every test errors
-# in its set-up. While this is not None, every selected test is expected to fail with
-# this reason; set it to None when the catalog has the permission.
-SESSION_FIXTURE_FAILS = (
-    "the session fixture grant_message_impersonate: permissions.update answers 400 "
-    "Invalid permission message-impersonate [error-invalid-permission] (issue 15.4, "
-    "the default permission catalog)"
-)
+# A reason when the fixtures' autouse session fixture cannot set up against statusd,
+# so that every selected test is expected to fail. It was set (and every test failed
+# in set-up) until the permission catalog had `message-impersonate`, which the fixture
+# `grant_message_impersonate` grants with permissions.update (issue 15, item 4).
+SESSION_FIXTURE_FAILS = None
 
-# Selected tests that fail against statusd today (past the session fixture), with why.
-# Remove an entry when its fix lands: the run fails on an unexpected pass until then.
-KNOWN_FAILING = {
-    "tests/test_permissions.py::test_permissions_update": "permissions.update of "
-    "add-user-to-any-c-room answers Invalid permission [error-invalid-permission]: "
-    "the default permission catalog (issue 15.4)",
-    "tests/test_server.py::test_info": "GET /api/info with credentials lacks Rocket.Chat's "
-    "`info` object (version, build, commit) (issue 15.7)",
-}
+# Selected tests that fail against statusd, with why. Remove an entry when its fix
+# lands: the run fails on an unexpected pass until then. Emptied when the default
+# permission catalog (permissions.update of add-user-to-any-c-room,
+# test_permissions_update) and /api/info's `info` object (test_info) were merged.
+KNOWN_FAILING = {}
 
 NO_ROOMS = "rooms, channels, groups, direct messages and messages: statusd has none"
 OUT_OF_SCOPE = {
