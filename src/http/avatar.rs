@@ -2,10 +2,9 @@
 //! any name as Rocket.Chat does when no picture was uploaded, so the `avatarUrl` of a
 //! login answer (`ROOT_URL` + `/avatar/` + username) shows something in every client.
 
-use axum::extract::{Path, Query};
+use axum::extract::{Path, RawQuery};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,11 +14,6 @@ pub fn routes() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new().routes(routes!(avatar))
 }
 
-#[derive(Deserialize)]
-struct AvatarQuery {
-    size: Option<String>,
-}
-
 /// A user's avatar: an SVG with the name's initial on a colour derived from the name.
 #[utoipa::path(get, path = "/avatar/{username}", tag = "web",
     params(
@@ -27,10 +21,21 @@ struct AvatarQuery {
         ("size" = Option<u32>, Query, description = "Pixels, 16 to 1024 (default 200)"),
     ),
     responses((status = 200, description = "SVG", body = String, content_type = "image/svg+xml")))]
-async fn avatar(Path(username): Path<String>, Query(q): Query<AvatarQuery>) -> Response {
+async fn avatar(Path(username): Path<String>, RawQuery(query): RawQuery) -> Response {
     // `/avatar/@name` forces the letters in Rocket.Chat; here they are all there is.
     let name = username.strip_prefix('@').unwrap_or(&username);
-    let size = crate::avatar::size(q.size.as_deref());
+    // An image URL never fails on its query: the first `size` counts, anything
+    // unreadable (repeated, not a number, not UTF-8) gives the default size, as in
+    // Rocket.Chat, whose avatar route reads `size` leniently.
+    let pairs: Vec<(String, String)> = query
+        .as_deref()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    let size_param = pairs
+        .iter()
+        .find(|(k, _)| k == "size")
+        .map(|(_, v)| v.as_str());
+    let size = crate::avatar::size(size_param);
     let mut resp = (StatusCode::OK, crate::avatar::svg(name, size)).into_response();
     let h = resp.headers_mut();
     h.insert(
