@@ -77,16 +77,8 @@ async fn info(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Respons
     (status = 503, description = "The store or NATS is unreachable", body = schema::HealthBody),
 ))]
 async fn health(State(app): State<Ctx>) -> Response {
-    let store = app.store.clone();
-    let ping = tokio::task::spawn_blocking(move || store.ping().is_ok());
-    let store_ok = matches!(
-        tokio::time::timeout(std::time::Duration::from_secs(2), ping).await,
-        Ok(Ok(true))
-    );
-    let nats_ok = app
-        .nats
-        .as_ref()
-        .map(|c| c.connection_state() == async_nats::connection::State::Connected);
+    let store_ok = app.store_answers().await;
+    let nats_ok = app.nats_connected();
     let healthy = store_ok && nats_ok.unwrap_or(true);
     let body = schema::HealthBody {
         connections: app.hub.live(),
@@ -104,12 +96,30 @@ async fn health(State(app): State<Ctx>) -> Response {
     json_response(code, &body)
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "meta", responses(
+/// Prometheus metrics. With `METRICS_TOKEN` set, only for `Authorization: Bearer
+/// <METRICS_TOKEN>`.
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    params(("Authorization" = Option<String>, Header, description = "Bearer METRICS_TOKEN, when set")),
+    responses(
     (status = 200, description = "OpenMetrics text", body = String,
      content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    (status = 401, description = "METRICS_TOKEN is set and the bearer token is missing or wrong",
+     body = schema::ErrorBody),
 ))]
-async fn metrics(State(app): State<Ctx>) -> Response {
+async fn metrics(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(want) = &app.cfg.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared as hashes: equal lengths, so the time taken says nothing about it.
+        let hash = crate::auth::secrets::hash_token;
+        if !crate::auth::secrets::secrets_equal(&hash(given), &hash(want)) {
+            return ApiError::Unauthenticated.into_response();
+        }
+    }
+    app.metrics.set_scrape(&app.scrape().await);
     let mut resp = app.metrics.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -101,6 +101,7 @@ const CONTROLLED_VARS: &[&str] = &[
     "ADMIN_EMAIL",
     "ADMIN_NAME",
     "HTTP_FORWARDED_COUNT",
+    "METRICS_TOKEN",
     "RUST_LOG",
     "PRESENCE_STALE_SECS",
     "DDP_PING_SECS",
