@@ -97,7 +97,7 @@ async fn health(State(app): State<Ctx>) -> Response {
 }
 
 /// Prometheus metrics. With `METRICS_TOKEN` set, only for `Authorization: Bearer
-/// <METRICS_TOKEN>`.
+/// <METRICS_TOKEN>`; with `METRICS_BIND` set, only on that address (404 here).
 #[utoipa::path(get, path = "/metrics", tag = "meta",
     params(("Authorization" = Option<String>, Header, description = "Bearer METRICS_TOKEN, when set")),
     responses(
@@ -105,8 +105,26 @@ async fn health(State(app): State<Ctx>) -> Response {
      content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
     (status = 401, description = "METRICS_TOKEN is set and the bearer token is missing or wrong",
      body = schema::ErrorBody),
+    (status = 404, description = "METRICS_BIND is set: /metrics is served on that address only",
+     body = schema::ErrorBody),
 ))]
 async fn metrics(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Response {
+    if app.cfg.metrics_bind.is_some() {
+        return ApiError::NotFound.into_response();
+    }
+    metrics_text(app, headers).await
+}
+
+/// `/metrics` on the `METRICS_BIND` listener (not part of the API's document).
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses(
+    (status = 200, description = "OpenMetrics text", body = String),
+    (status = 401, description = "METRICS_TOKEN is set and the bearer token is missing or wrong"),
+))]
+async fn metrics_only(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Response {
+    metrics_text(app, headers).await
+}
+
+async fn metrics_text(app: Ctx, headers: axum::http::HeaderMap) -> Response {
     if let Some(want) = &app.cfg.metrics_token {
         let given = headers
             .get(header::AUTHORIZATION)
@@ -175,6 +193,17 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(avatar::routes())
         .merge(websocket::routes())
         .merge(crate::web::routes())
+}
+
+/// The router of the `METRICS_BIND` listener: `/metrics` and nothing else.
+pub fn metrics_router(app: Ctx) -> Router {
+    let (router, _) = OpenApiRouter::new()
+        .routes(routes!(metrics_only))
+        .split_for_parts();
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
 }
 
 pub fn router(app: Ctx) -> Router {

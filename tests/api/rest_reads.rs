@@ -870,3 +870,25 @@ async fn metrics_token_guards_the_metrics() {
     assert!(text.contains("statusd_build_info{"), "{text}");
     assert!(!srv.log().contains(token), "the token is never logged");
 }
+
+#[tokio::test]
+async fn metrics_bind_serves_metrics_there_only() {
+    let port = free_port();
+    let srv = Server::start_with(&[("METRICS_BIND", &format!("127.0.0.1:{port}"))]).await;
+    // Not on PORT: the contract's 404.
+    let r = srv.request(Method::GET, "/metrics", None, &[], None).await;
+    assert_reply(&r, 404, body_404());
+    // On METRICS_BIND: the metrics, and nothing else.
+    let other = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let resp = reqwest::get(other("/metrics")).await.expect("METRICS_BIND");
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.expect("text");
+    assert!(text.contains("statusd_build_info{"), "{text}");
+    assert_eq!(sample(&text, "statusd_store_up"), Some(1.0), "{text}");
+    for path in ["/api/info", "/api/v1/me", "/"] {
+        let resp = reqwest::get(other(path)).await.expect("METRICS_BIND");
+        assert_eq!(resp.status(), 404, "{path}");
+        let body: Value = resp.json().await.expect("a JSON body");
+        assert_eq!(body, body_404(), "{path}");
+    }
+}
