@@ -17,7 +17,8 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::limits::{LoginGuard, RateLimiter};
-use crate::model::{Token, User};
+use crate::metrics::Scrape;
+use crate::model::{Status, Token, User};
 use crate::own_conns::OwnConns;
 use crate::settings::{Typed, Values};
 use crate::state::Core;
@@ -113,6 +114,45 @@ impl App {
         created: chrono::DateTime<chrono::Utc>,
     ) -> chrono::DateTime<chrono::Utc> {
         tokens::login_expires(&self.model.read(), created)
+    }
+
+    /// Does the store answer a ping within 2 seconds?
+    pub async fn store_answers(&self) -> bool {
+        let store = self.store.clone();
+        let ping = tokio::task::spawn_blocking(move || store.ping().is_ok());
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(2), ping).await,
+            Ok(Ok(true))
+        )
+    }
+
+    /// Is the NATS link up? None when not in cluster mode.
+    pub fn nats_connected(&self) -> Option<bool> {
+        self.nats
+            .as_ref()
+            .map(|c| c.connection_state() == async_nats::connection::State::Connected)
+    }
+
+    /// The state gauges of `/metrics`, read now: the model under one read lock.
+    pub async fn scrape(&self) -> Scrape {
+        let store_up = self.store_answers().await;
+        let (users_by_status, live_login_tokens) = {
+            let m = self.model.read();
+            let mut counts = [Status::Online, Status::Away, Status::Busy, Status::Offline]
+                .map(|s| (s.as_str(), 0i64));
+            for user in m.users.values() {
+                if let Some(c) = counts.iter_mut().find(|(s, _)| *s == user.status.as_str()) {
+                    c.1 += 1;
+                }
+            }
+            (counts.to_vec(), tokens::live_logins(&m, chrono::Utc::now()))
+        };
+        Scrape {
+            users_by_status,
+            live_login_tokens: i64::try_from(live_login_tokens).unwrap_or(i64::MAX),
+            store_up,
+            nats_up: self.nats_connected().unwrap_or(true),
+        }
     }
 
     /// A turn at password work (bcrypt), waiting while `LOGIN_CONCURRENCY` others run.

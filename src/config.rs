@@ -25,6 +25,12 @@ pub struct Config {
     /// The secret being rotated out: messages sealed with it are still accepted.
     #[arg(long, env = "CLUSTER_SECRET_PREVIOUS", hide_env_values = true)]
     pub cluster_secret_previous: Option<String>,
+    /// When set, `/metrics` answers only requests with `Authorization: Bearer <token>`.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// When set (`127.0.0.1:9100`), `/metrics` is served on this address only, not on PORT.
+    #[arg(long, env = "METRICS_BIND")]
+    pub metrics_bind: Option<std::net::SocketAddr>,
     /// A NATS credentials file (JWT and NKey seed) to authenticate with.
     #[arg(long, env = "NATS_CREDS")]
     pub nats_creds: Option<std::path::PathBuf>,

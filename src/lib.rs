@@ -27,6 +27,7 @@ mod login;
 mod metrics;
 mod model;
 mod own_conns;
+mod procstat;
 mod realtime;
 mod record;
 pub mod server;

@@ -115,6 +115,7 @@ pub async fn log_in(app: &App, creds: Credentials, ip: IpAddr) -> Result<LoggedI
                 .await
                 .unwrap_or(false);
             let (Some(user), true, true) = (user, matches, stored.is_some()) else {
+                app.metrics.login_failures.inc();
                 let now = Instant::now();
                 app.login_guard
                     .fail(&format!("user:{}", login_name.to_lowercase()), now);

@@ -72,6 +72,14 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("PORT: cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().unwrap_or(addr);
+    let metrics_listener = match app.cfg.metrics_bind {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| anyhow::anyhow!("METRICS_BIND: cannot listen on {at}: {e}"))?,
+        ),
+        None => None,
+    };
     // What an operator needs to know which server this is, never a credential.
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),
@@ -85,6 +93,23 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         address = %bound,
         "statusd listening on http://{bound}"
     );
+    if let Some(l) = metrics_listener {
+        let at = l
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        tracing::info!("metrics on http://{at}/metrics only (METRICS_BIND)");
+        let limits = server::Limits {
+            header_timeout: Duration::from_secs(app.cfg.http_header_timeout_secs),
+            max_connections_per_ip: app.cfg.max_connections_per_ip(),
+        };
+        // Ends with the process: a scrape in flight at shutdown is of no consequence.
+        tokio::spawn(server::serve(
+            l,
+            http::metrics_router(app.clone()),
+            limits,
+            std::future::pending(),
+        ));
+    }
 
     tokio::spawn(housekeeping::run(app.clone()));
 

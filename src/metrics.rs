@@ -1,13 +1,20 @@
 //! Prometheus metrics, served at `/metrics` in the text exposition format.
+//!
+//! Counters and histograms are kept as things happen; the gauges of state (users by
+//! status, live tokens, store and NATS health) are set at scrape time from the model
+//! (`Scrape`), and the `process_*` metrics are read from the OS on each scrape.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
@@ -23,8 +30,34 @@ pub struct RejectLabels {
     pub reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+    /// The git commit built from (`STATUSD_COMMIT` at build time), or `unknown`.
+    pub commit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: &'static str,
+}
+
+/// The state gauges, computed by the caller at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scrape {
+    /// Users by displayed status.
+    pub users_by_status: Vec<(&'static str, i64)>,
+    /// Login tokens not yet expired (personal access tokens are not counted).
+    pub live_login_tokens: i64,
+    pub store_up: bool,
+    /// Connected to NATS, or not in cluster mode (nothing to be disconnected from).
+    pub nats_up: bool,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// The standard `process_*` metrics: a registry without the `statusd_` prefix.
+    process: Registry,
     pub requests: Family<RequestLabels, Counter>,
     /// The counters of `requests` already created, found by route and status without
     /// building (allocating) a label on every request.
@@ -37,6 +70,12 @@ pub struct Metrics {
     pub frames_dropped: Counter,
     /// Cluster messages dropped unapplied (forged, tampered with, replayed, unreadable).
     pub cluster_rejected: Family<RejectLabels, Counter>,
+    /// Failed password logins (wrong password, unknown or deactivated user).
+    pub login_failures: Counter,
+    users: Family<StatusLabels, Gauge>,
+    live_login_tokens: Gauge,
+    store_up: Gauge,
+    nats_up: Gauge,
 }
 
 pub type AtomicI64Compat = std::sync::atomic::AtomicI64;
@@ -88,8 +127,54 @@ impl Metrics {
             "cluster (NATS) messages dropped unapplied, by reason",
             cluster_rejected.clone(),
         );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                commit: option_env!("STATUSD_COMMIT").unwrap_or("unknown"),
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "always 1; the version and commit as labels",
+            build_info,
+        );
+        let login_failures = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "login_failures",
+            "failed password logins (wrong password, unknown or deactivated user)",
+            login_failures.clone(),
+        );
+        let users = Family::<StatusLabels, Gauge>::default();
+        registry.register("users", "users by displayed status", users.clone());
+        let live_login_tokens = Gauge::default();
+        registry.register(
+            "live_login_tokens",
+            "login tokens not yet expired (personal access tokens not counted)",
+            live_login_tokens.clone(),
+        );
+        let store_up = Gauge::default();
+        registry.register(
+            "store_up",
+            "1 when the store answers a ping within 2 seconds, else 0",
+            store_up.clone(),
+        );
+        let nats_up = Gauge::default();
+        registry.register(
+            "nats_up",
+            "1 when connected to NATS or not in cluster mode, 0 when the NATS link is down",
+            nats_up.clone(),
+        );
+        let mut process = Registry::default();
+        process.register_collector(Box::new(ProcessCollector));
         Metrics {
             cluster_rejected,
+            login_failures,
+            users,
+            live_login_tokens,
+            store_up,
+            nats_up,
+            process,
             registry: Mutex::new(registry),
             request_counters: RwLock::new(HashMap::new()),
             requests,
@@ -132,10 +217,65 @@ impl Metrics {
             .insert(status, counter);
     }
 
+    /// Sets the state gauges from a scrape-time reading.
+    pub fn set_scrape(&self, scrape: &Scrape) {
+        for (status, n) in &scrape.users_by_status {
+            self.users.get_or_create(&StatusLabels { status }).set(*n);
+        }
+        self.live_login_tokens.set(scrape.live_login_tokens);
+        self.store_up.set(scrape.store_up.into());
+        self.nats_up.set(scrape.nats_up.into());
+    }
+
     pub fn render(&self) -> String {
+        use prometheus_client::encoding::text;
         let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock());
+        let _ = text::encode_registry(&mut out, &self.registry.lock())
+            .and_then(|()| text::encode_registry(&mut out, &self.process))
+            .and_then(|()| text::encode_eof(&mut out));
         out
+    }
+}
+
+/// `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`
+/// and `process_start_time_seconds`, read on each scrape (see `crate::procstat`).
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(p) = crate::procstat::read() else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(p.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "user and system CPU time spent, in seconds",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "resident memory size, in bytes",
+                p.resident_memory_bytes as f64,
+            ),
+            (
+                "process_open_fds",
+                "open file descriptors",
+                p.open_fds as f64,
+            ),
+            (
+                "process_start_time_seconds",
+                "start time of the process since the Unix epoch, in seconds",
+                p.start_time_seconds,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let g = ConstGauge::new(value);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
     }
 }
 

@@ -697,6 +697,8 @@ async fn health_reports_a_lost_nats_and_recovers_with_it() {
             "{body}"
         );
         println!("health went 503 {:.0} ms after NATS died", ms(took));
+        assert_eq!(metric(srv, "statusd_nats_up").await, Some(0.0));
+        assert_eq!(metric(srv, "statusd_store_up").await, Some(1.0));
     }
     // Still 503 a moment later (no flapping while NATS stays down).
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -720,6 +722,7 @@ async fn health_reports_a_lost_nats_and_recovers_with_it() {
             "{body}"
         );
         println!("health back to 200 {:.0} ms after NATS returned", ms(took));
+        assert_eq!(metric(srv, "statusd_nats_up").await, Some(1.0));
     }
 }
 
@@ -837,6 +840,8 @@ async fn a_lost_database_yields_503_json_and_unhealthy_never_a_hang() {
         (&json!("unavailable"), &json!(true), &json!(false)),
         "{code} {body}"
     );
+    assert_eq!(metric(a, "statusd_store_up").await, Some(0.0));
+    assert_eq!(metric(a, "statusd_nats_up").await, Some(1.0));
 
     // Other routes: JSON, and no 5xx but 503.
     let routes: Vec<(Method, String, Option<Session>, Option<Value>)> = vec![
@@ -894,6 +899,18 @@ async fn a_lost_database_yields_503_json_and_unhealthy_never_a_hang() {
 // Anyone holding the NATS credentials (another application on the same NATS account,
 // a leaked password) can subscribe to the cluster's subject and publish on it. They
 // must learn no secret there and be able to change nothing.
+
+/// The value of the sample `series` (name and labels as exposed) on `srv`'s /metrics.
+async fn metric(srv: &Server, series: &str) -> Option<f64> {
+    let (status, _, text) = srv
+        .request_text(reqwest::Method::GET, "/metrics", None, &[], None)
+        .await;
+    assert_eq!(status, 200, "/metrics: {text}");
+    text.lines().find_map(|l| {
+        let v = l.strip_prefix(series)?.strip_prefix(' ')?;
+        Some(v.trim().parse().expect("a sample value"))
+    })
+}
 
 /// `statusd_cluster_messages_rejected_total{reason}` on `srv` (0 when never counted).
 async fn rejected(srv: &Server, reason: &str) -> u64 {

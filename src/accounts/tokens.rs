@@ -40,6 +40,16 @@ pub fn login_expires(m: &Model, created: DateTime<Utc>) -> DateTime<Utc> {
     expires_after_days(created, m.value(&settings::LOGIN_EXPIRATION))
 }
 
+/// How many login tokens have not expired at `now` (personal access tokens never do
+/// and are not counted).
+pub fn live_logins(m: &Model, now: DateTime<Utc>) -> usize {
+    let days = m.value(&settings::LOGIN_EXPIRATION);
+    m.tokens
+        .values()
+        .filter(|t| t.kind == TokenKind::Login && now <= expires_after_days(t.created_at, days))
+        .count()
+}
+
 /// The days a login token lasts when the setting says 0 or less.
 pub const DEFAULT_LOGIN_DAYS: i64 = 90;
 

@@ -77,16 +77,8 @@ async fn info(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Respons
     (status = 503, description = "The store or NATS is unreachable", body = schema::HealthBody),
 ))]
 async fn health(State(app): State<Ctx>) -> Response {
-    let store = app.store.clone();
-    let ping = tokio::task::spawn_blocking(move || store.ping().is_ok());
-    let store_ok = matches!(
-        tokio::time::timeout(std::time::Duration::from_secs(2), ping).await,
-        Ok(Ok(true))
-    );
-    let nats_ok = app
-        .nats
-        .as_ref()
-        .map(|c| c.connection_state() == async_nats::connection::State::Connected);
+    let store_ok = app.store_answers().await;
+    let nats_ok = app.nats_connected();
     let healthy = store_ok && nats_ok.unwrap_or(true);
     let body = schema::HealthBody {
         connections: app.hub.live(),
@@ -104,12 +96,48 @@ async fn health(State(app): State<Ctx>) -> Response {
     json_response(code, &body)
 }
 
-/// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "meta", responses(
+/// Prometheus metrics. With `METRICS_TOKEN` set, only for `Authorization: Bearer
+/// <METRICS_TOKEN>`; with `METRICS_BIND` set, only on that address (404 here).
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    params(("Authorization" = Option<String>, Header, description = "Bearer METRICS_TOKEN, when set")),
+    responses(
     (status = 200, description = "OpenMetrics text", body = String,
      content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    (status = 401, description = "METRICS_TOKEN is set and the bearer token is missing or wrong",
+     body = schema::ErrorBody),
+    (status = 404, description = "METRICS_BIND is set: /metrics is served on that address only",
+     body = schema::ErrorBody),
 ))]
-async fn metrics(State(app): State<Ctx>) -> Response {
+async fn metrics(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Response {
+    if app.cfg.metrics_bind.is_some() {
+        return ApiError::NotFound.into_response();
+    }
+    metrics_text(app, headers).await
+}
+
+/// `/metrics` on the `METRICS_BIND` listener (not part of the API's document).
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses(
+    (status = 200, description = "OpenMetrics text", body = String),
+    (status = 401, description = "METRICS_TOKEN is set and the bearer token is missing or wrong"),
+))]
+async fn metrics_only(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Response {
+    metrics_text(app, headers).await
+}
+
+async fn metrics_text(app: Ctx, headers: axum::http::HeaderMap) -> Response {
+    if let Some(want) = &app.cfg.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared as hashes: equal lengths, so the time taken says nothing about it.
+        let hash = crate::auth::secrets::hash_token;
+        if !crate::auth::secrets::secrets_equal(&hash(given), &hash(want)) {
+            return ApiError::Unauthenticated.into_response();
+        }
+    }
+    app.metrics.set_scrape(&app.scrape().await);
     let mut resp = app.metrics.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -165,6 +193,17 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(avatar::routes())
         .merge(websocket::routes())
         .merge(crate::web::routes())
+}
+
+/// The router of the `METRICS_BIND` listener: `/metrics` and nothing else.
+pub fn metrics_router(app: Ctx) -> Router {
+    let (router, _) = OpenApiRouter::new()
+        .routes(routes!(metrics_only))
+        .split_for_parts();
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
 }
 
 pub fn router(app: Ctx) -> Router {

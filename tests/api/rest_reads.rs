@@ -3,6 +3,8 @@
 
 use crate::common;
 
+use std::path::Path;
+
 use common::*;
 
 fn invalid_user(route: &str) -> Value {
@@ -699,4 +701,197 @@ async fn api_info_adds_the_info_object_for_get_server_info() {
         .await;
     let r = srv.get("/api/info", Some(&pat)).await;
     assert!(r.2["info"].is_object(), "{}", r.2);
+}
+
+// ------------------------------------------------------------------- /metrics
+
+/// `GET /metrics` as anyone (no METRICS_TOKEN): the text.
+async fn scrape(srv: &Server) -> String {
+    let (status, _, text) = srv
+        .request_text(Method::GET, "/metrics", None, &[], None)
+        .await;
+    assert_eq!(status, 200, "/metrics: {text}");
+    text
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        let v = l.strip_prefix(series)?.strip_prefix(' ')?;
+        Some(v.trim().parse().expect("a sample value"))
+    })
+}
+
+/// Is `name` exposed: a sample of that name, or (a family with no child yet, a
+/// counter's `_total`, a histogram's series) the `# TYPE` of its base name?
+fn exposes(text: &str, name: &str) -> bool {
+    let sampled = text.lines().any(|l| {
+        l.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+    });
+    let base = ["_total", "_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    sampled
+        || text.lines().any(|l| {
+            l.strip_prefix("# TYPE ")
+                .and_then(|t| t.strip_prefix(base))
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
+}
+
+/// The metric names an expression of the dashboard uses (statusd's and process_*).
+fn metric_names(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|w| w.starts_with("statusd_") || w.starts_with("process_"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_expose_what_the_grafana_dashboard_uses_with_sane_values() {
+    let before_start = chrono::Utc::now().timestamp() as f64;
+    let srv = Server::start().await;
+    srv.admin().await;
+    let first = scrape(&srv).await;
+
+    // The dashboard shipped in docs/ uses only metrics the server exposes.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/grafana-dashboard.json");
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("the dashboard"))
+            .expect("JSON");
+    let mut used = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            used.extend(metric_names(target["expr"].as_str().expect("expr")));
+        }
+    }
+    assert!(used.len() >= 15, "the dashboard uses {used:?}");
+    for name in &used {
+        assert!(
+            exposes(&first, name),
+            "{name} is not in the scrape:\n{first}"
+        );
+    }
+
+    // Build info: the version, always 1.
+    let build = first
+        .lines()
+        .find(|l| l.starts_with("statusd_build_info{"))
+        .expect("build info");
+    assert!(
+        build.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && build.contains("commit=\"")
+            && build.ends_with("} 1"),
+        "{build}"
+    );
+
+    // Process metrics of the server's process, not of the test.
+    let cpu = sample(&first, "process_cpu_seconds_total").expect("cpu");
+    let rss = sample(&first, "process_resident_memory_bytes").expect("rss");
+    let fds = sample(&first, "process_open_fds").expect("fds");
+    let started = sample(&first, "process_start_time_seconds").expect("start time");
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!(cpu > 0.0 && cpu < 600.0, "cpu {cpu}");
+    assert!(rss > 1e6 && rss < 4e9, "rss {rss}");
+    assert!((3.0..10_000.0).contains(&fds), "fds {fds}");
+    assert!(
+        started >= before_start - 120.0 && started <= now + 120.0,
+        "started {started}, test started {before_start}, now {now}"
+    );
+    assert_eq!(sample(&first, "statusd_store_up"), Some(1.0));
+    assert_eq!(
+        sample(&first, "statusd_nats_up"),
+        Some(1.0),
+        "not in cluster mode"
+    );
+
+    // State gauges follow the model: a new user counts as offline, a login as a live
+    // token, a wrong password as a failure.
+    let users = |text: &str, status: &str| {
+        sample(text, &format!("statusd_users{{status=\"{status}\"}}"))
+            .unwrap_or_else(|| panic!("users {status}:\n{text}"))
+    };
+    let total = |text: &str| {
+        ["online", "away", "busy", "offline"]
+            .iter()
+            .map(|s| users(text, s))
+            .sum::<f64>()
+    };
+    let tokens = |text: &str| sample(text, "statusd_live_login_tokens").expect("tokens");
+    let failures = |text: &str| sample(text, "statusd_login_failures_total").expect("failures");
+    assert!(total(&first) >= 1.0, "the admin counts");
+    assert!(tokens(&first) >= 1.0, "the admin's login");
+
+    srv.create_user("metrics-bob", "bob-password-1", &[]).await;
+    let r = srv
+        .post_json(
+            "login",
+            None,
+            json!({"user": "metrics-bob", "password": "wrong"}),
+        )
+        .await;
+    assert_reply(&r, 401, body_login_failed());
+    let second = scrape(&srv).await;
+    assert_eq!(total(&second), total(&first) + 1.0);
+    assert_eq!(users(&second, "offline"), users(&first, "offline") + 1.0);
+    assert_eq!(tokens(&second), tokens(&first) + 1.0, "bob's login");
+    assert_eq!(failures(&second), failures(&first) + 1.0);
+}
+
+#[tokio::test]
+async fn metrics_token_guards_the_metrics() {
+    let token = "metrics-token-0123456789abcdef";
+    let srv = Server::start_with(&[("METRICS_TOKEN", token)]).await;
+    let get = |headers: Vec<(&'static str, String)>| {
+        let srv = &srv;
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            srv.request_text(Method::GET, "/metrics", None, &h, None)
+                .await
+        }
+    };
+    for headers in [
+        vec![],
+        vec![("Authorization", "Bearer wrong".to_string())],
+        vec![("Authorization", format!("Bearer {token}x"))],
+        vec![("Authorization", token.to_string())],
+        vec![("Authorization", format!("Basic {token}"))],
+    ] {
+        let (status, _, text) = get(headers.clone()).await;
+        assert_eq!(status, 401, "{headers:?}: {text}");
+        let body: Value = serde_json::from_str(&text).expect("a JSON body");
+        assert_eq!(body, body_401(), "{headers:?}");
+        assert!(!text.contains(token));
+    }
+    // The contract checks of a JSON error (content type, no-store) hold too.
+    let r = srv.request(Method::GET, "/metrics", None, &[], None).await;
+    assert_reply(&r, 401, body_401());
+    let (status, _, text) = get(vec![("Authorization", format!("Bearer {token}"))]).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("statusd_build_info{"), "{text}");
+    assert!(!srv.log().contains(token), "the token is never logged");
+}
+
+#[tokio::test]
+async fn metrics_bind_serves_metrics_there_only() {
+    let port = free_port();
+    let srv = Server::start_with(&[("METRICS_BIND", &format!("127.0.0.1:{port}"))]).await;
+    // Not on PORT: the contract's 404.
+    let r = srv.request(Method::GET, "/metrics", None, &[], None).await;
+    assert_reply(&r, 404, body_404());
+    // On METRICS_BIND: the metrics, and nothing else.
+    let other = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let resp = reqwest::get(other("/metrics")).await.expect("METRICS_BIND");
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.expect("text");
+    assert!(text.contains("statusd_build_info{"), "{text}");
+    assert_eq!(sample(&text, "statusd_store_up"), Some(1.0), "{text}");
+    for path in ["/api/info", "/api/v1/me", "/"] {
+        let resp = reqwest::get(other(path)).await.expect("METRICS_BIND");
+        assert_eq!(resp.status(), 404, "{path}");
+        let body: Value = resp.json().await.expect("a JSON body");
+        assert_eq!(body, body_404(), "{path}");
+    }
 }

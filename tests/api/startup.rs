@@ -34,6 +34,7 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("ROOT_URL", "ftp://example.org", "ROOT_URL"),
     ("HTTP_FORWARDED_COUNT", "-1", "HTTP_FORWARDED_COUNT"),
     ("NATS_URL", "http://localhost:4222", "NATS_URL"),
+    ("METRICS_BIND", "localhost", "METRICS_BIND"),
     (
         "OVERWRITE_SETTING_Accounts_AllowInvisibleStatusOption",
         "maybe",

@@ -101,6 +101,8 @@ const CONTROLLED_VARS: &[&str] = &[
     "ADMIN_EMAIL",
     "ADMIN_NAME",
     "HTTP_FORWARDED_COUNT",
+    "METRICS_TOKEN",
+    "METRICS_BIND",
     "RUST_LOG",
     "PRESENCE_STALE_SECS",
     "DDP_PING_SECS",
