@@ -101,6 +101,29 @@ pub enum Command {
     Healthcheck,
 }
 
+impl Command {
+    /// Does the command change the database? Then a running server applies the
+    /// change after the command returns, and the command says when ([`SEEN_NOTE`]).
+    fn writes(&self) -> bool {
+        match self {
+            Command::Serve | Command::Healthcheck => false,
+            Command::User(UserCommand::List) => false,
+            Command::User(_) => true,
+            Command::Token(TokenCommand::List { .. }) => false,
+            Command::Token(_) => true,
+            Command::Settings(SettingsCommand::Set { .. }) => true,
+            Command::Settings(_) => false,
+            Command::Import(_) => true,
+            Command::Migrate { check } => !check,
+        }
+    }
+}
+
+/// Printed to stderr after a change: a running server does not hear of it before the
+/// command returns, but polls the database every second (`crate::external`) and then
+/// applies it, on SQLite and PostgreSQL alike.
+pub const SEEN_NOTE: &str = "statusd: a running server applies this change within about a second";
+
 /// `statusd user …`
 #[derive(Subcommand, Debug, Clone)]
 pub enum UserCommand {
@@ -238,9 +261,13 @@ pub fn main(cfg: Config, command: Command, init: bool) -> i32 {
             return 1;
         }
     };
+    let writes = command.writes();
     match runtime.block_on(run(cfg, command, init)) {
         Ok(line) => {
             println!("{line}");
+            if writes {
+                eprintln!("{SEEN_NOTE}");
+            }
             0
         }
         Err(e) => {
