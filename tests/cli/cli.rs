@@ -903,6 +903,63 @@ async fn a_postgres_server_without_nats_sees_admin_commands_within_seconds() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn on_postgres_commands_refuse_a_database_without_schema_and_check_migrations() {
+    // A PostgreSQL database no statusd has used: no schema is created without --init.
+    let db = cluster::Db::create();
+    let refused = statusd(&db.url, &["user", "list"]);
+    let line = refused.error().to_string();
+    assert!(
+        line.starts_with("no statusd database at postgres://")
+            && line.ends_with(&format!(
+                "/{} (check DATABASE_URL; --init creates one)",
+                db.name
+            )),
+        "{line}"
+    );
+    assert!(!line.contains('@'), "no credentials: {line}");
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0,
+        "the refusal created tables"
+    );
+    assert_eq!(statusd(&db.url, &["migrate", "--check"]).code, 1);
+
+    let out = statusd(&db.url, &["--init", "user", "list"]);
+    assert_eq!(out.line(), "no users");
+    let using = out.stderr.lines().next().unwrap_or_default().to_string();
+    assert!(
+        using.starts_with("statusd: using postgres://") && using.ends_with(&db.name),
+        "{out:?}"
+    );
+    assert!(!using.contains('@'), "no credentials: {using}");
+
+    let known = db.query_i64("SELECT MAX(version) FROM schema_migrations");
+    let out = statusd(&db.url, &["migrate", "--check"]);
+    assert_eq!(
+        out.line(),
+        format!("schema at version {known} of {known}: no migration pending")
+    );
+    // The schema record taken back one version: reported, exit 3, nothing applied.
+    db.query_i64(&format!(
+        "WITH d AS (DELETE FROM schema_migrations WHERE version = {known} RETURNING 1) \
+         SELECT count(*) FROM d"
+    ));
+    let out = statusd(&db.url, &["migrate", "--check"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "schema at version {} of {known}: 1 migration pending ({known})\n",
+            known - 1
+        )
+    );
+    assert_eq!(
+        db.query_i64("SELECT MAX(version) FROM schema_migrations"),
+        known - 1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_instance_of_a_cluster_sees_admin_commands_within_seconds() {
     let c = cluster::Cluster::start(2, &[]).await;
     admin_commands_reach(&c.db.url, &c.servers).await;
