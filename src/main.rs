@@ -10,7 +10,11 @@ use statusd::{
 };
 
 fn main() {
-    let cli::Args { mut cfg, command } = cli::Args::from_env();
+    let cli::Args {
+        mut cfg,
+        command,
+        init,
+    } = cli::Args::from_env();
     if let Err(e) = cfg.validate() {
         eprintln!("statusd: {e}");
         std::process::exit(2);
@@ -18,7 +22,7 @@ fn main() {
     match command {
         None | Some(cli::Command::Serve) => {}
         // The admin commands: one line of answer, an exit code, no server.
-        Some(command) => std::process::exit(cli::main(cfg, command)),
+        Some(command) => std::process::exit(cli::main(cfg, command, init)),
     }
     // From here on this process is the server: SIGTERM and SIGINT ask it to stop.
     catch_stop_signals();

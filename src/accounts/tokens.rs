@@ -157,6 +157,32 @@ fn personal(tx: &Tx, user_id: &str, name: &str) -> Option<Arc<Token>> {
         .find(|t| matches!(&t.kind, TokenKind::Personal { name: n, .. } if n == name))
 }
 
+/// A user's personal access tokens as users.getPersonalAccessTokens and
+/// `statusd token list` show them, oldest first: (name, the secret's last characters,
+/// bypassTwoFactor, created). Never the secrets or their hashes.
+pub fn personal_tokens(m: &Model, user_id: &str) -> Vec<(String, String, bool, DateTime<Utc>)> {
+    let mut mine: Vec<_> = m
+        .tokens
+        .values()
+        .filter(|t| t.user_id == user_id)
+        .filter_map(|t| match &t.kind {
+            TokenKind::Personal {
+                name,
+                last_part,
+                bypass_two_factor,
+            } => Some((
+                name.clone(),
+                last_part.clone(),
+                *bypass_two_factor,
+                t.created_at,
+            )),
+            TokenKind::Login => None,
+        })
+        .collect();
+    mine.sort_by_key(|t| t.3);
+    mine
+}
+
 /// Issues a personal access token named `name` for `user_id`: a new one (the name must
 /// be free), or with `replace` a new secret for the one of that name (keeping its
 /// `bypassTwoFactor`). Returns the secret, to be shown once.

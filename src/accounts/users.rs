@@ -374,7 +374,7 @@ pub fn update(tx: &mut Tx, user_id: &str, changes: Changes, editor: &Editor) -> 
         .ok_or_else(Error::invalid_user)
 }
 
-/// Sets the password of the user named `username` (`statusd user passwd`), ending
+/// Sets the password of the user named `username` (`statusd user set-password`), ending
 /// every session of theirs.
 pub fn set_password(tx: &mut Tx, username: &str, password_hash: String) -> Result<User> {
     let mut u = (*tx

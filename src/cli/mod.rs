@@ -7,8 +7,16 @@
 //! writers, and the server notices the commit within a second (`crate::external`): on
 //! SQLite by the file's data version, on PostgreSQL by a NOTIFY sent with the commit.
 //!
-//! Every command prints one line on success and exits 0; on failure it prints one line
-//! (`statusd: …`, a refusal in the rules' own words) to stderr and exits 1.
+//! Every command prints its answer on stdout (one line, or one line per item for the
+//! `list` commands) and exits 0; on failure it prints one line (`statusd: …`, a refusal
+//! in the rules' own words) to stderr and exits 1. The database a command used is
+//! named on stderr (`statusd: using sqlite:/var/lib/statusd/statusd.db`; host and
+//! database only for PostgreSQL, never credentials).
+//!
+//! A command refuses to create a database: where `DATABASE_URL` names no statusd
+//! database (a wrong working directory, a typo) it exits 1 naming the place, unless
+//! `--init` is given. The server creates its database on first start by itself.
+//! `statusd migrate --check` exits [`MIGRATIONS_PENDING`] when the schema is behind.
 
 mod healthcheck;
 
@@ -37,7 +45,15 @@ pub struct Args {
     pub cfg: Config,
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Admin commands: create the database when `DATABASE_URL` names none yet (without
+    /// it they refuse, so a command run in the wrong directory makes no empty database).
+    #[arg(long, global = true)]
+    pub init: bool,
 }
+
+/// The exit code of `statusd migrate --check` when migrations are pending (0: none;
+/// 1: the check itself failed).
+pub const MIGRATIONS_PENDING: i32 = 3;
 
 impl Args {
     /// Parses the command line and environment. `--help` and `--version` print and
@@ -61,7 +77,7 @@ impl Args {
 pub enum Command {
     /// Run the server (the default).
     Serve,
-    /// Manage users: add, passwd, role, disable, enable.
+    /// Manage users: add, list, set-password, role, disable, enable, delete.
     #[command(subcommand)]
     User(UserCommand),
     /// Personal access tokens (for bots).
@@ -73,10 +89,40 @@ pub enum Command {
     /// Import users from another server.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Apply the database's pending migrations (the server does so on start), or with
+    /// `--check` only report them: exit 0 when none are pending, 3 when some are.
+    Migrate {
+        /// Report pending migrations without applying them.
+        #[arg(long)]
+        check: bool,
+    },
     /// Ask the server at BIND_IP:PORT for /api/health: exit 0 when healthy, 1 if not
     /// (a container's HEALTHCHECK; opens no database).
     Healthcheck,
 }
+
+impl Command {
+    /// Does the command change the database? Then a running server applies the
+    /// change after the command returns, and the command says when ([`SEEN_NOTE`]).
+    fn writes(&self) -> bool {
+        match self {
+            Command::Serve | Command::Healthcheck => false,
+            Command::User(UserCommand::List) => false,
+            Command::User(_) => true,
+            Command::Token(TokenCommand::List { .. }) => false,
+            Command::Token(_) => true,
+            Command::Settings(SettingsCommand::Set { .. }) => true,
+            Command::Settings(_) => false,
+            Command::Import(_) => true,
+            Command::Migrate { check } => !check,
+        }
+    }
+}
+
+/// Printed to stderr after a change: a running server does not hear of it before the
+/// command returns, but polls the database every second (`crate::external`) and then
+/// applies it, on SQLite and PostgreSQL alike.
+pub const SEEN_NOTE: &str = "statusd: a running server applies this change within about a second";
 
 /// `statusd user …`
 #[derive(Subcommand, Debug, Clone)]
@@ -97,11 +143,17 @@ pub enum UserCommand {
         #[arg(long = "role", value_name = "ROLE", value_delimiter = ',')]
         roles: Vec<String>,
     },
-    /// Set a user's password.
+    /// Every user, one a line: username, id, kind, active or disabled, roles
+    /// (tab-separated, by username).
+    List,
+    /// Set a user's password; ends every login session of theirs (personal access
+    /// tokens stay).
+    #[command(name = "set-password", visible_alias = "passwd")]
     Passwd {
         username: String,
-        /// The new password; `-` reads it from the first line of standard input.
-        #[arg(long)]
+        /// The new password; `-` (the default) reads it from the first line of
+        /// standard input.
+        #[arg(long, default_value = "-")]
         password: String,
     },
     /// Give a user a role, or take one away.
@@ -121,6 +173,8 @@ pub enum UserCommand {
     Disable { username: String },
     /// Activate a deactivated user again.
     Enable { username: String },
+    /// Delete a user and every token of theirs (never rocket.cat nor the last admin).
+    Delete { username: String },
 }
 
 /// `statusd token …`
@@ -133,11 +187,18 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
     },
+    /// A user's personal access tokens, one a line: name, created, the secret's last
+    /// characters (tab-separated, oldest first). Never the secrets.
+    List { username: String },
+    /// Revoke a user's personal access token by its name.
+    Revoke { username: String, name: String },
 }
 
 /// `statusd settings …`
 #[derive(Subcommand, Debug, Clone)]
 pub enum SettingsCommand {
+    /// Every setting, one a line: `ID = VALUE` (the value as JSON), by id.
+    List,
     /// Print a setting's value as JSON.
     Get { id: String },
     /// Change a setting: `true`/`false`, a number or text, as the setting's type needs.
@@ -163,7 +224,10 @@ pub enum ImportCommand {
 }
 
 /// Runs an admin command; returns the process exit code.
-pub fn main(cfg: Config, command: Command) -> i32 {
+pub fn main(cfg: Config, command: Command, init: bool) -> i32 {
+    if let Command::Migrate { check: true } = command {
+        return migrate_check(&cfg);
+    }
     if let Command::Healthcheck = command {
         return match healthcheck::check(&cfg) {
             Ok(line) => {
@@ -197,9 +261,13 @@ pub fn main(cfg: Config, command: Command) -> i32 {
             return 1;
         }
     };
-    match runtime.block_on(run(cfg, command)) {
+    let writes = command.writes();
+    match runtime.block_on(run(cfg, command, init)) {
         Ok(line) => {
             println!("{line}");
+            if writes {
+                eprintln!("{SEEN_NOTE}");
+            }
             0
         }
         Err(e) => {
@@ -210,14 +278,30 @@ pub fn main(cfg: Config, command: Command) -> i32 {
     }
 }
 
-async fn run(cfg: Config, command: Command) -> anyhow::Result<String> {
-    let core = open(&cfg).await?;
+async fn run(cfg: Config, command: Command, init: bool) -> anyhow::Result<String> {
+    let core = open(&cfg, init).await?;
     match command {
         Command::Serve | Command::Healthcheck => bail!("not an admin command"),
+        Command::Migrate { .. } => {
+            // Opening the store applied what was pending.
+            let url = cfg.database_url.clone();
+            let state =
+                tokio::task::spawn_blocking(move || crate::store::schema_state(&url)).await??;
+            Ok(format!(
+                "schema at version {} of {}: up to date",
+                state.version.unwrap_or(0),
+                state.known
+            ))
+        }
         Command::User(c) => user(&core, c).await,
         Command::Token(TokenCommand::Create { username, name }) => {
             token_create(&core, &username, &name).await
         }
+        Command::Token(TokenCommand::List { username }) => token_list(&core, &username),
+        Command::Token(TokenCommand::Revoke { username, name }) => {
+            token_revoke(&core, &username, &name).await
+        }
+        Command::Settings(SettingsCommand::List) => Ok(settings_list(&core)),
         Command::Settings(SettingsCommand::Get { id }) => settings_get(&core, &id),
         Command::Settings(SettingsCommand::Set { id, value }) => {
             settings_set(&core, &id, &value).await
@@ -237,13 +321,85 @@ async fn run(cfg: Config, command: Command) -> anyhow::Result<String> {
     }
 }
 
+/// Where the data lives, for the operator: a SQLite file's absolute path (even before
+/// it exists), or a PostgreSQL URL's hosts and database without credentials.
+fn describe(url: &str) -> String {
+    match url.strip_prefix("sqlite://") {
+        Some(path) if !std::path::Path::new(path).exists() => match std::path::absolute(path) {
+            Ok(p) => format!("sqlite:{}", p.display()),
+            Err(_) => crate::logging::describe_store(url),
+        },
+        _ => crate::logging::describe_store(url),
+    }
+}
+
+/// Refuses a `DATABASE_URL` that names no statusd database, unless `init`: an admin
+/// command run in the wrong place must not leave an empty database behind.
+async fn check_exists(url: &str, init: bool) -> anyhow::Result<()> {
+    if init {
+        return Ok(());
+    }
+    let u = url.to_string();
+    let state = tokio::task::spawn_blocking(move || crate::store::schema_state(&u))
+        .await?
+        .context("DATABASE_URL")?;
+    if state.version.is_none() {
+        bail!(
+            "no statusd database at {} (check DATABASE_URL; --init creates one)",
+            describe(url)
+        );
+    }
+    Ok(())
+}
+
 /// Opens the store and loads it into a model that a writer of this process changes:
 /// the same core as the server's, without the server around it.
-async fn open(cfg: &Config) -> anyhow::Result<Core> {
+async fn open(cfg: &Config, init: bool) -> anyhow::Result<Core> {
+    check_exists(&cfg.database_url, init).await?;
     let url = cfg.database_url.clone();
     let loaded =
         tokio::task::spawn_blocking(move || Core::load(&url, Role::Admin, |_| {})).await??;
+    eprintln!("statusd: using {}", describe(&cfg.database_url));
     Ok(loaded.start(16, None))
+}
+
+/// `statusd migrate --check`: the schema's version against this binary's, nothing
+/// applied. Exit 0 when up to date, [`MIGRATIONS_PENDING`] when behind, 1 when the
+/// database cannot be read or is not there.
+fn migrate_check(cfg: &Config) -> i32 {
+    let shown = describe(&cfg.database_url);
+    let state = match crate::store::schema_state(&cfg.database_url) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "statusd: DATABASE_URL: {}",
+                format!("{e:#}").replace('\n', " ")
+            );
+            return 1;
+        }
+    };
+    let Some(version) = state.version else {
+        eprintln!("statusd: no statusd database at {shown} (check DATABASE_URL)");
+        return 1;
+    };
+    eprintln!("statusd: using {shown}");
+    let pending: Vec<String> = state.pending().map(|v| v.to_string()).collect();
+    if pending.is_empty() {
+        println!(
+            "schema at version {version} of {}: no migration pending",
+            state.known
+        );
+        0
+    } else {
+        println!(
+            "schema at version {version} of {}: {} migration{} pending ({})",
+            state.known,
+            pending.len(),
+            if pending.len() == 1 { "" } else { "s" },
+            pending.join(", ")
+        );
+        MIGRATIONS_PENDING
+    }
 }
 
 /// A password argument; `-` reads the first line of standard input.
@@ -345,7 +501,43 @@ async fn user(core: &Core, command: UserCommand) -> anyhow::Result<String> {
         }
         UserCommand::Disable { username } => set_active(core, username, false).await,
         UserCommand::Enable { username } => set_active(core, username, true).await,
+        UserCommand::List => Ok(user_list(core)),
+        UserCommand::Delete { username } => {
+            let shown = core
+                .model
+                .read()
+                .user_by_username(&username)
+                .map(|u| u.username.clone())
+                .unwrap_or_else(|| username.clone());
+            core.writer
+                .run(move |tx| users::delete(tx, users::Named::Username(&username)))
+                .await?;
+            Ok(format!("deleted {shown}"))
+        }
     }
+}
+
+/// `statusd user list`: one tab-separated line per user, by username.
+fn user_list(core: &Core) -> String {
+    let m = core.model.read();
+    let mut all: Vec<_> = m.users.values().cloned().collect();
+    all.sort_by_key(|u| u.username.to_lowercase());
+    if all.is_empty() {
+        return "no users".into();
+    }
+    all.iter()
+        .map(|u| {
+            format!(
+                "{}\t{}\t{}\t{}\t{}",
+                u.username,
+                u.id,
+                u.kind.as_str(),
+                if u.active { "active" } else { "disabled" },
+                u.roles.join(",")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `statusd user disable|enable`: users.update's rules (`accounts::users::set_active`).
@@ -384,6 +576,60 @@ async fn token_create(core: &Core, username: &str, name: &str) -> anyhow::Result
         "created token {name:?} for {}: X-User-Id={} X-Auth-Token={token}",
         user.username, user.id
     ))
+}
+
+/// The user named `username` as the model has them.
+fn named_user(core: &Core, username: &str) -> anyhow::Result<std::sync::Arc<crate::model::User>> {
+    Ok(core
+        .model
+        .read()
+        .user_by_username(username)
+        .ok_or_else(crate::error::Error::invalid_user)?)
+}
+
+/// `statusd token list`: what users.getPersonalAccessTokens shows, one token a line.
+fn token_list(core: &Core, username: &str) -> anyhow::Result<String> {
+    let user = named_user(core, username)?;
+    let m = core.model.read();
+    let lines: Vec<String> = tokens::personal_tokens(&m, &user.id)
+        .into_iter()
+        .map(|(name, last_part, _, created)| {
+            format!("{name}\t{}\t…{last_part}", crate::model::iso(&created))
+        })
+        .collect();
+    Ok(if lines.is_empty() {
+        format!("{} has no personal access tokens", user.username)
+    } else {
+        lines.join("\n")
+    })
+}
+
+/// `statusd token revoke`: users.removePersonalAccessToken for the named user.
+async fn token_revoke(core: &Core, username: &str, name: &str) -> anyhow::Result<String> {
+    let name = tokens::token_name(name)?;
+    let user = named_user(core, username)?;
+    let (user_id, token_name) = (user.id.clone(), name.clone());
+    core.writer
+        .run(move |tx| tokens::revoke_personal(tx, &user_id, &token_name))
+        .await?;
+    Ok(format!("revoked token {name:?} of {}", user.username))
+}
+
+/// `statusd settings list`: every setting statusd knows, `ID = VALUE`, by id.
+fn settings_list(core: &Core) -> String {
+    let m = core.model.read();
+    let mut defs: Vec<_> = crate::settings::DEFINITIONS.iter().collect();
+    defs.sort_by_key(|d| d.id);
+    defs.iter()
+        .map(|d| {
+            let value = m
+                .setting(d.id)
+                .cloned()
+                .unwrap_or_else(|| d.default_value());
+            format!("{} = {value}", d.id)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn settings_get(core: &Core, id: &str) -> anyhow::Result<String> {

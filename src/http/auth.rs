@@ -19,7 +19,7 @@ use crate::app::{App, Ctx};
 use crate::auth::defaults::Permission;
 use crate::error::Error;
 use crate::login::log_in;
-use crate::model::{iso, TokenKind};
+use crate::model::iso;
 
 pub fn public_routes() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new().routes(routes!(login))
@@ -243,30 +243,17 @@ async fn remove_pat(
 async fn list_pats(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
     app.require_declared(&caller.user, Permission::CreatePersonalAccessTokens)?;
     let m = app.model.read();
-    let mut mine: Vec<_> = m
-        .tokens
-        .values()
-        .filter(|t| t.user_id == caller.user.id)
-        .filter_map(|t| match &t.kind {
-            TokenKind::Personal {
-                name,
-                last_part,
-                bypass_two_factor,
-            } => Some((
-                t.created_at,
-                schema::PersonalToken {
-                    bypass_two_factor: *bypass_two_factor,
-                    created_at: iso(&t.created_at),
-                    last_token_part: last_part,
-                    name,
-                },
-            )),
-            TokenKind::Login => None,
-        })
-        .collect();
-    mine.sort_by_key(|(t, _)| *t);
+    let mine = tokens::personal_tokens(&m, &caller.user.id);
     Ok(ok(&schema::TokenListBody {
         success: true,
-        tokens: mine.into_iter().map(|(_, v)| v).collect(),
+        tokens: mine
+            .iter()
+            .map(|(name, last_part, bypass, created)| schema::PersonalToken {
+                bypass_two_factor: *bypass,
+                created_at: iso(created),
+                last_token_part: last_part,
+                name,
+            })
+            .collect(),
     }))
 }

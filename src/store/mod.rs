@@ -113,6 +113,38 @@ pub enum Role {
     Admin,
 }
 
+/// Where the schema of the database a `DATABASE_URL` names stands, read without
+/// creating or changing anything (`statusd migrate --check`, and the admin commands'
+/// refusal to make a new database where none was meant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchemaState {
+    /// The last migration applied; None when there is no statusd database there (no
+    /// file, an empty file, or no migrations table).
+    pub version: Option<i64>,
+    /// The last migration this binary knows.
+    pub known: i64,
+}
+
+impl SchemaState {
+    /// The versions this binary would apply on opening the store.
+    pub fn pending(&self) -> std::ops::RangeInclusive<i64> {
+        self.version.unwrap_or(0) + 1..=self.known
+    }
+}
+
+/// Reads the [`SchemaState`] of the database a `DATABASE_URL` names. Blocking.
+pub fn schema_state(url: &str) -> anyhow::Result<SchemaState> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return sqlite::schema_state(path);
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return self::postgres::schema_state(url);
+    }
+    anyhow::bail!(
+        "DATABASE_URL: unsupported scheme in {url:?} (expected sqlite://PATH or postgres://…)"
+    )
+}
+
 /// Opens the store a `DATABASE_URL` names. `instance_id` names this process among the
 /// instances sharing a database (unique per process); an embedded store ignores it.
 pub fn open(url: &str, instance_id: &str, role: Role) -> anyhow::Result<std::sync::Arc<dyn Store>> {

@@ -450,14 +450,35 @@ async fn commands_work_on_a_database_no_server_has_opened_yet() {
     let dir = std::env::temp_dir().join(format!("statusd-cli-fresh-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let db = format!("sqlite://{}/statusd.db", dir.display());
+    // Without --init a command refuses to make a database (a wrong directory, a typo),
+    // names the place it looked, and leaves nothing behind.
+    let refused = statusd(&db, &["user", "list"]);
     assert_eq!(
-        statusd(
-            &db,
-            &["settings", "get", "Accounts_AllowUserStatusMessageChange"]
+        refused.error(),
+        format!(
+            "no statusd database at sqlite:{}/statusd.db (check DATABASE_URL; --init creates one)",
+            dir.display()
         )
-        .line(),
-        "true"
     );
+    assert!(!dir.exists(), "the refusal created {}", dir.display());
+    // With --init it creates the database, and says which one it used.
+    let out = statusd(
+        &db,
+        &[
+            "--init",
+            "settings",
+            "get",
+            "Accounts_AllowUserStatusMessageChange",
+        ],
+    );
+    assert_eq!(out.line(), "true");
+    let file = std::fs::canonicalize(dir.join("statusd.db")).expect("the database exists");
+    assert_eq!(
+        out.stderr,
+        format!("statusd: using sqlite:{}\n", file.display())
+    );
+    // From then on no --init is needed.
+    assert_eq!(statusd(&db, &["user", "list"]).line(), "no users");
     let out = statusd(
         &db,
         &[
@@ -471,6 +492,293 @@ async fn commands_work_on_a_database_no_server_has_opened_yet() {
         ],
     );
     assert!(out.line().ends_with("roles admin,user)"), "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn users_and_tokens_are_listed_changed_and_removed() {
+    let mut srv = Server::start().await;
+    let db = srv.database_url().to_string();
+    let admin = srv.admin().await;
+    let id_of = |out: Run| {
+        out.line()
+            .split("(id ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap()
+            .to_string()
+    };
+    let erin_id = id_of(statusd(
+        &db,
+        &[
+            "user",
+            "add",
+            "Erin",
+            "--password",
+            "Erin-Pass-1",
+            "--name",
+            "Erin E",
+        ],
+    ));
+    let bot_id = id_of(statusd(&db, &["user", "add", "ci-bot", "--role", "bot"]));
+
+    // Every user, by username, tab-separated; the database used is named on stderr.
+    let out = statusd(&db, &["user", "list"]);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{ADMIN_USER}\t{}\tuser\tactive\tadmin,user\n\
+             ci-bot\t{bot_id}\tbot\tactive\tbot\n\
+             Erin\t{erin_id}\tuser\tactive\tuser\n\
+             rocket.cat\trocket.cat\tbot\tactive\tbot\n",
+            admin.user_id
+        ),
+        "{out:?}"
+    );
+    assert_eq!(out.code, 0);
+    assert!(out.stderr.starts_with("statusd: using "), "{out:?}");
+    assert_eq!(
+        out.stderr.lines().count(),
+        1,
+        "a read changes nothing: {out:?}"
+    );
+
+    // Personal access tokens: listed without their secrets, revoked by name.
+    let created = statusd(&db, &["token", "create", "ci-bot", "--name", "deploy"]);
+    let token = created
+        .line()
+        .split("X-Auth-Token=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(
+        statusd(&db, &["token", "list", "erin"]).line(),
+        "Erin has no personal access tokens"
+    );
+    let line = statusd(&db, &["token", "list", "ci-bot"])
+        .line()
+        .to_string();
+    let fields: Vec<&str> = line.split('\t').collect();
+    assert_eq!(fields.len(), 3, "{line}");
+    assert_eq!(fields[0], "deploy");
+    assert!(fields[1].ends_with('Z') && fields[1].len() == 24, "{line}");
+    assert_eq!(
+        fields[2],
+        format!("…{}", &token[token.len() - 6..]),
+        "{line}"
+    );
+    assert!(!line.contains(&token), "{line}");
+    let bot = Session {
+        user_id: bot_id.clone(),
+        token: token.clone(),
+        username: "ci-bot".into(),
+    };
+    sync(&mut srv).await;
+    eventually("the bot's token works", || async {
+        match srv.get("me", Some(&bot)).await.0 {
+            StatusCode::OK => Ok(()),
+            s => Err(format!("GET me answers {s}")),
+        }
+    })
+    .await;
+    assert_eq!(
+        statusd(&db, &["token", "revoke", "ci-bot", "deploy"]).line(),
+        "revoked token \"deploy\" of ci-bot"
+    );
+    assert_eq!(
+        statusd(&db, &["token", "revoke", "ci-bot", "deploy"]).error(),
+        "Token does not exist [error-token-does-not-exists]"
+    );
+    assert_eq!(
+        statusd(&db, &["token", "list", "nobody"]).error(),
+        "The required \"userId\" or \"username\" param provided does not match any users [error-invalid-user]"
+    );
+    sync(&mut srv).await;
+    eventually("the revoked token is refused", || async {
+        match srv.get("me", Some(&bot)).await.0 {
+            StatusCode::UNAUTHORIZED => Ok(()),
+            s => Err(format!("GET me answers {s}")),
+        }
+    })
+    .await;
+
+    // set-password reads standard input by default and ends every login session.
+    let erin = srv.login("Erin", "Erin-Pass-1").await;
+    let out = statusd_stdin(
+        &db,
+        &["user", "set-password", "erin"],
+        Some("Erin-Pass-2\n"),
+    );
+    assert_eq!(out.line(), "changed the password of Erin");
+    sync(&mut srv).await;
+    eventually("erin's session ends", || async {
+        match srv.get("me", Some(&erin)).await.0 {
+            StatusCode::UNAUTHORIZED => Ok(()),
+            s => Err(format!("GET me answers {s}")),
+        }
+    })
+    .await;
+    wait_login(&srv, "Erin", "Erin-Pass-2", StatusCode::OK).await;
+    assert_eq!(
+        login_status(&srv, "Erin", "Erin-Pass-1").await,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // delete: users.delete's rules.
+    assert_eq!(
+        statusd(&db, &["user", "delete", "rocket.cat"]).error(),
+        "Deleting the rocket.cat user is not allowed [error-action-not-allowed]"
+    );
+    assert_eq!(
+        statusd(&db, &["user", "delete", ADMIN_USER]).error(),
+        "Leaving the app without admins is not allowed [error-action-not-allowed]"
+    );
+    assert_eq!(
+        statusd(&db, &["user", "delete", "nobody"]).error(),
+        "The required \"userId\" or \"username\" param provided does not match any users [error-invalid-user]"
+    );
+    let out = statusd(&db, &["user", "delete", "ERIN"]);
+    assert_eq!(out.line(), "deleted Erin");
+    // The command says when a running server applies it, and the server keeps to that
+    // (with room for a loaded test machine).
+    let done = Instant::now();
+    assert!(
+        out.stderr
+            .ends_with("statusd: a running server applies this change within about a second\n"),
+        "{out:?}"
+    );
+    sync(&mut srv).await;
+    eventually("erin is gone", || async {
+        match user_by_name(&srv, "Erin").await {
+            None => Ok(()),
+            Some(u) => Err(format!("still there: {u}")),
+        }
+    })
+    .await;
+    assert!(
+        done.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        done.elapsed()
+    );
+    assert_eq!(
+        login_status(&srv, "Erin", "Erin-Pass-2").await,
+        StatusCode::UNAUTHORIZED
+    );
+    let names: Vec<String> = statusd(&db, &["user", "list"])
+        .stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec![ADMIN_USER, "ci-bot", "rocket.cat"]);
+}
+
+#[tokio::test]
+async fn settings_are_listed() {
+    let srv = Server::start().await;
+    let db = srv.database_url().to_string();
+    statusd(&db, &["settings", "set", "Site_Name", "Acme"]).line();
+    let out = statusd(&db, &["settings", "list"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(lines, sorted, "by id");
+    assert!(lines.contains(&"Site_Name = \"Acme\""), "{out:?}");
+    assert!(lines.contains(&"API_Default_Count = 50"), "{out:?}");
+    // Each line agrees with `settings get`.
+    for line in &lines {
+        let (id, value) = line.split_once(" = ").unwrap();
+        if id == "Site_Name" || id == "Accounts_AllowInvisibleStatusOption" {
+            assert_eq!(statusd(&db, &["settings", "get", id]).line(), value);
+        }
+    }
+}
+
+/// A SQLite database of schema version 3 (before bio, nickname and bypassTwoFactor):
+/// made by this binary, then taken back to that schema as migration 4 found it.
+fn older_schema_database(dir: &std::path::Path) -> String {
+    let _ = std::fs::remove_dir_all(dir);
+    let db = format!("sqlite://{}/statusd.db", dir.display());
+    statusd(
+        &db,
+        &[
+            "--init",
+            "user",
+            "add",
+            "olive",
+            "--password",
+            "Olive-Pass-1",
+        ],
+    )
+    .line();
+    let conn = rusqlite::Connection::open(dir.join("statusd.db")).expect("open");
+    conn.execute_batch(
+        "DELETE FROM schema_migrations WHERE version >= 4;
+         ALTER TABLE users DROP COLUMN bio;
+         ALTER TABLE users DROP COLUMN nickname;
+         ALTER TABLE tokens DROP COLUMN bypass_two_factor;",
+    )
+    .expect("back to schema 3");
+    db
+}
+
+#[tokio::test]
+async fn migrate_check_reports_pending_migrations_without_applying_them() {
+    // A database the running server made: nothing pending, exit 0.
+    let srv = Server::start().await;
+    let out = statusd(srv.database_url(), &["migrate", "--check"]);
+    let line = out.line().to_string();
+    let known: i64 = line
+        .strip_prefix("schema at version ")
+        .and_then(|s| s.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(known >= 4, "{line}");
+    assert_eq!(
+        line,
+        format!("schema at version {known} of {known}: no migration pending")
+    );
+    assert!(out.stderr.starts_with("statusd: using "), "{out:?}");
+
+    // An older schema: pending ones listed, exit 3, and nothing applied by the check.
+    let dir = std::env::temp_dir().join(format!("statusd-cli-old-{}", std::process::id()));
+    let db = older_schema_database(&dir);
+    let pending: Vec<String> = (4..=known).map(|v| v.to_string()).collect();
+    let want = format!(
+        "schema at version 3 of {known}: {} migration{} pending ({})\n",
+        pending.len(),
+        if pending.len() == 1 { "" } else { "s" },
+        pending.join(", ")
+    );
+    for _ in 0..2 {
+        let out = statusd(&db, &["migrate", "--check"]);
+        assert_eq!(out.code, 3, "{out:?}");
+        assert_eq!(out.stdout, want, "{out:?}");
+    }
+    // `migrate` applies them; every user survives.
+    assert_eq!(
+        statusd(&db, &["migrate"]).line(),
+        format!("schema at version {known} of {known}: up to date")
+    );
+    assert_eq!(statusd(&db, &["migrate", "--check"]).code, 0);
+    let users = statusd(&db, &["user", "list"]);
+    assert!(users.stdout.starts_with("olive\t"), "{users:?}");
+
+    // No database there: exit 1, one line, nothing created.
+    let missing = dir.join("nowhere");
+    let out = statusd(
+        &format!("sqlite://{}/statusd.db", missing.display()),
+        &["migrate", "--check"],
+    );
+    assert_eq!(
+        out.error(),
+        format!(
+            "no statusd database at sqlite:{}/statusd.db (check DATABASE_URL)",
+            missing.display()
+        )
+    );
+    assert!(!missing.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -592,6 +900,63 @@ async fn a_postgres_server_without_nats_sees_admin_commands_within_seconds() {
     let (_, _, health) = srv.get("/api/health", None).await;
     assert_eq!(health["nats"], Value::Null, "no NATS here: {health}");
     admin_commands_reach(&db.url, std::slice::from_ref(&srv)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_postgres_commands_refuse_a_database_without_schema_and_check_migrations() {
+    // A PostgreSQL database no statusd has used: no schema is created without --init.
+    let db = cluster::Db::create();
+    let refused = statusd(&db.url, &["user", "list"]);
+    let line = refused.error().to_string();
+    assert!(
+        line.starts_with("no statusd database at postgres://")
+            && line.ends_with(&format!(
+                "/{} (check DATABASE_URL; --init creates one)",
+                db.name
+            )),
+        "{line}"
+    );
+    assert!(!line.contains('@'), "no credentials: {line}");
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        0,
+        "the refusal created tables"
+    );
+    assert_eq!(statusd(&db.url, &["migrate", "--check"]).code, 1);
+
+    let out = statusd(&db.url, &["--init", "user", "list"]);
+    assert_eq!(out.line(), "no users");
+    let using = out.stderr.lines().next().unwrap_or_default().to_string();
+    assert!(
+        using.starts_with("statusd: using postgres://") && using.ends_with(&db.name),
+        "{out:?}"
+    );
+    assert!(!using.contains('@'), "no credentials: {using}");
+
+    let known = db.query_i64("SELECT MAX(version) FROM schema_migrations");
+    let out = statusd(&db.url, &["migrate", "--check"]);
+    assert_eq!(
+        out.line(),
+        format!("schema at version {known} of {known}: no migration pending")
+    );
+    // The schema record taken back one version: reported, exit 3, nothing applied.
+    db.query_i64(&format!(
+        "WITH d AS (DELETE FROM schema_migrations WHERE version = {known} RETURNING 1) \
+         SELECT count(*) FROM d"
+    ));
+    let out = statusd(&db.url, &["migrate", "--check"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert_eq!(
+        out.stdout,
+        format!(
+            "schema at version {} of {known}: 1 migration pending ({known})\n",
+            known - 1
+        )
+    );
+    assert_eq!(
+        db.query_i64("SELECT MAX(version) FROM schema_migrations"),
+        known - 1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

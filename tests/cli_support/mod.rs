@@ -34,7 +34,9 @@ impl Run {
         let lines: Vec<&str> = self
             .stderr
             .lines()
-            .filter(|l| !l.starts_with("statusd: warning:"))
+            // The warnings, and the line naming the database used, are not the error.
+            .filter(|l| !l.starts_with("statusd: warning:") && !l.starts_with("statusd: using "))
+            .filter(|l| !l.starts_with("statusd: a running server applies this change"))
             .collect();
         assert_eq!(lines.len(), 1, "want one line of error: {self:?}");
         lines[0]

@@ -157,6 +157,35 @@ impl PostgresStore {
     }
 }
 
+/// The schema state of the PostgreSQL database `url` names: one short connection on a
+/// thread of its own (the client must not run inside a tokio runtime), no migration.
+pub fn schema_state(url: &str) -> anyhow::Result<super::SchemaState> {
+    let mut config =
+        Config::from_str(url).map_err(|e| anyhow!("not a valid PostgreSQL URL ({e})"))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(5));
+    }
+    let target = describe(&config);
+    let known = schema::MIGRATIONS.len() as i64;
+    let read = std::thread::spawn(move || -> anyhow::Result<Option<i64>> {
+        let mut c = config.connect(postgres::NoTls)?;
+        let exists: bool = c
+            .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+            .get(0);
+        if !exists {
+            return Ok(None);
+        }
+        let v: Option<i64> = c
+            .query_one("SELECT MAX(version)::bigint FROM schema_migrations", &[])?
+            .get(0);
+        Ok(v)
+    })
+    .join()
+    .map_err(|_| anyhow!("reading the schema version panicked"))?;
+    let version = read.with_context(|| format!("reading the schema version of {target}"))?;
+    Ok(super::SchemaState { version, known })
+}
+
 /// `user@host:port/dbname`, without the password, for messages.
 fn describe(config: &Config) -> String {
     let host = match config.get_hosts().first() {

@@ -225,6 +225,40 @@ fn data_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA data_version", [], |r| r.get(0))
 }
 
+/// The schema state of the SQLite file at `path`, read without creating the file (it
+/// is opened read-write but never created, so a WAL database reads as the server
+/// left it) and without migrating.
+pub fn schema_state(path: &str) -> anyhow::Result<super::SchemaState> {
+    let known = MIGRATIONS.len() as i64;
+    if !Path::new(path).exists() {
+        return Ok(super::SchemaState {
+            version: None,
+            known,
+        });
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {path}"))?;
+    conn.execute_batch("PRAGMA busy_timeout=5000;")?;
+    let has_table: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+            [],
+            |r| r.get(0),
+        )
+        .with_context(|| format!("reading {path}"))?;
+    let version = if has_table {
+        conn.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })?
+    } else {
+        None
+    };
+    Ok(super::SchemaState { version, known })
+}
+
 fn migrate(conn: &Connection) -> anyhow::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
