@@ -25,8 +25,9 @@ pub struct StatusChange {
 }
 
 /// Records `before` → `after` in the status history when what the user shows or chose
-/// changed. Connection churn that changes nothing visible is not recorded.
-fn record(tx: &mut Tx, before: &User, after: &User, actor: Option<String>, source: Source) {
+/// changed. Connection churn that changes nothing visible is not recorded. Public for
+/// the importer, which writes whole users but records their status changes here too.
+pub fn record(tx: &mut Tx, before: &User, after: &User, actor: Option<String>, source: Source) {
     if before.status == after.status
         && before.status_text == after.status_text
         && before.status_default == after.status_default

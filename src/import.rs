@@ -11,10 +11,13 @@
 //! `services.resume.loginTokens` (stored hashed the same way, so bots keep working).
 //! Nobody is connected to statusd yet, so `statusConnection` is imported as offline and
 //! a user whom a live Rocket.Chat connection showed as present shows offline until
-//! they connect.
+//! they connect. An entry without status fields keeps the status and text statusd
+//! has; every status change is recorded in the history (source `import`) by
+//! `change::record`, like every other change.
 //!
 //! A user is matched by `_id`, then by username ignoring case; a match is updated, not
-//! duplicated (it keeps its statusd id), but only with `--update-existing`: an export
+//! duplicated (it keeps its statusd id, and its username when the export spells it
+//! with other case), but only with `--update-existing`: an export
 //! must not silently replace the password of an account that is already here (an entry
 //! named `ADMIN` would take over the admin). `rocket.cat`'s roles and password are never
 //! changed. Every field is checked as the API checks it (username, name, bio, nickname,
@@ -33,8 +36,9 @@ use serde_json::Value as Json;
 
 use crate::accounts::{identity, tokens, users};
 use crate::auth::defaults;
+use crate::change;
 use crate::error::Error;
-use crate::model::{Email, Status, Token, TokenKind, UserKind};
+use crate::model::{Email, Source, Status, Token, TokenKind, UserKind};
 use crate::state::{Core, Tx};
 use crate::status::{presence, rules};
 
@@ -153,9 +157,11 @@ pub struct RcUser {
     pub roles: Vec<String>,
     pub active: bool,
     pub kind: UserKind,
-    pub status: Status,
-    pub status_default: Status,
-    pub status_text: String,
+    /// The status fields; None when the document has none (an update then keeps the
+    /// user's status and text, a new user gets statusd's defaults).
+    pub status: Option<Status>,
+    pub status_default: Option<Status>,
+    pub status_text: Option<String>,
     pub utc_offset: f64,
     pub created_at: Option<DateTime<Utc>>,
     pub last_login: Option<DateTime<Utc>>,
@@ -356,15 +362,22 @@ pub fn convert(
             .filter(|o| o.is_finite() && UTC_OFFSETS.contains(o))
             .ok_or_else(|| refused("utcOffset", &"not an offset from -12 to 14 hours"))?,
     };
-    let status_default = status_of(doc, "statusDefault").unwrap_or(Status::Online);
+    // An export without any status field says nothing about the status: keep it.
+    let has_status = ["status", "statusDefault", "statusConnection"]
+        .iter()
+        .any(|k| doc.get(*k).is_some_and(|v| !v.is_null()));
+    let status_default =
+        has_status.then(|| status_of(doc, "statusDefault").unwrap_or(Status::Online));
     // The status a live Rocket.Chat connection produced does not carry over: nobody is
     // connected here yet. A status shown without a connection (chosen over REST) does.
     let connected = status_of(doc, "statusConnection").is_some_and(|s| s != Status::Offline);
-    let status = if connected || status_default == Status::Offline {
-        Status::Offline
-    } else {
-        status_of(doc, "status").unwrap_or(Status::Offline)
-    };
+    let status = status_default.map(|default| {
+        if connected || default == Status::Offline {
+            Status::Offline
+        } else {
+            status_of(doc, "status").unwrap_or(Status::Offline)
+        }
+    });
     let password_hash = doc
         .pointer("/services/password/bcrypt")
         .and_then(Json::as_str)
@@ -402,7 +415,7 @@ pub fn convert(
         kind,
         status,
         status_default,
-        status_text: rules::normalize_text(str_of(doc, "statusText").unwrap_or("")),
+        status_text: str_of(doc, "statusText").map(rules::normalize_text),
         utc_offset,
         created_at: doc.get("createdAt").and_then(date_of),
         last_login: doc.get("lastLogin").and_then(date_of),
@@ -457,7 +470,13 @@ fn apply(tx: &mut Tx, rc: RcUser, opts: Options, report: &mut Report, warnings: 
         }
     };
     let before = existing.as_ref().map(|u| (**u).clone());
-    user.username = rc.username;
+    // What the history compares with: the user as it was, or as a new user starts.
+    let baseline = before.clone().unwrap_or_else(|| user.clone());
+    // A case-only difference is the same name (usernames match ignoring case): the
+    // user keeps the spelling statusd has.
+    if !user.username.eq_ignore_ascii_case(&rc.username) {
+        user.username = rc.username;
+    }
     user.name = rc.name;
     user.bio = rc.bio;
     user.nickname = rc.nickname;
@@ -504,21 +523,26 @@ fn apply(tx: &mut Tx, rc: RcUser, opts: Options, report: &mut Report, warnings: 
         }
         user.active = true;
     }
-    if user.status_default != rc.status_default || user.status_text != rc.status_text {
+    // Status fields the export lacks keep what statusd has.
+    let status_default = rc.status_default.unwrap_or(user.status_default);
+    let status_text = rc.status_text.unwrap_or_else(|| user.status_text.clone());
+    if user.status_default != status_default || user.status_text != status_text {
         // A new choice: whatever temporary status statusd had is over.
         user.status_expires_at = None;
         user.previous_state = None;
         user.status_source = None;
     }
-    user.status_default = rc.status_default;
-    user.status_text = rc.status_text;
+    user.status_default = status_default;
+    user.status_text = status_text;
     user.status = if user.status_connection != Status::Offline {
         // Connected to statusd right now: the connections decide, as always.
         presence::displayed(user.status_connection, user.status_default)
     } else {
-        rc.status
+        rc.status.unwrap_or(user.status)
     };
     users::log_out_if_inactive(tx, &user);
+    // Recorded as every status change is (nothing when the status stayed the same).
+    change::record(tx, &baseline, &user, None, Source::Import);
     match &before {
         Some(b) if *b == user => report.unchanged += 1,
         Some(_) => {
@@ -614,10 +638,10 @@ mod tests {
         assert_eq!(u.username, "alice");
         assert_eq!(u.roles, vec!["user"]);
         assert!(dropped.contains("custom-auditor"));
-        assert_eq!(u.status_default, Status::Busy);
+        assert_eq!(u.status_default, Some(Status::Busy));
         // The Rocket.Chat connection is gone: offline until they connect here.
-        assert_eq!(u.status, Status::Offline);
-        assert_eq!(u.status_text, "deep work");
+        assert_eq!(u.status, Some(Status::Offline));
+        assert_eq!(u.status_text.as_deref(), Some("deep work"));
         assert_eq!(u.utc_offset, 2.0);
         assert!(u.password_hash.is_some());
         assert_eq!(u.tokens.len(), 1);
@@ -629,7 +653,13 @@ mod tests {
             (b.kind, b.roles.clone()),
             (UserKind::Bot, vec!["bot".to_string()])
         );
-        assert_eq!(b.status, Status::Online);
+        assert_eq!(b.status, Some(Status::Online));
+        // No status fields at all: nothing to say about the status.
+        let plain = convert(&json!({"_id": "p", "username": "plain"}), 3, &mut dropped).unwrap();
+        assert_eq!(
+            (plain.status, plain.status_default, plain.status_text),
+            (None, None, None)
+        );
         assert!(convert(&json!({"_id": "x"}), 3, &mut dropped).is_err());
     }
 }

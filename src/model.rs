@@ -175,6 +175,8 @@ pub enum Source {
     Ddp,
     Expiry,
     Connection,
+    /// `statusd import rocketchat`.
+    Import,
 }
 
 impl Source {
@@ -184,6 +186,7 @@ impl Source {
             Source::Ddp => "ddp",
             Source::Expiry => "expiry",
             Source::Connection => "connection",
+            Source::Import => "import",
         }
     }
 
@@ -192,6 +195,7 @@ impl Source {
             "ddp" => Source::Ddp,
             "expiry" => Source::Expiry,
             "connection" => Source::Connection,
+            "import" => Source::Import,
             _ => Source::Rest,
         }
     }

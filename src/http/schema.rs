@@ -222,7 +222,7 @@ pub struct HistoryEntry<'a> {
     pub created_at: String,
     pub previous_status: Status,
     pub previous_status_text: &'a str,
-    /// `rest`, `ddp`, `expiry` or `connection`.
+    /// `rest`, `ddp`, `expiry`, `connection` or `import`.
     pub source: &'static str,
     pub status: Status,
     pub status_text: &'a str,

@@ -263,7 +263,8 @@ async fn importing_again_updates_instead_of_duplicating() {
     .await;
     let bob = by_username(&srv, "bob").await;
     assert_eq!(bob["_id"], "b0bHx4Ke8Wm3Nq5Yr", "bob keeps his id");
-    assert_eq!(bob["username"], "BOB");
+    // Issue 17: a case-only difference is the same name, not a rename.
+    assert_eq!(bob["username"], "bob");
     assert_eq!(bob["name"], "Robert Tables");
     assert_eq!(bob["statusText"], "heads down");
     assert_eq!(bob["status"], "offline");
@@ -395,4 +396,188 @@ async fn an_export_cannot_take_over_accounts_or_exhaust_memory() {
             .contains("the export is larger than 100 bytes"),
         "{small:?}"
     );
+}
+
+/// Issue 17: alice exists in statusd, busy with "focus time" set over REST.
+async fn busy_alice(srv: &Server) -> Session {
+    let alice = srv.create_user("alice", "Wonderland-1865", &["user"]).await;
+    let (status, _, body) = srv
+        .set_status(&alice, json!({"status": "busy", "message": "focus time"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    alice
+}
+
+/// Writes `docs` as a JSON-lines export and imports it with `--update-existing`;
+/// returns the summary line.
+async fn import_update(srv: &mut Server, name: &str, docs: &[Value]) -> String {
+    let db = srv.database_url().to_string();
+    let path = srv.data_dir().join(name);
+    let text: Vec<String> = docs.iter().map(Value::to_string).collect();
+    std::fs::write(&path, text.join("\n")).unwrap();
+    let out = statusd(
+        &db,
+        &[
+            "import",
+            "rocketchat",
+            "--update-existing",
+            path.to_str().unwrap(),
+        ],
+    );
+    if is_postgres(&db) {
+        srv.restart().await;
+    }
+    out.line().to_string()
+}
+
+/// `users.statusHistory` of `user_id` as the admin: (total, items without `_id` and
+/// `createdAt`, newest first).
+async fn status_history(srv: &Server, user_id: &str) -> (u64, Vec<Value>) {
+    let admin = srv.admin().await;
+    let (status, _, body) = srv
+        .get(
+            &format!("users.statusHistory?userId={}&count=50", enc(user_id)),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let mut i = i.clone();
+            let o = i.as_object_mut().unwrap();
+            o.remove("_id");
+            o.remove("createdAt");
+            i
+        })
+        .collect();
+    (body["total"].as_u64().unwrap(), items)
+}
+
+#[tokio::test]
+async fn an_export_without_status_fields_keeps_the_status_statusd_has() {
+    let mut srv = Server::start().await;
+    let alice = busy_alice(&srv).await;
+    assert_eq!(status_history(&srv, &alice.user_id).await.0, 1);
+    let line = import_update(
+        &mut srv,
+        "no-status.json",
+        &[
+            json!({"_id": "aLiCe2x7Q9pR4sT6v", "username": "alice", "name": "Alice Liddell",
+                 "type": "user", "active": true, "roles": ["user"]}),
+        ],
+    )
+    .await;
+    assert_eq!(counts(&line), (0, 1, 0, 0), "{line}");
+    eventually("alice's new name", || async {
+        let a = info(&srv, &alice.user_id).await;
+        (a["name"] == "Alice Liddell")
+            .then_some(())
+            .ok_or(format!("{a}"))
+    })
+    .await;
+    let a = info(&srv, &alice.user_id).await;
+    assert_eq!(
+        a["_id"],
+        json!(alice.user_id),
+        "matched by username, id kept"
+    );
+    assert_eq!(a["status"], "busy", "{a}");
+    assert_eq!(a["statusText"], "focus time", "{a}");
+    let st = srv.status_of(&alice.user_id).await;
+    assert_eq!(st["status"], "busy", "{st}");
+    // No status change, so nothing new in the history.
+    assert_eq!(status_history(&srv, &alice.user_id).await.0, 1);
+}
+
+#[tokio::test]
+async fn a_case_only_username_difference_does_not_rename() {
+    let mut srv = Server::start().await;
+    let alice = busy_alice(&srv).await;
+    let line = import_update(
+        &mut srv,
+        "capital.json",
+        &[
+            json!({"_id": "aLiCe2x7Q9pR4sT6v", "username": "Alice", "name": "Alice L.",
+                 "type": "user", "active": true, "roles": ["user"]}),
+        ],
+    )
+    .await;
+    assert_eq!(counts(&line), (0, 1, 0, 0), "{line}");
+    eventually("alice's new name", || async {
+        let a = info(&srv, &alice.user_id).await;
+        (a["name"] == "Alice L.")
+            .then_some(())
+            .ok_or(format!("{a}"))
+    })
+    .await;
+    let a = by_username(&srv, "alice").await;
+    assert_eq!(a["_id"], json!(alice.user_id));
+    assert_eq!(a["username"], "alice");
+    // She still logs in under the name she has.
+    srv.login("alice", "Wonderland-1865").await;
+    // The same export again changes nothing.
+    let again = import_update(
+        &mut srv,
+        "capital.json",
+        &[
+            json!({"_id": "aLiCe2x7Q9pR4sT6v", "username": "Alice", "name": "Alice L.",
+                 "type": "user", "active": true, "roles": ["user"]}),
+        ],
+    )
+    .await;
+    assert_eq!(counts(&again), (0, 0, 1, 0), "{again}");
+}
+
+#[tokio::test]
+async fn every_status_change_of_an_import_is_in_the_history_with_source_import() {
+    let mut srv = Server::start().await;
+    let alice = busy_alice(&srv).await;
+    let export = [
+        json!({"_id": "aLiCe2x7Q9pR4sT6v", "username": "alice", "name": "alice",
+               "type": "user", "active": true, "roles": ["user"],
+               "status": "away", "statusDefault": "away", "statusText": "lunch",
+               "statusConnection": "offline"}),
+        json!({"_id": "eRiN4Fg6Hj8Kl2Zx3", "username": "erin", "name": "Erin",
+               "type": "user", "active": true, "roles": ["user"],
+               "status": "busy", "statusDefault": "busy", "statusText": "on call",
+               "statusConnection": "offline"}),
+    ];
+    let line = import_update(&mut srv, "changes.json", &export).await;
+    assert_eq!(counts(&line), (1, 1, 0, 0), "{line}");
+    eventually("alice's imported status", || async {
+        let a = info(&srv, &alice.user_id).await;
+        (a["status"] == "away" && a["statusText"] == "lunch")
+            .then_some(())
+            .ok_or(format!("{a}"))
+    })
+    .await;
+    let (total, items) = status_history(&srv, &alice.user_id).await;
+    assert_eq!(total, 2, "{items:?}");
+    assert_eq!(
+        items[0],
+        json!({"userId": alice.user_id, "username": "alice",
+               "actorId": null, "actorUsername": null,
+               "previousStatus": "busy", "status": "away",
+               "previousStatusText": "focus time", "statusText": "lunch",
+               "source": "import"})
+    );
+    // A new user's imported status is a change from how a new user starts.
+    let (total, items) = status_history(&srv, "eRiN4Fg6Hj8Kl2Zx3").await;
+    assert_eq!(total, 1, "{items:?}");
+    assert_eq!(
+        items[0],
+        json!({"userId": "eRiN4Fg6Hj8Kl2Zx3", "username": "erin",
+               "actorId": null, "actorUsername": null,
+               "previousStatus": "offline", "status": "busy",
+               "previousStatusText": "", "statusText": "on call",
+               "source": "import"})
+    );
+    // The same export again: no change, no entry.
+    let again = import_update(&mut srv, "changes.json", &export).await;
+    assert_eq!(counts(&again), (0, 0, 2, 0), "{again}");
+    assert_eq!(status_history(&srv, &alice.user_id).await.0, 2);
+    assert_eq!(status_history(&srv, "eRiN4Fg6Hj8Kl2Zx3").await.0, 1);
 }
