@@ -17,6 +17,8 @@
 //! database (a wrong working directory, a typo) it exits 1 naming the place, unless
 //! `--init` is given. The server creates its database on first start by itself.
 //! `statusd migrate --check` exits [`MIGRATIONS_PENDING`] when the schema is behind.
+//! `statusd backup|restore FILE` copy the SQLite file (`store::sqlite::backup`) without
+//! loading it; on PostgreSQL they exit 1 naming `pg_dump`/`pg_restore`.
 
 mod healthcheck;
 
