@@ -1182,6 +1182,16 @@ async fn restore_refuses_a_file_that_is_not_a_statusd_database() {
             "{out:?}"
         );
     }
+    // PostgreSQL has its own tools; the commands say which (and never connect).
+    let pg = "postgres://statusd:secret@127.0.0.1:1/statusd";
+    assert_eq!(
+        statusd(pg, &["backup", "x.db"]).error(),
+        "DATABASE_URL is not SQLite: back up a PostgreSQL database with pg_dump (see README, Backup and restore)"
+    );
+    assert_eq!(
+        statusd(pg, &["restore", "x.db"]).error(),
+        "DATABASE_URL is not SQLite: restore a PostgreSQL database with pg_restore (see README, Backup and restore)"
+    );
     let missing = statusd(&db, &["restore", "/nonexistent/backup.db"]);
     assert_eq!(missing.error(), "/nonexistent/backup.db: no such file");
     // The server's database is untouched and it still serves.

@@ -28,6 +28,10 @@ const PAUSE: Duration = Duration::from_millis(5);
 /// Copies the database at `db` (which may be in use by a server) to `dest`. Returns
 /// the number of pages copied.
 pub fn backup(db: &Path, dest: &Path) -> anyhow::Result<i32> {
+    backup_in_steps(db, dest, PAGES_PER_STEP)
+}
+
+fn backup_in_steps(db: &Path, dest: &Path, pages_per_step: i32) -> anyhow::Result<i32> {
     if same_file(db, dest) {
         bail!("{} is the database itself", dest.display());
     }
@@ -38,7 +42,7 @@ pub fn backup(db: &Path, dest: &Path) -> anyhow::Result<i32> {
         r.get::<_, i64>(0)
     })
     .with_context(|| format!("reading {}", db.display()))?;
-    let pages = write_atomically(dest, |tmp| copy(&src, tmp, PAGES_PER_STEP))?;
+    let pages = write_atomically(dest, |tmp| copy(&src, tmp, pages_per_step))?;
     src.execute_batch("COMMIT")?;
     Ok(pages)
 }
@@ -233,4 +237,88 @@ fn in_use(db: &Path) -> anyhow::Result<bool> {
 #[cfg(not(unix))]
 fn in_use(_db: &Path) -> anyhow::Result<bool> {
     Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::Arc;
+
+    /// A copy in many small steps while another connection commits all the time
+    /// finishes (it does not restart on each commit) and holds every row committed
+    /// before it began, and only whole commits.
+    #[test]
+    fn a_stepped_backup_is_one_snapshot_under_concurrent_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("live.db");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE t (n INTEGER PRIMARY KEY, pad BLOB, twin INTEGER);",
+        )
+        .unwrap();
+        // ~2000 pages, so a step of 8 pages takes hundreds of steps.
+        for n in 0..2000 {
+            conn.execute(
+                "INSERT INTO t (n, pad, twin) VALUES (?1, zeroblob(3000), ?1)",
+                [n],
+            )
+            .unwrap();
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let last = Arc::new(AtomicI64::new(1999));
+        let writer = {
+            let (db, stop, last) = (db.clone(), stop.clone(), last.clone());
+            std::thread::spawn(move || {
+                let conn = Connection::open(&db).unwrap();
+                conn.busy_timeout(Duration::from_secs(5)).unwrap();
+                let mut n = 2000;
+                let mut commits = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    // Two rows per commit: a torn copy would hold one without the other.
+                    conn.execute_batch(&format!(
+                        "BEGIN; INSERT INTO t (n, pad, twin) VALUES ({n}, zeroblob(3000), {n});\
+                         UPDATE t SET twin = {n} WHERE n = 0; COMMIT;"
+                    ))
+                    .unwrap();
+                    last.store(n, Ordering::SeqCst);
+                    n += 1;
+                    commits += 1;
+                }
+                commits
+            })
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let before = last.load(Ordering::SeqCst);
+        let out = dir.path().join("copy.db");
+        let pages = backup_in_steps(&db, &out, 8).unwrap();
+        stop.store(true, Ordering::SeqCst);
+        let commits = writer.join().unwrap();
+        assert!(pages > 1000, "{pages} pages");
+        assert!(commits > 0);
+        let copy = Connection::open(&out).unwrap();
+        let check: String = copy
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        let max: i64 = copy
+            .query_row("SELECT MAX(n) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert!(
+            max >= before,
+            "the copy ends at {max}, {before} was committed before it"
+        );
+        let twin: i64 = copy
+            .query_row("SELECT twin FROM t WHERE n = 0", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            twin.max(1999),
+            max,
+            "row 0 and the last row come from one commit"
+        );
+        let count: i64 = copy
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, max + 1);
+    }
 }
