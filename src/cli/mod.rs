@@ -17,6 +17,8 @@
 //! database (a wrong working directory, a typo) it exits 1 naming the place, unless
 //! `--init` is given. The server creates its database on first start by itself.
 //! `statusd migrate --check` exits [`MIGRATIONS_PENDING`] when the schema is behind.
+//! `statusd backup|restore FILE` copy the SQLite file (`store::sqlite::backup`) without
+//! loading it; on PostgreSQL they exit 1 naming `pg_dump`/`pg_restore`.
 
 mod healthcheck;
 
@@ -96,6 +98,18 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Copy the SQLite database to FILE while the server may run (SQLite's online
+    /// backup API: one consistent snapshot). On PostgreSQL: use pg_dump.
+    Backup {
+        /// Where the copy goes (replaced atomically if it exists; mode 0600).
+        file: std::path::PathBuf,
+    },
+    /// Replace the SQLite database with FILE, a statusd backup. Stop the server first:
+    /// it refuses while a process has the database open. On PostgreSQL: use pg_restore.
+    Restore {
+        /// The backup to restore.
+        file: std::path::PathBuf,
+    },
     /// Ask the server at BIND_IP:PORT for /api/health: exit 0 when healthy, 1 if not
     /// (a container's HEALTHCHECK; opens no database).
     Healthcheck,
@@ -107,6 +121,7 @@ impl Command {
     fn writes(&self) -> bool {
         match self {
             Command::Serve | Command::Healthcheck => false,
+            Command::Backup { .. } | Command::Restore { .. } => false,
             Command::User(UserCommand::List) => false,
             Command::User(_) => true,
             Command::Token(TokenCommand::List { .. }) => false,
@@ -228,6 +243,19 @@ pub fn main(cfg: Config, command: Command, init: bool) -> i32 {
     if let Command::Migrate { check: true } = command {
         return migrate_check(&cfg);
     }
+    if let Command::Backup { file } | Command::Restore { file } = &command {
+        let restore = matches!(command, Command::Restore { .. });
+        return match backup_or_restore(&cfg, file, restore) {
+            Ok(line) => {
+                println!("{line}");
+                0
+            }
+            Err(e) => {
+                eprintln!("statusd: {}", format!("{e:#}").replace('\n', " "));
+                1
+            }
+        };
+    }
     if let Command::Healthcheck = command {
         return match healthcheck::check(&cfg) {
             Ok(line) => {
@@ -281,7 +309,12 @@ pub fn main(cfg: Config, command: Command, init: bool) -> i32 {
 async fn run(cfg: Config, command: Command, init: bool) -> anyhow::Result<String> {
     let core = open(&cfg, init).await?;
     match command {
-        Command::Serve | Command::Healthcheck => bail!("not an admin command"),
+        Command::Serve
+        | Command::Healthcheck
+        | Command::Backup { .. }
+        | Command::Restore { .. } => {
+            bail!("not an admin command")
+        }
         Command::Migrate { .. } => {
             // Opening the store applied what was pending.
             let url = cfg.database_url.clone();
@@ -361,6 +394,40 @@ async fn open(cfg: &Config, init: bool) -> anyhow::Result<Core> {
         tokio::task::spawn_blocking(move || Core::load(&url, Role::Admin, |_| {})).await??;
     eprintln!("statusd: using {}", describe(&cfg.database_url));
     Ok(loaded.start(16, None))
+}
+
+/// `statusd backup FILE` / `statusd restore FILE` (`store::sqlite::backup`). Neither
+/// opens the database as a store: a backup only reads it, a restore replaces the file.
+/// PostgreSQL has its own tools, and the command says so.
+fn backup_or_restore(
+    cfg: &Config,
+    file: &std::path::Path,
+    restore: bool,
+) -> anyhow::Result<String> {
+    let url = &cfg.database_url;
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        if restore {
+            bail!("DATABASE_URL is not SQLite: restore a PostgreSQL database with pg_restore (see README, Backup and restore)");
+        }
+        bail!("DATABASE_URL is not SQLite: back up a PostgreSQL database with pg_dump (see README, Backup and restore)");
+    };
+    let db = std::path::Path::new(path);
+    let shown = describe(url);
+    if restore {
+        crate::store::sqlite::backup::restore(file, db)?;
+        eprintln!("statusd: using {shown}");
+        return Ok(format!("restored {} into {shown}", file.display()));
+    }
+    let state = crate::store::schema_state(url).context("DATABASE_URL")?;
+    if state.version.is_none() {
+        bail!("no statusd database at {shown} (check DATABASE_URL)");
+    }
+    eprintln!("statusd: using {shown}");
+    let pages = crate::store::sqlite::backup::backup(db, file)?;
+    Ok(format!(
+        "backed up {shown} to {} ({pages} pages)",
+        file.display()
+    ))
 }
 
 /// `statusd migrate --check`: the schema's version against this binary's, nothing

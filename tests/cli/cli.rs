@@ -1030,3 +1030,171 @@ async fn healthcheck_asks_the_running_server() {
         "healthcheck created a database"
     );
 }
+
+/// The number in a status text `m<N>` (users.info's `statusText`) the load below sets.
+fn message_number(user: &Value) -> i64 {
+    user["statusText"]
+        .as_str()
+        .and_then(|m| m.strip_prefix('m'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no m<N> status text in {user}"))
+}
+
+#[tokio::test]
+async fn a_backup_under_write_load_restores_every_change_acknowledged_before_it() {
+    let mut srv = Server::start().await;
+    let db = srv.database_url().to_string();
+    if is_postgres(&db) {
+        // PostgreSQL is backed up with pg_dump; the commands say so.
+        let out = statusd(&db, &["backup", "/nonexistent/x.db"]);
+        assert!(out.error().contains("pg_dump"), "{out:?}");
+        return;
+    }
+    const USERS: usize = 6;
+    let mut sessions = Vec::new();
+    for i in 0..USERS {
+        sessions.push(
+            srv.create_user(&format!("load{i}"), "Load-Pass-1234", &[])
+                .await,
+        );
+    }
+    // One writer sets `m<n>` on each user in turn; `acked[u]` is the last n the server
+    // acknowledged for user u. The backup starts while it writes; what was acknowledged
+    // just before it started must all be in the copy.
+    let acked = std::sync::Mutex::new(vec![-1i64; USERS]);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let backup_file = srv.data_dir().join("backup.db");
+    // The admin sets them (a user's own message changes are rate-limited).
+    let admin = srv.admin().await;
+    let writer = async {
+        let mut n = 0i64;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            for (u, s) in sessions.iter().enumerate() {
+                let body =
+                    json!({"userId": s.user_id, "status": "away", "message": format!("m{n}")});
+                let (status, _, body) = srv.set_status(&admin, body).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+                acked.lock().unwrap()[u] = n;
+            }
+            n += 1;
+        }
+        n
+    };
+    let backup = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = acked.lock().unwrap().clone();
+        let (d, f) = (db.clone(), backup_file.display().to_string());
+        let out = tokio::task::spawn_blocking(move || statusd(&d, &["backup", &f]))
+            .await
+            .unwrap();
+        // Keep writing a little after the copy, then stop.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        (before, out)
+    };
+    let (rounds, (before, out)) = tokio::join!(writer, backup);
+    assert!(
+        out.line().starts_with("backed up sqlite:"),
+        "backup failed: {out:?}"
+    );
+    assert!(before.iter().all(|&n| n >= 0), "no load before the backup");
+    assert!(
+        rounds > before[0] + 1,
+        "the load did not go on during the backup"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&backup_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "backup file mode {mode:o}");
+    }
+    // A change after the backup: the restore must take it away again.
+    let body = json!({"userId": sessions[0].user_id, "status": "busy", "message": "after"});
+    let (status, _, body) = srv.set_status(&admin, body).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // While the server runs, restore refuses and leaves the database alone.
+    let f = backup_file.display().to_string();
+    let refused = statusd(&db, &["restore", &f]);
+    assert!(
+        refused.error().contains("is in use") && refused.error().contains("stop the server"),
+        "{refused:?}"
+    );
+    srv.stop().await;
+    let out = statusd(&db, &["restore", &f]);
+    assert!(out.line().starts_with("restored "), "{out:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = db.strip_prefix("sqlite://").unwrap();
+        let mode = std::fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "restored database mode {mode:o}");
+    }
+    // The server starts on it (it runs the integrity-checked open) and has every change
+    // acknowledged before the backup began.
+    srv.start_again().await;
+    for (u, s) in sessions.iter().enumerate() {
+        let status = srv.status_of(&s.user_id).await;
+        let n = message_number(&srv.info_of(&s.user_id).await);
+        assert!(
+            n >= before[u],
+            "user {u}: restored m{n}, but m{} was acknowledged before the backup",
+            before[u]
+        );
+        assert_eq!(status["status"], "away", "{status}");
+    }
+    // The same backup restores into a fresh data directory too.
+    let fresh = srv.data_dir().join("fresh");
+    let fresh_db = format!("sqlite://{}/statusd.db", fresh.display());
+    let out = statusd(&fresh_db, &["restore", &f]);
+    assert!(out.line().starts_with("restored "), "{out:?}");
+    let list = statusd(&fresh_db, &["user", "list"]);
+    assert!(list.stdout.contains("load5\t"), "{list:?}");
+}
+
+#[tokio::test]
+async fn restore_refuses_a_file_that_is_not_a_statusd_database() {
+    let srv = Server::start().await;
+    let db = srv.database_url().to_string();
+    if is_postgres(&db) {
+        let out = statusd(&db, &["restore", "/nonexistent/x.db"]);
+        assert!(out.error().contains("pg_restore"), "{out:?}");
+        return;
+    }
+    let dir = srv.data_dir();
+    // Not SQLite at all.
+    let junk = dir.join("junk.db");
+    std::fs::write(&junk, "this is not a database\n".repeat(200)).unwrap();
+    // SQLite, but another program's database: no statusd schema.
+    let alien = dir.join("alien.db");
+    rusqlite::Connection::open(&alien)
+        .and_then(|c| c.execute_batch("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT);"))
+        .unwrap();
+    for file in [&junk, &alien] {
+        let out = statusd(&db, &["restore", &file.display().to_string()]);
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.error()
+                .starts_with(&format!("{} is not a statusd database", file.display())),
+            "{out:?}"
+        );
+    }
+    // PostgreSQL has its own tools; the commands say which (and never connect).
+    let pg = "postgres://statusd:secret@127.0.0.1:1/statusd";
+    assert_eq!(
+        statusd(pg, &["backup", "x.db"]).error(),
+        "DATABASE_URL is not SQLite: back up a PostgreSQL database with pg_dump (see README, Backup and restore)"
+    );
+    assert_eq!(
+        statusd(pg, &["restore", "x.db"]).error(),
+        "DATABASE_URL is not SQLite: restore a PostgreSQL database with pg_restore (see README, Backup and restore)"
+    );
+    let missing = statusd(&db, &["restore", "/nonexistent/backup.db"]);
+    assert_eq!(missing.error(), "/nonexistent/backup.db: no such file");
+    // The server's database is untouched and it still serves.
+    let admin = srv.admin().await;
+    assert_eq!(srv.get("me", Some(&admin)).await.0, StatusCode::OK);
+}

@@ -3,6 +3,7 @@
 //! writer answers anyone. WAL checkpoints run on a thread of their own
 //! (`checkpoint`), so no commit waits for one.
 
+pub mod backup;
 mod checkpoint;
 
 use std::path::Path;
