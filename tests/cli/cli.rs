@@ -1198,3 +1198,152 @@ async fn restore_refuses_a_file_that_is_not_a_statusd_database() {
     let admin = srv.admin().await;
     assert_eq!(srv.get("me", Some(&admin)).await.0, StatusCode::OK);
 }
+
+/// The fixture of [`upgrade_from_0_1_0_keeps_everything`]: a database statusd 0.1.0
+/// wrote through its own API (`tests/fixtures/upgrade-0.1.0/make.sh`).
+const FIXTURE_0_1_0: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upgrade-0.1.0");
+
+/// Every value `old` holds is in `new` unchanged: `new` may add object keys, and items
+/// to arrays of objects with an `_id` (a later release's new permissions); other arrays
+/// keep their length and order. `at` names the place in the failure message.
+fn assert_kept(old: &Value, new: &Value, at: &str) {
+    match (old, new) {
+        (Value::Object(o), Value::Object(n)) => {
+            for (k, v) in o {
+                let nv = n
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{at}.{k} is gone (was {v})"));
+                assert_kept(v, nv, &format!("{at}.{k}"));
+            }
+        }
+        (Value::Array(o), Value::Array(n)) if o.iter().all(|v| v.get("_id").is_some()) => {
+            for v in o {
+                let id = &v["_id"];
+                let nv = n
+                    .iter()
+                    .find(|x| x.get("_id") == Some(id))
+                    .unwrap_or_else(|| panic!("{at}: the item {id} is gone (was {v})"));
+                assert_kept(v, nv, &format!("{at}[{id}]"));
+            }
+        }
+        (Value::Array(o), Value::Array(n)) => {
+            assert_eq!(o.len(), n.len(), "{at}: {old} became {new}");
+            for (i, (a, b)) in o.iter().zip(n).enumerate() {
+                assert_kept(a, b, &format!("{at}[{i}]"));
+            }
+        }
+        // The same number (`0` and `0.0` alike: utcOffset became a float).
+        (Value::Number(o), Value::Number(n)) => assert_eq!(o.as_f64(), n.as_f64(), "{at}"),
+        _ => assert_eq!(old, new, "{at}"),
+    }
+}
+
+#[tokio::test]
+async fn upgrade_from_0_1_0_keeps_everything() {
+    let fixture = std::path::Path::new(FIXTURE_0_1_0);
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(fixture.join(name)).expect("read the fixture");
+        serde_json::from_str(&text).expect("fixture JSON")
+    };
+    let (secrets, before) = (read("secrets.json"), read("before.json"));
+    // Always SQLite (the fixture is a SQLite file), whatever STATUSD_TEST_DATABASE_URL says.
+    let dir = std::env::temp_dir().join(format!("statusd-upgrade-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the data directory");
+    std::fs::copy(fixture.join("statusd.db"), dir.join("statusd.db")).expect("copy");
+    let db = format!("sqlite://{}/statusd.db", dir.display());
+
+    // 0.1.0 stopped at schema 3: the check lists what today's binary will apply.
+    let out = statusd(&db, &["migrate", "--check"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let line = out.stdout.trim_end();
+    let known: i64 = line
+        .strip_prefix("schema at version 3 of ")
+        .and_then(|s| s.split(':').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let pending: Vec<String> = (4..=known).map(|v| v.to_string()).collect();
+    assert_eq!(
+        line,
+        format!(
+            "schema at version 3 of {known}: {} migration{} pending ({})",
+            pending.len(),
+            if pending.len() == 1 { "" } else { "s" },
+            pending.join(", ")
+        )
+    );
+
+    // The server migrates by itself at start; nothing is pending afterwards.
+    let mut srv = Server::start_opts(Options::default().env("DATABASE_URL", &db)).await;
+    assert_eq!(
+        statusd(&db, &["migrate", "--check"]).line(),
+        format!("schema at version {known} of {known}: no migration pending")
+    );
+
+    // Every answer 0.1.0 gave (users, statuses with text and expiry, history, the
+    // bot's token, settings, permissions, custom statuses) comes back unchanged, asked
+    // with the login tokens and the personal access token 0.1.0 issued.
+    let session = |who: &str| {
+        let s = &secrets[who];
+        let token = s["loginToken"]
+            .as_str()
+            .or(s["pat"].as_str())
+            .expect("token");
+        Session {
+            user_id: s["userId"].as_str().expect("userId").to_string(),
+            token: token.to_string(),
+            username: who.to_string(),
+        }
+    };
+    let entries = before.as_array().expect("before.json is a list");
+    assert_eq!(entries.len(), 24, "before.json");
+    for e in entries {
+        let (path, who) = (e["path"].as_str().unwrap(), e["as"].as_str().unwrap());
+        assert_eq!(e["body"]["success"], true, "0.1.0 answered {path}: {e}");
+        let r = srv.get(path, Some(&session(who))).await;
+        assert_eq!(r.0, StatusCode::OK, "{path} as {who}: {}", r.2);
+        assert_kept(&e["body"], &r.2, &format!("{path} as {who}"));
+    }
+
+    // Spelled out, the things an operator would check first.
+    let olive = session("olive");
+    let r = srv
+        .get(
+            &format!("users.getStatus?userId={}", olive.user_id),
+            Some(&olive),
+        )
+        .await;
+    assert_eq!(r.2["status"], "busy", "{}", r.2);
+    let admin = session("admin");
+    let info = srv
+        .get(
+            &format!("users.info?userId={}", olive.user_id),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        info.2["user"]["statusText"], "Writing the fixture",
+        "{}",
+        info.2
+    );
+    let bot = session("deploy-bot");
+    let me = srv.get("me", Some(&bot)).await;
+    assert_eq!(
+        (me.0, &me.2["username"]),
+        (StatusCode::OK, &json!("deploy-bot"))
+    );
+    assert_reply(
+        &srv.get("me", Some(&bot.with_token("not-the-pat"))).await,
+        401,
+        body_401(),
+    );
+    // The password hashes too: each of them still logs in.
+    for who in ["admin", "olive", "piet", "deploy-bot"] {
+        let s = srv
+            .login(who, secrets[who]["password"].as_str().unwrap())
+            .await;
+        assert_eq!(s.user_id, secrets[who]["userId"], "{who}");
+    }
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
