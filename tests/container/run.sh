@@ -14,22 +14,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
-die() { printf 'tests/container/run.sh: %s\n' "$*" >&2; exit 1; }
-log() { printf '  - %s\n' "$*"; }
-
-passed=0
-failed=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-        log "ok: $what"
-    else
-        failed=$((failed + 1))
-        log "FAILED: $what"
-    fi
-}
+# shellcheck source=../lib/check.sh
+source "$root/tests/lib/check.sh"
 
 if ! command -v podman >/dev/null; then
     log "apt-get install podman"

@@ -13,22 +13,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
-die() { printf 'tests/package/run.sh: %s\n' "$*" >&2; exit 1; }
-log() { printf '  - %s\n' "$*"; }
-
-passed=0
-failed=0
-check() { # check DESCRIPTION COMMAND...
-    local what=$1
-    shift
-    if "$@"; then
-        passed=$((passed + 1))
-        log "ok: $what"
-    else
-        failed=$((failed + 1))
-        log "FAILED: $what"
-    fi
-}
+# shellcheck source=../lib/check.sh
+source "$root/tests/lib/check.sh"
 
 [[ $(id -u) == 0 ]] || die "must run as root (dpkg -i)"
 if dpkg -s statusd >/dev/null 2>&1; then
