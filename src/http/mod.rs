@@ -10,6 +10,7 @@ mod history;
 mod middleware;
 pub mod openapi;
 mod permissions;
+mod preferences;
 mod reply;
 pub(crate) mod schema;
 mod settings;
@@ -33,10 +34,8 @@ use self::error::ApiError;
 use self::reply::{json_response, ok};
 use crate::app::Ctx;
 
-/// Rocket.Chat's version we answer as in /api/info: clients gate features on it.
-pub const RC_VERSION: &str = "7.10.0";
-
-/// The Rocket.Chat version clients gate features on, and statusd's own; with the
+/// The Rocket.Chat version clients gate features on (`RC_COMPAT_VERSION`), and
+/// statusd's own; with the
 /// credentials of a holder of `get-server-info`, Rocket.Chat's `info` object too.
 #[utoipa::path(get, path = "/api/info", tag = "meta",
     params(
@@ -63,11 +62,11 @@ async fn info(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Respons
             commit: schema::CommitInfo {
                 hash: option_env!("STATUSD_COMMIT"),
             },
-            version: RC_VERSION,
+            version: &app.cfg.rc_compat_version,
         }),
         statusd: env!("CARGO_PKG_VERSION"),
         success: true,
-        version: RC_VERSION,
+        version: &app.cfg.rc_compat_version,
     })
 }
 
@@ -166,6 +165,7 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(permissions::routes())
         .merge(history::routes())
         .merge(custom_status::routes())
+        .merge(preferences::routes())
         // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.

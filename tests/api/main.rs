@@ -35,6 +35,7 @@ mod openapi;
 mod persistence;
 mod rest_admin;
 mod rest_auth;
+mod rest_preferences;
 mod rest_reads;
 mod rest_roles_matrix;
 mod rest_set_status;
