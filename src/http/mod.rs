@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod avatar;
+mod compat;
 mod custom_status;
 pub mod error;
 pub mod extract;
@@ -166,6 +167,7 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(history::routes())
         .merge(custom_status::routes())
         .merge(preferences::routes())
+        .merge(compat::routes())
         // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.

@@ -399,3 +399,90 @@ async fn preferences_are_bounded_whatever_the_caller_sends() {
     assert!(prefs.get("dontAskAgainList").is_none(), "{prefs}");
     assert_eq!(prefs["highlights"].as_array().map(Vec::len), Some(100));
 }
+
+// ------------------------------------------- the mobile app's version switches
+
+/// What the Rocket.Chat mobile app calls once `/api/info` says 8.6.0 (its
+/// `compareServerVersion` switches around status, presence, login and settings; the list
+/// is in docs/decisions.md): each of these answers as Rocket.Chat does.
+#[tokio::test]
+async fn the_mobile_apps_version_switched_paths_work() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let bob = srv
+        .create_user("bob", "bob-pass-1", &["user", "livechat-agent"])
+        .await;
+
+    // >= 7.10: getUsersRoles reads roles.getUsersInPublicRoles (not the method).
+    let r = srv.get("roles.getUsersInPublicRoles", Some(&alice)).await;
+    assert_reply(
+        &r,
+        200,
+        json!({"success": true, "users": [
+            {"_id": admin.user_id, "roles": ["admin"], "username": admin.username},
+            {"_id": bob.user_id, "roles": ["livechat-agent"], "username": "bob"},
+        ]}),
+    );
+
+    // >= 7.0: settings.public?_id=a,b (login settings, uniqueID for the cloud check),
+    // paged with offset and total.
+    let r = srv.get("settings.public?_id=uniqueID", None).await;
+    assert_status(&r, 200);
+    assert!(r.2["settings"][0]["value"].is_string(), "{}", r.2);
+    let r = srv
+        .get(
+            "settings.public?_id=Site_Name,Accounts_AllowInvisibleStatusOption,Presence_broadcast_disabled&offset=0",
+            None,
+        )
+        .await;
+    assert_status(&r, 200);
+    assert_eq!(r.2["total"], 3, "{}", r.2);
+
+    // >= 0.73: permissions.listAll with updatedSince.
+    let r = srv
+        .get(
+            "permissions.listAll?updatedSince=2020-01-01T00:00:00.000Z",
+            Some(&alice),
+        )
+        .await;
+    assert_status(&r, 200);
+    assert!(r.2["update"].is_array(), "{}", r.2);
+
+    // >= 3.0 / 4.1: users.presence?ids=a,b (then stream-user-presence, the DDP tests').
+    let r = srv
+        .get(
+            &format!("users.presence?ids={},{}", alice.user_id, bob.user_id),
+            Some(&alice),
+        )
+        .await;
+    assert_status(&r, 200);
+    assert_eq!(r.2["full"], false, "{}", r.2);
+
+    // >= 5.0 / 6.10: the preferences view saves with users.setPreferences {data}; the
+    // login (>= 3.9: {user, password}) then reads them from me.settings.preferences.
+    let r = srv
+        .post_json(
+            SET,
+            Some(&alice),
+            json!({"data": {"alsoSendThreadToChannel": "always", "enableMobileRinging": true,
+                            "convertAsciiEmoji": false}}),
+        )
+        .await;
+    assert_status(&r, 200);
+    let r = srv
+        .post_json(
+            "login",
+            None,
+            json!({"user": "alice", "password": "alice-pass-1"}),
+        )
+        .await;
+    assert_status(&r, 200);
+    assert_eq!(
+        r.2["data"]["me"]["settings"]["preferences"],
+        json!({"alsoSendThreadToChannel": "always", "enableMobileRinging": true,
+               "convertAsciiEmoji": false, "enableAutoAway": true, "idleTimeLimit": 300}),
+        "{}",
+        r.2
+    );
+}
