@@ -152,8 +152,11 @@ async fn the_defaults_follow_the_workspace_settings_and_are_public() {
         json!("Accounts_Default_User_Preferences_idleTimeLimit"),
         json!(300)
     )));
-    srv.set_setting("Accounts_Default_User_Preferences_idleTimeLimit", json!(120))
-        .await;
+    srv.set_setting(
+        "Accounts_Default_User_Preferences_idleTimeLimit",
+        json!(120),
+    )
+    .await;
     srv.set_setting(
         "Accounts_Default_User_Preferences_enableAutoAway",
         json!(false),
@@ -389,7 +392,11 @@ async fn preferences_are_bounded_whatever_the_caller_sends() {
         .map(|_| json!({"action": "é".repeat(100), "label": "é".repeat(100)}))
         .collect();
     let r = srv
-        .post_json(SET, Some(&alice), json!({"data": {"dontAskAgainList": list}}))
+        .post_json(
+            SET,
+            Some(&alice),
+            json!({"data": {"dontAskAgainList": list}}),
+        )
         .await;
     assert_eq!(
         r.2,
