@@ -216,6 +216,26 @@ pub fn save(tx: &mut Tx, user_id: &str, prefs: Map<String, Value>) -> Result<Use
     Ok(u)
 }
 
+/// The preferences of a user imported from Rocket.Chat (`settings.preferences`): each key
+/// kept when setPreferences would take it alone; the names of the others, left out. Over
+/// `MAX_STORED` together, none is kept (rather than an arbitrary part).
+pub fn from_export(value: &Value) -> (Map<String, Value>, Vec<String>) {
+    let mut kept = Map::new();
+    let mut dropped = Vec::new();
+    for (k, v) in value.as_object().into_iter().flatten() {
+        let one = Value::Object(Map::from_iter([(k.clone(), v.clone())]));
+        match check(&one) {
+            Ok(m) => kept.extend(m),
+            Err(_) => dropped.push(k.clone()),
+        }
+    }
+    if serde_json::to_string(&kept).map_or(usize::MAX, |s| s.len()) > MAX_STORED {
+        dropped.extend(kept.keys().cloned());
+        kept.clear();
+    }
+    (kept, dropped)
+}
+
 /// Rocket.Chat's answer to a setPreferences `userId` that names nobody.
 pub fn not_found() -> Error {
     Error::refused(
@@ -326,6 +346,18 @@ mod tests {
             refusal(json!({"highlights": ["x".repeat(MAX_TEXT + 1)]})),
             "must NOT have more than 256 characters [invalid-params]"
         );
+    }
+
+    #[test]
+    fn an_export_keeps_the_keys_setpreferences_takes() {
+        let (kept, dropped) = from_export(&json!({"enableAutoAway": false, "idleTimeLimit": 600,
+            "sidebarHideAvatar": true, "language": "x".repeat(MAX_TEXT + 1), "highlights": ["a"]}));
+        assert_eq!(
+            Value::Object(kept),
+            json!({"enableAutoAway": false, "idleTimeLimit": 600, "highlights": ["a"]})
+        );
+        assert_eq!(dropped, vec!["language", "sidebarHideAvatar"]);
+        assert_eq!(from_export(&json!("x")), (Map::new(), vec![]));
     }
 
     #[test]
