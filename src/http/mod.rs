@@ -11,7 +11,7 @@ mod history;
 mod middleware;
 pub mod openapi;
 mod permissions;
-mod preferences;
+pub mod preferences;
 mod reply;
 pub(crate) mod schema;
 mod settings;

@@ -62,6 +62,15 @@ pub fn read_set_preferences(
     Ok((user_id, preferences::check(data)?))
 }
 
+/// The raw body of `users.setPreferences` to the target's id and the checked keys, with
+/// the answers a client gets: the whole of its input handling, pure (the
+/// `set_preferences_body` fuzz target runs exactly this).
+pub fn parse_set_preferences_body(
+    bytes: &[u8],
+) -> Result<(Option<String>, Map<String, Value>), super::error::ApiError> {
+    Ok(read_set_preferences(&parse_json(bytes)?)?)
+}
+
 /// `{"user": {"_id", "settings": {"preferences": {…}}}, "success": true}`: the user's
 /// own preferences as now kept (no defaults), as Rocket.Chat answers.
 #[derive(Serialize, ToSchema)]
@@ -102,7 +111,7 @@ async fn set_preferences(
     caller: Caller,
     body: RawBody,
 ) -> ApiResult<Response> {
-    let (user_id, prefs) = read_set_preferences(&parse_json(&body.bytes)?)?;
+    let (user_id, prefs) = parse_set_preferences_body(&body.bytes)?;
     let target = match user_id.filter(|id| !id.is_empty()) {
         Some(id) if id != caller.user.id => {
             if !app.has_permission(&caller.user, Permission::EditOtherUserInfo) {
