@@ -36,8 +36,8 @@ use self::reply::{json_response, ok};
 use crate::app::Ctx;
 
 /// The Rocket.Chat version clients gate features on (`RC_COMPAT_VERSION`), and
-/// statusd's own; with the
-/// credentials of a holder of `get-server-info`, Rocket.Chat's `info` object too.
+/// statusd's own; with the credentials of a holder of `get-server-info`, Rocket.Chat's
+/// `info` object too.
 #[utoipa::path(get, path = "/api/info", tag = "meta",
     params(
         ("X-User-Id" = Option<String>, Header),
