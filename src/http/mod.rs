@@ -7,15 +7,18 @@ mod custom_status;
 pub mod error;
 pub mod extract;
 mod history;
+mod method_call;
 mod middleware;
 pub mod openapi;
 mod permissions;
+mod presence;
 mod reply;
 pub(crate) mod schema;
 mod settings;
 pub(crate) mod status;
 mod strict;
 mod users;
+mod users_admin;
 pub mod views;
 mod websocket;
 
@@ -166,6 +169,8 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(permissions::routes())
         .merge(history::routes())
         .merge(custom_status::routes())
+        .merge(users_admin::routes())
+        .merge(presence::routes())
         // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.
@@ -190,6 +195,9 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .routes(routes!(info))
         .routes(routes!(metrics))
         .routes(routes!(health))
+        // Authenticated inside (method.call) and limited per method, as the websocket's
+        // methods are, not by the REST limiter (Rocket.Chat's `rateLimiterOptions: false`).
+        .merge(method_call::routes())
         .merge(avatar::routes())
         .merge(websocket::routes())
         .merge(crate::web::routes())
