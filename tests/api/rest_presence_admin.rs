@@ -321,6 +321,27 @@ async fn presence_connections_and_broadcast_need_manage_user_status() {
 
     srv.set_setting("Presence_broadcast_disabled", json!(true))
         .await;
+    // While it is on, status changes are made but not broadcast, and users.presence
+    // shows nobody (as Rocket.Chat).
+    let mut watcher = Ddp::connect_resume(&srv, &admin.token).await;
+    watcher.sub_user_status("s1").await;
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "busy"})).await,
+        200,
+    );
+    assert_eq!(srv.status_of(&alice.user_id).await["status"], "busy");
+    assert_eq!(
+        watcher
+            .next_json(std::time::Duration::from_millis(500))
+            .await,
+        None,
+        "a status change was broadcast while broadcasting is off"
+    );
+    assert_reply(
+        &srv.get("users.presence", Some(&admin)).await,
+        200,
+        json!({"users": [], "full": true, "success": true}),
+    );
     assert_reply(
         &srv.post_json("presence.enableBroadcast", Some(&admin), json!({}))
             .await,
@@ -334,4 +355,15 @@ async fn presence_connections_and_broadcast_need_manage_user_status() {
         public["settings"],
         json!([{"_id": "Presence_broadcast_disabled", "value": false}])
     );
+    // Broadcasting again.
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "away"})).await,
+        200,
+    );
+    let f = watcher
+        .next_json(std::time::Duration::from_secs(3))
+        .await
+        .expect("the change is broadcast again");
+    assert_eq!(f["fields"]["args"][0][0], alice.user_id, "{f}");
+    assert_eq!(f["fields"]["args"][0][2], 2, "{f}");
 }
