@@ -298,7 +298,7 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
 }
 
 /// Rocket.Chat stops broadcasting presence while `Presence_broadcast_disabled` is on (its
-/// presence service's `broadcastEnabled`, apps/meteor/ee/server/services presence): the
+/// presence service's `broadcastEnabled`, ee/packages/presence/src/Presence.ts): the
 /// status changes are committed and applied as ever, but no realtime subscriber hears of
 /// them until `presence.enableBroadcast` (or the setting) turns it back on.
 fn broadcast_disabled(model: &RwLock<Model>) -> bool {
