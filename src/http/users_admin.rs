@@ -128,12 +128,12 @@ async fn set_active_status(
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(rename_all = "camelCase")]
-pub struct LogoutRequest {
+pub struct UsersLogoutRequest {
     user_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct LogoutBody {
+pub struct UsersLogoutBody {
     /// `User <id> has been logged out!`
     message: String,
     success: bool,
@@ -143,9 +143,9 @@ pub struct LogoutBody {
 /// Rocket.Chat's `unsetLoginTokens`), and their realtime connections close.
 #[utoipa::path(post, path = "/api/v1/users.logout", tag = "users",
     security(("userId" = [], "authToken" = [])),
-    request_body = LogoutRequest,
+    request_body = UsersLogoutRequest,
     responses(
-        (status = 200, description = "Logged out", body = LogoutBody),
+        (status = 200, description = "Logged out", body = UsersLogoutBody),
         (status = 400, description = "error-invalid-user-id: no such user, or nothing to log out; \
             or a body of the wrong shape", body = schema::ErrorBody),
         (status = 403, description = "Another user, without logout-other-user", body = schema::ErrorBody),
@@ -153,7 +153,7 @@ pub struct LogoutBody {
 async fn logout(
     State(app): State<Ctx>,
     caller: Caller,
-    body: Body<LogoutRequest>,
+    body: Body<UsersLogoutRequest>,
 ) -> ApiResult<Response> {
     let req = body.read()?;
     let user_id = req
@@ -171,7 +171,7 @@ async fn logout(
     if revoked == 0 {
         return Err(Error::refused("error-invalid-user-id", "Invalid user id").into());
     }
-    Ok(ok(&LogoutBody {
+    Ok(ok(&UsersLogoutBody {
         message: format!("User {user_id} has been logged out!"),
         success: true,
     }))
