@@ -102,6 +102,32 @@ fn maybe_str(params: &[Value], i: usize) -> Result<Option<&str>, MeteorError> {
 const PER_CONNECTION: (u64, Duration) = (10, Duration::from_secs(10));
 const PER_USER: (u64, Duration) = (20, Duration::from_secs(10));
 
+/// Every method statusd has (what `call` dispatches).
+pub const METHODS: &[&str] = &[
+    "login",
+    "logout",
+    "setUserStatus",
+    "UserPresence:setDefaultStatus",
+    "UserPresence:online",
+    "UserPresence:away",
+    "listCustomUserStatus",
+    "license:getModules",
+    "public-settings/get",
+    "permissions/get",
+    "getUserRoles",
+];
+
+/// The name a call is counted under: its own for a method statusd has; one shared name
+/// for every other, so made-up names (up to a frame's size each) cannot fill the
+/// limiter with keys.
+fn limit_name(method: &str) -> &str {
+    if METHODS.contains(&method) {
+        method
+    } else {
+        "?"
+    }
+}
+
 /// The methods limited per connection and per user.
 fn rate_limited(method: &str) -> bool {
     matches!(
@@ -131,13 +157,14 @@ pub async fn call(
     // Over REST every method is limited: each call costs a request and there is no
     // connection to close (Rocket.Chat applies its DDP rate limiter there too).
     if rate_limited(method) || cx.over_rest {
+        let name = limit_name(method);
         hit(
             cx.app,
-            format!("ddp-conn:{}:{method}", cx.session_id),
+            format!("ddp-conn:{}:{name}", cx.session_id),
             PER_CONNECTION,
         )?;
         if let Some(l) = cx.login.as_ref().filter(|_| method != "login") {
-            hit(cx.app, format!("ddp-user:{}:{method}", l.user_id), PER_USER)?;
+            hit(cx.app, format!("ddp-user:{}:{name}", l.user_id), PER_USER)?;
         }
     }
     match method {
@@ -393,4 +420,18 @@ async fn connection_status(cx: &mut CallCtx<'_>, status: ConnStatus) -> Result<V
         return Err(meteor_of(e));
     }
     Ok(json!(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_counts_under_its_name_and_made_up_ones_share_one() {
+        for m in METHODS {
+            assert_eq!(limit_name(m), *m);
+        }
+        assert_eq!(limit_name("nope"), "?");
+        assert_eq!(limit_name(&"x".repeat(60_000)), "?");
+    }
 }

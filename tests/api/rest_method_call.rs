@@ -428,3 +428,28 @@ async fn logins_through_call_anon_keep_the_login_limits() {
     .await;
     assert_eq!(r["result"], json!([]));
 }
+
+#[tokio::test]
+async fn made_up_method_names_share_one_budget() {
+    let srv = Server::start().await;
+    // Ten different made-up names from one caller: one budget (10 per 10 s), so the
+    // limiter keeps one key for them rather than one per name.
+    for i in 0..10 {
+        let name = format!("made-up-{i}");
+        let r = bridge(&srv, "method.callAnon", None, "1", &name, json!([])).await;
+        assert_eq!(r["error"]["error"], 404, "{name}: {r}");
+    }
+    let r = bridge(&srv, "method.callAnon", None, "2", "yet-another", json!([])).await;
+    assert_eq!(r["error"]["error"], "too-many-requests", "{r}");
+    // Real methods keep their own budgets.
+    let r = bridge(
+        &srv,
+        "method.callAnon",
+        None,
+        "3",
+        "license:getModules",
+        json!([]),
+    )
+    .await;
+    assert_eq!(r["result"], json!([]), "{r}");
+}
