@@ -13,6 +13,8 @@
 //! an instance paused long enough to be reaped restores its connections when it
 //! resumes; instances started at the same moment on an empty database all come up,
 //! with one admin. Preferences set through one instance are read through another.
+//! with one admin. `Presence_broadcast_disabled` silences every instance's streams and
+//! `presence.enableBroadcast` on any instance turns them back on.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -1285,4 +1287,63 @@ async fn preferences_set_on_one_instance_are_read_on_another() {
     }
     let r = c[1].get("me", Some(&alice)).await;
     assert_eq!(r.2["settings"]["preferences"], want, "{}", r.2);
+}
+
+/// Polls `settings.public` on `srv` until `Presence_broadcast_disabled` reads `want`.
+async fn broadcast_disabled_reads(srv: &Server, want: bool) {
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let (_, _, body) = srv
+            .get("settings.public?_id=Presence_broadcast_disabled", None)
+            .await;
+        if body["settings"][0]["value"] == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: Presence_broadcast_disabled is still not {want}: {body}",
+            srv.base_url()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 16: `Presence_broadcast_disabled` silences the status streams on every
+/// instance (each checks its own copy of the setting when it publishes), and
+/// `presence.enableBroadcast` on any instance turns them back on everywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn presence_broadcast_is_turned_off_and_on_for_the_whole_cluster() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let (alice, _) = alice_on(&c).await;
+    let mut wa = status_watcher(a).await;
+    let mut wb = status_watcher(b).await;
+    settle(&mut [&mut wa, &mut wb], QUIET).await;
+
+    a.set_setting("Presence_broadcast_disabled", json!(true))
+        .await;
+    broadcast_disabled_reads(b, true).await;
+    // A change made on B is made (and reaches A's model) but broadcast nowhere.
+    set_ok(b, &alice, json!({"status": "busy"})).await;
+    status_by(a, &alice.user_id, "busy", Instant::now() + REPLICATION_WAIT).await;
+    no_more_frames(&mut [&mut wa, &mut wb], GRACE).await;
+
+    let admin_b = b.admin().await;
+    assert_reply(
+        &b.post_json("presence.enableBroadcast", Some(&admin_b), json!({}))
+            .await,
+        200,
+        json!({"success": true}),
+    );
+    broadcast_disabled_reads(a, false).await;
+    set_ok(a, &alice, json!({"status": "away"})).await;
+    for (name, w) in [("A", &mut wa), ("B", &mut wb)] {
+        let f: Value = serde_json::from_str(&w.expect_changed(EVENT_WAIT).await).unwrap();
+        assert_eq!(
+            f["fields"]["args"][0][0],
+            json!(alice.user_id),
+            "{name}: {f}"
+        );
+        assert_eq!(f["fields"]["args"][0][2], json!(AWAY), "{name}: {f}");
+    }
 }

@@ -3,7 +3,8 @@
 //! `methods`, what it listens to in `streams`.
 
 pub(crate) mod frame;
-mod methods;
+pub(crate) mod methods;
+mod reads;
 mod session;
 pub(crate) mod streams;
 

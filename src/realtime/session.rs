@@ -265,6 +265,7 @@ impl Session {
                     session_id: &self.id,
                     ip: self.ip,
                     login: &mut self.login,
+                    over_rest: false,
                 };
                 let result = methods::call(&mut cx, &method, &params).await;
                 out.push(
