@@ -1,8 +1,10 @@
 //! Meteor's `users` collection as older DDP clients see it: the logged-in user's own
 //! record, and the `activeUsers` and `fullUserData` publications, merged per connection
-//! as Meteor's merge box does (a document two publications share is `added` once; each
-//! later difference of the merged fields is one `changed`; it is `removed` when no
-//! publication has it any more).
+//! as Meteor's merge box does (a document two publications share is `added` once, the
+//! first publication wins a field both have, each later difference of the merged
+//! fields is one `changed`, and it is `removed` when no publication has it any more).
+//! One difference: a publication that joins a document the client already has sends
+//! all its fields in that `changed`, not only the new ones (see `put`).
 //!
 //! The shapes follow Rocket.Chat (docs/decisions.md):
 //! - the own record: Meteor's default publish fields (`profile`, `username`, `emails`)
@@ -426,15 +428,43 @@ impl Publications {
     fn put(&mut self, source: Source, id: &str, fields: Map<String, Value>, out: &mut Vec<String>) {
         let is_new = !self.docs.contains_key(id);
         let doc = self.docs.entry(id.to_string()).or_default();
-        match doc.sources.iter_mut().find(|(s, _)| *s == source) {
-            Some((_, f)) => *f = fields,
-            None => doc.sources.push((source, fields)),
-        }
+        let joins = match doc.sources.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, f)) => {
+                *f = fields;
+                None
+            }
+            None => {
+                let keys: Vec<String> = fields.keys().cloned().collect();
+                doc.sources.push((source, fields));
+                Some(keys)
+            }
+        };
         let merged = doc.merged();
-        if is_new {
-            out.push(added(id, &merged));
-        } else {
-            push_diff(id, &doc.sent, &merged, out);
+        match joins {
+            _ if is_new => out.push(added(id, &merged)),
+            // A publication joining a document the client has: its fields are all
+            // sent (at their merged values), not only the new ones as Meteor's merge
+            // box does. A DDP client applies an unchanged value as a no-op; a client
+            // that reads a field only from the frame that carries it (purple-rocketchat
+            // reads `status` so, for a buddy it adds after activeUsers published it)
+            // learns it (docs/decisions.md).
+            Some(keys) => {
+                let fields: Map<String, Value> = merged
+                    .iter()
+                    .filter(|(k, v)| keys.contains(k) || doc.sent.get(*k) != Some(*v))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let cleared: Vec<String> = doc
+                    .sent
+                    .keys()
+                    .filter(|k| !merged.contains_key(*k))
+                    .cloned()
+                    .collect();
+                if !fields.is_empty() || !cleared.is_empty() {
+                    out.push(changed(id, &fields, &cleared));
+                }
+            }
+            None => push_diff(id, &doc.sent, &merged, out),
         }
         doc.sent = merged;
     }
@@ -526,7 +556,7 @@ mod tests {
             fields(json!({"username": "a", "name": "A"})),
             &mut out,
         );
-        // A second publication of the same document: only its new field is sent.
+        // A second publication of the same document: all its fields are sent once.
         p.put(
             sub.clone(),
             "u1",
@@ -559,7 +589,7 @@ mod tests {
             out,
             [
                 r#"{"msg":"added","collection":"users","id":"u1","fields":{"name":"A","username":"a"}}"#,
-                r#"{"msg":"changed","collection":"users","id":"u1","fields":{"status":"online"}}"#,
+                r#"{"msg":"changed","collection":"users","id":"u1","fields":{"status":"online","username":"a"}}"#,
                 r#"{"msg":"changed","collection":"users","id":"u1","fields":{"status":"away"}}"#,
                 r#"{"msg":"changed","collection":"users","id":"u1","cleared":["status"]}"#,
                 r#"{"msg":"removed","collection":"users","id":"u1"}"#,

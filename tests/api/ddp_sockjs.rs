@@ -370,11 +370,11 @@ async fn active_users_publishes_who_is_not_offline_and_follows_them() {
     c.login("alice", "alice-Pass-1").await;
     let frames = c.sub("s1", "activeUsers", json!([])).await;
     // The admin never connected: offline. rocket.cat (a bot) is online. alice is in the
-    // box already (her record): only her status is new. bob and rocket.cat are added
-    // with activeUsers' fields. Then ready.
+    // box already (her record): activeUsers' fields of hers come in one `changed`. bob
+    // and rocket.cat are added with activeUsers' fields. Then ready.
     let mut expected = vec![
         r#"{"msg":"added","collection":"users","id":"rocket.cat","fields":{"name":"Rocket.Cat","status":"online","statusText":"","username":"rocket.cat","utcOffset":0}}"#.to_string(),
-        format!(r#"{{"msg":"changed","collection":"users","id":"{alice_id}","fields":{{"status":"online"}}}}"#),
+        format!(r#"{{"msg":"changed","collection":"users","id":"{alice_id}","fields":{{"name":"alice Name","status":"online","statusText":"","username":"alice","utcOffset":0}}}}"#),
         format!(
             r#"{{"msg":"added","collection":"users","id":"{}","fields":{{"name":"bob Name","status":"online","statusText":"","username":"bob","utcOffset":0}}}}"#,
             bob.user_id

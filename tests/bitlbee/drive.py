@@ -3,7 +3,9 @@
 with TLS) and checks what a BitlBee user sees. Prints one line per check, "ok: WHAT" or
 "FAILED: WHAT" (tests/bitlbee/run.sh counts them), and anything else as context.
 
-Usage: drive.py IRC_PORT STATUSD_URL TLS_HOST:PORT ADMIN ADMIN_PASS
+Usage: drive.py IRC_PORT STATUSD_URL TLS_HOST:PORT ADMIN ADMIN_PASS BITLBEE_LOG
+(BITLBEE_LOG: BitlBee's output with purple's debug log, where the plugin logs every
+frame it receives.)
 """
 
 import json
@@ -13,7 +15,7 @@ import threading
 import time
 import urllib.request
 
-IRC_PORT, STATUSD, TLS_SERVER, ADMIN, ADMIN_PASS = sys.argv[1:6]
+IRC_PORT, STATUSD, TLS_SERVER, ADMIN, ADMIN_PASS, LOG = sys.argv[1:7]
 ACCOUNT = "alice"
 ACCOUNT_PASS = "alice-BitlBee-1"
 BUDDY = "bob"
@@ -210,6 +212,19 @@ def main():
     irc.say("account 0 on")
     logged_in = irc.wait(lambda l: "Logged in" in l, 20, m)
     check("the account logs in again", logged_in is not None, logged_in)
+    # statusd sends bob's record at once (activeUsers, with his new status)...
+    t0 = time.monotonic()
+    sent = False
+    while time.monotonic() - t0 < 3.0 and not sent:
+        with open(LOG, encoding="utf-8", errors="replace") as f:
+            sent = any('\\"username\\":\\"bob\\"' in l and '\\"status\\":\\"busy\\"' in l
+                       and '\\"msg\\":\\"added\\"' in l for l in f)
+        time.sleep(0.1)
+    check("after the reconnect statusd sends activeUsers with bob busy", sent)
+    # ...but BitlBee dropped the account's contacts at `account off`, and the plugin
+    # sets a status before it creates a buddy: a BitlBee user adds bob again, and
+    # fullUserData gives his status at once.
+    irc.say(f"add 0 {BUDDY}")
     t0 = time.monotonic()
     while time.monotonic() - t0 < 3.0:
         flag = irc.who_flag(BUDDY, 1)

@@ -146,7 +146,7 @@ ConfigDir = $tmp/bitlbee
 CONF
 # libpurple keeps its files under HOME; the plugin logs what it sends and receives
 # with purple's debug output (bitlbee -v).
-HOME="$tmp/bitlbee" "$bitlbee_bin" -F -n -v -c "$tmp/bitlbee/bitlbee.conf" -d "$tmp/bitlbee" \
+BITLBEE_DEBUG=1 HOME="$tmp/bitlbee" "$bitlbee_bin" -F -n -v -c "$tmp/bitlbee/bitlbee.conf" -d "$tmp/bitlbee" \
     >"$tmp/bitlbee.log" 2>&1 &
 pids+=($!)
 wait_port "$iport" 15 || die "bitlbee did not start: $(cat "$tmp/bitlbee.log")"
@@ -158,7 +158,7 @@ while IFS= read -r line; do
     *) printf '%s\n' "$line" ;;
     esac
 done < <(timeout 180 python3 tests/bitlbee/drive.py "$iport" "http://127.0.0.1:$sport" "$host:$nport" \
-    "$admin" "$admin_pass" 2>&1 || true)
+    "$admin" "$admin_pass" "$tmp/bitlbee.log" 2>&1 || true)
 
 if ((failed)); then
     echo "  --- bitlbee.log (last 60 lines)"
