@@ -10,7 +10,8 @@
 # the account logs in; a status set through REST for a buddy shows in /WHO within a
 # second; a buddy's status is right after `account off`/`account on`; `/AWAY` makes
 # users.getStatus answer away. Installs bitlbee-libpurple, purple-rocketchat,
-# nginx-light and openssl when missing. Last line: "bitlbee: N passed, M failed".
+# nginx-light and openssl when missing (as root: it also adds its test CA to the system
+# store while it runs, and removes it). Last line: "bitlbee: N passed, M failed".
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -28,9 +29,13 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v update-ca-certificates >/dev/null || need+=(ca-certificates)
 if ((${#need[@]})); then
     log "apt-get install ${need[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
+    # Other stages install with apt-get in the background too: wait for the lock.
+    apt=(apt-get -o DPkg::Lock::Timeout=600)
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq --no-install-recommends "${need[@]}" >/dev/null ||
+        { "${apt[@]}" update -qq && DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq --no-install-recommends "${need[@]}" >/dev/null; }
 fi
+# `run.sh --deps-only` installs and stops (scripts/test.sh runs it in the background
+# while Rust compiles).
 [[ "${1:-}" == --deps-only ]] && exit 0
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 bitlbee_bin=$(command -v bitlbee || echo /usr/sbin/bitlbee)
@@ -56,6 +61,9 @@ cleanup() {
     # The test CA leaves the system store with the test.
     if [[ -e "$ca_file" ]]; then
         rm -f "$ca_file"
+        # update-ca-certificates rebuilds the bundle but leaves the links behind.
+        find /etc/ssl/certs -lname "$ca_name.pem" -delete 2>/dev/null || true
+        rm -f "/etc/ssl/certs/$ca_name.pem"
         update-ca-certificates >/dev/null 2>&1 || true
     fi
     if ((failed)) || [[ -n "${STATUSD_BITLBEE_KEEP_TMP:-}" ]]; then
