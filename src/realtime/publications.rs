@@ -327,15 +327,14 @@ impl Publications {
         self.own = None;
     }
 
-    /// Answers a `sub` of `activeUsers` / `fullUserData` for the logged-in `caller`:
-    /// the documents, then `ready`; or the error of a refused sub.
+    /// Answers a `sub` (`id`, `name`, `params`) of `activeUsers` / `fullUserData` for
+    /// the logged-in `caller`: the documents (the caller sends `ready`), or the error of
+    /// a sub refused past `max_subs` of these.
     pub fn sub(
         &mut self,
         model: &Model,
         caller: &User,
-        id: &str,
-        name: &str,
-        params: &[Value],
+        (id, name, params): (&str, &str, &[Value]),
         max_subs: usize,
         out: &mut Vec<String>,
     ) -> Result<(), MeteorError> {

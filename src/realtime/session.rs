@@ -384,7 +384,7 @@ impl Session {
             match model.users.get(&uid).cloned() {
                 Some(caller) => {
                     self.pubs
-                        .sub(&model, &caller, id, name, params, max_subs, &mut frames)
+                        .sub(&model, &caller, (id, name, params), max_subs, &mut frames)
                 }
                 None => Ok(()),
             }
