@@ -42,6 +42,18 @@ pub const MAX_ACTIVE_USERS: usize = 1000;
 /// The most users one `fullUserData` subscription publishes (Rocket.Chat takes the
 /// client's `limit` as is).
 pub const MAX_FULL_USER_DATA: usize = 100;
+/// The most documents the publications of one connection hold together (a document two
+/// subscriptions share counts twice): past it a sub is refused and `activeUsers` adds
+/// no newcomer. Bounds the memory and the per-event work one client can ask for
+/// (WS_MAX_SUBSCRIPTIONS subs of 1000 users each would be 256 000).
+pub const MAX_HELD_DOCUMENTS: usize = 5000;
+
+fn too_many() -> MeteorError {
+    MeteorError::new(
+        "error-too-many-subscriptions",
+        "Too many subscriptions on this connection",
+    )
+}
 
 /// Who put a document in the merge box: the login (the own record) or a subscription.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -339,10 +351,7 @@ impl Publications {
         out: &mut Vec<String>,
     ) -> Result<(), MeteorError> {
         if self.subs.len() >= max_subs {
-            return Err(MeteorError::new(
-                "error-too-many-subscriptions",
-                "Too many subscriptions on this connection",
-            ));
+            return Err(too_many());
         }
         let (users, kind) = if name == ACTIVE_USERS {
             (active_users(model), PubKind::Active)
@@ -352,6 +361,9 @@ impl Publications {
             let (users, full) = full_user_data(model, caller, filter, limit);
             (users, PubKind::Full(full))
         };
+        if self.held() + users.len() > MAX_HELD_DOCUMENTS {
+            return Err(too_many());
+        }
         let mut ids = HashSet::new();
         for u in users {
             let fields = match kind {
@@ -363,6 +375,11 @@ impl Publications {
         }
         self.subs.insert(id.to_string(), Publication { kind, ids });
         Ok(())
+    }
+
+    /// How many documents the subscriptions hold together.
+    fn held(&self) -> usize {
+        self.subs.values().map(|p| p.ids.len()).sum()
     }
 
     /// Ends one subscription: its documents go or lose its fields.
@@ -394,13 +411,14 @@ impl Publications {
         sub_ids.sort();
         for sid in sub_ids {
             let source = Source::Sub(sid.clone());
+            let held = self.held();
             let Some(p) = self.subs.get_mut(&sid) else {
                 continue;
             };
             let had = p.ids.contains(&e.uid);
             let fields = match (&p.kind, user) {
                 (PubKind::Active, Some(u)) if u.status != Status::Offline => {
-                    if had || p.ids.len() < MAX_ACTIVE_USERS {
+                    if had || (p.ids.len() < MAX_ACTIVE_USERS && held < MAX_HELD_DOCUMENTS) {
                         Some(active_fields(u))
                     } else {
                         None
@@ -594,5 +612,70 @@ mod tests {
                 r#"{"msg":"removed","collection":"users","id":"u1"}"#,
             ]
         );
+    }
+
+    fn user(i: usize) -> User {
+        User {
+            id: format!("u{i:05}"),
+            username: format!("user{i:05}"),
+            name: String::new(),
+            bio: String::new(),
+            nickname: String::new(),
+            emails: Vec::new(),
+            password_hash: None,
+            roles: vec!["user".into()],
+            active: true,
+            kind: crate::model::UserKind::User,
+            status: Status::Online,
+            status_default: Status::Online,
+            status_connection: Status::Online,
+            status_text: String::new(),
+            status_source: None,
+            status_expires_at: None,
+            previous_state: None,
+            utc_offset: 0.0,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            last_login: None,
+        }
+    }
+
+    #[test]
+    fn what_one_connection_holds_is_bounded() {
+        let mut model = Model::default();
+        for i in 0..MAX_ACTIVE_USERS + 10 {
+            model.apply(crate::record::Change::PutUser(std::sync::Arc::new(user(i))));
+        }
+        let caller = user(0);
+        let mut p = Publications::new(false);
+        let mut out = Vec::new();
+        let mut ready = 0;
+        for n in 0..10 {
+            let id = format!("s{n}");
+            if p.sub(&model, &caller, (&id, ACTIVE_USERS, &[]), 256, &mut out)
+                .is_ok()
+            {
+                ready += 1;
+            }
+        }
+        // Each activeUsers holds the first 1000 users by username; 5 fit in 5000.
+        assert_eq!(ready, MAX_HELD_DOCUMENTS / MAX_ACTIVE_USERS);
+        assert_eq!(p.held(), MAX_HELD_DOCUMENTS);
+        let added = out
+            .iter()
+            .filter(|f| f.contains(r#""msg":"added""#))
+            .count();
+        assert_eq!(added, MAX_ACTIVE_USERS);
+        assert!(!out
+            .iter()
+            .any(|f| f.contains(&format!("user{:05}", MAX_ACTIVE_USERS))));
+        // The subscription count bound applies too.
+        let mut q = Publications::new(false);
+        assert!(q
+            .sub(&model, &caller, ("a", FULL_USER_DATA, &[]), 1, &mut out)
+            .is_ok());
+        assert!(q
+            .sub(&model, &caller, ("b", FULL_USER_DATA, &[]), 1, &mut out)
+            .is_err());
     }
 }
