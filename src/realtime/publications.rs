@@ -28,7 +28,6 @@ use serde_json::{json, Map, Value};
 
 use super::frame::MeteorError;
 use crate::auth::defaults::Permission;
-use crate::bus::StatusEvent;
 use crate::model::{Status, User};
 use crate::state::model::Model;
 
@@ -395,15 +394,16 @@ impl Publications {
         }
     }
 
-    /// The frames a committed change of one user makes on this connection.
-    pub fn on_event(&mut self, model: &Model, e: &StatusEvent, out: &mut Vec<String>) {
-        let user = model.users.get(&e.uid).map(|u| u.as_ref());
-        if self.own.as_deref() == Some(e.uid.as_str()) {
+    /// The frames a committed change of user `uid` makes on this connection: the user is
+    /// read again from the model and what differs is sent.
+    pub fn on_user(&mut self, model: &Model, uid: &str, out: &mut Vec<String>) {
+        let user = model.users.get(uid).map(|u| u.as_ref());
+        if self.own.as_deref() == Some(uid) {
             match user {
-                Some(u) => self.put(Source::Own, &e.uid, own_fields(u), out),
+                Some(u) => self.put(Source::Own, uid, own_fields(u), out),
                 None => {
                     self.own = None;
-                    self.take(&Source::Own, &e.uid, out);
+                    self.take(&Source::Own, uid, out);
                 }
             }
         }
@@ -415,7 +415,7 @@ impl Publications {
             let Some(p) = self.subs.get_mut(&sid) else {
                 continue;
             };
-            let had = p.ids.contains(&e.uid);
+            let had = p.ids.contains(uid);
             let fields = match (&p.kind, user) {
                 (PubKind::Active, Some(u)) if u.status != Status::Offline => {
                     if had || (p.ids.len() < MAX_ACTIVE_USERS && held < MAX_HELD_DOCUMENTS) {
@@ -429,12 +429,12 @@ impl Publications {
             };
             match fields {
                 Some(f) => {
-                    p.ids.insert(e.uid.clone());
-                    self.put(source, &e.uid, f, out);
+                    p.ids.insert(uid.to_string());
+                    self.put(source, uid, f, out);
                 }
                 None if had => {
-                    p.ids.remove(&e.uid);
-                    self.take(&source, &e.uid, out);
+                    p.ids.remove(uid);
+                    self.take(&source, uid, out);
                 }
                 None => {}
             }

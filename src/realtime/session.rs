@@ -411,7 +411,7 @@ fn event_frames(
     subs.frames(p, out);
     if pubs.wants_events() {
         let mut frames = Vec::new();
-        pubs.on_event(&app.model.read(), &p.event, &mut frames);
+        pubs.on_user(&app.model.read(), &p.event.uid, &mut frames);
         out.extend(frames.into_iter().map(Utf8Bytes::from));
     }
 }
