@@ -3,6 +3,7 @@
 //! clients such as libpurple's `purple-rocketchat`), plus `/sockjs/info`. Each hands the
 //! connection to the realtime layer (`realtime::serve`), which speaks DDP on it.
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use std::time::Duration;
 
@@ -52,15 +53,19 @@ async fn upgrade(
     responses(
         (status = 101, description = "Switched to the websocket protocol; `o`, then DDP frames in SockJS framing"),
         (status = 400, description = "Not a websocket upgrade request", body = schema::ErrorBody),
-        (status = 404, description = "An id with a dot or longer than 64 bytes", body = schema::ErrorBody),
+        (status = 404, description = "An id with a dot, longer than 64 bytes or not UTF-8", body = schema::ErrorBody),
 ))]
 async fn sockjs_upgrade(
     State(app): State<Ctx>,
-    Path((server, session)): Path<(String, String)>,
+    path: Result<Path<(String, String)>, PathRejection>,
     ClientIp(ip): ClientIp,
     slot: Option<Extension<IpSlot>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Ids that are not UTF-8 are a 404 JSON too, not axum's text.
+    let Ok(Path((server, session))) = path else {
+        return ApiError::NotFound.into_response();
+    };
     if !sockjs::valid_id(&server) || !sockjs::valid_id(&session) {
         return ApiError::NotFound.into_response();
     }

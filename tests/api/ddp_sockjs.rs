@@ -261,8 +261,10 @@ async fn sockjs_framing_opens_batches_and_beats() {
         "{headers:?}"
     );
     // An id with a dot is not a SockJS path; neither is a plain GET an upgrade.
-    let (status, _, body) = srv.get("/sockjs/123/a.b/websocket", None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    for bad in ["/sockjs/123/a.b/websocket", "/sockjs/%FF/abc/websocket"] {
+        let (status, _, body) = srv.get(bad, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}: {body}");
+    }
     let (status, _, body) = srv.get("/sockjs/123/abc/websocket", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
