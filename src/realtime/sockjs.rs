@@ -101,7 +101,8 @@ pub struct SockJs {
     outbox: Vec<Utf8Bytes>,
     /// Set once the client broke the framing: nothing more is read.
     broken: bool,
-    heartbeat: Interval,
+    /// Until the session takes it (`take_heartbeat`).
+    heartbeat: Option<Interval>,
 }
 
 impl Transport {
@@ -114,7 +115,7 @@ impl Transport {
             inbox: VecDeque::new(),
             outbox: Vec::new(),
             broken: false,
-            heartbeat: hb,
+            heartbeat: Some(hb),
         })
     }
 
@@ -223,10 +224,7 @@ impl Transport {
     pub fn take_heartbeat(&mut self) -> Option<Interval> {
         match self {
             Transport::Raw(_) => None,
-            Transport::SockJs(s) => {
-                let placeholder = tokio::time::interval(Duration::from_secs(3600));
-                Some(std::mem::replace(&mut s.heartbeat, placeholder))
-            }
+            Transport::SockJs(s) => s.heartbeat.take(),
         }
     }
 

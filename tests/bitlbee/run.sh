@@ -19,6 +19,7 @@ cd "$root"
 # shellcheck source=../lib/check.sh
 source "$root/tests/lib/check.sh"
 
+((EUID == 0)) || die "needs root (apt-get, and the test CA in the system store)"
 need=()
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
 # bitlbee-libpurple is BitlBee built with libpurple (it replaces the bitlbee package).
