@@ -3,10 +3,10 @@
 //! clients such as libpurple's `purple-rocketchat`), plus `/sockjs/info`. Each hands the
 //! connection to the realtime layer (`realtime::serve`), which speaks DDP on it.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use std::time::Duration;
 
+use axum::extract::rejection::PathRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
