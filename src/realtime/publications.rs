@@ -394,6 +394,21 @@ impl Publications {
         }
     }
 
+    /// The logged-in user's record read again (what differs is sent): for the changes
+    /// the bus does not carry (a new name or roles alone), at each SockJS heartbeat.
+    pub fn refresh_own(&mut self, model: &Model, out: &mut Vec<String>) {
+        let Some(uid) = self.own.clone() else {
+            return;
+        };
+        match model.users.get(&uid) {
+            Some(u) => self.put(Source::Own, &uid, own_fields(u), out),
+            None => {
+                self.own = None;
+                self.take(&Source::Own, &uid, out);
+            }
+        }
+    }
+
     /// The frames a committed change of user `uid` makes on this connection: the user is
     /// read again from the model and what differs is sent.
     pub fn on_user(&mut self, model: &Model, uid: &str, out: &mut Vec<String>) {

@@ -195,6 +195,14 @@ impl Session {
                     if ws.send_heartbeat().await.is_err() {
                         return End::ClientGone;
                     }
+                    // What the bus does not carry (a new name or roles alone) reaches
+                    // the own record here, within one heartbeat.
+                    let mut frames = Vec::new();
+                    self.pubs.refresh_own(&self.app.model.read(), &mut frames);
+                    out.extend(frames.into_iter().map(Utf8Bytes::from));
+                    if send_all(&mut ws, &mut out).await.is_err() {
+                        return End::ClientGone;
+                    }
                 }
                 _ = &mut timer => {
                     let now = Instant::now();
