@@ -8,8 +8,9 @@
 # activeUsers, fullUserData (for a buddy it adds) and stream-notify-logged user-status,
 # and reads /api/v1/users.presence. tests/bitlbee/drive.py drives BitlBee over IRC:
 # the account logs in; a status set through REST for a buddy shows in /WHO within a
-# second; a buddy's status is right after `account off`/`account on`; `/AWAY` makes
-# users.getStatus answer away. Installs bitlbee-libpurple, purple-rocketchat,
+# second; after `account off`/`account on` statusd sends the buddy's new status at once
+# (activeUsers) and the buddy, added again (BitlBee forgot it), shows it at once;
+# `/AWAY` makes users.getStatus answer away, `/AWAY` alone online again. Installs bitlbee-libpurple, purple-rocketchat,
 # nginx-light and openssl when missing (as root: it also adds its test CA to the system
 # store while it runs, and removes it). Last line: "bitlbee: N passed, M failed".
 set -euo pipefail
