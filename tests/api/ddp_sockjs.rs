@@ -2,7 +2,8 @@
 //! `/sockjs/<server>/<session>/websocket` (`o`, `a[…]`, `h`, `c[…]`), the logged-in
 //! user's record sent before the login result, the `activeUsers` and `fullUserData`
 //! publications and their `changed`/`removed` frames, and client messages that break
-//! the framing (answered `c[3000,"Broken framing."]`, the server unharmed). The frames
+//! the framing (answered `c[3000,"Broken framing."]`, the server unharmed), a resume
+//! login, and the `c[1001,…]` of a graceful stop. The frames
 //! are compared byte for byte with the shapes docs/decisions.md takes from Rocket.Chat.
 
 use crate::common;
@@ -556,4 +557,41 @@ async fn broken_sockjs_frames_close_with_an_error_frame_and_harm_nothing() {
     // The server is unharmed.
     let (status, _, body) = srv.get("users.getStatus", Some(&admin)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+#[tokio::test]
+async fn a_resume_login_gets_the_record_too_and_a_shutdown_closes_with_c() {
+    let mut srv = Server::start().await;
+    let alice = srv.create_user("alice", "alice-Pass-1", &[]).await;
+    let mut c = SockJs::connect(&srv).await;
+    // The plugin resumes with its token after its socket reconnects.
+    let login = json!({"msg": "method", "method": "login", "id": "r1",
+        "params": [{"resume": alice.token}]});
+    c.send(&[&login.to_string()]).await;
+    let first = c.frame(REPLY_WAIT).await.expect("the record");
+    assert_eq!(first["msg"], "added", "{first}");
+    assert_eq!(first["id"], alice.user_id.as_str(), "{first}");
+    assert_eq!(first["fields"]["username"], "alice", "{first}");
+    let result = c.frame(REPLY_WAIT).await.expect("the result");
+    assert_eq!(result["result"]["type"], "resume", "{result}");
+    let _updated = c.frame(REPLY_WAIT).await;
+    // A graceful stop: `c[1001,"server shutting down"]`, then the websocket close.
+    let stop = srv.stop();
+    let (status, got) = tokio::join!(stop, async {
+        let mut got = Vec::new();
+        loop {
+            match c.raw(REPLY_WAIT).await {
+                Got::Text(t) if t == "h" => continue,
+                Got::Text(t) => got.push(t),
+                Got::Closed => return got,
+                Got::TimedOut => panic!("no close; got {got:?}"),
+            }
+        }
+    });
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some(r#"c[1001,"server shutting down"]"#),
+        "{got:?}"
+    );
 }
