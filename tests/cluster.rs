@@ -13,8 +13,9 @@
 //! an instance paused long enough to be reaped restores its connections when it
 //! resumes; instances started at the same moment on an empty database all come up,
 //! with one admin. Preferences set through one instance are read through another.
-//! with one admin. `Presence_broadcast_disabled` silences every instance's streams and
-//! `presence.enableBroadcast` on any instance turns them back on.
+//! `Presence_broadcast_disabled` silences every instance's streams and
+//! `presence.enableBroadcast` on any instance turns them back on. Meteor's `activeUsers`
+//! publication on one instance follows what another commits.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -1346,4 +1347,68 @@ async fn presence_broadcast_is_turned_off_and_on_for_the_whole_cluster() {
         );
         assert_eq!(f["fields"]["args"][0][2], json!(AWAY), "{name}: {f}");
     }
+}
+
+/// Waits for a frame other than `changed` (an `added`, a `removed`) that `pred` accepts.
+async fn other_frame(w: &mut Ddp, wait: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(i) = w.others.iter().position(&pred) {
+            return Some(w.others.remove(i));
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        if let Some(t) = w.next_changed(Duration::from_millis(100)).await {
+            panic!("unexpected changed frame: {t}");
+        }
+    }
+}
+
+/// Meteor's `activeUsers` publication (issue 16) on one instance follows what another
+/// instance commits: a user coming online is `added`, a change is `changed`, going
+/// offline is `removed`.
+#[tokio::test(flavor = "multi_thread")]
+async fn active_users_on_one_instance_follow_changes_made_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let (alice, _) = alice_on(&c).await;
+    let bob = a.create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_user_known(b, &bob.user_id, REPLICATION_WAIT).await;
+    let mut w = Ddp::connect_resume(b, &alice.token).await;
+    assert_eq!(
+        w.sub("u1", "activeUsers", json!([])).await,
+        json!({"msg": "ready", "subs": ["u1"]})
+    );
+    assert!(
+        !w.others.iter().any(|f| f["id"] == json!(bob.user_id)),
+        "bob is offline: {:?}",
+        w.others
+    );
+    w.others.clear();
+
+    set_ok(a, &bob, json!({"status": "busy", "message": "elsewhere"})).await;
+    let added = other_frame(&mut w, EVENT_WAIT, |f| f["id"] == json!(bob.user_id)).await;
+    assert_eq!(
+        added,
+        Some(
+            json!({"msg": "added", "collection": "users", "id": bob.user_id, "fields": {
+            "name": "bob Name", "status": "busy", "statusText": "elsewhere",
+            "username": "bob", "utcOffset": 0}})
+        )
+    );
+    set_ok(a, &bob, json!({"status": "away", "message": ""})).await;
+    assert_eq!(
+        w.expect_changed(EVENT_WAIT).await,
+        format!(
+            r#"{{"msg":"changed","collection":"users","id":"{}","fields":{{"status":"away","statusText":""}}}}"#,
+            bob.user_id
+        )
+    );
+    set_ok(a, &bob, json!({"status": "offline"})).await;
+    let removed = other_frame(&mut w, EVENT_WAIT, |f| f["id"] == json!(bob.user_id)).await;
+    assert_eq!(
+        removed,
+        Some(json!({"msg": "removed", "collection": "users", "id": bob.user_id}))
+    );
 }

@@ -28,6 +28,7 @@ mod ddp_reaping;
 mod ddp_rest;
 mod ddp_shutdown;
 mod ddp_slow;
+mod ddp_sockjs;
 mod ddp_streams;
 mod expiry;
 mod history;
