@@ -114,6 +114,7 @@ fn stored_user(u: &User) -> User {
     u.created_at = ms(u.created_at);
     u.updated_at = ms(u.updated_at);
     u.last_login = u.last_login.map(ms);
+    u.last_seen = u.last_seen.map(ms);
     u.status_expires_at = u.status_expires_at.map(ms);
     u
 }

@@ -103,6 +103,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN preferences TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 7: when a user was last seen present (statusd's last seen, milliseconds)
+    r#"
+    ALTER TABLE users ADD COLUMN last_seen BIGINT;
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.

@@ -146,6 +146,7 @@ fn round_trip_through_commit_and_load() {
         status_expires_at: None,
         previous_state: None,
         last_login: None,
+        last_seen: None,
         bio: String::new(),
         nickname: String::new(),
         preferences: Default::default(),
