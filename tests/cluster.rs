@@ -15,7 +15,8 @@
 //! with one admin. Preferences set through one instance are read through another.
 //! `Presence_broadcast_disabled` silences every instance's streams and
 //! `presence.enableBroadcast` on any instance turns them back on. Meteor's `activeUsers`
-//! publication on one instance follows what another commits.
+//! publication on one instance follows what another commits. A last seen written by a
+//! disconnect on one instance is read on another.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -1410,5 +1411,61 @@ async fn active_users_on_one_instance_follow_changes_made_on_another() {
     assert_eq!(
         removed,
         Some(json!({"msg": "removed", "collection": "users", "id": bob.user_id}))
+    );
+}
+
+/// `users.info`'s `statusd.lastSeen` of `user_id` as `viewer` on `srv` once it is
+/// set, within `REPLICATION_WAIT`.
+async fn last_seen_on(srv: &Server, viewer: &Session, user_id: &str) -> Value {
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let r = srv
+            .get(&format!("users.info?userId={user_id}"), Some(viewer))
+            .await;
+        let seen = r.2["user"]["statusd"]["lastSeen"].clone();
+        if seen.is_string() {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no last seen within {REPLICATION_WAIT:?}: {}",
+            srv.base_url(),
+            r.2
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn last_seen_set_by_a_disconnect_on_one_instance_is_read_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (alice, _) = alice_on(&c).await;
+    let bob = c[0].create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_token_works(&c[1], &bob, REPLICATION_WAIT).await;
+
+    let on_a = Ddp::connect_resume(&c[0], &alice.token).await;
+    status_by(&c[1], &alice.user_id, "online", Instant::now() + EVENT_WAIT).await;
+    let before = chrono::Utc::now() - chrono::Duration::milliseconds(5);
+    on_a.close().await;
+    status_by(
+        &c[1],
+        &alice.user_id,
+        "offline",
+        Instant::now() + EVENT_WAIT,
+    )
+    .await;
+
+    let on_b = last_seen_on(&c[1], &bob, &alice.user_id).await;
+    let on_a = last_seen_on(&c[0], &bob, &alice.user_id).await;
+    assert_eq!(on_a, on_b);
+    let t = parse_time(on_b.as_str().unwrap_or_default());
+    assert!(before <= t && t <= chrono::Utc::now(), "{before} <= {t}");
+    // The store holds it (a reload from PostgreSQL reads the same).
+    assert_eq!(
+        c.db.query_i64(&format!(
+            "SELECT last_seen FROM users WHERE id = '{}'",
+            alice.user_id
+        )),
+        t.timestamp_millis()
     );
 }
