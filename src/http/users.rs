@@ -152,6 +152,7 @@ async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
             } else {
                 views::public(u)
             }
+            .with_statusd(views::last_seen(&m, &caller.user, u))
         })
         .collect();
     Ok(ok(&schema::UserListBody {
