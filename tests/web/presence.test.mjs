@@ -2,6 +2,9 @@
 // playwright-core. Run by tests/web/run.sh, which starts statusd and sets:
 //   STATUSD_URL, STATUSD_ADMIN_USER, STATUSD_ADMIN_PASS, STATUSD_CHROMIUM,
 //   STATUSD_BROWSER_PROFILE, STATUSD_SCREENSHOT, STATUSD_ARTIFACTS
+// Covers sign-in, setting a status, live updates, an admin setting another's status,
+// last seen, one-click custom and recent statuses, the counts filtering the list, API
+// errors in words and the settings that disable the controls.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
