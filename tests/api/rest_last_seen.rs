@@ -242,18 +242,35 @@ async fn an_invisible_user_is_not_given_away_by_last_seen_or_login() {
 }
 
 #[tokio::test]
-async fn the_user_status_event_keeps_its_shape_when_a_user_is_last_seen() {
+async fn the_presence_events_keep_their_shape_when_a_user_is_last_seen() {
     let srv = Server::start().await;
     let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
     let carol = srv.create_user("carol", "carol-pass-1", &["user"]).await;
     let a = Who::created(&alice.user_id, "alice", &["user"]);
     let mut w = Ddp::connect_resume(&srv, &carol.token).await;
     w.sub_user_status("s").await;
+    assert_eq!(
+        w.sub(
+            "p",
+            "stream-user-presence",
+            json!(["", {"added": [alice.user_id]}])
+        )
+        .await,
+        json!({"msg": "ready", "subs": ["p"]})
+    );
     let c = Ddp::connect_resume(&srv, &alice.token).await;
-    assert_eq!(w.expect_changed(WAIT).await, a.status6(1, ""));
+    let mut got = vec![w.expect_changed(WAIT).await, w.expect_changed(WAIT).await];
+    got.sort();
+    let mut want = vec![a.status6(1, ""), a.presence(1, "")];
+    want.sort();
+    assert_eq!(got, want);
     c.close().await;
-    // Exactly Rocket.Chat's frame: no element added for the last seen.
-    assert_eq!(w.expect_changed(WAIT).await, a.status6(0, ""));
+    // Exactly Rocket.Chat's frames: no element added for the last seen.
+    let mut got = vec![w.expect_changed(WAIT).await, w.expect_changed(WAIT).await];
+    got.sort();
+    let mut want = vec![a.status6(0, ""), a.presence(0, "")];
+    want.sort();
+    assert_eq!(got, want);
     w.expect_no_changed(QUIET).await;
     assert!(statusd_of(&srv, &carol, &alice.user_id).await["lastSeen"].is_string());
 }
