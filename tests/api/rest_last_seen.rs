@@ -89,6 +89,19 @@ async fn last_seen_appears_when_the_last_connection_closes_and_survives_a_restar
         json!({"lastLogin": login, "lastSeen": last_seen})
     );
 
+    // users.list too.
+    let r = srv.get("users.list?count=100", Some(&bob)).await;
+    assert_status(&r, 200);
+    let listed = r.2["users"]
+        .as_array()
+        .and_then(|l| l.iter().find(|u| u["_id"] == alice.user_id.as_str()))
+        .cloned()
+        .unwrap_or_else(|| panic!("alice in {}", r.2));
+    assert_eq!(
+        listed["statusd"],
+        json!({"lastLogin": login, "lastSeen": last_seen})
+    );
+
     // Kept in the store.
     srv.restart().await;
     let bob = srv.login("bob", "bob-pass-1").await;
