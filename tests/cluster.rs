@@ -16,7 +16,8 @@
 //! `Presence_broadcast_disabled` silences every instance's streams and
 //! `presence.enableBroadcast` on any instance turns them back on. Meteor's `activeUsers`
 //! publication on one instance follows what another commits. A last seen written by a
-//! disconnect on one instance is read on another.
+//! disconnect on one instance is read on another; the reaper sets the last seen of a
+//! killed instance's users.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -1467,5 +1468,33 @@ async fn last_seen_set_by_a_disconnect_on_one_instance_is_read_on_another() {
             alice.user_id
         )),
         t.timestamp_millis()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reaper_sets_the_last_seen_of_a_killed_instances_users() {
+    const DEAD_SECS: u64 = 4;
+    let dead = DEAD_SECS.to_string();
+    let mut c = Cluster::start(2, &[("INSTANCE_DEAD_SECS", &dead)]).await;
+    let (alice, _) = alice_on(&c).await;
+    let bob = c[1].create_user("bob", "bob-pass-1", &["user"]).await;
+
+    let on_a = Ddp::connect_resume(&c[0], &alice.token).await;
+    status_by(&c[1], &alice.user_id, "online", Instant::now() + EVENT_WAIT).await;
+    let r = c[1]
+        .get(&format!("users.info?userId={}", alice.user_id), Some(&bob))
+        .await;
+    let before = r.2["user"]["statusd"].clone();
+    c[0].kill9();
+    let killed = chrono::Utc::now();
+    let bound = Duration::from_secs(DEAD_SECS + 2 * HEARTBEAT_SECS);
+    status_by(&c[1], &alice.user_id, "offline", Instant::now() + bound).await;
+    drop(on_a);
+    assert_eq!(before, Value::Null, "nothing while she was online");
+    let seen = last_seen_on(&c[1], &bob, &alice.user_id).await;
+    let t = parse_time(seen.as_str().unwrap_or_default());
+    assert!(
+        killed <= t && t <= chrono::Utc::now(),
+        "reaped at {t}, killed at {killed}"
     );
 }
