@@ -118,8 +118,12 @@ impl UserView<'_> {
 /// What `viewer` may see of `target`'s last seen (`status::last_seen`), with the
 /// workspace setting and the viewer's permission read from the model `m`.
 pub fn last_seen(m: &Model, viewer: &User, target: &User) -> Option<Seen> {
+    // Most users of the hot lists are not offline: nothing to look up for them.
+    if target.status != Status::Offline {
+        return None;
+    }
     let visibility = Visibility::parse(&m.value(&settings::LAST_SEEN_VISIBILITY));
-    if visibility == Visibility::Off || target.status != Status::Offline {
+    if visibility == Visibility::Off {
         return None;
     }
     let who = Viewer {
