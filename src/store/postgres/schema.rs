@@ -99,6 +99,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE users ADD COLUMN nickname TEXT NOT NULL DEFAULT '';
     ALTER TABLE tokens ADD COLUMN bypass_two_factor BOOLEAN NOT NULL DEFAULT FALSE;
     "#,
+    // 6: the admin commands' change counter, and what each instance has loaded of it
+    // (`crate::external`: a command waits until the running instances have its change)
+    r#"
+    CREATE TABLE admin_sync (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        changed BIGINT NOT NULL
+    );
+    INSERT INTO admin_sync (id, changed) VALUES (1, 0);
+    ALTER TABLE instances ADD COLUMN applied BIGINT;
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.
