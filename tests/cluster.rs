@@ -1252,3 +1252,39 @@ async fn a_rotated_secret_accepts_messages_sealed_with_the_previous_one() {
     )
     .await;
 }
+
+/// Issue 17: an instance whose NATS credentials are refused says so in its log, naming
+/// the NATS server without the user or password, once (not at every retry), and
+/// reports NATS down in `/api/health`; its wrong password appears nowhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_nats_password_is_logged_naming_the_server_but_not_the_password() {
+    const WRONG: &str = "Wrong-Nats-Pass-5309";
+    let c = Cluster::start(0, &[]).await;
+    let url = format!("nats://statusd:{WRONG}@{}", c.nats.addr());
+    let srv = Server::start_opts(c.options().env("NATS_URL", &url)).await;
+    let want = format!(
+        "NATS: cannot connect to {}: authorization violation (the server refused the \
+         credentials: check the user and password or token in NATS_URL, NATS_CREDS, \
+         NATS_NKEY_FILE); retrying",
+        c.nats.addr()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !srv.log().contains(&want) {
+        assert!(Instant::now() < deadline, "no {want:?} in:\n{}", srv.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line = srv
+        .log()
+        .lines()
+        .find(|l| l.contains(&want))
+        .unwrap()
+        .to_string();
+    assert!(line.contains(" WARN "), "{line}");
+    wait_health(&srv, "NATS down", EVENT_WAIT, |code, _| code == 503).await;
+    // Retries go on (the client backs off) without another warning.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = srv.log();
+    assert_eq!(log.matches(&want).count(), 1, "{log}");
+    assert!(!log.contains(WRONG), "the password is in the log:\n{log}");
+    assert!(!log.contains("statusd:Wrong"), "{log}");
+}
