@@ -12,7 +12,10 @@
 //! A hung (SIGSTOPped) leader loses its lease and another instance reaps and expires;
 //! an instance paused long enough to be reaped restores its connections when it
 //! resumes; instances started at the same moment on an empty database all come up,
-//! with one admin.
+//! with one admin. NATS authentication (issue 17): a refused password is logged without
+//! it; an nkey file, a credentials file (operator mode, JWTs made here) and TLS with a
+//! client certificate (a CA made by openssl) each carry a change across two instances,
+//! and an instance without them is refused and says so.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -1287,4 +1290,166 @@ async fn a_refused_nats_password_is_logged_naming_the_server_but_not_the_passwor
     assert_eq!(log.matches(&want).count(), 1, "{log}");
     assert!(!log.contains(WRONG), "the password is in the log:\n{log}");
     assert!(!log.contains("statusd:Wrong"), "{log}");
+}
+
+/// A cluster of two on `nats` (reached as `env` says): both report NATS up, and a
+/// status change made on one shows on the other. Then a third instance with only
+/// `without` (the same URL, the credentials left out) is refused, and says so.
+async fn status_crosses(nats: cluster::Nats, env: &[(&str, &str)], without: &[(&str, &str)]) {
+    let addr = nats.addr();
+    let c = Cluster::start_on(nats, 2, env).await;
+    for srv in &c.servers {
+        wait_health(srv, "NATS up", EVENT_WAIT, |code, body| {
+            code == 200 && body["nats"] == true
+        })
+        .await;
+    }
+    let (alice, _) = alice_on(&c).await;
+    set_ok(
+        &c[0],
+        &alice,
+        json!({"status": "busy", "message": "over NATS"}),
+    )
+    .await;
+    let body = status_by(
+        &c[1],
+        &alice.user_id,
+        "busy",
+        Instant::now() + REPLICATION_WAIT,
+    )
+    .await;
+    assert_eq!(body["status"], "busy", "{body}");
+    for srv in &c.servers {
+        let log = srv.log();
+        assert!(!log.contains("cannot connect"), "{log}");
+    }
+    let mut refused = Options::default()
+        .env("DATABASE_URL", &c.db.url)
+        .env("NATS_SUBJECT_PREFIX", &c.prefix)
+        .env("CLUSTER_SECRET", cluster::CLUSTER_SECRET);
+    for (k, v) in without {
+        refused = refused.env(k, v);
+    }
+    let srv = Server::start_opts(refused).await;
+    let want = format!("NATS: cannot connect to {addr}: ");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !srv.log().contains(&want) {
+        assert!(Instant::now() < deadline, "no {want:?} in:\n{}", srv.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, body) = health(&srv).await;
+    assert_eq!((code, &body["nats"]), (503, &json!(false)), "{body}");
+}
+
+/// Issue 17: `NATS_NKEY_FILE`: a nats-server that admits one nkey user and nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_authenticate_to_nats_with_an_nkey_file() {
+    let user = nkeys::KeyPair::new_user();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("statusd.nk");
+    std::fs::write(&seed, format!("{}\n", user.seed().unwrap())).unwrap();
+    let nats = cluster::Nats::start_with_config(&format!(
+        "authorization {{\n  users: [\n    {{ nkey: \"{}\" }}\n  ]\n}}",
+        user.public_key()
+    ))
+    .await;
+    let url = format!("nats://{}", nats.addr());
+    status_crosses(
+        nats,
+        &[
+            ("NATS_URL", &url),
+            ("NATS_NKEY_FILE", seed.to_str().unwrap()),
+        ],
+        &[("NATS_URL", &url)],
+    )
+    .await;
+}
+
+/// Issue 17: `NATS_CREDS`: nats-server in operator mode (an operator, an account and a
+/// user, their JWTs made and signed here; the account preloaded in a memory resolver),
+/// and a credentials file of the user's JWT and seed.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_authenticate_to_nats_with_a_credentials_file() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let op_jwt = cluster::nats_jwt(
+        &operator,
+        &operator.public_key(),
+        "statusd-test-operator",
+        json!({"type": "operator", "version": 2}),
+    );
+    let acct_jwt = cluster::nats_jwt(
+        &operator,
+        &account.public_key(),
+        "statusd-test-account",
+        json!({
+            "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                       "wildcards": true, "conn": -1, "leaf": -1},
+            "default_permissions": {"pub": {}, "sub": {}},
+            "type": "account", "version": 2
+        }),
+    );
+    let user_jwt = cluster::nats_jwt(
+        &account,
+        &user.public_key(),
+        "statusd",
+        json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+               "type": "user", "version": 2}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let op_file = dir.path().join("operator.jwt");
+    std::fs::write(&op_file, &op_jwt).unwrap();
+    let creds = dir.path().join("statusd.creds");
+    std::fs::write(
+        &creds,
+        cluster::nats_creds(&user_jwt, &user.seed().unwrap()),
+    )
+    .unwrap();
+    let nats = cluster::Nats::start_with_config(&format!(
+        "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{}\"\n}}",
+        op_file.display(),
+        account.public_key(),
+        acct_jwt
+    ))
+    .await;
+    let url = format!("nats://{}", nats.addr());
+    status_crosses(
+        nats,
+        &[("NATS_URL", &url), ("NATS_CREDS", creds.to_str().unwrap())],
+        &[("NATS_URL", &url)],
+    )
+    .await;
+}
+
+/// Issue 17: `NATS_TLS_CA`, `NATS_TLS_CERT`, `NATS_TLS_KEY`: a nats-server that speaks
+/// only TLS with a certificate of a CA made here by openssl, and requires a client
+/// certificate of the same CA (`verify: true`).
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_reach_nats_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = cluster::TlsFiles::make(dir.path());
+    let nats = cluster::Nats::start_with_config(&format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: true\n  timeout: 5\n}}",
+        tls.server_cert.display(),
+        tls.server_key.display(),
+        tls.ca.display()
+    ))
+    .await;
+    let url = format!("tls://{}", nats.addr());
+    status_crosses(
+        nats,
+        &[
+            ("NATS_URL", &url),
+            ("NATS_TLS_CA", tls.ca.to_str().unwrap()),
+            ("NATS_TLS_CERT", tls.client_cert.to_str().unwrap()),
+            ("NATS_TLS_KEY", tls.client_key.to_str().unwrap()),
+        ],
+        // The CA but no client certificate.
+        &[
+            ("NATS_URL", &url),
+            ("NATS_TLS_CA", tls.ca.to_str().unwrap()),
+        ],
+    )
+    .await;
 }
