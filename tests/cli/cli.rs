@@ -1341,32 +1341,66 @@ fn assert_kept(old: &Value, new: &Value, at: &str) {
 #[tokio::test]
 async fn upgrade_from_0_1_0_keeps_everything() {
     let fixture = std::path::Path::new(FIXTURE_0_1_0);
-    let read = |name: &str| -> Value {
-        let text = std::fs::read_to_string(fixture.join(name)).expect("read the fixture");
-        serde_json::from_str(&text).expect("fixture JSON")
-    };
-    let (secrets, before) = (read("secrets.json"), read("before.json"));
     // Always SQLite (the fixture is a SQLite file), whatever STATUSD_TEST_DATABASE_URL says.
     let dir = std::env::temp_dir().join(format!("statusd-upgrade-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create the data directory");
     std::fs::copy(fixture.join("statusd.db"), dir.join("statusd.db")).expect("copy");
     let db = format!("sqlite://{}/statusd.db", dir.display());
+    // 0.1.0 stopped at SQLite schema 3.
+    upgrade_keeps_everything(fixture, &db, 3).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // 0.1.0 stopped at schema 3: the check lists what today's binary will apply.
+/// Issue 17: the same on PostgreSQL. The fixture is a `pg_dump` (plain INSERTs) of a
+/// database statusd 0.1.0 wrote through its API by the same steps
+/// (`tests/fixtures/upgrade-0.1.0-postgres/make.sh`), loaded into a fresh test database.
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrade_from_0_1_0_on_postgres_keeps_everything() {
+    let fixture = std::path::Path::new(FIXTURE_0_1_0_POSTGRES);
+    let db = cluster::Db::create();
+    let dump = std::fs::read_to_string(fixture.join("dump.sql")).expect("read dump.sql");
+    db.exec(&dump);
+    assert_eq!(
+        db.query_i64("SELECT MAX(version)::bigint FROM schema_migrations"),
+        4,
+        "0.1.0 stopped at PostgreSQL schema 4"
+    );
+    upgrade_keeps_everything(fixture, &db.url, 4).await;
+}
+
+/// The fixture of [`upgrade_from_0_1_0_on_postgres_keeps_everything`].
+const FIXTURE_0_1_0_POSTGRES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/upgrade-0.1.0-postgres"
+);
+
+/// `db` holds what 0.1.0 wrote at schema `old` (`fixture`'s `secrets.json` and
+/// `before.json` say what it answered): `migrate --check` reports the pending
+/// migrations (exit 3), today's server migrates it at start, and every answer 0.1.0 gave
+/// comes back unchanged, asked with the tokens 0.1.0 issued; every password still logs in.
+async fn upgrade_keeps_everything(fixture: &std::path::Path, db: &str, old: i64) {
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(fixture.join(name)).expect("read the fixture");
+        serde_json::from_str(&text).expect("fixture JSON")
+    };
+    let (secrets, before) = (read("secrets.json"), read("before.json"));
+    let db = db.to_string();
+
+    // The check lists what today's binary will apply.
     let out = statusd(&db, &["migrate", "--check"]);
     assert_eq!(out.code, 3, "{out:?}");
     let line = out.stdout.trim_end();
     let known: i64 = line
-        .strip_prefix("schema at version 3 of ")
+        .strip_prefix(&format!("schema at version {old} of "))
         .and_then(|s| s.split(':').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{out:?}"));
-    let pending: Vec<String> = (4..=known).map(|v| v.to_string()).collect();
+    let pending: Vec<String> = (old + 1..=known).map(|v| v.to_string()).collect();
     assert_eq!(
         line,
         format!(
-            "schema at version 3 of {known}: {} migration{} pending ({})",
+            "schema at version {old} of {known}: {} migration{} pending ({})",
             pending.len(),
             if pending.len() == 1 { "" } else { "s" },
             pending.join(", ")
@@ -1445,5 +1479,4 @@ async fn upgrade_from_0_1_0_keeps_everything() {
         assert_eq!(s.user_id, secrets[who]["userId"], "{who}");
     }
     srv.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

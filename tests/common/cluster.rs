@@ -121,6 +121,20 @@ impl Db {
         }
     }
 
+    /// Runs `sql` (any number of statements, e.g. a `pg_dump` of INSERTs) on this
+    /// database.
+    pub fn exec(&self, sql: &str) {
+        let (url, sql) = (self.url.clone(), sql.to_string());
+        std::thread::spawn(move || -> Result<(), String> {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls)
+                .map_err(|e| format!("connecting to {url}: {e}"))?;
+            c.batch_execute(&sql).map_err(|e| e.to_string())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the PostgreSQL thread panicked".into()))
+        .unwrap_or_else(|e| panic!("running SQL on {}: {e}", self.name))
+    }
+
     /// The first column of the first row of `sql` on this database, as a number.
     pub fn query_i64(&self, sql: &str) -> i64 {
         let (url, sql) = (self.url.clone(), sql.to_string());
