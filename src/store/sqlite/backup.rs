@@ -242,25 +242,29 @@ fn in_use(_db: &Path) -> anyhow::Result<bool> {
 /// [`in_use`] for a process that has the database open itself (an admin command
 /// waiting for the server, `crate::external`). Closing any descriptor of a file drops
 /// every POSIX lock the process holds on it, the ones its own SQLite connections hold
-/// included: so the `-shm` file is opened once and never closed (one database a
-/// process).
+/// included: so the `-shm` file is opened once and never closed.
 #[cfg(unix)]
 pub fn others_have_open(db: &Path) -> anyhow::Result<bool> {
     use std::os::unix::io::AsRawFd;
-    static SHM: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+    static SHM: std::sync::Mutex<Option<(PathBuf, File)>> = std::sync::Mutex::new(None);
     let mut held = SHM.lock().unwrap_or_else(|e| e.into_inner());
-    if held.is_none() {
+    if held.as_ref().is_none_or(|(p, _)| p != db) {
         let mut shm = db.as_os_str().to_owned();
         shm.push("-shm");
         match OpenOptions::new().read(true).write(true).open(&shm) {
-            Ok(f) => *held = Some(f),
+            // Another database's file is never closed either: leaked, not dropped.
+            Ok(f) => {
+                if let Some((_, old)) = held.replace((db.to_path_buf(), f)) {
+                    std::mem::forget(old);
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
             Err(e) => {
                 return Err(e).with_context(|| format!("opening {}", Path::new(&shm).display()))
             }
         }
     }
-    let Some(file) = held.as_ref() else {
+    let Some((_, file)) = held.as_ref() else {
         return Ok(false);
     };
     // SAFETY: as in `in_use`.
