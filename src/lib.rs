@@ -46,7 +46,7 @@ pub mod input {
     pub use crate::http::auth::parse_login;
     pub use crate::http::error::ApiError;
     pub use crate::http::status::parse_set_status_body;
-    pub use crate::realtime::streams::{SubLimits, SubReply, Subscriptions};
+    pub use crate::realtime::streams::{SubLimits, SubReply, Subscriber, Subscriptions};
     pub use crate::status::rules::{
         check_expires_at, check_status, names_self, normalize_text, target_param, SetStatusRequest,
         TargetParam, STATUS_TEXT_MAX,

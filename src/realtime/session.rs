@@ -13,7 +13,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use super::frame::{self, ClientFrame, FrameError};
 use super::methods::{self, CallCtx, Login};
-use super::streams::{SubLimits, SubReply, Subscriptions};
+use super::streams::{self, SubLimits, SubReply, Subscriber, Subscriptions};
 use crate::app::Ctx;
 use crate::auth::secrets;
 use crate::bus::Published;
@@ -165,7 +165,7 @@ impl Session {
                 ev = next_event(self.events.as_mut()), if wants_events => {
                     match ev {
                         Ok(p) => {
-                            self.subs.frames(&p, &mut out);
+                            self.subs.frames(&p, self.uid(), &mut out);
                             if let Err(missed) = self.drain_events(&mut out) {
                                 // Fell behind while draining: events are lost, so close
                                 // rather than leave a silent gap.
@@ -205,6 +205,11 @@ impl Session {
         }
     }
 
+    /// The logged-in user's id ("" before login: nothing is subscribed then).
+    fn uid(&self) -> &str {
+        self.login.as_ref().map_or("", |l| l.user_id.as_str())
+    }
+
     /// Is this connection logged in with a token that no longer authenticates?
     fn login_revoked(&self) -> bool {
         self.login.as_ref().is_some_and(|l| {
@@ -218,12 +223,13 @@ impl Session {
     /// Returns `Err(n)` when the channel overtook this connection (n events lost):
     /// the receiver skips past them, so the lag must be acted on here.
     fn drain_events(&mut self, out: &mut Vec<Utf8Bytes>) -> Result<(), u64> {
+        let uid = self.login.as_ref().map_or("", |l| l.user_id.as_str());
         let Some(rx) = self.events.as_mut() else {
             return Ok(());
         };
         for _ in 0..MAX_BURST {
             match rx.try_recv() {
-                Ok(p) => self.subs.frames(&p, out),
+                Ok(p) => self.subs.frames(&p, uid, out),
                 Err(TryRecvError::Lagged(n)) => return Err(n),
                 Err(_) => break,
             }
@@ -291,10 +297,16 @@ impl Session {
                     out.push(frame::nosub(&id, Some(&e)).into());
                     return;
                 }
-                match self
+                let (app, login) = (&self.app, &self.login);
+                let private = || may_see_private_settings(app, login.as_ref());
+                let who = Subscriber {
+                    uid: login.as_ref().map_or("", |l| l.user_id.as_str()),
+                    may_see_private_settings: &private,
+                };
+                let reply = self
                     .subs
-                    .sub(&id, &name, &params, SubLimits::of(&self.app.cfg))
-                {
+                    .sub(&id, &name, &params, SubLimits::of(&self.app.cfg), &who);
+                match reply {
                     SubReply::Ready => out.push(frame::ready(&id).into()),
                     SubReply::NoSub(e) => out.push(frame::nosub(&id, e.as_ref()).into()),
                 }
@@ -311,6 +323,18 @@ impl Session {
             }
         }
     }
+}
+
+/// May the logged-in user see private settings (`private-settings-changed`)?
+fn may_see_private_settings(app: &Ctx, login: Option<&Login>) -> bool {
+    let m = app.model.read();
+    login
+        .and_then(|l| m.users.get(&l.user_id))
+        .is_some_and(|u| {
+            streams::PRIVATE_SETTINGS_PERMISSIONS
+                .iter()
+                .any(|p| m.has_permission(u, p))
+        })
 }
 
 async fn close_logged_out(ws: &mut WebSocket) -> End {

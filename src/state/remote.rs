@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::model::Model;
+use super::notices;
+use crate::bus::notice::Notice;
 use crate::bus::StatusEvent;
 use crate::model::{ConnStatus, CustomStatus, Status, User};
 use crate::record::Change;
@@ -230,7 +232,7 @@ pub fn apply_peer(
     batch: Vec<WireChange>,
     credentials: anyhow::Result<Credentials>,
     now: DateTime<Utc>,
-) -> Vec<StatusEvent> {
+) -> Announced {
     let users = credential_users(&batch);
     let changes: Vec<Change> = batch.into_iter().filter_map(|w| from_wire(w, m)).collect();
     let events = apply(m, changes, now);
@@ -240,9 +242,14 @@ pub fn apply_peer(
     events
 }
 
+/// What applying changes made elsewhere causes here: status events and the other
+/// notices (`state::notices`).
+pub type Announced = (Vec<StatusEvent>, Vec<Notice>);
+
 /// Applies changes committed elsewhere (another instance, another process); returns
-/// the local events they cause.
-pub fn apply(m: &mut Model, changes: Vec<Change>, now: DateTime<Utc>) -> Vec<StatusEvent> {
+/// the local events and notices they cause.
+pub fn apply(m: &mut Model, changes: Vec<Change>, now: DateTime<Utc>) -> Announced {
+    let notices = notices::derive(&changes, m, now);
     let mut before: HashMap<String, Option<Arc<User>>> = HashMap::new();
     for change in changes {
         if let Some(uid) = change.user_id() {
@@ -263,12 +270,13 @@ pub fn apply(m: &mut Model, changes: Vec<Change>, now: DateTime<Utc>) -> Vec<Sta
     for uid in before.keys() {
         rederive(m, uid);
     }
-    events_since(m, before, now)
+    (events_since(m, before, now), notices)
 }
 
 /// Replaces the model with one freshly loaded from the store (after a gap in the
 /// NATS feed); returns the events for what changed meanwhile.
-pub fn resync(m: &mut Model, fresh: Model, now: DateTime<Utc>) -> Vec<StatusEvent> {
+pub fn resync(m: &mut Model, fresh: Model, now: DateTime<Utc>) -> Announced {
+    let notices = notices::between(m, &fresh, now);
     let before: HashMap<String, Option<Arc<User>>> = m
         .users
         .iter()
@@ -279,7 +287,7 @@ pub fn resync(m: &mut Model, fresh: Model, now: DateTime<Utc>) -> Vec<StatusEven
     for uid in &ids {
         rederive(m, uid);
     }
-    events_since(m, before, now)
+    (events_since(m, before, now), notices)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod ddp_handshake;
 mod ddp_login;
 mod ddp_many;
 mod ddp_methods;
+mod ddp_notify;
 mod ddp_presence;
 mod ddp_reaping;
 mod ddp_rest;
