@@ -20,6 +20,8 @@ use crate::bus::Published;
 
 /// A send that takes longer than this means the client is stuck: it is closed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the answer to a client's close frame may take to go out.
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// The most queued events forwarded in one write.
 const MAX_BURST: usize = 256;
 
@@ -139,7 +141,14 @@ impl Session {
                 msg = ws.recv() => {
                     let text = match msg {
                         Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return End::ClientGone,
+                        // The close the client started is answered (tungstenite queued
+                        // the reply; flushing sends it), or the client sees 1006 and a
+                        // driver such as @rocket.chat/sdk's reconnects after `disconnect()`.
+                        Some(Ok(Message::Close(_))) => {
+                            let _ = timeout(CLOSE_REPLY_TIMEOUT, ws.flush()).await;
+                            return End::ClientGone;
+                        }
+                        None | Some(Err(_)) => return End::ClientGone,
                         // DDP is text: a binary frame is answered as Meteor answers a
                         // frame it cannot use, never silently dropped.
                         Some(Ok(Message::Binary(_))) => {
