@@ -1252,3 +1252,126 @@ async fn a_rotated_secret_accepts_messages_sealed_with_the_previous_one() {
     )
     .await;
 }
+
+// ----------------------------------------------------------- notices (issue 16)
+
+/// Subscribes `c` to `name` / `key`; asserts `ready`.
+async fn sub(c: &mut Ddp, id: &str, name: &str, key: String) {
+    let v = c.sub(id, name, json!([key, false])).await;
+    assert_eq!(v, json!({"msg": "ready", "subs": [id]}), "{name} {key}");
+}
+
+/// A custom status created, a user renamed and a user's own record changed on A reach
+/// subscribers on B, in the frames Rocket.Chat sends (tests/api/ddp_notify.rs has
+/// the upstream files); a change another process commits to the shared database
+/// reaches the subscribers of both instances.
+#[tokio::test(flavor = "multi_thread")]
+async fn notices_made_on_one_instance_reach_subscribers_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let admin = a.admin().await;
+    let bob = a.create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_token_works(b, &bob, REPLICATION_WAIT).await;
+    let carol = a.create_user_only("carol", "carol-pass-1", &["user"]).await;
+    wait_user_known(b, &carol, REPLICATION_WAIT).await;
+
+    let mut wb = Ddp::connect_resume(b, &bob.token).await;
+    sub(
+        &mut wb,
+        "u",
+        "stream-notify-logged",
+        "updateCustomUserStatus".into(),
+    )
+    .await;
+    sub(
+        &mut wb,
+        "n",
+        "stream-notify-logged",
+        "Users:NameChanged".into(),
+    )
+    .await;
+    sub(
+        &mut wb,
+        "d",
+        "stream-notify-user",
+        format!("{}/userData", bob.user_id),
+    )
+    .await;
+    let mut wa = Ddp::connect_resume(a, &bob.token).await;
+    sub(
+        &mut wa,
+        "u",
+        "stream-notify-logged",
+        "updateCustomUserStatus".into(),
+    )
+    .await;
+    settle(&mut [&mut wa, &mut wb], QUIET).await;
+
+    let r = a
+        .post_json(
+            "custom-user-status.create",
+            Some(&admin),
+            json!({"name": "Lunch", "statusType": "away"}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    let id = r.2["customUserStatus"]["_id"].as_str().unwrap().to_string();
+    let created = format!(
+        r#"{{"msg":"changed","collection":"stream-notify-logged","id":"id","fields":{{"eventName":"updateCustomUserStatus","args":[{{"userStatusData":{{"name":"Lunch","statusType":"away","_id":"{id}"}}}}]}}}}"#
+    );
+    assert_eq!(wb.expect_changed(EVENT_WAIT).await, created, "on B");
+    assert_eq!(wa.expect_changed(EVENT_WAIT).await, created, "on A");
+
+    let r = a
+        .post_json(
+            "users.update",
+            Some(&admin),
+            json!({"userId": carol, "data": {"username": "carol2"}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    assert_eq!(
+        wb.expect_changed(EVENT_WAIT).await,
+        format!(
+            r#"{{"msg":"changed","collection":"stream-notify-logged","id":"id","fields":{{"eventName":"Users:NameChanged","args":[{{"_id":"{carol}","name":"carol Name","username":"carol2"}}]}}}}"#
+        )
+    );
+
+    let r = a
+        .post_json(
+            "users.update",
+            Some(&admin),
+            json!({"userId": bob.user_id, "data": {"name": "Bob B"}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    assert_eq!(
+        wb.expect_changed(EVENT_WAIT).await,
+        format!(
+            r#"{{"msg":"changed","collection":"stream-notify-user","id":"id","fields":{{"eventName":"{u}/userData","args":[{{"id":"{u}","diff":{{"name":"Bob B"}},"type":"updated"}}]}}}}"#,
+            u = bob.user_id
+        )
+    );
+
+    // Committed by another process (as the admin CLI does): every instance reloads
+    // and announces it.
+    let (url, sql) = (
+        c.db.url.clone(),
+        format!(
+            "BEGIN; UPDATE custom_statuses SET name = 'Long lunch' WHERE id = '{id}'; \
+             SELECT pg_notify('statusd_changed', 'test'); COMMIT"
+        ),
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        db.batch_execute(&sql).expect("the outside commit");
+    })
+    .await
+    .unwrap();
+    let renamed = format!(
+        r#"{{"msg":"changed","collection":"stream-notify-logged","id":"id","fields":{{"eventName":"updateCustomUserStatus","args":[{{"userStatusData":{{"_id":"{id}","name":"Long lunch","statusType":"away","previousName":"Lunch","previousStatusType":"away"}}}}]}}}}"#
+    );
+    assert_eq!(wa.expect_changed(EVENT_WAIT).await, renamed, "on A");
+    assert_eq!(wb.expect_changed(EVENT_WAIT).await, renamed, "on B");
+    no_more_frames(&mut [&mut wa, &mut wb], GRACE).await;
+}
