@@ -63,8 +63,11 @@ pub struct StatusFrames {
     pub user_data_frame: OnceLock<Utf8Bytes>,
 }
 
-/// What goes over the bus.
+/// What goes over the bus. Always behind an `Arc`, so the size difference between
+/// the variants costs nothing; boxing the status variant would cost an allocation
+/// per status event.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Published {
     Status(StatusFrames),
     Notice(notice::Notice),

@@ -19,6 +19,20 @@ pub const NOTIFY_ALL: &str = "stream-notify-all";
 /// is only for those who may see private settings (checked when they subscribe).
 pub const PRIVATE_SETTINGS_CHANGED: &str = "private-settings-changed";
 
+/// Every (stream, event name) a notice goes out under, `<uid>/userData` aside: a
+/// subscription to any other key never receives anything, so it does not make its
+/// connection listen to the bus at all (the status fan-out stays as cheap as before).
+pub const PRODUCED: &[(&str, &str)] = &[
+    (NOTIFY_LOGGED, "updateCustomUserStatus"),
+    (NOTIFY_LOGGED, "deleteCustomUserStatus"),
+    (NOTIFY_LOGGED, "permissions-changed"),
+    (NOTIFY_LOGGED, "roles-change"),
+    (NOTIFY_LOGGED, "Users:NameChanged"),
+    (NOTIFY_LOGGED, "Users:Deleted"),
+    (NOTIFY_LOGGED, PRIVATE_SETTINGS_CHANGED),
+    (NOTIFY_ALL, "public-settings-changed"),
+];
+
 /// One encoded `changed` frame, and the stream and event name it goes out under.
 #[derive(Debug, Clone)]
 pub struct Notice {

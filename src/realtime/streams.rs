@@ -45,9 +45,12 @@ pub struct Subscriptions {
     user_status: HashSet<String>,
     /// Subscription ids on the user's own `stream-notify-user` `<uid>/userData`.
     user_data: HashSet<String>,
-    /// Every other accepted subscription: its id → (stream, event name). Notices are
-    /// matched against these; most never see one.
+    /// Subscriptions to a notice (`bus::notice::PRODUCED`): id → (stream, event name).
     keyed: HashMap<String, (&'static str, String)>,
+    /// Accepted subscriptions nothing is ever sent on (`__my_messages__`, `stream-roles`,
+    /// the `<uid>/…` keys besides `userData`, …): they count against the limit, and
+    /// need no events.
+    silent: HashSet<String>,
     /// The one `stream-user-presence` subscription and the users it watches.
     presence: Option<String>,
     watched: HashSet<String>,
@@ -109,6 +112,7 @@ impl Subscriptions {
         self.user_status.len()
             + self.user_data.len()
             + self.keyed.len()
+            + self.silent.len()
             + usize::from(self.presence.is_some())
     }
 
@@ -220,7 +224,11 @@ impl Subscriptions {
     }
 
     fn keep(&mut self, id: &str, stream: &'static str, key: &str) -> SubReply {
-        self.keyed.insert(id.to_string(), (stream, key.to_string()));
+        if notice::PRODUCED.contains(&(stream, key)) {
+            self.keyed.insert(id.to_string(), (stream, key.to_string()));
+        } else {
+            self.silent.insert(id.to_string());
+        }
         SubReply::Ready
     }
 
@@ -228,6 +236,7 @@ impl Subscriptions {
         self.user_status.remove(id);
         self.user_data.remove(id);
         self.keyed.remove(id);
+        self.silent.remove(id);
         if self.presence.as_deref() == Some(id) {
             self.presence = None;
             self.watched.clear();
@@ -417,6 +426,29 @@ mod tests {
             sub(&mut s, "3", ROOM_MESSAGES, MY_MESSAGES),
             SubReply::Ready
         ));
+        // Keys nothing is sent on need no events; a notice's key does.
+        let mut quiet = Subscriptions::default();
+        assert!(matches!(
+            sub(&mut quiet, "1", ROOM_MESSAGES, MY_MESSAGES),
+            SubReply::Ready
+        ));
+        assert!(matches!(
+            sub(&mut quiet, "2", NOTIFY_USER, "me/otr"),
+            SubReply::Ready
+        ));
+        assert!(matches!(
+            sub(&mut quiet, "3", ROLES, "roles"),
+            SubReply::Ready
+        ));
+        assert!(!quiet.wants_events());
+        quiet.unsub("3");
+        assert!(matches!(
+            sub(&mut quiet, "4", NOTIFY_LOGGED, "roles-change"),
+            SubReply::Ready
+        ));
+        assert!(quiet.wants_events());
+        quiet.unsub("4");
+        assert!(!quiet.wants_events());
         // At the limit of 3 now.
         assert!(refused(
             &sub(&mut s, "4", NOTIFY_ALL, "public-settings-changed"),

@@ -58,6 +58,12 @@ pub fn derive(changes: &[Change], before: &Model, now: DateTime<Utc>) -> Vec<Not
     let mut customs: Last<Arc<CustomStatus>> = Last::new();
     for change in changes {
         match change {
+            // The hot path (status changes) ends here: a user whose record changed in
+            // nothing notices carry, and who is not already tracked in this batch, costs
+            // a lookup and no allocation.
+            Change::PutUser(u)
+                if !users.value.contains_key(&u.id)
+                    && before.users.get(&u.id).is_some_and(|b| same_account(b, u)) => {}
             Change::PutUser(u) => users.set(&u.id, Some(u.clone())),
             Change::DeleteUser(id) => users.set(id, None),
             Change::PutSetting(id, v) => settings_.set(id, Some(v.clone())),
@@ -129,6 +135,11 @@ pub fn derive(changes: &[Change], before: &Model, now: DateTime<Utc>) -> Vec<Not
         }
     }
     out
+}
+
+/// Do two records of a user agree in everything notices are about?
+fn same_account(a: &User, b: &User) -> bool {
+    a.username == b.username && a.name == b.name && a.roles == b.roles && a.active == b.active
 }
 
 /// What others and the user themself are told about one user's changed record (its
