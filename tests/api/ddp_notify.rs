@@ -536,3 +536,55 @@ async fn a_change_committed_by_another_process_is_announced() {
         )
     );
 }
+
+/// Deactivated, then deleted: the user's own connection hears both before it is closed
+/// (listeners.module.ts, `watch.users`: `updated` with `{active}` from
+/// setUserActiveStatus.ts, then `removed`).
+#[tokio::test]
+async fn deactivation_and_deletion_reach_the_user_themself() {
+    // Pinged every second: an idle connection of a disabled user closes within one.
+    let srv = Server::start_with(&[("DDP_PING_SECS", "1")]).await;
+    let admin = srv.admin().await;
+    let dan = srv.create_user("dan", "dan-pass-1", &["user"]).await;
+    let d = &dan.user_id;
+    let mut c = Ddp::connect_resume(&srv, &dan.token).await;
+    sub_ready(&mut c, "ud", "stream-notify-user", &format!("{d}/userData")).await;
+    ok(&srv
+        .post_json(
+            "users.update",
+            Some(&admin),
+            json!({"userId": d, "data": {"active": false}}),
+        )
+        .await);
+    assert_eq!(
+        changed_on(&mut c, "stream-notify-user", &format!("{d}/userData")).await,
+        format!(
+            r#"{{"msg":"changed","collection":"stream-notify-user","id":"id","fields":{{"eventName":"{d}/userData","args":[{{"id":"{d}","diff":{{"active":false}},"type":"updated"}}]}}}}"#
+        )
+    );
+    // Logged out with its tokens: the connection is closed (1008).
+    assert!(
+        c.wait_closed(WAIT).await,
+        "a deactivated user's connection stays open"
+    );
+
+    // A deleted user's own connection (another user, still logged in) hears `removed`.
+    let eve = srv.create_user("eve", "eve-pass-1", &["user"]).await;
+    let e = &eve.user_id;
+    let mut c = Ddp::connect_resume(&srv, &eve.token).await;
+    sub_ready(&mut c, "ud", "stream-notify-user", &format!("{e}/userData")).await;
+    ok(&srv
+        .post_json("users.delete", Some(&admin), json!({"userId": e}))
+        .await);
+    // (Going offline with it comes first, as a status change.)
+    let removed = c
+        .changed_matching(WAIT, |v| v["fields"]["args"][0]["type"] == "removed")
+        .await
+        .expect("the removed userData");
+    assert_eq!(
+        removed,
+        format!(
+            r#"{{"msg":"changed","collection":"stream-notify-user","id":"id","fields":{{"eventName":"{e}/userData","args":[{{"id":"{e}","type":"removed"}}]}}}}"#
+        )
+    );
+}
