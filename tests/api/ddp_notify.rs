@@ -402,7 +402,8 @@ async fn roles_and_my_messages_are_ready_and_silent_rooms_are_not_allowed() {
 /// app/sagas/login.js) and the `@rocket.chat/sdk` driver it uses
 /// (lib/drivers/ddp.ts, `mobile` branch: subscribeNotifyAll, subscribeLoggedNotify,
 /// subscribeNotifyUser), Ruqola (src/core/rocketchatbackend.cpp, slotUserIDChanged),
-/// the SDK's Bot client (`__my_messages__`).
+/// the SDK's Bot client (`__my_messages__`). The two Rocket.Chat refuses are refused
+/// here too (the end of the test).
 #[tokio::test]
 async fn every_key_the_clients_subscribe_to_is_ready() {
     let srv = Server::start().await;
@@ -473,6 +474,30 @@ async fn every_key_the_clients_subscribe_to_is_ready() {
     }
     // Silent while there is nothing to send.
     c.expect_no_changed(QUIET).await;
+
+    // Two of Ruqola's subscriptions Rocket.Chat itself refuses, and so does statusd
+    // (notifications.module.ts): `private-settings-changed` for a user without the
+    // settings permissions, and `stream-notify-room-users` (`allowRead('none')`).
+    let bob = srv.create_user("bob", "bob-pass-1", &["user"]).await;
+    let mut c = Ddp::connect_resume(&srv, &bob.token).await;
+    assert_eq!(
+        c.sub(
+            "p",
+            "stream-notify-logged",
+            json!(["private-settings-changed"])
+        )
+        .await,
+        not_allowed("p")
+    );
+    assert_eq!(
+        c.sub(
+            "w",
+            "stream-notify-room-users",
+            json!([format!("{}/webrtc", bob.user_id)])
+        )
+        .await,
+        not_allowed("w")
+    );
 }
 
 #[tokio::test]
