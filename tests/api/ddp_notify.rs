@@ -423,6 +423,8 @@ async fn every_key_the_clients_subscribe_to_is_ready() {
         "video-conference",
         "force_logout",
         "calendar",
+        // The mobile app's VoIP listens for it (app/lib/services/voip/MediaSessionInstance.ts).
+        "media-signal",
     ] {
         keys.push(("stream-notify-user", format!("{uid}/{k}")));
     }
