@@ -12,7 +12,7 @@
 //! A hung (SIGSTOPped) leader loses its lease and another instance reaps and expires;
 //! an instance paused long enough to be reaped restores its connections when it
 //! resumes; instances started at the same moment on an empty database all come up,
-//! with one admin.
+//! with one admin. Preferences set through one instance are read through another.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -1374,4 +1374,38 @@ async fn notices_made_on_one_instance_reach_subscribers_on_another() {
     assert_eq!(wa.expect_changed(EVENT_WAIT).await, renamed, "on A");
     assert_eq!(wb.expect_changed(EVENT_WAIT).await, renamed, "on B");
     no_more_frames(&mut [&mut wa, &mut wb], GRACE).await;
+}
+
+// -------------------------------------------------------------------- preferences
+
+/// Issue 16.2: preferences set through one instance are read through another (they are
+/// part of the user record every instance applies).
+#[tokio::test(flavor = "multi_thread")]
+async fn preferences_set_on_one_instance_are_read_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (alice, _) = alice_on(&c).await;
+    let r = c[0]
+        .post_json(
+            "users.setPreferences",
+            Some(&alice),
+            json!({"data": {"enableAutoAway": false, "idleTimeLimit": 42}}),
+        )
+        .await;
+    assert_eq!(r.0.as_u16(), 200, "{}", r.2);
+    let want = json!({"enableAutoAway": false, "idleTimeLimit": 42});
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let r = c[1].get("users.getPreferences", Some(&alice)).await;
+        if r.2["preferences"] == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not replicated within {REPLICATION_WAIT:?}: {}",
+            r.2
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = c[1].get("me", Some(&alice)).await;
+    assert_eq!(r.2["settings"]["preferences"], want, "{}", r.2);
 }

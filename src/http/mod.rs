@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod avatar;
+mod compat;
 mod custom_status;
 pub mod error;
 pub mod extract;
@@ -10,6 +11,7 @@ mod history;
 mod middleware;
 pub mod openapi;
 mod permissions;
+pub mod preferences;
 mod reply;
 pub(crate) mod schema;
 mod settings;
@@ -33,11 +35,9 @@ use self::error::ApiError;
 use self::reply::{json_response, ok};
 use crate::app::Ctx;
 
-/// Rocket.Chat's version we answer as in /api/info: clients gate features on it.
-pub const RC_VERSION: &str = "7.10.0";
-
-/// The Rocket.Chat version clients gate features on, and statusd's own; with the
-/// credentials of a holder of `get-server-info`, Rocket.Chat's `info` object too.
+/// The Rocket.Chat version clients gate features on (`RC_COMPAT_VERSION`), and
+/// statusd's own; with the credentials of a holder of `get-server-info`, Rocket.Chat's
+/// `info` object too.
 #[utoipa::path(get, path = "/api/info", tag = "meta",
     params(
         ("X-User-Id" = Option<String>, Header),
@@ -63,11 +63,11 @@ async fn info(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Respons
             commit: schema::CommitInfo {
                 hash: option_env!("STATUSD_COMMIT"),
             },
-            version: RC_VERSION,
+            version: &app.cfg.rc_compat_version,
         }),
         statusd: env!("CARGO_PKG_VERSION"),
         success: true,
-        version: RC_VERSION,
+        version: &app.cfg.rc_compat_version,
     })
 }
 
@@ -166,6 +166,8 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(permissions::routes())
         .merge(history::routes())
         .merge(custom_status::routes())
+        .merge(preferences::routes())
+        .merge(compat::routes())
         // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.

@@ -137,6 +137,7 @@ pub async fn call(
         "UserPresence:setDefaultStatus" => set_default_status(cx, params).await.map(Some),
         "UserPresence:online" => connection_status(cx, ConnStatus::Online).await.map(Some),
         "UserPresence:away" => connection_status(cx, ConnStatus::Away).await.map(Some),
+        "saveUserPreferences" => save_user_preferences(cx, params).await.map(Some),
         other => Err(MeteorError::new(
             404,
             &format!("Method '{other}' not found"),
@@ -348,4 +349,29 @@ async fn connection_status(cx: &mut CallCtx<'_>, status: ConnStatus) -> Result<V
         return Err(meteor_of(e));
     }
     Ok(json!(true))
+}
+
+/// `saveUserPreferences(preferences)` → `true`: Rocket.Chat's method (its web and desktop
+/// clients save preferences with it), with the keys, types and bounds of
+/// users.setPreferences (`accounts::preferences`); anything else is `Match failed`.
+/// Limited to 10 calls per 10 s per user: each change is a commit.
+async fn save_user_preferences(
+    cx: &mut CallCtx<'_>,
+    params: &[Value],
+) -> Result<Value, MeteorError> {
+    const METHOD: &str = "saveUserPreferences";
+    let user_id = logged_in(cx, METHOD)?.user_id.clone();
+    let prefs = crate::accounts::preferences::check(params.first().ok_or_else(match_failed)?)
+        .map_err(|_| match_failed())?;
+    hit(
+        cx.app,
+        format!("ddp-saveUserPreferences:{user_id}"),
+        PER_CONNECTION,
+    )?;
+    cx.app
+        .writer
+        .run(move |tx| crate::accounts::preferences::save(tx, &user_id, prefs).map(|_| ()))
+        .await
+        .map_err(meteor_of)?;
+    Ok(Value::Bool(true))
 }

@@ -126,6 +126,18 @@ fn cases(target: &str, victim: &str, customs: &[String; 2]) -> Vec<Case> {
             ADMIN_ONLY_400,
         ),
         declared(post("users.delete", json!({"userId": victim}), ADMIN_ONLY)),
+        // Preferences: one's own; another's with edit-other-user-info (a 400).
+        post(
+            "users.setPreferences",
+            json!({"data": {"enableAutoAway": false}}),
+            ALL,
+        ),
+        post(
+            "users.setPreferences",
+            json!({"userId": target, "data": {"idleTimeLimit": 60}}),
+            ADMIN_ONLY_400,
+        ),
+        get("users.getPreferences", ALL),
         // Settings.
         get("settings/Accounts_AllowInvisibleStatusOption", ADMIN_ONLY),
         post(
@@ -142,6 +154,7 @@ fn cases(target: &str, victim: &str, customs: &[String; 2]) -> Vec<Case> {
             ADMIN_ONLY,
         ),
         get("roles.list", ALL),
+        get("roles.getUsersInPublicRoles", ALL),
         post(
             "roles.addUserToRole",
             json!({"roleId": "bot", "username": "target"}),

@@ -717,7 +717,8 @@ fn older_schema_database(dir: &std::path::Path) -> String {
         "DELETE FROM schema_migrations WHERE version >= 4;
          ALTER TABLE users DROP COLUMN bio;
          ALTER TABLE users DROP COLUMN nickname;
-         ALTER TABLE tokens DROP COLUMN bypass_two_factor;",
+         ALTER TABLE tokens DROP COLUMN bypass_two_factor;
+         ALTER TABLE users DROP COLUMN preferences;",
     )
     .expect("back to schema 3");
     db

@@ -99,6 +99,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE users ADD COLUMN nickname TEXT NOT NULL DEFAULT '';
     ALTER TABLE tokens ADD COLUMN bypass_two_factor BOOLEAN NOT NULL DEFAULT FALSE;
     "#,
+    // 6: a user's preferences (Rocket.Chat's `settings.preferences`), a JSON object
+    r#"
+    ALTER TABLE users ADD COLUMN preferences TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.
