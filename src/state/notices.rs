@@ -139,7 +139,11 @@ pub fn derive(changes: &[Change], before: &Model, now: DateTime<Utc>) -> Vec<Not
 
 /// Do two records of a user agree in everything notices are about?
 fn same_account(a: &User, b: &User) -> bool {
-    a.username == b.username && a.name == b.name && a.roles == b.roles && a.active == b.active
+    a.username == b.username
+        && a.name == b.name
+        && a.roles == b.roles
+        && a.active == b.active
+        && a.preferences == b.preferences
 }
 
 /// What others and the user themself are told about one user's changed record (its
@@ -174,6 +178,20 @@ fn user_notices(
     }
     if old.active != new.active {
         diff = diff.field("active", &new.active);
+    }
+    // saveUserPreferences.ts: `settings.preferences.<key>` for each preference set (here:
+    // each that changed), and `language` beside them when it is one.
+    for (key, value) in &new.preferences {
+        if old.preferences.get(key) != Some(value) {
+            diff = diff.field(&format!("settings.preferences.{key}"), value);
+        }
+    }
+    if let Some(language) = new
+        .preferences
+        .get("language")
+        .filter(|l| old.preferences.get("language") != Some(*l))
+    {
+        diff = diff.field("language", language);
     }
     if diff.is_empty() {
         return;

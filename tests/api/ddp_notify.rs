@@ -114,6 +114,22 @@ async fn own_user_data_carries_status_and_account_changes_and_only_to_the_user()
         )
     );
     ca.expect_no_changed(QUIET).await;
+
+    // Preferences: saveUserPreferences.ts, `settings.preferences.<key>` in the diff.
+    ok(&srv
+        .post_json(
+            "users.setPreferences",
+            Some(&alice),
+            json!({"data": {"enableAutoAway": false, "idleTimeLimit": 120}}),
+        )
+        .await);
+    assert_eq!(
+        ca.expect_changed(WAIT).await,
+        format!(
+            r#"{{"msg":"changed","collection":"stream-notify-user","id":"id","fields":{{"eventName":"{a}/userData","args":[{{"id":"{a}","diff":{{"settings.preferences.enableAutoAway":false,"settings.preferences.idleTimeLimit":120}},"type":"updated"}}]}}}}"#
+        )
+    );
+    ca.expect_no_changed(QUIET).await;
     // Bob heard nothing of Alice's.
     cb.expect_no_changed(QUIET).await;
 }
