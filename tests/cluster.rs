@@ -13,6 +13,9 @@
 //! an instance paused long enough to be reaped restores its connections when it
 //! resumes; instances started at the same moment on an empty database all come up,
 //! with one admin. Preferences set through one instance are read through another.
+//! `Presence_broadcast_disabled` silences every instance's streams and
+//! `presence.enableBroadcast` on any instance turns them back on. Meteor's `activeUsers`
+//! publication on one instance follows what another commits.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -1408,4 +1411,127 @@ async fn preferences_set_on_one_instance_are_read_on_another() {
     }
     let r = c[1].get("me", Some(&alice)).await;
     assert_eq!(r.2["settings"]["preferences"], want, "{}", r.2);
+}
+
+/// Polls `settings.public` on `srv` until `Presence_broadcast_disabled` reads `want`.
+async fn broadcast_disabled_reads(srv: &Server, want: bool) {
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let (_, _, body) = srv
+            .get("settings.public?_id=Presence_broadcast_disabled", None)
+            .await;
+        if body["settings"][0]["value"] == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: Presence_broadcast_disabled is still not {want}: {body}",
+            srv.base_url()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 16: `Presence_broadcast_disabled` silences the status streams on every
+/// instance (each checks its own copy of the setting when it publishes), and
+/// `presence.enableBroadcast` on any instance turns them back on everywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn presence_broadcast_is_turned_off_and_on_for_the_whole_cluster() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let (alice, _) = alice_on(&c).await;
+    let mut wa = status_watcher(a).await;
+    let mut wb = status_watcher(b).await;
+    settle(&mut [&mut wa, &mut wb], QUIET).await;
+
+    a.set_setting("Presence_broadcast_disabled", json!(true))
+        .await;
+    broadcast_disabled_reads(b, true).await;
+    // A change made on B is made (and reaches A's model) but broadcast nowhere.
+    set_ok(b, &alice, json!({"status": "busy"})).await;
+    status_by(a, &alice.user_id, "busy", Instant::now() + REPLICATION_WAIT).await;
+    no_more_frames(&mut [&mut wa, &mut wb], GRACE).await;
+
+    let admin_b = b.admin().await;
+    assert_reply(
+        &b.post_json("presence.enableBroadcast", Some(&admin_b), json!({}))
+            .await,
+        200,
+        json!({"success": true}),
+    );
+    broadcast_disabled_reads(a, false).await;
+    set_ok(a, &alice, json!({"status": "away"})).await;
+    for (name, w) in [("A", &mut wa), ("B", &mut wb)] {
+        let f: Value = serde_json::from_str(&w.expect_changed(EVENT_WAIT).await).unwrap();
+        assert_eq!(
+            f["fields"]["args"][0][0],
+            json!(alice.user_id),
+            "{name}: {f}"
+        );
+        assert_eq!(f["fields"]["args"][0][2], json!(AWAY), "{name}: {f}");
+    }
+}
+
+/// Waits for a frame other than `changed` (an `added`, a `removed`) that `pred` accepts.
+async fn other_frame(w: &mut Ddp, wait: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(i) = w.others.iter().position(&pred) {
+            return Some(w.others.remove(i));
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        if let Some(t) = w.next_changed(Duration::from_millis(100)).await {
+            panic!("unexpected changed frame: {t}");
+        }
+    }
+}
+
+/// Meteor's `activeUsers` publication (issue 16) on one instance follows what another
+/// instance commits: a user coming online is `added`, a change is `changed`, going
+/// offline is `removed`.
+#[tokio::test(flavor = "multi_thread")]
+async fn active_users_on_one_instance_follow_changes_made_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let (alice, _) = alice_on(&c).await;
+    let bob = a.create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_user_known(b, &bob.user_id, REPLICATION_WAIT).await;
+    let mut w = Ddp::connect_resume(b, &alice.token).await;
+    assert_eq!(
+        w.sub("u1", "activeUsers", json!([])).await,
+        json!({"msg": "ready", "subs": ["u1"]})
+    );
+    assert!(
+        !w.others.iter().any(|f| f["id"] == json!(bob.user_id)),
+        "bob is offline: {:?}",
+        w.others
+    );
+    w.others.clear();
+
+    set_ok(a, &bob, json!({"status": "busy", "message": "elsewhere"})).await;
+    let added = other_frame(&mut w, EVENT_WAIT, |f| f["id"] == json!(bob.user_id)).await;
+    assert_eq!(
+        added,
+        Some(
+            json!({"msg": "added", "collection": "users", "id": bob.user_id, "fields": {
+            "name": "bob Name", "status": "busy", "statusText": "elsewhere",
+            "username": "bob", "utcOffset": 0}})
+        )
+    );
+    set_ok(a, &bob, json!({"status": "away", "message": ""})).await;
+    assert_eq!(
+        w.expect_changed(EVENT_WAIT).await,
+        format!(
+            r#"{{"msg":"changed","collection":"users","id":"{}","fields":{{"status":"away","statusText":""}}}}"#,
+            bob.user_id
+        )
+    );
+    set_ok(a, &bob, json!({"status": "offline"})).await;
+    let removed = other_frame(&mut w, EVENT_WAIT, |f| f["id"] == json!(bob.user_id)).await;
+    assert_eq!(
+        removed,
+        Some(json!({"msg": "removed", "collection": "users", "id": bob.user_id}))
+    );
 }

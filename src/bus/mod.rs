@@ -73,6 +73,16 @@ pub enum Published {
     Notice(notice::Notice),
 }
 
+impl Published {
+    /// The user whose record this is about, if it is about one.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Published::Status(s) => Some(&s.event.uid),
+            Published::Notice(n) => n.about.as_deref(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Bus {
     tx: broadcast::Sender<Arc<Published>>,

@@ -39,6 +39,9 @@ pub struct Notice {
     pub stream: &'static str,
     pub event: String,
     pub frame: Utf8Bytes,
+    /// The user whose record changed, when it is about one (the realtime layer reads
+    /// that user's published documents again).
+    pub about: Option<String>,
 }
 
 impl Notice {
@@ -55,7 +58,13 @@ impl Notice {
             stream,
             event,
             frame: frame.into(),
+            about: None,
         }
+    }
+
+    fn about(mut self, uid: &str) -> Notice {
+        self.about = Some(uid.to_string());
+        self
     }
 }
 
@@ -110,7 +119,7 @@ pub fn user_data_updated(uid: &str, diff: &Obj) -> Notice {
         .field("id", &uid)
         .raw("diff", diff.encode())
         .field("type", &"updated");
-    Notice::new(NOTIFY_USER, format!("{uid}/userData"), &[payload.encode()])
+    Notice::new(NOTIFY_USER, format!("{uid}/userData"), &[payload.encode()]).about(uid)
 }
 
 /// `stream-notify-user` `<uid>/userData` for a status change, as the `presence.status`
@@ -121,13 +130,13 @@ pub fn user_data_status(uid: &str, diff: &Obj, unset: &Obj) -> Notice {
         .field("id", &uid)
         .raw("diff", diff.encode())
         .raw("unset", unset.encode());
-    Notice::new(NOTIFY_USER, format!("{uid}/userData"), &[payload.encode()])
+    Notice::new(NOTIFY_USER, format!("{uid}/userData"), &[payload.encode()]).about(uid)
 }
 
 /// `stream-notify-user` `<uid>/userData` when the user is deleted: `{"id", "type":"removed"}`.
 pub fn user_data_removed(uid: &str) -> Notice {
     let payload = Obj::new().field("id", &uid).field("type", &"removed");
-    Notice::new(NOTIFY_USER, format!("{uid}/userData"), &[payload.encode()])
+    Notice::new(NOTIFY_USER, format!("{uid}/userData"), &[payload.encode()]).about(uid)
 }
 
 /// `Users:NameChanged` `{_id, name, username}`.

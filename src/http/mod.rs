@@ -8,16 +8,19 @@ mod custom_status;
 pub mod error;
 pub mod extract;
 mod history;
+mod method_call;
 mod middleware;
 pub mod openapi;
 mod permissions;
 pub mod preferences;
+mod presence;
 mod reply;
 pub(crate) mod schema;
 mod settings;
 pub(crate) mod status;
 mod strict;
 mod users;
+mod users_admin;
 pub mod views;
 mod websocket;
 
@@ -168,6 +171,8 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(custom_status::routes())
         .merge(preferences::routes())
         .merge(compat::routes())
+        .merge(users_admin::routes())
+        .merge(presence::routes())
         // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.
@@ -192,6 +197,9 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .routes(routes!(info))
         .routes(routes!(metrics))
         .routes(routes!(health))
+        // Authenticated inside (method.call) and limited per method, as the websocket's
+        // methods are, not by the REST limiter (Rocket.Chat's `rateLimiterOptions: false`).
+        .merge(method_call::routes())
         .merge(avatar::routes())
         .merge(websocket::routes())
         .merge(crate::web::routes())

@@ -238,6 +238,9 @@ fn apply_other(ctx: &Ctx, job: Job) {
         },
         Job::Local(_) | Job::Leader(_) => Default::default(),
     };
+    if broadcast_disabled(ctx.model) {
+        return;
+    }
     for event in events {
         ctx.bus.publish(event);
     }
@@ -274,6 +277,9 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
                     m.apply(change);
                 }
             }
+            if broadcast_disabled(ctx.model) {
+                tx.events.clear();
+            }
             for event in tx.events.drain(..) {
                 ctx.bus.publish(event);
             }
@@ -298,4 +304,15 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
             }
         }
     }
+}
+
+/// Rocket.Chat stops broadcasting presence while `Presence_broadcast_disabled` is on (its
+/// presence service's `broadcastEnabled`, ee/packages/presence/src/Presence.ts): the
+/// status changes are committed and applied as ever, but no realtime subscriber hears of
+/// them until `presence.enableBroadcast` (or the setting) turns it back on.
+fn broadcast_disabled(model: &RwLock<Model>) -> bool {
+    use crate::settings::Values;
+    model
+        .read()
+        .value(&crate::settings::PRESENCE_BROADCAST_DISABLED)
 }
