@@ -238,11 +238,12 @@ fn apply_other(ctx: &Ctx, job: Job) {
         },
         Job::Local(_) | Job::Leader(_) => Default::default(),
     };
-    if broadcast_disabled(ctx.model) {
-        return;
-    }
-    for event in events {
-        ctx.bus.publish(event);
+    // Only presence goes quiet: the other notices (the setting itself among them, which
+    // the mobile app follows) still go out.
+    if !broadcast_disabled(ctx.model) {
+        for event in events {
+            ctx.bus.publish(event);
+        }
     }
     for notice in notices {
         ctx.bus.notify(notice);

@@ -631,3 +631,53 @@ async fn deactivation_and_deletion_reach_the_user_themself() {
         )
     );
 }
+
+/// `Presence_broadcast_disabled` silences presence only (Presence.ts `broadcastEnabled`):
+/// the setting's own change and the other notices still go out, and the mobile app,
+/// which follows that setting through `public-settings-changed`, hears it.
+#[tokio::test]
+async fn a_disabled_presence_broadcast_silences_status_only() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let bob = srv.create_user("bob", "bob-pass-1", &["user"]).await;
+    let mut c = Ddp::connect_resume(&srv, &bob.token).await;
+    sub_ready(
+        &mut c,
+        "pub",
+        "stream-notify-all",
+        "public-settings-changed",
+    )
+    .await;
+    sub_ready(
+        &mut c,
+        "cs",
+        "stream-notify-logged",
+        "updateCustomUserStatus",
+    )
+    .await;
+    sub_ready(
+        &mut c,
+        "ud",
+        "stream-notify-user",
+        &format!("{}/userData", bob.user_id),
+    )
+    .await;
+
+    srv.set_setting("Presence_broadcast_disabled", json!(true))
+        .await;
+    assert_eq!(
+        c.expect_changed(WAIT).await,
+        r#"{"msg":"changed","collection":"stream-notify-all","id":"id","fields":{"eventName":"public-settings-changed","args":["updated",{"_id":"Presence_broadcast_disabled","value":true}]}}"#
+    );
+    ok(&srv.set_status(&bob, json!({"status": "busy"})).await);
+    c.expect_no_changed(QUIET).await;
+    ok(&srv
+        .post_json(
+            "custom-user-status.create",
+            Some(&admin),
+            json!({"name": "Quiet", "statusType": "busy"}),
+        )
+        .await);
+    let v: Value = serde_json::from_str(&c.expect_changed(WAIT).await).unwrap();
+    assert_eq!(v["fields"]["eventName"], "updateCustomUserStatus", "{v}");
+}
