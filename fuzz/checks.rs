@@ -3,15 +3,16 @@
 //! production parsers never panic, and every error they give a client has the
 //! contract's shape (a 4xx status, a JSON body with `"success": false` and a string
 //! `error`; CONTRACT §2).
-#![allow(dead_code)] // each fuzz target uses one of the three entry points
+#![allow(dead_code)] // each fuzz target uses one of the entry points
 
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
 use statusd::input::ddp::{self, ClientFrame, FrameError, MeteorError};
 use statusd::input::{
     check_expires_at, check_status, names_self, normalize_text, parse_credentials, parse_login,
-    parse_set_status_body, target_param, ApiError, Credentials, Error, SubLimits, SubReply,
-    Subscriptions, TargetParam, MATCH_ERROR, STATUS_TEXT_MAX,
+    parse_set_preferences_body, parse_set_status_body, target_param, ApiError, Credentials, Error,
+    SubLimits, SubReply, Subscriber, Subscriptions, TargetParam, MATCH_ERROR, MAX_ITEMS,
+    MAX_STORED, MAX_TEXT, STATUS_TEXT_MAX,
 };
 
 /// The REST route whose body rules the DDP `login` method shares.
@@ -154,6 +155,47 @@ pub fn login_body(data: &[u8]) {
     }
 }
 
+/// `POST users.setPreferences`: the raw body to the target and the keys kept, or
+/// `Invalid JSON body` / an `invalid-params` refusal; what is kept is within the bounds.
+pub fn set_preferences_body(data: &[u8]) {
+    const ROUTE: &str = "users.setPreferences";
+    match parse_set_preferences_body(data) {
+        Ok((_, prefs)) => {
+            for v in prefs.values() {
+                let texts: Vec<&str> = match v {
+                    Value::String(s) => vec![s],
+                    Value::Array(items) => {
+                        assert!(items.len() <= MAX_ITEMS, "{v}");
+                        items
+                            .iter()
+                            .flat_map(|i| match i {
+                                Value::String(s) => vec![s.as_str()],
+                                Value::Object(o) => o.values().filter_map(Value::as_str).collect(),
+                                other => panic!("a list item kept: {other}"),
+                            })
+                            .collect()
+                    }
+                    Value::Object(_) => panic!("an object kept: {v}"),
+                    _ => vec![],
+                };
+                assert!(texts.iter().all(|t| t.chars().count() <= MAX_TEXT), "{v}");
+            }
+            // What one call can keep is bounded by the keys, the items and the texts;
+            // the whole per user is checked when merged (MAX_STORED).
+            let size = serde_json::to_string(&prefs).map_or(0, |s| s.len());
+            assert!(size <= 64 * MAX_STORED, "{size}");
+        }
+        Err(e) => {
+            assert!(
+                e == ApiError::plain("Invalid JSON body")
+                    || matches!(&e, ApiError::Domain(Error::Refused { code, .. }) if code == "invalid-params"),
+                "{e}"
+            );
+            assert_contract_error(&e, ROUTE);
+        }
+    }
+}
+
 /// A server frame must be one JSON object, whatever client text went into it.
 fn frame_json(frame: String) -> Value {
     match serde_json::from_str::<Value>(&frame) {
@@ -216,7 +258,12 @@ pub fn ddp_frame(data: &[u8]) {
                 subscriptions: 256,
                 watched_users: 5000,
             };
-            let reply = match subs.sub(&id, &name, &params, limits) {
+            // A subscriber who may see private settings, so every branch is reached.
+            let who = Subscriber {
+                uid: "fuzz-user",
+                may_see_private_settings: &|| true,
+            };
+            let reply = match subs.sub(&id, &name, &params, limits, &who) {
                 SubReply::Ready => ddp::ready(&id),
                 SubReply::NoSub(e) => ddp::nosub(&id, e.as_ref()),
             };

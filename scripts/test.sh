@@ -5,7 +5,8 @@
 #   -> the Rust tests (unit, tests/api, tests/cli, tests/cluster, fuzz corpus)
 #   -> the REST, DDP and crash tests again on PostgreSQL -> real-client tests
 #   (tests/clients/run.sh) -> schemathesis against the OpenAPI description
-#   (tests/schemathesis/run.sh) -> browser test -> benchmark smoke run
+#   (tests/schemathesis/run.sh) -> browser test -> TLS proxy -> BitlBee with
+#   purple-rocketchat (tests/bitlbee/run.sh) -> packages -> benchmark smoke run
 #   -> a table of how long each stage took.
 # Any failing stage stops the script with a non-zero exit status.
 #
@@ -153,6 +154,7 @@ echo "installing the client tools in the background (logs in $logs)"
 spawn "install: tests/clients" tests/clients/run.sh --deps-only
 spawn "install: tests/schemathesis" tests/schemathesis/run.sh --deps-only
 spawn "install: tests/web" tests/web/run.sh --deps-only
+spawn "install: tests/bitlbee" tests/bitlbee/run.sh --deps-only
 
 begin "cargo fmt --all -- --check"
 cargo fmt --all -- --check
@@ -286,6 +288,14 @@ begin "behind a TLS proxy (tests/proxy/run.sh)"
 # The shipped nginx and Caddy examples with a self-signed certificate: https, wss://,
 # X-Forwarded-For with HTTP_FORWARDED_COUNT=1. Last line "proxy: N passed, M failed".
 tests/proxy/run.sh
+
+begin "BitlBee with purple-rocketchat (tests/bitlbee/run.sh)"
+reap "install: tests/bitlbee"
+# Debian's libpurple plugin under BitlBee, through nginx with TLS (a local CA trusted
+# for the test): Meteor's SockJS transport, the users record, activeUsers and
+# fullUserData, a REST status change live in /WHO, a reconnect, /AWAY. Last line
+# "bitlbee: N passed, M failed".
+tests/bitlbee/run.sh
 
 begin "Debian package (tests/package/run.sh)"
 # cargo deb from the debug binary, dpkg -i, files/user/modes, systemd-analyze verify,

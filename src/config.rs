@@ -113,6 +113,26 @@ pub struct Config {
     /// The most concurrent password checks (bcrypt); more logins wait their turn.
     #[arg(long, env = "LOGIN_CONCURRENCY", default_value_t = 2)]
     pub login_concurrency: usize,
+    /// The Rocket.Chat version `/api/info` reports (x.y.z): clients switch features on
+    /// it. The default is the newest whose status features statusd implements; set an
+    /// older one for clients pinned to older servers.
+    #[arg(long, env = "RC_COMPAT_VERSION", default_value = DEFAULT_RC_COMPAT_VERSION)]
+    pub rc_compat_version: String,
+}
+
+/// The Rocket.Chat version `/api/info` reports unless `RC_COMPAT_VERSION` says
+/// otherwise: 8.6 added the status features statusd has (`expiresAt`, `statusSource`,
+/// `statusExpiresAt`); see docs/decisions.md.
+pub const DEFAULT_RC_COMPAT_VERSION: &str = "8.6.0";
+
+/// Is `v` a version as Rocket.Chat numbers its releases, `major.minor.patch` of digits
+/// (at most 4 each)?
+pub fn is_version(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// `LOG_FORMAT`.
@@ -259,9 +279,41 @@ impl Config {
                 return Err(format!("{name}: must be at least 1"));
             }
         }
+        if !is_version(&self.rc_compat_version) {
+            return Err(format!(
+                "RC_COMPAT_VERSION: expected a version such as 8.6.0 (major.minor.patch), got {:?}",
+                self.rc_compat_version
+            ));
+        }
         if self.login_concurrency == 0 {
             return Err("LOGIN_CONCURRENCY: must be at least 1".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_major_minor_patch_of_digits() {
+        for v in [DEFAULT_RC_COMPAT_VERSION, "7.10.0", "0.0.1", "10.0.12"] {
+            assert!(is_version(v), "{v}");
+        }
+        for v in [
+            "",
+            "8",
+            "8.6",
+            "8.6.0.1",
+            "v8.6.0",
+            "8.6.x",
+            "8..0",
+            "8.6.0-rc.1",
+            " 8.6.0",
+            "99999.0.0",
+        ] {
+            assert!(!is_version(v), "{v}");
+        }
     }
 }

@@ -8,7 +8,9 @@
 //! `createdAt`, `lastLogin`, `services.password.bcrypt` (Rocket.Chat stores bcrypt of
 //! the SHA-256 hex of the password, exactly as statusd does, so people log in with
 //! their existing passwords) and the personal access tokens in
-//! `services.resume.loginTokens` (stored hashed the same way, so bots keep working).
+//! `services.resume.loginTokens` (stored hashed the same way, so bots keep working), and
+//! `settings.preferences` (the keys `users.setPreferences` takes, each as it checks it;
+//! the others are left out with a warning).
 //! Nobody is connected to statusd yet, so `statusConnection` is imported as offline and
 //! a user whom a live Rocket.Chat connection showed as present shows offline until
 //! they connect. An entry without status fields keeps the status and text statusd
@@ -34,7 +36,7 @@ use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
-use crate::accounts::{identity, tokens, users};
+use crate::accounts::{identity, preferences, tokens, users};
 use crate::auth::defaults;
 use crate::change;
 use crate::error::Error;
@@ -167,6 +169,11 @@ pub struct RcUser {
     pub last_login: Option<DateTime<Utc>>,
     pub password_hash: Option<String>,
     pub tokens: Vec<RcToken>,
+    /// `settings.preferences`; None when the document has none (an update then keeps the
+    /// user's).
+    pub preferences: Option<serde_json::Map<String, Json>>,
+    /// The preference keys left out (unknown to statusd, or refused).
+    pub dropped_preferences: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -402,7 +409,34 @@ pub fn convert(
             })
         })
         .collect();
+    // Extended JSON numbers (`{"$numberInt": "300"}`) read as plain numbers.
+    let exported_preferences = doc.pointer("/settings/preferences").map(|p| match p {
+        Json::Object(o) => Json::Object(
+            o.iter()
+                .map(|(k, v)| {
+                    let v = match (v, number_of(v)) {
+                        (Json::Object(_), Some(n)) if n.fract() == 0.0 && n.abs() < 9e15 => {
+                            Json::from(n as i64)
+                        }
+                        (Json::Object(_), Some(n)) => Json::from(n),
+                        _ => v.clone(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    });
+    let (preferences, dropped_preferences) = match exported_preferences {
+        Some(p) => {
+            let (kept, dropped) = preferences::from_export(&p);
+            (Some(kept), dropped)
+        }
+        None => (None, Vec::new()),
+    };
     Ok(RcUser {
+        preferences,
+        dropped_preferences,
         label,
         id,
         username: username.to_string(),
@@ -480,6 +514,16 @@ fn apply(tx: &mut Tx, rc: RcUser, opts: Options, report: &mut Report, warnings: 
     user.name = rc.name;
     user.bio = rc.bio;
     user.nickname = rc.nickname;
+    if let Some(p) = rc.preferences {
+        user.preferences = p;
+    }
+    if !rc.dropped_preferences.is_empty() {
+        warnings.push(format!(
+            "{}: preferences left out (unknown to statusd or refused): {}",
+            rc.label,
+            rc.dropped_preferences.join(", ")
+        ));
+    }
     if !keep_emails {
         user.emails = emails;
     }
@@ -646,6 +690,15 @@ mod tests {
         assert!(u.password_hash.is_some());
         assert_eq!(u.tokens.len(), 1);
         assert_eq!(u.tokens[0].name, "ci");
+        assert_eq!(u.preferences, None);
+        let with = json!({"_id": "w", "username": "wanda", "settings": {"preferences": {
+            "enableAutoAway": true, "idleTimeLimit": {"$numberInt": "600"}, "oldKey": 1}}});
+        let w = convert(&with, 4, &mut dropped).unwrap();
+        assert_eq!(
+            w.preferences.map(Json::Object),
+            Some(json!({"enableAutoAway": true, "idleTimeLimit": 600}))
+        );
+        assert_eq!(w.dropped_preferences, vec!["oldKey"]);
 
         let bot = json!({"_id": "b", "username": "helper", "type": "bot", "status": "online"});
         let b = convert(&bot, 2, &mut dropped).unwrap();

@@ -42,11 +42,13 @@ mod web;
 /// `tests/fuzz_corpus.rs`: the very functions the routes and the DDP session call.
 pub mod input {
     pub use crate::accounts::credentials::{parse as parse_credentials, Credentials, Login};
+    pub use crate::accounts::preferences::{MAX_ITEMS, MAX_STORED, MAX_TEXT};
     pub use crate::error::{Error, MATCH_ERROR};
     pub use crate::http::auth::parse_login;
     pub use crate::http::error::ApiError;
+    pub use crate::http::preferences::parse_set_preferences_body;
     pub use crate::http::status::parse_set_status_body;
-    pub use crate::realtime::streams::{SubLimits, SubReply, Subscriptions};
+    pub use crate::realtime::streams::{SubLimits, SubReply, Subscriber, Subscriptions};
     pub use crate::status::rules::{
         check_expires_at, check_status, names_self, normalize_text, target_param, SetStatusRequest,
         TargetParam, STATUS_TEXT_MAX,

@@ -87,6 +87,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     // What an operator needs to know which server this is, never a credential.
     tracing::info!(
         version = %env!("CARGO_PKG_VERSION"),
+        rc_version = %app.cfg.rc_compat_version,
         store = %logging::describe_store(&app.cfg.database_url),
         nats = app
             .cfg

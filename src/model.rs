@@ -105,6 +105,10 @@ pub struct User {
     /// Rocket.Chat's `nickname`; empty when unset.
     #[serde(default)]
     pub nickname: String,
+    /// The user's own preferences (Rocket.Chat's `settings.preferences`) as they were
+    /// set, checked and bounded by `accounts::preferences`; empty when none were.
+    #[serde(default)]
+    pub preferences: serde_json::Map<String, serde_json::Value>,
     pub emails: Vec<Email>,
     /// bcrypt of the lowercase hex SHA-256 of the password; None for bots without a password.
     pub password_hash: Option<String>,

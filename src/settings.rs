@@ -316,7 +316,9 @@ settings! {
         ("Accounts_Default_User_Preferences_enableAutoAway", PUBLIC, true);
     DEFAULT_IDLE_TIME_LIMIT: Number =
         ("Accounts_Default_User_Preferences_idleTimeLimit", PUBLIC, 300, 1, 86_400 * 365);
-    /// Tells clients that presence is not broadcast (statusd always broadcasts).
+    /// While true, status changes are not broadcast on the realtime streams and
+    /// users.presence lists nobody, as in Rocket.Chat (`presence.enableBroadcast` sets it
+    /// back to false).
     PRESENCE_BROADCAST_DISABLED: Flag = ("Presence_broadcast_disabled", PUBLIC, false);
     /// Tells clients they may call methods through REST instead of the websocket.
     USE_REST_FOR_DDP_CALLS: Flag = ("API_Use_REST_For_DDP_Calls", PUBLIC, true);

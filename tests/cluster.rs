@@ -12,10 +12,14 @@
 //! A hung (SIGSTOPped) leader loses its lease and another instance reaps and expires;
 //! an instance paused long enough to be reaped restores its connections when it
 //! resumes; instances started at the same moment on an empty database all come up,
-//! with one admin. NATS authentication (issue 17): a refused password is logged without
-//! it; an nkey file, a credentials file (operator mode, JWTs made here) and TLS with a
-//! client certificate (a CA made by openssl) each carry a change across two instances,
-//! and an instance without them is refused and says so.
+//! with one admin. Preferences set through one instance are read through another.
+//! `Presence_broadcast_disabled` silences every instance's streams and
+//! `presence.enableBroadcast` on any instance turns them back on. Meteor's `activeUsers`
+//! publication on one instance follows what another commits. NATS authentication
+//! (issue 17): a refused password is logged without it; an nkey file, a credentials file
+//! (operator mode, JWTs made here) and TLS with a client certificate (a CA made by
+//! openssl) each carry a change across two instances, and an instance without them is
+//! refused and says so.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -1452,4 +1456,284 @@ async fn instances_reach_nats_over_tls_with_a_client_certificate() {
         ],
     )
     .await;
+}
+
+// ----------------------------------------------------------- notices (issue 16)
+
+/// Subscribes `c` to `name` / `key`; asserts `ready`.
+async fn sub(c: &mut Ddp, id: &str, name: &str, key: String) {
+    let v = c.sub(id, name, json!([key, false])).await;
+    assert_eq!(v, json!({"msg": "ready", "subs": [id]}), "{name} {key}");
+}
+
+/// A custom status created, a user renamed and a user's own record changed on A reach
+/// subscribers on B, in the frames Rocket.Chat sends (tests/api/ddp_notify.rs has
+/// the upstream files); a change another process commits to the shared database
+/// reaches the subscribers of both instances.
+#[tokio::test(flavor = "multi_thread")]
+async fn notices_made_on_one_instance_reach_subscribers_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let admin = a.admin().await;
+    let bob = a.create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_token_works(b, &bob, REPLICATION_WAIT).await;
+    let carol = a.create_user_only("carol", "carol-pass-1", &["user"]).await;
+    wait_user_known(b, &carol, REPLICATION_WAIT).await;
+
+    let mut wb = Ddp::connect_resume(b, &bob.token).await;
+    sub(
+        &mut wb,
+        "u",
+        "stream-notify-logged",
+        "updateCustomUserStatus".into(),
+    )
+    .await;
+    sub(
+        &mut wb,
+        "n",
+        "stream-notify-logged",
+        "Users:NameChanged".into(),
+    )
+    .await;
+    sub(
+        &mut wb,
+        "d",
+        "stream-notify-user",
+        format!("{}/userData", bob.user_id),
+    )
+    .await;
+    let mut wa = Ddp::connect_resume(a, &bob.token).await;
+    sub(
+        &mut wa,
+        "u",
+        "stream-notify-logged",
+        "updateCustomUserStatus".into(),
+    )
+    .await;
+    settle(&mut [&mut wa, &mut wb], QUIET).await;
+
+    let r = a
+        .post_json(
+            "custom-user-status.create",
+            Some(&admin),
+            json!({"name": "Lunch", "statusType": "away"}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    let id = r.2["customUserStatus"]["_id"].as_str().unwrap().to_string();
+    let created = format!(
+        r#"{{"msg":"changed","collection":"stream-notify-logged","id":"id","fields":{{"eventName":"updateCustomUserStatus","args":[{{"userStatusData":{{"name":"Lunch","statusType":"away","_id":"{id}"}}}}]}}}}"#
+    );
+    assert_eq!(wb.expect_changed(EVENT_WAIT).await, created, "on B");
+    assert_eq!(wa.expect_changed(EVENT_WAIT).await, created, "on A");
+
+    let r = a
+        .post_json(
+            "users.update",
+            Some(&admin),
+            json!({"userId": carol, "data": {"username": "carol2"}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    assert_eq!(
+        wb.expect_changed(EVENT_WAIT).await,
+        format!(
+            r#"{{"msg":"changed","collection":"stream-notify-logged","id":"id","fields":{{"eventName":"Users:NameChanged","args":[{{"_id":"{carol}","name":"carol Name","username":"carol2"}}]}}}}"#
+        )
+    );
+
+    let r = a
+        .post_json(
+            "users.update",
+            Some(&admin),
+            json!({"userId": bob.user_id, "data": {"name": "Bob B"}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    assert_eq!(
+        wb.expect_changed(EVENT_WAIT).await,
+        format!(
+            r#"{{"msg":"changed","collection":"stream-notify-user","id":"id","fields":{{"eventName":"{u}/userData","args":[{{"id":"{u}","diff":{{"name":"Bob B"}},"type":"updated"}}]}}}}"#,
+            u = bob.user_id
+        )
+    );
+
+    // Committed by another process (as the admin CLI does): every instance reloads
+    // and announces it.
+    let (url, sql) = (
+        c.db.url.clone(),
+        format!(
+            "BEGIN; UPDATE custom_statuses SET name = 'Long lunch' WHERE id = '{id}'; \
+             SELECT pg_notify('statusd_changed', 'test'); COMMIT"
+        ),
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        db.batch_execute(&sql).expect("the outside commit");
+    })
+    .await
+    .unwrap();
+    let renamed = format!(
+        r#"{{"msg":"changed","collection":"stream-notify-logged","id":"id","fields":{{"eventName":"updateCustomUserStatus","args":[{{"userStatusData":{{"_id":"{id}","name":"Long lunch","statusType":"away","previousName":"Lunch","previousStatusType":"away"}}}}]}}}}"#
+    );
+    assert_eq!(wa.expect_changed(EVENT_WAIT).await, renamed, "on A");
+    assert_eq!(wb.expect_changed(EVENT_WAIT).await, renamed, "on B");
+    no_more_frames(&mut [&mut wa, &mut wb], GRACE).await;
+}
+
+// -------------------------------------------------------------------- preferences
+
+/// Issue 16.2: preferences set through one instance are read through another (they are
+/// part of the user record every instance applies).
+#[tokio::test(flavor = "multi_thread")]
+async fn preferences_set_on_one_instance_are_read_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (alice, _) = alice_on(&c).await;
+    let r = c[0]
+        .post_json(
+            "users.setPreferences",
+            Some(&alice),
+            json!({"data": {"enableAutoAway": false, "idleTimeLimit": 42}}),
+        )
+        .await;
+    assert_eq!(r.0.as_u16(), 200, "{}", r.2);
+    let want = json!({"enableAutoAway": false, "idleTimeLimit": 42});
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let r = c[1].get("users.getPreferences", Some(&alice)).await;
+        if r.2["preferences"] == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not replicated within {REPLICATION_WAIT:?}: {}",
+            r.2
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = c[1].get("me", Some(&alice)).await;
+    assert_eq!(r.2["settings"]["preferences"], want, "{}", r.2);
+}
+
+/// Polls `settings.public` on `srv` until `Presence_broadcast_disabled` reads `want`.
+async fn broadcast_disabled_reads(srv: &Server, want: bool) {
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let (_, _, body) = srv
+            .get("settings.public?_id=Presence_broadcast_disabled", None)
+            .await;
+        if body["settings"][0]["value"] == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: Presence_broadcast_disabled is still not {want}: {body}",
+            srv.base_url()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 16: `Presence_broadcast_disabled` silences the status streams on every
+/// instance (each checks its own copy of the setting when it publishes), and
+/// `presence.enableBroadcast` on any instance turns them back on everywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn presence_broadcast_is_turned_off_and_on_for_the_whole_cluster() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let (alice, _) = alice_on(&c).await;
+    let mut wa = status_watcher(a).await;
+    let mut wb = status_watcher(b).await;
+    settle(&mut [&mut wa, &mut wb], QUIET).await;
+
+    a.set_setting("Presence_broadcast_disabled", json!(true))
+        .await;
+    broadcast_disabled_reads(b, true).await;
+    // A change made on B is made (and reaches A's model) but broadcast nowhere.
+    set_ok(b, &alice, json!({"status": "busy"})).await;
+    status_by(a, &alice.user_id, "busy", Instant::now() + REPLICATION_WAIT).await;
+    no_more_frames(&mut [&mut wa, &mut wb], GRACE).await;
+
+    let admin_b = b.admin().await;
+    assert_reply(
+        &b.post_json("presence.enableBroadcast", Some(&admin_b), json!({}))
+            .await,
+        200,
+        json!({"success": true}),
+    );
+    broadcast_disabled_reads(a, false).await;
+    set_ok(a, &alice, json!({"status": "away"})).await;
+    for (name, w) in [("A", &mut wa), ("B", &mut wb)] {
+        let f: Value = serde_json::from_str(&w.expect_changed(EVENT_WAIT).await).unwrap();
+        assert_eq!(
+            f["fields"]["args"][0][0],
+            json!(alice.user_id),
+            "{name}: {f}"
+        );
+        assert_eq!(f["fields"]["args"][0][2], json!(AWAY), "{name}: {f}");
+    }
+}
+
+/// Waits for a frame other than `changed` (an `added`, a `removed`) that `pred` accepts.
+async fn other_frame(w: &mut Ddp, wait: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(i) = w.others.iter().position(&pred) {
+            return Some(w.others.remove(i));
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        if let Some(t) = w.next_changed(Duration::from_millis(100)).await {
+            panic!("unexpected changed frame: {t}");
+        }
+    }
+}
+
+/// Meteor's `activeUsers` publication (issue 16) on one instance follows what another
+/// instance commits: a user coming online is `added`, a change is `changed`, going
+/// offline is `removed`.
+#[tokio::test(flavor = "multi_thread")]
+async fn active_users_on_one_instance_follow_changes_made_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let (alice, _) = alice_on(&c).await;
+    let bob = a.create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_user_known(b, &bob.user_id, REPLICATION_WAIT).await;
+    let mut w = Ddp::connect_resume(b, &alice.token).await;
+    assert_eq!(
+        w.sub("u1", "activeUsers", json!([])).await,
+        json!({"msg": "ready", "subs": ["u1"]})
+    );
+    assert!(
+        !w.others.iter().any(|f| f["id"] == json!(bob.user_id)),
+        "bob is offline: {:?}",
+        w.others
+    );
+    w.others.clear();
+
+    set_ok(a, &bob, json!({"status": "busy", "message": "elsewhere"})).await;
+    let added = other_frame(&mut w, EVENT_WAIT, |f| f["id"] == json!(bob.user_id)).await;
+    assert_eq!(
+        added,
+        Some(
+            json!({"msg": "added", "collection": "users", "id": bob.user_id, "fields": {
+            "name": "bob Name", "status": "busy", "statusText": "elsewhere",
+            "username": "bob", "utcOffset": 0}})
+        )
+    );
+    set_ok(a, &bob, json!({"status": "away", "message": ""})).await;
+    assert_eq!(
+        w.expect_changed(EVENT_WAIT).await,
+        format!(
+            r#"{{"msg":"changed","collection":"users","id":"{}","fields":{{"status":"away","statusText":""}}}}"#,
+            bob.user_id
+        )
+    );
+    set_ok(a, &bob, json!({"status": "offline"})).await;
+    let removed = other_frame(&mut w, EVENT_WAIT, |f| f["id"] == json!(bob.user_id)).await;
+    assert_eq!(
+        removed,
+        Some(json!({"msg": "removed", "collection": "users", "id": bob.user_id}))
+    );
 }

@@ -50,3 +50,8 @@ fn set_status_body_corpus() {
 fn login_body_corpus() {
     replay("login_body", checks::login_body);
 }
+
+#[test]
+fn set_preferences_body_corpus() {
+    replay("set_preferences_body", checks::set_preferences_body);
+}

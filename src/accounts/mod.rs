@@ -12,11 +12,13 @@
 //! - personal access tokens are named, one of a name per user, shown once (`tokens`);
 //! - a token authenticates while it exists, has not expired and its user is active
 //!   (`tokens::authenticate`);
-//! - login bodies of every form read the same on REST and DDP (`credentials`).
+//! - login bodies of every form read the same on REST and DDP (`credentials`);
+//! - preferences are Rocket.Chat's known keys of their types, bounded (`preferences`).
 
 pub mod credentials;
 pub mod identity;
 pub mod password;
+pub mod preferences;
 pub mod tokens;
 pub mod users;
 

@@ -27,6 +27,7 @@ pub fn new_user(username: &str, name: &str, now: DateTime<Utc>) -> User {
         name: name.to_string(),
         bio: String::new(),
         nickname: String::new(),
+        preferences: Default::default(),
         emails: Vec::new(),
         password_hash: None,
         roles: vec![defaults::USER.into()],

@@ -14,6 +14,7 @@ use super::extract::{parse_json_or_form, Body, Caller, ClientIp, RawBody};
 use super::reply::ok;
 use super::{schema, views};
 use crate::accounts::credentials::{self, Credentials, LoginRequest};
+use crate::accounts::preferences;
 use crate::accounts::tokens;
 use crate::app::{App, Ctx};
 use crate::auth::defaults::Permission;
@@ -67,7 +68,11 @@ async fn login(
     Ok(ok(&schema::LoginBody {
         data: schema::LoginData {
             auth_token: done.token,
-            me: views::me(&done.user, &app.cfg.root_url),
+            me: views::me(
+                &done.user,
+                &app.cfg.root_url,
+                preferences::effective(&done.user, &*app.model.read()),
+            ),
             user_id: &done.user.id,
         },
         status: "success",
@@ -112,7 +117,11 @@ async fn me(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
         .cloned()
         .ok_or(ApiError::Unauthenticated)?;
     Ok(ok(&Me {
-        me: views::me(&user, &app.cfg.root_url),
+        me: views::me(
+            &user,
+            &app.cfg.root_url,
+            preferences::effective(&user, &*app.model.read()),
+        ),
         success: true,
     }))
 }

@@ -3,19 +3,24 @@
 
 pub mod auth;
 mod avatar;
+mod compat;
 mod custom_status;
 pub mod error;
 pub mod extract;
 mod history;
+mod method_call;
 mod middleware;
 pub mod openapi;
 mod permissions;
+pub mod preferences;
+mod presence;
 mod reply;
 pub(crate) mod schema;
 mod settings;
 pub(crate) mod status;
 mod strict;
 mod users;
+mod users_admin;
 pub mod views;
 mod websocket;
 
@@ -33,11 +38,9 @@ use self::error::ApiError;
 use self::reply::{json_response, ok};
 use crate::app::Ctx;
 
-/// Rocket.Chat's version we answer as in /api/info: clients gate features on it.
-pub const RC_VERSION: &str = "7.10.0";
-
-/// The Rocket.Chat version clients gate features on, and statusd's own; with the
-/// credentials of a holder of `get-server-info`, Rocket.Chat's `info` object too.
+/// The Rocket.Chat version clients gate features on (`RC_COMPAT_VERSION`), and
+/// statusd's own; with the credentials of a holder of `get-server-info`, Rocket.Chat's
+/// `info` object too.
 #[utoipa::path(get, path = "/api/info", tag = "meta",
     params(
         ("X-User-Id" = Option<String>, Header),
@@ -63,11 +66,11 @@ async fn info(State(app): State<Ctx>, headers: axum::http::HeaderMap) -> Respons
             commit: schema::CommitInfo {
                 hash: option_env!("STATUSD_COMMIT"),
             },
-            version: RC_VERSION,
+            version: &app.cfg.rc_compat_version,
         }),
         statusd: env!("CARGO_PKG_VERSION"),
         success: true,
-        version: RC_VERSION,
+        version: &app.cfg.rc_compat_version,
     })
 }
 
@@ -166,6 +169,10 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(permissions::routes())
         .merge(history::routes())
         .merge(custom_status::routes())
+        .merge(preferences::routes())
+        .merge(compat::routes())
+        .merge(users_admin::routes())
+        .merge(presence::routes())
         // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.
@@ -190,6 +197,9 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .routes(routes!(info))
         .routes(routes!(metrics))
         .routes(routes!(health))
+        // Authenticated inside (method.call) and limited per method, as the websocket's
+        // methods are, not by the REST limiter (Rocket.Chat's `rateLimiterOptions: false`).
+        .merge(method_call::routes())
         .merge(avatar::routes())
         .merge(websocket::routes())
         .merge(crate::web::routes())

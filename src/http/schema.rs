@@ -281,23 +281,23 @@ pub struct CustomStatusBody {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct InfoBody {
+pub struct InfoBody<'a> {
     /// Rocket.Chat's `info`, for a caller holding `get-server-info`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub info: Option<ServerInfo>,
+    pub info: Option<ServerInfo<'a>>,
     /// statusd's own version.
     pub statusd: &'static str,
     pub success: bool,
-    /// The Rocket.Chat version statusd answers as.
-    pub version: &'static str,
+    /// The Rocket.Chat version statusd answers as (`RC_COMPAT_VERSION`, default 8.6.0).
+    pub version: &'a str,
 }
 
 /// Rocket.Chat's `Info` object: the version, how this build was made, its commit.
 #[derive(Serialize, ToSchema)]
-pub struct ServerInfo {
+pub struct ServerInfo<'a> {
     pub build: BuildInfo,
     pub commit: CommitInfo,
-    pub version: &'static str,
+    pub version: &'a str,
 }
 
 #[derive(Serialize, ToSchema)]

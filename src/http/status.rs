@@ -248,6 +248,10 @@ async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult
         };
         Ok(json_response(StatusCode::OK, &list))
     };
+    // While presence broadcasting is off, Rocket.Chat shows everyone offline.
+    if settings::Values::value(&*m, &settings::PRESENCE_BROADCAST_DISABLED) {
+        return answer(Vec::new(), true);
+    }
     if q.has("ids") {
         let users = q
             .list("ids")

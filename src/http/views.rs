@@ -140,12 +140,12 @@ pub fn own(u: &User) -> UserView<'_> {
 }
 
 /// `GET /api/v1/me` and the `me` of a login answer.
-pub fn me<'a>(u: &'a User, root_url: &str) -> UserView<'a> {
+/// `preferences`: what `accounts::preferences::effective` makes of the user's own and
+/// the workspace defaults.
+pub fn me<'a>(u: &'a User, root_url: &str, preferences: Map<String, Value>) -> UserView<'a> {
     UserView {
         email: u.first_email(),
-        settings: Some(Preferences {
-            preferences: Map::new(),
-        }),
+        settings: Some(Preferences { preferences }),
         avatar_url: Some(format!(
             "{}/avatar/{}",
             root_url.trim_end_matches('/'),
@@ -263,6 +263,7 @@ mod tests {
             name: "Alice \"A\" ✓".into(),
             bio: String::new(),
             nickname: String::new(),
+            preferences: Default::default(),
             emails: vec![],
             password_hash: None,
             roles: vec!["user".into()],
@@ -355,20 +356,26 @@ mod tests {
         }
         let mut me_json = full_json.clone();
         me_json["email"] = serde_json::json!("alice@example.com");
-        me_json["settings"] = serde_json::json!({"preferences": {}});
+        me_json["settings"] = serde_json::json!({"preferences": {"idleTimeLimit": 300}});
         me_json["avatarUrl"] = serde_json::json!("http://h/avatar/alice");
         me_json["services"] = serde_json::json!({"password": {"exists": false}});
         for (view, want) in [
             (public_view(&u), public_json),
             (full_view(&u), full_json),
-            (text(&me(&u, "http://h/")), me_json),
+            (text(&me(&u, "http://h/", prefs())), me_json),
         ] {
             assert_eq!(view, text(&want));
         }
         // Without the optional members.
         let bare = user(false);
         assert!(!text(&full(&bare)).contains("lastLogin"));
-        assert!(!text(&me(&bare, "http://h")).contains("\"email\""));
+        assert!(!text(&me(&bare, "http://h", prefs())).contains("\"email\""));
+    }
+
+    fn prefs() -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("idleTimeLimit".into(), Value::from(300));
+        m
     }
 
     fn public_view(u: &User) -> String {

@@ -1,6 +1,8 @@
 //! The DDP methods (CONTRACT §7). Each returns a result value or a Meteor error; status
 //! changes go through the same rules and writer path as REST, logins through the same
-//! sequence (`crate::login`).
+//! sequence (`crate::login`). The REST bridge (`method.call` / `method.callAnon`) runs
+//! the same dispatch without a connection (`CallCtx::over_rest`); the read-only methods
+//! clients call at login are answered from `reads`.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::frame::MeteorError;
+use super::reads;
 use crate::accounts::credentials::{self, Credentials, Login as LoginName};
 use crate::accounts::tokens;
 use crate::app::Ctx;
@@ -32,6 +35,11 @@ pub struct CallCtx<'a> {
     pub session_id: &'a str,
     pub ip: IpAddr,
     pub login: &'a mut Option<Login>,
+    /// Called through the REST bridge (`method.call`): there is no connection, so
+    /// `session_id` names the caller (its token, or its address) for the rate limits
+    /// only, a login adds no connection, and the connection's own methods change
+    /// nothing (as Rocket.Chat's, whose REST calls run on a connection it never saw).
+    pub over_rest: bool,
 }
 
 /// Converts a domain error into the Meteor error a DDP client expects.
@@ -94,6 +102,33 @@ fn maybe_str(params: &[Value], i: usize) -> Result<Option<&str>, MeteorError> {
 const PER_CONNECTION: (u64, Duration) = (10, Duration::from_secs(10));
 const PER_USER: (u64, Duration) = (20, Duration::from_secs(10));
 
+/// Every method statusd has (what `call` dispatches).
+pub const METHODS: &[&str] = &[
+    "login",
+    "logout",
+    "setUserStatus",
+    "UserPresence:setDefaultStatus",
+    "UserPresence:online",
+    "UserPresence:away",
+    "listCustomUserStatus",
+    "license:getModules",
+    "public-settings/get",
+    "permissions/get",
+    "getUserRoles",
+    "saveUserPreferences",
+];
+
+/// The name a call is counted under: its own for a method statusd has; one shared name
+/// for every other, so made-up names (up to a frame's size each) cannot fill the
+/// limiter with keys.
+fn limit_name(method: &str) -> &str {
+    if METHODS.contains(&method) {
+        method
+    } else {
+        "?"
+    }
+}
+
 /// The methods limited per connection and per user.
 fn rate_limited(method: &str) -> bool {
     matches!(
@@ -120,14 +155,17 @@ pub async fn call(
     method: &str,
     params: &[Value],
 ) -> Result<Option<Value>, MeteorError> {
-    if rate_limited(method) {
+    // Over REST every method is limited: each call costs a request and there is no
+    // connection to close (Rocket.Chat applies its DDP rate limiter there too).
+    if rate_limited(method) || cx.over_rest {
+        let name = limit_name(method);
         hit(
             cx.app,
-            format!("ddp-conn:{}:{method}", cx.session_id),
+            format!("ddp-conn:{}:{name}", cx.session_id),
             PER_CONNECTION,
         )?;
         if let Some(l) = cx.login.as_ref().filter(|_| method != "login") {
-            hit(cx.app, format!("ddp-user:{}:{method}", l.user_id), PER_USER)?;
+            hit(cx.app, format!("ddp-user:{}:{name}", l.user_id), PER_USER)?;
         }
     }
     match method {
@@ -135,8 +173,33 @@ pub async fn call(
         "logout" => logout(cx).await.map(|_| None),
         "setUserStatus" => set_user_status(cx, params).await.map(|_| None),
         "UserPresence:setDefaultStatus" => set_default_status(cx, params).await.map(Some),
+        // Over REST there is no connection to set: Rocket.Chat answers `false` (no
+        // session changed), or nothing for an anonymous caller.
+        "UserPresence:online" | "UserPresence:away" if cx.over_rest => {
+            Ok(cx.login.as_ref().map(|_| json!(false)))
+        }
         "UserPresence:online" => connection_status(cx, ConnStatus::Online).await.map(Some),
         "UserPresence:away" => connection_status(cx, ConnStatus::Away).await.map(Some),
+        "saveUserPreferences" => save_user_preferences(cx, params).await.map(Some),
+        "listCustomUserStatus" => {
+            logged_in(cx, method)?;
+            Ok(Some(reads::custom_statuses(&cx.app.model.read())))
+        }
+        "license:getModules" => Ok(Some(json!([]))),
+        // `updatedAt instanceof Date`: anything else reads as no date.
+        "public-settings/get" => {
+            let since = params.first().and_then(reads::as_date);
+            Ok(Some(reads::public_settings(&cx.app.model.read(), since)))
+        }
+        // `check(updatedAt, Match.Maybe(Date))`.
+        "permissions/get" => {
+            let since = reads::maybe_date(params.first()).map_err(|_| match_failed())?;
+            Ok(Some(reads::permissions(&cx.app.model.read(), since)))
+        }
+        "getUserRoles" => {
+            logged_in(cx, method)?;
+            Ok(Some(reads::public_role_users(&cx.app.model.read())))
+        }
         other => Err(MeteorError::new(
             404,
             &format!("Method '{other}' not found"),
@@ -172,6 +235,17 @@ async fn login(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Value, MeteorEr
             ),
             _ => meteor_of(e),
         })?;
+    let expires = cx.app.token_expires(done.token_created);
+    let answer = json!({
+        "id": done.user.id,
+        "token": done.token,
+        "tokenExpires": {"$date": expires.timestamp_millis()},
+        "type": if done.resumed { "resume" } else { "password" },
+    });
+    // Over REST the token is the whole answer: no connection to put online.
+    if cx.over_rest {
+        return Ok(answer);
+    }
     // A connection holds one login: switching users drops the previous one first.
     if let Some(old) = cx.login.take() {
         drop_connection(cx.app, &old.user_id, cx.session_id).await;
@@ -195,13 +269,7 @@ async fn login(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Value, MeteorEr
         user_id: done.user.id.clone(),
         token_hashed: secrets::hash_token(&done.token),
     });
-    let expires = cx.app.token_expires(done.token_created);
-    Ok(json!({
-        "id": done.user.id,
-        "token": done.token,
-        "tokenExpires": {"$date": expires.timestamp_millis()},
-        "type": if done.resumed { "resume" } else { "password" },
-    }))
+    Ok(answer)
 }
 
 /// Removes this connection from the user's presence (logout, close, shutdown).
@@ -222,6 +290,12 @@ pub async fn drop_connection(app: &Ctx, user_id: &str, session_id: &str) {
 }
 
 async fn logout(cx: &mut CallCtx<'_>) -> Result<(), MeteorError> {
+    // Meteor's `logout` ends the connection's login; a REST call has none (its token is
+    // not the connection's), so it changes nothing, as in Rocket.Chat. REST clients
+    // log out with `POST /api/v1/logout`.
+    if cx.over_rest {
+        return Ok(());
+    }
     let Some(login) = cx.login.take() else {
         return Ok(());
     };
@@ -348,4 +422,43 @@ async fn connection_status(cx: &mut CallCtx<'_>, status: ConnStatus) -> Result<V
         return Err(meteor_of(e));
     }
     Ok(json!(true))
+}
+
+/// `saveUserPreferences(preferences)` → `true`: Rocket.Chat's method (its web and desktop
+/// clients save preferences with it), with the keys, types and bounds of
+/// users.setPreferences (`accounts::preferences`); anything else is `Match failed`.
+/// Limited to 10 calls per 10 s per user: each change is a commit.
+async fn save_user_preferences(
+    cx: &mut CallCtx<'_>,
+    params: &[Value],
+) -> Result<Value, MeteorError> {
+    const METHOD: &str = "saveUserPreferences";
+    let user_id = logged_in(cx, METHOD)?.user_id.clone();
+    let prefs = crate::accounts::preferences::check(params.first().ok_or_else(match_failed)?)
+        .map_err(|_| match_failed())?;
+    hit(
+        cx.app,
+        format!("ddp-saveUserPreferences:{user_id}"),
+        PER_CONNECTION,
+    )?;
+    cx.app
+        .writer
+        .run(move |tx| crate::accounts::preferences::save(tx, &user_id, prefs).map(|_| ()))
+        .await
+        .map_err(meteor_of)?;
+    Ok(Value::Bool(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_counts_under_its_name_and_made_up_ones_share_one() {
+        for m in METHODS {
+            assert_eq!(limit_name(m), *m);
+        }
+        assert_eq!(limit_name("nope"), "?");
+        assert_eq!(limit_name(&"x".repeat(60_000)), "?");
+    }
 }

@@ -6,20 +6,23 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::frame::{self, ClientFrame, FrameError};
 use super::methods::{self, CallCtx, Login};
-use super::streams::{SubLimits, SubReply, Subscriptions};
+use super::publications::{self, Publications};
+use super::sockjs::Transport;
+use super::streams::{self, SubLimits, SubReply, Subscriber, Subscriptions};
 use crate::app::Ctx;
 use crate::auth::secrets;
 use crate::bus::Published;
 
 /// A send that takes longer than this means the client is stuck: it is closed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the answer to a client's close frame may take to go out.
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// The most queued events forwarded in one write.
 const MAX_BURST: usize = 256;
 
@@ -30,6 +33,8 @@ struct Session {
     connected: bool,
     login: Option<Login>,
     subs: Subscriptions,
+    /// Meteor's `users` collection (`publications.rs`).
+    pubs: Publications,
     events: Option<broadcast::Receiver<Arc<Published>>>,
 }
 
@@ -75,7 +80,7 @@ impl Drop for Session {
     }
 }
 
-pub async fn run(app: Ctx, socket: WebSocket, ip: IpAddr) {
+pub async fn run(app: Ctx, socket: Transport, ip: IpAddr) {
     let mut shutdown = app.hub.enter();
     app.metrics.live_connections.inc();
     let _entered = Entered(app.clone());
@@ -85,6 +90,7 @@ pub async fn run(app: Ctx, socket: WebSocket, ip: IpAddr) {
         connected: false,
         login: None,
         subs: Subscriptions::default(),
+        pubs: Publications::new(socket.is_sockjs()),
         events: None,
         app: app.clone(),
     };
@@ -100,12 +106,13 @@ pub async fn run(app: Ctx, socket: WebSocket, ip: IpAddr) {
 impl Session {
     async fn serve(
         &mut self,
-        mut ws: WebSocket,
+        mut ws: Transport,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> End {
         let ping_every = Duration::from_secs(self.app.cfg.ddp_ping_secs);
         let stale_after = Duration::from_secs(self.app.cfg.presence_stale_secs);
-        if send(&mut ws, frame::server_id().into()).await.is_err() {
+        let mut heartbeat = ws.take_heartbeat();
+        if ws.open().await.is_err() || send(&mut ws, frame::server_id().into()).await.is_err() {
             return End::ClientGone;
         }
         let mut last_heard = Instant::now();
@@ -129,7 +136,7 @@ impl Session {
                 deadline = due;
                 timer.as_mut().reset(deadline);
             }
-            let wants_events = self.subs.wants_events();
+            let wants_events = self.subs.wants_events() || self.pubs.wants_events();
             tokio::select! {
                 biased;
                 _ = &mut stop => {
@@ -139,7 +146,14 @@ impl Session {
                 msg = ws.recv() => {
                     let text = match msg {
                         Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return End::ClientGone,
+                        // The close the client started is answered (tungstenite queued
+                        // the reply; flushing sends it), or the client sees 1006 and a
+                        // driver such as @rocket.chat/sdk's reconnects after `disconnect()`.
+                        Some(Ok(Message::Close(_))) => {
+                            let _ = timeout(CLOSE_REPLY_TIMEOUT, ws.flush()).await;
+                            return End::ClientGone;
+                        }
+                        None | Some(Err(_)) => return End::ClientGone,
                         // DDP is text: a binary frame is answered as Meteor answers a
                         // frame it cannot use, never silently dropped.
                         Some(Ok(Message::Binary(_))) => {
@@ -165,7 +179,7 @@ impl Session {
                 ev = next_event(self.events.as_mut()), if wants_events => {
                     match ev {
                         Ok(p) => {
-                            self.subs.frames(&p, &mut out);
+                            self.event_frames(&p, &mut out);
                             if let Err(missed) = self.drain_events(&mut out) {
                                 // Fell behind while draining: events are lost, so close
                                 // rather than leave a silent gap.
@@ -184,6 +198,19 @@ impl Session {
                         Ok(Ok(())) => { self.app.metrics.frames_sent.inc_by(n); }
                         Ok(Err(_)) => return End::ClientGone,
                         Err(_) => return End::Slow,
+                    }
+                }
+                _ = Transport::heartbeat_due(heartbeat.as_mut()) => {
+                    if ws.send_heartbeat().await.is_err() {
+                        return End::ClientGone;
+                    }
+                    // What the bus does not carry (a new name or roles alone) reaches
+                    // the own record here, within one heartbeat.
+                    let mut frames = Vec::new();
+                    self.pubs.refresh_own(&self.app.model.read(), &mut frames);
+                    out.extend(frames.into_iter().map(Utf8Bytes::from));
+                    if send_all(&mut ws, &mut out).await.is_err() {
+                        return End::ClientGone;
                     }
                 }
                 _ = &mut timer => {
@@ -218,17 +245,31 @@ impl Session {
     /// Returns `Err(n)` when the channel overtook this connection (n events lost):
     /// the receiver skips past them, so the lag must be acted on here.
     fn drain_events(&mut self, out: &mut Vec<Utf8Bytes>) -> Result<(), u64> {
-        let Some(rx) = self.events.as_mut() else {
+        let Session {
+            events,
+            subs,
+            pubs,
+            app,
+            login,
+            ..
+        } = self;
+        let uid = login.as_ref().map_or("", |l| l.user_id.as_str());
+        let Some(rx) = events.as_mut() else {
             return Ok(());
         };
         for _ in 0..MAX_BURST {
             match rx.try_recv() {
-                Ok(p) => self.subs.frames(&p, out),
+                Ok(p) => event_frames(subs, pubs, app, uid, &p, out),
                 Err(TryRecvError::Lagged(n)) => return Err(n),
                 Err(_) => break,
             }
         }
         Ok(())
+    }
+
+    fn event_frames(&mut self, p: &Published, out: &mut Vec<Utf8Bytes>) {
+        let uid = self.login.as_ref().map_or("", |l| l.user_id.as_str());
+        event_frames(&self.subs, &mut self.pubs, &self.app, uid, p, out);
     }
 
     /// Answers one client frame, appending the replies to `out`.
@@ -260,13 +301,17 @@ impl Session {
             ClientFrame::Ping { id } => out.push(frame::pong(id.as_deref()).into()),
             ClientFrame::Pong { .. } => {}
             ClientFrame::Method { id, method, params } => {
+                let before = self.login.as_ref().map(|l| l.user_id.clone());
                 let mut cx = CallCtx {
                     app: &self.app,
                     session_id: &self.id,
                     ip: self.ip,
                     login: &mut self.login,
+                    over_rest: false,
                 };
                 let result = methods::call(&mut cx, &method, &params).await;
+                // Meteor's `users` record of a new login goes before the result.
+                self.login_changed(before, out);
                 out.push(
                     match result {
                         Ok(Some(v)) => frame::result_ok(&id, &v),
@@ -280,6 +325,8 @@ impl Session {
                     // Logged out: the streams are for logged-in users only.
                     self.subs.clear();
                     self.events = None;
+                } else if self.pubs.wants_events() && self.events.is_none() {
+                    self.events = Some(self.app.bus.subscribe());
                 }
             }
             ClientFrame::Sub { id, name, params } => {
@@ -291,10 +338,20 @@ impl Session {
                     out.push(frame::nosub(&id, Some(&e)).into());
                     return;
                 }
-                match self
+                if publications::handles(&name) || self.pubs.has(&id) {
+                    self.publication(&id, &name, &params, out);
+                    return;
+                }
+                let (app, login) = (&self.app, &self.login);
+                let private = || may_see_private_settings(app, login.as_ref());
+                let who = Subscriber {
+                    uid: login.as_ref().map_or("", |l| l.user_id.as_str()),
+                    may_see_private_settings: &private,
+                };
+                let reply = self
                     .subs
-                    .sub(&id, &name, &params, SubLimits::of(&self.app.cfg))
-                {
+                    .sub(&id, &name, &params, SubLimits::of(&self.app.cfg), &who);
+                match reply {
                     SubReply::Ready => out.push(frame::ready(&id).into()),
                     SubReply::NoSub(e) => out.push(frame::nosub(&id, e.as_ref()).into()),
                 }
@@ -303,8 +360,11 @@ impl Session {
                 }
             }
             ClientFrame::Unsub { id } => {
+                let mut frames = Vec::new();
+                self.pubs.unsub(&id, &mut frames);
+                out.extend(frames.into_iter().map(Utf8Bytes::from));
                 self.subs.unsub(&id);
-                if !self.subs.wants_events() {
+                if !self.subs.wants_events() && !self.pubs.wants_events() {
                     self.events = None;
                 }
                 out.push(frame::nosub(&id, None).into());
@@ -313,7 +373,92 @@ impl Session {
     }
 }
 
-async fn close_logged_out(ws: &mut WebSocket) -> End {
+impl Session {
+    /// After a method: the `users` record of a new login, or the removal of every
+    /// document at a logout.
+    fn login_changed(&mut self, before: Option<String>, out: &mut Vec<Utf8Bytes>) {
+        let now = self.login.as_ref().map(|l| l.user_id.as_str());
+        if now == before.as_deref() {
+            return;
+        }
+        let mut frames = Vec::new();
+        match now {
+            Some(uid) => self.pubs.login(&self.app.model.read(), uid, &mut frames),
+            None => self.pubs.logout(&mut frames),
+        }
+        out.extend(frames.into_iter().map(Utf8Bytes::from));
+    }
+
+    /// A `sub` of `activeUsers` / `fullUserData`: the documents, then `ready`. A second
+    /// sub with the id of a running one is ignored, as Meteor does.
+    fn publication(
+        &mut self,
+        id: &str,
+        name: &str,
+        params: &[serde_json::Value],
+        out: &mut Vec<Utf8Bytes>,
+    ) {
+        if self.pubs.has(id) {
+            return;
+        }
+        let Some(uid) = self.login.as_ref().map(|l| l.user_id.clone()) else {
+            return;
+        };
+        let max_subs = self.app.cfg.ws_max_subscriptions;
+        let mut frames = Vec::new();
+        let answer = {
+            let model = self.app.model.read();
+            match model.users.get(&uid).cloned() {
+                Some(caller) => {
+                    self.pubs
+                        .sub(&model, &caller, (id, name, params), max_subs, &mut frames)
+                }
+                None => Ok(()),
+            }
+        };
+        out.extend(frames.into_iter().map(Utf8Bytes::from));
+        match answer {
+            Ok(()) => out.push(frame::ready(id).into()),
+            Err(e) => out.push(frame::nosub(id, Some(&e)).into()),
+        }
+        if self.pubs.wants_events() && self.events.is_none() {
+            self.events = Some(self.app.bus.subscribe());
+        }
+    }
+}
+
+/// The frames one published change makes on a connection.
+fn event_frames(
+    subs: &Subscriptions,
+    pubs: &mut Publications,
+    app: &Ctx,
+    uid: &str,
+    p: &Published,
+    out: &mut Vec<Utf8Bytes>,
+) {
+    subs.frames(p, uid, out);
+    // A status event, or a notice about a user's record (renamed, roles, deleted):
+    // the `users` documents of that user are read again.
+    if let (true, Some(about)) = (pubs.wants_events(), p.user_id()) {
+        let mut frames = Vec::new();
+        pubs.on_user(&app.model.read(), about, &mut frames);
+        out.extend(frames.into_iter().map(Utf8Bytes::from));
+    }
+}
+
+/// May the logged-in user see private settings (`private-settings-changed`)?
+fn may_see_private_settings(app: &Ctx, login: Option<&Login>) -> bool {
+    let m = app.model.read();
+    login
+        .and_then(|l| m.users.get(&l.user_id))
+        .is_some_and(|u| {
+            streams::PRIVATE_SETTINGS_PERMISSIONS
+                .iter()
+                .any(|p| m.has_permission(u, p))
+        })
+}
+
+async fn close_logged_out(ws: &mut Transport) -> End {
     let close = CloseFrame {
         code: 1008,
         reason: "logged out by the server".into(),
@@ -331,12 +476,12 @@ async fn next_event(
     }
 }
 
-async fn send(ws: &mut WebSocket, text: Utf8Bytes) -> Result<(), axum::Error> {
+async fn send(ws: &mut Transport, text: Utf8Bytes) -> Result<(), axum::Error> {
     ws.send(Message::Text(text)).await
 }
 
 /// Writes every queued frame with one flush.
-async fn send_all(ws: &mut WebSocket, out: &mut Vec<Utf8Bytes>) -> Result<(), axum::Error> {
+async fn send_all(ws: &mut Transport, out: &mut Vec<Utf8Bytes>) -> Result<(), axum::Error> {
     if out.is_empty() {
         return Ok(());
     }

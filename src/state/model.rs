@@ -76,6 +76,9 @@ pub struct Model {
     /// loaded, so a client asking across a restart refreshes rather than misses one.
     pub permission_times: HashMap<String, (DateTime<Utc>, bool)>,
     pub loaded_at: DateTime<Utc>,
+    /// When this process last saw each setting change (`public-settings/get` with a
+    /// date); one never seen changing counts as changed when the model was loaded.
+    pub setting_times: HashMap<String, DateTime<Utc>>,
     pub conns: HashMap<String, HashMap<String, ConnStatus>>,
     pub custom_statuses: HashMap<String, Arc<CustomStatus>>,
     /// (due time in ms, user id) of every temporary status, earliest first.
@@ -166,6 +169,14 @@ impl Model {
             .map_or(self.loaded_at, |(at, _)| *at)
     }
 
+    /// When the setting `id` last changed, as far as this process knows.
+    pub fn setting_updated_at(&self, id: &str) -> DateTime<Utc> {
+        self.setting_times
+            .get(id)
+            .copied()
+            .unwrap_or(self.loaded_at)
+    }
+
     /// Permissions that went after `since` (none of Rocket.Chat's defaults ever do).
     pub fn permissions_removed_since(&self, since: DateTime<Utc>) -> Vec<(&str, DateTime<Utc>)> {
         self.permission_times
@@ -199,9 +210,11 @@ impl Model {
                 self.tokens.remove(&h);
             }
             Change::PutSetting(id, v) => {
+                self.setting_times.insert(id.clone(), Utc::now());
                 self.settings.insert(id, v);
             }
             Change::DeleteSetting(id) => {
+                self.setting_times.insert(id.clone(), Utc::now());
                 self.settings.remove(&id);
             }
             Change::PutPermission(id, p) => {

@@ -16,6 +16,11 @@ pub fn user(id: &str, username: &str) -> User {
         name: format!("{username} Name"),
         bio: format!("{username} ✓ writes bios"),
         nickname: format!("{username}-nick"),
+        preferences:
+            serde_json::json!({"enableAutoAway": false, "idleTimeLimit": 90, "highlights": ["✓"]})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
         emails: vec![Email {
             address: format!("{username}@example.com"),
             verified: true,

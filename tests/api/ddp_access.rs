@@ -51,6 +51,9 @@ fn invalid_user(method: &str) -> Value {
     e
 }
 
+/// A date no change comes after (2100-01-01), for the `{update, remove}` answers.
+const FAR_FUTURE: i64 = 4_102_444_800_000;
+
 /// Every method and stream, in the order they run on one connection (logout last).
 fn cases() -> Vec<Case> {
     vec![
@@ -59,6 +62,11 @@ fn cases() -> Vec<Case> {
         method("UserPresence:away", json!([])),
         method("UserPresence:online", json!([])),
         method("noSuchMethod", json!([])),
+        method("listCustomUserStatus", json!([])),
+        method("getUserRoles", json!([])),
+        method("license:getModules", json!([])),
+        method("public-settings/get", json!([{"$date": FAR_FUTURE}])),
+        method("permissions/get", json!([{"$date": FAR_FUTURE}])),
         sub("stream-notify-logged", json!(["user-status", false])),
         sub(
             "stream-user-presence",
@@ -70,9 +78,17 @@ fn cases() -> Vec<Case> {
 }
 
 /// What a logged-in caller of any default role gets: the streams and methods are for
-/// every logged-in user (there is no per-role permission on them).
-fn want_logged_in(case: &Case) -> Want {
+/// every logged-in user (there is no per-role permission on them). `admin` is the one
+/// holder of a public role (`getUserRoles`).
+fn want_logged_in(case: &Case, admin: &str) -> Want {
     match case.name {
+        "listCustomUserStatus" | "license:getModules" => Want::Result(json!([])),
+        "getUserRoles" => {
+            Want::Result(json!([{"_id": admin, "username": "admin", "roles": ["admin"]}]))
+        }
+        "public-settings/get" | "permissions/get" => {
+            Want::Result(json!({"update": [], "remove": []}))
+        }
         "setUserStatus" | "logout" => Want::Result(Value::Null),
         "UserPresence:setDefaultStatus" | "UserPresence:away" | "UserPresence:online" => {
             Want::Result(json!(true))
@@ -87,15 +103,19 @@ fn want_logged_in(case: &Case) -> Want {
 }
 
 /// What a connection that never logged in gets.
-fn want_anonymous(case: &Case) -> Want {
+fn want_anonymous(case: &Case, admin: &str) -> Want {
     match case.name {
+        "listCustomUserStatus" => Want::Error(invalid_user("listCustomUserStatus")),
+        "getUserRoles" => Want::Error(invalid_user("getUserRoles")),
         "setUserStatus" => Want::Error(invalid_user("setUserStatus")),
         "UserPresence:setDefaultStatus" => {
             Want::Error(invalid_user("UserPresence:setDefaultStatus"))
         }
         "UserPresence:away" | "UserPresence:online" => Want::Error(invalid_user("UserPresence")),
         "logout" => Want::Result(Value::Null),
-        "noSuchMethod" => want_logged_in(case),
+        "noSuchMethod" | "license:getModules" | "public-settings/get" | "permissions/get" => {
+            want_logged_in(case, admin)
+        }
         _ => Want::NoSub(meteor_error(
             json!("not-allowed"),
             "You must be logged in to subscribe",
@@ -140,7 +160,8 @@ async fn every_method_and_stream_for_every_caller() {
     let mut failures = Vec::new();
     let mut anon = Ddp::connect(&srv).await;
     for case in cases() {
-        failures.extend(run(&mut anon, &case, &want_anonymous(&case), "anonymous").await);
+        let want = want_anonymous(&case, &admin.user_id);
+        failures.extend(run(&mut anon, &case, &want, "anonymous").await);
     }
     for (who, s) in [
         ("guest", &guest),
@@ -150,11 +171,12 @@ async fn every_method_and_stream_for_every_caller() {
     ] {
         let mut c = Ddp::connect_resume(&srv, &s.token).await;
         for case in cases() {
-            failures.extend(run(&mut c, &case, &want_logged_in(&case), who).await);
+            let want = want_logged_in(&case, &admin.user_id);
+            failures.extend(run(&mut c, &case, &want, who).await);
         }
         // After `logout` the connection is anonymous again.
         for case in cases() {
-            let want = want_anonymous(&case);
+            let want = want_anonymous(&case, &admin.user_id);
             failures.extend(run(&mut c, &case, &want, &format!("{who} after logout")).await);
         }
     }

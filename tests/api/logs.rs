@@ -79,6 +79,8 @@ async fn log_format_json_writes_one_object_per_line_with_the_start_up_fields() {
         .unwrap_or_else(|| panic!("no start-up line:\n{log}"));
     assert_eq!(start["level"], "INFO", "{start}");
     assert_eq!(start["version"], env!("CARGO_PKG_VERSION"), "{start}");
+    // The Rocket.Chat version clients are told (RC_COMPAT_VERSION).
+    assert_eq!(start["rc_version"], "8.6.0", "{start}");
     assert_eq!(start["instance"], instance.as_str(), "{start}");
     assert_eq!(start["address"], format!("127.0.0.1:{port}"), "{start}");
     if database_is_sqlite() {

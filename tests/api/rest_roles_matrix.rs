@@ -79,7 +79,9 @@ fn post(path: &str, body: Value, want: [u16; 5]) -> Case {
 
 /// Every route, with what each default role gets. `target` and `victim` are users the
 /// admin-only calls change and delete; `customs` two custom statuses to update and delete.
-fn cases(target: &str, victim: &str, customs: &[String; 2]) -> Vec<Case> {
+/// `logged` a user with a session, which the admin logs out.
+fn cases(target: &str, victim: &str, logged: &str, customs: &[String; 2]) -> Vec<Case> {
+    let frame = |method: &str| json!({"message": json!({"msg": "method", "id": "1", "method": method, "params": []}).to_string()});
     vec![
         get("/api/info", PUBLIC),
         get("/api/health", PUBLIC),
@@ -126,6 +128,39 @@ fn cases(target: &str, victim: &str, customs: &[String; 2]) -> Vec<Case> {
             ADMIN_ONLY_400,
         ),
         declared(post("users.delete", json!({"userId": victim}), ADMIN_ONLY)),
+        // Preferences: one's own; another's with edit-other-user-info (a 400).
+        post(
+            "users.setPreferences",
+            json!({"data": {"enableAutoAway": false}}),
+            ALL,
+        ),
+        post(
+            "users.setPreferences",
+            json!({"userId": target, "data": {"idleTimeLimit": 60}}),
+            ADMIN_ONLY_400,
+        ),
+        get("users.getPreferences", ALL),
+        declared(post(
+            "users.setActiveStatus",
+            json!({"userId": target, "activeStatus": true}),
+            ADMIN_ONLY,
+        )),
+        post("users.logout", json!({"userId": logged}), ADMIN_ONLY),
+        declared(get("users.listByStatus", ALL)),
+        // Presence administration (manage-user-status: admin).
+        declared(get("presence.getConnections", ADMIN_ONLY)),
+        declared(post("presence.enableBroadcast", json!({}), ADMIN_ONLY)),
+        // The REST bridge to the DDP methods.
+        post(
+            "method.call/license:getModules",
+            frame("license:getModules"),
+            ALL,
+        ),
+        post(
+            "method.callAnon/license:getModules",
+            frame("license:getModules"),
+            PUBLIC,
+        ),
         // Settings.
         get("settings/Accounts_AllowInvisibleStatusOption", ADMIN_ONLY),
         post(
@@ -142,6 +177,7 @@ fn cases(target: &str, victim: &str, customs: &[String; 2]) -> Vec<Case> {
             ADMIN_ONLY,
         ),
         get("roles.list", ALL),
+        get("roles.getUsersInPublicRoles", ALL),
         post(
             "roles.addUserToRole",
             json!({"roleId": "bot", "username": "target"}),
@@ -236,6 +272,7 @@ async fn every_route_for_every_default_role() {
     let victim = srv
         .create_user_only("victim", "victim-pass-1", &["user"])
         .await;
+    let logged = srv.create_user("logged", "logged-pass-1", &["user"]).await;
     let session = |who: Who| -> Option<Session> {
         match who {
             Anonymous => None,
@@ -250,7 +287,7 @@ async fn every_route_for_every_default_role() {
         make_custom_status(&srv, &admin, "Matrix A").await,
         make_custom_status(&srv, &admin, "Matrix B").await,
     ];
-    let cases = cases(&target, &victim, &customs);
+    let cases = cases(&target, &victim, &logged.user_id, &customs);
 
     let mut failures = Vec::new();
     for case in &cases {
@@ -296,6 +333,8 @@ async fn every_route_for_every_default_role() {
         400,
         json!({"success": false, "error": "User not found."}),
     );
+
+    assert_reply(&srv.get("me", Some(&logged)).await, 401, body_401());
 
     // Last: logout, which every role may do (and which ends the sessions).
     for who in ORDER {
@@ -384,7 +423,7 @@ async fn every_authenticated_route_refuses_revoked_and_expired_tokens() {
 
     let mut failures = Vec::new();
     let mut checked = 0;
-    let authed = cases(&target, &victim, &customs)
+    let authed = cases(&target, &victim, &victim, &customs)
         .into_iter()
         .filter(|c| c.want[0] == 401);
     for case in authed {

@@ -35,6 +35,7 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("HTTP_FORWARDED_COUNT", "-1", "HTTP_FORWARDED_COUNT"),
     ("NATS_URL", "http://localhost:4222", "NATS_URL"),
     ("METRICS_BIND", "localhost", "METRICS_BIND"),
+    ("RC_COMPAT_VERSION", "8.6", "RC_COMPAT_VERSION"),
     (
         "OVERWRITE_SETTING_Accounts_AllowInvisibleStatusOption",
         "maybe",

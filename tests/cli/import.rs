@@ -130,6 +130,20 @@ async fn a_rocketchat_export_is_imported_and_people_log_in_with_their_passwords(
     );
     assert_eq!(me["utcOffset"], json!(1.0));
     assert_eq!(me["createdAt"], "2021-06-02T09:15:00.000Z");
+    // Her preferences: the keys statusd knows (extended JSON numbers read as numbers);
+    // the others left out with a warning.
+    assert_eq!(
+        me["settings"]["preferences"],
+        json!({"language": "en", "enableAutoAway": false, "idleTimeLimit": 900}),
+        "{me}"
+    );
+    assert!(
+        out.stderr.contains(
+            "entry 2 (alice): preferences left out (unknown to statusd or refused): sidebarHideAvatar"
+        ),
+        "{}",
+        out.stderr
+    );
     let (status, _, _) = srv.get("users.list", Some(&alice)).await;
     assert_eq!(status, StatusCode::OK);
 

@@ -99,7 +99,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE users ADD COLUMN nickname TEXT NOT NULL DEFAULT '';
     ALTER TABLE tokens ADD COLUMN bypass_two_factor BOOLEAN NOT NULL DEFAULT FALSE;
     "#,
-    // 6: the admin commands' change counter, and what each instance has loaded of it
+    // 6: a user's preferences (Rocket.Chat's `settings.preferences`), a JSON object
+    r#"
+    ALTER TABLE users ADD COLUMN preferences TEXT NOT NULL DEFAULT '{}';
+    "#,
+    // 7: the admin commands' change counter, and what each instance has loaded of it
     // (`crate::external`: a command waits until the running instances have its change)
     r#"
     CREATE TABLE admin_sync (

@@ -148,6 +148,7 @@ fn round_trip_through_commit_and_load() {
         last_login: None,
         bio: String::new(),
         nickname: String::new(),
+        preferences: Default::default(),
         kind: crate::model::UserKind::Bot,
         active: false,
         ..user("u2", "Rocket.Cat")

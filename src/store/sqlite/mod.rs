@@ -116,7 +116,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE users ADD COLUMN nickname TEXT NOT NULL DEFAULT '';
     ALTER TABLE tokens ADD COLUMN bypass_two_factor INTEGER NOT NULL DEFAULT 0;
     "#,
-    // 5: the admin commands' change counter and what the running server has loaded of
+    // 5: a user's preferences (Rocket.Chat's `settings.preferences`), a JSON object
+    r#"
+    ALTER TABLE users ADD COLUMN preferences TEXT NOT NULL DEFAULT '{}';
+    "#,
+    // 6: the admin commands' change counter and what the running server has loaded of
     // it (`crate::external`: a command waits until the server has its change)
     r#"
     CREATE TABLE admin_sync (
@@ -324,7 +328,7 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
 /// start-up time with 100,000 users.
 const USER_COLUMNS: &str = "id, username, name, emails, password_hash, roles, active, kind, \
     status, status_default, status_connection, status_text, status_source, status_expires_at, \
-    previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname";
+    previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname, preferences";
 
 /// A text column without copying it (NULL reads as None).
 fn text_at<'r>(r: &'r rusqlite::Row, i: usize) -> rusqlite::Result<Option<&'r str>> {
@@ -361,12 +365,14 @@ fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<User> {
         last_login: r.get::<_, Option<i64>>(18)?.map(from_ms),
         bio: r.get(19)?,
         nickname: r.get(20)?,
+        preferences: serde_json::from_str(json_at(21)?).unwrap_or_default(),
     })
 }
 
 fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
     let emails = serde_json::to_string(&u.emails)?;
     let roles = serde_json::to_string(&u.roles)?;
+    let preferences = serde_json::to_string(&u.preferences)?;
     let previous_state = u
         .previous_state
         .as_ref()
@@ -384,7 +390,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
                 last_login=?10
              WHERE id=?1 AND username=?11 AND name=?12 AND emails=?13 AND password_hash IS ?14
                 AND roles=?15 AND active=?16 AND kind=?17 AND utc_offset=?18 AND created_at=?19
-                AND bio=?20 AND nickname=?21",
+                AND bio=?20 AND nickname=?21 AND preferences=?22",
         )?
         .execute(params![
             u.id,
@@ -408,6 +414,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             ms(&u.created_at),
             u.bio,
             u.nickname,
+            preferences,
         ])?;
     if narrowed == 1 {
         return Ok(());
@@ -415,9 +422,9 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO users (id, username, username_lower, name, emails, password_hash, roles, active, kind,
             status, status_default, status_connection, status_text, status_source, status_expires_at,
-            previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname)
+            previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname, preferences)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-            ?21, ?22)
+            ?21, ?22, ?23)
          ON CONFLICT(id) DO UPDATE SET username=excluded.username, username_lower=excluded.username_lower,
             name=excluded.name, emails=excluded.emails, password_hash=excluded.password_hash,
             roles=excluded.roles, active=excluded.active, kind=excluded.kind, status=excluded.status,
@@ -426,7 +433,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             status_expires_at=excluded.status_expires_at, previous_state=excluded.previous_state,
             utc_offset=excluded.utc_offset, created_at=excluded.created_at,
             updated_at=excluded.updated_at, last_login=excluded.last_login, bio=excluded.bio,
-            nickname=excluded.nickname",
+            nickname=excluded.nickname, preferences=excluded.preferences",
     )?;
     stmt.execute(params![
         u.id,
@@ -451,6 +458,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         u.last_login.as_ref().map(ms),
         u.bio,
         u.nickname,
+        preferences,
     ])?;
     Ok(())
 }

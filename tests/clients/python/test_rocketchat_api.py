@@ -133,7 +133,8 @@ def test_me(admin, admin_id):
     assert me["email"] == "admin@example.com"
     assert "admin" in me["roles"]
     assert me["active"] is True
-    assert me["settings"] == {"preferences": {}}
+    # The workspace defaults (Accounts_Default_User_Preferences_*) under the user's own.
+    assert me["settings"] == {"preferences": {"enableAutoAway": True, "idleTimeLimit": 300}}
     assert any(e["address"] == "admin@example.com" for e in me["emails"])
     for key in ("name", "status", "statusConnection", "statusText", "utcOffset", "avatarUrl"):
         assert key in me, key
