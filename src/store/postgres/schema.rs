@@ -103,6 +103,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN preferences TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 7: the id of a user's active status claim (`status::claims`)
+    r#"
+    ALTER TABLE users ADD COLUMN status_id TEXT;
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.
