@@ -38,6 +38,7 @@ mod openapi;
 mod persistence;
 mod rest_admin;
 mod rest_auth;
+mod rest_claims;
 mod rest_preferences;
 mod rest_method_call;
 mod rest_presence_admin;
