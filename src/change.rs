@@ -134,7 +134,8 @@ pub fn claim(
         let conns = tx.connections(target_id);
         user.status_connection = presence::connection_status(conns.iter().copied());
         user.status = if conns.is_empty() {
-            let service = user.kind == UserKind::Bot || user.has_role("bot") || user.has_role("app");
+            let service =
+                user.kind == UserKind::Bot || user.has_role("bot") || user.has_role("app");
             claims::displayed_disconnected(&op, service, user.status_default)
         } else {
             presence::displayed(user.status_connection, user.status_default)

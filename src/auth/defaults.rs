@@ -61,7 +61,6 @@ permissions! {
     ManageStatusClaims = "manage-status-claims": ["admin"];
 }
 
-
 /// The roles the rules name.
 pub const ADMIN: &str = "admin";
 pub const USER: &str = "user";

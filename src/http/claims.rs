@@ -397,7 +397,13 @@ async fn clear_claims(
     ))]
 async fn get_claims(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     let may_manage = app.has_permission(&caller.user, Permission::ManageStatusClaims);
-    let target_id = target(&app, &caller, q.get("userId"), q.get("username"), may_manage)?;
+    let target_id = target(
+        &app,
+        &caller,
+        q.get("userId"),
+        q.get("username"),
+        may_manage,
+    )?;
     let user = app
         .model
         .read()

@@ -58,7 +58,9 @@ impl ClaimSource {
 
 /// The rank of a stored source (None or unknown: below every claim).
 fn rank(source: Option<&str>) -> u8 {
-    source.and_then(ClaimSource::parse).map_or(4, |s| s.priority())
+    source
+        .and_then(ClaimSource::parse)
+        .map_or(4, |s| s.priority())
 }
 
 /// The rank of what the slot holds. A slot without a source holds a manual choice kept
@@ -131,10 +133,7 @@ impl Outcome {
 
     /// Whether what the user chose (status, text, source) changed, not only the slot.
     pub fn chosen_changed(self) -> bool {
-        matches!(
-            self,
-            Outcome::Active | Outcome::Restored | Outcome::Reset
-        )
+        matches!(self, Outcome::Active | Outcome::Restored | Outcome::Reset)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -235,7 +234,9 @@ fn set(cur: &ClaimState, claim: &Claim, now: DateTime<Utc>) -> (ClaimState, Outc
                 // as a claim); a claim keeps its own.
                 Some(_) => Some(stash(
                     cur,
-                    cur.source.clone().filter(|s| s != ClaimSource::Manual.as_str()),
+                    cur.source
+                        .clone()
+                        .filter(|s| s != ClaimSource::Manual.as_str()),
                 )),
             }
         } else {
@@ -357,25 +358,137 @@ mod tests {
             (None, None, E, Outcome::Active, Some("external"), None),
             (None, None, I, Outcome::Active, Some("internal"), None),
             // manual active
-            (Some("manual"), None, M, Outcome::Active, Some("manual"), None),
-            (Some("manual"), None, E, Outcome::Waiting, Some("manual"), Some("external")),
-            (Some("manual"), None, I, Outcome::Active, Some("internal"), Some("manual")),
-            (Some("manual"), Some("external"), E, Outcome::Waiting, Some("manual"), Some("external")),
-            (Some("manual"), Some("internal"), E, Outcome::Refused, Some("manual"), Some("internal")),
+            (
+                Some("manual"),
+                None,
+                M,
+                Outcome::Active,
+                Some("manual"),
+                None,
+            ),
+            (
+                Some("manual"),
+                None,
+                E,
+                Outcome::Waiting,
+                Some("manual"),
+                Some("external"),
+            ),
+            (
+                Some("manual"),
+                None,
+                I,
+                Outcome::Active,
+                Some("internal"),
+                Some("manual"),
+            ),
+            (
+                Some("manual"),
+                Some("external"),
+                E,
+                Outcome::Waiting,
+                Some("manual"),
+                Some("external"),
+            ),
+            (
+                Some("manual"),
+                Some("internal"),
+                E,
+                Outcome::Refused,
+                Some("manual"),
+                Some("internal"),
+            ),
             // manual clears the slot
-            (Some("manual"), Some("external"), M, Outcome::Active, Some("manual"), None),
+            (
+                Some("manual"),
+                Some("external"),
+                M,
+                Outcome::Active,
+                Some("manual"),
+                None,
+            ),
             // external active
-            (Some("external"), None, M, Outcome::Active, Some("manual"), None),
-            (Some("external"), Some("manual"), M, Outcome::Active, Some("manual"), None),
-            (Some("external"), None, E, Outcome::Active, Some("external"), None),
-            (Some("external"), Some("manual"), E, Outcome::Active, Some("external"), Some("manual")),
-            (Some("external"), None, I, Outcome::Active, Some("internal"), Some("external")),
+            (
+                Some("external"),
+                None,
+                M,
+                Outcome::Active,
+                Some("manual"),
+                None,
+            ),
+            (
+                Some("external"),
+                Some("manual"),
+                M,
+                Outcome::Active,
+                Some("manual"),
+                None,
+            ),
+            (
+                Some("external"),
+                None,
+                E,
+                Outcome::Active,
+                Some("external"),
+                None,
+            ),
+            (
+                Some("external"),
+                Some("manual"),
+                E,
+                Outcome::Active,
+                Some("external"),
+                Some("manual"),
+            ),
+            (
+                Some("external"),
+                None,
+                I,
+                Outcome::Active,
+                Some("internal"),
+                Some("external"),
+            ),
             // internal active
-            (Some("internal"), None, M, Outcome::Waiting, Some("internal"), Some("manual")),
-            (Some("internal"), None, E, Outcome::Waiting, Some("internal"), Some("external")),
-            (Some("internal"), Some("external"), M, Outcome::Waiting, Some("internal"), Some("manual")),
-            (Some("internal"), Some("manual"), E, Outcome::Refused, Some("internal"), Some("manual")),
-            (Some("internal"), Some("manual"), I, Outcome::Active, Some("internal"), Some("internal")),
+            (
+                Some("internal"),
+                None,
+                M,
+                Outcome::Waiting,
+                Some("internal"),
+                Some("manual"),
+            ),
+            (
+                Some("internal"),
+                None,
+                E,
+                Outcome::Waiting,
+                Some("internal"),
+                Some("external"),
+            ),
+            (
+                Some("internal"),
+                Some("external"),
+                M,
+                Outcome::Waiting,
+                Some("internal"),
+                Some("manual"),
+            ),
+            (
+                Some("internal"),
+                Some("manual"),
+                E,
+                Outcome::Refused,
+                Some("internal"),
+                Some("manual"),
+            ),
+            (
+                Some("internal"),
+                Some("manual"),
+                I,
+                Outcome::Active,
+                Some("internal"),
+                Some("internal"),
+            ),
         ];
         for &(active, waiting, new, want, after_active, after_waiting) in rows {
             let mut cur = state(Busy, "cur", active, Some("cur-id"));
@@ -386,7 +499,9 @@ mod tests {
             assert_eq!(got, want, "{case}");
             assert_eq!(next.source.as_deref(), after_active, "{case}: active");
             assert_eq!(
-                next.previous.as_ref().and_then(|p| p.status_source.as_deref()),
+                next.previous
+                    .as_ref()
+                    .and_then(|p| p.status_source.as_deref()),
                 after_waiting,
                 "{case}: waiting"
             );
@@ -400,7 +515,11 @@ mod tests {
     fn a_stashed_claim_is_the_whole_active_one() {
         let mut cur = state(Busy, "meeting", Some("external"), Some("cal-1"));
         cur.expires_at = Some(t(600));
-        let (next, o) = resolve(&cur, &Op::Set(claim(I, Away, "call", Some("call-1"))), now());
+        let (next, o) = resolve(
+            &cur,
+            &Op::Set(claim(I, Away, "call", Some("call-1"))),
+            now(),
+        );
         assert_eq!(o, Outcome::Active);
         assert_eq!(
             next.previous,
@@ -469,7 +588,10 @@ mod tests {
         assert_eq!(next.previous, Some(slot(Away, "base", None, None)));
         // chained: the first permanent choice stays
         let (next2, _) = resolve(&next, &Op::Set(claim(M, Away, "x", None)), now());
-        assert_eq!(next2.previous, None, "a permanent manual claim empties the slot");
+        assert_eq!(
+            next2.previous, None,
+            "a permanent manual claim empties the slot"
+        );
         let mut temp2 = temp.clone();
         temp2.status_default = Online;
         let (next3, _) = resolve(&next, &Op::Set(temp2), now());
@@ -480,7 +602,10 @@ mod tests {
         // a temporary manual claim over an external one keeps the claim whole
         let ext = state(Busy, "cal", Some("external"), Some("c"));
         let (next, _) = resolve(&ext, &Op::Set(temp), now());
-        assert_eq!(next.previous, Some(slot(Busy, "cal", Some("external"), Some("c"))));
+        assert_eq!(
+            next.previous,
+            Some(slot(Busy, "cal", Some("external"), Some("c")))
+        );
     }
 
     #[test]

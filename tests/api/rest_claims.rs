@@ -23,7 +23,10 @@ async fn end(srv: &Server, s: &Session, body: Value) -> Reply {
 
 async fn claims_of(srv: &Server, s: &Session, user_id: &str) -> Value {
     let r = srv
-        .get(&format!("statusd.claims.get?userId={}", enc(user_id)), Some(s))
+        .get(
+            &format!("statusd.claims.get?userId={}", enc(user_id)),
+            Some(s),
+        )
         .await;
     assert_status(&r, 200);
     r.2
@@ -321,7 +324,10 @@ async fn who_may_claim_and_what_is_refused() {
         body_403(),
     );
     let r = srv
-        .get(&format!("statusd.claims.get?userId={}", ida.user_id), Some(&hal))
+        .get(
+            &format!("statusd.claims.get?userId={}", ida.user_id),
+            Some(&hal),
+        )
         .await;
     assert_reply(&r, 403, body_403());
     // With it (the admin): another user works, an unknown one is a 400.
@@ -398,18 +404,17 @@ async fn who_may_claim_and_what_is_refused() {
     assert_reply(
         &r,
         400,
-        body_meteor(
-            "invalid-params",
-            "must NOT have additional properties",
-            SET,
-        ),
+        body_meteor("invalid-params", "must NOT have additional properties", SET),
     );
     for (body, error) in [
         (
             json!({"status": "busy"}),
             "Match error: Missing key 'statusId'",
         ),
-        (json!({"statusId": "c"}), "Match error: Missing key 'status'"),
+        (
+            json!({"statusId": "c"}),
+            "Match error: Missing key 'status'",
+        ),
         (
             json!({"status": 3, "statusId": "c"}),
             "Match error: Expected string in field status",

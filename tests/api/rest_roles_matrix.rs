@@ -141,7 +141,11 @@ fn cases(target: &str, victim: &str, logged: &str, customs: &[String; 2]) -> Vec
         get("statusd.claims.get", ALL),
         get(&format!("statusd.claims.get?userId={target}"), ADMIN_ONLY),
         post("statusd.claims.clear", json!({}), ALL),
-        post("statusd.claims.clear", json!({"username": "victim"}), ADMIN_ONLY),
+        post(
+            "statusd.claims.clear",
+            json!({"username": "victim"}),
+            ADMIN_ONLY,
+        ),
         // User administration.
         declared(get("users.list", ALL)),
         post(
