@@ -250,6 +250,40 @@ async fn the_expiry_of_a_claim_restores_the_stashed_one() {
 }
 
 #[tokio::test]
+async fn a_manual_change_waits_behind_an_internal_claim() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let lou = srv.create_user("lou", "lou-pass-1", &["user"]).await;
+    let id = lou.user_id.clone();
+    let r = claim(
+        &srv,
+        &admin,
+        json!({"userId": id, "status": "busy", "text": "on call", "statusId": "sys-1",
+               "source": "internal"}),
+    )
+    .await;
+    assert_eq!(r.2["outcome"], "active", "{}", r.2);
+    // users.setStatus answers as always; the manual choice waits in the slot.
+    set_ok(&srv, &lou, json!({"status": "away", "message": "lunch"})).await;
+    assert_eq!(
+        claims_of(&srv, &lou, &id).await,
+        json!({"_id": id,
+               "previousState": {"statusDefault": "away", "statusSource": "manual",
+                                 "statusText": "lunch"},
+               "status": "offline", "statusDefault": "busy", "statusId": "sys-1",
+               "statusSource": "internal", "statusText": "on call", "success": true})
+    );
+    // When the internal claim ends, the choice applies.
+    let r = end(&srv, &admin, json!({"userId": id, "statusId": "sys-1"})).await;
+    assert_eq!(
+        (&r.2["outcome"], &r.2["statusDefault"], &r.2["statusText"]),
+        (&json!("restored"), &json!("away"), &json!("lunch")),
+        "{}",
+        r.2
+    );
+}
+
+#[tokio::test]
 async fn while_invisible_only_manual_claims_apply() {
     let srv = Server::start().await;
     let admin = srv.admin().await;
