@@ -22,6 +22,7 @@ mod ddp_login;
 mod ddp_login_methods;
 mod ddp_many;
 mod ddp_methods;
+mod ddp_notify;
 mod ddp_preferences;
 mod ddp_presence;
 mod ddp_reaping;

@@ -8,6 +8,7 @@ mod checkpoint;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -15,7 +16,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{from_ms, ms, status_of};
-use super::{CommitError, HistoryQuery, Snapshot, Store};
+use super::{CommitError, HistoryQuery, Role, Snapshot, Store};
 use crate::model::{
     CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind, User,
     UserKind,
@@ -119,7 +120,17 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN preferences TEXT NOT NULL DEFAULT '{}';
     "#,
-    // 6: the id of a user's active status claim (`status::claims`)
+    // 6: the admin commands' change counter and what the running server has loaded of
+    // it (`crate::external`: a command waits until the server has its change)
+    r#"
+    CREATE TABLE admin_sync (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        changed INTEGER NOT NULL,
+        applied INTEGER
+    );
+    INSERT INTO admin_sync (id, changed, applied) VALUES (1, 0, NULL);
+    "#,
+    // 7: the id of a user's active status claim (`status::claims`)
     r#"
     ALTER TABLE users ADD COLUMN status_id TEXT;
     "#,
@@ -134,12 +145,28 @@ pub struct SqliteStore {
     /// `PRAGMA data_version` of the writer's connection when last asked: it changes
     /// when another connection (the admin CLI, the pruning reader) commits.
     data_version: AtomicI64,
+    /// The file, for [`backup::others_have_open`].
+    path: String,
+    /// A server's store or an admin command's: the latter counts its commits in
+    /// `admin_sync.changed` (`crate::external`).
+    role: Role,
+    /// `admin_sync.changed` as the last `load` read it (-1 before the first).
+    admin_loaded: AtomicI64,
+    /// `admin_sync.changed` after this process's last admin commit (-1: none yet).
+    admin_committed: AtomicI64,
     /// Copies the WAL into the database file in the background; stops when dropped.
     _checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
+    /// Opens the store for a server.
+    #[cfg(test)]
     pub fn open(path: &str) -> anyhow::Result<SqliteStore> {
+        SqliteStore::open_as(path, Role::Server)
+    }
+
+    /// Opens the store for a server or an admin command.
+    pub fn open_as(path: &str, role: Role) -> anyhow::Result<SqliteStore> {
         private_files(Path::new(path))?;
         let open = || Connection::open(path).with_context(|| format!("opening {path}"));
         let conn = open()?;
@@ -163,6 +190,10 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
             data_version,
+            path: path.to_string(),
+            role,
+            admin_loaded: AtomicI64::new(-1),
+            admin_committed: AtomicI64::new(-1),
             _checkpointer: checkpoint::Checkpointer::start(checkpointer, Default::default())
                 .context("starting the WAL checkpointer")?,
         })
@@ -474,7 +505,13 @@ fn put_token(tx: &rusqlite::Transaction, t: &Token) -> anyhow::Result<()> {
 }
 
 /// Applies `changes` in order, in one transaction.
-fn commit_all(conn: &mut Connection, changes: &[Change]) -> anyhow::Result<()> {
+/// Commits `changes` in one transaction; an admin command's commit also counts itself
+/// in `admin_sync.changed` and returns the new count.
+fn commit_all(
+    conn: &mut Connection,
+    changes: &[Change],
+    admin: bool,
+) -> anyhow::Result<Option<i64>> {
     let tx = conn.transaction()?;
     for change in changes {
         match change {
@@ -543,13 +580,27 @@ fn commit_all(conn: &mut Connection, changes: &[Change]) -> anyhow::Result<()> {
             Change::PutConn(..) | Change::DeleteConn(..) => {}
         }
     }
+    let counted = if admin && !changes.is_empty() {
+        Some(tx.query_row(
+            "UPDATE admin_sync SET changed = changed + 1 WHERE id = 1 RETURNING changed",
+            [],
+            |r| r.get(0),
+        )?)
+    } else {
+        None
+    };
     tx.commit()?;
-    Ok(())
+    Ok(counted)
 }
 
 impl Store for SqliteStore {
     fn load(&self) -> anyhow::Result<Snapshot> {
         let conn = self.reader.lock();
+        // Read first: what follows holds at least every admin change counted so far.
+        let admin: i64 =
+            conn.query_row("SELECT changed FROM admin_sync WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
         let mut snap = Snapshot::default();
         let mut stmt = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users"))?;
         snap.users = stmt
@@ -600,11 +651,17 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        self.admin_loaded.store(admin, Ordering::SeqCst);
         Ok(snap)
     }
 
     fn commit(&self, changes: &[Change]) -> Result<(), CommitError> {
-        commit_all(&mut self.conn.lock(), changes).map_err(CommitError::Failed)
+        let counted = commit_all(&mut self.conn.lock(), changes, self.role == Role::Admin)
+            .map_err(CommitError::Failed)?;
+        if let Some(n) = counted {
+            self.admin_committed.store(n, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)> {
@@ -656,6 +713,37 @@ impl Store for SqliteStore {
     fn changed_elsewhere(&self) -> anyhow::Result<bool> {
         let now = data_version(&self.conn.lock())?;
         Ok(self.data_version.swap(now, Ordering::SeqCst) != now)
+    }
+
+    fn loaded_admin_changes(&self) -> Option<i64> {
+        Some(self.admin_loaded.load(Ordering::SeqCst)).filter(|n| *n >= 0)
+    }
+
+    /// On the writer's connection: its own commits do not count as changes elsewhere.
+    fn acknowledge(&self, applied: Option<i64>) -> anyhow::Result<()> {
+        self.conn
+            .lock()
+            .execute("UPDATE admin_sync SET applied = ?1 WHERE id = 1", [applied])?;
+        Ok(())
+    }
+
+    /// A server runs when one has recorded what it loaded (it clears that when it
+    /// stops) and another process has the database open (a server that died cannot
+    /// hold the lock: it leaves no waiting behind).
+    fn servers_behind(&self, _alive_within: Duration) -> anyhow::Result<Option<usize>> {
+        let mine = self.admin_committed.load(Ordering::SeqCst);
+        let applied: Option<i64> = self.reader.lock().query_row(
+            "SELECT applied FROM admin_sync WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        let Some(applied) = applied else {
+            return Ok(None);
+        };
+        if !backup::others_have_open(Path::new(&self.path))? {
+            return Ok(None);
+        }
+        Ok(Some(usize::from(applied < mine)))
     }
 }
 
