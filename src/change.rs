@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::secrets::new_id;
 use crate::error::Error;
-use crate::model::{ConnStatus, HistoryEntry, PreviousState, Source, Status, User};
+use crate::model::{ConnStatus, HistoryEntry, Source, Status, User, UserKind};
 use crate::state::Tx;
+use crate::status::claims::{self, Claim, ClaimSource, ClaimState, Op, Outcome};
 use crate::status::presence;
 
 /// A validated manual status change (users.setStatus, DDP setUserStatus and friends).
@@ -59,36 +60,90 @@ fn recompute(user: &mut User, conns: &[ConnStatus], chosen_now: bool) {
     };
 }
 
-/// Applies a manual change to the user `target_id`. Returns the updated user.
+/// The claim fields of `user` (`status::claims`).
+fn claim_state(user: &User) -> ClaimState {
+    ClaimState {
+        status_default: user.status_default,
+        status_text: user.status_text.clone(),
+        source: user.status_source.clone(),
+        expires_at: user.status_expires_at,
+        id: user.status_id.clone(),
+        previous: user.previous_state.clone(),
+    }
+}
+
+fn put_claim_state(user: &mut User, s: ClaimState) {
+    user.status_default = s.status_default;
+    user.status_text = s.status_text;
+    user.status_source = s.source;
+    user.status_expires_at = s.expires_at;
+    user.status_id = s.id;
+    user.previous_state = s.previous;
+}
+
+/// Applies a manual change to the user `target_id`: a manual claim
+/// (`status::claims`). Returns the updated user.
 pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<User, Error> {
     let current = tx.user(target_id).ok_or_else(Error::invalid_user)?;
     let mut user = (*current).clone();
-    if let Some(expires) = change.expires_at {
-        // Keep the last permanent choice: chaining temporary statuses restores it.
-        if user.status_expires_at.is_none() {
-            user.previous_state = Some(PreviousState {
-                status_default: user.status_default,
-                status_text: user.status_text.clone(),
-            });
-        }
-        user.status_expires_at = Some(expires);
-    } else {
-        user.status_expires_at = None;
-        user.previous_state = None;
+    let claim = Claim {
+        // A message-only change keeps the chosen status.
+        status_default: change.status.unwrap_or(user.status_default),
+        source: ClaimSource::Manual,
+        text: change.text,
+        expires_at: change.expires_at,
+        id: None,
+    };
+    let (next, outcome) = claims::resolve(&claim_state(&user), &Op::Set(claim), tx.now);
+    if !outcome.changed() {
+        return Ok(user);
     }
-    if let Some(text) = change.text {
-        user.status_text = text;
-    }
-    if let Some(status) = change.status {
-        user.status_default = status;
-    }
-    user.status_source = Some("manual".into());
+    put_claim_state(&mut user, next);
     user.updated_at = tx.now;
     let conns = tx.connections(target_id);
-    recompute(&mut user, &conns, change.status.is_some());
+    recompute(
+        &mut user,
+        &conns,
+        change.status.is_some() && outcome.chosen_changed(),
+    );
     record(tx, &current, &user, change.actor, change.source);
     tx.put_user(user.clone());
     Ok(user)
+}
+
+/// A claim operation of source `internal` or `external` (`statusd.claims.*`) on
+/// `target_id`. With no live connection the user shows what Rocket.Chat's engine
+/// decides (`claims::displayed_disconnected`). Returns the user and what happened; a
+/// refused or unmatched operation writes nothing.
+pub fn claim(
+    tx: &mut Tx,
+    target_id: &str,
+    op: Op,
+    actor: Option<String>,
+    source: Source,
+) -> Result<(User, Outcome), Error> {
+    let current = tx.user(target_id).ok_or_else(Error::invalid_user)?;
+    let mut user = (*current).clone();
+    let (next, outcome) = claims::resolve(&claim_state(&user), &op, tx.now);
+    if !outcome.changed() {
+        return Ok((user, outcome));
+    }
+    put_claim_state(&mut user, next);
+    user.updated_at = tx.now;
+    if outcome.chosen_changed() {
+        let conns = tx.connections(target_id);
+        user.status_connection = presence::connection_status(conns.iter().copied());
+        user.status = if conns.is_empty() {
+            let service =
+                user.kind == UserKind::Bot || user.has_role("bot") || user.has_role("app");
+            claims::displayed_disconnected(&op, service, user.status_default)
+        } else {
+            presence::displayed(user.status_connection, user.status_default)
+        };
+    }
+    record(tx, &current, &user, actor, source);
+    tx.put_user(user.clone());
+    Ok((user, outcome))
 }
 
 /// Sets only the status text of `target_id` (users.update's `statusText`, Rocket.Chat's
@@ -110,7 +165,8 @@ pub fn set_text(
     Ok(user)
 }
 
-/// Restores the status saved before a temporary one, if `user_id`'s expiry is due.
+/// Restores the status saved before a temporary one (or the claim waiting), if
+/// `user_id`'s expiry is due: Rocket.Chat's `endActive` without an id.
 /// Returns whether anything changed.
 pub fn expire(tx: &mut Tx, user_id: &str) -> bool {
     let Some(current) = tx.user(user_id) else {
@@ -121,14 +177,9 @@ pub fn expire(tx: &mut Tx, user_id: &str) -> bool {
         _ => return false,
     }
     let mut user = (*current).clone();
-    let previous = user.previous_state.take().unwrap_or(PreviousState {
-        status_default: Status::Online,
-        status_text: String::new(),
-    });
-    user.status_default = previous.status_default;
-    user.status_text = previous.status_text;
-    user.status_expires_at = None;
-    user.status_source = None;
+    // Rocket.Chat's expiry job: end the active claim (no id); what waited comes back.
+    let (next, _) = claims::resolve(&claim_state(&user), &Op::End(None), tx.now);
+    put_claim_state(&mut user, next);
     user.updated_at = tx.now;
     let conns = tx.connections(user_id);
     recompute(&mut user, &conns, true);

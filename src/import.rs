@@ -575,6 +575,7 @@ fn apply(tx: &mut Tx, rc: RcUser, opts: Options, report: &mut Report, warnings: 
         user.status_expires_at = None;
         user.previous_state = None;
         user.status_source = None;
+        user.status_id = None;
     }
     user.status_default = status_default;
     user.status_text = status_text;

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// A user status as Rocket.Chat names it. `Offline` chosen as a default means "invisible".
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize, Hash, ToSchema)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize, Hash, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    #[default]
     Online,
     Away,
     Busy,
@@ -87,11 +88,20 @@ pub struct Email {
     pub verified: bool,
 }
 
-/// The chosen status saved when a temporary (expiring) status is set, restored on expiry.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+/// Rocket.Chat's `previousState`, the single slot of `status::claims`: the chosen
+/// status saved when a temporary status or a higher claim took over (restored when
+/// that ends), or a lower claim waiting for the active one to end. Kept as JSON in
+/// the stores; the claim fields are absent in records written before claims.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct PreviousState {
     pub status_default: Status,
     pub status_text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_expires_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_id: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -122,8 +132,13 @@ pub struct User {
     /// The aggregate of the live realtime connections.
     pub status_connection: Status,
     pub status_text: String,
+    /// Which claim source set the chosen status (`status::claims`): `internal`,
+    /// `manual`, `external`; None before any (or after a reset).
     pub status_source: Option<String>,
     pub status_expires_at: Option<DateTime<Utc>>,
+    /// The id the active claim was set with (an integration's own), to end it by.
+    #[serde(default)]
+    pub status_id: Option<String>,
     pub previous_state: Option<PreviousState>,
     pub utc_offset: f64,
     pub created_at: DateTime<Utc>,
@@ -187,6 +202,10 @@ pub enum Source {
     Connection,
     /// `statusd import rocketchat`.
     Import,
+    /// A claim of source `external` (`statusd.claims.*`).
+    External,
+    /// A claim of source `internal` (the server's own uses).
+    Internal,
 }
 
 impl Source {
@@ -197,6 +216,8 @@ impl Source {
             Source::Expiry => "expiry",
             Source::Connection => "connection",
             Source::Import => "import",
+            Source::External => "external",
+            Source::Internal => "internal",
         }
     }
 
@@ -206,6 +227,8 @@ impl Source {
             "expiry" => Source::Expiry,
             "connection" => Source::Connection,
             "import" => Source::Import,
+            "external" => Source::External,
+            "internal" => Source::Internal,
             _ => Source::Rest,
         }
     }

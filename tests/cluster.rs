@@ -1616,6 +1616,45 @@ async fn preferences_set_on_one_instance_are_read_on_another() {
     assert_eq!(r.2["settings"]["preferences"], want, "{}", r.2);
 }
 
+/// Issue 18.1: a claim set through one instance (its `statusId` and the slot) is read
+/// through another, and ended there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_claim_set_on_one_instance_is_read_and_ended_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (alice, _) = alice_on(&c).await;
+    set_ok(&c[0], &alice, json!({"status": "busy", "message": "focus"})).await;
+    let r = c[0]
+        .post_json(
+            "statusd.claims.set",
+            Some(&alice),
+            json!({"status": "away", "text": "meeting", "statusId": "cal-1"}),
+        )
+        .await;
+    assert_eq!(r.2["outcome"], "waiting", "{}", r.2);
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let r = c[1].get("statusd.claims.get", Some(&alice)).await;
+        if r.2["previousState"]["statusId"] == "cal-1" {
+            assert_eq!(r.2["statusSource"], "manual", "{}", r.2);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not replicated within {REPLICATION_WAIT:?}: {}",
+            r.2
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = c[1]
+        .post_json(
+            "statusd.claims.end",
+            Some(&alice),
+            json!({"statusId": "cal-1"}),
+        )
+        .await;
+    assert_eq!(r.2["outcome"], "endedWaiting", "{}", r.2);
+}
+
 /// Polls `settings.public` on `srv` until `Presence_broadcast_disabled` reads `want`.
 async fn broadcast_disabled_reads(srv: &Server, want: bool) {
     let deadline = Instant::now() + REPLICATION_WAIT;

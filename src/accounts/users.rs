@@ -39,6 +39,7 @@ pub fn new_user(username: &str, name: &str, now: DateTime<Utc>) -> User {
         status_text: String::new(),
         status_source: None,
         status_expires_at: None,
+        status_id: None,
         previous_state: None,
         utc_offset: 0.0,
         created_at: now,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod avatar;
+mod claims;
 mod compat;
 mod custom_status;
 pub mod error;
@@ -173,6 +174,7 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(compat::routes())
         .merge(users_admin::routes())
         .merge(presence::routes())
+        .merge(claims::routes())
         // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.

@@ -35,9 +35,13 @@ pub fn user(id: &str, username: &str) -> User {
         status_text: "in a meeting ✓".into(),
         status_source: Some("rest".into()),
         status_expires_at: Some(t(1_700_000_123_456)),
+        status_id: Some("cal-42".into()),
         previous_state: Some(PreviousState {
             status_default: Status::Away,
             status_text: "before".into(),
+            status_source: Some("manual".into()),
+            status_expires_at: Some(t(1_700_000_999_000)),
+            status_id: Some("slot-7".into()),
         }),
         utc_offset: 5.5,
         created_at: t(1_600_000_000_001),

@@ -115,6 +115,37 @@ fn cases(target: &str, victim: &str, logged: &str, customs: &[String; 2]) -> Vec
         get("users.info?username=target", ALL),
         get("users.statusHistory", ALL),
         get(&format!("users.statusHistory?userId={target}"), ADMIN_ONLY),
+        // Status claims: external ones on oneself for everyone; another user's claims
+        // and internal claims with manage-status-claims (admin).
+        post(
+            "statusd.claims.set",
+            json!({"status": "busy", "text": "cal", "statusId": "m-1"}),
+            ALL,
+        ),
+        post(
+            "statusd.claims.set",
+            json!({"status": "busy", "statusId": "m-2", "source": "internal"}),
+            ADMIN_ONLY,
+        ),
+        post(
+            "statusd.claims.set",
+            json!({"userId": target, "status": "busy", "text": "cal", "statusId": "m-3"}),
+            ADMIN_ONLY,
+        ),
+        post("statusd.claims.end", json!({"statusId": "m-1"}), ALL),
+        post(
+            "statusd.claims.end",
+            json!({"userId": target, "statusId": "m-3"}),
+            ADMIN_ONLY,
+        ),
+        get("statusd.claims.get", ALL),
+        get(&format!("statusd.claims.get?userId={target}"), ADMIN_ONLY),
+        post("statusd.claims.clear", json!({}), ALL),
+        post(
+            "statusd.claims.clear",
+            json!({"username": "victim"}),
+            ADMIN_ONLY,
+        ),
         // User administration.
         declared(get("users.list", ALL)),
         post(

@@ -802,7 +802,8 @@ fn older_schema_database(dir: &std::path::Path) -> String {
          ALTER TABLE tokens DROP COLUMN bypass_two_factor;
          ALTER TABLE users DROP COLUMN preferences;
          ALTER TABLE users DROP COLUMN last_seen;
-         DROP TABLE admin_sync;",
+         DROP TABLE admin_sync;
+         ALTER TABLE users DROP COLUMN status_id;",
     )
     .expect("back to schema 3");
     db

@@ -117,6 +117,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN last_seen BIGINT;
     "#,
+    // 9: the id of a user's active status claim (`status::claims`)
+    r#"
+    ALTER TABLE users ADD COLUMN status_id TEXT;
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.

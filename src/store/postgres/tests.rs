@@ -144,6 +144,7 @@ fn round_trip_through_commit_and_load() {
         password_hash: None,
         status_source: None,
         status_expires_at: None,
+        status_id: None,
         previous_state: None,
         last_login: None,
         last_seen: None,

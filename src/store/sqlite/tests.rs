@@ -59,7 +59,9 @@ fn every_user_write_loads_back_as_committed() {
     u.previous_state = Some(PreviousState {
         status_default: Status::Busy,
         status_text: "in a meeting ✓".into(),
+        ..Default::default()
     });
+    u.status_id = None;
     u.updated_at = t(1_700_000_000_102);
     u.last_login = None;
     put(&store, &u);
