@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::calendar;
 use crate::change;
 use crate::cluster::Leadership;
 use crate::state::Core;
@@ -34,8 +35,14 @@ pub async fn catch_up(core: &Core, leader: &Leadership) {
     }
 }
 
-/// Restores every status whose expiry is due now.
+/// Restores every status whose expiry is due now, then fires the calendar events due
+/// (`crate::calendar`: their starts and ends, once each).
 async fn apply_due(core: &Core) {
+    apply_expiries(core).await;
+    calendar::apply_due(core).await;
+}
+
+async fn apply_expiries(core: &Core) {
     let due = core
         .model
         .read()

@@ -8,6 +8,7 @@ mod auth;
 mod avatar;
 pub mod bootstrap;
 mod bus;
+mod calendar;
 mod change;
 pub mod cli;
 pub mod cluster;

@@ -258,3 +258,35 @@ pub struct CustomStatus {
     pub status_type: Status,
     pub updated_at: DateTime<Utc>,
 }
+
+/// A calendar event (Rocket.Chat's `ICalendarEvent`, `calendar-events.*`): its owner
+/// (`uid`) is busy from `start_time` to `end_time` when it is busy and the setting
+/// `Calendar_BusyStatus_Enabled` is on. The store keeps it as one JSON body.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct CalendarEvent {
+    pub id: String,
+    pub uid: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub subject: String,
+    pub description: String,
+    pub meeting_url: Option<String>,
+    pub reminder_minutes_before_start: i64,
+    pub external_id: Option<String>,
+    /// Absent: busy (Rocket.Chat treats only `false` as free).
+    pub busy: Option<bool>,
+    pub updated_at: DateTime<Utc>,
+    /// The start has been handled (the busy claim set, or skipped): at most once.
+    #[serde(default)]
+    pub started: bool,
+    /// The end has been handled (the claim ended if it was still the event's).
+    #[serde(default)]
+    pub ended: bool,
+}
+
+impl CalendarEvent {
+    /// The `statusId` of the claim this event sets.
+    pub fn claim_id(&self) -> String {
+        format!("calendar:{}", self.id)
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User};
+use crate::model::{CalendarEvent, ConnStatus, CustomStatus, HistoryEntry, Token, User};
 
 /// Everything the server keeps, as a store loads it.
 #[derive(Default)]
@@ -17,6 +17,7 @@ pub struct Snapshot {
     pub settings: Vec<(String, Json)>,
     pub permissions: Vec<(String, Vec<String>)>,
     pub custom_statuses: Vec<CustomStatus>,
+    pub calendar_events: Vec<CalendarEvent>,
     /// Live connections of running instances (user id, connection id, status); an
     /// embedded store keeps none, since connections die with the process.
     pub conns: Vec<(String, String, ConnStatus)>,
@@ -43,6 +44,9 @@ pub enum Change {
     PutCustomStatus(Arc<CustomStatus>),
     /// By custom status id.
     DeleteCustomStatus(String),
+    PutCalendarEvent(Arc<CalendarEvent>),
+    /// By event id.
+    DeleteCalendarEvent(String),
     /// An appended status-history entry (the store keeps it; the model does not).
     AddHistory(Arc<HistoryEntry>),
 }

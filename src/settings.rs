@@ -302,6 +302,9 @@ settings! {
     ALLOW_STATUS_MESSAGE_CHANGE: Flag = ("Accounts_AllowUserStatusMessageChange", PUBLIC, true);
     /// May users choose `offline` (invisible)?
     ALLOW_INVISIBLE: Flag = ("Accounts_AllowInvisibleStatusOption", PUBLIC, true);
+    /// Does a busy calendar event make its owner busy from its start to its end
+    /// (`calendar-events.*`)?
+    CALENDAR_BUSY_STATUS: Flag = ("Calendar_BusyStatus_Enabled", PUBLIC, true);
     ALLOW_USER_PROFILE_CHANGE: Flag = ("Accounts_AllowUserProfileChange", PUBLIC, true);
     /// Usernames nobody may take, separated by commas (beside the reserved ones).
     BLOCKED_USERNAMES: Text = ("Accounts_BlockedUsernameList", PRIVATE, "");

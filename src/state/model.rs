@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
-use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User};
+use crate::model::{CalendarEvent, ConnStatus, CustomStatus, HistoryEntry, Token, User};
 use crate::record::{Change, Snapshot};
 
 /// What a change is about: the key of a record in the model and the transaction.
@@ -21,6 +21,7 @@ pub enum Key {
     /// A live realtime connection of a user: (user id, connection id).
     Conn(String, String),
     CustomStatus(String),
+    CalendarEvent(String),
     /// An appended status-history entry (by its id); never read back from the model.
     History(String),
 }
@@ -34,6 +35,7 @@ pub enum Value {
     Permission(Arc<Vec<String>>),
     Conn(ConnStatus),
     CustomStatus(Arc<CustomStatus>),
+    CalendarEvent(Arc<CalendarEvent>),
     History(Arc<HistoryEntry>),
 }
 
@@ -59,6 +61,11 @@ pub fn entry(change: &Change) -> (Key, Option<Value>) {
             Some(Value::CustomStatus(c.clone())),
         ),
         Change::DeleteCustomStatus(id) => (Key::CustomStatus(id.clone()), None),
+        Change::PutCalendarEvent(e) => (
+            Key::CalendarEvent(e.id.clone()),
+            Some(Value::CalendarEvent(e.clone())),
+        ),
+        Change::DeleteCalendarEvent(id) => (Key::CalendarEvent(id.clone()), None),
         Change::AddHistory(h) => (Key::History(h.id.clone()), Some(Value::History(h.clone()))),
     }
 }
@@ -81,6 +88,8 @@ pub struct Model {
     pub setting_times: HashMap<String, DateTime<Utc>>,
     pub conns: HashMap<String, HashMap<String, ConnStatus>>,
     pub custom_statuses: HashMap<String, Arc<CustomStatus>>,
+    /// Calendar events by id (`calendar-events.*`).
+    pub calendar_events: HashMap<String, Arc<CalendarEvent>>,
     /// (due time in ms, user id) of every temporary status, earliest first.
     pub expiries: BTreeSet<(i64, String)>,
 }
@@ -105,6 +114,9 @@ impl Model {
         for c in snapshot.custom_statuses {
             model.custom_statuses.insert(c.id.clone(), Arc::new(c));
         }
+        for e in snapshot.calendar_events {
+            model.calendar_events.insert(e.id.clone(), Arc::new(e));
+        }
         for (user, conn, status) in snapshot.conns {
             model.conns.entry(user).or_default().insert(conn, status);
         }
@@ -128,6 +140,11 @@ impl Model {
                 .get(id)
                 .cloned()
                 .map(Value::CustomStatus),
+            Key::CalendarEvent(id) => self
+                .calendar_events
+                .get(id)
+                .cloned()
+                .map(Value::CalendarEvent),
             Key::History(_) => None,
         }
     }
@@ -242,6 +259,12 @@ impl Model {
             }
             Change::DeleteCustomStatus(id) => {
                 self.custom_statuses.remove(&id);
+            }
+            Change::PutCalendarEvent(e) => {
+                self.calendar_events.insert(e.id.clone(), e);
+            }
+            Change::DeleteCalendarEvent(id) => {
+                self.calendar_events.remove(&id);
             }
             // History lives only in the store.
             Change::AddHistory(_) => {}

@@ -18,7 +18,7 @@ use super::model::Model;
 use super::notices;
 use crate::bus::notice::Notice;
 use crate::bus::StatusEvent;
-use crate::model::{ConnStatus, CustomStatus, Status, User};
+use crate::model::{CalendarEvent, ConnStatus, CustomStatus, Status, User};
 use crate::record::Change;
 use crate::status::presence;
 use crate::store::Credentials;
@@ -35,6 +35,7 @@ pub enum WireChange {
     Permission(String, Option<Vec<String>>),
     Conn(String, String, Option<ConnStatus>),
     CustomStatus(String, Option<CustomStatus>),
+    CalendarEvent(String, Option<Box<CalendarEvent>>),
     /// The password hash or the tokens of this user changed: read them from the store.
     Credentials(String),
 }
@@ -86,6 +87,10 @@ pub fn to_wire(changes: &[Change], before: &Model) -> Vec<WireChange> {
                 WireChange::CustomStatus(c.id.clone(), Some((**c).clone()))
             }
             Change::DeleteCustomStatus(id) => WireChange::CustomStatus(id.clone(), None),
+            Change::PutCalendarEvent(e) => {
+                WireChange::CalendarEvent(e.id.clone(), Some(Box::new((**e).clone())))
+            }
+            Change::DeleteCalendarEvent(id) => WireChange::CalendarEvent(id.clone(), None),
             Change::AddHistory(_) => continue,
         });
     }
@@ -129,6 +134,11 @@ fn from_wire(w: WireChange, m: &Model) -> Option<Change> {
             Change::PutCustomStatus(Arc::new(c))
         }
         WireChange::CustomStatus(id, None) => Change::DeleteCustomStatus(id),
+        WireChange::CalendarEvent(id, Some(mut e)) => {
+            e.id = id;
+            Change::PutCalendarEvent(Arc::new(*e))
+        }
+        WireChange::CalendarEvent(id, None) => Change::DeleteCalendarEvent(id),
         WireChange::Credentials(_) => return None,
     })
 }

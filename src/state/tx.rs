@@ -12,7 +12,9 @@ use serde_json::Value as Json;
 use super::model::{entry, Key, Model, Value};
 use crate::auth::defaults;
 use crate::bus::StatusEvent;
-use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User, UserKind};
+use crate::model::{
+    CalendarEvent, ConnStatus, CustomStatus, HistoryEntry, Token, User, UserKind,
+};
 use crate::record::Change;
 
 pub struct Tx<'a> {
@@ -304,6 +306,45 @@ impl<'a> Tx<'a> {
         self.put(match status {
             Some(c) => Change::PutCustomStatus(Arc::new(c)),
             None => Change::DeleteCustomStatus(id.to_string()),
+        });
+    }
+
+    pub fn calendar_event(&self, id: &str) -> Option<Arc<CalendarEvent>> {
+        match self.get(&Key::CalendarEvent(id.to_string())) {
+            Some(Value::CalendarEvent(e)) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The calendar events of `uid`, committed or written in this batch.
+    pub fn calendar_events_of(&self, uid: &str) -> Vec<Arc<CalendarEvent>> {
+        let mut all: HashMap<String, Arc<CalendarEvent>> = self
+            .model
+            .read()
+            .calendar_events
+            .iter()
+            .filter(|(_, e)| e.uid == uid)
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        for (k, v) in &self.overlay {
+            if let Key::CalendarEvent(id) = k {
+                match v {
+                    Some(Value::CalendarEvent(e)) if e.uid == uid => {
+                        all.insert(id.clone(), e.clone());
+                    }
+                    _ => {
+                        all.remove(id);
+                    }
+                }
+            }
+        }
+        all.into_values().collect()
+    }
+
+    pub fn put_calendar_event(&mut self, id: &str, event: Option<CalendarEvent>) {
+        self.put(match event {
+            Some(e) => Change::PutCalendarEvent(Arc::new(e)),
+            None => Change::DeleteCalendarEvent(id.to_string()),
         });
     }
 

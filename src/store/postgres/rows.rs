@@ -9,7 +9,7 @@ use postgres::Client;
 
 use super::session::{stmt, Stmts};
 use crate::model::{
-    ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Token, TokenKind, User,
+    CalendarEvent, ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Token, TokenKind, User,
     UserKind,
 };
 use crate::record::Change;
@@ -178,6 +178,10 @@ pub(super) const PUT_CUSTOM_STATUS: &str =
      ON CONFLICT (id) DO UPDATE SET name = excluded.name, status_type = excluded.status_type,
         updated_at = excluded.updated_at";
 pub(super) const DELETE_CUSTOM_STATUS: &str = "DELETE FROM custom_statuses WHERE id = $1";
+pub(super) const PUT_CALENDAR_EVENT: &str =
+    "INSERT INTO calendar_events (id, user_id, body) VALUES ($1, $2, $3)
+     ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, body = excluded.body";
+pub(super) const DELETE_CALENDAR_EVENT: &str = "DELETE FROM calendar_events WHERE id = $1";
 /// Appends the history entries of a batch in one statement, in their order (`seq`).
 pub(super) const ADD_HISTORY: &str =
     "INSERT INTO status_history (id, user_id, actor_id, old_status, new_status, old_text, new_text,
@@ -411,6 +415,15 @@ fn apply_change(
             let s = stmt(stmts, tx, DELETE_CUSTOM_STATUS)?;
             tx.execute(&s, &[&txt(id)])?;
         }
+        Change::PutCalendarEvent(e) => {
+            let s = stmt(stmts, tx, PUT_CALENDAR_EVENT)?;
+            let body = serde_json::to_string(e.as_ref())?;
+            tx.execute(&s, &[&txt(&e.id), &txt(&e.uid), &txt(&body)])?;
+        }
+        Change::DeleteCalendarEvent(id) => {
+            let s = stmt(stmts, tx, DELETE_CALENDAR_EVENT)?;
+            tx.execute(&s, &[&txt(id)])?;
+        }
         Change::AddHistory(h) => add_history(tx, stmts, &[h])?,
         Change::PutConn(user, conn, status) => {
             let s = stmt(stmts, tx, PUT_CONN)?;
@@ -537,6 +550,12 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
             })
         })
         .collect::<anyhow::Result<_>>()?;
+    let calendar_events = tx
+        .query("SELECT body FROM calendar_events", &[])?
+        .iter()
+        .filter_map(|r| text(r, 0).ok())
+        .filter_map(|b| serde_json::from_str::<CalendarEvent>(&b).ok())
+        .collect();
     let conns = tx
         .query(
             "SELECT user_id, conn_id, status FROM connections ORDER BY user_id, conn_id",
@@ -554,6 +573,7 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
         settings,
         permissions,
         custom_statuses,
+        calendar_events,
         conns,
     })
 }

@@ -121,6 +121,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN status_id TEXT;
     "#,
+    // 10: calendar events (`calendar-events.*`), each one JSON body
+    r#"
+    CREATE TABLE calendar_events (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX calendar_events_user ON calendar_events(user_id);
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.

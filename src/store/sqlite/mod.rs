@@ -18,7 +18,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::codec::{from_ms, ms, status_of};
 use super::{CommitError, HistoryQuery, Role, Snapshot, Store};
 use crate::model::{
-    CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind, User,
+    CalendarEvent, CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind, User,
     UserKind,
 };
 use crate::record::Change;
@@ -137,6 +137,15 @@ const MIGRATIONS: &[&str] = &[
     // 8: the id of a user's active status claim (`status::claims`)
     r#"
     ALTER TABLE users ADD COLUMN status_id TEXT;
+    "#,
+    // 9: calendar events (`calendar-events.*`), each one JSON body
+    r#"
+    CREATE TABLE calendar_events (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX calendar_events_user ON calendar_events(user_id);
     "#,
 ];
 
@@ -566,6 +575,16 @@ fn commit_all(
                 tx.prepare_cached("DELETE FROM custom_statuses WHERE id = ?1")?
                     .execute([id])?;
             }
+            Change::PutCalendarEvent(e) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO calendar_events (id, user_id, body) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![e.id, e.uid, serde_json::to_string(e.as_ref())?])?;
+            }
+            Change::DeleteCalendarEvent(id) => {
+                tx.prepare_cached("DELETE FROM calendar_events WHERE id = ?1")?
+                    .execute([id])?;
+            }
             Change::AddHistory(h) => {
                 tx.prepare_cached(
                     "INSERT INTO status_history (id, user_id, actor_id, old_status, new_status,
@@ -658,6 +677,12 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        let mut stmt = conn.prepare("SELECT body FROM calendar_events")?;
+        snap.calendar_events = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .filter_map(|r| r.ok())
+            .filter_map(|b| serde_json::from_str::<CalendarEvent>(&b).ok())
+            .collect();
         self.admin_loaded.store(admin, Ordering::SeqCst);
         Ok(snap)
     }
