@@ -5,6 +5,7 @@ pub mod auth;
 mod avatar;
 mod claims;
 mod compat;
+mod calendar;
 mod custom_status;
 pub mod error;
 pub mod extract;
@@ -170,6 +171,7 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(permissions::routes())
         .merge(history::routes())
         .merge(custom_status::routes())
+        .merge(calendar::routes())
         .merge(preferences::routes())
         .merge(compat::routes())
         .merge(users_admin::routes())
