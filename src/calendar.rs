@@ -141,7 +141,12 @@ fn room_for_one_more(tx: &Tx, uid: &str) -> Result<(), Error> {
 }
 
 /// `calendar-events.create`: the new event's id.
-pub fn create(tx: &mut Tx, uid: &str, f: &Fields, external_id: Option<String>) -> Result<String, Error> {
+pub fn create(
+    tx: &mut Tx,
+    uid: &str,
+    f: &Fields,
+    external_id: Option<String>,
+) -> Result<String, Error> {
     let external_id = capped(external_id.as_deref(), EXTERNAL_ID_MAX, "externalId")?;
     let event = build(uid, crate::auth::secrets::new_id(), external_id, f, tx.now)?;
     room_for_one_more(tx, uid)?;
@@ -184,7 +189,10 @@ pub fn update(tx: &mut Tx, uid: &str, id: &str, f: &Fields) -> Result<(), Error>
 fn replace(tx: &mut Tx, old: &CalendarEvent, f: &Fields) -> Result<(), Error> {
     let merged = Fields {
         subject: f.subject.clone().or_else(|| Some(old.subject.clone())),
-        description: f.description.clone().or_else(|| Some(old.description.clone())),
+        description: f
+            .description
+            .clone()
+            .or_else(|| Some(old.description.clone())),
         meeting_url: f.meeting_url.clone().or_else(|| old.meeting_url.clone()),
         reminder_minutes_before_start: f
             .reminder_minutes_before_start
@@ -241,7 +249,10 @@ fn busy(e: &CalendarEvent) -> bool {
 }
 
 /// The ids of events whose start or end is due at `now` and not yet handled.
-pub fn due(events: &std::collections::HashMap<String, Arc<CalendarEvent>>, now: DateTime<Utc>) -> Vec<String> {
+pub fn due(
+    events: &std::collections::HashMap<String, Arc<CalendarEvent>>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
     events
         .values()
         .filter(|e| {

@@ -3,9 +3,9 @@
 
 pub mod auth;
 mod avatar;
+mod calendar;
 mod claims;
 mod compat;
-mod calendar;
 mod custom_status;
 pub mod error;
 pub mod extract;

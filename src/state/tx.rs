@@ -12,9 +12,7 @@ use serde_json::Value as Json;
 use super::model::{entry, Key, Model, Value};
 use crate::auth::defaults;
 use crate::bus::StatusEvent;
-use crate::model::{
-    CalendarEvent, ConnStatus, CustomStatus, HistoryEntry, Token, User, UserKind,
-};
+use crate::model::{CalendarEvent, ConnStatus, CustomStatus, HistoryEntry, Token, User, UserKind};
 use crate::record::Change;
 
 pub struct Tx<'a> {

@@ -53,6 +53,8 @@ const PAT_HOLDERS: [u16; 5] = [401, 403, 403, 200, 200];
 /// Refused inside the handler with a 400, as Rocket.Chat's saveUser and token methods do.
 const ADMIN_ONLY_400: [u16; 5] = [401, 400, 400, 400, 200];
 const PAT_HOLDERS_400: [u16; 5] = [401, 400, 400, 200, 200];
+/// Only one's own records: a missing or another user's one is a 400 for everyone.
+const OWN_ONLY_400: [u16; 5] = [401, 400, 400, 400, 400];
 const PUBLIC: [u16; 5] = [200, 200, 200, 200, 200];
 
 fn get(path: &str, want: [u16; 5]) -> Case {
@@ -145,6 +147,30 @@ fn cases(target: &str, victim: &str, logged: &str, customs: &[String; 2]) -> Vec
             "statusd.claims.clear",
             json!({"username": "victim"}),
             ADMIN_ONLY,
+        ),
+        // Calendar events: one's own only; another's (or a missing one) is a 400.
+        post(
+            "calendar-events.create",
+            json!({"startTime": "2030-01-02T10:00:00Z", "subject": "m", "description": ""}),
+            ALL,
+        ),
+        post(
+            "calendar-events.import",
+            json!({"startTime": "2030-01-02T10:00:00Z", "externalId": "m-1",
+                   "subject": "m", "description": ""}),
+            ALL,
+        ),
+        get("calendar-events.list?date=2030-01-02", ALL),
+        get("calendar-events.info?id=someone-elses", OWN_ONLY_400),
+        post(
+            "calendar-events.update",
+            json!({"eventId": "someone-elses", "startTime": "2030-01-02T10:00:00Z"}),
+            OWN_ONLY_400,
+        ),
+        post(
+            "calendar-events.delete",
+            json!({"eventId": "someone-elses"}),
+            OWN_ONLY_400,
         ),
         // User administration.
         declared(get("users.list", ALL)),

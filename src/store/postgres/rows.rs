@@ -9,8 +9,8 @@ use postgres::Client;
 
 use super::session::{stmt, Stmts};
 use crate::model::{
-    CalendarEvent, ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Token, TokenKind, User,
-    UserKind,
+    CalendarEvent, ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Token,
+    TokenKind, User, UserKind,
 };
 use crate::record::Change;
 use crate::store::codec::{conn_status_of, conn_status_str, from_ms, ms, status_of};

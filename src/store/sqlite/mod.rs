@@ -18,8 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::codec::{from_ms, ms, status_of};
 use super::{CommitError, HistoryQuery, Role, Snapshot, Store};
 use crate::model::{
-    CalendarEvent, CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind, User,
-    UserKind,
+    CalendarEvent, CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token,
+    TokenKind, User, UserKind,
 };
 use crate::record::Change;
 
