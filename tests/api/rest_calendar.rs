@@ -226,7 +226,11 @@ async fn create_info_list_update_import_and_delete_with_exact_bodies() {
 async fn bad_input_is_refused_with_rocket_chat_errors() {
     let srv = Server::start().await;
     let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
-    let refused = |code: &str, reason: &str| json!({"success": false, "error": format!("{reason} [{code}]"), "errorType": code});
+    let refused_by = |route: &str, code: &str, reason: &str| {
+        json!({"success": false, "error": format!("{reason} [{code}]"), "errorType": code,
+               "details": {"method": route}})
+    };
+    let refused = |code: &str, reason: &str| refused_by("calendar-events.create", code, reason);
     let post = |body: Value| {
         let srv = &srv;
         let alice = &alice;
@@ -283,23 +287,39 @@ async fn bad_input_is_refused_with_rocket_chat_errors() {
     assert_reply(
         &r,
         400,
-        refused("invalid-params", "must have required property 'externalId'"),
+        refused_by(
+            "calendar-events.import",
+            "invalid-params",
+            "must have required property 'externalId'",
+        ),
     );
     let r = srv.get("calendar-events.list", Some(&alice)).await;
     assert_reply(
         &r,
         400,
-        refused("invalid-params", "must have required property 'date'"),
+        refused_by(
+            "calendar-events.list",
+            "invalid-params",
+            "must have required property 'date'",
+        ),
     );
     let r = srv
         .get("calendar-events.list?date=soon", Some(&alice))
         .await;
-    assert_reply(&r, 400, refused("error-invalid-date", "Invalid date"));
+    assert_reply(
+        &r,
+        400,
+        refused_by("calendar-events.list", "error-invalid-date", "Invalid date"),
+    );
     let r = srv.get("calendar-events.info", Some(&alice)).await;
     assert_reply(
         &r,
         400,
-        refused("invalid-params", "must have required property 'id'"),
+        refused_by(
+            "calendar-events.info",
+            "invalid-params",
+            "must have required property 'id'",
+        ),
     );
 }
 
