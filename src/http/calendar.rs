@@ -43,7 +43,7 @@ pub fn routes() -> OpenApiRouter<Ctx> {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(rename_all = "camelCase")]
-pub struct EventRequest {
+pub struct CalendarEventRequest {
     /// RFC 3339.
     #[schema(format = DateTime)]
     start_time: String,
@@ -70,7 +70,7 @@ pub struct EventRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(rename_all = "camelCase")]
-pub struct UpdateEventRequest {
+pub struct UpdateCalendarEventRequest {
     event_id: String,
     #[schema(format = DateTime)]
     start_time: String,
@@ -89,14 +89,14 @@ pub struct UpdateEventRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(rename_all = "camelCase")]
-pub struct DeleteEventRequest {
+pub struct DeleteCalendarEventRequest {
     event_id: String,
 }
 
 /// An event as Rocket.Chat answers it (`ICalendarEvent`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct EventView {
+pub struct CalendarEventView {
     #[serde(rename = "_id")]
     #[schema(rename = "_id")]
     id: String,
@@ -124,9 +124,9 @@ pub struct EventView {
     updated_at: String,
 }
 
-fn view(e: &CalendarEvent) -> EventView {
+fn view(e: &CalendarEvent) -> CalendarEventView {
     let m = e.reminder_minutes_before_start;
-    EventView {
+    CalendarEventView {
         id: e.id.clone(),
         uid: e.uid.clone(),
         start_time: iso(&e.start_time),
@@ -145,28 +145,28 @@ fn view(e: &CalendarEvent) -> EventView {
 
 /// `{"id": …, "success": true}`.
 #[derive(Serialize, ToSchema)]
-pub struct IdBody {
+pub struct CalendarIdBody {
     id: String,
     success: bool,
 }
 
 /// `{"data": [events], "success": true}`.
 #[derive(Serialize, ToSchema)]
-pub struct ListBody {
-    data: Vec<EventView>,
+pub struct CalendarListBody {
+    data: Vec<CalendarEventView>,
     success: bool,
 }
 
 /// `{"event": {…}, "success": true}`.
 #[derive(Serialize, ToSchema)]
-pub struct InfoBody {
-    event: EventView,
+pub struct CalendarInfoBody {
+    event: CalendarEventView,
     success: bool,
 }
 
 /// `{"success": true}`.
 #[derive(Serialize, ToSchema)]
-pub struct SuccessBody {
+pub struct CalendarSuccessBody {
     success: bool,
 }
 
@@ -174,7 +174,7 @@ fn invalid_params(reason: &str) -> ApiError {
     Error::refused("invalid-params", reason).into()
 }
 
-fn fields(r: &EventRequest) -> Fields {
+fn fields(r: &CalendarEventRequest) -> Fields {
     Fields {
         start_time: r.start_time.clone(),
         end_time: r.end_time.clone(),
@@ -189,9 +189,9 @@ fn fields(r: &EventRequest) -> Fields {
 /// Creates an event of the caller.
 #[utoipa::path(post, path = "/api/v1/calendar-events.create", tag = "calendar",
     security(("userId" = [], "authToken" = [])),
-    request_body = EventRequest,
+    request_body = CalendarEventRequest,
     responses(
-        (status = 200, description = "The new event's id", body = IdBody),
+        (status = 200, description = "The new event's id", body = CalendarIdBody),
         (status = 400, description = "Match error, invalid-params, error-invalid-date or \
             error-too-many-events", body = schema::ErrorBody),
         (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
@@ -199,7 +199,7 @@ fn fields(r: &EventRequest) -> Fields {
 async fn create(
     State(app): State<Ctx>,
     caller: Caller,
-    body: Body<EventRequest>,
+    body: Body<CalendarEventRequest>,
 ) -> ApiResult<Response> {
     let req = body.read()?;
     let f = fields(&req);
@@ -209,15 +209,15 @@ async fn create(
         .writer
         .run(move |tx| calendar::create(tx, &uid, &f, external))
         .await?;
-    Ok(ok(&IdBody { id, success: true }))
+    Ok(ok(&CalendarIdBody { id, success: true }))
 }
 
 /// Creates an event of the caller, or updates the one with this `externalId`.
 #[utoipa::path(post, path = "/api/v1/calendar-events.import", tag = "calendar",
     security(("userId" = [], "authToken" = [])),
-    request_body = EventRequest,
+    request_body = CalendarEventRequest,
     responses(
-        (status = 200, description = "The event's id", body = IdBody),
+        (status = 200, description = "The event's id", body = CalendarIdBody),
         (status = 400, description = "Match error, invalid-params, error-invalid-date or \
             error-too-many-events", body = schema::ErrorBody),
         (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
@@ -225,7 +225,7 @@ async fn create(
 async fn import(
     State(app): State<Ctx>,
     caller: Caller,
-    body: Body<EventRequest>,
+    body: Body<CalendarEventRequest>,
 ) -> ApiResult<Response> {
     let req = body.read()?;
     let external = req
@@ -239,7 +239,7 @@ async fn import(
         .writer
         .run(move |tx| calendar::import(tx, &uid, &f, &external))
         .await?;
-    Ok(ok(&IdBody { id, success: true }))
+    Ok(ok(&CalendarIdBody { id, success: true }))
 }
 
 /// The start of the UTC day of `date` (RFC 3339 or `YYYY-MM-DD`).
@@ -256,7 +256,7 @@ fn day_of(date: &str) -> Option<DateTime<Utc>> {
     security(("userId" = [], "authToken" = [])),
     params(("date" = String, Query, description = "RFC 3339 or YYYY-MM-DD")),
     responses(
-        (status = 200, description = "The events of that day", body = ListBody),
+        (status = 200, description = "The events of that day", body = CalendarListBody),
         (status = 400, description = "invalid-params or error-invalid-date", body = schema::ErrorBody),
     ))]
 async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
@@ -275,7 +275,7 @@ async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
         .cloned()
         .collect();
     events.sort_by(|a, b| a.start_time.cmp(&b.start_time).then(a.id.cmp(&b.id)));
-    Ok(ok(&ListBody {
+    Ok(ok(&CalendarListBody {
         data: events.iter().map(|e| view(e)).collect(),
         success: true,
     }))
@@ -286,7 +286,7 @@ async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
     security(("userId" = [], "authToken" = [])),
     params(("id" = String, Query)),
     responses(
-        (status = 200, description = "The event", body = InfoBody),
+        (status = 200, description = "The event", body = CalendarInfoBody),
         (status = 400, description = "invalid-params, or no such event of the caller \
             (`{\"success\":false}`)", body = schema::ErrorBody),
     ))]
@@ -302,7 +302,7 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
         .filter(|e| e.uid == caller.user.id)
         .cloned();
     match event {
-        Some(e) => Ok(ok(&InfoBody {
+        Some(e) => Ok(ok(&CalendarInfoBody {
             event: view(&e),
             success: true,
         })),
@@ -317,9 +317,9 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
 /// Changes one of the caller's events.
 #[utoipa::path(post, path = "/api/v1/calendar-events.update", tag = "calendar",
     security(("userId" = [], "authToken" = [])),
-    request_body = UpdateEventRequest,
+    request_body = UpdateCalendarEventRequest,
     responses(
-        (status = 200, description = "Changed", body = SuccessBody),
+        (status = 200, description = "Changed", body = CalendarSuccessBody),
         (status = 400, description = "Match error, invalid-params, error-invalid-date or \
             invalid-calendar-event (missing or another user's)", body = schema::ErrorBody),
         (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
@@ -327,7 +327,7 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
 async fn update(
     State(app): State<Ctx>,
     caller: Caller,
-    body: Body<UpdateEventRequest>,
+    body: Body<UpdateCalendarEventRequest>,
 ) -> ApiResult<Response> {
     let req = body.read()?;
     let f = Fields {
@@ -344,15 +344,15 @@ async fn update(
     app.writer
         .run(move |tx| calendar::update(tx, &uid, &id, &f))
         .await?;
-    Ok(ok(&SuccessBody { success: true }))
+    Ok(ok(&CalendarSuccessBody { success: true }))
 }
 
 /// Deletes one of the caller's events (its busy status, if active, ends).
 #[utoipa::path(post, path = "/api/v1/calendar-events.delete", tag = "calendar",
     security(("userId" = [], "authToken" = [])),
-    request_body = DeleteEventRequest,
+    request_body = DeleteCalendarEventRequest,
     responses(
-        (status = 200, description = "Deleted", body = SuccessBody),
+        (status = 200, description = "Deleted", body = CalendarSuccessBody),
         (status = 400, description = "Match error, invalid-params or invalid-calendar-event \
             (missing or another user's)", body = schema::ErrorBody),
         (status = 503, description = "The change could not be committed", body = schema::ErrorBody),
@@ -360,7 +360,7 @@ async fn update(
 async fn delete(
     State(app): State<Ctx>,
     caller: Caller,
-    body: Body<DeleteEventRequest>,
+    body: Body<DeleteCalendarEventRequest>,
 ) -> ApiResult<Response> {
     let req = body.read()?;
     let uid = caller.user.id.clone();
@@ -368,5 +368,5 @@ async fn delete(
     app.writer
         .run(move |tx| calendar::delete(tx, &uid, &id))
         .await?;
-    Ok(ok(&SuccessBody { success: true }))
+    Ok(ok(&CalendarSuccessBody { success: true }))
 }
