@@ -320,3 +320,82 @@ pub async fn apply_due(core: &Core) {
         tracing::warn!("calendar events failed, will retry: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn fields(start: &str, end: Option<&str>) -> Fields {
+        Fields {
+            start_time: start.into(),
+            end_time: end.map(Into::into),
+            subject: Some("s".into()),
+            description: Some(String::new()),
+            ..Fields::default()
+        }
+    }
+
+    #[test]
+    fn times_are_rfc3339_the_end_after_the_start_within_a_week() {
+        assert!(times(&fields(
+            "2030-01-01T10:00:00Z",
+            Some("2030-01-01T11:00:00Z")
+        ))
+        .is_ok());
+        assert!(times(&fields("2030-01-01T10:00:00Z", None)).is_ok());
+        for (start, end) in [
+            ("2030-01-01T10:00:00Z", Some("2030-01-01T10:00:00Z")),
+            ("2030-01-01T10:00:00Z", Some("2030-01-01T09:00:00Z")),
+            ("2030-01-01T10:00:00Z", Some("2030-01-08T10:00:01Z")),
+            ("tomorrow", None),
+            ("2030-01-01T10:00:00Z", Some("later")),
+        ] {
+            let e = times(&fields(start, end)).unwrap_err();
+            assert_eq!(e.code(), Some("error-invalid-date"), "{start} {end:?}");
+        }
+    }
+
+    #[test]
+    fn fields_are_capped() {
+        let mut f = fields("2030-01-01T10:00:00Z", None);
+        f.subject = Some("x".repeat(SUBJECT_MAX));
+        assert!(build("u", "e".into(), None, &f, Utc::now()).is_ok());
+        f.subject = Some("x".repeat(SUBJECT_MAX + 1));
+        assert!(build("u", "e".into(), None, &f, Utc::now()).is_err());
+        let mut f = fields("2030-01-01T10:00:00Z", None);
+        f.reminder_minutes_before_start = Some(-1);
+        assert!(build("u", "e".into(), None, &f, Utc::now()).is_err());
+    }
+
+    #[test]
+    fn due_lists_unhandled_starts_and_ends_only() {
+        let now = t("2030-01-01T10:00:00Z");
+        let f = fields("2030-01-01T09:59:00Z", Some("2030-01-01T10:30:00Z"));
+        let mut e = build("u", "a".into(), None, &f, now).unwrap();
+        let mut map = HashMap::new();
+        map.insert("a".to_string(), Arc::new(e.clone()));
+        assert_eq!(due(&map, now), vec!["a".to_string()]);
+        e.started = true;
+        map.insert("a".to_string(), Arc::new(e.clone()));
+        assert!(due(&map, now).is_empty(), "started, not over");
+        assert_eq!(due(&map, t("2030-01-01T10:30:00Z")), vec!["a".to_string()]);
+        e.ended = true;
+        map.insert("a".to_string(), Arc::new(e));
+        assert!(due(&map, t("2030-01-01T11:00:00Z")).is_empty(), "handled");
+        let later = build(
+            "u",
+            "b".into(),
+            None,
+            &fields("2030-01-01T10:00:01Z", None),
+            now,
+        )
+        .unwrap();
+        map.insert("b".to_string(), Arc::new(later));
+        assert!(due(&map, now).is_empty(), "not yet");
+    }
+}
