@@ -796,6 +796,63 @@ async fn a_status_expires_exactly_once_with_two_instances() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_calendar_event_fires_once_with_two_instances() {
+    let c = Cluster::start(2, &[]).await;
+    let (alice, _who) = alice_on(&c).await;
+    let start = iso_from_now(2);
+    let end = iso_from_now(4);
+    let (code, _, body) = c[1]
+        .post_json(
+            "calendar-events.create",
+            Some(&alice),
+            json!({"startTime": start, "endTime": end, "subject": "Standup", "description": ""}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let claim_id = format!("calendar:{}", body["id"].as_str().expect("id"));
+
+    // Busy on both instances from the start, back after the end.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    for srv in &c.servers {
+        loop {
+            let (_, _, cl) = srv.get("statusd.claims.get", Some(&alice)).await;
+            if cl["statusId"] == json!(claim_id) {
+                assert_eq!(cl["statusDefault"], "busy", "{cl}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never busy on {}: {cl}",
+                srv.base_url()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep_until((Instant::now() + Duration::from_secs(3)).into()).await;
+    for srv in &c.servers {
+        let (_, _, cl) = srv.get("statusd.claims.get", Some(&alice)).await;
+        assert_eq!(cl["statusDefault"], "online", "{cl}");
+        assert!(cl.get("statusId").is_none(), "{cl}");
+    }
+
+    // One claim, one end, in the shared history, whichever instance is asked.
+    for srv in &c.servers {
+        let admin = srv.admin().await;
+        let (code, _, body) = srv
+            .get(
+                &format!("users.statusHistory?userId={}&count=50", alice.user_id),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        let items = body["items"].as_array().expect("items");
+        let claims = items.iter().filter(|e| e["source"] == "external").count();
+        let ends = items.iter().filter(|e| e["source"] == "expiry").count();
+        assert_eq!((claims, ends), (1, 1), "{body}");
+    }
+}
+
 // -------------------------------------------------------------- store unavailable
 
 #[tokio::test(flavor = "multi_thread")]
