@@ -248,21 +248,6 @@ fn busy(e: &CalendarEvent) -> bool {
     e.busy != Some(false) && e.end_time.is_some()
 }
 
-/// The ids of events whose start or end is due at `now` and not yet handled.
-pub fn due(
-    events: &std::collections::HashMap<String, Arc<CalendarEvent>>,
-    now: DateTime<Utc>,
-) -> Vec<String> {
-    events
-        .values()
-        .filter(|e| {
-            (!e.started && e.start_time <= now)
-                || (!e.ended && e.end_time.is_some_and(|end| end <= now))
-        })
-        .map(|e| e.id.clone())
-        .collect()
-}
-
 /// Handles what is due of event `id` at `tx.now`: at the start the busy claim (when
 /// the setting is on, the event busy and not over), at the end its claim ends. Each
 /// at most once: the event records it in the same transaction.
@@ -303,7 +288,10 @@ pub fn fire(tx: &mut Tx, id: &str) {
 
 /// Fires every due event; called by the expiry timer on the lease holder.
 pub async fn apply_due(core: &Core) {
-    let due = due(&core.model.read().calendar_events, Utc::now());
+    let due = core
+        .model
+        .read()
+        .due_calendar_events(Utc::now().timestamp_millis());
     if due.is_empty() {
         return;
     }
@@ -324,7 +312,6 @@ pub async fn apply_due(core: &Core) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -373,20 +360,23 @@ mod tests {
     }
 
     #[test]
-    fn due_lists_unhandled_starts_and_ends_only() {
+    fn the_model_lists_unhandled_starts_and_ends_only() {
+        use crate::record::Change;
+        use crate::state::Model;
+        let ms = |s: &str| t(s).timestamp_millis();
         let now = t("2030-01-01T10:00:00Z");
         let f = fields("2030-01-01T09:59:00Z", Some("2030-01-01T10:30:00Z"));
         let mut e = build("u", "a".into(), None, &f, now).unwrap();
-        let mut map = HashMap::new();
-        map.insert("a".to_string(), Arc::new(e.clone()));
-        assert_eq!(due(&map, now), vec!["a".to_string()]);
+        let mut m = Model::default();
+        m.apply(Change::PutCalendarEvent(Arc::new(e.clone())));
+        assert_eq!(m.due_calendar_events(ms("2030-01-01T10:00:00Z")), vec!["a"]);
         e.started = true;
-        map.insert("a".to_string(), Arc::new(e.clone()));
-        assert!(due(&map, now).is_empty(), "started, not over");
-        assert_eq!(due(&map, t("2030-01-01T10:30:00Z")), vec!["a".to_string()]);
+        m.apply(Change::PutCalendarEvent(Arc::new(e.clone())));
+        assert!(m.due_calendar_events(ms("2030-01-01T10:00:00Z")).is_empty());
+        assert_eq!(m.due_calendar_events(ms("2030-01-01T10:30:00Z")), vec!["a"]);
         e.ended = true;
-        map.insert("a".to_string(), Arc::new(e));
-        assert!(due(&map, t("2030-01-01T11:00:00Z")).is_empty(), "handled");
+        m.apply(Change::PutCalendarEvent(Arc::new(e)));
+        assert!(m.calendar_due.is_empty(), "handled");
         let later = build(
             "u",
             "b".into(),
@@ -395,7 +385,12 @@ mod tests {
             now,
         )
         .unwrap();
-        map.insert("b".to_string(), Arc::new(later));
-        assert!(due(&map, now).is_empty(), "not yet");
+        m.apply(Change::PutCalendarEvent(Arc::new(later)));
+        assert!(
+            m.due_calendar_events(ms("2030-01-01T10:00:00Z")).is_empty(),
+            "not yet"
+        );
+        m.apply(Change::DeleteCalendarEvent("b".into()));
+        assert!(m.calendar_due.is_empty(), "deleted");
     }
 }

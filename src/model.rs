@@ -285,6 +285,19 @@ pub struct CalendarEvent {
 }
 
 impl CalendarEvent {
+    /// When the timer next has something to do with this event (milliseconds): its
+    /// start until that is handled, then its end (an event without one ends with its
+    /// start); None once both are.
+    pub fn next_due_ms(&self) -> Option<i64> {
+        if !self.started {
+            Some(self.start_time.timestamp_millis())
+        } else if !self.ended {
+            Some(self.end_time.unwrap_or(self.start_time).timestamp_millis())
+        } else {
+            None
+        }
+    }
+
     /// The `statusId` of the claim this event sets.
     pub fn claim_id(&self) -> String {
         format!("calendar:{}", self.id)

@@ -90,6 +90,9 @@ pub struct Model {
     pub custom_statuses: HashMap<String, Arc<CustomStatus>>,
     /// Calendar events by id (`calendar-events.*`).
     pub calendar_events: HashMap<String, Arc<CalendarEvent>>,
+    /// (next due time in ms, event id) of every calendar event the timer still has to
+    /// handle, earliest first (`CalendarEvent::next_due_ms`).
+    pub calendar_due: BTreeSet<(i64, String)>,
     /// (due time in ms, user id) of every temporary status, earliest first.
     pub expiries: BTreeSet<(i64, String)>,
 }
@@ -115,7 +118,7 @@ impl Model {
             model.custom_statuses.insert(c.id.clone(), Arc::new(c));
         }
         for e in snapshot.calendar_events {
-            model.calendar_events.insert(e.id.clone(), Arc::new(e));
+            model.apply(Change::PutCalendarEvent(Arc::new(e)));
         }
         for (user, conn, status) in snapshot.conns {
             model.conns.entry(user).or_default().insert(conn, status);
@@ -261,14 +264,37 @@ impl Model {
                 self.custom_statuses.remove(&id);
             }
             Change::PutCalendarEvent(e) => {
-                self.calendar_events.insert(e.id.clone(), e);
+                if let Some(at) = e.next_due_ms() {
+                    self.calendar_due.insert((at, e.id.clone()));
+                }
+                if let Some(old) = self.calendar_events.insert(e.id.clone(), e.clone()) {
+                    self.unschedule(&old, e.next_due_ms());
+                }
             }
             Change::DeleteCalendarEvent(id) => {
-                self.calendar_events.remove(&id);
+                if let Some(old) = self.calendar_events.remove(&id) {
+                    self.unschedule(&old, None);
+                }
             }
             // History lives only in the store.
             Change::AddHistory(_) => {}
         }
+    }
+
+    /// Drops the due entry of a replaced calendar event unless the new one keeps it.
+    fn unschedule(&mut self, old: &CalendarEvent, kept: Option<i64>) {
+        if let Some(at) = old.next_due_ms().filter(|at| Some(*at) != kept) {
+            self.calendar_due.remove(&(at, old.id.clone()));
+        }
+    }
+
+    /// Calendar events the timer has something to do with at `now_ms`.
+    pub fn due_calendar_events(&self, now_ms: i64) -> Vec<String> {
+        self.calendar_due
+            .iter()
+            .take_while(|(at, _)| *at <= now_ms)
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// Removes a user and its index entries.
