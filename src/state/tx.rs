@@ -144,7 +144,11 @@ impl<'a> Tx<'a> {
         self.put(Change::PutUser(Arc::new(user)));
     }
 
+    /// Deletes a user and their calendar events.
     pub fn delete_user(&mut self, id: &str) {
+        for e in self.calendar_events_of(id) {
+            self.put(Change::DeleteCalendarEvent(e.id.clone()));
+        }
         self.put(Change::DeleteUser(id.to_string()));
     }
 

@@ -433,3 +433,42 @@ async fn events_survive_restarts_and_fire_once() {
     assert!(is_back(&claims(&srv, &alice).await));
     assert_status(&info(&srv, &alice, &id).await, 200);
 }
+
+#[tokio::test]
+async fn a_deleted_users_events_go_with_them() {
+    let srv = Server::start().await;
+    let admin = srv.admin().await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    create(
+        &srv,
+        &alice,
+        json!({"startTime": "2030-01-02T10:00:00Z", "subject": "s", "description": ""}),
+    )
+    .await;
+    let r = srv
+        .post_json(
+            "users.delete",
+            Some(&admin),
+            json!({"userId": alice.user_id}),
+        )
+        .await;
+    assert_status(&r, 200);
+    assert_eq!(stored_events(&srv), 0);
+}
+
+/// How many calendar events the store holds, read as another process would.
+fn stored_events(srv: &Server) -> i64 {
+    let url = srv.database_url().to_string();
+    let sql = "SELECT COUNT(*) FROM calendar_events";
+    std::thread::spawn(move || -> i64 {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let c = rusqlite::Connection::open(path).expect("open the store");
+            c.query_row(sql, [], |r| r.get(0)).expect("count")
+        } else {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+            c.query_one(sql, &[]).expect("count").get(0)
+        }
+    })
+    .join()
+    .expect("the store thread panicked")
+}
