@@ -472,3 +472,42 @@ fn stored_events(srv: &Server) -> i64 {
     .join()
     .expect("the store thread panicked")
 }
+
+#[tokio::test]
+async fn deleting_or_moving_an_event_during_it_ends_its_busy_status() {
+    let srv = Server::start().await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let (start, _) = at(800);
+    let (end, _) = at(20_000);
+    let id = create(
+        &srv,
+        &alice,
+        json!({"startTime": start, "endTime": end, "subject": "Long", "description": ""}),
+    )
+    .await;
+    wait_claims(&srv, &alice, Duration::from_secs(3), is_busy).await;
+    // Moved later: the claim ends now and comes again at the new start.
+    let (start2, start2_at) = at(1500);
+    let r = srv
+        .post_json(
+            "calendar-events.update",
+            Some(&alice),
+            json!({"eventId": id, "startTime": start2, "endTime": end}),
+        )
+        .await;
+    assert_reply(&r, 200, json!({"success": true}));
+    assert!(is_back(&claims(&srv, &alice).await));
+    let busy_at = wait_claims(&srv, &alice, Duration::from_secs(4), is_busy).await;
+    assert!(busy_at >= start2_at && busy_at - start2_at < Duration::from_secs(1));
+    // Deleted: the claim ends at once.
+    let r = srv
+        .post_json(
+            "calendar-events.delete",
+            Some(&alice),
+            json!({"eventId": id}),
+        )
+        .await;
+    assert_reply(&r, 200, json!({"success": true}));
+    let c = claims(&srv, &alice).await;
+    assert!(is_back(&c), "{c}");
+}
