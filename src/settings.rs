@@ -432,7 +432,7 @@ mod tests {
             assert!(seen.insert(d.id), "{} declared twice", d.id);
             assert!(d.accepts(&d.default_value()), "{}", d.id);
         }
-        assert_eq!(DEFINITIONS.len(), 35);
+        assert_eq!(DEFINITIONS.len(), 36);
     }
 
     #[test]
