@@ -8,7 +8,8 @@
 //! presence of a user connected to several instances, reaping the connections of a
 //! `kill -9`ed instance within the stated bound, NATS restarted mid-test (delivery
 //! resumes; changes made while it was down arrive through the resync), `/api/health`,
-//! status expiry exactly once cluster-wide, and a store that disappears (503 JSON).
+//! status expiry and calendar events exactly once cluster-wide, and a store that
+//! disappears (503 JSON).
 //! A hung (SIGSTOPped) leader loses its lease and another instance reaps and expires;
 //! an instance paused long enough to be reaped restores its connections when it
 //! resumes; instances started at the same moment on an empty database all come up,

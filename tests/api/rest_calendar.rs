@@ -341,6 +341,10 @@ async fn a_busy_event_makes_its_owner_busy_from_start_to_end() {
         "busy {:?} after the start",
         busy_at.saturating_duration_since(start_at)
     );
+    println!(
+        "calendar start to busy: {} ms",
+        (busy_at - start_at).as_millis()
+    );
     let c = claims(&srv, &alice).await;
     assert_eq!(c["statusText"], "Standup", "{c}");
     assert_eq!(c["statusId"], format!("calendar:{id}"), "{c}");
@@ -350,6 +354,10 @@ async fn a_busy_event_makes_its_owner_busy_from_start_to_end() {
         back_at >= end_at && back_at - end_at < Duration::from_secs(1),
         "back {:?} after the end",
         back_at.saturating_duration_since(end_at)
+    );
+    println!(
+        "calendar end to back: {} ms",
+        (back_at - end_at).as_millis()
     );
     assert_eq!(claims(&srv, &alice).await["statusText"], "");
 }
