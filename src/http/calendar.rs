@@ -76,10 +76,10 @@ pub struct UpdateCalendarEventRequest {
     start_time: String,
     #[schema(format = DateTime)]
     end_time: Option<String>,
-    /// Absent: unchanged.
-    subject: Option<String>,
-    /// Absent: unchanged.
-    description: Option<String>,
+    /// At most 250 characters.
+    subject: String,
+    /// At most 10 000 characters.
+    description: String,
     meeting_url: Option<String>,
     reminder_minutes_before_start: Option<i64>,
     busy: Option<bool>,
@@ -333,8 +333,8 @@ async fn update(
     let f = Fields {
         start_time: req.start_time,
         end_time: req.end_time,
-        subject: req.subject,
-        description: req.description,
+        subject: Some(req.subject),
+        description: Some(req.description),
         meeting_url: req.meeting_url,
         reminder_minutes_before_start: req.reminder_minutes_before_start,
         busy: req.busy,

@@ -127,7 +127,8 @@ async fn create_info_list_update_import_and_delete_with_exact_bodies() {
             "calendar-events.update",
             Some(&alice),
             json!({"eventId": id, "startTime": "2030-01-02T10:00:00.000Z",
-                   "endTime": "2030-01-02T10:30:00.000Z", "subject": "Planning (short)"}),
+                   "endTime": "2030-01-02T10:30:00.000Z", "subject": "Planning (short)",
+                   "description": "Q1"}),
         )
         .await;
     assert_reply(&r, 200, json!({"success": true}));
@@ -185,7 +186,7 @@ async fn create_info_list_update_import_and_delete_with_exact_bodies() {
         .post_json(
             "calendar-events.update",
             Some(&bob),
-            json!({"eventId": id, "startTime": "2030-01-02T10:00:00.000Z", "subject": "mine"}),
+            json!({"eventId": id, "startTime": "2030-01-02T10:00:00.000Z", "subject": "mine", "description": ""}),
         )
         .await;
     assert_reply(&r, 400, invalid.clone());
@@ -500,7 +501,8 @@ async fn deleting_or_moving_an_event_during_it_ends_its_busy_status() {
         .post_json(
             "calendar-events.update",
             Some(&alice),
-            json!({"eventId": id, "startTime": start2, "endTime": end}),
+            json!({"eventId": id, "startTime": start2, "endTime": end, "subject": "Long",
+                   "description": ""}),
         )
         .await;
     assert_reply(&r, 200, json!({"success": true}));

@@ -164,7 +164,8 @@ fn cases(target: &str, victim: &str, logged: &str, customs: &[String; 2]) -> Vec
         get("calendar-events.info?id=someone-elses", OWN_ONLY_400),
         post(
             "calendar-events.update",
-            json!({"eventId": "someone-elses", "startTime": "2030-01-02T10:00:00Z"}),
+            json!({"eventId": "someone-elses", "startTime": "2030-01-02T10:00:00Z",
+                   "subject": "m", "description": ""}),
             OWN_ONLY_400,
         ),
         post(
