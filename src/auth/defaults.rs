@@ -56,6 +56,7 @@ permissions! {
     AssignAdminRole = "assign-admin-role": ["admin"];
     EditOtherUserPassword = "edit-other-user-password": ["admin"];
     GetServerInfo = "get-server-info": ["admin"];
+    ManageOutgoingIntegrations = "manage-outgoing-integrations": ["admin"];
 }
 
 /// The roles the rules name.

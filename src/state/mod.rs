@@ -3,6 +3,7 @@
 
 pub mod core;
 pub mod model;
+pub mod outbox;
 pub mod remote;
 pub mod tx;
 pub mod writer;
