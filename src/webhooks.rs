@@ -57,9 +57,7 @@ pub fn check_url(url: &str) -> Result<String> {
     let bad = |why: &str| refused("error-invalid-webhook-url", why);
     let url = url.trim();
     if url.is_empty() || url.len() > MAX_URL {
-        return Err(bad(&format!(
-            "The URL must have 1 to {MAX_URL} characters"
-        )));
+        return Err(bad(&format!("The URL must have 1 to {MAX_URL} characters")));
     }
     let parsed = reqwest::Url::parse(url).map_err(|_| bad("The URL is not a valid URL"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -436,8 +434,8 @@ fn give_up_or_retry(
     if now >= deadline {
         return Attempt::Failed { status, error };
     }
-    let wait = chrono::Duration::from_std(backoff(d.attempts + 1))
-        .unwrap_or(chrono::Duration::hours(1));
+    let wait =
+        chrono::Duration::from_std(backoff(d.attempts + 1)).unwrap_or(chrono::Duration::hours(1));
     Attempt::Retry {
         status,
         error,

@@ -187,10 +187,7 @@ async fn create(
         &r.roles,
         r.active.unwrap_or(true),
     )?;
-    let (webhook, secret) = app
-        .writer
-        .run(move |tx| webhooks::create(tx, spec))
-        .await?;
+    let (webhook, secret) = app.writer.run(move |tx| webhooks::create(tx, spec)).await?;
     tracing::info!(webhook = %webhook.id, url = %webhook.url, "webhook registered");
     Ok(ok(&CreatedWebhookBody {
         webhook: (&webhook).into(),
@@ -301,9 +298,7 @@ async fn delete(
 ) -> ApiResult<Response> {
     require(&app, &caller)?;
     let id = body.read()?.webhook_id;
-    app.writer
-        .run(move |tx| webhooks::delete(tx, &id))
-        .await?;
+    app.writer.run(move |tx| webhooks::delete(tx, &id)).await?;
     Ok(ok(&schema::Success::YES))
 }
 

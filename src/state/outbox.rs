@@ -140,10 +140,18 @@ mod tests {
     #[test]
     fn each_change_is_one_delivery_per_wanting_endpoint_in_order() {
         let mut m = Model::default();
-        let alice = user("u1", "alice");
+        let mut alice = user("u1", "alice");
+        alice.status = Status::Online;
+        alice.status_text = String::new();
         m.apply(Change::PutUser(Arc::new(alice.clone())));
-        m.apply(Change::PutWebhook(Arc::new(hook("w1", &["status.changed"]))));
-        m.apply(Change::PutWebhook(Arc::new(hook("w2", &["status-text.changed"]))));
+        m.apply(Change::PutWebhook(Arc::new(hook(
+            "w1",
+            &["status.changed"],
+        ))));
+        m.apply(Change::PutWebhook(Arc::new(hook(
+            "w2",
+            &["status-text.changed"],
+        ))));
         let batch = vec![
             with_status(&alice, Status::Busy, ""),
             with_status(&alice, Status::Away, "lunch"),
@@ -169,7 +177,9 @@ mod tests {
     #[test]
     fn filters_and_inactive_endpoints() {
         let mut m = Model::default();
-        let alice = user("u1", "alice");
+        let mut alice = user("u1", "alice");
+        alice.status = Status::Online;
+        alice.roles = vec!["user".into()];
         m.apply(Change::PutUser(Arc::new(alice.clone())));
         let mut only_bob = hook("w1", &["status.changed"]);
         only_bob.user_ids = vec!["u2".into()];

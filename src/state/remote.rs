@@ -86,7 +86,9 @@ pub fn to_wire(changes: &[Change], before: &Model) -> Vec<WireChange> {
                 WireChange::CustomStatus(c.id.clone(), Some((**c).clone()))
             }
             Change::DeleteCustomStatus(id) => WireChange::CustomStatus(id.clone(), None),
-            Change::PutWebhook(w) => WireChange::Webhook(w.id.clone(), Some(Box::new((**w).clone()))),
+            Change::PutWebhook(w) => {
+                WireChange::Webhook(w.id.clone(), Some(Box::new((**w).clone())))
+            }
             Change::DeleteWebhook(id) => WireChange::Webhook(id.clone(), None),
             // History, secrets and the outbox stay in the store.
             Change::AddHistory(_) | Change::PutWebhookSecret(..) | Change::AddDelivery(_) => {

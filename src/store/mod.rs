@@ -53,11 +53,20 @@ pub struct DueDelivery {
 /// What became of one attempt.
 #[derive(Debug, Clone)]
 pub enum Attempt {
-    Delivered { status: u16 },
+    Delivered {
+        status: u16,
+    },
     /// Try again at `next_at`.
-    Retry { status: Option<u16>, error: String, next_at: DateTime<Utc> },
+    Retry {
+        status: Option<u16>,
+        error: String,
+        next_at: DateTime<Utc>,
+    },
     /// Given up: out of retry time.
-    Failed { status: Option<u16>, error: String },
+    Failed {
+        status: Option<u16>,
+        error: String,
+    },
 }
 
 /// One row of an endpoint's delivery log.
@@ -92,7 +101,13 @@ pub(crate) const OUTBOX_DUE: &str = "SELECT d.seq, d.id, d.endpoint_id, d.user_i
 pub(crate) fn attempt_row(
     a: &Attempt,
     now: DateTime<Utc>,
-) -> (&'static str, Option<u16>, Option<String>, Option<i64>, Option<i64>) {
+) -> (
+    &'static str,
+    Option<u16>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+) {
     let now = now.timestamp_millis();
     match a {
         Attempt::Delivered { status } => ("delivered", Some(*status), None, None, Some(now)),
@@ -141,7 +156,8 @@ pub trait Store: Send + Sync + 'static {
     /// endpoint and user (the oldest undelivered one: order per user is kept).
     fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<DueDelivery>>;
     /// Records what became of an attempt at delivery `seq`.
-    fn record_attempt(&self, seq: i64, attempt: &Attempt, now: DateTime<Utc>) -> anyhow::Result<()>;
+    fn record_attempt(&self, seq: i64, attempt: &Attempt, now: DateTime<Utc>)
+        -> anyhow::Result<()>;
     /// The newest `limit` deliveries of an endpoint, newest first.
     fn delivery_log(&self, endpoint_id: &str, limit: usize) -> anyhow::Result<Vec<DeliveryRecord>>;
     /// (undelivered deliveries, creation time of the oldest of them).

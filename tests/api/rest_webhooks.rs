@@ -74,33 +74,30 @@ impl Receiver {
         let status = self.status.clone();
         let app = axum::Router::new().route(
             "/hook",
-            axum::routing::post(
-                move |headers: axum::http::HeaderMap, body: String| {
-                    let got = got.clone();
-                    let status = status.clone();
-                    async move {
-                        let h = |n: &str| {
-                            headers
-                                .get(n)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or("")
-                                .to_string()
-                        };
-                        let answered = status.load(Ordering::SeqCst);
-                        got.lock().push(Got {
-                            id: h("webhook-id"),
-                            timestamp: h("webhook-timestamp"),
-                            signature: h("webhook-signature"),
-                            body: serde_json::from_str(&body).unwrap_or(Value::Null),
-                            raw: body,
-                            at: Instant::now(),
-                            answered,
-                        });
-                        axum::http::StatusCode::from_u16(answered)
-                            .unwrap_or(axum::http::StatusCode::OK)
-                    }
-                },
-            ),
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let got = got.clone();
+                let status = status.clone();
+                async move {
+                    let h = |n: &str| {
+                        headers
+                            .get(n)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    let answered = status.load(Ordering::SeqCst);
+                    got.lock().push(Got {
+                        id: h("webhook-id"),
+                        timestamp: h("webhook-timestamp"),
+                        signature: h("webhook-signature"),
+                        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+                        raw: body,
+                        at: Instant::now(),
+                        answered,
+                    });
+                    axum::http::StatusCode::from_u16(answered).unwrap_or(axum::http::StatusCode::OK)
+                }
+            }),
         );
         self.task = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -270,7 +267,9 @@ async fn status_changes_are_delivered_signed_and_in_order() {
         .iter()
         .all(|d| d["state"] == "delivered" && d["attempts"] == 1 && d["lastStatus"] == 200));
     assert!(!srv.log().contains(&secret), "the secret was logged");
-    let (_, _, metrics) = srv.request_text(Method::GET, "/metrics", None, &[], None).await;
+    let (_, _, metrics) = srv
+        .request_text(Method::GET, "/metrics", None, &[], None)
+        .await;
     assert!(
         metrics.contains(&format!("statusd_webhook_delivered_total {}", got.len())),
         "{metrics}"
@@ -285,14 +284,20 @@ async fn status_changes_are_delivered_signed_and_in_order() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let got = rx.wait_accepted(log.len() + 1, Duration::from_secs(10)).await;
+    let got = rx
+        .wait_accepted(log.len() + 1, Duration::from_secs(10))
+        .await;
     assert!(got
         .iter()
         .any(|g| g.body["type"] == "user.deactivated" && g.body["data"]["active"] == false));
     let (status, _, body) = srv
         .post_json(DELETE, Some(&admin), json!({"webhookId": id}))
         .await;
-    assert_reply(&(status, Default::default(), body), 200, json!({"success": true}));
+    assert_reply(
+        &(status, Default::default(), body),
+        200,
+        json!({"success": true}),
+    );
     let before = rx.got().len();
     let bob = srv.create_user("bob", "Bob-Pass-12345", &["user"]).await;
     assert_status(&srv.set_status(&bob, json!({"status": "busy"})).await, 200);
@@ -305,7 +310,9 @@ async fn filters_by_user_and_role() {
     let srv = Server::start().await;
     let rx = Receiver::start().await;
     let alice = srv.create_user("alice", "Alice-Pass-1234", &["user"]).await;
-    let bob = srv.create_user("bob", "Bob-Pass-12345", &["user", "bot"]).await;
+    let bob = srv
+        .create_user("bob", "Bob-Pass-12345", &["user", "bot"])
+        .await;
     let admin = srv.admin().await;
     let (status, _, body) = srv
         .post_json(
@@ -323,7 +330,10 @@ async fn filters_by_user_and_role() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_status(&srv.set_status(&alice, json!({"status": "busy"})).await, 200);
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "busy"})).await,
+        200,
+    );
     assert_status(&srv.set_status(&bob, json!({"status": "away"})).await, 200);
     let got = rx.wait_accepted(2, Duration::from_secs(10)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -343,7 +353,10 @@ async fn a_receiver_down_or_failing_gets_it_later_with_the_same_id() {
     let (id, secret) = register(&srv, &rx.url(), &["status.changed"]).await;
     let alice = srv.create_user("alice", "Alice-Pass-1234", &["user"]).await;
     for status in ["busy", "away", "online"] {
-        assert_status(&srv.set_status(&alice, json!({"status": status})).await, 200);
+        assert_status(
+            &srv.set_status(&alice, json!({"status": status})).await,
+            200,
+        );
     }
     // Down: attempts fail to connect and are retried.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -382,9 +395,17 @@ async fn a_receiver_down_or_failing_gets_it_later_with_the_same_id() {
     let log = deliveries(&srv, &id).await;
     assert!(log.iter().all(|d| d["state"] == "delivered"), "{log:?}");
     assert!(log[2]["attempts"].as_u64().unwrap() >= 2, "{log:?}");
-    let (_, _, metrics) = srv.request_text(Method::GET, "/metrics", None, &[], None).await;
-    assert!(metrics.contains("statusd_webhook_delivered_total 3"), "{metrics}");
-    assert!(!metrics.contains("statusd_webhook_retrying_total 0\n"), "{metrics}");
+    let (_, _, metrics) = srv
+        .request_text(Method::GET, "/metrics", None, &[], None)
+        .await;
+    assert!(
+        metrics.contains("statusd_webhook_delivered_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("statusd_webhook_retrying_total 0\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -394,8 +415,14 @@ async fn a_sigkill_mid_retry_loses_nothing_and_keeps_the_id() {
     rx.answer(500);
     let (_, secret) = register(&srv, &rx.url(), &["status.changed"]).await;
     let alice = srv.create_user("alice", "Alice-Pass-1234", &["user"]).await;
-    assert_status(&srv.set_status(&alice, json!({"status": "busy"})).await, 200);
-    assert_status(&srv.set_status(&alice, json!({"status": "away"})).await, 200);
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "busy"})).await,
+        200,
+    );
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "away"})).await,
+        200,
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while rx.got().is_empty() {
         assert!(Instant::now() < deadline, "no attempt reached the receiver");
@@ -427,8 +454,14 @@ async fn a_delivery_is_given_up_when_the_retry_time_runs_out() {
     rx.answer(503);
     let (id, _) = register(&srv, &rx.url(), &["status.changed"]).await;
     let alice = srv.create_user("alice", "Alice-Pass-1234", &["user"]).await;
-    assert_status(&srv.set_status(&alice, json!({"status": "busy"})).await, 200);
-    assert_status(&srv.set_status(&alice, json!({"status": "away"})).await, 200);
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "busy"})).await,
+        200,
+    );
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "away"})).await,
+        200,
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let log = deliveries(&srv, &id).await;
@@ -439,8 +472,13 @@ async fn a_delivery_is_given_up_when_the_retry_time_runs_out() {
         assert!(Instant::now() < deadline, "not given up: {log:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, _, metrics) = srv.request_text(Method::GET, "/metrics", None, &[], None).await;
-    assert!(metrics.contains("statusd_webhook_failed_total 2"), "{metrics}");
+    let (_, _, metrics) = srv
+        .request_text(Method::GET, "/metrics", None, &[], None)
+        .await;
+    assert!(
+        metrics.contains("statusd_webhook_failed_total 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -462,7 +500,10 @@ async fn routes_check_their_input_and_caller() {
     for (url, reason) in [
         ("ftp://example.com/", "The URL must be http:// or https://"),
         ("file:///etc/passwd", "The URL must be http:// or https://"),
-        ("http://u:p@example.com/", "The URL must not hold credentials"),
+        (
+            "http://u:p@example.com/",
+            "The URL must not hold credentials",
+        ),
         ("nonsense", "The URL is not a valid URL"),
     ] {
         let r = srv
@@ -472,7 +513,11 @@ async fn routes_check_their_input_and_caller() {
                 json!({"url": url, "events": ["status.changed"]}),
             )
             .await;
-        assert_reply(&r, 400, refused("error-invalid-webhook-url", reason, CREATE));
+        assert_reply(
+            &r,
+            400,
+            refused("error-invalid-webhook-url", reason, CREATE),
+        );
     }
     let long = format!("http://example.com/{}", "a".repeat(3000));
     let r = srv
@@ -551,7 +596,12 @@ async fn routes_check_their_input_and_caller() {
     assert_eq!(r.2["webhook"]["url"], "http://127.0.0.1:9/a");
     assert!(!r.2.to_string().contains(&secret));
     for i in 1..50 {
-        register(&srv, &format!("http://127.0.0.1:9/{i}"), &["status.changed"]).await;
+        register(
+            &srv,
+            &format!("http://127.0.0.1:9/{i}"),
+            &["status.changed"],
+        )
+        .await;
     }
     let r = srv
         .post_json(
@@ -597,8 +647,7 @@ async fn latency() {
     // Match each change to its delivery: the n-th of a user's.
     let mut lat: Vec<f64> = Vec::new();
     for u in &users {
-        let s: Vec<&(String, String, Instant)> =
-            sent.iter().filter(|x| x.0 == u.user_id).collect();
+        let s: Vec<&(String, String, Instant)> = sent.iter().filter(|x| x.0 == u.user_id).collect();
         let g: Vec<&Got> = got
             .iter()
             .filter(|g| g.body["data"]["userId"] == u.user_id.as_str())

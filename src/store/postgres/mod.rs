@@ -246,7 +246,12 @@ impl Store for PostgresStore {
         })
     }
 
-    fn record_attempt(&self, seq: i64, attempt: &Attempt, now: DateTime<Utc>) -> anyhow::Result<()> {
+    fn record_attempt(
+        &self,
+        seq: i64,
+        attempt: &Attempt,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         let (state, status, error, next_at, finished) = attempt_row(attempt, now);
         let status = status.map(i32::from);
         self.read(move |c, _| {
@@ -254,7 +259,14 @@ impl Store for PostgresStore {
                 "UPDATE webhook_deliveries SET state = $2, attempts = attempts + 1,
                     last_status = $3, last_error = $4, next_at = COALESCE($5, next_at),
                     finished_at = $6 WHERE seq = $1",
-                &[&seq, &state, &status, &error.as_deref().map(rows::txt), &next_at, &finished],
+                &[
+                    &seq,
+                    &state,
+                    &status,
+                    &error.as_deref().map(rows::txt),
+                    &next_at,
+                    &finished,
+                ],
             )?;
             Ok(())
         })

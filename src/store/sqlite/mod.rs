@@ -712,7 +712,12 @@ impl Store for SqliteStore {
         Ok(rows)
     }
 
-    fn record_attempt(&self, seq: i64, attempt: &Attempt, now: DateTime<Utc>) -> anyhow::Result<()> {
+    fn record_attempt(
+        &self,
+        seq: i64,
+        attempt: &Attempt,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
         let conn = self.conn.lock();
         let (state, status, error, next_at, finished) = attempt_row(attempt, now);
         conn.prepare_cached(
