@@ -1412,3 +1412,77 @@ async fn active_users_on_one_instance_follow_changes_made_on_another() {
         Some(json!({"msg": "removed", "collection": "users", "id": bob.user_id}))
     );
 }
+
+// ------------------------------------------------------------------------ webhooks
+
+/// Webhooks with two instances (issue 18): changes committed on either instance are
+/// delivered once each (only the leader sends; each delivery is written once, by the
+/// instance that committed the change), with one id each, in order per user.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_deliver_each_change_once_with_two_instances() {
+    use common::webhooks::{assert_signed, Receiver};
+    let c = Cluster::start(2, &[]).await;
+    let rx = Receiver::start().await;
+    let admin = c[0].admin().await;
+    let (code, _, body) = c[0]
+        .post_json(
+            "statusd.webhooks.create",
+            Some(&admin),
+            json!({"url": rx.url(), "events": ["status.changed"]}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let secret = body["secret"].as_str().unwrap().to_string();
+    // The endpoint travels to the other instance (without its secret).
+    let admin1 = c[1].admin().await;
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let (_, _, body) = c[1].get("statusd.webhooks.list", Some(&admin1)).await;
+        if body["count"] == 1 {
+            assert!(!body.to_string().contains(&secret));
+            break;
+        }
+        assert!(Instant::now() < deadline, "c[1] does not list it: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (alice, _) = alice_on(&c).await;
+    let bob = c[0].create_user("bob", "bob-pass-12", &["user"]).await;
+    wait_token_works(&c[1], &bob, REPLICATION_WAIT).await;
+    let mut want: Vec<(String, &str)> = Vec::new();
+    for round in 0..10 {
+        let status = ["busy", "away"][round % 2];
+        set_ok(&c[0], &alice, json!({"status": status})).await;
+        set_ok(&c[1], &bob, json!({"status": status})).await;
+        want.push((alice.user_id.clone(), status));
+        want.push((bob.user_id.clone(), status));
+    }
+    let got = rx.wait_accepted(20, Duration::from_secs(15)).await;
+    tokio::time::sleep(GRACE).await;
+    let got_all = rx.got();
+    assert_eq!(got_all.len(), 20, "each change delivered once: {got_all:?}");
+    for g in &got {
+        assert_signed(g, &secret);
+    }
+    let mut ids: Vec<&str> = got_all.iter().map(|g| g.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+    for user in [&alice.user_id, &bob.user_id] {
+        let seen: Vec<&str> = got
+            .iter()
+            .filter(|g| g.body["data"]["userId"] == user.as_str())
+            .map(|g| g.body["data"]["status"].as_str().unwrap())
+            .collect();
+        let sent: Vec<&str> = want
+            .iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(seen, sent, "order per user");
+    }
+    // One outbox in the shared database: 20 rows, all delivered.
+    assert_eq!(
+        c.db.query_i64("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'delivered'"),
+        20
+    );
+}
