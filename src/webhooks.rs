@@ -35,8 +35,10 @@ pub const MAX_URL: usize = 2048;
 pub const MAX_FILTER: usize = 1000;
 /// The longest user id in a filter.
 const MAX_ID: usize = 64;
-/// The most deliveries sent at once (one per endpoint and user).
+/// The most due deliveries read at once (besides those on their way).
 const BATCH: usize = 64;
+/// The most deliveries on their way at once (one per endpoint and user).
+const MAX_IN_FLIGHT: usize = 256;
 /// How often the worker looks at the outbox when nothing woke it (deliveries committed
 /// by another instance, retries falling due).
 const POLL: Duration = Duration::from_millis(250);
@@ -274,6 +276,7 @@ pub async fn run(core: Core, leader: Arc<Leadership>, options: Options) {
         }
     };
     let wake = core.writer.outbox_signal();
+    let in_flight: InFlight = Default::default();
     let mut last_prune = Instant::now();
     let mut failing = false;
     loop {
@@ -284,7 +287,7 @@ pub async fn run(core: Core, leader: Arc<Leadership>, options: Options) {
         if !leader.is_leader() {
             continue;
         }
-        match drain(&core, &client, &options).await {
+        match drain(&core, &client, &options, &in_flight, &wake).await {
             Ok(()) => failing = false,
             Err(e) if failing => tracing::debug!("webhooks: reading the outbox: {e:#}"),
             Err(e) => {
@@ -316,63 +319,102 @@ pub async fn run(core: Core, leader: Arc<Leadership>, options: Options) {
     }
 }
 
-/// Sends every due delivery, the next of each user as soon as the one before it is
-/// done, until none is due.
-async fn drain(core: &Core, client: &reqwest::Client, options: &Options) -> anyhow::Result<()> {
-    loop {
-        let store = core.store.clone();
-        let due =
-            tokio::task::spawn_blocking(move || store.due_deliveries(Utc::now(), BATCH)).await??;
-        if due.is_empty() {
-            return Ok(());
-        }
-        let sends = due.into_iter().map(|d| async move {
-            let attempt = send(client, &d, options).await;
-            (d, attempt)
-        });
-        let results = futures_util::future::join_all(sends).await;
-        let mut progressed = false;
-        for (d, attempt) in &results {
-            match attempt {
-                Attempt::Delivered { .. } => {
-                    progressed = true;
-                    core.metrics.webhook_delivered.inc();
-                    let took = (Utc::now() - d.created_at).num_microseconds().unwrap_or(0);
-                    core.metrics
-                        .webhook_delivery_seconds
-                        .observe(took.max(0) as f64 / 1e6);
-                }
-                Attempt::Failed { error, .. } => {
-                    progressed = true;
-                    core.metrics.webhook_failed.inc();
-                    tracing::warn!(
-                        webhook = %d.endpoint_id,
-                        delivery = %d.id,
-                        "webhook delivery given up after {} attempts: {error}",
-                        d.attempts + 1
-                    );
-                }
-                Attempt::Retry { error, .. } => {
-                    core.metrics.webhook_retrying.inc();
-                    tracing::debug!(
-                        webhook = %d.endpoint_id,
-                        delivery = %d.id,
-                        "webhook delivery failed, will retry: {error}"
-                    );
-                }
-            }
-        }
-        let store = core.store.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            let now = Utc::now();
-            for (d, attempt) in &results {
-                store.record_attempt(d.seq, attempt, now)?;
-            }
-            Ok(())
-        })
+/// The deliveries being sent now (by `seq`): each is sent by a task of its own, so a
+/// slow receiver holds up only its own user's next deliveries, never anyone else's.
+#[derive(Default)]
+struct Flights {
+    sending: std::collections::HashSet<i64>,
+    /// Recorded since the last read of the outbox began: a read that began before the
+    /// record may still list them as pending.
+    done: std::collections::HashSet<i64>,
+}
+
+type InFlight = Arc<parking_lot::Mutex<Flights>>;
+
+/// Starts sending every due delivery not already on its way. A finished attempt is
+/// recorded, then wakes the worker, so the user's next delivery follows at once.
+async fn drain(
+    core: &Core,
+    client: &reqwest::Client,
+    options: &Options,
+    in_flight: &InFlight,
+    wake: &Arc<tokio::sync::Notify>,
+) -> anyhow::Result<()> {
+    let busy = {
+        let mut f = in_flight.lock();
+        // Whatever was recorded before this read is no longer listed as pending.
+        f.done.clear();
+        f.sending.len()
+    };
+    if busy >= MAX_IN_FLIGHT {
+        return Ok(());
+    }
+    let store = core.store.clone();
+    // The ones on their way are still pending: ask for that many more.
+    let due = tokio::task::spawn_blocking(move || store.due_deliveries(Utc::now(), busy + BATCH))
         .await??;
-        if !progressed {
-            return Ok(());
+    for d in due {
+        {
+            let mut f = in_flight.lock();
+            if f.sending.len() >= MAX_IN_FLIGHT {
+                break;
+            }
+            if f.done.contains(&d.seq) || !f.sending.insert(d.seq) {
+                continue;
+            }
+        }
+        let (core, client, options) = (core.clone(), client.clone(), options.clone());
+        let (in_flight, wake) = (in_flight.clone(), wake.clone());
+        tokio::spawn(async move {
+            let attempt = send(&client, &d, &options).await;
+            count(&core, &d, &attempt);
+            let store = core.store.clone();
+            let seq = d.seq;
+            let recorded = tokio::task::spawn_blocking(move || {
+                store.record_attempt(seq, &attempt, Utc::now())
+            })
+            .await;
+            if !matches!(recorded, Ok(Ok(()))) {
+                // It stays pending and is sent again: at least once.
+                tracing::warn!(delivery = %d.id, "webhooks: recording an attempt failed");
+            }
+            {
+                let mut f = in_flight.lock();
+                f.sending.remove(&seq);
+                f.done.insert(seq);
+            }
+            wake.notify_one();
+        });
+    }
+    Ok(())
+}
+
+/// Counts an attempt in the metrics and logs what needs saying.
+fn count(core: &Core, d: &DueDelivery, attempt: &Attempt) {
+    match attempt {
+        Attempt::Delivered { .. } => {
+            core.metrics.webhook_delivered.inc();
+            let took = (Utc::now() - d.created_at).num_microseconds().unwrap_or(0);
+            core.metrics
+                .webhook_delivery_seconds
+                .observe(took.max(0) as f64 / 1e6);
+        }
+        Attempt::Failed { error, .. } => {
+            core.metrics.webhook_failed.inc();
+            tracing::warn!(
+                webhook = %d.endpoint_id,
+                delivery = %d.id,
+                "webhook delivery given up after {} attempts: {error}",
+                d.attempts + 1
+            );
+        }
+        Attempt::Retry { error, .. } => {
+            core.metrics.webhook_retrying.inc();
+            tracing::debug!(
+                webhook = %d.endpoint_id,
+                delivery = %d.id,
+                "webhook delivery failed, will retry: {error}"
+            );
         }
     }
 }

@@ -470,6 +470,56 @@ async fn routes_check_their_input_and_caller() {
     assert!(!srv.log().contains(&secret), "the secret was logged");
 }
 
+/// A receiver slower than `WEBHOOK_TIMEOUT_SECS` is retried (same id), and holds up
+/// no other endpoint meanwhile.
+#[tokio::test]
+async fn a_slow_receiver_times_out_is_retried_and_holds_up_no_one_else() {
+    let srv = Server::start_with(&[("WEBHOOK_TIMEOUT_SECS", "1")]).await;
+    let slow = Receiver::start().await;
+    slow.delay(Duration::from_secs(5));
+    let fast = Receiver::start().await;
+    let (slow_id, _) = register(&srv, &slow.url(), &["status.changed"]).await;
+    register(&srv, &fast.url(), &["status.changed"]).await;
+    let alice = srv.create_user("alice", "Alice-Pass-1234", &["user"]).await;
+    let bob = srv.create_user("bob", "Bob-Pass-12345", &["user"]).await;
+    let started = Instant::now();
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "busy"})).await,
+        200,
+    );
+    assert_status(&srv.set_status(&bob, json!({"status": "busy"})).await, 200);
+    fast.wait_accepted(2, Duration::from_secs(5)).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "the fast endpoint waited for the slow one: {:?}",
+        started.elapsed()
+    );
+    // The slow one got both at once (one user does not wait for another), timed out.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let log = deliveries(&srv, &slow_id).await;
+        if log.iter().all(|d| d["lastError"] == "timed out") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{log:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    slow.delay(Duration::ZERO);
+    let got = slow.wait_accepted(2, Duration::from_secs(10)).await;
+    for g in &got {
+        let attempts: Vec<_> = slow
+            .got()
+            .into_iter()
+            .filter(|x| x.body["data"]["userId"] == g.body["data"]["userId"])
+            .collect();
+        assert!(attempts.len() >= 2, "{attempts:?}");
+        assert!(
+            attempts.iter().all(|x| x.id == g.id),
+            "one id: {attempts:?}"
+        );
+    }
+}
+
 /// The delivery latency, commit to receiver, over 200 changes of 20 users: printed
 /// (`cargo test --test api rest_webhooks::latency -- --nocapture`) and bounded loosely.
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! A local webhook receiver for the tests (an axum server on a port of its own) and
 //! the Standard Webhooks signature check.
 
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ pub struct Got {
     pub at: Instant,
     /// The status the receiver answered it with.
     pub answered: u16,
+    /// Answered only after the receiver's delay (statusd may have given up waiting).
+    pub slow: bool,
 }
 
 /// A local webhook receiver: records every request and answers with `status`.
@@ -31,6 +33,8 @@ pub struct Receiver {
     pub port: u16,
     got: Arc<Mutex<Vec<Got>>>,
     status: Arc<AtomicU16>,
+    /// How long each request waits before its answer, in ms.
+    delay_ms: Arc<AtomicU64>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -41,6 +45,7 @@ impl Receiver {
             port: free_port(),
             got: Default::default(),
             status: Arc::new(AtomicU16::new(200)),
+            delay_ms: Arc::new(AtomicU64::new(0)),
             task: None,
         }
     }
@@ -62,11 +67,13 @@ impl Receiver {
             .expect("bind the receiver");
         let got = self.got.clone();
         let status = self.status.clone();
+        let delay_ms = self.delay_ms.clone();
         let app = axum::Router::new().route(
             "/hook",
             axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
                 let got = got.clone();
                 let status = status.clone();
+                let delay = delay_ms.load(Ordering::SeqCst);
                 async move {
                     let h = |n: &str| {
                         headers
@@ -84,7 +91,11 @@ impl Receiver {
                         raw: body,
                         at: Instant::now(),
                         answered,
+                        slow: delay > 0,
                     });
+                    if delay > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                    }
                     axum::http::StatusCode::from_u16(answered).unwrap_or(axum::http::StatusCode::OK)
                 }
             }),
@@ -92,6 +103,11 @@ impl Receiver {
         self.task = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         }));
+    }
+
+    /// Makes every answer wait this long (0: answer at once).
+    pub fn delay(&self, by: Duration) {
+        self.delay_ms.store(by.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn answer(&self, status: u16) {
@@ -106,7 +122,7 @@ impl Receiver {
     pub fn accepted(&self) -> Vec<Got> {
         self.got()
             .into_iter()
-            .filter(|g| g.answered < 300)
+            .filter(|g| g.answered < 300 && !g.slow)
             .collect()
     }
 
