@@ -1486,3 +1486,52 @@ async fn webhooks_deliver_each_change_once_with_two_instances() {
         20
     );
 }
+
+/// The leader is killed (SIGKILL) while a delivery is being retried: the next leader
+/// delivers it, with its id, and no change is lost (issue 18).
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_survive_a_killed_leader() {
+    use common::webhooks::Receiver;
+    const DEAD_SECS: u64 = 3;
+    let dead = DEAD_SECS.to_string();
+    // c[0] starts alone first, so it takes the leader lease.
+    let mut c = Cluster::start(2, &[("INSTANCE_DEAD_SECS", &dead)]).await;
+    let rx = Receiver::start().await;
+    rx.answer(500);
+    let admin = c[1].admin().await;
+    let (code, _, body) = c[1]
+        .post_json(
+            "statusd.webhooks.create",
+            Some(&admin),
+            json!({"url": rx.url(), "events": ["status.changed"]}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let bob = c[1].create_user("bob", "bob-pass-12", &["user"]).await;
+    set_ok(&c[1], &bob, json!({"status": "busy"})).await;
+    set_ok(&c[1], &bob, json!({"status": "away"})).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rx.got().is_empty() {
+        assert!(Instant::now() < deadline, "no attempt reached the receiver");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.servers[0].kill9();
+    rx.answer(200);
+    let killed = Instant::now();
+    let got = rx
+        .wait_accepted(2, Duration::from_secs(DEAD_SECS + 2 * HEARTBEAT_SECS + 10))
+        .await;
+    println!(
+        "webhooks: the next leader delivered {:.1} s after the leader was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    let statuses: Vec<&str> = got
+        .iter()
+        .map(|g| g.body["data"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["busy", "away"]);
+    let mut ids: Vec<String> = rx.got().into_iter().map(|g| g.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "two changes, two ids: {:?}", rx.got());
+}
