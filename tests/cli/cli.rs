@@ -718,7 +718,9 @@ fn older_schema_database(dir: &std::path::Path) -> String {
          ALTER TABLE users DROP COLUMN bio;
          ALTER TABLE users DROP COLUMN nickname;
          ALTER TABLE tokens DROP COLUMN bypass_two_factor;
-         ALTER TABLE users DROP COLUMN preferences;",
+         ALTER TABLE users DROP COLUMN preferences;
+         DROP TABLE webhooks;
+         DROP TABLE webhook_deliveries;",
     )
     .expect("back to schema 3");
     db
