@@ -85,16 +85,17 @@ pub struct DeliveryRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// The due deliveries, the same SQL for both stores: ?1/$1 now (ms), ?2/$2 the limit.
-/// A delivery is due when it is the oldest pending one of its endpoint and user and
-/// its time has come; a later one waits behind it however due it is.
+/// The due deliveries, the same SQL for both stores: $1 now (ms), $2 the limit. A
+/// delivery is due when it is the oldest pending one of its endpoint and user (the
+/// heads, read from the partial index of pending rows) and its time has come; a later
+/// one waits behind it however due it is.
 pub(crate) const OUTBOX_DUE: &str = "SELECT d.seq, d.id, d.endpoint_id, d.user_id, d.payload,
         d.created_at, d.attempts, w.url, w.secret
-     FROM webhook_deliveries d JOIN webhooks w ON w.id = d.endpoint_id
-     WHERE d.state = 'pending' AND d.next_at <= $1
-       AND d.seq = (SELECT MIN(o.seq) FROM webhook_deliveries o
-                    WHERE o.endpoint_id = d.endpoint_id AND o.user_id = d.user_id
-                      AND o.state = 'pending')
+     FROM (SELECT MIN(seq) AS seq FROM webhook_deliveries WHERE state = 'pending'
+           GROUP BY endpoint_id, user_id) h
+     JOIN webhook_deliveries d ON d.seq = h.seq
+     JOIN webhooks w ON w.id = d.endpoint_id
+     WHERE d.next_at <= $1
      ORDER BY d.seq LIMIT $2";
 
 /// An attempt as a row: (state, status, error, next attempt (ms), finished (ms)).

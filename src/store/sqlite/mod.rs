@@ -689,10 +689,11 @@ impl Store for SqliteStore {
         Ok(snap)
     }
 
-    // The outbox's bookkeeping goes through the writer's connection: a commit on any
-    // other connection would count as a change made elsewhere (`changed_elsewhere`).
+    // Reads of the outbox go through the reader, never holding up a commit; its
+    // bookkeeping (writes) through the writer's connection: a commit on any other
+    // connection would count as a change made elsewhere (`changed_elsewhere`).
     fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<DueDelivery>> {
-        let conn = self.conn.lock();
+        let conn = self.reader.lock();
         let mut stmt = conn.prepare_cached(OUTBOX_DUE)?;
         let rows = stmt
             .query_map(params![ms(&now), limit as i64], |r| {
