@@ -520,6 +520,45 @@ async fn a_slow_receiver_times_out_is_retried_and_holds_up_no_one_else() {
     }
 }
 
+/// Changes the server makes by itself are delivered too: an expiring status.
+#[tokio::test]
+async fn an_expiry_is_delivered() {
+    let srv = Server::start().await;
+    let rx = Receiver::start().await;
+    let (_, secret) = register(&srv, &rx.url(), &["status.changed", "status-text.changed"]).await;
+    let alice = srv.create_user("alice", "Alice-Pass-1234", &["user"]).await;
+    let r = srv
+        .set_status(
+            &alice,
+            json!({"status": "busy", "message": "focus", "expiresAt": iso_from_now(1)}),
+        )
+        .await;
+    assert_status(&r, 200);
+    let got = rx.wait_accepted(4, Duration::from_secs(10)).await;
+    let seen: Vec<(&str, &str, &str)> = got
+        .iter()
+        .map(|g| {
+            (
+                g.body["type"].as_str().unwrap(),
+                g.body["data"]["status"].as_str().unwrap(),
+                g.body["data"]["statusText"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("status.changed", "busy", "focus"),
+            ("status-text.changed", "busy", "focus"),
+            ("status.changed", "online", ""),
+            ("status-text.changed", "online", ""),
+        ]
+    );
+    for g in &got {
+        assert_signed(g, &secret);
+    }
+}
+
 /// The delivery latency, commit to receiver, over 200 changes of 20 users: printed
 /// (`cargo test --test api rest_webhooks::latency -- --nocapture`) and bounded loosely.
 #[tokio::test]
