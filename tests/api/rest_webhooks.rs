@@ -41,7 +41,8 @@ async fn deliveries(srv: &Server, id: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn status_changes_are_delivered_signed_and_in_order() {
-    let srv = Server::start().await;
+    // The most verbose logs, to show the secret is in none of them.
+    let srv = Server::start_with(&[("RUST_LOG", "trace"), ("ACCESS_LOG", "true")]).await;
     let rx = Receiver::start().await;
     let (id, secret) = register(
         &srv,
