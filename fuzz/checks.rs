@@ -11,8 +11,8 @@ use statusd::input::ddp::{self, ClientFrame, FrameError, MeteorError};
 use statusd::input::{
     check_expires_at, check_status, names_self, normalize_text, parse_credentials, parse_login,
     parse_set_preferences_body, parse_set_status_body, target_param, ApiError, Credentials, Error,
-    SubLimits, SubReply, Subscriptions, TargetParam, MATCH_ERROR, MAX_ITEMS, MAX_STORED, MAX_TEXT,
-    STATUS_TEXT_MAX,
+    SubLimits, SubReply, Subscriber, Subscriptions, TargetParam, MATCH_ERROR, MAX_ITEMS,
+    MAX_STORED, MAX_TEXT, STATUS_TEXT_MAX,
 };
 
 /// The REST route whose body rules the DDP `login` method shares.
@@ -258,7 +258,12 @@ pub fn ddp_frame(data: &[u8]) {
                 subscriptions: 256,
                 watched_users: 5000,
             };
-            let reply = match subs.sub(&id, &name, &params, limits) {
+            // A subscriber who may see private settings, so every branch is reached.
+            let who = Subscriber {
+                uid: "fuzz-user",
+                may_see_private_settings: &|| true,
+            };
+            let reply = match subs.sub(&id, &name, &params, limits, &who) {
                 SubReply::Ready => ddp::ready(&id),
                 SubReply::NoSub(e) => ddp::nosub(&id, e.as_ref()),
             };

@@ -137,8 +137,31 @@ pub fn expire(tx: &mut Tx, user_id: &str) -> bool {
     true
 }
 
+/// How often, at most, a visibly connected user's last seen is written while their
+/// connections report activity: a burst of connection events costs one write a minute,
+/// not one each. The last connection going away always writes it.
+pub const LAST_SEEN_EVERY: chrono::Duration = chrono::Duration::seconds(60);
+
+/// The last seen `user` gets from a connection event at `now`, if it is to be written:
+/// `visible_before` / `visible_after` are whether the user showed a status other than
+/// offline before and after the event, `gone` whether no live connection is left.
+/// An invisible user's last seen never moves (it would give them away).
+pub fn last_seen_update(
+    last_seen: Option<DateTime<Utc>>,
+    visible_before: bool,
+    visible_after: bool,
+    gone: bool,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if gone {
+        return visible_before.then_some(now);
+    }
+    let due = last_seen.is_none_or(|t| now - t >= LAST_SEEN_EVERY || t > now);
+    (visible_after && due).then_some(now)
+}
+
 /// A realtime connection of `user_id` appeared, changed its own status (online/away),
-/// or went away (`None`). Recomputes what the user shows.
+/// or went away (`None`). Recomputes what the user shows, and their last seen.
 pub fn connection(tx: &mut Tx, user_id: &str, conn_id: &str, status: Option<ConnStatus>) {
     tx.put_conn(user_id, conn_id, status);
     let Some(current) = tx.user(user_id) else {
@@ -149,6 +172,16 @@ pub fn connection(tx: &mut Tx, user_id: &str, conn_id: &str, status: Option<Conn
     recompute(&mut user, &conns, false);
     if conns.is_empty() {
         user.status = Status::Offline;
+    }
+    let seen = last_seen_update(
+        user.last_seen,
+        current.status != Status::Offline,
+        user.status != Status::Offline,
+        conns.is_empty(),
+        tx.now,
+    );
+    if let Some(at) = seen {
+        user.last_seen = Some(at);
     }
     if user.status != current.status || user.status_connection != current.status_connection {
         user.updated_at = tx.now;
@@ -162,5 +195,48 @@ pub fn connection(tx: &mut Tx, user_id: &str, conn_id: &str, status: Option<Conn
             );
         }
         tx.put_user(user);
+    } else if seen.is_some() {
+        tx.put_user(user);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + s, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_last_connection_going_away_records_last_seen_unless_invisible() {
+        assert_eq!(
+            last_seen_update(Some(t(0)), true, false, true, t(5)),
+            Some(t(5))
+        );
+        assert_eq!(last_seen_update(None, false, false, true, t(5)), None);
+    }
+
+    #[test]
+    fn activity_writes_last_seen_at_most_once_a_minute() {
+        assert_eq!(last_seen_update(None, false, true, false, t(0)), Some(t(0)));
+        assert_eq!(last_seen_update(Some(t(0)), true, true, false, t(59)), None);
+        assert_eq!(
+            last_seen_update(Some(t(0)), true, true, false, t(60)),
+            Some(t(60))
+        );
+        // invisible while connected: never moves
+        assert_eq!(
+            last_seen_update(Some(t(0)), false, false, false, t(600)),
+            None
+        );
+        // a clock that went back does not freeze it
+        assert_eq!(
+            last_seen_update(Some(t(100)), true, true, false, t(0)),
+            Some(t(0))
+        );
     }
 }

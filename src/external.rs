@@ -1,6 +1,6 @@
 //! Changes another process committed to the store while this server runs: the admin
 //! CLI (`statusd user …`, `statusd settings set …`) and `statusd import`. The server
-//! asks the store every second whether someone else committed
+//! asks the store five times a second whether someone else committed
 //! (`Store::changed_elsewhere`: SQLite's data version; a NOTIFY the command sent with
 //! its commit on PostgreSQL) and, if so, brings those changes into its model. On
 //! PostgreSQL every instance of a cluster hears the NOTIFY and reloads for itself, so
@@ -15,11 +15,24 @@
 //! Live connections are kept as they are unless the store is shared and persists
 //! them (`Store::cluster`): an embedded store does not, so to it every user looks
 //! disconnected.
+//!
+//! **A command waits for the server.** Each admin commit also raises a counter in the
+//! same transaction (`admin_sync.changed`); every `load` reads that counter before
+//! the rest, so the state loaded holds every admin change up to it
+//! (`Store::loaded_admin_changes`). Once the model holds what a load read, the server
+//! records the counter as applied (`Store::acknowledge`: `admin_sync.applied` on
+//! SQLite, its own row of `instances` on PostgreSQL), and clears it when it stops.
+//! The command, after its commit, waits until every running server has applied its
+//! count ([`wait_for_servers`], at most [`WAIT`]), so a login right after
+//! `statusd user add` works. No server running (nothing recorded; on SQLite also no
+//! other process holding the database open, so a server that died is not waited
+//! for; on PostgreSQL no heartbeat younger than INSTANCE_DEAD_SECS): it does not wait.
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -29,7 +42,13 @@ use crate::record::{Change, Snapshot};
 use crate::state::{Core, Model};
 
 /// How often the store is asked.
-const POLL: Duration = Duration::from_secs(1);
+const POLL: Duration = Duration::from_millis(200);
+
+/// The longest an admin command waits for the running servers to apply its change.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Set when the server stops: it records no more applied changes.
+static STOPPED: AtomicBool = AtomicBool::new(false);
 
 /// Polls the store for outside changes for as long as the server runs. A reload that
 /// fails (the store went away) is tried again every tick until it succeeds: the news
@@ -39,15 +58,17 @@ pub async fn run(core: Core) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pending = false;
     let mut failing = false;
+    let mut acknowledged = None;
     loop {
         tick.tick().await;
+        acknowledge(&core, &mut acknowledged).await;
         let store = core.store.clone();
         match tokio::task::spawn_blocking(move || store.changed_elsewhere()).await {
             Ok(Ok(changed)) => {
                 pending |= changed;
                 failing = false;
             }
-            // Once per outage, not every second.
+            // Once per outage, not at every tick.
             Ok(Err(e)) if failing => tracing::debug!("asking the store for outside changes: {e:#}"),
             Ok(Err(e)) => {
                 tracing::warn!("asking the store for outside changes: {e:#}");
@@ -64,6 +85,63 @@ pub async fn run(core: Core) {
                 }
                 Err(e) => tracing::warn!("reading changes made by another process: {e}"),
             }
+        }
+    }
+}
+
+/// Records the admin changes the model holds, when that moved since the last time.
+async fn acknowledge(core: &Core, acknowledged: &mut Option<i64>) {
+    let loaded = core.store.loaded_admin_changes();
+    if loaded.is_none() || loaded == *acknowledged || STOPPED.load(Ordering::SeqCst) {
+        return;
+    }
+    let store = core.store.clone();
+    match tokio::task::spawn_blocking(move || store.acknowledge(loaded)).await {
+        Ok(Ok(())) => *acknowledged = loaded,
+        Ok(Err(e)) => tracing::debug!("recording the admin changes applied: {e:#}"),
+        Err(e) => tracing::debug!("recording the admin changes applied: {e}"),
+    }
+}
+
+/// A graceful stop: no admin command waits for this server any more.
+pub async fn withdraw(core: &Core) {
+    STOPPED.store(true, Ordering::SeqCst);
+    let store = core.store.clone();
+    let done = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::task::spawn_blocking(move || store.acknowledge(None)),
+    )
+    .await;
+    if !matches!(done, Ok(Ok(Ok(())))) {
+        tracing::debug!("could not clear the admin changes applied");
+    }
+}
+
+/// What [`wait_for_servers`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// No server runs on the database: the next one to start loads the change.
+    NoServer,
+    /// Every running server has applied it.
+    Applied,
+    /// This many running servers had not applied it after [`WAIT`].
+    NotYet(usize),
+}
+
+/// An admin command, after its commits: waits (at most [`WAIT`]) until every running
+/// server has applied them. `alive_within`: how recent a shared store's heartbeat
+/// must be for its instance to count as running (INSTANCE_DEAD_SECS).
+pub async fn wait_for_servers(core: &Core, alive_within: Duration) -> anyhow::Result<Seen> {
+    let start = Instant::now();
+    loop {
+        let store = core.store.clone();
+        let behind =
+            tokio::task::spawn_blocking(move || store.servers_behind(alive_within)).await??;
+        match behind {
+            None => return Ok(Seen::NoServer),
+            Some(0) => return Ok(Seen::Applied),
+            Some(n) if start.elapsed() >= WAIT => return Ok(Seen::NotYet(n)),
+            Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
 }
@@ -114,6 +192,7 @@ fn stored_user(u: &User) -> User {
     u.created_at = ms(u.created_at);
     u.updated_at = ms(u.updated_at);
     u.last_login = u.last_login.map(ms);
+    u.last_seen = u.last_seen.map(ms);
     u.status_expires_at = u.status_expires_at.map(ms);
     u
 }

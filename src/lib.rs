@@ -49,7 +49,7 @@ pub mod input {
     pub use crate::http::error::ApiError;
     pub use crate::http::preferences::parse_set_preferences_body;
     pub use crate::http::status::parse_set_status_body;
-    pub use crate::realtime::streams::{SubLimits, SubReply, Subscriptions};
+    pub use crate::realtime::streams::{SubLimits, SubReply, Subscriber, Subscriptions};
     pub use crate::status::rules::{
         check_expires_at, check_status, names_self, normalize_text, target_param, SetStatusRequest,
         TargetParam, STATUS_TEXT_MAX,

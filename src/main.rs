@@ -153,6 +153,8 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     .await;
     // Each session removes its connection and publishes the resulting offline change.
     app.hub.drained(Duration::from_secs(5)).await;
+    // Admin commands stop waiting for this server.
+    external::withdraw(&app.core).await;
     tracing::info!("statusd stopped");
     Ok(())
 }

@@ -129,6 +129,12 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_login: Option<DateTime<Utc>>,
+    /// When the user was last seen present (a statusd extension): set when their last
+    /// live connection goes away while they showed a status other than offline, and
+    /// while they are visibly connected at most once a minute (`change::LAST_SEEN_EVERY`).
+    /// Never moved while they are invisible, so it does not give them away.
+    #[serde(default)]
+    pub last_seen: Option<DateTime<Utc>>,
 }
 
 impl User {

@@ -281,6 +281,8 @@ const PUBLIC: bool = true;
 const PRIVATE: bool = false;
 
 pub const REGISTRATION_FORMS: &[&str] = &["Public", "Disabled", "Secret URL"];
+/// Who sees when an offline user was last seen (statusd's last seen, `status::last_seen`).
+pub const LAST_SEEN_VISIBILITIES: &[&str] = &["off", "admins", "everyone"];
 
 /// The longest a day count may be: 100 years, far inside what date arithmetic holds.
 const MAX_DAYS: i64 = 36_500;
@@ -359,6 +361,11 @@ settings! {
     ALLOW_REAL_NAME_CHANGE: Flag = ("Accounts_AllowRealNameChange", PUBLIC, true);
     ALLOW_EMAIL_CHANGE: Flag = ("Accounts_AllowEmailChange", PUBLIC, true);
     ALLOW_PASSWORD_CHANGE: Flag = ("Accounts_AllowPasswordChange", PUBLIC, true);
+    /// statusd's last seen: `off`, `admins` (holders of view-full-other-user-info) or
+    /// `everyone` (except users who hide theirs). Public, so a client knows whether to
+    /// expect it.
+    LAST_SEEN_VISIBILITY: Choice =
+        ("Statusd_LastSeen_Visibility", PUBLIC, "everyone", LAST_SEEN_VISIBILITIES);
 }
 
 /// The value a setting starts with in a fresh database: its default, except `Site_Url`
@@ -422,7 +429,7 @@ mod tests {
             assert!(seen.insert(d.id), "{} declared twice", d.id);
             assert!(d.accepts(&d.default_value()), "{}", d.id);
         }
-        assert_eq!(DEFINITIONS.len(), 34);
+        assert_eq!(DEFINITIONS.len(), 35);
     }
 
     #[test]

@@ -15,7 +15,12 @@
 //! with one admin. Preferences set through one instance are read through another.
 //! `Presence_broadcast_disabled` silences every instance's streams and
 //! `presence.enableBroadcast` on any instance turns them back on. Meteor's `activeUsers`
-//! publication on one instance follows what another commits.
+//! publication on one instance follows what another commits. NATS authentication
+//! (issue 17): a refused password is logged without it; an nkey file, a credentials file
+//! (operator mode, JWTs made here) and TLS with a client certificate (a CA made by
+//! openssl) each carry a change across two instances, and an instance without them is
+//! refused and says so. A last seen written by a disconnect on one instance is read on
+//! another; the reaper sets the last seen of a killed instance's users.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -1256,6 +1261,327 @@ async fn a_rotated_secret_accepts_messages_sealed_with_the_previous_one() {
     .await;
 }
 
+/// Issue 17: an instance whose NATS credentials are refused says so in its log, naming
+/// the NATS server without the user or password, once (not at every retry), and
+/// reports NATS down in `/api/health`; its wrong password appears nowhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_nats_password_is_logged_naming_the_server_but_not_the_password() {
+    const WRONG: &str = "Wrong-Nats-Pass-5309";
+    let c = Cluster::start(0, &[]).await;
+    let url = format!("nats://statusd:{WRONG}@{}", c.nats.addr());
+    let srv = Server::start_opts(c.options().env("NATS_URL", &url)).await;
+    let want = format!(
+        "NATS: cannot connect to {}: authorization violation (the server refused the \
+         credentials: check the user and password or token in NATS_URL, NATS_CREDS, \
+         NATS_NKEY_FILE); retrying",
+        c.nats.addr()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !srv.log().contains(&want) {
+        assert!(Instant::now() < deadline, "no {want:?} in:\n{}", srv.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line = srv
+        .log()
+        .lines()
+        .find(|l| l.contains(&want))
+        .unwrap()
+        .to_string();
+    assert!(line.contains(" WARN "), "{line}");
+    wait_health(&srv, "NATS down", EVENT_WAIT, |code, _| code == 503).await;
+    // Retries go on (the client backs off) without another warning.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let log = srv.log();
+    assert_eq!(log.matches(&want).count(), 1, "{log}");
+    assert!(!log.contains(WRONG), "the password is in the log:\n{log}");
+    assert!(!log.contains("statusd:Wrong"), "{log}");
+}
+
+/// A cluster of two on `nats` (reached as `env` says): both report NATS up, and a
+/// status change made on one shows on the other. Then a third instance with only
+/// `without` (the same URL, the credentials left out) is refused, and says so.
+async fn status_crosses(nats: cluster::Nats, env: &[(&str, &str)], without: &[(&str, &str)]) {
+    let addr = nats.addr();
+    let c = Cluster::start_on(nats, 2, env).await;
+    for srv in &c.servers {
+        wait_health(srv, "NATS up", EVENT_WAIT, |code, body| {
+            code == 200 && body["nats"] == true
+        })
+        .await;
+    }
+    let (alice, _) = alice_on(&c).await;
+    set_ok(
+        &c[0],
+        &alice,
+        json!({"status": "busy", "message": "over NATS"}),
+    )
+    .await;
+    let body = status_by(
+        &c[1],
+        &alice.user_id,
+        "busy",
+        Instant::now() + REPLICATION_WAIT,
+    )
+    .await;
+    assert_eq!(body["status"], "busy", "{body}");
+    for srv in &c.servers {
+        let log = srv.log();
+        assert!(!log.contains("cannot connect"), "{log}");
+    }
+    let mut refused = Options::default()
+        .env("DATABASE_URL", &c.db.url)
+        .env("NATS_SUBJECT_PREFIX", &c.prefix)
+        .env("CLUSTER_SECRET", cluster::CLUSTER_SECRET);
+    for (k, v) in without {
+        refused = refused.env(k, v);
+    }
+    let srv = Server::start_opts(refused).await;
+    let want = format!("NATS: cannot connect to {addr}: ");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !srv.log().contains(&want) {
+        assert!(Instant::now() < deadline, "no {want:?} in:\n{}", srv.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (code, body) = health(&srv).await;
+    assert_eq!((code, &body["nats"]), (503, &json!(false)), "{body}");
+}
+
+/// Issue 17: `NATS_NKEY_FILE`: a nats-server that admits one nkey user and nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_authenticate_to_nats_with_an_nkey_file() {
+    let user = nkeys::KeyPair::new_user();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("statusd.nk");
+    std::fs::write(&seed, format!("{}\n", user.seed().unwrap())).unwrap();
+    let nats = cluster::Nats::start_with_config(&format!(
+        "authorization {{\n  users: [\n    {{ nkey: \"{}\" }}\n  ]\n}}",
+        user.public_key()
+    ))
+    .await;
+    let url = format!("nats://{}", nats.addr());
+    status_crosses(
+        nats,
+        &[
+            ("NATS_URL", &url),
+            ("NATS_NKEY_FILE", seed.to_str().unwrap()),
+        ],
+        &[("NATS_URL", &url)],
+    )
+    .await;
+}
+
+/// Issue 17: `NATS_CREDS`: nats-server in operator mode (an operator, an account and a
+/// user, their JWTs made and signed here; the account preloaded in a memory resolver),
+/// and a credentials file of the user's JWT and seed.
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_authenticate_to_nats_with_a_credentials_file() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let op_jwt = cluster::nats_jwt(
+        &operator,
+        &operator.public_key(),
+        "statusd-test-operator",
+        json!({"type": "operator", "version": 2}),
+    );
+    let acct_jwt = cluster::nats_jwt(
+        &operator,
+        &account.public_key(),
+        "statusd-test-account",
+        json!({
+            "limits": {"subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+                       "wildcards": true, "conn": -1, "leaf": -1},
+            "default_permissions": {"pub": {}, "sub": {}},
+            "type": "account", "version": 2
+        }),
+    );
+    let user_jwt = cluster::nats_jwt(
+        &account,
+        &user.public_key(),
+        "statusd",
+        json!({"pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+               "type": "user", "version": 2}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let op_file = dir.path().join("operator.jwt");
+    std::fs::write(&op_file, &op_jwt).unwrap();
+    let creds = dir.path().join("statusd.creds");
+    std::fs::write(
+        &creds,
+        cluster::nats_creds(&user_jwt, &user.seed().unwrap()),
+    )
+    .unwrap();
+    let nats = cluster::Nats::start_with_config(&format!(
+        "operator: \"{}\"\nresolver: MEMORY\nresolver_preload: {{\n  {}: \"{}\"\n}}",
+        op_file.display(),
+        account.public_key(),
+        acct_jwt
+    ))
+    .await;
+    let url = format!("nats://{}", nats.addr());
+    status_crosses(
+        nats,
+        &[("NATS_URL", &url), ("NATS_CREDS", creds.to_str().unwrap())],
+        &[("NATS_URL", &url)],
+    )
+    .await;
+}
+
+/// Issue 17: `NATS_TLS_CA`, `NATS_TLS_CERT`, `NATS_TLS_KEY`: a nats-server that speaks
+/// only TLS with a certificate of a CA made here by openssl, and requires a client
+/// certificate of the same CA (`verify: true`).
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_reach_nats_over_tls_with_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = cluster::TlsFiles::make(dir.path());
+    let nats = cluster::Nats::start_with_config(&format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n  ca_file: \"{}\"\n  verify: true\n  timeout: 5\n}}",
+        tls.server_cert.display(),
+        tls.server_key.display(),
+        tls.ca.display()
+    ))
+    .await;
+    let url = format!("tls://{}", nats.addr());
+    status_crosses(
+        nats,
+        &[
+            ("NATS_URL", &url),
+            ("NATS_TLS_CA", tls.ca.to_str().unwrap()),
+            ("NATS_TLS_CERT", tls.client_cert.to_str().unwrap()),
+            ("NATS_TLS_KEY", tls.client_key.to_str().unwrap()),
+        ],
+        // The CA but no client certificate.
+        &[
+            ("NATS_URL", &url),
+            ("NATS_TLS_CA", tls.ca.to_str().unwrap()),
+        ],
+    )
+    .await;
+}
+
+// ----------------------------------------------------------- notices (issue 16)
+
+/// Subscribes `c` to `name` / `key`; asserts `ready`.
+async fn sub(c: &mut Ddp, id: &str, name: &str, key: String) {
+    let v = c.sub(id, name, json!([key, false])).await;
+    assert_eq!(v, json!({"msg": "ready", "subs": [id]}), "{name} {key}");
+}
+
+/// A custom status created, a user renamed and a user's own record changed on A reach
+/// subscribers on B, in the frames Rocket.Chat sends (tests/api/ddp_notify.rs has
+/// the upstream files); a change another process commits to the shared database
+/// reaches the subscribers of both instances.
+#[tokio::test(flavor = "multi_thread")]
+async fn notices_made_on_one_instance_reach_subscribers_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let admin = a.admin().await;
+    let bob = a.create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_token_works(b, &bob, REPLICATION_WAIT).await;
+    let carol = a.create_user_only("carol", "carol-pass-1", &["user"]).await;
+    wait_user_known(b, &carol, REPLICATION_WAIT).await;
+
+    let mut wb = Ddp::connect_resume(b, &bob.token).await;
+    sub(
+        &mut wb,
+        "u",
+        "stream-notify-logged",
+        "updateCustomUserStatus".into(),
+    )
+    .await;
+    sub(
+        &mut wb,
+        "n",
+        "stream-notify-logged",
+        "Users:NameChanged".into(),
+    )
+    .await;
+    sub(
+        &mut wb,
+        "d",
+        "stream-notify-user",
+        format!("{}/userData", bob.user_id),
+    )
+    .await;
+    let mut wa = Ddp::connect_resume(a, &bob.token).await;
+    sub(
+        &mut wa,
+        "u",
+        "stream-notify-logged",
+        "updateCustomUserStatus".into(),
+    )
+    .await;
+    settle(&mut [&mut wa, &mut wb], QUIET).await;
+
+    let r = a
+        .post_json(
+            "custom-user-status.create",
+            Some(&admin),
+            json!({"name": "Lunch", "statusType": "away"}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    let id = r.2["customUserStatus"]["_id"].as_str().unwrap().to_string();
+    let created = format!(
+        r#"{{"msg":"changed","collection":"stream-notify-logged","id":"id","fields":{{"eventName":"updateCustomUserStatus","args":[{{"userStatusData":{{"name":"Lunch","statusType":"away","_id":"{id}"}}}}]}}}}"#
+    );
+    assert_eq!(wb.expect_changed(EVENT_WAIT).await, created, "on B");
+    assert_eq!(wa.expect_changed(EVENT_WAIT).await, created, "on A");
+
+    let r = a
+        .post_json(
+            "users.update",
+            Some(&admin),
+            json!({"userId": carol, "data": {"username": "carol2"}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    assert_eq!(
+        wb.expect_changed(EVENT_WAIT).await,
+        format!(
+            r#"{{"msg":"changed","collection":"stream-notify-logged","id":"id","fields":{{"eventName":"Users:NameChanged","args":[{{"_id":"{carol}","name":"carol Name","username":"carol2"}}]}}}}"#
+        )
+    );
+
+    let r = a
+        .post_json(
+            "users.update",
+            Some(&admin),
+            json!({"userId": bob.user_id, "data": {"name": "Bob B"}}),
+        )
+        .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.2);
+    assert_eq!(
+        wb.expect_changed(EVENT_WAIT).await,
+        format!(
+            r#"{{"msg":"changed","collection":"stream-notify-user","id":"id","fields":{{"eventName":"{u}/userData","args":[{{"id":"{u}","diff":{{"name":"Bob B"}},"type":"updated"}}]}}}}"#,
+            u = bob.user_id
+        )
+    );
+
+    // Committed by another process (as the admin CLI does): every instance reloads
+    // and announces it.
+    let (url, sql) = (
+        c.db.url.clone(),
+        format!(
+            "BEGIN; UPDATE custom_statuses SET name = 'Long lunch' WHERE id = '{id}'; \
+             SELECT pg_notify('statusd_changed', 'test'); COMMIT"
+        ),
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        db.batch_execute(&sql).expect("the outside commit");
+    })
+    .await
+    .unwrap();
+    let renamed = format!(
+        r#"{{"msg":"changed","collection":"stream-notify-logged","id":"id","fields":{{"eventName":"updateCustomUserStatus","args":[{{"userStatusData":{{"_id":"{id}","name":"Long lunch","statusType":"away","previousName":"Lunch","previousStatusType":"away"}}}}]}}}}"#
+    );
+    assert_eq!(wa.expect_changed(EVENT_WAIT).await, renamed, "on A");
+    assert_eq!(wb.expect_changed(EVENT_WAIT).await, renamed, "on B");
+    no_more_frames(&mut [&mut wa, &mut wb], GRACE).await;
+}
+
 // -------------------------------------------------------------------- preferences
 
 /// Issue 16.2: preferences set through one instance are read through another (they are
@@ -1410,6 +1736,90 @@ async fn active_users_on_one_instance_follow_changes_made_on_another() {
     assert_eq!(
         removed,
         Some(json!({"msg": "removed", "collection": "users", "id": bob.user_id}))
+    );
+}
+
+/// `users.info`'s `statusd.lastSeen` of `user_id` as `viewer` on `srv` once it is
+/// set, within `REPLICATION_WAIT`.
+async fn last_seen_on(srv: &Server, viewer: &Session, user_id: &str) -> Value {
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let r = srv
+            .get(&format!("users.info?userId={user_id}"), Some(viewer))
+            .await;
+        let seen = r.2["user"]["statusd"]["lastSeen"].clone();
+        if seen.is_string() {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no last seen within {REPLICATION_WAIT:?}: {}",
+            srv.base_url(),
+            r.2
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn last_seen_set_by_a_disconnect_on_one_instance_is_read_on_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (alice, _) = alice_on(&c).await;
+    let bob = c[0].create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_token_works(&c[1], &bob, REPLICATION_WAIT).await;
+
+    let on_a = Ddp::connect_resume(&c[0], &alice.token).await;
+    status_by(&c[1], &alice.user_id, "online", Instant::now() + EVENT_WAIT).await;
+    let before = chrono::Utc::now() - chrono::Duration::milliseconds(5);
+    on_a.close().await;
+    status_by(
+        &c[1],
+        &alice.user_id,
+        "offline",
+        Instant::now() + EVENT_WAIT,
+    )
+    .await;
+
+    let on_b = last_seen_on(&c[1], &bob, &alice.user_id).await;
+    let on_a = last_seen_on(&c[0], &bob, &alice.user_id).await;
+    assert_eq!(on_a, on_b);
+    let t = parse_time(on_b.as_str().unwrap_or_default());
+    assert!(before <= t && t <= chrono::Utc::now(), "{before} <= {t}");
+    // The store holds it (a reload from PostgreSQL reads the same).
+    assert_eq!(
+        c.db.query_i64(&format!(
+            "SELECT last_seen FROM users WHERE id = '{}'",
+            alice.user_id
+        )),
+        t.timestamp_millis()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_reaper_sets_the_last_seen_of_a_killed_instances_users() {
+    const DEAD_SECS: u64 = 4;
+    let dead = DEAD_SECS.to_string();
+    let mut c = Cluster::start(2, &[("INSTANCE_DEAD_SECS", &dead)]).await;
+    let (alice, _) = alice_on(&c).await;
+    let bob = c[1].create_user("bob", "bob-pass-1", &["user"]).await;
+
+    let on_a = Ddp::connect_resume(&c[0], &alice.token).await;
+    status_by(&c[1], &alice.user_id, "online", Instant::now() + EVENT_WAIT).await;
+    let r = c[1]
+        .get(&format!("users.info?userId={}", alice.user_id), Some(&bob))
+        .await;
+    let before = r.2["user"]["statusd"].clone();
+    c[0].kill9();
+    let killed = chrono::Utc::now();
+    let bound = Duration::from_secs(DEAD_SECS + 2 * HEARTBEAT_SECS);
+    status_by(&c[1], &alice.user_id, "offline", Instant::now() + bound).await;
+    drop(on_a);
+    assert_eq!(before, Value::Null, "nothing while she was online");
+    let seen = last_seen_on(&c[1], &bob, &alice.user_id).await;
+    let t = parse_time(seen.as_str().unwrap_or_default());
+    assert!(
+        killed <= t && t <= chrono::Utc::now(),
+        "reaped at {t}, killed at {killed}"
     );
 }
 

@@ -105,6 +105,8 @@ const KEYS: &[(&str, Shape)] = &[
     ("omnichannelHideConversationAfterClosing", Shape::Bool),
     ("enableMobileRinging", Shape::Bool),
     ("mentionsWithSymbol", Shape::Bool),
+    // statusd's own: hide my last seen from everyone but admins (`status::last_seen`).
+    (crate::status::last_seen::HIDE_PREFERENCE, Shape::Bool),
 ];
 
 /// Rocket.Chat's refusal of a body its ajv schema does not accept: the first error's

@@ -44,6 +44,7 @@ pub fn new_user(username: &str, name: &str, now: DateTime<Utc>) -> User {
         created_at: now,
         updated_at: now,
         last_login: None,
+        last_seen: None,
     }
 }
 

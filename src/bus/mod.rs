@@ -1,9 +1,14 @@
-//! Publishing committed status changes to whoever listens (the realtime sessions).
-//! In one process this is a tokio broadcast channel: every receiver sees every event
-//! in commit order, and a receiver that falls too far behind learns it lagged (the
-//! realtime layer then closes that slow connection instead of buffering without bound).
+//! Publishing committed changes to whoever listens (the realtime sessions): status
+//! changes (the hot path: `Published::Status`, frames encoded lazily once and shared)
+//! and the rarer notices derived from the other committed changes (`Notice`: custom
+//! statuses, settings, permissions, roles, renames, deletions), encoded once by the
+//! writer. In one process this is a tokio broadcast channel: every receiver sees every
+//! event in commit order, and a receiver that falls too far behind learns it lagged
+//! (the realtime layer then closes that slow connection instead of buffering without
+//! bound).
 
 pub mod nats;
+pub mod notice;
 pub mod replay;
 pub mod seal;
 
@@ -47,13 +52,35 @@ impl StatusEvent {
     }
 }
 
-/// An event as published: the encoded frames are built once, by the first subscriber
-/// that needs them, and shared by all the others.
+/// A status event as published: the encoded frames are built once, by the first
+/// subscriber that needs them, and shared by all the others.
 #[derive(Debug)]
-pub struct Published {
+pub struct StatusFrames {
     pub event: StatusEvent,
     pub user_status_frame: OnceLock<Utf8Bytes>,
     pub user_presence_frame: OnceLock<Utf8Bytes>,
+    /// `stream-notify-user` `<uid>/userData`, for the user themself.
+    pub user_data_frame: OnceLock<Utf8Bytes>,
+}
+
+/// What goes over the bus. Always behind an `Arc`, so the size difference between
+/// the variants costs nothing; boxing the status variant would cost an allocation
+/// per status event.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum Published {
+    Status(StatusFrames),
+    Notice(notice::Notice),
+}
+
+impl Published {
+    /// The user whose record this is about, if it is about one.
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Published::Status(s) => Some(&s.event.uid),
+            Published::Notice(n) => n.about.as_deref(),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -70,11 +97,17 @@ impl Bus {
 
     pub fn publish(&self, event: StatusEvent) {
         // No receivers is fine: nobody is listening.
-        let _ = self.tx.send(Arc::new(Published {
+        let _ = self.tx.send(Arc::new(Published::Status(StatusFrames {
             event,
             user_status_frame: OnceLock::new(),
             user_presence_frame: OnceLock::new(),
-        }));
+            user_data_frame: OnceLock::new(),
+        })));
+    }
+
+    /// Publishes a notice (its frame already encoded).
+    pub fn notify(&self, notice: notice::Notice) {
+        let _ = self.tx.send(Arc::new(Published::Notice(notice)));
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {

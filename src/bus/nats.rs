@@ -135,6 +135,11 @@ pub async fn connect(
 ) -> anyhow::Result<async_nats::Client> {
     let (addrs, auth) = servers(url)?;
     let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    // Never the URL itself in a log line: it may carry a user and password.
+    let shown: Arc<str> = crate::logging::describe_nats(url).into();
+    // The last connection failure logged as a warning: each kind once until connected,
+    // not at every retry.
+    let failing: Arc<parking_lot::Mutex<Option<String>>> = Arc::default();
     options(cfg, auth)
         .await?
         .connection_timeout(Duration::from_secs(5))
@@ -143,15 +148,31 @@ pub async fn connect(
         .event_callback(move |event| {
             let reconnected = reconnected.clone();
             let first = first.clone();
+            let shown = shown.clone();
+            let failing = failing.clone();
             async move {
                 match event {
                     async_nats::Event::Connected => {
+                        if failing.lock().take().is_some() {
+                            tracing::info!("NATS: connected to {shown}");
+                        }
                         if !first.swap(false, std::sync::atomic::Ordering::SeqCst) {
                             tracing::info!("NATS connection restored");
                             let _ = reconnected.send(());
                         }
                     }
                     async_nats::Event::Disconnected => tracing::warn!("NATS connection lost"),
+                    async_nats::Event::ClientError(e) => {
+                        let why = connect_failure(&e);
+                        if failing.lock().replace(why.clone()).as_ref() != Some(&why) {
+                            tracing::warn!("NATS: cannot connect to {shown}: {why}; retrying");
+                        } else {
+                            tracing::debug!("NATS: cannot connect to {shown}: {why}");
+                        }
+                    }
+                    async_nats::Event::ServerError(e) => {
+                        tracing::warn!("NATS server {shown}: {e}")
+                    }
                     other => tracing::debug!("NATS: {other}"),
                 }
             }
@@ -163,6 +184,21 @@ pub async fn connect(
             let servers = crate::logging::describe_nats(url);
             format!("NATS_URL: cannot connect to {servers}")
         })
+}
+
+/// Why a connection attempt failed, for the operator: a refused login names the
+/// settings that hold the credentials (never their values).
+fn connect_failure(e: &async_nats::ClientError) -> String {
+    let text = e.to_string();
+    let text = text.strip_prefix("nats: ").unwrap_or(&text).to_string();
+    if text.contains("authorization violation") || text.contains("signing nonce") {
+        format!(
+            "{text} (the server refused the credentials: check the user and password or \
+             token in NATS_URL, NATS_CREDS, NATS_NKEY_FILE)"
+        )
+    } else {
+        text
+    }
 }
 
 /// What the cluster link needs besides the NATS client.

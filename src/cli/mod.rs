@@ -4,8 +4,10 @@
 //! runs its change as a writer job with the REST routes' account rules
 //! (`crate::accounts`), so it commits through the same `Store::commit`.
 //! That is safe while a server runs on the same database: the database serialises the
-//! writers, and the server notices the commit within a second (`crate::external`): on
-//! SQLite by the file's data version, on PostgreSQL by a NOTIFY sent with the commit.
+//! writers, and the server notices the commit within a fraction of a second
+//! (`crate::external`): on SQLite by the file's data version, on PostgreSQL by a NOTIFY
+//! sent with the commit. A command that changed something returns only once every
+//! running server has applied the change (at most 5 s; it says which).
 //!
 //! Every command prints its answer on stdout (one line, or one line per item for the
 //! `list` commands) and exits 0; on failure it prints one line (`statusd: …`, a refusal
@@ -119,8 +121,8 @@ pub enum Command {
 }
 
 impl Command {
-    /// Does the command change the database? Then a running server applies the
-    /// change after the command returns, and the command says when ([`SEEN_NOTE`]).
+    /// Does the command change the database? Then it waits until the running server
+    /// has applied the change, and says so ([`seen_note`]).
     fn writes(&self) -> bool {
         match self {
             Command::Serve | Command::Healthcheck => false,
@@ -139,10 +141,24 @@ impl Command {
     }
 }
 
-/// Printed to stderr after a change: a running server does not hear of it before the
-/// command returns, but polls the database every second (`crate::external`) and then
-/// applies it, on SQLite and PostgreSQL alike.
-pub const SEEN_NOTE: &str = "statusd: a running server applies this change within about a second";
+/// Printed to stderr after a change, by what [`crate::external::wait_for_servers`]
+/// found: the command returns once every running server has applied its change.
+pub fn seen_note(seen: crate::external::Seen) -> String {
+    use crate::external::{Seen, WAIT};
+    match seen {
+        Seen::Applied => "statusd: applied by the running server".into(),
+        Seen::NoServer => {
+            "statusd: no server is running on this database: it reads the change when it starts"
+                .into()
+        }
+        Seen::NotYet(n) => format!(
+            "statusd: {n} running server{} did not confirm this change within {} s: a server \
+             applies it when it next reads the database",
+            if n == 1 { "" } else { "s" },
+            WAIT.as_secs()
+        ),
+    }
+}
 
 /// `statusd user …`
 #[derive(Subcommand, Debug, Clone)]
@@ -319,12 +335,16 @@ pub fn main(cfg: Config, command: Command, init: bool) -> i32 {
             return 1;
         }
     };
-    let writes = command.writes();
     match runtime.block_on(run(cfg, command, init)) {
-        Ok(line) => {
+        Ok((line, seen)) => {
             println!("{line}");
-            if writes {
-                eprintln!("{SEEN_NOTE}");
+            match seen {
+                Some(Ok(seen)) => eprintln!("{}", seen_note(seen)),
+                Some(Err(e)) => eprintln!(
+                    "statusd: could not learn whether the running server applied this change: {}",
+                    format!("{e:#}").replace('\n', " ")
+                ),
+                None => {}
             }
             0
         }
@@ -336,8 +356,26 @@ pub fn main(cfg: Config, command: Command, init: bool) -> i32 {
     }
 }
 
-async fn run(cfg: Config, command: Command, init: bool) -> anyhow::Result<String> {
+/// Runs the command; after a change, waits for the running servers to apply it
+/// (`crate::external`) and says what it found.
+async fn run(
+    cfg: Config,
+    command: Command,
+    init: bool,
+) -> anyhow::Result<(String, Option<anyhow::Result<crate::external::Seen>>)> {
     let core = open(&cfg, init).await?;
+    let writes = command.writes();
+    let line = run_command(&cfg, &core, command).await?;
+    let seen = if writes {
+        let alive = std::time::Duration::from_secs(cfg.instance_dead_secs);
+        Some(crate::external::wait_for_servers(&core, alive).await)
+    } else {
+        None
+    };
+    Ok((line, seen))
+}
+
+async fn run_command(cfg: &Config, core: &Core, command: Command) -> anyhow::Result<String> {
     match command {
         Command::Serve
         | Command::Healthcheck
@@ -356,19 +394,19 @@ async fn run(cfg: Config, command: Command, init: bool) -> anyhow::Result<String
                 state.known
             ))
         }
-        Command::User(c) => user(&core, c).await,
+        Command::User(c) => user(core, c).await,
         Command::Token(TokenCommand::Create { username, name }) => {
-            token_create(&core, &username, &name).await
+            token_create(core, &username, &name).await
         }
-        Command::Token(TokenCommand::List { username }) => token_list(&core, &username),
+        Command::Token(TokenCommand::List { username }) => token_list(core, &username),
         Command::Token(TokenCommand::Revoke { username, name }) => {
-            token_revoke(&core, &username, &name).await
+            token_revoke(core, &username, &name).await
         }
-        Command::Webhook(c) => webhook(&core, c).await,
-        Command::Settings(SettingsCommand::List) => Ok(settings_list(&core)),
-        Command::Settings(SettingsCommand::Get { id }) => settings_get(&core, &id),
+        Command::Webhook(c) => webhook(core, c).await,
+        Command::Settings(SettingsCommand::List) => Ok(settings_list(core)),
+        Command::Settings(SettingsCommand::Get { id }) => settings_get(core, &id),
         Command::Settings(SettingsCommand::Set { id, value }) => {
-            settings_set(&core, &id, &value).await
+            settings_set(core, &id, &value).await
         }
         Command::Import(ImportCommand::Rocketchat {
             file,
@@ -379,7 +417,7 @@ async fn run(cfg: Config, command: Command, init: bool) -> anyhow::Result<String
                 update_existing,
                 max_bytes,
             };
-            let report = crate::import::rocketchat(&core, &file, opts).await?;
+            let report = crate::import::rocketchat(core, &file, opts).await?;
             Ok(report.to_string())
         }
     }

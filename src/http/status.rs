@@ -258,7 +258,7 @@ async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult
             .iter()
             .filter_map(|id| m.users.get(id))
             .filter(|u| visible(u))
-            .map(|u| views::presence(u))
+            .map(|u| views::presence_seen(u, views::last_seen(&m, &caller.user, u)))
             .collect();
         return answer(users, false);
     }
@@ -273,7 +273,7 @@ async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult
             .users
             .values()
             .filter(|u| u.id != caller.user.id && u.updated_at >= from)
-            .map(|u| views::presence(u))
+            .map(|u| views::presence_seen(u, views::last_seen(&m, &caller.user, u)))
             .collect();
         return answer(users, false);
     }
@@ -281,7 +281,7 @@ async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult
         .users
         .values()
         .filter(|u| u.status != crate::model::Status::Offline)
-        .map(|u| views::presence(u))
+        .map(|u| views::presence_seen(u, views::last_seen(&m, &caller.user, u)))
         .collect();
     answer(users, true)
 }

@@ -75,13 +75,15 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
         }
     }
     .ok_or_else(|| ApiError::plain("User not found."))?;
+    let seen = views::last_seen(&app.model.read(), &caller.user, &user);
     let view = if user.id == caller.user.id {
         views::own(&user)
     } else if sees_everything(&app, &caller, &user) {
         views::full(&user)
     } else {
         views::public(&user)
-    };
+    }
+    .with_statusd(seen);
     Ok(ok(&schema::UserBody {
         success: true,
         user: view,
@@ -150,6 +152,7 @@ async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
             } else {
                 views::public(u)
             }
+            .with_statusd(views::last_seen(&m, &caller.user, u))
         })
         .collect();
     Ok(ok(&schema::UserListBody {

@@ -10,7 +10,11 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use crate::auth::defaults::Permission;
 use crate::model::{iso, Email, Status, User, UserKind};
+use crate::settings::{self, Values};
+use crate::state::Model;
+use crate::status::last_seen::{shown, Seen, Viewer, Visibility};
 
 /// A user: what anyone may see (`public`); the user itself and holders of
 /// `view-full-other-user-info` see the optional members too (`full`), and `GET me` and
@@ -59,10 +63,74 @@ pub struct UserView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     status_source: Option<&'a str>,
     status_text: &'a str,
+    /// statusd's extensions (last seen), when the caller may see them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statusd: Option<StatusdUser>,
     #[serde(rename = "type")]
     kind: UserKind,
     username: &'a str,
     utc_offset: f64,
+}
+
+/// statusd's own fields of a user, in an object of their own so no Rocket.Chat field
+/// can collide with them: when an offline user was last seen present and last logged
+/// in (`status::last_seen` decides who sees them). Each left out when unknown.
+#[derive(Serialize, ToSchema, Clone, Copy, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusdUser {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_login: Option<Iso>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_seen: Option<Iso>,
+}
+
+/// A time, written as Rocket.Chat writes times.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Iso(chrono::DateTime<chrono::Utc>);
+
+impl Serialize for Iso {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&iso(&self.0))
+    }
+}
+
+impl StatusdUser {
+    pub fn of(seen: Seen) -> StatusdUser {
+        StatusdUser {
+            last_login: seen.last_login.map(Iso),
+            last_seen: seen.last_seen.map(Iso),
+        }
+    }
+}
+
+impl UserView<'_> {
+    /// Adds what the caller may see of statusd's extensions.
+    pub fn with_statusd(self, seen: Option<Seen>) -> Self {
+        UserView {
+            statusd: seen.map(StatusdUser::of),
+            ..self
+        }
+    }
+}
+
+/// What `viewer` may see of `target`'s last seen (`status::last_seen`), with the
+/// workspace setting and the viewer's permission read from the model `m`.
+pub fn last_seen(m: &Model, viewer: &User, target: &User) -> Option<Seen> {
+    // Most users of the hot lists are not offline: nothing to look up for them.
+    if target.status != Status::Offline {
+        return None;
+    }
+    let visibility = Visibility::parse(&m.value(&settings::LAST_SEEN_VISIBILITY));
+    if visibility == Visibility::Off {
+        return None;
+    }
+    let who = Viewer {
+        admin: m.has_permission(viewer, Permission::ViewFullOtherUserInfo.id()),
+        own: viewer.id == target.id,
+    };
+    shown(visibility, who, target)
 }
 
 /// `services` as Rocket.Chat shows a user their own: `{"password": {"exists": …}}`.
@@ -106,6 +174,7 @@ pub fn public(u: &User) -> UserView<'_> {
         status_expires_at: u.status_expires_at.as_ref().map(iso),
         status_source: u.status_source.as_deref(),
         status_text: &u.status_text,
+        statusd: None,
         kind: u.kind,
         username: &u.username,
         utc_offset: u.utc_offset,
@@ -170,9 +239,20 @@ pub struct Presence<'a> {
     /// Left out when empty, as Rocket.Chat's projection leaves out an unset field.
     #[serde(rename = "statusText", skip_serializing_if = "str::is_empty")]
     status_text: &'a str,
+    /// statusd's extensions (last seen), when the caller may see them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    statusd: Option<StatusdUser>,
     username: &'a str,
     #[serde(rename = "utcOffset")]
     utc_offset: f64,
+}
+
+/// An entry of `users.presence`, with what the caller may see of its last seen.
+pub fn presence_seen(u: &User, seen: Option<Seen>) -> Presence<'_> {
+    Presence {
+        statusd: seen.map(StatusdUser::of),
+        ..presence(u)
+    }
 }
 
 pub fn presence(u: &User) -> Presence<'_> {
@@ -183,6 +263,7 @@ pub fn presence(u: &User) -> Presence<'_> {
         status_expires_at: u.status_expires_at.as_ref().map(iso),
         status_source: u.status_source.as_deref(),
         status_text: &u.status_text,
+        statusd: None,
         username: &u.username,
         utc_offset: u.utc_offset,
     }
@@ -280,6 +361,7 @@ mod tests {
             created_at: t(1_600_000_000_000),
             updated_at: t(1_600_000_000_000),
             last_login: extras.then(|| t(1_650_000_000_000)),
+            last_seen: None,
         }
     }
 

@@ -145,11 +145,25 @@ impl MeteorError {
         }
     }
 
+    /// An error with a code and no reason (`new MeteorError('not-allowed')`): its
+    /// message is `[code]` and it has no `reason`.
+    pub fn bare(error: &str) -> MeteorError {
+        MeteorError::new(error, "")
+    }
+
     pub fn to_json(&self) -> Value {
         let code = match &self.error {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
+        if self.reason.is_empty() && self.details.is_none() {
+            return serde_json::json!({
+                "isClientSafe": true,
+                "error": self.error,
+                "message": format!("[{code}]"),
+                "errorType": "Meteor.Error",
+            });
+        }
         let mut v = serde_json::json!({
             "isClientSafe": true,
             "error": self.error,

@@ -652,6 +652,7 @@ mod tests {
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
             last_login: None,
+            last_seen: None,
             preferences: Default::default(),
         }
     }

@@ -14,13 +14,15 @@ use super::frame::{self, ClientFrame, FrameError};
 use super::methods::{self, CallCtx, Login};
 use super::publications::{self, Publications};
 use super::sockjs::Transport;
-use super::streams::{SubLimits, SubReply, Subscriptions};
+use super::streams::{self, SubLimits, SubReply, Subscriber, Subscriptions};
 use crate::app::Ctx;
 use crate::auth::secrets;
 use crate::bus::Published;
 
 /// A send that takes longer than this means the client is stuck: it is closed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the answer to a client's close frame may take to go out.
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 /// The most queued events forwarded in one write.
 const MAX_BURST: usize = 256;
 
@@ -144,7 +146,14 @@ impl Session {
                 msg = ws.recv() => {
                     let text = match msg {
                         Some(Ok(Message::Text(t))) => t,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return End::ClientGone,
+                        // The close the client started is answered (tungstenite queued
+                        // the reply; flushing sends it), or the client sees 1006 and a
+                        // driver such as @rocket.chat/sdk's reconnects after `disconnect()`.
+                        Some(Ok(Message::Close(_))) => {
+                            let _ = timeout(CLOSE_REPLY_TIMEOUT, ws.flush()).await;
+                            return End::ClientGone;
+                        }
+                        None | Some(Err(_)) => return End::ClientGone,
                         // DDP is text: a binary frame is answered as Meteor answers a
                         // frame it cannot use, never silently dropped.
                         Some(Ok(Message::Binary(_))) => {
@@ -241,14 +250,16 @@ impl Session {
             subs,
             pubs,
             app,
+            login,
             ..
         } = self;
+        let uid = login.as_ref().map_or("", |l| l.user_id.as_str());
         let Some(rx) = events.as_mut() else {
             return Ok(());
         };
         for _ in 0..MAX_BURST {
             match rx.try_recv() {
-                Ok(p) => event_frames(subs, pubs, app, &p, out),
+                Ok(p) => event_frames(subs, pubs, app, uid, &p, out),
                 Err(TryRecvError::Lagged(n)) => return Err(n),
                 Err(_) => break,
             }
@@ -257,7 +268,8 @@ impl Session {
     }
 
     fn event_frames(&mut self, p: &Published, out: &mut Vec<Utf8Bytes>) {
-        event_frames(&self.subs, &mut self.pubs, &self.app, p, out);
+        let uid = self.login.as_ref().map_or("", |l| l.user_id.as_str());
+        event_frames(&self.subs, &mut self.pubs, &self.app, uid, p, out);
     }
 
     /// Answers one client frame, appending the replies to `out`.
@@ -330,10 +342,16 @@ impl Session {
                     self.publication(&id, &name, &params, out);
                     return;
                 }
-                match self
+                let (app, login) = (&self.app, &self.login);
+                let private = || may_see_private_settings(app, login.as_ref());
+                let who = Subscriber {
+                    uid: login.as_ref().map_or("", |l| l.user_id.as_str()),
+                    may_see_private_settings: &private,
+                };
+                let reply = self
                     .subs
-                    .sub(&id, &name, &params, SubLimits::of(&self.app.cfg))
-                {
+                    .sub(&id, &name, &params, SubLimits::of(&self.app.cfg), &who);
+                match reply {
                     SubReply::Ready => out.push(frame::ready(&id).into()),
                     SubReply::NoSub(e) => out.push(frame::nosub(&id, e.as_ref()).into()),
                 }
@@ -414,15 +432,30 @@ fn event_frames(
     subs: &Subscriptions,
     pubs: &mut Publications,
     app: &Ctx,
+    uid: &str,
     p: &Published,
     out: &mut Vec<Utf8Bytes>,
 ) {
-    subs.frames(p, out);
-    if pubs.wants_events() {
+    subs.frames(p, uid, out);
+    // A status event, or a notice about a user's record (renamed, roles, deleted):
+    // the `users` documents of that user are read again.
+    if let (true, Some(about)) = (pubs.wants_events(), p.user_id()) {
         let mut frames = Vec::new();
-        pubs.on_user(&app.model.read(), &p.event.uid, &mut frames);
+        pubs.on_user(&app.model.read(), about, &mut frames);
         out.extend(frames.into_iter().map(Utf8Bytes::from));
     }
+}
+
+/// May the logged-in user see private settings (`private-settings-changed`)?
+fn may_see_private_settings(app: &Ctx, login: Option<&Login>) -> bool {
+    let m = app.model.read();
+    login
+        .and_then(|l| m.users.get(&l.user_id))
+        .is_some_and(|u| {
+            streams::PRIVATE_SETTINGS_PERMISSIONS
+                .iter()
+                .any(|p| m.has_permission(u, p))
+        })
 }
 
 async fn close_logged_out(ws: &mut Transport) -> End {

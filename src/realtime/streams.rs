@@ -1,27 +1,66 @@
-//! The two status streams a connection can listen to, and the frames they carry.
+//! The streams a connection can listen to, and the frames they carry: the status
+//! streams (`stream-notify-logged` `user-status`, `stream-user-presence`: the hot
+//! path, frames encoded once per event and shared), the user's own
+//! `stream-notify-user` `<uid>/userData`, and the notices the writer derives from other
+//! committed changes (`bus::notice`), matched by stream and event name. Keys clients
+//! subscribe to that statusd has nothing to send on are answered `ready` and stay
+//! silent, as a Rocket.Chat server without that feature in use would.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::{json, Value};
 
 use super::frame::{self, MeteorError};
+use crate::bus::notice::{self, Obj, NOTIFY_ALL, NOTIFY_USER, PRIVATE_SETTINGS_CHANGED};
 use crate::bus::{Published, StatusEvent};
 use crate::model::iso;
 
 pub const NOTIFY_LOGGED: &str = "stream-notify-logged";
 pub const USER_PRESENCE: &str = "stream-user-presence";
+/// `stream-roles` `roles`: statusd's roles are fixed, so it never carries an event.
+pub const ROLES: &str = "stream-roles";
+/// `stream-room-messages`: statusd has no rooms; `__my_messages__` (which bots
+/// subscribe to at start-up) is `ready` and silent, a room id is not allowed.
+pub const ROOM_MESSAGES: &str = "stream-room-messages";
+pub const MY_MESSAGES: &str = "__my_messages__";
+/// `stream-notify-room`: no rooms, so every key is refused as for a room one is not in.
+pub const NOTIFY_ROOM: &str = "stream-notify-room";
+
+/// `stream-notify-room-users`: Rocket.Chat reads nothing from it (`allowRead('none')`).
+pub const NOTIFY_ROOM_USERS: &str = "stream-notify-room-users";
+
+/// The permissions that let a subscriber see `private-settings-changed` (Rocket.Chat's
+/// `notifications.module.ts`).
+pub const PRIVATE_SETTINGS_PERMISSIONS: [&str; 3] = [
+    "view-privileged-setting",
+    "edit-privileged-setting",
+    "manage-selected-settings",
+];
 
 /// What one connection listens to.
 #[derive(Default)]
 pub struct Subscriptions {
     /// Subscription ids on `stream-notify-logged` / `user-status`.
     user_status: HashSet<String>,
-    /// Other `stream-notify-logged` events, accepted but never produced here.
-    other_logged: HashSet<String>,
+    /// Subscription ids on the user's own `stream-notify-user` `<uid>/userData`.
+    user_data: HashSet<String>,
+    /// Subscriptions to a notice (`bus::notice::PRODUCED`): id → (stream, event name).
+    keyed: HashMap<String, (&'static str, String)>,
+    /// Accepted subscriptions nothing is ever sent on (`__my_messages__`, `stream-roles`,
+    /// the `<uid>/…` keys besides `userData`, …): they count against the limit, and
+    /// need no events.
+    silent: HashSet<String>,
     /// The one `stream-user-presence` subscription and the users it watches.
     presence: Option<String>,
     watched: HashSet<String>,
+}
+
+/// Who is subscribing: the logged-in user, and whether they may see private settings
+/// (asked only when they subscribe to them).
+pub struct Subscriber<'a> {
+    pub uid: &'a str,
+    pub may_see_private_settings: &'a dyn Fn() -> bool,
 }
 
 /// How much one connection may listen to.
@@ -63,15 +102,29 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 
 impl Subscriptions {
     pub fn wants_events(&self) -> bool {
-        !self.user_status.is_empty() || self.presence.is_some()
+        !self.user_status.is_empty()
+            || self.presence.is_some()
+            || !self.user_data.is_empty()
+            || !self.keyed.is_empty()
     }
 
     fn count(&self) -> usize {
-        self.user_status.len() + self.other_logged.len() + usize::from(self.presence.is_some())
+        self.user_status.len()
+            + self.user_data.len()
+            + self.keyed.len()
+            + self.silent.len()
+            + usize::from(self.presence.is_some())
     }
 
     /// Adds a subscription, refusing it past the limits of this connection.
-    pub fn sub(&mut self, id: &str, name: &str, params: &[Value], limits: SubLimits) -> SubReply {
+    pub fn sub(
+        &mut self,
+        id: &str,
+        name: &str,
+        params: &[Value],
+        limits: SubLimits,
+        who: &Subscriber,
+    ) -> SubReply {
         let opens = name != USER_PRESENCE || self.presence.is_none();
         if opens && self.count() >= limits.subscriptions {
             return SubReply::NoSub(Some(MeteorError::new(
@@ -79,17 +132,49 @@ impl Subscriptions {
                 "Too many subscriptions on this connection",
             )));
         }
+        let key = params.first().and_then(Value::as_str);
+        let match_failed = || SubReply::NoSub(Some(MeteorError::new(400, "Match failed")));
+        // Rocket.Chat's streamer refuses a read it does not allow with a bare
+        // `not-allowed` Meteor error.
+        let not_allowed = || SubReply::NoSub(Some(MeteorError::bare("not-allowed")));
         match name {
-            NOTIFY_LOGGED => match params.first().and_then(Value::as_str) {
+            NOTIFY_LOGGED => match key {
                 Some("user-status") => {
                     self.user_status.insert(id.to_string());
                     SubReply::Ready
                 }
-                Some(_) => {
-                    self.other_logged.insert(id.to_string());
+                Some(PRIVATE_SETTINGS_CHANGED) if !(who.may_see_private_settings)() => {
+                    not_allowed()
+                }
+                Some(k) => self.keep(id, NOTIFY_LOGGED, k),
+                None => match_failed(),
+            },
+            NOTIFY_USER => match key {
+                // Only one's own `<uid>/…` keys (`notifications.module.ts`).
+                Some(k) if k.split('/').next() != Some(who.uid) => not_allowed(),
+                Some(k) if k.strip_prefix(who.uid) == Some("/userData") => {
+                    self.user_data.insert(id.to_string());
                     SubReply::Ready
                 }
-                None => SubReply::NoSub(Some(MeteorError::new(400, "Match failed"))),
+                Some(k) => self.keep(id, NOTIFY_USER, k),
+                None => match_failed(),
+            },
+            NOTIFY_ALL => match key {
+                Some(k) => self.keep(id, NOTIFY_ALL, k),
+                None => match_failed(),
+            },
+            ROLES => match key {
+                Some(k) => self.keep(id, ROLES, k),
+                None => match_failed(),
+            },
+            ROOM_MESSAGES => match key {
+                Some(MY_MESSAGES) => self.keep(id, ROOM_MESSAGES, MY_MESSAGES),
+                Some(_) => not_allowed(),
+                None => match_failed(),
+            },
+            NOTIFY_ROOM | NOTIFY_ROOM_USERS => match key {
+                Some(_) => not_allowed(),
+                None => match_failed(),
             },
             USER_PRESENCE => {
                 let opts = params.get(1);
@@ -138,9 +223,20 @@ impl Subscriptions {
         self.watched.len() + new.len() - gone
     }
 
+    fn keep(&mut self, id: &str, stream: &'static str, key: &str) -> SubReply {
+        if notice::PRODUCED.contains(&(stream, key)) {
+            self.keyed.insert(id.to_string(), (stream, key.to_string()));
+        } else {
+            self.silent.insert(id.to_string());
+        }
+        SubReply::Ready
+    }
+
     pub fn unsub(&mut self, id: &str) {
         self.user_status.remove(id);
-        self.other_logged.remove(id);
+        self.user_data.remove(id);
+        self.keyed.remove(id);
+        self.silent.remove(id);
         if self.presence.as_deref() == Some(id) {
             self.presence = None;
             self.watched.clear();
@@ -151,8 +247,35 @@ impl Subscriptions {
         *self = Subscriptions::default();
     }
 
-    /// The frames this connection gets for a published change (each encoded once, shared).
-    pub fn frames(&self, p: &Published, out: &mut Vec<Utf8Bytes>) {
+    /// The frames this connection gets for a published change (each encoded once,
+    /// shared). `uid`: the logged-in user (their own `userData`).
+    pub fn frames(&self, p: &Published, uid: &str, out: &mut Vec<Utf8Bytes>) {
+        let p = match p {
+            Published::Status(p) => p,
+            Published::Notice(n) => {
+                let wanted = match n.stream {
+                    NOTIFY_USER => {
+                        !self.user_data.is_empty()
+                            && n.event.strip_prefix(uid).is_some_and(|e| e == "/userData")
+                    }
+                    _ => self
+                        .keyed
+                        .values()
+                        .any(|(s, e)| *s == n.stream && *e == n.event),
+                };
+                if wanted {
+                    out.push(n.frame.clone());
+                }
+                return;
+            }
+        };
+        if !self.user_data.is_empty() && p.event.uid == uid {
+            out.push(
+                p.user_data_frame
+                    .get_or_init(|| user_data_status(&p.event).frame)
+                    .clone(),
+            );
+        }
         if !self.user_status.is_empty() {
             out.push(
                 p.user_status_frame
@@ -175,6 +298,19 @@ impl Subscriptions {
             );
         }
     }
+}
+
+/// `<uid>/userData` for a status change, as the `presence.status` listener sends it:
+/// `{"type":"updated","id","diff":{"status","statusText"?},"unset":{"statusText":1}?}`.
+fn user_data_status(e: &StatusEvent) -> notice::Notice {
+    let mut diff = Obj::new().field("status", &e.status.as_str());
+    let mut unset = Obj::new();
+    if e.status_text.is_empty() {
+        unset = unset.field("statusText", &1);
+    } else {
+        diff = diff.field("statusText", &e.status_text);
+    }
+    notice::user_data_status(&e.uid, &diff, &unset)
 }
 
 /// `[uid, username, code, statusText, name, roles]`, plus Rocket.Chat 8.6's
@@ -204,9 +340,18 @@ mod tests {
         watched_users: 3,
     };
 
+    fn never() -> bool {
+        false
+    }
+
+    const WHO: Subscriber = Subscriber {
+        uid: "me",
+        may_see_private_settings: &never,
+    };
+
     fn presence_sub(s: &mut Subscriptions, id: &str, added: &[&str], removed: &[&str]) -> SubReply {
         let params = [json!("any"), json!({"added": added, "removed": removed})];
-        s.sub(id, USER_PRESENCE, &params, LIMITS)
+        s.sub(id, USER_PRESENCE, &params, LIMITS, &WHO)
     }
 
     fn watched(s: &Subscriptions) -> Vec<&str> {
@@ -248,6 +393,70 @@ mod tests {
     }
 
     #[test]
+    fn own_user_keys_only_and_private_settings_need_a_permission() {
+        let mut s = Subscriptions::default();
+        let sub = |s: &mut Subscriptions, id: &str, name: &str, key: &str| {
+            s.sub(id, name, &[json!(key), json!(false)], LIMITS, &WHO)
+        };
+        assert!(matches!(
+            sub(&mut s, "1", NOTIFY_USER, "me/userData"),
+            SubReply::Ready
+        ));
+        assert!(matches!(
+            sub(&mut s, "2", NOTIFY_USER, "me/otr"),
+            SubReply::Ready
+        ));
+        assert!(refused(
+            &sub(&mut s, "3", NOTIFY_USER, "other/userData"),
+            "not-allowed"
+        ));
+        assert!(refused(
+            &sub(&mut s, "3", NOTIFY_USER, "meme/userData"),
+            "not-allowed"
+        ));
+        assert!(refused(
+            &sub(&mut s, "3", NOTIFY_LOGGED, PRIVATE_SETTINGS_CHANGED),
+            "not-allowed"
+        ));
+        assert!(refused(
+            &sub(&mut s, "3", ROOM_MESSAGES, "GENERAL"),
+            "not-allowed"
+        ));
+        assert!(matches!(
+            sub(&mut s, "3", ROOM_MESSAGES, MY_MESSAGES),
+            SubReply::Ready
+        ));
+        // Keys nothing is sent on need no events; a notice's key does.
+        let mut quiet = Subscriptions::default();
+        assert!(matches!(
+            sub(&mut quiet, "1", ROOM_MESSAGES, MY_MESSAGES),
+            SubReply::Ready
+        ));
+        assert!(matches!(
+            sub(&mut quiet, "2", NOTIFY_USER, "me/otr"),
+            SubReply::Ready
+        ));
+        assert!(matches!(
+            sub(&mut quiet, "3", ROLES, "roles"),
+            SubReply::Ready
+        ));
+        assert!(!quiet.wants_events());
+        quiet.unsub("3");
+        assert!(matches!(
+            sub(&mut quiet, "4", NOTIFY_LOGGED, "roles-change"),
+            SubReply::Ready
+        ));
+        assert!(quiet.wants_events());
+        quiet.unsub("4");
+        assert!(!quiet.wants_events());
+        // At the limit of 3 now.
+        assert!(refused(
+            &sub(&mut s, "4", NOTIFY_ALL, "public-settings-changed"),
+            "error-too-many-subscriptions"
+        ));
+    }
+
+    #[test]
     fn a_later_presence_sub_is_not_a_new_subscription() {
         let mut s = Subscriptions::default();
         let logged = [json!("user-status"), json!(false)];
@@ -257,7 +466,7 @@ mod tests {
         ));
         for id in ["s1", "s2"] {
             assert!(matches!(
-                s.sub(id, NOTIFY_LOGGED, &logged, LIMITS),
+                s.sub(id, NOTIFY_LOGGED, &logged, LIMITS, &WHO),
                 SubReply::Ready
             ));
         }
@@ -268,7 +477,7 @@ mod tests {
         ));
         assert_eq!(watched(&s), ["a", "b"]);
         // ...while a new subscription is refused.
-        let r = s.sub("s3", NOTIFY_LOGGED, &logged, LIMITS);
+        let r = s.sub("s3", NOTIFY_LOGGED, &logged, LIMITS, &WHO);
         assert!(refused(&r, "error-too-many-subscriptions"));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod core;
 pub mod model;
+pub mod notices;
 pub mod outbox;
 pub mod remote;
 pub mod tx;

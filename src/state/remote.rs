@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use super::model::Model;
+use super::notices;
+use crate::bus::notice::Notice;
 use crate::bus::StatusEvent;
 use crate::model::{ConnStatus, CustomStatus, Status, User, Webhook};
 use crate::record::Change;
@@ -244,7 +246,7 @@ pub fn apply_peer(
     batch: Vec<WireChange>,
     credentials: anyhow::Result<Credentials>,
     now: DateTime<Utc>,
-) -> Vec<StatusEvent> {
+) -> Announced {
     let users = credential_users(&batch);
     let changes: Vec<Change> = batch.into_iter().filter_map(|w| from_wire(w, m)).collect();
     let events = apply(m, changes, now);
@@ -254,9 +256,15 @@ pub fn apply_peer(
     events
 }
 
+/// What applying changes made elsewhere causes here: status events and the other
+/// notices (`state::notices`).
+pub type Announced = (Vec<StatusEvent>, Vec<Notice>);
+
 /// Applies changes committed elsewhere (another instance, another process); returns
-/// the local events they cause.
-pub fn apply(m: &mut Model, changes: Vec<Change>, now: DateTime<Utc>) -> Vec<StatusEvent> {
+/// the local events and notices they cause.
+pub fn apply(m: &mut Model, changes: Vec<Change>, now: DateTime<Utc>) -> Announced {
+    let changes = newest_only(m, changes);
+    let notices = notices::derive(&changes, m, now);
     let mut before: HashMap<String, Option<Arc<User>>> = HashMap::new();
     for change in changes {
         if let Some(uid) = change.user_id() {
@@ -264,25 +272,47 @@ pub fn apply(m: &mut Model, changes: Vec<Change>, now: DateTime<Utc>) -> Vec<Sta
                 .entry(uid.to_string())
                 .or_insert_with(|| m.users.get(uid).cloned());
         }
-        if let Change::PutUser(new) = &change {
-            if m.users
-                .get(&new.id)
-                .is_some_and(|cur| cur.updated_at > new.updated_at)
-            {
-                continue;
-            }
-        }
         m.apply(change);
     }
     for uid in before.keys() {
         rederive(m, uid);
     }
-    events_since(m, before, now)
+    (events_since(m, before, now), notices)
+}
+
+/// The changes without the user records older than the one they would replace (last
+/// writer wins), judged as if applied in order; so the notices derived from them
+/// announce only what is applied.
+fn newest_only(m: &Model, changes: Vec<Change>) -> Vec<Change> {
+    // The `updated_at` each user has so far in the batch (None: deleted in it).
+    let mut seen: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
+    changes
+        .into_iter()
+        .filter(|change| match change {
+            Change::PutUser(new) => {
+                let current = match seen.get(&new.id) {
+                    Some(at) => *at,
+                    None => m.users.get(&new.id).map(|u| u.updated_at),
+                };
+                if current.is_some_and(|cur| cur > new.updated_at) {
+                    return false;
+                }
+                seen.insert(new.id.clone(), Some(new.updated_at));
+                true
+            }
+            Change::DeleteUser(id) => {
+                seen.insert(id.clone(), None);
+                true
+            }
+            _ => true,
+        })
+        .collect()
 }
 
 /// Replaces the model with one freshly loaded from the store (after a gap in the
 /// NATS feed); returns the events for what changed meanwhile.
-pub fn resync(m: &mut Model, fresh: Model, now: DateTime<Utc>) -> Vec<StatusEvent> {
+pub fn resync(m: &mut Model, fresh: Model, now: DateTime<Utc>) -> Announced {
+    let notices = notices::between(m, &fresh, now);
     let before: HashMap<String, Option<Arc<User>>> = m
         .users
         .iter()
@@ -293,7 +323,7 @@ pub fn resync(m: &mut Model, fresh: Model, now: DateTime<Utc>) -> Vec<StatusEven
     for uid in &ids {
         rederive(m, uid);
     }
-    events_since(m, before, now)
+    (events_since(m, before, now), notices)
 }
 
 #[cfg(test)]
@@ -341,6 +371,30 @@ mod tests {
             "bob: a new hash and a token; alice: a dropped token (not her rename)"
         );
         assert!(matches!(wire.last(), Some(WireChange::Credentials(_))));
+    }
+
+    #[test]
+    fn an_older_record_is_neither_applied_nor_announced() {
+        let mut m = Model::default();
+        let mut alice = user("u1", "alice");
+        alice.updated_at = t(2_000);
+        m.apply(put_user(alice.clone()));
+        let mut stale = alice.clone();
+        stale.username = "old-name".into();
+        stale.updated_at = t(1_000);
+        let (_, notices) = apply(&mut m, vec![put_user(stale)], Utc::now());
+        assert!(notices.is_empty(), "{notices:?}");
+        assert_eq!(m.users["u1"].username, "alice");
+        let mut newer = alice.clone();
+        newer.username = "alice2".into();
+        newer.updated_at = t(3_000);
+        let (_, notices) = apply(&mut m, vec![put_user(newer)], Utc::now());
+        assert_eq!(
+            notices.len(),
+            2,
+            "userData and Users:NameChanged: {notices:?}"
+        );
+        assert_eq!(m.users["u1"].username, "alice2");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use parking_lot::RwLock;
 use tokio::sync::{mpsc, oneshot};
 
 use super::model::Model;
+use super::notices;
 use super::remote::{self, WireChange};
 use super::tx::Tx;
 use crate::bus::Bus;
@@ -216,7 +217,7 @@ fn run(mut rx: mpsc::Receiver<Job>, ctx: &Ctx) {
 
 fn apply_other(ctx: &Ctx, job: Job) {
     let now = chrono::Utc::now();
-    let events = match job {
+    let (events, notices) = match job {
         Job::Remote(changes) => remote::apply(&mut ctx.model.write(), changes, now),
         Job::Peer(batch) => {
             // Secrets do not travel: read the credentials the batch names from the
@@ -244,16 +245,20 @@ fn apply_other(ctx: &Ctx, job: Job) {
             Err(e) => {
                 tracing::warn!("reloading from the store failed: {e:#}");
                 let _ = done.send(false);
-                Vec::new()
+                Default::default()
             }
         },
-        Job::Local(_) | Job::Leader(_) => Vec::new(),
+        Job::Local(_) | Job::Leader(_) => Default::default(),
     };
-    if broadcast_disabled(ctx.model) {
-        return;
+    // Only presence goes quiet: the other notices (the setting itself among them, which
+    // the mobile app follows) still go out.
+    if !broadcast_disabled(ctx.model) {
+        for event in events {
+            ctx.bus.publish(event);
+        }
     }
-    for event in events {
-        ctx.bus.publish(event);
+    for notice in notices {
+        ctx.bus.notify(notice);
     }
 }
 
@@ -286,6 +291,8 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
                     let _ = rep.send(wire);
                 }
             }
+            // Against the model before these changes, like the wire form.
+            let notices = notices::derive(&tx.changes, &ctx.model.read(), tx.now);
             {
                 let mut m = ctx.model.write();
                 for change in tx.changes.drain(..) {
@@ -297,6 +304,9 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
             }
             for event in tx.events.drain(..) {
                 ctx.bus.publish(event);
+            }
+            for notice in notices {
+                ctx.bus.notify(notice);
             }
             ctx.metrics.observe_commit(dones.len(), started.elapsed());
             if delivered {

@@ -43,6 +43,7 @@ pub fn user(id: &str, username: &str) -> User {
         created_at: t(1_600_000_000_001),
         updated_at: t(1_700_000_000_002),
         last_login: Some(t(1_700_000_000_003)),
+        last_seen: Some(t(1_700_000_000_004)),
     }
 }
 

@@ -173,6 +173,21 @@ pub trait Store: Send + Sync + 'static {
     /// last call? The server polls this and then reloads (`crate::external`).
     fn changed_elsewhere(&self) -> anyhow::Result<bool>;
 
+    /// The admin commands' change counter (`admin_sync.changed`, which each admin
+    /// commit raises in its transaction) as the last `load` read it, before anything
+    /// else: the state loaded holds every admin change up to it. None before a load.
+    fn loaded_admin_changes(&self) -> Option<i64>;
+
+    /// A server records that its model holds every admin change up to `applied`
+    /// (`crate::external`); None when it stops, so no command waits for it.
+    fn acknowledge(&self, applied: Option<i64>) -> anyhow::Result<()>;
+
+    /// An admin command, after its commits: how many running servers have not yet
+    /// loaded this process's last commit (0: all have); None when no server runs on
+    /// the database. A shared store counts the instances whose heartbeat is younger
+    /// than `alive_within`.
+    fn servers_behind(&self, alive_within: Duration) -> anyhow::Result<Option<usize>>;
+
     /// The operations of a store shared by a cluster of instances; None for an
     /// embedded store, which serves one instance: it always leads, keeps its live
     /// connections only in memory, and hears from no peer.
@@ -256,7 +271,9 @@ pub fn schema_state(url: &str) -> anyhow::Result<SchemaState> {
 /// instances sharing a database (unique per process); an embedded store ignores it.
 pub fn open(url: &str, instance_id: &str, role: Role) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     if let Some(path) = url.strip_prefix("sqlite://") {
-        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?));
+        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open_as(
+            path, role,
+        )?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(std::sync::Arc::new(self::postgres::PostgresStore::open(

@@ -20,6 +20,9 @@
     canEditOthers: false,
     target: null, // user id whose status the editor sets
     dirty: false,
+    statusFilter: null, // show only users of this status (a count was clicked)
+    customStatuses: [], // [{name, statusType}]
+    recentStatuses: [], // [{status, statusText}], the signed-in user's
   };
 
   // ------------------------------------------------------------------ REST
@@ -128,6 +131,16 @@
     return date.toLocaleDateString([], { weekday: 'short', day: 'numeric', month: 'short' }) + ' ' + time;
   }
 
+  // "just now", "5 min ago", "2 h ago", "3 days ago"
+  function ago(date) {
+    const secs = Math.max(0, (Date.now() - date.getTime()) / 1000);
+    if (secs < 60) return 'just now';
+    if (secs < 3600) return Math.floor(secs / 60) + ' min ago';
+    if (secs < 86400) return Math.floor(secs / 3600) + ' h ago';
+    const days = Math.floor(secs / 86400);
+    return days + (days === 1 ? ' day ago' : ' days ago');
+  }
+
   // The expiry the editor's preset or date-time input names, or null for none.
   function chosenExpiry() {
     const preset = $('expiry').value;
@@ -187,9 +200,20 @@
     const el = $('counts');
     el.textContent = '';
     for (const s of ['online', 'busy', 'away', 'offline']) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'count';
+      button.dataset.status = s;
+      button.setAttribute('aria-pressed', String(state.statusFilter === s));
+      button.title = state.statusFilter === s ? 'Show everyone' : 'Show only ' + s;
       const dot = document.createElement('span');
       dot.className = 'dot ' + s;
-      el.append(dot, counts[s] + ' ' + s);
+      button.append(dot, counts[s] + ' ' + s);
+      button.addEventListener('click', () => {
+        state.statusFilter = state.statusFilter === s ? null : s;
+        renderPeople();
+      });
+      el.append(button);
     }
   }
 
@@ -249,7 +273,8 @@
     label.className = 'label ' + u.status;
     label.textContent = LABEL[u.status] || u.status;
     st.append(label);
-    if (u.statusExpiresAt) {
+    // An offline user's expiry says nothing to others: no "until …".
+    if (u.statusExpiresAt && u.status !== 'offline') {
       const at = new Date(u.statusExpiresAt);
       if (!isNaN(at.getTime())) {
         const until = document.createElement('span');
@@ -258,6 +283,14 @@
         until.title = at.toLocaleString();
         st.append(until);
       }
+    }
+    const seenAt = u.status === 'offline' && u.statusd && u.statusd.lastSeen ? new Date(u.statusd.lastSeen) : null;
+    if (seenAt && !isNaN(seenAt.getTime())) {
+      const seen = document.createElement('span');
+      seen.className = 'seen';
+      seen.textContent = 'last seen ' + ago(seenAt);
+      seen.title = seenAt.toLocaleString();
+      st.append(seen);
     }
     li.append(avatar, who, st);
     return li;
@@ -270,6 +303,7 @@
     let shown = 0;
     for (const u of sortedUsers()) {
       if (filter && !(String(u.name).toLowerCase().includes(filter) || u.username.toLowerCase().includes(filter))) continue;
+      if (state.statusFilter && u.status !== state.statusFilter) continue;
       const li = personItem(u);
       if (u._id === flashId) {
         li.classList.add('flash');
@@ -315,6 +349,72 @@
     $('expiry-at').value = '';
     updateExpiryHint();
     state.dirty = false;
+  }
+
+  // One-click choices: the workspace's custom statuses and the user's recent ones.
+  // A click saves that status and text at once (only the signed-in user's own recent
+  // statuses are offered; custom statuses for whoever the editor targets).
+  function renderQuick() {
+    const mine = state.target === (state.me && state.me._id);
+    const recent = mine ? state.recentStatuses : [];
+    fillChips($('recent-statuses'), recent.map((r) => ({ status: r.status, text: r.statusText || '' })));
+    fillChips($('custom-statuses'), state.customStatuses.map((c) => ({ status: c.statusType, text: c.name })));
+    $('recent-group').hidden = recent.length === 0;
+    $('custom-group').hidden = state.customStatuses.length === 0;
+    $('quick').hidden = recent.length === 0 && state.customStatuses.length === 0;
+  }
+
+  function fillChips(el, choices) {
+    el.textContent = '';
+    for (const c of choices) {
+      if (!(c.status in RANK)) continue;
+      const chip = document.createElement('button');
+      chip.type = 'button';
+      chip.className = 'chip';
+      chip.dataset.status = c.status;
+      chip.dataset.text = c.text;
+      const dot = document.createElement('span');
+      dot.className = 'dot ' + c.status;
+      const text = document.createElement('span');
+      text.className = 'chip-text';
+      text.textContent = c.text || LABEL[c.status];
+      chip.title = 'Set ' + LABEL[c.status] + (c.text ? ': ' + c.text : '');
+      chip.append(dot, text);
+      chip.addEventListener('click', () => quickSet(c.status, c.text));
+      el.append(chip);
+    }
+  }
+
+  function quickSet(status, text) {
+    for (const r of document.querySelectorAll('input[name="status"]')) r.checked = r.value === status && !r.disabled;
+    $('message').value = text;
+    $('expiry').value = '';
+    updateExpiryHint();
+    $('status-form').requestSubmit();
+  }
+
+  async function loadQuick() {
+    const [custom, recent] = await Promise.all([
+      api('GET', 'custom-user-status.list?count=100').catch(() => ({ statuses: [] })),
+      api('GET', 'statusd.recentStatuses').catch(() => ({ statuses: [] })),
+    ]);
+    state.customStatuses = custom.statuses || [];
+    state.recentStatuses = recent.statuses || [];
+    if (state.me) renderQuick();
+  }
+
+  // An offline event carries no last seen (the frame is Rocket.Chat's): read it.
+  async function refreshLastSeen(uid) {
+    try {
+      const data = await api('GET', 'users.info?userId=' + encodeURIComponent(uid));
+      const u = state.users.get(uid);
+      if (u && data.user && u.status === 'offline') {
+        u.statusd = data.user.statusd;
+        renderPeople();
+      }
+    } catch (_) {
+      // shown at the next full read
+    }
   }
 
   // "<words> (setting <code>id</code> is off). <after>"
@@ -409,7 +509,7 @@
     const me = await api('GET', 'me');
     state.me = me;
     state.target = me._id;
-    await Promise.all([loadSettings(), loadPermissions(), loadUsers()]);
+    await Promise.all([loadSettings(), loadPermissions(), loadUsers(), loadQuick()]);
     $('signin').hidden = true;
     $('app').hidden = false;
     $('whoami').hidden = false;
@@ -419,6 +519,7 @@
     applySettings();
     renderTargets();
     fillEditor();
+    renderQuick();
     renderPeople();
     live.start();
   }
@@ -550,6 +651,8 @@
     }
     u.username = username || u.username;
     if (name) u.name = name;
+    if (status !== 'offline') u.statusd = undefined;
+    else if (u.status !== 'offline') refreshLastSeen(uid);
     u.status = status;
     u.statusText = text || '';
     u.statusSource = args.length > 6 ? args[6] : undefined;
@@ -621,6 +724,7 @@
       clearTimeout(okTimer);
       okTimer = setTimeout(() => (ok.hidden = true), 8000);
       state.dirty = false;
+      if (target === state.me._id) loadQuick().catch(() => {});
     } catch (e) {
       if (e.status === 401) {
         saveSession(null);
@@ -664,6 +768,7 @@
       state.target = $('target').value;
       hide($('status-error'), $('status-ok'));
       fillEditor();
+      renderQuick();
     });
     // Settings can change while the page is open: look again now and then.
     const refresh = () => {
@@ -671,7 +776,7 @@
     };
     window.addEventListener('focus', refresh);
     setInterval(refresh, 30000);
-    // Keep "until …" labels current.
+    // Keep "until …" and "last seen …" labels current.
     setInterval(() => {
       if (state.me) renderPeople();
     }, 60000);

@@ -280,3 +280,40 @@ async fn malformed_and_unknown_frames_get_an_error_and_the_connection_stays_usab
     d.send_raw(r#"{"msg":"ping"}"#).await;
     assert_eq!(d.next_raw(W).await.as_deref(), Some(r#"{"msg":"pong"}"#));
 }
+
+/// A close the client starts is answered with a close frame, so the client sees a
+/// clean 1000 (RFC 6455 §5.5.1); without it, the `@rocket.chat/sdk` driver takes the
+/// 1006 for a dropped line and reconnects after `disconnect()`.
+#[tokio::test]
+async fn a_close_from_the_client_is_answered() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let srv = Server::start().await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(srv.ws_url())
+        .await
+        .expect("websocket");
+    ws.send(Message::Text(
+        r#"{"msg":"connect","version":"1","support":["1"]}"#.into(),
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "disconnect".into(),
+    })))
+    .await
+    .unwrap();
+    let reply = tokio::time::timeout(W, async {
+        while let Some(m) = ws.next().await {
+            if let Ok(Message::Close(f)) = m {
+                return f;
+            }
+        }
+        None
+    })
+    .await
+    .expect("the server's close frame in time");
+    assert_eq!(reply.map(|f| f.code), Some(CloseCode::Normal));
+}

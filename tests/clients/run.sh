@@ -6,7 +6,7 @@
 #   node/      @rocket.chat/ddp-client (npm) under node --test (ddp.test.mjs; autoaway.test.mjs:
 #              the idle timer → UserPresence:away → activity → UserPresence:online flow),
 #              and the REST bridge to the DDP methods driven as the mobile app drives it
-#              (bridge.test.mjs, ejson)
+#              (bridge.test.mjs, ejson); sdk.test.mjs: the @rocket.chat/sdk bot driver
 #   upstream/  the maintainers' own test suite of rocketchat-api (shipped in its sdist,
 #              fixtures unchanged), the tests that concern statusd's routes, against a
 #              second fresh server whose admin is the suite's `user1`
@@ -172,11 +172,11 @@ if ! timeout 300 "$venv/bin/python" -m pytest -q --tb=short -p no:cacheprovider 
     failed_runner=1
 fi
 
-printf '\n-- node: @rocket.chat/ddp-client (node --test)\n'
+printf '\n-- node: @rocket.chat/ddp-client, @rocket.chat/sdk (node --test)\n'
 if ! (cd "$node_dir" && timeout 300 node --test \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=junit --test-reporter-destination="$tmp/node.xml" \
-    ddp.test.mjs autoaway.test.mjs bridge.test.mjs); then
+    ddp.test.mjs autoaway.test.mjs bridge.test.mjs sdk.test.mjs); then
     failed_runner=1
 fi
 

@@ -121,6 +121,20 @@ impl Db {
         }
     }
 
+    /// Runs `sql` (any number of statements, e.g. a `pg_dump` of INSERTs) on this
+    /// database.
+    pub fn exec(&self, sql: &str) {
+        let (url, sql) = (self.url.clone(), sql.to_string());
+        std::thread::spawn(move || -> Result<(), String> {
+            let mut c = postgres::Client::connect(&url, postgres::NoTls)
+                .map_err(|e| format!("connecting to {url}: {e}"))?;
+            c.batch_execute(&sql).map_err(|e| e.to_string())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the PostgreSQL thread panicked".into()))
+        .unwrap_or_else(|e| panic!("running SQL on {}: {e}", self.name))
+    }
+
     /// The first column of the first row of `sql` on this database, as a number.
     pub fn query_i64(&self, sql: &str) -> i64 {
         let (url, sql) = (self.url.clone(), sql.to_string());
@@ -200,11 +214,25 @@ pub struct Nats {
     port: u16,
     dir: PathBuf,
     password: String,
+    /// The configuration after the `listen` line, when not the default user and
+    /// password ([`Nats::start_with_config`]).
+    config: Option<String>,
 }
 
 impl Nats {
     /// Starts a nats-server on a free port and waits until it accepts connections.
     pub async fn start() -> Nats {
+        Nats::start_inner(None).await
+    }
+
+    /// Starts a nats-server whose configuration is `config` after the `listen` line
+    /// this harness writes (e.g. an nkey user, operator mode, TLS), instead of the
+    /// default user and password: [`Nats::url`] and [`Nats::client`] then do not apply.
+    pub async fn start_with_config(config: &str) -> Nats {
+        Nats::start_inner(Some(config.to_string())).await
+    }
+
+    async fn start_inner(config: Option<String>) -> Nats {
         let dir = std::env::temp_dir().join(unique("statusd_nats"));
         std::fs::create_dir_all(&dir).expect("create the NATS temporary directory");
         let mut nats = Nats {
@@ -212,6 +240,7 @@ impl Nats {
             port: 0,
             dir,
             password: unique("Nats_Pass"),
+            config,
         };
         let mut last = String::new();
         for _ in 0..3 {
@@ -294,13 +323,17 @@ impl Nats {
         }
     }
 
-    /// The server's configuration: this port, and a user and password required.
+    /// The server's configuration: this port, and a user and password required (or
+    /// the configuration given to [`Nats::start_with_config`]).
     fn write_config(&self) -> PathBuf {
         let path = self.dir.join("nats-server.conf");
-        let conf = format!(
-            "listen: 127.0.0.1:{}\nauthorization {{\n  user: {NATS_USER}\n  password: \"{}\"\n}}\n",
-            self.port, self.password
-        );
+        let conf = match &self.config {
+            Some(c) => format!("listen: 127.0.0.1:{}\n{c}\n", self.port),
+            None => format!(
+                "listen: 127.0.0.1:{}\nauthorization {{\n  user: {NATS_USER}\n  password: \"{}\"\n}}\n",
+                self.port, self.password
+            ),
+        };
         std::fs::write(&path, conf).expect("write the NATS configuration");
         path
     }
@@ -362,6 +395,127 @@ impl Drop for Nats {
     }
 }
 
+/// PEM files of a throw-away certificate authority, a server certificate for
+/// 127.0.0.1 and a client certificate, all made by `openssl` in `dir`.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TlsFiles {
+    pub fn make(dir: &std::path::Path) -> TlsFiles {
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec![
+            "req", "-x509", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem",
+        ];
+        ca.extend(ec);
+        ca.extend([
+            "-subj",
+            "/CN=statusd test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(&ca);
+        for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+            let key = format!("{name}.key");
+            let csr = format!("{name}.csr");
+            let pem = format!("{name}.pem");
+            let ext = format!("{name}.ext");
+            std::fs::write(
+                dir.join(&ext),
+                format!(
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+                     keyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n"
+                ),
+            )
+            .expect("write the extensions");
+            let mut req = vec!["req", "-keyout", &key, "-out", &csr, "-subj"];
+            let subj = format!("/CN=statusd test {name}");
+            req.push(&subj);
+            req.extend(ec);
+            openssl(&req);
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext,
+            ]);
+        }
+        TlsFiles {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+        }
+    }
+}
+
+/// A NATS JWT (`alg: ed25519-nkey`) with these claims, signed by `issuer`.
+pub fn nats_jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: Value) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let header = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": unique("jti").to_uppercase(),
+        "iat": chrono::Utc::now().timestamp(),
+        "iss": issuer.public_key(),
+        "sub": subject,
+        "name": name,
+        "nats": nats,
+    });
+    let claims = b64(claims.to_string().as_bytes());
+    let signed = format!("{header}.{claims}");
+    let sig = issuer.sign(signed.as_bytes()).expect("sign the JWT");
+    format!("{signed}.{}", b64(&sig))
+}
+
+/// The text of a NATS credentials file (`NATS_CREDS`): a user JWT and its seed.
+pub fn nats_creds(jwt: &str, seed: &str) -> String {
+    format!(
+        "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+         ************************* IMPORTANT *************************\n\
+         NKEY Seed printed below can be used to sign and prove identity.\n\
+         NKEYs are sensitive and should be treated as secrets.\n\n\
+         -----BEGIN USER NKEY SEED-----\n{seed}\n------END USER NKEY SEED------\n\n\
+         *************************************************************\n"
+    )
+}
+
 // ---------------------------------------------------------------------- cluster
 
 /// N instances on one database and one NATS. Fields drop in order: servers, NATS,
@@ -381,8 +535,13 @@ impl Cluster {
     /// alone (it creates the schema and the first admin), the others together. With
     /// `n` = 0 only the database and NATS are made (see `add`, `start_together`).
     pub async fn start(n: usize, env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_on(Nats::start().await, n, env).await
+    }
+
+    /// [`Cluster::start`] on a nats-server the test started (e.g. with
+    /// [`Nats::start_with_config`]); `env` then names how to reach it (`NATS_URL`, …).
+    pub async fn start_on(nats: Nats, n: usize, env: &[(&str, &str)]) -> Cluster {
         let db = Db::create();
-        let nats = Nats::start().await;
         let mut c = Cluster {
             servers: Vec::new(),
             prefix: unique("statusd_test"),

@@ -765,7 +765,7 @@ impl Server {
     }
 
     /// Runs `sql` on the server's store as another process would (an operator's tool,
-    /// the admin CLI): the running server takes in outside changes within about a second
+    /// the admin CLI): the running server takes in outside changes within a fraction of a second
     /// (`src/external.rs`); on PostgreSQL the change is announced the way the admin
     /// commands announce theirs.
     pub fn edit_store(&self, sql: &str) {

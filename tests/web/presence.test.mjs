@@ -2,6 +2,9 @@
 // playwright-core. Run by tests/web/run.sh, which starts statusd and sets:
 //   STATUSD_URL, STATUSD_ADMIN_USER, STATUSD_ADMIN_PASS, STATUSD_CHROMIUM,
 //   STATUSD_BROWSER_PROFILE, STATUSD_SCREENSHOT, STATUSD_ARTIFACTS
+// Covers sign-in, setting a status, live updates, an admin setting another's status,
+// last seen, one-click custom and recent statuses, the counts filtering the list, API
+// errors in words and the settings that disable the controls.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -265,6 +268,74 @@ test('an admin sets another user\'s status', async () => {
   } finally {
     await p.close();
   }
+});
+
+test('last seen, no "until" when offline, one-click statuses, counts that filter', async () => {
+  // erin comes and goes in a tab of her own: alice's page shows when she was last seen.
+  ids.erin = await createUser(admin, 'erin', 'Erin Hunt', 'erin-pass-1');
+  const p = await context.newPage();
+  await signIn(p, 'erin', 'erin-pass-1');
+  await person(page, 'erin').locator('.label.online').waitFor();
+  assert.equal(await person(page, 'erin').locator('.seen').count(), 0);
+  await p.close();
+  const erin = person(page, 'erin');
+  await erin.locator('.label.offline').waitFor();
+  await eventually('erin\'s last seen', async () => {
+    assert.equal(await erin.locator('.seen').textContent(), 'last seen just now');
+  });
+  const info = await ok('GET', `users.info?userId=${ids.erin}`, { session: admin });
+  assert.ok(info.user.statusd && info.user.statusd.lastSeen, JSON.stringify(info.user));
+
+  // carol goes invisible with an expiry: offline to others, with no "until".
+  const carol = await login('carol', 'carol-pass-1');
+  await ok('POST', 'users.setStatus', {
+    session: carol,
+    body: { status: 'offline', message: '', expiresAt: new Date(Date.now() + 30 * 60_000).toISOString() },
+  });
+  await person(page, 'carol').locator('.label.offline').waitFor();
+  assert.equal(await person(page, 'carol').locator('.until').count(), 0);
+
+  // A custom status and alice's recent statuses are one click away.
+  await ok('POST', 'custom-user-status.create', { session: admin, body: { name: 'In a meeting', statusType: 'busy' } });
+  await page.reload();
+  await page.locator('#live[data-state="on"]').waitFor();
+  const recent = page.locator('#recent-statuses .chip');
+  await recent.first().waitFor();
+  assert.equal(await recent.first().getAttribute('data-text'), 'Writing the quarterly report');
+  assert.equal(await recent.first().getAttribute('data-status'), 'busy');
+  const custom = page.locator('#custom-statuses .chip[data-text="In a meeting"]');
+  await custom.click();
+  await page.locator('#status-ok').waitFor({ state: 'visible' });
+  const me = person(page, 'alice');
+  await eventually('alice in a meeting', async () => {
+    assert.equal(await me.locator('.text').textContent(), 'In a meeting');
+  });
+  await me.locator('.label.busy').waitFor();
+  await eventually('the new recent status', async () => {
+    assert.equal(await recent.first().getAttribute('data-text'), 'In a meeting');
+  });
+  assert.equal(await recent.count(), 2);
+  const recents = await ok('GET', 'statusd.recentStatuses', { session: await login('alice', 'alice-pass-1') });
+  assert.deepEqual(
+    recents.statuses.map((r) => [r.status, r.statusText]),
+    [['busy', 'In a meeting'], ['busy', 'Writing the quarterly report']],
+  );
+
+  // The counts filter the list: offline only, then everyone again.
+  const offline = page.locator('#counts .count[data-status="offline"]');
+  await offline.click();
+  assert.equal(await offline.getAttribute('aria-pressed'), 'true');
+  const rows = page.locator('#people li');
+  await eventually('only offline people', async () => {
+    const statuses = await rows.evaluateAll((els) => els.map((e) => e.dataset.status));
+    assert.ok(statuses.length >= 2, JSON.stringify(statuses));
+    assert.ok(statuses.every((s) => s === 'offline'), JSON.stringify(statuses));
+  });
+  assert.equal(await person(page, 'alice').count(), 0);
+  if (SCREENSHOT) await page.screenshot({ path: path.join(path.dirname(SCREENSHOT), 'screenshot-last-seen.png') });
+  await offline.click();
+  await person(page, 'alice').waitFor();
+  assert.equal(await offline.getAttribute('aria-pressed'), 'false');
 });
 
 test('an API error is shown in words', async () => {

@@ -170,6 +170,51 @@ pub(super) fn announce(tx: &mut impl GenericClient, origin: &str) -> anyhow::Res
     Ok(())
 }
 
+/// In an admin command's commit transaction: counts it in `admin_sync.changed`;
+/// returns the new count (`crate::external`).
+pub(super) fn count_admin_change(tx: &mut impl GenericClient) -> anyhow::Result<i64> {
+    Ok(tx
+        .query_one(
+            "UPDATE admin_sync SET changed = changed + 1 WHERE id = 1 RETURNING changed",
+            &[],
+        )?
+        .get(0))
+}
+
+/// The admin commands' change counter now.
+pub(super) fn admin_changes(c: &mut impl GenericClient) -> anyhow::Result<i64> {
+    Ok(
+        c.query_one("SELECT changed FROM admin_sync WHERE id = 1", &[])?
+            .get(0),
+    )
+}
+
+/// Records in instance `id`'s row the admin changes its model holds (None: it stops).
+pub(super) fn acknowledge(c: &mut Client, id: &str, applied: Option<i64>) -> anyhow::Result<()> {
+    c.execute(
+        "UPDATE instances SET applied = $2 WHERE id = $1",
+        &[&txt(id), &applied],
+    )?;
+    Ok(())
+}
+
+/// (running instances, those of them that have not loaded admin change `mine`): an
+/// instance runs when it recorded what it loaded and beat within `alive_within`.
+pub(super) fn servers_behind(
+    c: &mut Client,
+    mine: i64,
+    alive_within: Duration,
+) -> anyhow::Result<(usize, usize)> {
+    let row = c.query_one(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE applied < $1) FROM instances
+         WHERE applied IS NOT NULL
+           AND heartbeat_at > (extract(epoch from clock_timestamp()) * 1000)::bigint - $2",
+        &[&mine, &duration_ms(alive_within)],
+    )?;
+    let count = |i: usize| usize::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+    Ok((count(0), count(1)))
+}
+
 /// Drains the notifications the listening connection received; whether there were any.
 pub(super) fn drain_notifications(c: &mut Client) -> Result<bool, postgres::Error> {
     let mut any = false;

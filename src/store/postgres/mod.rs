@@ -36,6 +36,7 @@ mod tests;
 use self::cluster::NotLeader;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
@@ -61,6 +62,10 @@ pub struct PostgresStore {
     reader: Worker,
     /// A server's LISTENing connection (none for an admin command).
     listener: Option<Worker>,
+    /// `admin_sync.changed` as the last `load` read it (-1 before the first).
+    admin_loaded: AtomicI64,
+    /// `admin_sync.changed` after this admin command's last commit (-1: none yet).
+    admin_committed: AtomicI64,
 }
 
 impl PostgresStore {
@@ -99,6 +104,8 @@ impl PostgresStore {
             writer: Worker::spawn("writer", &config, &target, SESSION_SETUP)?,
             reader: Worker::spawn("reader", &config, &target, SESSION_SETUP)?,
             listener,
+            admin_loaded: AtomicI64::new(-1),
+            admin_committed: AtomicI64::new(-1),
         };
         store
             .writer
@@ -129,7 +136,8 @@ impl PostgresStore {
         self.reader.call(move |s| s.run_retrying(f))
     }
 
-    /// Commits `changes` in one transaction, with `extra` run first in it.
+    /// Commits `changes` in one transaction, with `extra` run first in it. An admin
+    /// command's commit also counts itself in `admin_sync.changed` and announces itself.
     fn commit_with(
         &self,
         changes: &[Change],
@@ -144,19 +152,26 @@ impl PostgresStore {
         let changes = changes.to_vec();
         let instance_id = self.instance_id.clone();
         let announce = self.role == Role::Admin;
-        self.writer.call(move |s| {
+        let counted = self.writer.call(move |s| {
             // No retry: after a failure nothing was applied, and the caller decides.
             s.run(&mut |c, stmts| {
                 let mut tx = c.transaction()?;
                 extra(&mut tx, stmts, &instance_id)?;
                 apply_changes(&mut tx, stmts, &instance_id, &changes)?;
-                if announce {
+                let counted = if announce {
                     cluster::announce(&mut tx, &instance_id)?;
-                }
+                    Some(cluster::count_admin_change(&mut tx)?)
+                } else {
+                    None
+                };
                 tx.commit()?;
-                Ok(())
+                Ok(counted)
             })
-        })
+        })?;
+        if let Some(n) = counted {
+            self.admin_committed.store(n, Ordering::SeqCst);
+        }
+        Ok(())
     }
 }
 
@@ -205,7 +220,15 @@ fn describe(config: &Config) -> String {
 
 impl Store for PostgresStore {
     fn load(&self) -> anyhow::Result<Snapshot> {
-        self.writer.call(|s| s.run_retrying(|c, _| load_all(c)))
+        let (admin, snap) = self.writer.call(|s| {
+            s.run_retrying(|c, _| {
+                // Read first: what follows holds every admin change counted so far.
+                let admin = cluster::admin_changes(c)?;
+                Ok((admin, load_all(c)?))
+            })
+        })?;
+        self.admin_loaded.store(admin, Ordering::SeqCst);
+        Ok(snap)
     }
 
     fn commit(&self, changes: &[Change]) -> Result<(), CommitError> {
@@ -329,6 +352,25 @@ impl Store for PostgresStore {
             c.simple_query("SELECT 1")?;
             Ok(())
         })
+    }
+
+    fn loaded_admin_changes(&self) -> Option<i64> {
+        Some(self.admin_loaded.load(Ordering::SeqCst)).filter(|n| *n >= 0)
+    }
+
+    /// In this instance's row of `instances`.
+    fn acknowledge(&self, applied: Option<i64>) -> anyhow::Result<()> {
+        let id = self.instance_id.clone();
+        self.read(move |c, _| cluster::acknowledge(c, &id, applied))
+    }
+
+    /// The instances that recorded what they loaded (a stopped one cleared it) and
+    /// whose heartbeat is younger than `alive_within`.
+    fn servers_behind(&self, alive_within: Duration) -> anyhow::Result<Option<usize>> {
+        let mine = self.admin_committed.load(Ordering::SeqCst);
+        let (running, behind) =
+            self.read(move |c, _| cluster::servers_behind(c, mine, alive_within))?;
+        Ok((running > 0).then_some(behind))
     }
 
     /// A shared store; its `load` returns every instance's live connections (the

@@ -103,7 +103,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN preferences TEXT NOT NULL DEFAULT '{}';
     "#,
-    // 7: webhook endpoints and their outbox (`state::outbox`, `crate::webhooks`)
+    // 7: the admin commands' change counter, and what each instance has loaded of it
+    // (`crate::external`: a command waits until the running instances have its change)
+    r#"
+    CREATE TABLE admin_sync (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        changed BIGINT NOT NULL
+    );
+    INSERT INTO admin_sync (id, changed) VALUES (1, 0);
+    ALTER TABLE instances ADD COLUMN applied BIGINT;
+    "#,
+    // 8: when a user was last seen present (statusd's last seen, milliseconds)
+    r#"
+    ALTER TABLE users ADD COLUMN last_seen BIGINT;
+    "#,
+    // 9: webhook endpoints and their outbox (`state::outbox`, `crate::webhooks`)
     r#"
     CREATE TABLE webhooks (
         id TEXT PRIMARY KEY,

@@ -146,6 +146,7 @@ fn round_trip_through_commit_and_load() {
         status_expires_at: None,
         previous_state: None,
         last_login: None,
+        last_seen: None,
         bio: String::new(),
         nickname: String::new(),
         preferences: Default::default(),
@@ -867,4 +868,47 @@ fn open_by_url_scheme() {
     let alt = db.url.replacen("postgres://", "postgresql://", 1);
     super::super::open(&alt, "j", Role::Admin).expect("postgresql://");
     assert!(super::super::open("mysql://x", "i", Role::Server).is_err());
+}
+
+#[test]
+fn an_admin_command_learns_which_servers_have_applied_its_commit() {
+    let db = TestDb::new();
+    let server = db.open("server");
+    let peer = db.open("peer");
+    let cli = PostgresStore::open(&db.url, "cli", Role::Admin).unwrap();
+    let alive = Duration::from_secs(30);
+    let set = |v: i64| vec![Change::PutSetting("s".into(), json!(v))];
+    // Servers that recorded nothing (stopped, or not yet loaded) are not waited for.
+    assert_eq!(cli.servers_behind(alive).unwrap(), None);
+    server.load().unwrap();
+    peer.load().unwrap();
+    assert_eq!(server.loaded_admin_changes(), Some(0));
+    server.acknowledge(Some(0)).unwrap();
+    peer.acknowledge(Some(0)).unwrap();
+    assert_eq!(
+        cli.servers_behind(alive).unwrap(),
+        Some(0),
+        "nothing committed yet"
+    );
+    // A server's own commits do not count; an admin command's do.
+    server.commit(&set(1)).unwrap();
+    cli.commit(&set(2)).unwrap();
+    assert_eq!(cli.servers_behind(alive).unwrap(), Some(2));
+    server.load().unwrap();
+    assert_eq!(server.loaded_admin_changes(), Some(1));
+    server.acknowledge(server.loaded_admin_changes()).unwrap();
+    assert_eq!(
+        cli.servers_behind(alive).unwrap(),
+        Some(1),
+        "the peer is behind"
+    );
+    // A stopped peer is not waited for; nor one whose heartbeat is too old.
+    peer.acknowledge(None).unwrap();
+    assert_eq!(cli.servers_behind(alive).unwrap(), Some(0));
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        cli.servers_behind(Duration::from_millis(10)).unwrap(),
+        None,
+        "no heartbeat that young"
+    );
 }

@@ -239,6 +239,53 @@ fn in_use(_db: &Path) -> anyhow::Result<bool> {
     Ok(false)
 }
 
+/// [`in_use`] for a process that has the database open itself (an admin command
+/// waiting for the server, `crate::external`). Closing any descriptor of a file drops
+/// every POSIX lock the process holds on it, the ones its own SQLite connections hold
+/// included: so the `-shm` file is opened once and never closed.
+#[cfg(unix)]
+pub fn others_have_open(db: &Path) -> anyhow::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    static SHM: std::sync::Mutex<Option<(PathBuf, File)>> = std::sync::Mutex::new(None);
+    let mut held = SHM.lock().unwrap_or_else(|e| e.into_inner());
+    if held.as_ref().is_none_or(|(p, _)| p != db) {
+        let mut shm = db.as_os_str().to_owned();
+        shm.push("-shm");
+        match OpenOptions::new().read(true).write(true).open(&shm) {
+            // Another database's file is never closed either: leaked, not dropped.
+            Ok(f) => {
+                if let Some((_, old)) = held.replace((db.to_path_buf(), f)) {
+                    std::mem::forget(old);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => {
+                return Err(e).with_context(|| format!("opening {}", Path::new(&shm).display()))
+            }
+        }
+    }
+    let Some((_, file)) = held.as_ref() else {
+        return Ok(false);
+    };
+    // SAFETY: as in `in_use`.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as _;
+    lock.l_whence = libc::SEEK_SET as _;
+    lock.l_start = 128;
+    lock.l_len = 1;
+    // SAFETY: a valid open descriptor and a pointer to a live flock.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("testing the lock of the -shm file");
+    }
+    Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+#[cfg(not(unix))]
+pub fn others_have_open(_db: &Path) -> anyhow::Result<bool> {
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ mod checkpoint;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -16,8 +17,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{from_ms, ms, status_of};
 use super::{
-    attempt_row, Attempt, CommitError, DeliveryRecord, DueDelivery, HistoryQuery, Snapshot, Store,
-    OUTBOX_DUE,
+    attempt_row, Attempt, CommitError, DeliveryRecord, DueDelivery, HistoryQuery, Role, Snapshot,
+    Store, OUTBOX_DUE,
 };
 use crate::model::{
     CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind, User,
@@ -122,7 +123,21 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN preferences TEXT NOT NULL DEFAULT '{}';
     "#,
-    // 6: webhook endpoints and their outbox (`state::outbox`, `crate::webhooks`)
+    // 6: the admin commands' change counter and what the running server has loaded of
+    // it (`crate::external`: a command waits until the server has its change)
+    r#"
+    CREATE TABLE admin_sync (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        changed INTEGER NOT NULL,
+        applied INTEGER
+    );
+    INSERT INTO admin_sync (id, changed, applied) VALUES (1, 0, NULL);
+    "#,
+    // 7: when a user was last seen present (statusd's last seen, milliseconds)
+    r#"
+    ALTER TABLE users ADD COLUMN last_seen INTEGER;
+    "#,
+    // 8: webhook endpoints and their outbox (`state::outbox`, `crate::webhooks`)
     r#"
     CREATE TABLE webhooks (
         id TEXT PRIMARY KEY,
@@ -166,12 +181,28 @@ pub struct SqliteStore {
     /// `PRAGMA data_version` of the writer's connection when last asked: it changes
     /// when another connection (the admin CLI, the pruning reader) commits.
     data_version: AtomicI64,
+    /// The file, for [`backup::others_have_open`].
+    path: String,
+    /// A server's store or an admin command's: the latter counts its commits in
+    /// `admin_sync.changed` (`crate::external`).
+    role: Role,
+    /// `admin_sync.changed` as the last `load` read it (-1 before the first).
+    admin_loaded: AtomicI64,
+    /// `admin_sync.changed` after this process's last admin commit (-1: none yet).
+    admin_committed: AtomicI64,
     /// Copies the WAL into the database file in the background; stops when dropped.
     _checkpointer: checkpoint::Checkpointer,
 }
 
 impl SqliteStore {
+    /// Opens the store for a server.
+    #[cfg(test)]
     pub fn open(path: &str) -> anyhow::Result<SqliteStore> {
+        SqliteStore::open_as(path, Role::Server)
+    }
+
+    /// Opens the store for a server or an admin command.
+    pub fn open_as(path: &str, role: Role) -> anyhow::Result<SqliteStore> {
         private_files(Path::new(path))?;
         let open = || Connection::open(path).with_context(|| format!("opening {path}"));
         let conn = open()?;
@@ -195,6 +226,10 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             reader: Mutex::new(reader),
             data_version,
+            path: path.to_string(),
+            role,
+            admin_loaded: AtomicI64::new(-1),
+            admin_committed: AtomicI64::new(-1),
             _checkpointer: checkpoint::Checkpointer::start(checkpointer, Default::default())
                 .context("starting the WAL checkpointer")?,
         })
@@ -333,7 +368,7 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
 /// start-up time with 100,000 users.
 const USER_COLUMNS: &str = "id, username, name, emails, password_hash, roles, active, kind, \
     status, status_default, status_connection, status_text, status_source, status_expires_at, \
-    previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname, preferences";
+    previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname, preferences, last_seen";
 
 /// A text column without copying it (NULL reads as None).
 fn text_at<'r>(r: &'r rusqlite::Row, i: usize) -> rusqlite::Result<Option<&'r str>> {
@@ -371,6 +406,7 @@ fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<User> {
         bio: r.get(19)?,
         nickname: r.get(20)?,
         preferences: serde_json::from_str(json_at(21)?).unwrap_or_default(),
+        last_seen: r.get::<_, Option<i64>>(22)?.map(from_ms),
     })
 }
 
@@ -392,7 +428,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         .prepare_cached(
             "UPDATE users SET status=?2, status_default=?3, status_connection=?4, status_text=?5,
                 status_source=?6, status_expires_at=?7, previous_state=?8, updated_at=?9,
-                last_login=?10
+                last_login=?10, last_seen=?23
              WHERE id=?1 AND username=?11 AND name=?12 AND emails=?13 AND password_hash IS ?14
                 AND roles=?15 AND active=?16 AND kind=?17 AND utc_offset=?18 AND created_at=?19
                 AND bio=?20 AND nickname=?21 AND preferences=?22",
@@ -420,6 +456,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             u.bio,
             u.nickname,
             preferences,
+            u.last_seen.as_ref().map(ms),
         ])?;
     if narrowed == 1 {
         return Ok(());
@@ -427,9 +464,9 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
     let mut stmt = tx.prepare_cached(
         "INSERT INTO users (id, username, username_lower, name, emails, password_hash, roles, active, kind,
             status, status_default, status_connection, status_text, status_source, status_expires_at,
-            previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname, preferences)
+            previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname, preferences, last_seen)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-            ?21, ?22, ?23)
+            ?21, ?22, ?23, ?24)
          ON CONFLICT(id) DO UPDATE SET username=excluded.username, username_lower=excluded.username_lower,
             name=excluded.name, emails=excluded.emails, password_hash=excluded.password_hash,
             roles=excluded.roles, active=excluded.active, kind=excluded.kind, status=excluded.status,
@@ -438,7 +475,8 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             status_expires_at=excluded.status_expires_at, previous_state=excluded.previous_state,
             utc_offset=excluded.utc_offset, created_at=excluded.created_at,
             updated_at=excluded.updated_at, last_login=excluded.last_login, bio=excluded.bio,
-            nickname=excluded.nickname, preferences=excluded.preferences",
+            nickname=excluded.nickname, preferences=excluded.preferences,
+            last_seen=excluded.last_seen",
     )?;
     stmt.execute(params![
         u.id,
@@ -464,6 +502,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         u.bio,
         u.nickname,
         preferences,
+        u.last_seen.as_ref().map(ms),
     ])?;
     Ok(())
 }
@@ -500,7 +539,13 @@ fn put_token(tx: &rusqlite::Transaction, t: &Token) -> anyhow::Result<()> {
 }
 
 /// Applies `changes` in order, in one transaction.
-fn commit_all(conn: &mut Connection, changes: &[Change]) -> anyhow::Result<()> {
+/// Commits `changes` in one transaction; an admin command's commit also counts itself
+/// in `admin_sync.changed` and returns the new count.
+fn commit_all(
+    conn: &mut Connection,
+    changes: &[Change],
+    admin: bool,
+) -> anyhow::Result<Option<i64>> {
     let tx = conn.transaction()?;
     for change in changes {
         match change {
@@ -611,13 +656,27 @@ fn commit_all(conn: &mut Connection, changes: &[Change]) -> anyhow::Result<()> {
             Change::PutConn(..) | Change::DeleteConn(..) => {}
         }
     }
+    let counted = if admin && !changes.is_empty() {
+        Some(tx.query_row(
+            "UPDATE admin_sync SET changed = changed + 1 WHERE id = 1 RETURNING changed",
+            [],
+            |r| r.get(0),
+        )?)
+    } else {
+        None
+    };
     tx.commit()?;
-    Ok(())
+    Ok(counted)
 }
 
 impl Store for SqliteStore {
     fn load(&self) -> anyhow::Result<Snapshot> {
         let conn = self.reader.lock();
+        // Read first: what follows holds at least every admin change counted so far.
+        let admin: i64 =
+            conn.query_row("SELECT changed FROM admin_sync WHERE id = 1", [], |r| {
+                r.get(0)
+            })?;
         let mut snap = Snapshot::default();
         let mut stmt = conn.prepare(&format!("SELECT {USER_COLUMNS} FROM users"))?;
         snap.users = stmt
@@ -686,6 +745,7 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        self.admin_loaded.store(admin, Ordering::SeqCst);
         Ok(snap)
     }
 
@@ -775,7 +835,12 @@ impl Store for SqliteStore {
     }
 
     fn commit(&self, changes: &[Change]) -> Result<(), CommitError> {
-        commit_all(&mut self.conn.lock(), changes).map_err(CommitError::Failed)
+        let counted = commit_all(&mut self.conn.lock(), changes, self.role == Role::Admin)
+            .map_err(CommitError::Failed)?;
+        if let Some(n) = counted {
+            self.admin_committed.store(n, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)> {
@@ -827,6 +892,37 @@ impl Store for SqliteStore {
     fn changed_elsewhere(&self) -> anyhow::Result<bool> {
         let now = data_version(&self.conn.lock())?;
         Ok(self.data_version.swap(now, Ordering::SeqCst) != now)
+    }
+
+    fn loaded_admin_changes(&self) -> Option<i64> {
+        Some(self.admin_loaded.load(Ordering::SeqCst)).filter(|n| *n >= 0)
+    }
+
+    /// On the writer's connection: its own commits do not count as changes elsewhere.
+    fn acknowledge(&self, applied: Option<i64>) -> anyhow::Result<()> {
+        self.conn
+            .lock()
+            .execute("UPDATE admin_sync SET applied = ?1 WHERE id = 1", [applied])?;
+        Ok(())
+    }
+
+    /// A server runs when one has recorded what it loaded (it clears that when it
+    /// stops) and another process has the database open (a server that died cannot
+    /// hold the lock: it leaves no waiting behind).
+    fn servers_behind(&self, _alive_within: Duration) -> anyhow::Result<Option<usize>> {
+        let mine = self.admin_committed.load(Ordering::SeqCst);
+        let applied: Option<i64> = self.reader.lock().query_row(
+            "SELECT applied FROM admin_sync WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        let Some(applied) = applied else {
+            return Ok(None);
+        };
+        if !backup::others_have_open(Path::new(&self.path))? {
+            return Ok(None);
+        }
+        Ok(Some(usize::from(applied < mine)))
     }
 }
 

@@ -10,7 +10,8 @@ use super::{SqliteStore, MIGRATIONS};
 use crate::model::{Email, HistoryEntry, PreviousState, Status, User};
 use crate::record::Change;
 use crate::store::fixtures::{history, t, user};
-use crate::store::{HistoryQuery, Store};
+use crate::store::{HistoryQuery, Role, Store};
+use std::time::Duration;
 
 fn put(store: &SqliteStore, u: &User) {
     store
@@ -158,6 +159,49 @@ fn migration_3_keeps_the_history_and_its_order() {
         })
         .expect("version");
     assert_eq!(version, MIGRATIONS.len() as i64);
+}
+
+#[test]
+fn admin_commits_are_counted_and_a_server_records_what_it_loaded() {
+    let dir = std::env::temp_dir().join(format!(
+        "statusd-admin-sync-{}",
+        crate::auth::secrets::new_id()
+    ));
+    let path = dir.join("db.sqlite");
+    let path = path.to_str().unwrap();
+    let server = SqliteStore::open(path).unwrap();
+    let cli = SqliteStore::open_as(path, Role::Admin).unwrap();
+    let set = |v: i64| vec![Change::PutSetting("s".into(), serde_json::json!(v))];
+    assert_eq!(server.loaded_admin_changes(), None, "before a load");
+    server.load().unwrap();
+    assert_eq!(server.loaded_admin_changes(), Some(0));
+    // No server recorded anything: nobody to wait for.
+    assert_eq!(cli.servers_behind(Duration::ZERO).unwrap(), None);
+    server.commit(&set(1)).unwrap();
+    cli.commit(&set(2)).unwrap();
+    cli.commit(&set(3)).unwrap();
+    server.load().unwrap();
+    assert_eq!(
+        server.loaded_admin_changes(),
+        Some(2),
+        "only the admin's commits"
+    );
+    assert!(server.changed_elsewhere().unwrap(), "the command's commits");
+    server.acknowledge(Some(2)).unwrap();
+    assert!(
+        !server.changed_elsewhere().unwrap(),
+        "the acknowledgement is the server's own write"
+    );
+    let applied: Option<i64> = Connection::open(path)
+        .unwrap()
+        .query_row("SELECT applied FROM admin_sync", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(applied, Some(2));
+    // The server is this very process, which holds no lock against itself: to the
+    // command no other process has the database open, so it does not wait.
+    assert_eq!(cli.servers_behind(Duration::ZERO).unwrap(), None);
+    server.acknowledge(None).unwrap();
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The outbox: an endpoint loads back without its secret, which only the due read
