@@ -188,7 +188,12 @@ async fn create(
         r.active.unwrap_or(true),
     )?;
     let (webhook, secret) = app.writer.run(move |tx| webhooks::create(tx, spec)).await?;
-    tracing::info!(webhook = %webhook.id, url = %webhook.url, "webhook registered");
+    // The host only: a receiver's URL may carry its own secret in the path or query.
+    let host = reqwest::Url::parse(&webhook.url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    tracing::info!(webhook = %webhook.id, host = %host, "webhook registered");
     Ok(ok(&CreatedWebhookBody {
         webhook: (&webhook).into(),
         secret,
