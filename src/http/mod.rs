@@ -23,6 +23,7 @@ mod strict;
 mod users;
 mod users_admin;
 pub mod views;
+mod webhooks;
 mod websocket;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -170,6 +171,7 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(permissions::routes())
         .merge(history::routes())
         .merge(custom_status::routes())
+        .merge(webhooks::routes())
         .merge(preferences::routes())
         .merge(compat::routes())
         .merge(users_admin::routes())

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
-use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User};
+use crate::model::{ConnStatus, CustomStatus, HistoryEntry, Token, User, Webhook};
 use crate::record::{Change, Snapshot};
 
 /// What a change is about: the key of a record in the model and the transaction.
@@ -23,6 +23,11 @@ pub enum Key {
     CustomStatus(String),
     /// An appended status-history entry (by its id); never read back from the model.
     History(String),
+    Webhook(String),
+    /// An endpoint's secret (by endpoint id); never read back from the model.
+    WebhookSecret(String),
+    /// An outbox delivery (by its id); never read back from the model.
+    Delivery(String),
 }
 
 /// A record's value in the transaction overlay (`None` there: deleted).
@@ -35,6 +40,9 @@ pub enum Value {
     Conn(ConnStatus),
     CustomStatus(Arc<CustomStatus>),
     History(Arc<HistoryEntry>),
+    Webhook(Arc<Webhook>),
+    /// Written, never read: the secret stays out of the overlay.
+    Written,
 }
 
 /// The key and the new value (None: deleted) a change writes, as the transaction
@@ -60,6 +68,10 @@ pub fn entry(change: &Change) -> (Key, Option<Value>) {
         ),
         Change::DeleteCustomStatus(id) => (Key::CustomStatus(id.clone()), None),
         Change::AddHistory(h) => (Key::History(h.id.clone()), Some(Value::History(h.clone()))),
+        Change::PutWebhook(w) => (Key::Webhook(w.id.clone()), Some(Value::Webhook(w.clone()))),
+        Change::DeleteWebhook(id) => (Key::Webhook(id.clone()), None),
+        Change::PutWebhookSecret(id, _) => (Key::WebhookSecret(id.clone()), Some(Value::Written)),
+        Change::AddDelivery(d) => (Key::Delivery(d.id.clone()), Some(Value::Written)),
     }
 }
 
@@ -83,6 +95,8 @@ pub struct Model {
     pub custom_statuses: HashMap<String, Arc<CustomStatus>>,
     /// (due time in ms, user id) of every temporary status, earliest first.
     pub expiries: BTreeSet<(i64, String)>,
+    /// Webhook endpoints by id (without their secrets).
+    pub webhooks: HashMap<String, Arc<Webhook>>,
 }
 
 impl Model {
@@ -104,6 +118,9 @@ impl Model {
         }
         for c in snapshot.custom_statuses {
             model.custom_statuses.insert(c.id.clone(), Arc::new(c));
+        }
+        for w in snapshot.webhooks {
+            model.webhooks.insert(w.id.clone(), Arc::new(w));
         }
         for (user, conn, status) in snapshot.conns {
             model.conns.entry(user).or_default().insert(conn, status);
@@ -128,7 +145,8 @@ impl Model {
                 .get(id)
                 .cloned()
                 .map(Value::CustomStatus),
-            Key::History(_) => None,
+            Key::Webhook(id) => self.webhooks.get(id).cloned().map(Value::Webhook),
+            Key::History(_) | Key::WebhookSecret(_) | Key::Delivery(_) => None,
         }
     }
 
@@ -245,6 +263,14 @@ impl Model {
             }
             // History lives only in the store.
             Change::AddHistory(_) => {}
+            Change::PutWebhook(w) => {
+                self.webhooks.insert(w.id.clone(), w);
+            }
+            Change::DeleteWebhook(id) => {
+                self.webhooks.remove(&id);
+            }
+            // Secrets and the outbox live only in the store.
+            Change::PutWebhookSecret(..) | Change::AddDelivery(_) => {}
         }
     }
 

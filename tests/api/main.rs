@@ -47,4 +47,5 @@ mod rest_presence_admin;
 mod rest_reads;
 mod rest_roles_matrix;
 mod rest_set_status;
+mod rest_webhooks;
 mod startup;

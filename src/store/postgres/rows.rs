@@ -10,7 +10,7 @@ use postgres::Client;
 use super::session::{stmt, Stmts};
 use crate::model::{
     ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Token, TokenKind, User,
-    UserKind,
+    UserKind, Webhook,
 };
 use crate::record::Change;
 use crate::store::codec::{conn_status_of, conn_status_str, from_ms, ms, status_of};
@@ -178,6 +178,15 @@ pub(super) const PUT_CUSTOM_STATUS: &str =
      ON CONFLICT (id) DO UPDATE SET name = excluded.name, status_type = excluded.status_type,
         updated_at = excluded.updated_at";
 pub(super) const DELETE_CUSTOM_STATUS: &str = "DELETE FROM custom_statuses WHERE id = $1";
+pub(super) const PUT_WEBHOOK: &str =
+    "INSERT INTO webhooks (id, url, events, user_ids, roles, active, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (id) DO UPDATE SET url = excluded.url, events = excluded.events,
+        user_ids = excluded.user_ids, roles = excluded.roles, active = excluded.active,
+        updated_at = excluded.updated_at";
+pub(super) const ADD_DELIVERY: &str =
+    "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, payload, created_at, next_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6)";
 /// Appends the history entries of a batch in one statement, in their order (`seq`).
 pub(super) const ADD_HISTORY: &str =
     "INSERT INTO status_history (id, user_id, actor_id, old_status, new_status, old_text, new_text,
@@ -412,6 +421,49 @@ fn apply_change(
             tx.execute(&s, &[&txt(id)])?;
         }
         Change::AddHistory(h) => add_history(tx, stmts, &[h])?,
+        Change::PutWebhook(w) => {
+            let s = stmt(stmts, tx, PUT_WEBHOOK)?;
+            tx.execute(
+                &s,
+                &[
+                    &txt(&w.id),
+                    &txt(&w.url),
+                    &txt(&serde_json::to_string(&w.events)?),
+                    &txt(&serde_json::to_string(&w.user_ids)?),
+                    &txt(&serde_json::to_string(&w.roles)?),
+                    &w.active,
+                    &ms(&w.created_at),
+                    &ms(&w.updated_at),
+                ],
+            )?;
+        }
+        Change::DeleteWebhook(id) => {
+            tx.execute("DELETE FROM webhooks WHERE id = $1", &[&txt(id)])?;
+            tx.execute(
+                "DELETE FROM webhook_deliveries WHERE endpoint_id = $1",
+                &[&txt(id)],
+            )?;
+        }
+        Change::PutWebhookSecret(id, secret) => {
+            tx.execute(
+                "UPDATE webhooks SET secret = $2 WHERE id = $1",
+                &[&txt(id), &txt(secret)],
+            )?;
+        }
+        Change::AddDelivery(d) => {
+            let s = stmt(stmts, tx, ADD_DELIVERY)?;
+            tx.execute(
+                &s,
+                &[
+                    &txt(&d.id),
+                    &txt(&d.endpoint_id),
+                    &txt(&d.user_id),
+                    &txt(&d.event),
+                    &txt(&d.payload),
+                    &ms(&d.created_at),
+                ],
+            )?;
+        }
         Change::PutConn(user, conn, status) => {
             let s = stmt(stmts, tx, PUT_CONN)?;
             tx.execute(
@@ -547,6 +599,26 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
             Ok((text(r, 0)?, text(r, 1)?, conn_status_of(r.try_get(2)?)))
         })
         .collect::<anyhow::Result<_>>()?;
+    let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+    let webhooks = tx
+        .query(
+            "SELECT id, url, events, user_ids, roles, active, created_at, updated_at FROM webhooks",
+            &[],
+        )?
+        .iter()
+        .map(|r| -> anyhow::Result<Webhook> {
+            Ok(Webhook {
+                id: text(r, 0)?,
+                url: text(r, 1)?,
+                events: list(text(r, 2)?),
+                user_ids: list(text(r, 3)?),
+                roles: list(text(r, 4)?),
+                active: r.try_get(5)?,
+                created_at: from_ms(r.try_get(6)?),
+                updated_at: from_ms(r.try_get(7)?),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
     tx.commit()?;
     Ok(Snapshot {
         users,
@@ -555,6 +627,7 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
         permissions,
         custom_statuses,
         conns,
+        webhooks,
     })
 }
 

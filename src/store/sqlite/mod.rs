@@ -16,10 +16,13 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{from_ms, ms, status_of};
-use super::{CommitError, HistoryQuery, Role, Snapshot, Store};
+use super::{
+    attempt_row, Attempt, CommitError, DeliveryRecord, DueDelivery, HistoryQuery, Role, Snapshot,
+    Store, OUTBOX_DUE,
+};
 use crate::model::{
     CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token, TokenKind, User,
-    UserKind,
+    UserKind, Webhook,
 };
 use crate::record::Change;
 
@@ -137,6 +140,39 @@ const MIGRATIONS: &[&str] = &[
     // 8: the id of a user's active status claim (`status::claims`)
     r#"
     ALTER TABLE users ADD COLUMN status_id TEXT;
+    "#,
+    // 9: webhook endpoints and their outbox (`state::outbox`, `crate::webhooks`)
+    r#"
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        user_ids TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        secret TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL,
+        endpoint_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at INTEGER NOT NULL,
+        last_status INTEGER,
+        last_error TEXT,
+        finished_at INTEGER
+    );
+    CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(endpoint_id, user_id, seq)
+        WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at) WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, seq);
     "#,
 ];
 
@@ -583,6 +619,48 @@ fn commit_all(
                     ms(&h.at)
                 ])?;
             }
+            Change::PutWebhook(w) => {
+                tx.prepare_cached(
+                    "INSERT INTO webhooks (id, url, events, user_ids, roles, active, created_at,
+                        updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(id) DO UPDATE SET url = ?2, events = ?3, user_ids = ?4,
+                        roles = ?5, active = ?6, updated_at = ?8",
+                )?
+                .execute(params![
+                    w.id,
+                    w.url,
+                    serde_json::to_string(&w.events)?,
+                    serde_json::to_string(&w.user_ids)?,
+                    serde_json::to_string(&w.roles)?,
+                    w.active,
+                    ms(&w.created_at),
+                    ms(&w.updated_at)
+                ])?;
+            }
+            Change::DeleteWebhook(id) => {
+                tx.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
+                    .execute([id])?;
+                tx.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1")?
+                    .execute([id])?;
+            }
+            Change::PutWebhookSecret(id, secret) => {
+                tx.prepare_cached("UPDATE webhooks SET secret = ?2 WHERE id = ?1")?
+                    .execute(params![id, secret])?;
+            }
+            Change::AddDelivery(d) => {
+                tx.prepare_cached(
+                    "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, payload,
+                        created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                )?
+                .execute(params![
+                    d.id,
+                    d.endpoint_id,
+                    d.user_id,
+                    d.event,
+                    d.payload,
+                    ms(&d.created_at)
+                ])?;
+            }
             // Live connections die with the process: an embedded store does not keep them.
             Change::PutConn(..) | Change::DeleteConn(..) => {}
         }
@@ -658,8 +736,111 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, url, events, user_ids, roles, active, created_at, updated_at FROM webhooks",
+        )?;
+        let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+        snap.webhooks = stmt
+            .query_map([], |r| {
+                Ok(Webhook {
+                    id: r.get(0)?,
+                    url: r.get(1)?,
+                    events: list(r.get(2)?),
+                    user_ids: list(r.get(3)?),
+                    roles: list(r.get(4)?),
+                    active: r.get(5)?,
+                    created_at: from_ms(r.get(6)?),
+                    updated_at: from_ms(r.get(7)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
         self.admin_loaded.store(admin, Ordering::SeqCst);
         Ok(snap)
+    }
+
+    // Reads of the outbox go through the reader, never holding up a commit; its
+    // bookkeeping (writes) through the writer's connection: a commit on any other
+    // connection would count as a change made elsewhere (`changed_elsewhere`).
+    fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<DueDelivery>> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(OUTBOX_DUE)?;
+        let rows = stmt
+            .query_map(params![ms(&now), limit as i64], |r| {
+                Ok(DueDelivery {
+                    seq: r.get(0)?,
+                    id: r.get(1)?,
+                    endpoint_id: r.get(2)?,
+                    user_id: r.get(3)?,
+                    payload: r.get(4)?,
+                    created_at: from_ms(r.get(5)?),
+                    attempts: r.get(6)?,
+                    url: r.get(7)?,
+                    secret: r.get(8)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn record_attempt(
+        &self,
+        seq: i64,
+        attempt: &Attempt,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let conn = self.conn.lock();
+        let (state, status, error, next_at, finished) = attempt_row(attempt, now);
+        conn.prepare_cached(
+            "UPDATE webhook_deliveries SET state = ?2, attempts = attempts + 1, last_status = ?3,
+                last_error = ?4, next_at = COALESCE(?5, next_at), finished_at = ?6 WHERE seq = ?1",
+        )?
+        .execute(params![seq, state, status, error, next_at, finished])?;
+        Ok(())
+    }
+
+    fn delivery_log(&self, endpoint_id: &str, limit: usize) -> anyhow::Result<Vec<DeliveryRecord>> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, user_id, event, state, attempts, created_at, next_at, last_status,
+                last_error, finished_at FROM webhook_deliveries WHERE endpoint_id = ?1
+             ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![endpoint_id, limit as i64], |r| {
+                Ok(DeliveryRecord {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    event: r.get(2)?,
+                    state: r.get(3)?,
+                    attempts: r.get(4)?,
+                    created_at: from_ms(r.get(5)?),
+                    next_at: from_ms(r.get(6)?),
+                    last_status: r.get(7)?,
+                    last_error: r.get(8)?,
+                    finished_at: r.get::<_, Option<i64>>(9)?.map(from_ms),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn outbox_backlog(&self) -> anyhow::Result<(u64, Option<DateTime<Utc>>)> {
+        let conn = self.reader.lock();
+        let (n, oldest): (i64, Option<i64>) = conn.query_row(
+            "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE state = 'pending'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((n.max(0) as u64, oldest.map(from_ms)))
+    }
+
+    fn prune_deliveries(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
+        let conn = self.conn.lock();
+        let n = conn.execute(
+            "DELETE FROM webhook_deliveries WHERE state != 'pending' AND finished_at < ?1",
+            [ms(&before)],
+        )?;
+        Ok(n as u64)
     }
 
     fn commit(&self, changes: &[Change]) -> Result<(), CommitError> {
