@@ -83,6 +83,8 @@ pub struct Model {
     pub custom_statuses: HashMap<String, Arc<CustomStatus>>,
     /// (due time in ms, user id) of every temporary status, earliest first.
     pub expiries: BTreeSet<(i64, String)>,
+    /// Users with a do-not-disturb schedule (`status::dnd`).
+    pub dnd_users: BTreeSet<String>,
 }
 
 impl Model {
@@ -200,6 +202,9 @@ impl Model {
                 if let Some(at) = u.status_expires_at {
                     self.expiries.insert((at.timestamp_millis(), id.clone()));
                 }
+                if u.dnd.is_some() {
+                    self.dnd_users.insert(id.clone());
+                }
                 self.users.insert(id, u);
             }
             Change::DeleteUser(id) => self.remove_user(&id),
@@ -259,6 +264,7 @@ impl Model {
                 self.expiries
                     .remove(&(at.timestamp_millis(), id.to_string()));
             }
+            self.dnd_users.remove(id);
         }
     }
 }

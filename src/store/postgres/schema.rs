@@ -121,6 +121,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN status_id TEXT;
     "#,
+    // 10: a user's do-not-disturb schedule (`status::dnd`, JSON)
+    r#"
+    ALTER TABLE users ADD COLUMN dnd TEXT;
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.
