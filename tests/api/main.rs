@@ -40,6 +40,7 @@ mod persistence;
 mod rest_admin;
 mod rest_auth;
 mod rest_claims;
+mod rest_dnd;
 mod rest_last_seen;
 mod rest_method_call;
 mod rest_preferences;
