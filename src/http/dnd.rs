@@ -28,8 +28,7 @@ use crate::app::Ctx;
 use crate::change;
 use crate::error::Error;
 use crate::model::{iso, User};
-use crate::status::dnd::{self, Range, Schedule};
-use crate::status::rules;
+use crate::status::dnd::{self, Schedule};
 
 const SET: &str = "statusd.dnd.set";
 
@@ -112,17 +111,12 @@ fn view(u: &User) -> DndView {
         ends_at: dnd::window_at(&s, now).map(|w| iso(&w.1)),
         next_start: dnd::next_start(&s, now).map(|t| iso(&t)),
         dnd: Some(ScheduleView {
-            ranges: s
-                .ranges
-                .iter()
+            ranges: dnd::output_ranges(&s)
+                .into_iter()
                 .map(|r| RangeBody {
-                    days: r
-                        .days
-                        .iter()
-                        .map(|d| dnd::DAYS[*d as usize % 7].to_string())
-                        .collect(),
-                    start: dnd::format_time(r.start),
-                    end: dnd::format_time(r.end),
+                    days: r.days,
+                    start: r.start,
+                    end: r.end,
                 })
                 .collect(),
             text: s.text,
@@ -136,56 +130,22 @@ fn refused(code: &str, reason: &str) -> Error {
     Error::refused(code, reason).by(SET)
 }
 
-/// Checks a request into a schedule.
+/// Checks a request into a schedule (`dnd::check`).
 fn check(req: SetDndRequest) -> Result<Schedule, Error> {
-    if dnd::parse_zone(&req.time_zone).is_none() {
-        return Err(refused(
-            "error-invalid-time-zone",
-            "timeZone must be an IANA time zone name",
-        ));
-    }
-    if req.ranges.is_empty() || req.ranges.len() > dnd::MAX_RANGES {
-        return Err(refused(
-            "error-invalid-ranges",
-            "ranges must hold 1 to 14 ranges",
-        ));
-    }
-    let mut ranges = Vec::with_capacity(req.ranges.len());
-    for r in &req.ranges {
-        let mut days = Vec::new();
-        for d in &r.days {
-            match dnd::parse_day(d) {
-                Some(d) if !days.contains(&d) => days.push(d),
-                _ => {
-                    return Err(refused(
-                        "error-invalid-ranges",
-                        "days must be distinct: mon, tue, wed, thu, fri, sat, sun",
-                    ))
-                }
-            }
-        }
-        let (Some(start), Some(end), false) = (
-            dnd::parse_time(&r.start),
-            dnd::parse_time(&r.end),
-            days.is_empty(),
-        ) else {
-            return Err(refused(
-                "error-invalid-ranges",
-                "each range needs days and start and end as HH:MM or HH:MM:SS",
-            ));
-        };
-        ranges.push(Range { days, start, end });
-    }
-    Ok(Schedule {
+    dnd::check(dnd::Input {
         time_zone: req.time_zone,
-        ranges,
-        text: req
-            .text
-            .as_deref()
-            .map(rules::normalize_text)
-            .unwrap_or_default(),
-        applied: None,
+        ranges: req
+            .ranges
+            .into_iter()
+            .map(|r| dnd::InputRange {
+                days: r.days,
+                start: r.start,
+                end: r.end,
+            })
+            .collect(),
+        text: req.text,
     })
+    .map_err(|(code, reason)| refused(code, reason))
 }
 
 /// Sets the caller's do-not-disturb schedule (replacing any). A window the schedule is

@@ -178,6 +178,109 @@ pub fn step(s: &Schedule, now: DateTime<Utc>) -> Step {
     }
 }
 
+/// One range as a request gives it (REST body, DDP parameter).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputRange {
+    pub days: Vec<String>,
+    pub start: String,
+    pub end: String,
+}
+
+/// A schedule as a request gives it.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Input {
+    pub time_zone: String,
+    pub ranges: Vec<InputRange>,
+    pub text: Option<String>,
+}
+
+/// Why a schedule was refused: (error code, reason).
+pub type Refusal = (&'static str, &'static str);
+
+/// Checks a request into a schedule: a known zone, 1–14 ranges of 1–7 distinct days
+/// and `HH:MM[:SS]` times; the text trimmed and cut to 120 characters.
+pub fn check(input: Input) -> Result<Schedule, Refusal> {
+    if parse_zone(&input.time_zone).is_none() {
+        return Err((
+            "error-invalid-time-zone",
+            "timeZone must be an IANA time zone name",
+        ));
+    }
+    if input.ranges.is_empty() || input.ranges.len() > MAX_RANGES {
+        return Err(("error-invalid-ranges", "ranges must hold 1 to 14 ranges"));
+    }
+    let mut ranges = Vec::with_capacity(input.ranges.len());
+    for r in &input.ranges {
+        let mut days = Vec::new();
+        for d in &r.days {
+            match parse_day(d) {
+                Some(d) if !days.contains(&d) => days.push(d),
+                _ => {
+                    return Err((
+                        "error-invalid-ranges",
+                        "days must be distinct: mon, tue, wed, thu, fri, sat, sun",
+                    ))
+                }
+            }
+        }
+        let (Some(start), Some(end), false) =
+            (parse_time(&r.start), parse_time(&r.end), days.is_empty())
+        else {
+            return Err((
+                "error-invalid-ranges",
+                "each range needs days and start and end as HH:MM or HH:MM:SS",
+            ));
+        };
+        ranges.push(Range { days, start, end });
+    }
+    Ok(Schedule {
+        time_zone: input.time_zone,
+        ranges,
+        text: input
+            .text
+            .as_deref()
+            .map(crate::status::rules::normalize_text)
+            .unwrap_or_default(),
+        applied: None,
+    })
+}
+
+/// The ranges as the API shows them.
+pub fn output_ranges(s: &Schedule) -> Vec<InputRange> {
+    s.ranges
+        .iter()
+        .map(|r| InputRange {
+            days: r
+                .days
+                .iter()
+                .map(|d| DAYS[*d as usize % 7].to_string())
+                .collect(),
+            start: format_time(r.start),
+            end: format_time(r.end),
+        })
+        .collect()
+}
+
+/// A user's schedule (`dnd` as stored) as the API shows it at `now`:
+/// `{"dnd": null | {ranges, text, timeZone}, "endsAt"?, "nextStart"?}`.
+pub fn view_json(stored: Option<&str>, now: DateTime<Utc>) -> serde_json::Value {
+    let Some(s) = stored.and_then(|j| serde_json::from_str::<Schedule>(j).ok()) else {
+        return serde_json::json!({"dnd": null});
+    };
+    let mut v = serde_json::json!({
+        "dnd": {"ranges": output_ranges(&s), "text": s.text, "timeZone": s.time_zone},
+    });
+    if let Some((_, end)) = window_at(&s, now) {
+        v["endsAt"] = crate::model::iso(&end).into();
+    }
+    if let Some(next) = next_start(&s, now) {
+        v["nextStart"] = crate::model::iso(&next).into();
+    }
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

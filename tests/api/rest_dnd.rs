@@ -297,3 +297,80 @@ async fn a_window_survives_a_restart_and_clear_ends_it() {
         "{c}"
     );
 }
+
+/// The DDP methods `statusd.dnd.get|set|clear` follow the REST rules; a window opens and
+/// closes with `user-status` events of source `internal`.
+#[tokio::test]
+async fn ddp_methods_and_the_events_of_a_window() {
+    use common::ddp::{meteor_error, Ddp, Who, BUSY, ONLINE};
+    let srv = Server::start().await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let bob = srv.create_user("bob", "bob-pass-1", &["user"]).await;
+    let mut c = Ddp::connect(&srv).await;
+    // Not logged in.
+    let e = c.call("statusd.dnd.get", json!([])).await.unwrap_err();
+    assert_eq!(e["error"], "error-invalid-user", "{e}");
+    c.login_resume(&alice.token).await.unwrap();
+    assert_eq!(
+        c.call("statusd.dnd.get", json!([])).await,
+        Ok(json!({"dnd": null}))
+    );
+    // Bad input: a Match error for the shape, the REST refusal for the rest.
+    for bad in [
+        json!([]),
+        json!([{"timeZone": "UTC"}]),
+        json!([{"timeZone": "UTC", "ranges": [], "x": 1}]),
+    ] {
+        let e = c.call("statusd.dnd.set", bad.clone()).await.unwrap_err();
+        assert_eq!(
+            (&e["error"], &e["reason"]),
+            (&json!(400), &json!("Match failed")),
+            "{bad}: {e}"
+        );
+    }
+    let e = c
+        .call(
+            "statusd.dnd.set",
+            json!([{"timeZone": "Nowhere/Land", "ranges": []}]),
+        )
+        .await
+        .unwrap_err();
+    let mut want = meteor_error(
+        json!("error-invalid-time-zone"),
+        "timeZone must be an IANA time zone name",
+    );
+    want["details"] = json!({"method": "statusd.dnd.set"});
+    assert_eq!(e, want);
+
+    let mut watcher = Ddp::connect(&srv).await;
+    watcher.login_resume(&bob.token).await.unwrap();
+    watcher.sub_user_status("s1").await;
+    let v = c
+        .call(
+            "statusd.dnd.set",
+            json!([{"timeZone": "UTC", "ranges": [window(2, 4)], "text": "quiet"}]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["dnd"]["text"], "quiet", "{v}");
+    assert!(v["nextStart"].is_string(), "{v}");
+    let who = Who::created(&alice.user_id, "alice", &["user"]);
+    let opened = watcher
+        .changed_matching(Duration::from_secs(6), |f| {
+            f["fields"]["args"][0][2] == BUSY
+        })
+        .await
+        .expect("the window's event");
+    assert_eq!(opened, who.status8(BUSY, "quiet", "internal", None));
+    let closed = watcher
+        .changed_matching(Duration::from_secs(6), |f| {
+            f["fields"]["args"][0][2] == ONLINE
+        })
+        .await
+        .expect("the end's event");
+    assert_eq!(closed, who.status6(ONLINE, ""));
+    assert_eq!(
+        c.call("statusd.dnd.clear", json!([])).await,
+        Ok(json!({"dnd": null}))
+    );
+}
