@@ -218,9 +218,10 @@ async fn busy_during_a_window_then_back_and_a_manual_change_wins() {
         .post_json(
             SET,
             Some(&alice),
-            json!({"timeZone": "UTC", "ranges": [window(2, 5), window(8, 11)], "text": "quiet"}),
+            json!({"timeZone": "UTC", "ranges": [window(2, 6), window(12, 15)], "text": "quiet"}),
         )
         .await;
+    let set_at = std::time::Instant::now();
     assert_status(&r, 200);
     // Not yet.
     let c = claims(&srv, &alice).await;
@@ -242,11 +243,11 @@ async fn busy_during_a_window_then_back_and_a_manual_change_wins() {
     );
     assert!(c.get("previousState").is_none(), "{c}");
     // ... through the end of the window (nothing comes back) ...
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep_until((set_at + Duration::from_secs(8)).into()).await;
     let c = claims(&srv, &alice).await;
     assert_eq!(c["statusText"], "back early", "{c}");
     // ... and the next window applies again, then gives the choice back.
-    until(&srv, &alice, 6, "the second window", in_dnd).await;
+    until(&srv, &alice, 8, "the second window", in_dnd).await;
     until(&srv, &alice, 6, "the end of the second window", |c| {
         c["statusDefault"] == "online"
             && c["statusText"] == "back early"
@@ -373,4 +374,39 @@ async fn ddp_methods_and_the_events_of_a_window() {
         c.call("statusd.dnd.clear", json!([])).await,
         Ok(json!({"dnd": null}))
     );
+}
+
+/// A new time zone moves the windows: the one open now closes at the next tick.
+#[tokio::test]
+async fn a_time_zone_change_closes_a_window_that_is_no_longer_open() {
+    let srv = Server::start().await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let r = srv
+        .set_status(&alice, json!({"status": "away", "message": "lunch"}))
+        .await;
+    assert_status(&r, 200);
+    let ranges = json!([window(1, 60)]);
+    let r = srv
+        .post_json(
+            SET,
+            Some(&alice),
+            json!({"timeZone": "UTC", "ranges": ranges}),
+        )
+        .await;
+    assert_status(&r, 200);
+    until(&srv, &alice, 5, "the window", in_dnd).await;
+    // The same wall-clock times twelve hours east: not open now.
+    let r = srv
+        .post_json(
+            SET,
+            Some(&alice),
+            json!({"timeZone": "Etc/GMT-12", "ranges": ranges}),
+        )
+        .await;
+    assert_status(&r, 200);
+    assert!(r.2.get("endsAt").is_none(), "{}", r.2);
+    until(&srv, &alice, 5, "the end of the window", |c| {
+        c["statusDefault"] == "away" && c["statusText"] == "lunch" && c["statusSource"] == "manual"
+    })
+    .await;
 }
