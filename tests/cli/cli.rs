@@ -803,7 +803,8 @@ fn older_schema_database(dir: &std::path::Path) -> String {
          ALTER TABLE users DROP COLUMN preferences;
          ALTER TABLE users DROP COLUMN last_seen;
          DROP TABLE admin_sync;
-         ALTER TABLE users DROP COLUMN status_id;",
+         ALTER TABLE users DROP COLUMN status_id;
+         ALTER TABLE users DROP COLUMN dnd;",
     )
     .expect("back to schema 3");
     db
