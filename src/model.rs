@@ -140,6 +140,10 @@ pub struct User {
     #[serde(default)]
     pub status_id: Option<String>,
     pub previous_state: Option<PreviousState>,
+    /// The do-not-disturb schedule (a statusd extension, `status::dnd::Schedule` as
+    /// JSON); None when the user has none.
+    #[serde(default)]
+    pub dnd: Option<String>,
     pub utc_offset: f64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,

@@ -20,7 +20,8 @@
 //! (operator mode, JWTs made here) and TLS with a client certificate (a CA made by
 //! openssl) each carry a change across two instances, and an instance without them is
 //! refused and says so. A last seen written by a disconnect on one instance is read on
-//! another; the reaper sets the last seen of a killed instance's users.
+//! another; the reaper sets the last seen of a killed instance's users. A do-not-disturb
+//! window opens and closes exactly once with two instances.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -794,6 +795,59 @@ async fn a_status_expires_exactly_once_with_two_instances() {
         assert_eq!(st["status"], "online", "{st}");
         assert!(st.get("statusExpiresAt").is_none(), "{st}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_do_not_disturb_window_opens_and_closes_exactly_once_with_two_instances() {
+    let c = Cluster::start(2, &[]).await;
+    let (alice, who) = alice_on(&c).await;
+    let mut conn = Ddp::connect(&c[0]).await;
+    conn.login_resume(&alice.token).await.unwrap();
+    let mut wa = status_watcher(&c[0]).await;
+    let mut wb = status_watcher(&c[1]).await;
+    c[0].wait_status(&alice.user_id, "online", EVENT_WAIT).await;
+    settle(&mut [&mut wa, &mut wb], QUIET).await;
+
+    // A window from 2 s to 4 s from now, every day, in UTC.
+    let hms = |secs: i64| {
+        let t = chrono::Utc::now() + chrono::Duration::seconds(secs);
+        t.format("%H:%M:%S").to_string()
+    };
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let r = c[1]
+        .post_json(
+            "statusd.dnd.set",
+            Some(&alice),
+            json!({"timeZone": "UTC", "text": "quiet",
+                   "ranges": [{"days": days, "start": hms(2), "end": hms(4)}]}),
+        )
+        .await;
+    assert_eq!(r.0.as_u16(), 200, "{}", r.2);
+    let wait = Duration::from_secs(3) + EVENT_WAIT;
+    let opened = who.status8(BUSY, "quiet", "internal", None);
+    assert_eq!(wa.expect_changed(wait).await, opened);
+    assert_eq!(wb.expect_changed(wait).await, opened);
+    let closed = who.status6(ONLINE, "");
+    assert_eq!(wa.expect_changed(wait).await, closed);
+    assert_eq!(wb.expect_changed(wait).await, closed);
+    no_more_frames(&mut [&mut wa, &mut wb], Duration::from_millis(1500)).await;
+
+    // One opening and one closing in the shared history.
+    let admin = c[1].admin().await;
+    let (code, _, body) = c[1]
+        .get(
+            &format!("users.statusHistory?userId={}&count=50", alice.user_id),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let internal = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["source"] == "internal")
+        .count();
+    assert_eq!(internal, 2, "{body}");
 }
 
 // -------------------------------------------------------------- store unavailable

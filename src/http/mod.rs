@@ -6,6 +6,7 @@ mod avatar;
 mod claims;
 mod compat;
 mod custom_status;
+mod dnd;
 pub mod error;
 pub mod extract;
 mod history;
@@ -177,6 +178,7 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(users_admin::routes())
         .merge(presence::routes())
         .merge(claims::routes())
+        .merge(dnd::routes())
         // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.

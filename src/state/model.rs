@@ -97,6 +97,8 @@ pub struct Model {
     pub expiries: BTreeSet<(i64, String)>,
     /// Webhook endpoints by id (without their secrets).
     pub webhooks: HashMap<String, Arc<Webhook>>,
+    /// Users with a do-not-disturb schedule (`status::dnd`).
+    pub dnd_users: BTreeSet<String>,
 }
 
 impl Model {
@@ -218,6 +220,9 @@ impl Model {
                 if let Some(at) = u.status_expires_at {
                     self.expiries.insert((at.timestamp_millis(), id.clone()));
                 }
+                if u.dnd.is_some() {
+                    self.dnd_users.insert(id.clone());
+                }
                 self.users.insert(id, u);
             }
             Change::DeleteUser(id) => self.remove_user(&id),
@@ -285,6 +290,7 @@ impl Model {
                 self.expiries
                     .remove(&(at.timestamp_millis(), id.to_string()));
             }
+            self.dnd_users.remove(id);
         }
     }
 }

@@ -148,6 +148,15 @@ fn cases(target: &str, victim: &str, logged: &str, customs: &[String; 2]) -> Vec
             json!({"username": "victim"}),
             ADMIN_ONLY,
         ),
+        // Do-not-disturb schedules: everyone, on their own schedule only (no route
+        // names another user).
+        post(
+            "statusd.dnd.set",
+            json!({"timeZone": "UTC", "ranges": [{"days": ["sun"], "start": "01:00", "end": "02:00"}]}),
+            ALL,
+        ),
+        get("statusd.dnd.get", ALL),
+        post("statusd.dnd.clear", json!({}), ALL),
         // User administration.
         declared(get("users.list", ALL)),
         post(

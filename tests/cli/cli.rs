@@ -805,7 +805,8 @@ fn older_schema_database(dir: &std::path::Path) -> String {
          DROP TABLE admin_sync;
          ALTER TABLE users DROP COLUMN status_id;
          DROP TABLE webhooks;
-         DROP TABLE webhook_deliveries;",
+         DROP TABLE webhook_deliveries;
+         ALTER TABLE users DROP COLUMN dnd;",
     )
     .expect("back to schema 3");
     db

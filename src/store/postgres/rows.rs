@@ -136,6 +136,7 @@ pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
         preferences: serde_json::from_str(&text(r, "preferences")?).unwrap_or_default(),
         last_seen: r.try_get::<_, Option<i64>>("last_seen")?.map(from_ms),
         status_id: opt_text(r, "status_id")?,
+        dnd: opt_text(r, "dnd")?,
     })
 }
 
@@ -143,11 +144,12 @@ pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
 pub(super) const PUT_USERS: &str = "INSERT INTO users (id, username, username_lower, name, emails,
         password_hash, roles, active, kind, status, status_default, status_connection, status_text,
         status_source, status_expires_at, previous_state, utc_offset, created_at, updated_at,
-        last_login, bio, nickname, preferences, last_seen, status_id)
+        last_login, bio, nickname, preferences, last_seen, status_id, dnd)
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
         $7::text[], $8::bool[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
         $14::text[], $15::int8[], $16::text[], $17::float8[], $18::int8[], $19::int8[], $20::int8[],
-        $21::text[], $22::text[], $23::text[], $24::int8[], $25::text[])
+        $21::text[], $22::text[], $23::text[], $24::int8[], $25::text[],
+        $26::text[])
      ON CONFLICT (id) DO UPDATE SET username = excluded.username,
         username_lower = excluded.username_lower, name = excluded.name, emails = excluded.emails,
         password_hash = excluded.password_hash, roles = excluded.roles, active = excluded.active,
@@ -158,7 +160,7 @@ pub(super) const PUT_USERS: &str = "INSERT INTO users (id, username, username_lo
         created_at = excluded.created_at, updated_at = excluded.updated_at,
         last_login = excluded.last_login, bio = excluded.bio, nickname = excluded.nickname,
         preferences = excluded.preferences, last_seen = excluded.last_seen,
-        status_id = excluded.status_id";
+        status_id = excluded.status_id, dnd = excluded.dnd";
 pub(super) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 pub(super) const PUT_TOKEN: &str =
     "INSERT INTO tokens (hashed, user_id, kind, name, last_part, created_at, bypass_two_factor)
@@ -274,6 +276,7 @@ fn put_users(
             &preferences.iter().map(|p| txt(p)).collect::<Vec<_>>(),
             &column(users, |u| u.last_seen.as_ref().map(ms)),
             &column(users, |u| opt_txt(&u.status_id)),
+            &column(users, |u| opt_txt(&u.dnd)),
         ],
     )?;
     Ok(())

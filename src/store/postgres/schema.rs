@@ -154,6 +154,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at) WHERE state = 'pending';
     CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, seq);
     "#,
+    // 11: a user's do-not-disturb schedule (`status::dnd`, JSON)
+    r#"
+    ALTER TABLE users ADD COLUMN dnd TEXT;
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.

@@ -174,6 +174,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at) WHERE state = 'pending';
     CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, seq);
     "#,
+    // 10: a user's do-not-disturb schedule (`status::dnd`, JSON)
+    r#"
+    ALTER TABLE users ADD COLUMN dnd TEXT;
+    "#,
 ];
 
 pub struct SqliteStore {
@@ -373,7 +377,7 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
 const USER_COLUMNS: &str = "id, username, name, emails, password_hash, roles, active, kind, \
     status, status_default, status_connection, status_text, status_source, status_expires_at, \
     previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname, preferences, \
-    last_seen, status_id";
+    last_seen, status_id, dnd";
 
 /// A text column without copying it (NULL reads as None).
 fn text_at<'r>(r: &'r rusqlite::Row, i: usize) -> rusqlite::Result<Option<&'r str>> {
@@ -413,6 +417,7 @@ fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<User> {
         preferences: serde_json::from_str(json_at(21)?).unwrap_or_default(),
         last_seen: r.get::<_, Option<i64>>(22)?.map(from_ms),
         status_id: r.get(23)?,
+        dnd: r.get(24)?,
     })
 }
 
@@ -434,7 +439,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         .prepare_cached(
             "UPDATE users SET status=?2, status_default=?3, status_connection=?4, status_text=?5,
                 status_source=?6, status_expires_at=?7, previous_state=?8, updated_at=?9,
-                last_login=?10, last_seen=?23, status_id=?24
+                last_login=?10, last_seen=?23, status_id=?24, dnd=?25
              WHERE id=?1 AND username=?11 AND name=?12 AND emails=?13 AND password_hash IS ?14
                 AND roles=?15 AND active=?16 AND kind=?17 AND utc_offset=?18 AND created_at=?19
                 AND bio=?20 AND nickname=?21 AND preferences=?22",
@@ -464,6 +469,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             preferences,
             u.last_seen.as_ref().map(ms),
             u.status_id,
+            u.dnd,
         ])?;
     if narrowed == 1 {
         return Ok(());
@@ -472,9 +478,9 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         "INSERT INTO users (id, username, username_lower, name, emails, password_hash, roles, active, kind,
             status, status_default, status_connection, status_text, status_source, status_expires_at,
             previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname, preferences,
-            last_seen, status_id)
+            last_seen, status_id, dnd)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-            ?21, ?22, ?23, ?24, ?25)
+            ?21, ?22, ?23, ?24, ?25, ?26)
          ON CONFLICT(id) DO UPDATE SET username=excluded.username, username_lower=excluded.username_lower,
             name=excluded.name, emails=excluded.emails, password_hash=excluded.password_hash,
             roles=excluded.roles, active=excluded.active, kind=excluded.kind, status=excluded.status,
@@ -484,7 +490,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             utc_offset=excluded.utc_offset, created_at=excluded.created_at,
             updated_at=excluded.updated_at, last_login=excluded.last_login, bio=excluded.bio,
             nickname=excluded.nickname, preferences=excluded.preferences,
-            last_seen=excluded.last_seen, status_id=excluded.status_id",
+            last_seen=excluded.last_seen, status_id=excluded.status_id, dnd=excluded.dnd",
     )?;
     stmt.execute(params![
         u.id,
@@ -512,6 +518,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         preferences,
         u.last_seen.as_ref().map(ms),
         u.status_id,
+        u.dnd,
     ])?;
     Ok(())
 }
