@@ -9,7 +9,7 @@ use crate::error::Error;
 use crate::model::{ConnStatus, HistoryEntry, Source, Status, User, UserKind};
 use crate::state::Tx;
 use crate::status::claims::{self, Claim, ClaimSource, ClaimState, Op, Outcome};
-use crate::status::presence;
+use crate::status::{dnd, presence};
 
 /// A validated manual status change (users.setStatus, DDP setUserStatus and friends).
 #[derive(Debug, Clone, Default)]
@@ -84,6 +84,20 @@ fn put_claim_state(user: &mut User, s: ClaimState) {
 /// Applies a manual change to the user `target_id`: a manual claim
 /// (`status::claims`). Returns the updated user.
 pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<User, Error> {
+    // A manual change during a do-not-disturb window ends the schedule's claim first:
+    // the user's choice wins until the next window opens (`status::dnd`).
+    if tx
+        .user(target_id)
+        .is_some_and(|u| u.status_id.as_deref() == Some(dnd::CLAIM_ID))
+    {
+        claim(
+            tx,
+            target_id,
+            Op::End(Some(dnd::CLAIM_ID.to_string())),
+            change.actor.clone(),
+            Source::Internal,
+        )?;
+    }
     let current = tx.user(target_id).ok_or_else(Error::invalid_user)?;
     let mut user = (*current).clone();
     let claim = Claim {
@@ -144,6 +158,95 @@ pub fn claim(
     record(tx, &current, &user, actor, source);
     tx.put_user(user.clone());
     Ok((user, outcome))
+}
+
+/// Stores `schedule` as `user_id`'s do-not-disturb schedule (None removes it, ending
+/// the schedule's claim if it is active or waiting). The timer (`dnd_step`) opens and
+/// closes the windows. Returns the updated user.
+pub fn dnd_put(
+    tx: &mut Tx,
+    user_id: &str,
+    schedule: Option<&dnd::Schedule>,
+) -> Result<User, Error> {
+    let current = tx.user(user_id).ok_or_else(Error::invalid_user)?;
+    let mut user = (*current).clone();
+    let applied = current
+        .dnd
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<dnd::Schedule>(j).ok())
+        .and_then(|s| s.applied);
+    user.dnd = match schedule {
+        Some(s) => {
+            let mut s = s.clone();
+            s.applied = applied;
+            Some(serde_json::to_string(&s).map_err(|_| Error::invalid_user())?)
+        }
+        None => None,
+    };
+    tx.put_user(user);
+    if schedule.is_none() && applied.is_some() {
+        claim(
+            tx,
+            user_id,
+            Op::End(Some(dnd::CLAIM_ID.to_string())),
+            None,
+            Source::Internal,
+        )?;
+    }
+    tx.user(user_id)
+        .map(|u| (*u).clone())
+        .ok_or_else(Error::invalid_user)
+}
+
+/// The do-not-disturb timer's step for `user_id` at the transaction's time: opens a
+/// window (an `internal` claim `busy` with the schedule's text and id `dnd::CLAIM_ID`)
+/// or closes it (ends that claim; what waited comes back). Returns whether anything
+/// changed.
+pub fn dnd_step(tx: &mut Tx, user_id: &str) -> bool {
+    let Some(current) = tx.user(user_id) else {
+        return false;
+    };
+    let Some(mut sched) = current
+        .dnd
+        .as_deref()
+        .and_then(|j| serde_json::from_str::<dnd::Schedule>(j).ok())
+    else {
+        return false;
+    };
+    let step = dnd::step(&sched, tx.now);
+    let op = match step {
+        dnd::Step::Nothing => return false,
+        dnd::Step::Start(at) => {
+            sched.applied = Some(at);
+            Op::Set(Claim {
+                status_default: Status::Busy,
+                source: ClaimSource::Internal,
+                text: Some(sched.text.clone()),
+                expires_at: None,
+                id: Some(dnd::CLAIM_ID.to_string()),
+            })
+        }
+        dnd::Step::End => {
+            sched.applied = None;
+            Op::End(Some(dnd::CLAIM_ID.to_string()))
+        }
+    };
+    let mut user = (*current).clone();
+    user.dnd = serde_json::to_string(&sched).ok();
+    tx.put_user(user);
+    // A window that opens again (a new schedule or zone) replaces the old claim rather
+    // than stacking on it.
+    if matches!(step, dnd::Step::Start(_)) {
+        let _ = claim(
+            tx,
+            user_id,
+            Op::End(Some(dnd::CLAIM_ID.to_string())),
+            None,
+            Source::Internal,
+        );
+    }
+    let _ = claim(tx, user_id, op, None, Source::Internal);
+    true
 }
 
 /// Sets only the status text of `target_id` (users.update's `statusText`, Rocket.Chat's

@@ -53,6 +53,13 @@ pub struct Config {
     /// connections are reaped by the others (cluster mode).
     #[arg(long, env = "INSTANCE_DEAD_SECS", default_value_t = 30)]
     pub instance_dead_secs: u64,
+    /// How long a webhook delivery is retried (exponential backoff, from 1 s up to 1 h
+    /// apart) before it is given up, in hours (fractions allowed).
+    #[arg(long, env = "WEBHOOK_RETRY_HOURS", default_value_t = 24.0)]
+    pub webhook_retry_hours: f64,
+    /// How long a webhook receiver has to answer one delivery, in seconds.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
+    pub webhook_timeout_secs: u64,
     /// On a start with no human user yet, create this admin.
     #[arg(long, env = "ADMIN_USERNAME")]
     pub admin_username: Option<String>,

@@ -1,6 +1,8 @@
 //! The expiry timer: when a temporary status (`expiresAt`) is due, the previous status
 //! and text come back, through the same writer path as any change. Due times live in
 //! the model (loaded from the store), so overdue ones apply right after a restart.
+//! The same timer opens and closes do-not-disturb windows (`status::dnd`): schedules
+//! and the window applied live in the users' rows, so a restart resumes them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use crate::calendar;
 use crate::change;
 use crate::cluster::Leadership;
 use crate::state::Core;
+use crate::status::dnd;
 
 /// How often the timer looks for due statuses (the contract allows one second).
 const TICK: Duration = Duration::from_millis(250);
@@ -35,14 +38,54 @@ pub async fn catch_up(core: &Core, leader: &Leadership) {
     }
 }
 
-/// Restores every status whose expiry is due now, then fires the calendar events due
-/// (`crate::calendar`: their starts and ends, once each).
+/// Restores every status whose expiry is due now, opens and closes the due
+/// do-not-disturb windows, then fires the calendar events due (`crate::calendar`:
+/// their starts and ends, once each).
 async fn apply_due(core: &Core) {
-    apply_expiries(core).await;
+    expire_due(core).await;
+    dnd_due(core).await;
     calendar::apply_due(core).await;
 }
 
-async fn apply_expiries(core: &Core) {
+/// Users whose do-not-disturb schedule has a step to take now.
+fn dnd_pending(core: &Core) -> Vec<String> {
+    let now = chrono::Utc::now();
+    let model = core.model.read();
+    model
+        .dnd_users
+        .iter()
+        .filter(|id| {
+            model
+                .users
+                .get(*id)
+                .and_then(|u| u.dnd.as_deref())
+                .and_then(|j| serde_json::from_str::<dnd::Schedule>(j).ok())
+                .is_some_and(|s| dnd::step(&s, now) != dnd::Step::Nothing)
+        })
+        .cloned()
+        .collect()
+}
+
+async fn dnd_due(core: &Core) {
+    let due = dnd_pending(core);
+    if due.is_empty() {
+        return;
+    }
+    let result = core
+        .writer
+        .run_as_leader(move |tx| {
+            for id in &due {
+                change::dnd_step(tx, id);
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::warn!("do-not-disturb schedules failed, will retry: {e}");
+    }
+}
+
+async fn expire_due(core: &Core) {
     let due = core
         .model
         .read()

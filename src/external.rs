@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::error::Error;
-use crate::model::{CustomStatus, Token, User};
+use crate::model::{CustomStatus, Token, User, Webhook};
 use crate::record::{Change, Snapshot};
 use crate::state::{Core, Model};
 
@@ -209,6 +209,13 @@ fn stored_custom_status(c: &CustomStatus) -> CustomStatus {
     c
 }
 
+fn stored_webhook(w: &Webhook) -> Webhook {
+    let mut w = w.clone();
+    w.created_at = ms(w.created_at);
+    w.updated_at = ms(w.updated_at);
+    w
+}
+
 /// The changes that turn `current` into what `fresh` holds, for one kind of record:
 /// `same` compares a current value with a fresh one as the store would keep it.
 fn diff_map<K, C, F>(
@@ -281,6 +288,18 @@ pub fn differences(current: &Model, fresh: Snapshot, keep_conns: bool) -> Vec<Ch
         |c, f| stored_custom_status(c) == *f,
         |id| Change::DeleteCustomStatus(id.clone()),
         |_, c| Change::PutCustomStatus(Arc::new(c)),
+    );
+    diff_map(
+        &mut out,
+        &current.webhooks,
+        fresh
+            .webhooks
+            .into_iter()
+            .map(|w| (w.id.clone(), w))
+            .collect(),
+        |c, f| stored_webhook(c) == *f,
+        |id| Change::DeleteWebhook(id.clone()),
+        |_, w| Change::PutWebhook(Arc::new(w)),
     );
     if !keep_conns {
         let current_conns: HashMap<(String, String), _> = current

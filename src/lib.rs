@@ -38,6 +38,7 @@ mod status;
 mod store;
 mod text;
 mod web;
+pub mod webhooks;
 
 /// The parsers of untrusted client input, for the fuzz targets and
 /// `tests/fuzz_corpus.rs`: the very functions the routes and the DDP session call.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use statusd::{
     bootstrap, cli, cluster, config, expiry, external, housekeeping, http, logging, server,
+    webhooks,
 };
 
 fn main() {
@@ -119,6 +120,14 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     tokio::spawn(housekeeping::run(app.clone()));
 
     tokio::spawn(expiry::run(app.core.clone(), app.leader.clone()));
+    tokio::spawn(webhooks::run(
+        app.core.clone(),
+        app.leader.clone(),
+        webhooks::Options {
+            retry_for: Duration::from_secs_f64(app.cfg.webhook_retry_hours.max(0.0) * 3600.0),
+            timeout: Duration::from_secs(app.cfg.webhook_timeout_secs.max(1)),
+        },
+    ));
     tokio::spawn(cluster::run(
         app.core.clone(),
         app.leader.clone(),

@@ -72,6 +72,18 @@ pub struct Metrics {
     pub cluster_rejected: Family<RejectLabels, Counter>,
     /// Failed password logins (wrong password, unknown or deactivated user).
     pub login_failures: Counter,
+    /// Webhook deliveries a receiver accepted (2xx).
+    pub webhook_delivered: Counter,
+    /// Webhook deliveries given up on (out of retry time).
+    pub webhook_failed: Counter,
+    /// Failed webhook attempts that will be retried.
+    pub webhook_retrying: Counter,
+    /// Commit of a change to its delivery's acceptance, in seconds.
+    pub webhook_delivery_seconds: Histogram,
+    /// Undelivered webhook deliveries in the outbox (set by the delivery worker).
+    pub webhook_pending: Gauge,
+    /// Age of the oldest undelivered webhook delivery, in seconds (0: none).
+    pub webhook_lag_seconds: Gauge<f64, AtomicU64>,
     users: Family<StatusLabels, Gauge>,
     live_login_tokens: Gauge,
     store_up: Gauge,
@@ -165,9 +177,51 @@ impl Metrics {
             "1 when connected to NATS or not in cluster mode, 0 when the NATS link is down",
             nats_up.clone(),
         );
+        let webhook_delivered = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "webhook_delivered",
+            "webhook deliveries a receiver accepted (2xx)",
+            webhook_delivered.clone(),
+        );
+        let webhook_failed = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "webhook_failed",
+            "webhook deliveries given up on (WEBHOOK_RETRY_HOURS ran out)",
+            webhook_failed.clone(),
+        );
+        let webhook_retrying = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "webhook_retrying",
+            "failed webhook attempts that will be retried",
+            webhook_retrying.clone(),
+        );
+        let webhook_delivery_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 20));
+        registry.register(
+            "webhook_delivery_seconds",
+            "from the commit of a change to a receiver accepting its webhook delivery",
+            webhook_delivery_seconds.clone(),
+        );
+        let webhook_pending = Gauge::default();
+        registry.register(
+            "webhook_pending",
+            "undelivered webhook deliveries in the outbox",
+            webhook_pending.clone(),
+        );
+        let webhook_lag_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "webhook_lag_seconds",
+            "age of the oldest undelivered webhook delivery (0 when none)",
+            webhook_lag_seconds.clone(),
+        );
         let mut process = Registry::default();
         process.register_collector(Box::new(ProcessCollector));
         Metrics {
+            webhook_delivered,
+            webhook_failed,
+            webhook_retrying,
+            webhook_delivery_seconds,
+            webhook_pending,
+            webhook_lag_seconds,
             cluster_rejected,
             login_failures,
             users,

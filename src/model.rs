@@ -140,6 +140,10 @@ pub struct User {
     #[serde(default)]
     pub status_id: Option<String>,
     pub previous_state: Option<PreviousState>,
+    /// The do-not-disturb schedule (a statusd extension, `status::dnd::Schedule` as
+    /// JSON); None when the user has none.
+    #[serde(default)]
+    pub dnd: Option<String>,
     pub utc_offset: f64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -257,6 +261,46 @@ pub struct CustomStatus {
     pub name: String,
     pub status_type: Status,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The events a webhook endpoint can ask for. Claims events (`claim.set`,
+/// `claim.ended`) join this list with the claims engine.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "status.changed",
+    "status-text.changed",
+    "user.created",
+    "user.deactivated",
+];
+
+/// A webhook endpoint an admin registered: where to send which events about whom. Its
+/// signing secret is not here: it is written once (`Change::PutWebhookSecret`), kept
+/// only by the store, and read back only by the delivery worker.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    /// Some of `WEBHOOK_EVENTS`.
+    pub events: Vec<String>,
+    /// Only about these users (ids); empty: everyone.
+    pub user_ids: Vec<String>,
+    /// Only about users holding one of these roles; empty: everyone.
+    pub roles: Vec<String>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One delivery in the outbox: committed with the change it tells of, sent (and
+/// retried) by the delivery worker. `id` is the stable `webhook-id`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Delivery {
+    pub id: String,
+    pub endpoint_id: String,
+    pub user_id: String,
+    pub event: String,
+    /// The JSON body sent, exactly as signed.
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A calendar event (Rocket.Chat's `ICalendarEvent`, `calendar-events.*`): its owner

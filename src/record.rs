@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::model::{CalendarEvent, ConnStatus, CustomStatus, HistoryEntry, Token, User};
+use crate::model::{
+    CalendarEvent, ConnStatus, CustomStatus, Delivery, HistoryEntry, Token, User, Webhook,
+};
 
 /// Everything the server keeps, as a store loads it.
 #[derive(Default)]
@@ -21,6 +23,8 @@ pub struct Snapshot {
     /// Live connections of running instances (user id, connection id, status); an
     /// embedded store keeps none, since connections die with the process.
     pub conns: Vec<(String, String, ConnStatus)>,
+    /// Webhook endpoints (without their secrets).
+    pub webhooks: Vec<Webhook>,
 }
 
 /// One write. Every change in the system is a list of these, committed in order.
@@ -49,6 +53,15 @@ pub enum Change {
     DeleteCalendarEvent(String),
     /// An appended status-history entry (the store keeps it; the model does not).
     AddHistory(Arc<HistoryEntry>),
+    PutWebhook(Arc<Webhook>),
+    /// By endpoint id; its pending deliveries go with it.
+    DeleteWebhook(String),
+    /// An endpoint's signing secret (endpoint id, `whsec_…`): kept by the store only,
+    /// never in the model, never on the cluster bus.
+    PutWebhookSecret(String, String),
+    /// A delivery appended to the outbox (the store keeps it; the model does not),
+    /// derived by the writer from the batch it commits with (`state::outbox`).
+    AddDelivery(Arc<Delivery>),
 }
 
 impl Change {

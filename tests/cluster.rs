@@ -21,7 +21,8 @@
 //! (operator mode, JWTs made here) and TLS with a client certificate (a CA made by
 //! openssl) each carry a change across two instances, and an instance without them is
 //! refused and says so. A last seen written by a disconnect on one instance is read on
-//! another; the reaper sets the last seen of a killed instance's users.
+//! another; the reaper sets the last seen of a killed instance's users. A do-not-disturb
+//! window opens and closes exactly once with two instances.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -795,6 +796,59 @@ async fn a_status_expires_exactly_once_with_two_instances() {
         assert_eq!(st["status"], "online", "{st}");
         assert!(st.get("statusExpiresAt").is_none(), "{st}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_do_not_disturb_window_opens_and_closes_exactly_once_with_two_instances() {
+    let c = Cluster::start(2, &[]).await;
+    let (alice, who) = alice_on(&c).await;
+    let mut conn = Ddp::connect(&c[0]).await;
+    conn.login_resume(&alice.token).await.unwrap();
+    let mut wa = status_watcher(&c[0]).await;
+    let mut wb = status_watcher(&c[1]).await;
+    c[0].wait_status(&alice.user_id, "online", EVENT_WAIT).await;
+    settle(&mut [&mut wa, &mut wb], QUIET).await;
+
+    // A window from 2 s to 4 s from now, every day, in UTC.
+    let hms = |secs: i64| {
+        let t = chrono::Utc::now() + chrono::Duration::seconds(secs);
+        t.format("%H:%M:%S").to_string()
+    };
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    let r = c[1]
+        .post_json(
+            "statusd.dnd.set",
+            Some(&alice),
+            json!({"timeZone": "UTC", "text": "quiet",
+                   "ranges": [{"days": days, "start": hms(2), "end": hms(4)}]}),
+        )
+        .await;
+    assert_eq!(r.0.as_u16(), 200, "{}", r.2);
+    let wait = Duration::from_secs(3) + EVENT_WAIT;
+    let opened = who.status8(BUSY, "quiet", "internal", None);
+    assert_eq!(wa.expect_changed(wait).await, opened);
+    assert_eq!(wb.expect_changed(wait).await, opened);
+    let closed = who.status6(ONLINE, "");
+    assert_eq!(wa.expect_changed(wait).await, closed);
+    assert_eq!(wb.expect_changed(wait).await, closed);
+    no_more_frames(&mut [&mut wa, &mut wb], Duration::from_millis(1500)).await;
+
+    // One opening and one closing in the shared history.
+    let admin = c[1].admin().await;
+    let (code, _, body) = c[1]
+        .get(
+            &format!("users.statusHistory?userId={}&count=50", alice.user_id),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let internal = body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["source"] == "internal")
+        .count();
+    assert_eq!(internal, 2, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1918,4 +1972,127 @@ async fn the_reaper_sets_the_last_seen_of_a_killed_instances_users() {
         killed <= t && t <= chrono::Utc::now(),
         "reaped at {t}, killed at {killed}"
     );
+}
+
+// ------------------------------------------------------------------------ webhooks
+
+/// Webhooks with two instances (issue 18): changes committed on either instance are
+/// delivered once each (only the leader sends; each delivery is written once, by the
+/// instance that committed the change), with one id each, in order per user.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_deliver_each_change_once_with_two_instances() {
+    use common::webhooks::{assert_signed, Receiver};
+    let c = Cluster::start(2, &[]).await;
+    let rx = Receiver::start().await;
+    let admin = c[0].admin().await;
+    let (code, _, body) = c[0]
+        .post_json(
+            "statusd.webhooks.create",
+            Some(&admin),
+            json!({"url": rx.url(), "events": ["status.changed"]}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let secret = body["secret"].as_str().unwrap().to_string();
+    // The endpoint travels to the other instance (without its secret).
+    let admin1 = c[1].admin().await;
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let (_, _, body) = c[1].get("statusd.webhooks.list", Some(&admin1)).await;
+        if body["count"] == 1 {
+            assert!(!body.to_string().contains(&secret));
+            break;
+        }
+        assert!(Instant::now() < deadline, "c[1] does not list it: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (alice, _) = alice_on(&c).await;
+    let bob = c[0].create_user("bob", "bob-pass-12", &["user"]).await;
+    wait_token_works(&c[1], &bob, REPLICATION_WAIT).await;
+    let mut want: Vec<(String, &str)> = Vec::new();
+    for round in 0..10 {
+        let status = ["busy", "away"][round % 2];
+        set_ok(&c[0], &alice, json!({"status": status})).await;
+        set_ok(&c[1], &bob, json!({"status": status})).await;
+        want.push((alice.user_id.clone(), status));
+        want.push((bob.user_id.clone(), status));
+    }
+    let got = rx.wait_accepted(20, Duration::from_secs(15)).await;
+    tokio::time::sleep(GRACE).await;
+    let got_all = rx.got();
+    assert_eq!(got_all.len(), 20, "each change delivered once: {got_all:?}");
+    for g in &got {
+        assert_signed(g, &secret);
+    }
+    let mut ids: Vec<&str> = got_all.iter().map(|g| g.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+    for user in [&alice.user_id, &bob.user_id] {
+        let seen: Vec<&str> = got
+            .iter()
+            .filter(|g| g.body["data"]["userId"] == user.as_str())
+            .map(|g| g.body["data"]["status"].as_str().unwrap())
+            .collect();
+        let sent: Vec<&str> = want
+            .iter()
+            .filter(|(u, _)| u == user)
+            .map(|(_, s)| *s)
+            .collect();
+        assert_eq!(seen, sent, "order per user");
+    }
+    // One outbox in the shared database: 20 rows, all delivered.
+    assert_eq!(
+        c.db.query_i64("SELECT COUNT(*) FROM webhook_deliveries WHERE state = 'delivered'"),
+        20
+    );
+}
+
+/// The leader is killed (SIGKILL) while a delivery is being retried: the next leader
+/// delivers it, with its id, and no change is lost (issue 18).
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_survive_a_killed_leader() {
+    use common::webhooks::Receiver;
+    const DEAD_SECS: u64 = 3;
+    let dead = DEAD_SECS.to_string();
+    // c[0] starts alone first, so it takes the leader lease.
+    let mut c = Cluster::start(2, &[("INSTANCE_DEAD_SECS", &dead)]).await;
+    let rx = Receiver::start().await;
+    rx.answer(500);
+    let admin = c[1].admin().await;
+    let (code, _, body) = c[1]
+        .post_json(
+            "statusd.webhooks.create",
+            Some(&admin),
+            json!({"url": rx.url(), "events": ["status.changed"]}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let bob = c[1].create_user("bob", "bob-pass-12", &["user"]).await;
+    set_ok(&c[1], &bob, json!({"status": "busy"})).await;
+    set_ok(&c[1], &bob, json!({"status": "away"})).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rx.got().is_empty() {
+        assert!(Instant::now() < deadline, "no attempt reached the receiver");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    c.servers[0].kill9();
+    rx.answer(200);
+    let killed = Instant::now();
+    let got = rx
+        .wait_accepted(2, Duration::from_secs(DEAD_SECS + 2 * HEARTBEAT_SECS + 10))
+        .await;
+    println!(
+        "webhooks: the next leader delivered {:.1} s after the leader was killed",
+        killed.elapsed().as_secs_f64()
+    );
+    let statuses: Vec<&str> = got
+        .iter()
+        .map(|g| g.body["data"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["busy", "away"]);
+    let mut ids: Vec<String> = rx.got().into_iter().map(|g| g.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 2, "two changes, two ids: {:?}", rx.got());
 }

@@ -40,6 +40,7 @@ pub fn new_user(username: &str, name: &str, now: DateTime<Utc>) -> User {
         status_source: None,
         status_expires_at: None,
         status_id: None,
+        dnd: None,
         previous_state: None,
         utc_offset: 0.0,
         created_at: now,

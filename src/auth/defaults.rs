@@ -56,6 +56,7 @@ permissions! {
     AssignAdminRole = "assign-admin-role": ["admin"];
     EditOtherUserPassword = "edit-other-user-password": ["admin"];
     GetServerInfo = "get-server-info": ["admin"];
+    ManageOutgoingIntegrations = "manage-outgoing-integrations": ["admin"];
     // statusd's own (not in Rocket.Chat's catalog): status claims on other users and
     // `internal` claims (`statusd.claims.*`).
     ManageStatusClaims = "manage-status-claims": ["admin"];

@@ -90,6 +90,9 @@ pub enum Command {
     /// Read and change workspace settings.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Webhook endpoints: add, list, delete.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Import users from another server.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -130,6 +133,8 @@ impl Command {
             Command::Token(_) => true,
             Command::Settings(SettingsCommand::Set { .. }) => true,
             Command::Settings(_) => false,
+            Command::Webhook(WebhookCommand::List) => false,
+            Command::Webhook(_) => true,
             Command::Import(_) => true,
             Command::Migrate { check } => !check,
         }
@@ -223,6 +228,31 @@ pub enum TokenCommand {
     List { username: String },
     /// Revoke a user's personal access token by its name.
     Revoke { username: String, name: String },
+}
+
+/// `statusd webhook …`
+#[derive(Subcommand, Debug, Clone)]
+pub enum WebhookCommand {
+    /// Register an endpoint and print its id and signing secret (shown once).
+    Add {
+        /// http:// or https:// URL the deliveries are POSTed to.
+        url: String,
+        /// The events, comma-separated: status.changed, status-text.changed,
+        /// user.created, user.deactivated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        event: Vec<String>,
+        /// Only about these users (usernames or ids, comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        user: Vec<String>,
+        /// Only about users with one of these roles (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        role: Vec<String>,
+    },
+    /// Every endpoint, one a line: id, url, events, active|inactive (tab-separated,
+    /// oldest first). Never the secrets.
+    List,
+    /// Delete an endpoint by id, with its undelivered deliveries.
+    Delete { id: String },
 }
 
 /// `statusd settings …`
@@ -372,6 +402,7 @@ async fn run_command(cfg: &Config, core: &Core, command: Command) -> anyhow::Res
         Command::Token(TokenCommand::Revoke { username, name }) => {
             token_revoke(core, &username, &name).await
         }
+        Command::Webhook(c) => webhook(core, c).await,
         Command::Settings(SettingsCommand::List) => Ok(settings_list(core)),
         Command::Settings(SettingsCommand::Get { id }) => settings_get(core, &id),
         Command::Settings(SettingsCommand::Set { id, value }) => {
@@ -763,4 +794,66 @@ async fn settings_set(core: &Core, id: &str, text: &str) -> anyhow::Result<Strin
         .await?;
     let old = old.unwrap_or_else(|| def.default_value());
     Ok(format!("{id} = {value} (was {old})"))
+}
+
+/// `statusd webhook …`: the rules of `statusd.webhooks.*`.
+async fn webhook(core: &Core, command: WebhookCommand) -> anyhow::Result<String> {
+    match command {
+        WebhookCommand::Add {
+            url,
+            event,
+            user,
+            role,
+        } => {
+            let user_ids: Vec<String> = {
+                let m = core.model.read();
+                user.iter()
+                    .map(|u| match m.user_by_username(u) {
+                        Some(found) => Ok(found.id.clone()),
+                        None if m.users.contains_key(u) => Ok(u.clone()),
+                        None => Err(anyhow::anyhow!("no user {u:?}")),
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+            let spec = crate::webhooks::Spec::checked(&url, &event, &user_ids, &role, true)?;
+            let (w, secret) = core
+                .writer
+                .run(move |tx| crate::webhooks::create(tx, spec))
+                .await?;
+            Ok(format!(
+                "created webhook {} for {} (events {}); secret {secret} (shown once)",
+                w.id,
+                w.url,
+                w.events.join(",")
+            ))
+        }
+        WebhookCommand::List => {
+            let m = core.model.read();
+            let mut all: Vec<_> = m.webhooks.values().cloned().collect();
+            all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+            if all.is_empty() {
+                return Ok("no webhooks".into());
+            }
+            Ok(all
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{}\t{}\t{}\t{}",
+                        w.id,
+                        w.url,
+                        w.events.join(","),
+                        if w.active { "active" } else { "inactive" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        WebhookCommand::Delete { id } => {
+            let gone = id.clone();
+            core.writer
+                .run(move |tx| crate::webhooks::delete(tx, &gone))
+                .await?;
+            Ok(format!("deleted webhook {id}"))
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod calendar;
 mod claims;
 mod compat;
 mod custom_status;
+mod dnd;
 pub mod error;
 pub mod extract;
 mod history;
@@ -24,6 +25,7 @@ mod strict;
 mod users;
 mod users_admin;
 pub mod views;
+mod webhooks;
 mod websocket;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -171,12 +173,14 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(permissions::routes())
         .merge(history::routes())
         .merge(custom_status::routes())
+        .merge(webhooks::routes())
         .merge(calendar::routes())
         .merge(preferences::routes())
         .merge(compat::routes())
         .merge(users_admin::routes())
         .merge(presence::routes())
         .merge(claims::routes())
+        .merge(dnd::routes())
         // Authentication, then the rate limit as the caller (one layer does both).
         .route_layer(from_fn_with_state(app.clone(), middleware::require_auth));
     // Routes anyone may call; limited per client IP.

@@ -357,6 +357,7 @@ mod tests {
             status_source: extras.then(|| "manual".into()),
             status_expires_at: extras.then(|| t(1_700_000_000_123)),
             status_id: None,
+            dnd: None,
             previous_state: None,
             utc_offset: -3.5,
             created_at: t(1_600_000_000_000),

@@ -7,6 +7,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::frame::MeteorError;
@@ -20,7 +21,7 @@ use crate::error::Error;
 use crate::login::log_in;
 use crate::model::{ConnStatus, Source};
 use crate::settings;
-use crate::status::rules;
+use crate::status::{dnd, rules};
 
 /// The logged-in user of a connection.
 #[derive(Clone, Debug)]
@@ -116,6 +117,9 @@ pub const METHODS: &[&str] = &[
     "permissions/get",
     "getUserRoles",
     "saveUserPreferences",
+    "statusd.dnd.get",
+    "statusd.dnd.set",
+    "statusd.dnd.clear",
 ];
 
 /// The name a call is counted under: its own for a method statusd has; one shared name
@@ -133,7 +137,11 @@ fn limit_name(method: &str) -> &str {
 fn rate_limited(method: &str) -> bool {
     matches!(
         method,
-        "login" | "UserPresence:online" | "UserPresence:away"
+        "login"
+            | "UserPresence:online"
+            | "UserPresence:away"
+            | "statusd.dnd.set"
+            | "statusd.dnd.clear"
     )
 }
 
@@ -181,6 +189,19 @@ pub async fn call(
         "UserPresence:online" => connection_status(cx, ConnStatus::Online).await.map(Some),
         "UserPresence:away" => connection_status(cx, ConnStatus::Away).await.map(Some),
         "saveUserPreferences" => save_user_preferences(cx, params).await.map(Some),
+        "statusd.dnd.get" => {
+            let user_id = logged_in(cx, method)?.user_id.clone();
+            let stored = cx
+                .app
+                .model
+                .read()
+                .users
+                .get(&user_id)
+                .and_then(|u| u.dnd.clone());
+            Ok(Some(dnd::view_json(stored.as_deref(), Utc::now())))
+        }
+        "statusd.dnd.set" => dnd_put(cx, "statusd.dnd.set", params).await.map(Some),
+        "statusd.dnd.clear" => dnd_put(cx, "statusd.dnd.clear", params).await.map(Some),
         "listCustomUserStatus" => {
             logged_in(cx, method)?;
             Ok(Some(reads::custom_statuses(&cx.app.model.read())))
@@ -351,6 +372,35 @@ async fn set_user_status(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<(), M
         .run(move |tx| change::set_status(tx, &user_id, change).map(|_| ()))
         .await
         .map_err(meteor_of)
+}
+
+/// `statusd.dnd.set(schedule)` / `statusd.dnd.clear()` (statusd's own, the REST
+/// routes' rules): the caller's schedule afterwards (`dnd::view_json`).
+async fn dnd_put(
+    cx: &mut CallCtx<'_>,
+    method: &'static str,
+    params: &[Value],
+) -> Result<Value, MeteorError> {
+    let user_id = logged_in(cx, method)?.user_id.clone();
+    let schedule = if method == "statusd.dnd.set" {
+        let input: dnd::Input = params
+            .first()
+            .and_then(|p| serde_json::from_value(p.clone()).ok())
+            .ok_or_else(match_failed)?;
+        Some(
+            dnd::check(input)
+                .map_err(|(code, reason)| meteor_of(Error::refused(code, reason).by(method)))?,
+        )
+    } else {
+        None
+    };
+    let user = cx
+        .app
+        .writer
+        .run(move |tx| change::dnd_put(tx, &user_id, schedule.as_ref()))
+        .await
+        .map_err(meteor_of)?;
+    Ok(dnd::view_json(user.dnd.as_deref(), Utc::now()))
 }
 
 /// `UserPresence:setDefaultStatus(status)` → whether anything changed.

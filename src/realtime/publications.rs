@@ -648,6 +648,7 @@ mod tests {
             status_source: None,
             status_expires_at: None,
             status_id: None,
+            dnd: None,
             previous_state: None,
             utc_offset: 0.0,
             created_at: chrono::Utc::now(),

@@ -4,6 +4,7 @@
 pub mod core;
 pub mod model;
 pub mod notices;
+pub mod outbox;
 pub mod remote;
 pub mod tx;
 pub mod writer;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
-use crate::model::{CalendarEvent, ConnStatus, CustomStatus, HistoryEntry, Token, User};
+use crate::model::{CalendarEvent, ConnStatus, CustomStatus, HistoryEntry, Token, User, Webhook};
 use crate::record::{Change, Snapshot};
 
 /// What a change is about: the key of a record in the model and the transaction.
@@ -24,6 +24,11 @@ pub enum Key {
     CalendarEvent(String),
     /// An appended status-history entry (by its id); never read back from the model.
     History(String),
+    Webhook(String),
+    /// An endpoint's secret (by endpoint id); never read back from the model.
+    WebhookSecret(String),
+    /// An outbox delivery (by its id); never read back from the model.
+    Delivery(String),
 }
 
 /// A record's value in the transaction overlay (`None` there: deleted).
@@ -37,6 +42,9 @@ pub enum Value {
     CustomStatus(Arc<CustomStatus>),
     CalendarEvent(Arc<CalendarEvent>),
     History(Arc<HistoryEntry>),
+    Webhook(Arc<Webhook>),
+    /// Written, never read: the secret stays out of the overlay.
+    Written,
 }
 
 /// The key and the new value (None: deleted) a change writes, as the transaction
@@ -67,6 +75,10 @@ pub fn entry(change: &Change) -> (Key, Option<Value>) {
         ),
         Change::DeleteCalendarEvent(id) => (Key::CalendarEvent(id.clone()), None),
         Change::AddHistory(h) => (Key::History(h.id.clone()), Some(Value::History(h.clone()))),
+        Change::PutWebhook(w) => (Key::Webhook(w.id.clone()), Some(Value::Webhook(w.clone()))),
+        Change::DeleteWebhook(id) => (Key::Webhook(id.clone()), None),
+        Change::PutWebhookSecret(id, _) => (Key::WebhookSecret(id.clone()), Some(Value::Written)),
+        Change::AddDelivery(d) => (Key::Delivery(d.id.clone()), Some(Value::Written)),
     }
 }
 
@@ -95,6 +107,10 @@ pub struct Model {
     pub calendar_due: BTreeSet<(i64, String)>,
     /// (due time in ms, user id) of every temporary status, earliest first.
     pub expiries: BTreeSet<(i64, String)>,
+    /// Webhook endpoints by id (without their secrets).
+    pub webhooks: HashMap<String, Arc<Webhook>>,
+    /// Users with a do-not-disturb schedule (`status::dnd`).
+    pub dnd_users: BTreeSet<String>,
 }
 
 impl Model {
@@ -116,6 +132,9 @@ impl Model {
         }
         for c in snapshot.custom_statuses {
             model.custom_statuses.insert(c.id.clone(), Arc::new(c));
+        }
+        for w in snapshot.webhooks {
+            model.webhooks.insert(w.id.clone(), Arc::new(w));
         }
         for e in snapshot.calendar_events {
             model.apply(Change::PutCalendarEvent(Arc::new(e)));
@@ -143,12 +162,13 @@ impl Model {
                 .get(id)
                 .cloned()
                 .map(Value::CustomStatus),
+            Key::Webhook(id) => self.webhooks.get(id).cloned().map(Value::Webhook),
+            Key::History(_) | Key::WebhookSecret(_) | Key::Delivery(_) => None,
             Key::CalendarEvent(id) => self
                 .calendar_events
                 .get(id)
                 .cloned()
                 .map(Value::CalendarEvent),
-            Key::History(_) => None,
         }
     }
 
@@ -220,6 +240,9 @@ impl Model {
                 if let Some(at) = u.status_expires_at {
                     self.expiries.insert((at.timestamp_millis(), id.clone()));
                 }
+                if u.dnd.is_some() {
+                    self.dnd_users.insert(id.clone());
+                }
                 self.users.insert(id, u);
             }
             Change::DeleteUser(id) => self.remove_user(&id),
@@ -278,6 +301,14 @@ impl Model {
             }
             // History lives only in the store.
             Change::AddHistory(_) => {}
+            Change::PutWebhook(w) => {
+                self.webhooks.insert(w.id.clone(), w);
+            }
+            Change::DeleteWebhook(id) => {
+                self.webhooks.remove(&id);
+            }
+            // Secrets and the outbox live only in the store.
+            Change::PutWebhookSecret(..) | Change::AddDelivery(_) => {}
         }
     }
 
@@ -308,6 +339,7 @@ impl Model {
                 self.expiries
                     .remove(&(at.timestamp_millis(), id.to_string()));
             }
+            self.dnd_users.remove(id);
         }
     }
 }

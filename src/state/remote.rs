@@ -18,7 +18,7 @@ use super::model::Model;
 use super::notices;
 use crate::bus::notice::Notice;
 use crate::bus::StatusEvent;
-use crate::model::{CalendarEvent, ConnStatus, CustomStatus, Status, User};
+use crate::model::{CalendarEvent, ConnStatus, CustomStatus, Status, User, Webhook};
 use crate::record::Change;
 use crate::status::presence;
 use crate::store::Credentials;
@@ -38,6 +38,8 @@ pub enum WireChange {
     CalendarEvent(String, Option<Box<CalendarEvent>>),
     /// The password hash or the tokens of this user changed: read them from the store.
     Credentials(String),
+    /// A webhook endpoint (its secret stays in the store).
+    Webhook(String, Option<Box<Webhook>>),
 }
 
 /// What the committed changes look like on the wire (history stays in the store).
@@ -87,11 +89,18 @@ pub fn to_wire(changes: &[Change], before: &Model) -> Vec<WireChange> {
                 WireChange::CustomStatus(c.id.clone(), Some((**c).clone()))
             }
             Change::DeleteCustomStatus(id) => WireChange::CustomStatus(id.clone(), None),
+            Change::PutWebhook(w) => {
+                WireChange::Webhook(w.id.clone(), Some(Box::new((**w).clone())))
+            }
+            Change::DeleteWebhook(id) => WireChange::Webhook(id.clone(), None),
+            // History, secrets and the outbox stay in the store.
+            Change::AddHistory(_) | Change::PutWebhookSecret(..) | Change::AddDelivery(_) => {
+                continue
+            }
             Change::PutCalendarEvent(e) => {
                 WireChange::CalendarEvent(e.id.clone(), Some(Box::new((**e).clone())))
             }
             Change::DeleteCalendarEvent(id) => WireChange::CalendarEvent(id.clone(), None),
-            Change::AddHistory(_) => continue,
         });
     }
     // Last: the users they belong to are in the model by then.
@@ -134,6 +143,11 @@ fn from_wire(w: WireChange, m: &Model) -> Option<Change> {
             Change::PutCustomStatus(Arc::new(c))
         }
         WireChange::CustomStatus(id, None) => Change::DeleteCustomStatus(id),
+        WireChange::Webhook(id, Some(mut w)) => {
+            w.id = id;
+            Change::PutWebhook(Arc::new(*w))
+        }
+        WireChange::Webhook(id, None) => Change::DeleteWebhook(id),
         WireChange::CalendarEvent(id, Some(mut e)) => {
             e.id = id;
             Change::PutCalendarEvent(Arc::new(*e))

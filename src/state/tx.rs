@@ -12,7 +12,9 @@ use serde_json::Value as Json;
 use super::model::{entry, Key, Model, Value};
 use crate::auth::defaults;
 use crate::bus::StatusEvent;
-use crate::model::{CalendarEvent, ConnStatus, CustomStatus, HistoryEntry, Token, User, UserKind};
+use crate::model::{
+    CalendarEvent, ConnStatus, CustomStatus, HistoryEntry, Token, User, UserKind, Webhook,
+};
 use crate::record::Change;
 
 pub struct Tx<'a> {
@@ -361,5 +363,43 @@ impl<'a> Tx<'a> {
             Some(s) => Change::PutConn(user, conn, s),
             None => Change::DeleteConn(user, conn),
         });
+    }
+
+    pub fn webhook(&self, id: &str) -> Option<Arc<Webhook>> {
+        match self.get(&Key::Webhook(id.to_string())) {
+            Some(Value::Webhook(w)) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// Every webhook endpoint, committed or written in this batch.
+    pub fn webhooks(&self) -> Vec<Arc<Webhook>> {
+        let mut all: HashMap<String, Arc<Webhook>> = self.model.read().webhooks.clone();
+        for (k, v) in &self.overlay {
+            if let Key::Webhook(id) = k {
+                match v {
+                    Some(Value::Webhook(w)) => {
+                        all.insert(id.clone(), w.clone());
+                    }
+                    _ => {
+                        all.remove(id);
+                    }
+                }
+            }
+        }
+        all.into_values().collect()
+    }
+
+    pub fn put_webhook(&mut self, webhook: Webhook) {
+        self.put(Change::PutWebhook(Arc::new(webhook)));
+    }
+
+    pub fn delete_webhook(&mut self, id: &str) {
+        self.put(Change::DeleteWebhook(id.to_string()));
+    }
+
+    /// Writes an endpoint's signing secret (the store keeps it; the model never does).
+    pub fn put_webhook_secret(&mut self, id: &str, secret: String) {
+        self.put(Change::PutWebhookSecret(id.to_string(), secret));
     }
 }

@@ -49,6 +49,8 @@ const MAX_BATCH: usize = 2048;
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Woken after a commit that added webhook deliveries to the outbox.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 /// Where committed local changes go to reach the other instances (cluster mode), in
@@ -64,6 +66,8 @@ impl Writer {
         replicate: Option<Replicate>,
     ) -> Writer {
         let (jobs, rx) = mpsc::channel::<Job>(16 * 1024);
+        let outbox = Arc::new(tokio::sync::Notify::new());
+        let outbox_signal = outbox.clone();
         std::thread::Builder::new()
             .name("statusd-writer".into())
             .spawn(move || {
@@ -73,11 +77,18 @@ impl Writer {
                     bus: &bus,
                     metrics: &metrics,
                     replicate: replicate.as_ref(),
+                    outbox: &outbox_signal,
                 };
                 run(rx, &ctx)
             })
             .expect("spawn the writer thread");
-        Writer { jobs }
+        Writer { jobs, outbox }
+    }
+
+    /// Notified after each commit that added webhook deliveries (the delivery worker
+    /// waits on it, so a delivery goes out as soon as it is committed).
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox.clone()
     }
 
     /// Runs `f` on the writer and waits until its changes are committed (or refused).
@@ -163,6 +174,7 @@ struct Ctx<'a> {
     bus: &'a Bus,
     metrics: &'a Metrics,
     replicate: Option<&'a Replicate>,
+    outbox: &'a tokio::sync::Notify,
 }
 
 fn run(mut rx: mpsc::Receiver<Job>, ctx: &Ctx) {
@@ -254,6 +266,15 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
     let started = Instant::now();
     let mut tx = Tx::new(ctx.model);
     let dones: Vec<Done> = batch.drain(..).map(|job| job(&mut tx)).collect();
+    // The webhook deliveries these changes cause, committed with them (the outbox).
+    if !tx.changes.is_empty() {
+        let deliveries = super::outbox::derive(&tx.changes, &ctx.model.read(), tx.now);
+        tx.changes.extend(deliveries);
+    }
+    let delivered = tx
+        .changes
+        .iter()
+        .any(|c| matches!(c, Change::AddDelivery(_)));
     let result = if tx.changes.is_empty() {
         Ok(())
     } else if let (true, Some(cluster)) = (as_leader, ctx.store.cluster()) {
@@ -288,6 +309,9 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
                 ctx.bus.notify(notice);
             }
             ctx.metrics.observe_commit(dones.len(), started.elapsed());
+            if delivered {
+                ctx.outbox.notify_one();
+            }
             for done in dones {
                 done(Ok(()));
             }

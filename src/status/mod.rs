@@ -3,6 +3,7 @@
 //! No I/O lives here; the writer in `state` applies these rules.
 
 pub mod claims;
+pub mod dnd;
 pub mod last_seen;
 pub mod presence;
 pub mod rules;

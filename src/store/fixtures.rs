@@ -36,6 +36,7 @@ pub fn user(id: &str, username: &str) -> User {
         status_source: Some("rest".into()),
         status_expires_at: Some(t(1_700_000_123_456)),
         status_id: Some("cal-42".into()),
+        dnd: Some(r#"{"timeZone":"Europe/Berlin","ranges":[{"days":[0],"start":64800,"end":32400}],"text":"off"}"#.into()),
         previous_state: Some(PreviousState {
             status_default: Status::Away,
             status_text: "before".into(),

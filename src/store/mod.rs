@@ -35,6 +35,100 @@ pub struct HistoryQuery {
     pub count: usize,
 }
 
+/// An outbox delivery the worker may send now: the first undelivered one of its
+/// endpoint and user, due, with where to send it and the key to sign it with.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub seq: i64,
+    pub id: String,
+    pub endpoint_id: String,
+    pub user_id: String,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub url: String,
+    pub secret: String,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone)]
+pub enum Attempt {
+    Delivered {
+        status: u16,
+    },
+    /// Try again at `next_at`.
+    Retry {
+        status: Option<u16>,
+        error: String,
+        next_at: DateTime<Utc>,
+    },
+    /// Given up: out of retry time.
+    Failed {
+        status: Option<u16>,
+        error: String,
+    },
+}
+
+/// One row of an endpoint's delivery log.
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub id: String,
+    pub user_id: String,
+    pub event: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub next_at: DateTime<Utc>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// The due deliveries, the same SQL for both stores: $1 now (ms), $2 the limit. A
+/// delivery is due when it is the oldest pending one of its endpoint and user (the
+/// heads, read from the partial index of pending rows) and its time has come; a later
+/// one waits behind it however due it is.
+pub(crate) const OUTBOX_DUE: &str = "SELECT d.seq, d.id, d.endpoint_id, d.user_id, d.payload,
+        d.created_at, d.attempts, w.url, w.secret
+     FROM (SELECT MIN(seq) AS seq FROM webhook_deliveries WHERE state = 'pending'
+           GROUP BY endpoint_id, user_id) h
+     JOIN webhook_deliveries d ON d.seq = h.seq
+     JOIN webhooks w ON w.id = d.endpoint_id
+     WHERE d.next_at <= $1
+     ORDER BY d.seq LIMIT $2";
+
+/// An attempt as a row: (state, status, error, next attempt (ms), finished (ms)).
+pub(crate) fn attempt_row(
+    a: &Attempt,
+    now: DateTime<Utc>,
+) -> (
+    &'static str,
+    Option<u16>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+) {
+    let now = now.timestamp_millis();
+    match a {
+        Attempt::Delivered { status } => ("delivered", Some(*status), None, None, Some(now)),
+        Attempt::Retry {
+            status,
+            error,
+            next_at,
+        } => (
+            "pending",
+            *status,
+            Some(error.clone()),
+            Some(next_at.timestamp_millis()),
+            None,
+        ),
+        Attempt::Failed { status, error } => {
+            ("failed", *status, Some(error.clone()), None, Some(now))
+        }
+    }
+}
+
 /// Why a commit did not happen. Either way, nothing of it was applied.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
@@ -58,6 +152,19 @@ pub trait Store: Send + Sync + 'static {
     fn history(&self, q: &HistoryQuery) -> anyhow::Result<(Vec<HistoryEntry>, u64)>;
     /// Deletes history entries older than `before`; returns how many.
     fn prune_history(&self, before: DateTime<Utc>) -> anyhow::Result<u64>;
+
+    /// Up to `limit` outbox deliveries due at `now`, oldest first, at most one per
+    /// endpoint and user (the oldest undelivered one: order per user is kept).
+    fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<DueDelivery>>;
+    /// Records what became of an attempt at delivery `seq`.
+    fn record_attempt(&self, seq: i64, attempt: &Attempt, now: DateTime<Utc>)
+        -> anyhow::Result<()>;
+    /// The newest `limit` deliveries of an endpoint, newest first.
+    fn delivery_log(&self, endpoint_id: &str, limit: usize) -> anyhow::Result<Vec<DeliveryRecord>>;
+    /// (undelivered deliveries, creation time of the oldest of them).
+    fn outbox_backlog(&self) -> anyhow::Result<(u64, Option<DateTime<Utc>>)>;
+    /// Forgets finished deliveries older than `before`; returns how many.
+    fn prune_deliveries(&self, before: DateTime<Utc>) -> anyhow::Result<u64>;
 
     /// Is the store reachable? (for `/api/health`)
     fn ping(&self) -> anyhow::Result<()>;

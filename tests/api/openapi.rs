@@ -370,3 +370,22 @@ fn no_file_refers_outside_the_repository() {
         "README.md does not link docs/API.md"
     );
 }
+
+#[tokio::test]
+async fn the_dnd_routes_are_described() {
+    let srv = Server::start().await;
+    let doc = document(&srv).await;
+    for (path, method, body) in [
+        ("/api/v1/statusd.dnd.set", "post", true),
+        ("/api/v1/statusd.dnd.clear", "post", true),
+        ("/api/v1/statusd.dnd.get", "get", false),
+    ] {
+        let op = &doc["paths"][path][method];
+        assert_eq!(op["tags"], json!(["dnd"]), "{path}: {op}");
+        assert!(op["responses"]["200"].is_object(), "{path}: {op}");
+        assert!(op["responses"]["401"].is_object(), "{path}: {op}");
+        assert_eq!(op["requestBody"].is_object(), body, "{path}: {op}");
+    }
+    let set = &doc["paths"]["/api/v1/statusd.dnd.set"]["post"];
+    assert!(set["responses"]["400"].is_object(), "{set}");
+}

@@ -56,6 +56,8 @@ const PAT_HOLDERS_400: [u16; 5] = [401, 400, 400, 200, 200];
 /// Only one's own records: a missing or another user's one is a 400 for everyone.
 const OWN_ONLY_400: [u16; 5] = [401, 400, 400, 400, 400];
 const PUBLIC: [u16; 5] = [200, 200, 200, 200, 200];
+/// Admin-only, called with an id that names nothing: the admin gets the 400.
+const ADMIN_ONLY_UNKNOWN: [u16; 5] = [401, 403, 403, 403, 400];
 
 fn get(path: &str, want: [u16; 5]) -> Case {
     Case {
@@ -148,6 +150,15 @@ fn cases(target: &str, victim: &str, logged: &str, customs: &[String; 2]) -> Vec
             json!({"username": "victim"}),
             ADMIN_ONLY,
         ),
+        // Do-not-disturb schedules: everyone, on their own schedule only (no route
+        // names another user).
+        post(
+            "statusd.dnd.set",
+            json!({"timeZone": "UTC", "ranges": [{"days": ["sun"], "start": "01:00", "end": "02:00"}]}),
+            ALL,
+        ),
+        get("statusd.dnd.get", ALL),
+        post("statusd.dnd.clear", json!({}), ALL),
         // Calendar events: one's own only; another's (or a missing one) is a 400.
         post(
             "calendar-events.create",
@@ -208,6 +219,27 @@ fn cases(target: &str, victim: &str, logged: &str, customs: &[String; 2]) -> Vec
         // Presence administration (manage-user-status: admin).
         declared(get("presence.getConnections", ADMIN_ONLY)),
         declared(post("presence.enableBroadcast", json!({}), ADMIN_ONLY)),
+        // Webhooks (statusd's own routes): manage-outgoing-integrations.
+        declared(post(
+            "statusd.webhooks.create",
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["status.changed"]}),
+            ADMIN_ONLY,
+        )),
+        declared(get("statusd.webhooks.list", ADMIN_ONLY)),
+        declared(post(
+            "statusd.webhooks.update",
+            json!({"webhookId": "unknown", "active": false}),
+            ADMIN_ONLY_UNKNOWN,
+        )),
+        declared(post(
+            "statusd.webhooks.delete",
+            json!({"webhookId": "unknown"}),
+            ADMIN_ONLY_UNKNOWN,
+        )),
+        declared(get(
+            "statusd.webhooks.deliveries?webhookId=unknown",
+            ADMIN_ONLY_UNKNOWN,
+        )),
         // The REST bridge to the DDP methods.
         post(
             "method.call/license:getModules",

@@ -804,6 +804,9 @@ fn older_schema_database(dir: &std::path::Path) -> String {
          ALTER TABLE users DROP COLUMN last_seen;
          DROP TABLE admin_sync;
          ALTER TABLE users DROP COLUMN status_id;
+         DROP TABLE webhooks;
+         DROP TABLE webhook_deliveries;
+         ALTER TABLE users DROP COLUMN dnd;
          DROP TABLE calendar_events;",
     )
     .expect("back to schema 3");
@@ -1483,4 +1486,82 @@ async fn upgrade_keeps_everything(fixture: &std::path::Path, db: &str, old: i64)
         assert_eq!(s.user_id, secrets[who]["userId"], "{who}");
     }
     srv.stop().await;
+}
+
+/// `statusd webhook add|list|delete` on a running server's database: the server hears
+/// of the endpoint within seconds and puts the deliveries of its next changes in the
+/// outbox; the secret is printed once by `add`, never by `list`.
+#[tokio::test]
+async fn webhooks_are_added_listed_and_deleted() {
+    let srv = Server::start().await;
+    let db = srv.database_url().to_string();
+    let alice = srv.create_user("alice", "Alice-Pass-1234", &["user"]).await;
+    let url = format!("http://127.0.0.1:{}/hook", free_port());
+    let out = statusd(
+        &db,
+        &[
+            "webhook",
+            "add",
+            &url,
+            "--event",
+            "status.changed,status-text.changed",
+            "--user",
+            "alice",
+        ],
+    );
+    let line = out.line().to_string();
+    assert!(line.starts_with("created webhook "), "{line}");
+    let id = line.split_whitespace().nth(2).unwrap().to_string();
+    let secret = line
+        .split("secret ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(secret.starts_with("whsec_"), "{line}");
+    let out = statusd(&db, &["webhook", "list"]);
+    assert_eq!(
+        out.line(),
+        format!("{id}\t{url}\tstatus.changed,status-text.changed\tactive")
+    );
+    assert!(!out.stderr.contains(&secret));
+    assert_eq!(
+        statusd(
+            &db,
+            &["webhook", "add", "ftp://x/", "--event", "status.changed"]
+        )
+        .error(),
+        "The URL must be http:// or https:// [error-invalid-webhook-url]"
+    );
+    assert_eq!(
+        statusd(&db, &["webhook", "delete", "nope"]).error(),
+        "No webhook with this id [error-webhook-not-found]"
+    );
+    let admin = srv.admin().await;
+    eventually("the server lists the endpoint", || async {
+        let (_, _, body) = srv.get("statusd.webhooks.list", Some(&admin)).await;
+        if body["count"] != 1 {
+            return Err(body.to_string());
+        }
+        assert_eq!(body["webhooks"][0]["userIds"], json!([alice.user_id]));
+        Ok(())
+    })
+    .await;
+    let (status, _, body) = srv.set_status(&alice, json!({"status": "busy"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = srv
+        .get(
+            &format!("statusd.webhooks.deliveries?webhookId={id}"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["count"], 1, "{body}");
+    assert_eq!(body["deliveries"][0]["event"], "status.changed");
+    assert_eq!(
+        statusd(&db, &["webhook", "delete", &id]).line(),
+        format!("deleted webhook {id}")
+    );
+    assert_eq!(statusd(&db, &["webhook", "list"]).line(), "no webhooks");
+    assert!(!srv.log().contains(&secret), "the secret was logged");
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Real-client tests: start a fresh statusd on a free port with a temporary SQLite
 # database, then drive it with the published Rocket.Chat clients:
-#   python/    rocketchat-api (PyPI) under pytest
+#   python/    rocketchat-api (PyPI) under pytest; webhooks verified with the Standard
+#              Webhooks specification's own library (PyPI standardwebhooks)
 #   node/      @rocket.chat/ddp-client (npm) under node --test (ddp.test.mjs; autoaway.test.mjs:
 #              the idle timer → UserPresence:away → activity → UserPresence:online flow),
 #              and the REST bridge to the DDP methods driven as the mobile app drives it

@@ -1037,3 +1037,4 @@ pub fn header_i64(headers: &HeaderMap, name: &str) -> i64 {
 // in `ddp.rs`; nothing above depends on them.
 
 pub mod ddp;
+pub mod webhooks;

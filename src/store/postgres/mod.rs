@@ -47,8 +47,11 @@ use self::cluster::{CHANGED_CHANNEL, SESSION_SETUP};
 use self::rows::{apply_changes, credentials, history_page, load_all};
 use self::schema::migrate;
 use self::session::{Stmts, Worker};
-use super::codec::ms;
-use super::{ClusterStore, CommitError, Credentials, HistoryQuery, Role, Snapshot, Store};
+use super::codec::{from_ms, ms};
+use super::{
+    attempt_row, Attempt, ClusterStore, CommitError, Credentials, DeliveryRecord, DueDelivery,
+    HistoryQuery, Role, Snapshot, Store, OUTBOX_DUE,
+};
 use crate::model::{ConnStatus, HistoryEntry};
 use crate::record::Change;
 
@@ -242,6 +245,106 @@ impl Store for PostgresStore {
         self.read(
             move |c, _| Ok(c.execute("DELETE FROM status_history WHERE at < $1", &[&before])?),
         )
+    }
+
+    fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<DueDelivery>> {
+        let (now, limit) = (ms(&now), limit as i64);
+        self.read(move |c, _| {
+            c.query(OUTBOX_DUE, &[&now, &limit])?
+                .iter()
+                .map(|r| -> anyhow::Result<DueDelivery> {
+                    Ok(DueDelivery {
+                        seq: r.try_get(0)?,
+                        id: rows::text(r, 1)?,
+                        endpoint_id: rows::text(r, 2)?,
+                        user_id: rows::text(r, 3)?,
+                        payload: rows::text(r, 4)?,
+                        created_at: from_ms(r.try_get(5)?),
+                        attempts: r.try_get::<_, i32>(6)?.max(0) as u32,
+                        url: rows::text(r, 7)?,
+                        secret: rows::text(r, 8)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn record_attempt(
+        &self,
+        seq: i64,
+        attempt: &Attempt,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let (state, status, error, next_at, finished) = attempt_row(attempt, now);
+        let status = status.map(i32::from);
+        self.read(move |c, _| {
+            c.execute(
+                "UPDATE webhook_deliveries SET state = $2, attempts = attempts + 1,
+                    last_status = $3, last_error = $4, next_at = COALESCE($5, next_at),
+                    finished_at = $6 WHERE seq = $1",
+                &[
+                    &seq,
+                    &state,
+                    &status,
+                    &error.as_deref().map(rows::txt),
+                    &next_at,
+                    &finished,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delivery_log(&self, endpoint_id: &str, limit: usize) -> anyhow::Result<Vec<DeliveryRecord>> {
+        let (endpoint_id, limit) = (endpoint_id.to_string(), limit as i64);
+        self.read(move |c, _| {
+            c.query(
+                "SELECT id, user_id, event, state, attempts, created_at, next_at, last_status,
+                    last_error, finished_at FROM webhook_deliveries WHERE endpoint_id = $1
+                 ORDER BY seq DESC LIMIT $2",
+                &[&rows::txt(&endpoint_id), &limit],
+            )?
+            .iter()
+            .map(|r| -> anyhow::Result<DeliveryRecord> {
+                Ok(DeliveryRecord {
+                    id: rows::text(r, 0)?,
+                    user_id: rows::text(r, 1)?,
+                    event: rows::text(r, 2)?,
+                    state: rows::text(r, 3)?,
+                    attempts: r.try_get::<_, i32>(4)?.max(0) as u32,
+                    created_at: from_ms(r.try_get(5)?),
+                    next_at: from_ms(r.try_get(6)?),
+                    last_status: r
+                        .try_get::<_, Option<i32>>(7)?
+                        .and_then(|s| u16::try_from(s).ok()),
+                    last_error: rows::opt_text(r, 8)?,
+                    finished_at: r.try_get::<_, Option<i64>>(9)?.map(from_ms),
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn outbox_backlog(&self) -> anyhow::Result<(u64, Option<DateTime<Utc>>)> {
+        self.read(|c, _| {
+            let r = c.query_one(
+                "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE state = 'pending'",
+                &[],
+            )?;
+            let n: i64 = r.try_get(0)?;
+            let oldest: Option<i64> = r.try_get(1)?;
+            Ok((n.max(0) as u64, oldest.map(from_ms)))
+        })
+    }
+
+    fn prune_deliveries(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
+        let before = ms(&before);
+        self.read(move |c, _| {
+            Ok(c.execute(
+                "DELETE FROM webhook_deliveries WHERE state != 'pending' AND finished_at < $1",
+                &[&before],
+            )?)
+        })
     }
 
     fn ping(&self) -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use postgres::Client;
 use super::session::{stmt, Stmts};
 use crate::model::{
     CalendarEvent, ConnStatus, CustomStatus, Email, HistoryEntry, PreviousState, Source, Token,
-    TokenKind, User, UserKind,
+    TokenKind, User, UserKind, Webhook,
 };
 use crate::record::Change;
 use crate::store::codec::{conn_status_of, conn_status_str, from_ms, ms, status_of};
@@ -136,6 +136,7 @@ pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
         preferences: serde_json::from_str(&text(r, "preferences")?).unwrap_or_default(),
         last_seen: r.try_get::<_, Option<i64>>("last_seen")?.map(from_ms),
         status_id: opt_text(r, "status_id")?,
+        dnd: opt_text(r, "dnd")?,
     })
 }
 
@@ -143,11 +144,12 @@ pub(super) fn user_from_row(r: &postgres::Row) -> anyhow::Result<User> {
 pub(super) const PUT_USERS: &str = "INSERT INTO users (id, username, username_lower, name, emails,
         password_hash, roles, active, kind, status, status_default, status_connection, status_text,
         status_source, status_expires_at, previous_state, utc_offset, created_at, updated_at,
-        last_login, bio, nickname, preferences, last_seen, status_id)
+        last_login, bio, nickname, preferences, last_seen, status_id, dnd)
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
         $7::text[], $8::bool[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
         $14::text[], $15::int8[], $16::text[], $17::float8[], $18::int8[], $19::int8[], $20::int8[],
-        $21::text[], $22::text[], $23::text[], $24::int8[], $25::text[])
+        $21::text[], $22::text[], $23::text[], $24::int8[], $25::text[],
+        $26::text[])
      ON CONFLICT (id) DO UPDATE SET username = excluded.username,
         username_lower = excluded.username_lower, name = excluded.name, emails = excluded.emails,
         password_hash = excluded.password_hash, roles = excluded.roles, active = excluded.active,
@@ -158,7 +160,7 @@ pub(super) const PUT_USERS: &str = "INSERT INTO users (id, username, username_lo
         created_at = excluded.created_at, updated_at = excluded.updated_at,
         last_login = excluded.last_login, bio = excluded.bio, nickname = excluded.nickname,
         preferences = excluded.preferences, last_seen = excluded.last_seen,
-        status_id = excluded.status_id";
+        status_id = excluded.status_id, dnd = excluded.dnd";
 pub(super) const DELETE_USER: &str = "DELETE FROM users WHERE id = $1";
 pub(super) const PUT_TOKEN: &str =
     "INSERT INTO tokens (hashed, user_id, kind, name, last_part, created_at, bypass_two_factor)
@@ -178,6 +180,15 @@ pub(super) const PUT_CUSTOM_STATUS: &str =
      ON CONFLICT (id) DO UPDATE SET name = excluded.name, status_type = excluded.status_type,
         updated_at = excluded.updated_at";
 pub(super) const DELETE_CUSTOM_STATUS: &str = "DELETE FROM custom_statuses WHERE id = $1";
+pub(super) const PUT_WEBHOOK: &str =
+    "INSERT INTO webhooks (id, url, events, user_ids, roles, active, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+     ON CONFLICT (id) DO UPDATE SET url = excluded.url, events = excluded.events,
+        user_ids = excluded.user_ids, roles = excluded.roles, active = excluded.active,
+        updated_at = excluded.updated_at";
+pub(super) const ADD_DELIVERY: &str =
+    "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, payload, created_at, next_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6)";
 pub(super) const PUT_CALENDAR_EVENT: &str =
     "INSERT INTO calendar_events (id, user_id, body) VALUES ($1, $2, $3)
      ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, body = excluded.body";
@@ -269,6 +280,7 @@ fn put_users(
             &preferences.iter().map(|p| txt(p)).collect::<Vec<_>>(),
             &column(users, |u| u.last_seen.as_ref().map(ms)),
             &column(users, |u| opt_txt(&u.status_id)),
+            &column(users, |u| opt_txt(&u.dnd)),
         ],
     )?;
     Ok(())
@@ -425,6 +437,49 @@ fn apply_change(
             tx.execute(&s, &[&txt(id)])?;
         }
         Change::AddHistory(h) => add_history(tx, stmts, &[h])?,
+        Change::PutWebhook(w) => {
+            let s = stmt(stmts, tx, PUT_WEBHOOK)?;
+            tx.execute(
+                &s,
+                &[
+                    &txt(&w.id),
+                    &txt(&w.url),
+                    &txt(&serde_json::to_string(&w.events)?),
+                    &txt(&serde_json::to_string(&w.user_ids)?),
+                    &txt(&serde_json::to_string(&w.roles)?),
+                    &w.active,
+                    &ms(&w.created_at),
+                    &ms(&w.updated_at),
+                ],
+            )?;
+        }
+        Change::DeleteWebhook(id) => {
+            tx.execute("DELETE FROM webhooks WHERE id = $1", &[&txt(id)])?;
+            tx.execute(
+                "DELETE FROM webhook_deliveries WHERE endpoint_id = $1",
+                &[&txt(id)],
+            )?;
+        }
+        Change::PutWebhookSecret(id, secret) => {
+            tx.execute(
+                "UPDATE webhooks SET secret = $2 WHERE id = $1",
+                &[&txt(id), &txt(secret)],
+            )?;
+        }
+        Change::AddDelivery(d) => {
+            let s = stmt(stmts, tx, ADD_DELIVERY)?;
+            tx.execute(
+                &s,
+                &[
+                    &txt(&d.id),
+                    &txt(&d.endpoint_id),
+                    &txt(&d.user_id),
+                    &txt(&d.event),
+                    &txt(&d.payload),
+                    &ms(&d.created_at),
+                ],
+            )?;
+        }
         Change::PutConn(user, conn, status) => {
             let s = stmt(stmts, tx, PUT_CONN)?;
             tx.execute(
@@ -566,6 +621,26 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
             Ok((text(r, 0)?, text(r, 1)?, conn_status_of(r.try_get(2)?)))
         })
         .collect::<anyhow::Result<_>>()?;
+    let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+    let webhooks = tx
+        .query(
+            "SELECT id, url, events, user_ids, roles, active, created_at, updated_at FROM webhooks",
+            &[],
+        )?
+        .iter()
+        .map(|r| -> anyhow::Result<Webhook> {
+            Ok(Webhook {
+                id: text(r, 0)?,
+                url: text(r, 1)?,
+                events: list(text(r, 2)?),
+                user_ids: list(text(r, 3)?),
+                roles: list(text(r, 4)?),
+                active: r.try_get(5)?,
+                created_at: from_ms(r.try_get(6)?),
+                updated_at: from_ms(r.try_get(7)?),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
     tx.commit()?;
     Ok(Snapshot {
         users,
@@ -575,6 +650,7 @@ pub(super) fn load_all(c: &mut Client) -> anyhow::Result<Snapshot> {
         custom_statuses,
         calendar_events,
         conns,
+        webhooks,
     })
 }
 

@@ -121,7 +121,43 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN status_id TEXT;
     "#,
-    // 10: calendar events (`calendar-events.*`), each one JSON body
+    // 10: webhook endpoints and their outbox (`state::outbox`, `crate::webhooks`)
+    r#"
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        user_ids TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        active BOOLEAN NOT NULL,
+        secret TEXT NOT NULL DEFAULT '',
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL,
+        endpoint_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at BIGINT NOT NULL,
+        last_status INTEGER,
+        last_error TEXT,
+        finished_at BIGINT
+    );
+    CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(endpoint_id, user_id, seq)
+        WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at) WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, seq);
+    "#,
+    // 11: a user's do-not-disturb schedule (`status::dnd`, JSON)
+    r#"
+    ALTER TABLE users ADD COLUMN dnd TEXT;
+    // 12: calendar events (`calendar-events.*`), each one JSON body
     r#"
     CREATE TABLE calendar_events (
         id TEXT PRIMARY KEY,

@@ -145,6 +145,7 @@ fn round_trip_through_commit_and_load() {
         status_source: None,
         status_expires_at: None,
         status_id: None,
+        dnd: None,
         previous_state: None,
         last_login: None,
         last_seen: None,

@@ -16,10 +16,13 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::codec::{from_ms, ms, status_of};
-use super::{CommitError, HistoryQuery, Role, Snapshot, Store};
+use super::{
+    attempt_row, Attempt, CommitError, DeliveryRecord, DueDelivery, HistoryQuery, Role, Snapshot,
+    Store, OUTBOX_DUE,
+};
 use crate::model::{
     CalendarEvent, CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token,
-    TokenKind, User, UserKind,
+    TokenKind, User, UserKind, Webhook,
 };
 use crate::record::Change;
 
@@ -138,7 +141,43 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE users ADD COLUMN status_id TEXT;
     "#,
-    // 9: calendar events (`calendar-events.*`), each one JSON body
+    // 9: webhook endpoints and their outbox (`state::outbox`, `crate::webhooks`)
+    r#"
+    CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        user_ids TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        secret TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL,
+        endpoint_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at INTEGER NOT NULL,
+        last_status INTEGER,
+        last_error TEXT,
+        finished_at INTEGER
+    );
+    CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(endpoint_id, user_id, seq)
+        WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_at) WHERE state = 'pending';
+    CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries(endpoint_id, seq);
+    "#,
+    // 10: a user's do-not-disturb schedule (`status::dnd`, JSON)
+    r#"
+    ALTER TABLE users ADD COLUMN dnd TEXT;
+    // 11: calendar events (`calendar-events.*`), each one JSON body
     r#"
     CREATE TABLE calendar_events (
         id TEXT PRIMARY KEY,
@@ -346,7 +385,7 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
 const USER_COLUMNS: &str = "id, username, name, emails, password_hash, roles, active, kind, \
     status, status_default, status_connection, status_text, status_source, status_expires_at, \
     previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname, preferences, \
-    last_seen, status_id";
+    last_seen, status_id, dnd";
 
 /// A text column without copying it (NULL reads as None).
 fn text_at<'r>(r: &'r rusqlite::Row, i: usize) -> rusqlite::Result<Option<&'r str>> {
@@ -386,6 +425,7 @@ fn user_from_row(r: &rusqlite::Row) -> rusqlite::Result<User> {
         preferences: serde_json::from_str(json_at(21)?).unwrap_or_default(),
         last_seen: r.get::<_, Option<i64>>(22)?.map(from_ms),
         status_id: r.get(23)?,
+        dnd: r.get(24)?,
     })
 }
 
@@ -407,7 +447,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         .prepare_cached(
             "UPDATE users SET status=?2, status_default=?3, status_connection=?4, status_text=?5,
                 status_source=?6, status_expires_at=?7, previous_state=?8, updated_at=?9,
-                last_login=?10, last_seen=?23, status_id=?24
+                last_login=?10, last_seen=?23, status_id=?24, dnd=?25
              WHERE id=?1 AND username=?11 AND name=?12 AND emails=?13 AND password_hash IS ?14
                 AND roles=?15 AND active=?16 AND kind=?17 AND utc_offset=?18 AND created_at=?19
                 AND bio=?20 AND nickname=?21 AND preferences=?22",
@@ -437,6 +477,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             preferences,
             u.last_seen.as_ref().map(ms),
             u.status_id,
+            u.dnd,
         ])?;
     if narrowed == 1 {
         return Ok(());
@@ -445,9 +486,9 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         "INSERT INTO users (id, username, username_lower, name, emails, password_hash, roles, active, kind,
             status, status_default, status_connection, status_text, status_source, status_expires_at,
             previous_state, utc_offset, created_at, updated_at, last_login, bio, nickname, preferences,
-            last_seen, status_id)
+            last_seen, status_id, dnd)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-            ?21, ?22, ?23, ?24, ?25)
+            ?21, ?22, ?23, ?24, ?25, ?26)
          ON CONFLICT(id) DO UPDATE SET username=excluded.username, username_lower=excluded.username_lower,
             name=excluded.name, emails=excluded.emails, password_hash=excluded.password_hash,
             roles=excluded.roles, active=excluded.active, kind=excluded.kind, status=excluded.status,
@@ -457,7 +498,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
             utc_offset=excluded.utc_offset, created_at=excluded.created_at,
             updated_at=excluded.updated_at, last_login=excluded.last_login, bio=excluded.bio,
             nickname=excluded.nickname, preferences=excluded.preferences,
-            last_seen=excluded.last_seen, status_id=excluded.status_id",
+            last_seen=excluded.last_seen, status_id=excluded.status_id, dnd=excluded.dnd",
     )?;
     stmt.execute(params![
         u.id,
@@ -485,6 +526,7 @@ fn put_user(tx: &rusqlite::Transaction, u: &User) -> anyhow::Result<()> {
         preferences,
         u.last_seen.as_ref().map(ms),
         u.status_id,
+        u.dnd,
     ])?;
     Ok(())
 }
@@ -602,6 +644,48 @@ fn commit_all(
                     ms(&h.at)
                 ])?;
             }
+            Change::PutWebhook(w) => {
+                tx.prepare_cached(
+                    "INSERT INTO webhooks (id, url, events, user_ids, roles, active, created_at,
+                        updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT(id) DO UPDATE SET url = ?2, events = ?3, user_ids = ?4,
+                        roles = ?5, active = ?6, updated_at = ?8",
+                )?
+                .execute(params![
+                    w.id,
+                    w.url,
+                    serde_json::to_string(&w.events)?,
+                    serde_json::to_string(&w.user_ids)?,
+                    serde_json::to_string(&w.roles)?,
+                    w.active,
+                    ms(&w.created_at),
+                    ms(&w.updated_at)
+                ])?;
+            }
+            Change::DeleteWebhook(id) => {
+                tx.prepare_cached("DELETE FROM webhooks WHERE id = ?1")?
+                    .execute([id])?;
+                tx.prepare_cached("DELETE FROM webhook_deliveries WHERE endpoint_id = ?1")?
+                    .execute([id])?;
+            }
+            Change::PutWebhookSecret(id, secret) => {
+                tx.prepare_cached("UPDATE webhooks SET secret = ?2 WHERE id = ?1")?
+                    .execute(params![id, secret])?;
+            }
+            Change::AddDelivery(d) => {
+                tx.prepare_cached(
+                    "INSERT INTO webhook_deliveries (id, endpoint_id, user_id, event, payload,
+                        created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                )?
+                .execute(params![
+                    d.id,
+                    d.endpoint_id,
+                    d.user_id,
+                    d.event,
+                    d.payload,
+                    ms(&d.created_at)
+                ])?;
+            }
             // Live connections die with the process: an embedded store does not keep them.
             Change::PutConn(..) | Change::DeleteConn(..) => {}
         }
@@ -677,6 +761,24 @@ impl Store for SqliteStore {
                 })
             })?
             .collect::<Result<_, _>>()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, url, events, user_ids, roles, active, created_at, updated_at FROM webhooks",
+        )?;
+        let list = |s: String| serde_json::from_str::<Vec<String>>(&s).unwrap_or_default();
+        snap.webhooks = stmt
+            .query_map([], |r| {
+                Ok(Webhook {
+                    id: r.get(0)?,
+                    url: r.get(1)?,
+                    events: list(r.get(2)?),
+                    user_ids: list(r.get(3)?),
+                    roles: list(r.get(4)?),
+                    active: r.get(5)?,
+                    created_at: from_ms(r.get(6)?),
+                    updated_at: from_ms(r.get(7)?),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
         let mut stmt = conn.prepare("SELECT body FROM calendar_events")?;
         snap.calendar_events = stmt
             .query_map([], |r| r.get::<_, String>(0))?
@@ -685,6 +787,91 @@ impl Store for SqliteStore {
             .collect();
         self.admin_loaded.store(admin, Ordering::SeqCst);
         Ok(snap)
+    }
+
+    // Reads of the outbox go through the reader, never holding up a commit; its
+    // bookkeeping (writes) through the writer's connection: a commit on any other
+    // connection would count as a change made elsewhere (`changed_elsewhere`).
+    fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<DueDelivery>> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(OUTBOX_DUE)?;
+        let rows = stmt
+            .query_map(params![ms(&now), limit as i64], |r| {
+                Ok(DueDelivery {
+                    seq: r.get(0)?,
+                    id: r.get(1)?,
+                    endpoint_id: r.get(2)?,
+                    user_id: r.get(3)?,
+                    payload: r.get(4)?,
+                    created_at: from_ms(r.get(5)?),
+                    attempts: r.get(6)?,
+                    url: r.get(7)?,
+                    secret: r.get(8)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn record_attempt(
+        &self,
+        seq: i64,
+        attempt: &Attempt,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let conn = self.conn.lock();
+        let (state, status, error, next_at, finished) = attempt_row(attempt, now);
+        conn.prepare_cached(
+            "UPDATE webhook_deliveries SET state = ?2, attempts = attempts + 1, last_status = ?3,
+                last_error = ?4, next_at = COALESCE(?5, next_at), finished_at = ?6 WHERE seq = ?1",
+        )?
+        .execute(params![seq, state, status, error, next_at, finished])?;
+        Ok(())
+    }
+
+    fn delivery_log(&self, endpoint_id: &str, limit: usize) -> anyhow::Result<Vec<DeliveryRecord>> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, user_id, event, state, attempts, created_at, next_at, last_status,
+                last_error, finished_at FROM webhook_deliveries WHERE endpoint_id = ?1
+             ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![endpoint_id, limit as i64], |r| {
+                Ok(DeliveryRecord {
+                    id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    event: r.get(2)?,
+                    state: r.get(3)?,
+                    attempts: r.get(4)?,
+                    created_at: from_ms(r.get(5)?),
+                    next_at: from_ms(r.get(6)?),
+                    last_status: r.get(7)?,
+                    last_error: r.get(8)?,
+                    finished_at: r.get::<_, Option<i64>>(9)?.map(from_ms),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn outbox_backlog(&self) -> anyhow::Result<(u64, Option<DateTime<Utc>>)> {
+        let conn = self.reader.lock();
+        let (n, oldest): (i64, Option<i64>) = conn.query_row(
+            "SELECT COUNT(*), MIN(created_at) FROM webhook_deliveries WHERE state = 'pending'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((n.max(0) as u64, oldest.map(from_ms)))
+    }
+
+    fn prune_deliveries(&self, before: DateTime<Utc>) -> anyhow::Result<u64> {
+        let conn = self.conn.lock();
+        let n = conn.execute(
+            "DELETE FROM webhook_deliveries WHERE state != 'pending' AND finished_at < ?1",
+            [ms(&before)],
+        )?;
+        Ok(n as u64)
     }
 
     fn commit(&self, changes: &[Change]) -> Result<(), CommitError> {

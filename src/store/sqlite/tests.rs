@@ -205,3 +205,99 @@ fn admin_commits_are_counted_and_a_server_records_what_it_loaded() {
     server.acknowledge(None).unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The outbox: an endpoint loads back without its secret, which only the due read
+/// carries; one user's deliveries go one at a time, in order, a later one waiting
+/// while an earlier one is retried; other users' do not wait.
+#[test]
+fn the_outbox_keeps_order_per_endpoint_and_user() {
+    use crate::model::{Delivery, Webhook};
+    use crate::store::Attempt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("statusd.db");
+    let store = SqliteStore::open(path.to_str().expect("utf-8 path")).expect("open");
+    let now = chrono::Utc::now();
+    let hook = Webhook {
+        id: "w1".into(),
+        url: "http://127.0.0.1:9/".into(),
+        events: vec!["status.changed".into()],
+        user_ids: vec![],
+        roles: vec!["user".into()],
+        active: true,
+        created_at: t(1_700_000_000_000),
+        updated_at: t(1_700_000_000_000),
+    };
+    let delivery = |id: &str, user: &str| {
+        Change::AddDelivery(Arc::new(Delivery {
+            id: id.into(),
+            endpoint_id: "w1".into(),
+            user_id: user.into(),
+            event: "status.changed".into(),
+            payload: format!("{{\"n\":\"{id}\"}}"),
+            created_at: now,
+        }))
+    };
+    store
+        .commit(&[
+            Change::PutWebhook(Arc::new(hook.clone())),
+            Change::PutWebhookSecret("w1".into(), "whsec_c2VjcmV0".into()),
+            delivery("a1", "alice"),
+            delivery("a2", "alice"),
+            delivery("b1", "bob"),
+        ])
+        .expect("commit");
+    assert_eq!(store.load().expect("load").webhooks, vec![hook]);
+    let due = |at| -> Vec<String> {
+        store
+            .due_deliveries(at, 10)
+            .expect("due")
+            .into_iter()
+            .map(|d| {
+                assert_eq!(
+                    (d.url.as_str(), d.secret.as_str()),
+                    ("http://127.0.0.1:9/", "whsec_c2VjcmV0")
+                );
+                d.id
+            })
+            .collect()
+    };
+    assert_eq!(due(now), ["a1", "b1"]);
+    let seq = |id: &str| {
+        store
+            .due_deliveries(now + chrono::Duration::days(1), 10)
+            .expect("due")
+            .into_iter()
+            .find(|d| d.id == id)
+            .expect("due")
+            .seq
+    };
+    let later = now + chrono::Duration::seconds(30);
+    let retry = Attempt::Retry {
+        status: Some(500),
+        error: "HTTP 500".into(),
+        next_at: later,
+    };
+    store
+        .record_attempt(seq("a1"), &retry, now)
+        .expect("record");
+    // a1 waits for its retry; a2 waits behind it; b1 goes on.
+    assert_eq!(due(now), ["b1"]);
+    assert_eq!(due(later), ["a1", "b1"]);
+    store
+        .record_attempt(seq("a1"), &Attempt::Delivered { status: 204 }, later)
+        .expect("record");
+    assert_eq!(due(later), ["a2", "b1"]);
+    assert_eq!(store.outbox_backlog().expect("backlog").0, 2);
+    let log = store.delivery_log("w1", 10).expect("log");
+    let a1 = log.iter().find(|d| d.id == "a1").expect("a1");
+    assert_eq!(
+        (a1.state.as_str(), a1.attempts, a1.last_status),
+        ("delivered", 2, Some(204))
+    );
+    // Deleting the endpoint takes its deliveries with it.
+    store
+        .commit(&[Change::DeleteWebhook("w1".into())])
+        .expect("commit");
+    assert!(due(later).is_empty());
+    assert!(store.delivery_log("w1", 10).expect("log").is_empty());
+}
