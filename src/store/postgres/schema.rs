@@ -157,6 +157,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 11: a user's do-not-disturb schedule (`status::dnd`, JSON)
     r#"
     ALTER TABLE users ADD COLUMN dnd TEXT;
+    "#,
     // 12: calendar events (`calendar-events.*`), each one JSON body
     r#"
     CREATE TABLE calendar_events (

@@ -177,6 +177,7 @@ const MIGRATIONS: &[&str] = &[
     // 10: a user's do-not-disturb schedule (`status::dnd`, JSON)
     r#"
     ALTER TABLE users ADD COLUMN dnd TEXT;
+    "#,
     // 11: calendar events (`calendar-events.*`), each one JSON body
     r#"
     CREATE TABLE calendar_events (
