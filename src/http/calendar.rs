@@ -306,10 +306,11 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
             event: view(&e),
             success: true,
         })),
-        // Rocket.Chat's `API.v1.failure()` without a message.
+        // Rocket.Chat answers a bare `API.v1.failure()` here; every statusd error body
+        // names its error, so this is update's and delete's `invalid-calendar-event`.
         None => Ok(json_response(
             StatusCode::BAD_REQUEST,
-            &json!({"success": false}),
+            &json!({"success": false, "error": "invalid-calendar-event"}),
         )),
     }
 }

@@ -180,7 +180,11 @@ async fn create_info_list_update_import_and_delete_with_exact_bodies() {
     assert_eq!(ids, vec![id.as_str(), imported.as_str()]);
 
     // Another user's event answers as a missing one.
-    assert_reply(&info(&srv, &bob, &id).await, 400, json!({"success": false}));
+    assert_reply(
+        &info(&srv, &bob, &id).await,
+        400,
+        json!({"success": false, "error": "invalid-calendar-event"}),
+    );
     let invalid = json!({"success": false, "error": "invalid-calendar-event"});
     let r = srv
         .post_json(
@@ -211,7 +215,7 @@ async fn create_info_list_update_import_and_delete_with_exact_bodies() {
     assert_reply(
         &info(&srv, &alice, &id).await,
         400,
-        json!({"success": false}),
+        json!({"success": false, "error": "invalid-calendar-event"}),
     );
     let r = srv
         .post_json(
