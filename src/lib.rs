@@ -9,6 +9,7 @@ mod avatar;
 pub mod bootstrap;
 mod bus;
 mod calendar;
+pub mod calsync;
 mod change;
 pub mod cli;
 pub mod cluster;

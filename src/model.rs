@@ -347,3 +347,31 @@ impl CalendarEvent {
         format!("calendar:{}", self.id)
     }
 }
+
+/// A calendar a user connected by URL (`statusd.calendars.*`, `crate::calsync`): an ICS
+/// feed or a CalDAV collection whose events statusd keeps as the user's calendar events.
+/// The password, if any, is sealed (`calsync::seal`) and never leaves the server. The
+/// store keeps it as one JSON body, outside the model: only the sync worker and the
+/// routes read it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ConnectedCalendar {
+    pub id: String,
+    /// The owner (the user whose events these are).
+    pub uid: String,
+    /// `ics` or `caldav`.
+    pub kind: String,
+    pub url: String,
+    pub username: Option<String>,
+    /// The sealed password.
+    pub password: Option<String>,
+    pub include_free: bool,
+    pub include_all_day: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The last sync that reached the calendar, and what it found.
+    pub synced_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// The events it holds now.
+    #[serde(default)]
+    pub events: usize,
+}
