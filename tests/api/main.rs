@@ -8,6 +8,7 @@
 //! `scripts/test.sh` re-runs the `rest_`, `ddp_` and `crash::` modules on PostgreSQL
 //! (`STATUSD_TEST_DATABASE_URL`) by these name filters.
 
+mod calendar_sync;
 #[path = "../common/cluster.rs"]
 mod cluster;
 #[path = "../common/mod.rs"]
