@@ -21,6 +21,9 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASS: &str = "dav-secret-1";
+/// The key that seals calendar passwords (required with PostgreSQL; with SQLite the
+/// server would make calendar.key beside the database).
+const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 /// The Radicale executable, or None (the test is skipped, loudly, outside CI).
 fn radicale() -> Option<PathBuf> {
@@ -256,6 +259,7 @@ async fn caldav_server() -> Option<(Radicale, Server)> {
     let srv = Server::start_with(&[
         ("CALENDAR_SYNC_SECS", "1"),
         ("CALENDAR_ALLOW_PRIVATE", "true"),
+        ("CALENDAR_SECRET_KEY", KEY),
     ])
     .await;
     Some((dav, srv))
@@ -576,7 +580,7 @@ async fn an_ics_feed_is_fetched_conditionally() {
 
 #[tokio::test]
 async fn route_input_is_checked_with_exact_errors() {
-    let srv = Server::start().await;
+    let srv = Server::start_with(&[("CALENDAR_SECRET_KEY", KEY)]).await;
     let admin = srv.admin().await;
     let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
     let bob = srv.create_user("bob", "bob-pass-1", &["user"]).await;
