@@ -150,7 +150,7 @@ pub struct CalendarBody {
 
 /// `{"calendars": […], "success": true}`.
 #[derive(Serialize, ToSchema)]
-pub struct CalendarListBody {
+pub struct ConnectedCalendarsBody {
     calendars: Vec<CalendarView>,
     success: bool,
 }
@@ -267,14 +267,14 @@ async fn connect(
         ("username" = Option<String>, Query, description = "Another user (needs manage-status-claims)"),
     ),
     responses(
-        (status = 200, description = "The calendars, without passwords", body = CalendarListBody),
+        (status = 200, description = "The calendars, without passwords", body = ConnectedCalendarsBody),
         (status = 400, description = "error-invalid-user", body = schema::ErrorBody),
         (status = 403, description = "Another user, without manage-status-claims", body = schema::ErrorBody),
     ))]
 async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     let uid = target(&app, &caller, q.get("userId"), q.get("username"))?;
     let all = calsync::list(&app.core, Some(&uid)).await?;
-    Ok(ok(&CalendarListBody {
+    Ok(ok(&ConnectedCalendarsBody {
         calendars: all.iter().map(view).collect(),
         success: true,
     }))

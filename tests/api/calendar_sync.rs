@@ -128,20 +128,20 @@ impl Radicale {
         status.as_u16()
     }
 
-    /// Makes `/<user>/work/` and answers its URL.
+    /// Makes `/<user>/team/` and answers its URL.
     async fn calendar(&self, user: &str) -> String {
-        let path = format!("/{user}/work/");
+        let path = format!("/{user}/team/");
         self.dav(user, "MKCALENDAR", &path, None).await;
         self.url(&path)
     }
 
     async fn put(&self, user: &str, name: &str, ics: String) {
-        self.dav(user, "PUT", &format!("/{user}/work/{name}.ics"), Some(ics))
+        self.dav(user, "PUT", &format!("/{user}/team/{name}.ics"), Some(ics))
             .await;
     }
 
     async fn delete(&self, user: &str, name: &str) {
-        self.dav(user, "DELETE", &format!("/{user}/work/{name}.ics"), None)
+        self.dav(user, "DELETE", &format!("/{user}/team/{name}.ics"), None)
             .await;
     }
 }
@@ -673,7 +673,7 @@ async fn route_input_is_checked_with_exact_errors() {
         .post_json(
             "statusd.calendars.connect",
             Some(&admin),
-            json!({"username": "bob", "kind": "caldav", "url": "https://dav.example.com/bob/work/",
+            json!({"username": "bob", "kind": "caldav", "url": "https://dav.example.com/bob/team/",
                    "login": "bob", "password": "s3cret"}),
         )
         .await;
@@ -691,7 +691,7 @@ async fn route_input_is_checked_with_exact_errors() {
             &json!(bob.user_id),
             &json!("bob"),
             &json!(true),
-            &json!("https://dav.example.com/bob/work/")
+            &json!("https://dav.example.com/bob/team/")
         )
     );
     assert!(!r.2.to_string().contains("s3cret"));
