@@ -49,9 +49,11 @@ pub const MAX_INSTANCES: usize = 100;
 /// The window expanded: from a day ago (an instance under way) to two weeks ahead.
 const BEHIND: chrono::Duration = chrono::Duration::days(1);
 const AHEAD: chrono::Duration = chrono::Duration::days(14);
-/// CalDAV is asked for a wider window than is expanded, so the kept copy serves the
-/// moving window for two weeks before a full fetch is due.
+/// Fetched (CalDAV) and expanded over a wider window than is applied, so what is kept
+/// serves the moving window for two weeks before a full fetch is due.
 const FETCH_AHEAD: chrono::Duration = chrono::Duration::days(28);
+/// The most instances kept in memory per calendar, over the wider window.
+const KEPT: usize = 4 * MAX_INSTANCES;
 /// The most calendars fetched at once.
 const PARALLEL: usize = 8;
 /// The most of an error kept for the list.
@@ -65,13 +67,17 @@ pub fn not_found() -> Error {
     refused("error-calendar-not-found", "No such calendar")
 }
 
-/// What the last fetch of a calendar found, kept in memory for the next one.
+/// What the last fetch of a calendar found, kept in memory for the next one: the
+/// instances expanded then over a wider window than is applied (not the documents: a
+/// feed may be 5 MiB, its instances are bounded), so an unchanged calendar (304, the
+/// same ctag) costs no parsing and the window can move on for two weeks.
 #[derive(Default)]
 struct Cached {
     validators: Option<fetch::Validators>,
-    docs: Vec<String>,
-    /// CalDAV: the end of the window fetched.
-    fetched_to: Option<DateTime<Utc>>,
+    instances: Vec<expand::Instance>,
+    /// The instances hold everything up to here: while now + 14 days is before it, a
+    /// conditional fetch is enough.
+    horizon: Option<DateTime<Utc>>,
     /// What the content was fetched with (a change of URL or login drops it).
     fetched_with: Option<(String, Option<String>, Option<String>)>,
 }
@@ -83,6 +89,8 @@ pub struct Service {
     pub interval: Duration,
     client: Option<reqwest::Client>,
     cache: parking_lot::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cached>>>>,
+    /// Wakes the worker: a calendar was connected or changed.
+    wake: tokio::sync::Notify,
 }
 
 impl Service {
@@ -100,6 +108,7 @@ impl Service {
             interval: interval.max(Duration::from_secs(1)),
             client,
             cache: Default::default(),
+            wake: tokio::sync::Notify::new(),
         }
     }
 
@@ -109,6 +118,12 @@ impl Service {
 
     fn forget(&self, id: &str) {
         self.cache.lock().remove(id);
+    }
+
+    /// Has the worker look at the calendars now (on the leader, a new or changed one is
+    /// fetched at once; elsewhere within a tick of the leader's list).
+    fn nudge(&self) {
+        self.wake.notify_one();
     }
 }
 
@@ -255,6 +270,7 @@ pub async fn connect(
     };
     let stored = cal.clone();
     blocking(core, move |s| s.put_calendar(&stored)).await?;
+    svc.nudge();
     Ok(cal)
 }
 
@@ -295,6 +311,7 @@ pub async fn update(
     let stored = cal.clone();
     blocking(core, move |s| s.put_calendar(&stored)).await?;
     svc.forget(&cal.id);
+    svc.nudge();
     Ok(cal)
 }
 
@@ -427,12 +444,14 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
+/// Fetches the calendar: Some(documents) when its content changed (or nothing is kept
+/// that a conditional request could stand on), None when it did not.
 async fn fetch_docs(
     svc: &Service,
     cal: &ConnectedCalendar,
     cached: &mut Cached,
     now: DateTime<Utc>,
-) -> std::result::Result<&'static str, String> {
+) -> std::result::Result<Option<Vec<String>>, String> {
     let client = svc.client.as_ref().ok_or("no HTTP client")?;
     let password = match cal.password.as_deref() {
         Some(sealed) => Some(seal::open(&svc.key.key()?, &cal.id, sealed)?),
@@ -446,36 +465,52 @@ async fn fetch_docs(
     if cached.fetched_with.as_ref() != Some(&with) {
         *cached = Cached::default();
     }
-    let fresh_enough = cached.fetched_to.is_none_or(|to| to >= now + AHEAD);
+    let fresh_enough = cached.horizon.is_some_and(|h| h >= now + AHEAD);
     let last = cached.validators.as_ref().filter(|_| fresh_enough);
     let fetched = if cal.kind == "caldav" {
-        let to = now + FETCH_AHEAD;
         let f = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
-        let got = fetch::caldav(
+        fetch::caldav(
             client,
             &cal.url,
             login.as_ref(),
             last,
             &f(now - BEHIND),
-            &f(to),
+            &f(now + FETCH_AHEAD),
         )
-        .await?;
-        if matches!(got, fetch::Fetched::Changed(..)) {
-            cached.fetched_to = Some(to);
-        }
-        got
+        .await?
     } else {
         fetch::ics(client, &cal.url, login.as_ref(), last).await?
     };
     Ok(match fetched {
-        fetch::Fetched::Unchanged => "unchanged",
+        fetch::Fetched::Unchanged => None,
         fetch::Fetched::Changed(docs, validators) => {
-            cached.docs = docs;
             cached.validators = Some(validators);
             cached.fetched_with = Some(with);
-            "changed"
+            Some(docs)
         }
     })
+}
+
+/// Expands fetched documents into the kept instances (off the async workers: a large
+/// feed takes a while).
+async fn keep(
+    cached: &mut Cached,
+    docs: Vec<String>,
+    options: expand::Options,
+    now: DateTime<Utc>,
+) -> std::result::Result<(), String> {
+    let (from, to) = (now - BEHIND, now + FETCH_AHEAD);
+    let expanded =
+        tokio::task::spawn_blocking(move || expand::expand(&docs, from, to, options, KEPT))
+            .await
+            .map_err(|e| e.to_string())??;
+    // Cut at the cap: they hold everything only up to the last one kept.
+    cached.horizon = Some(match expanded.last() {
+        Some(last) if expanded.len() >= KEPT => last.start,
+        _ => to,
+    });
+    cached.instances = expanded;
+    Ok(())
 }
 
 /// Fetches, expands and applies one calendar; records the outcome on its row.
@@ -489,39 +524,41 @@ pub async fn sync(
     let slot = svc.slot(&cal.id);
     let mut cached = slot.lock().await;
     let now = Utc::now();
-    let fetched = fetch_docs(svc, cal, &mut cached, now).await;
+    let options = expand::Options {
+        include_free: cal.include_free,
+        include_all_day: cal.include_all_day,
+    };
+    let fetched = match fetch_docs(svc, cal, &mut cached, now).await {
+        Ok(Some(docs)) => keep(&mut cached, docs, options, now)
+            .await
+            .map(|()| "changed"),
+        Ok(None) => Ok("unchanged"),
+        Err(e) => Err(e),
+    };
     let mut outcome = Outcome {
         fetch: "failed",
         events: cal.events,
         error: None,
     };
     match fetched {
-        Err(e) => outcome.error = Some(cut(&e, MAX_ERROR)),
+        Err(e) => {
+            outcome.error = Some(cut(&e, MAX_ERROR));
+            // The events stay as they are; the next sync fetches everything anew.
+            *cached = Cached::default();
+        }
         Ok(what) => {
             outcome.fetch = what;
-            let options = expand::Options {
-                include_free: cal.include_free,
-                include_all_day: cal.include_all_day,
-            };
-            match expand::expand(
-                &cached.docs,
-                now - BEHIND,
-                now + AHEAD,
-                options,
-                MAX_INSTANCES,
-            ) {
-                Err(e) => {
-                    outcome.fetch = "failed";
-                    outcome.error = Some(cut(&e, MAX_ERROR));
-                    // A broken copy is not kept: the next sync fetches anew.
-                    *cached = Cached::default();
-                }
-                Ok(instances) => {
-                    let (events, refusal) = write(core, cal, instances, as_leader).await?;
-                    outcome.events = events;
-                    outcome.error = refusal.map(|r| cut(&r, MAX_ERROR));
-                }
-            }
+            let (from, to) = (now - BEHIND, now + AHEAD);
+            let instances: Vec<_> = cached
+                .instances
+                .iter()
+                .filter(|i| i.end > from && i.start < to)
+                .take(MAX_INSTANCES)
+                .cloned()
+                .collect();
+            let (events, refusal) = write(core, cal, instances, as_leader).await?;
+            outcome.events = events;
+            outcome.error = refusal.map(|r| cut(&r, MAX_ERROR));
         }
     }
     drop(cached);
@@ -597,13 +634,21 @@ async fn record(
 }
 
 /// The sync worker: every `interval`, while this instance leads, each calendar whose
-/// time has come. Calendars of deleted users are forgotten.
+/// time has come; at once a calendar just connected or changed here. The list is read
+/// from the store every tick (at most every 5 s, at least every interval), so one
+/// connected on another instance waits at most that long. Calendars of deleted users
+/// are forgotten.
 pub async fn run(core: Core, svc: Arc<Service>, leader: Arc<Leadership>) {
     use futures_util::StreamExt as _;
-    let tick = Duration::from_millis(250).min(svc.interval);
+    let tick = svc.interval.min(Duration::from_secs(5));
+    // A calendar is due when its time is this close: ticks and syncs do not line up.
+    let slack = Duration::from_millis(200);
     let mut next: HashMap<String, tokio::time::Instant> = HashMap::new();
     loop {
-        tokio::time::sleep(tick).await;
+        tokio::select! {
+            _ = svc.wake.notified() => {}
+            _ = tokio::time::sleep(tick) => {}
+        }
         if !leader.is_leader() {
             // A new leader starts from nothing; so does this one if it leads again.
             next.clear();
@@ -626,7 +671,9 @@ pub async fn run(core: Core, svc: Arc<Service>, leader: Arc<Leadership>) {
                 svc.forget(&cal.id);
                 continue;
             }
-            if next.get(&cal.id).is_none_or(|at| *at <= now) {
+            // A calendar changed since it was planned (update) is due at once.
+            let fresh = svc.cache.lock().get(&cal.id).is_none();
+            if fresh || next.get(&cal.id).is_none_or(|at| *at <= now + slack) {
                 next.insert(cal.id.clone(), now + svc.interval);
                 due.push(cal);
             }

@@ -188,12 +188,12 @@ fn cases(target: &str, victim: &str, logged: &str, customs: &[String; 2]) -> Vec
         // another's calendar (or a missing one) is a 400.
         post(
             "statusd.calendars.connect",
-            json!({"url": "https://calendar.example.com/team.ics"}),
+            json!({"url": "https://calendar.example.invalid/team.ics"}),
             ALL,
         ),
         post(
             "statusd.calendars.connect",
-            json!({"username": "victim", "url": "https://calendar.example.com/v.ics"}),
+            json!({"username": "victim", "url": "https://calendar.example.invalid/v.ics"}),
             ADMIN_ONLY,
         ),
         get("statusd.calendars.list", ALL),
