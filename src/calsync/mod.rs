@@ -317,6 +317,9 @@ pub async fn update(
 
 /// `statusd.calendars.disconnect`: its events go (their busy claims end), then it.
 pub async fn disconnect(core: &Core, svc: &Service, cal: &ConnectedCalendar) -> Result<()> {
+    // After a sync under way: it would write the events back.
+    let slot = svc.slot(&cal.id);
+    let _syncing = slot.lock().await;
     let (id, uid) = (cal.id.clone(), cal.uid.clone());
     core.writer
         .run(move |tx| {
@@ -523,6 +526,13 @@ pub async fn sync(
 ) -> Result<Outcome> {
     let slot = svc.slot(&cal.id);
     let mut cached = slot.lock().await;
+    // As it is now: disconnected or changed while this sync waited for the lock.
+    let (id, uid) = (cal.id.clone(), cal.uid.clone());
+    let cal = &blocking(core, move |s| s.calendars(Some(&uid)))
+        .await?
+        .into_iter()
+        .find(|c| c.id == id)
+        .ok_or_else(not_found)?;
     let now = Utc::now();
     let options = expand::Options {
         include_free: cal.include_free,
@@ -561,8 +571,8 @@ pub async fn sync(
             outcome.error = refusal.map(|r| cut(&r, MAX_ERROR));
         }
     }
-    drop(cached);
     record(core, cal, &outcome, now).await?;
+    drop(cached);
     Ok(outcome)
 }
 
