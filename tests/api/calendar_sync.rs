@@ -468,6 +468,11 @@ async fn caldav_calendars_drive_the_busy_status() {
 
 /// A tiny ICS feed: answers 304 to `If-None-Match` of its ETag; records the requests.
 async fn feed(ics: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    feed_with(ics, None).await
+}
+
+/// As [`feed`], answering 401 unless the request carries `Authorization: <auth>`.
+async fn feed_with(ics: String, auth: Option<String>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/team.ics", listener.local_addr().unwrap());
     let seen: Arc<Mutex<Vec<String>>> = Default::default();
@@ -484,7 +489,13 @@ async fn feed(ics: String) -> (String, Arc<Mutex<Vec<String>>>) {
             }
             let head = String::from_utf8_lossy(&buf[..n]).to_lowercase();
             log.lock().unwrap().push(head.clone());
-            let reply = if head.contains("if-none-match: \"v1\"") {
+            let refused = auth
+                .as_ref()
+                .is_some_and(|a| !head.contains(&format!("authorization: {}", a.to_lowercase())));
+            let reply = if refused {
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string()
+            } else if head.contains("if-none-match: \"v1\"") {
                 "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n".to_string()
             } else {
                 format!(
@@ -771,5 +782,100 @@ async fn route_input_is_checked_with_exact_errors() {
         &r,
         400,
         connect_err("error-too-many-calendars", "At most 5 calendars per user"),
+    );
+}
+
+/// A password survives a restart: with SQLite and no CALENDAR_SECRET_KEY the server
+/// makes `calendar.key` (0600) beside the database and opens the sealed password with it
+/// after the restart; the database holds no clear password. After a restart the first
+/// fetch is unconditional (the kept copy was in memory).
+#[tokio::test]
+async fn a_sealed_password_survives_a_restart() {
+    let on_postgres = std::env::var_os("STATUSD_TEST_DATABASE_URL").is_some();
+    let mut env = vec![
+        ("CALENDAR_SYNC_SECS", "3600"),
+        ("CALENDAR_ALLOW_PRIVATE", "true"),
+    ];
+    if on_postgres {
+        env.push(("CALENDAR_SECRET_KEY", KEY));
+    }
+    let mut srv = Server::start_with(&env).await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let start = later(3600);
+    let ics = vevent(
+        "private@test",
+        "Private",
+        start,
+        start + chrono::Duration::hours(1),
+    );
+    let secret = "feed-pass-Zq81";
+    let basic = {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("alice:{secret}"))
+        )
+    };
+    let (url, seen) = feed_with(ics, Some(basic)).await;
+    let cal = connect(
+        &srv,
+        &alice,
+        json!({"url": url, "login": "alice", "password": secret}),
+    )
+    .await;
+    let id = cal["_id"].as_str().unwrap().to_string();
+    let r = sync(&srv, &alice, &id).await;
+    assert_eq!(r["sync"]["events"], 1, "{r}");
+    assert!(r["sync"].get("error").is_none(), "{r}");
+    // A wrong password is the server's refusal, kept as the calendar's last error.
+    let r = srv
+        .post_json(
+            "statusd.calendars.update",
+            Some(&alice),
+            json!({"calendarId": id, "password": "wrong"}),
+        )
+        .await;
+    assert_status(&r, 200);
+    let r = sync(&srv, &alice, &id).await;
+    let refused = "the server refused the credentials (401 Unauthorized)";
+    assert_eq!(
+        r["sync"],
+        json!({"fetch": "failed", "events": 1, "error": refused}),
+        "{r}"
+    );
+    let r = srv
+        .post_json(
+            "statusd.calendars.update",
+            Some(&alice),
+            json!({"calendarId": id, "password": secret}),
+        )
+        .await;
+    assert_status(&r, 200);
+    if !on_postgres {
+        let key = srv.data_dir().join("calendar.key");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&key).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+        for f in std::fs::read_dir(srv.data_dir()).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap_or_default();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "the password is stored in clear"
+            );
+        }
+    }
+    srv.restart().await;
+    let alice = srv.login("alice", "alice-pass-1").await;
+    seen.lock().unwrap().clear();
+    // (The worker may have fetched first: then this sync's answer is a 304.)
+    let r = sync(&srv, &alice, &id).await;
+    assert_eq!(r["sync"]["events"], 1, "{r}");
+    assert!(r["sync"].get("error").is_none(), "{r}");
+    assert_eq!(r["calendar"]["hasPassword"], true);
+    let seen = seen.lock().unwrap();
+    assert!(
+        !seen.is_empty() && !seen[0].contains("if-none-match"),
+        "{seen:?}"
     );
 }
