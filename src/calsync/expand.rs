@@ -657,6 +657,24 @@ mod tests {
     }
 
     #[test]
+    fn a_local_time_in_the_dst_gap_is_taken_an_hour_later() {
+        // 2026-03-29 02:30 does not exist in Berlin (02:00 → 03:00): 03:30 CEST, 01:30 UTC.
+        let docs = cal(
+            "BEGIN:VEVENT\r\nUID:gap\r\nDTSTART;TZID=Europe/Berlin:20260329T023000\r\n\
+             DURATION:PT30M\r\nEND:VEVENT\r\n",
+        );
+        assert_eq!(
+            starts(
+                &docs,
+                "2026-03-29T00:00:00Z",
+                "2026-03-30T00:00:00Z",
+                Options::default()
+            ),
+            ["2026-03-29T01:30:00+00:00"]
+        );
+    }
+
+    #[test]
     fn durations_and_garbage() {
         assert_eq!(duration("PT1H30M"), Some(Duration::minutes(90)));
         assert_eq!(duration("P1W"), Some(Duration::weeks(1)));
