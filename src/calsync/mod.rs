@@ -56,6 +56,8 @@ const FETCH_AHEAD: chrono::Duration = chrono::Duration::days(28);
 const KEPT: usize = 4 * MAX_INSTANCES;
 /// The most calendars fetched at once.
 const PARALLEL: usize = 8;
+/// How stale `syncedAt` may get while every sync finds the same.
+const STAMP_EVERY: chrono::Duration = chrono::Duration::hours(1);
 /// The most of an error kept for the list.
 const MAX_ERROR: usize = 300;
 
@@ -222,9 +224,9 @@ pub async fn list(core: &Core, uid: Option<&str>) -> Result<Vec<ConnectedCalenda
     blocking(core, move |s| s.calendars(uid.as_deref())).await
 }
 
-/// One calendar by id.
-pub async fn find(core: &Core, id: &str) -> Result<ConnectedCalendar> {
-    list(core, None)
+/// One calendar by id, among `owner`'s (all users' with None).
+pub async fn find(core: &Core, id: &str, owner: Option<&str>) -> Result<ConnectedCalendar> {
+    list(core, owner)
         .await?
         .into_iter()
         .find(|c| c.id == id)
@@ -620,7 +622,8 @@ async fn write(
 }
 
 /// Records a sync's outcome on the calendar's row, re-read so a change made meanwhile
-/// (`update`) is kept.
+/// (`update`) is kept: when what it found changed (events, error), or `syncedAt` is
+/// older than [`STAMP_EVERY`].
 async fn record(
     core: &Core,
     cal: &ConnectedCalendar,
@@ -633,7 +636,15 @@ async fn record(
         let Some(mut row) = s.calendars(Some(&uid))?.into_iter().find(|c| c.id == id) else {
             return Ok(());
         };
-        if outcome.error.is_none() || outcome.fetch != "failed" {
+        let reached = outcome.error.is_none() || outcome.fetch != "failed";
+        let stale = row.synced_at.is_none_or(|at| now - at >= STAMP_EVERY);
+        let found = row.last_error != outcome.error || row.events != outcome.events;
+        if !(found || reached && stale) {
+            // Nothing new to say: no write (a write per calendar per round would cost
+            // a commit each on the writer's connection).
+            return Ok(());
+        }
+        if reached {
             row.synced_at = Some(now);
         }
         row.last_error = outcome.error.clone();

@@ -112,7 +112,8 @@ pub struct CalendarView {
     #[serde(rename = "_updatedAt")]
     #[schema(rename = "_updatedAt", format = DateTime)]
     updated_at: String,
-    /// The last sync that reached the calendar.
+    /// The last sync that reached the calendar (rewritten when what it found changed,
+    /// else at most hourly).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime)]
     synced_at: Option<String>,
@@ -213,11 +214,8 @@ fn target(
 /// A calendar the caller may act on: their own, or any with the permission; another
 /// user's answers as a missing one.
 async fn reachable(app: &App, caller: &Caller, id: &str) -> ApiResult<ConnectedCalendar> {
-    let cal = calsync::find(&app.core, id).await?;
-    if cal.uid != caller.user.id && !may_manage(app, caller) {
-        return Err(calsync::not_found().into());
-    }
-    Ok(cal)
+    let owner = (!may_manage(app, caller)).then_some(caller.user.id.as_str());
+    Ok(calsync::find(&app.core, id, owner).await?)
 }
 
 /// Connects a calendar of the caller (or, with the permission, of another user).
@@ -353,7 +351,7 @@ async fn sync(
     let req = body.read()?;
     let cal = reachable(&app, &caller, &req.calendar_id).await?;
     let outcome = calsync::sync(&app.core, &app.calendars, &cal, false).await?;
-    let cal = calsync::find(&app.core, &cal.id).await?;
+    let cal = calsync::find(&app.core, &cal.id, Some(&cal.uid)).await?;
     Ok(ok(&SyncBody {
         calendar: view(&cal),
         sync: SyncView {
