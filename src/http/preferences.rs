@@ -153,7 +153,7 @@ async fn get_preferences(State(app): State<Ctx>, caller: Caller) -> ApiResult<Re
     let m = app.model.read();
     let user = m.users.get(&caller.user.id).unwrap_or(&caller.user);
     Ok(ok(&GetPreferencesBody {
-        preferences: preferences::effective(user, &*m),
+        preferences: preferences::effective(user, &m),
         success: true,
     }))
 }

@@ -436,7 +436,10 @@ fn event_frames(
     p: &Published,
     out: &mut Vec<Utf8Bytes>,
 ) {
-    subs.frames(p, uid, out);
+    let hidden = crate::privacy::hides_event(p, uid, || {
+        crate::privacy::privileged(&app.model.read(), uid)
+    });
+    subs.frames(p, uid, hidden, out);
     // A status event, or a notice about a user's record (renamed, roles, deleted):
     // the `users` documents of that user are read again.
     if let (true, Some(about)) = (pubs.wants_events(), p.user_id()) {

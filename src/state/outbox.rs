@@ -14,6 +14,7 @@ use super::model::Model;
 use crate::auth::secrets::new_id;
 use crate::model::{Delivery, User, Webhook};
 use crate::record::Change;
+use crate::status::privacy;
 
 /// The events one user write causes, in the order they are delivered.
 fn events(before: Option<&User>, after: &User) -> Vec<&'static str> {
@@ -70,6 +71,13 @@ pub fn derive(changes: &[Change], model: &Model, now: DateTime<Utc>) -> Vec<Chan
     let mut hooks: HashMap<String, Arc<Webhook>> = model.webhooks.clone();
     // Each user as the batch last wrote it.
     let mut latest: HashMap<&str, &Arc<User>> = HashMap::new();
+    // An endpoint sees users as a viewer who is nobody (`status::privacy`): a user who
+    // hides their status from everyone is offline to it, so their changes send nothing
+    // but the one that takes them out of sight.
+    let private = crate::settings::Values::value(model, &crate::settings::STATUS_VISIBILITY);
+    let seen = |u: &User| -> Option<User> {
+        (private && privacy::hides_from_everyone(u)).then(|| privacy::redacted(u))
+    };
     let mut out = Vec::new();
     for change in changes {
         match change {
@@ -80,10 +88,14 @@ pub fn derive(changes: &[Change], model: &Model, now: DateTime<Utc>) -> Vec<Chan
                 hooks.remove(id);
             }
             Change::PutUser(after) => {
+                let user = after;
                 let before = latest
                     .get(after.id.as_str())
                     .map(|u| u.as_ref())
                     .or_else(|| model.users.get(&after.id).map(|u| u.as_ref()));
+                let (before_seen, after_seen) = (before.and_then(seen), seen(user));
+                let before = before_seen.as_ref().or(before);
+                let after = after_seen.as_ref().unwrap_or(user);
                 for event in events(before, after) {
                     let mut targets: Vec<&Arc<Webhook>> =
                         hooks.values().filter(|w| wants(w, event, after)).collect();
@@ -103,7 +115,7 @@ pub fn derive(changes: &[Change], model: &Model, now: DateTime<Utc>) -> Vec<Chan
                         })));
                     }
                 }
-                latest.insert(after.id.as_str(), after);
+                latest.insert(user.id.as_str(), user);
             }
             _ => {}
         }

@@ -138,6 +138,9 @@ impl<'a> Tx<'a> {
                     || b.status_text != user.status_text
                     || b.status_source != user.status_source
                     || b.status_expires_at != user.status_expires_at
+                    // Whom the status is hidden from changed: announced again, so
+                    // each watcher sees it as they now may (`crate::privacy`).
+                    || crate::status::privacy::differs(b, &user)
             }
         };
         if visible_change {

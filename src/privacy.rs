@@ -1,0 +1,83 @@
+//! Presence privacy applied: the rule of `status::privacy` read against the model (the
+//! workspace setting, the viewer's permission), for every read path. REST routes and
+//! DDP publications look at users through a [`Lens`]; the status streams ask
+//! [`hides_event`] once per published event and session; the writer attaches to each
+//! status event whom its user hides from (`state::writer`), so a session pays nothing
+//! for a user who hides from nobody (or while the setting is off).
+
+use std::borrow::Cow;
+
+use crate::auth::defaults::Permission;
+use crate::bus::Published;
+use crate::model::User;
+use crate::settings::{self, Values};
+use crate::state::Model;
+use crate::status::privacy::{self, Viewer};
+
+/// Is presence privacy on in the workspace?
+pub fn enabled(m: &Model) -> bool {
+    m.value(&settings::STATUS_VISIBILITY)
+}
+
+/// Does `viewer_id` hold `view-restricted-user-status`?
+pub fn privileged(m: &Model, viewer_id: &str) -> bool {
+    m.users
+        .get(viewer_id)
+        .is_some_and(|v| m.has_permission(v, Permission::ViewRestrictedUserStatus.id()))
+}
+
+/// How one viewer sees users: read once per request, applied to each user looked at.
+#[derive(Clone, Copy, Debug)]
+pub struct Lens<'a> {
+    enabled: bool,
+    viewer: Viewer<'a>,
+}
+
+impl<'a> Lens<'a> {
+    /// How the user `viewer_id` sees others now.
+    pub fn of(m: &Model, viewer_id: &'a str) -> Lens<'a> {
+        let enabled = enabled(m);
+        Lens {
+            enabled,
+            viewer: Viewer {
+                id: viewer_id,
+                // Only asked when it matters.
+                privileged: enabled && privileged(m, viewer_id),
+            },
+        }
+    }
+
+    /// May this viewer see `u`'s real status?
+    pub fn sees(&self, u: &User) -> bool {
+        privacy::user_visible_to(self.enabled, u, self.viewer)
+    }
+
+    /// `u` as this viewer may see them: themselves, or offline with nothing else.
+    pub fn show<'u>(&self, u: &'u User) -> Cow<'u, User> {
+        if self.sees(u) {
+            Cow::Borrowed(u)
+        } else {
+            Cow::Owned(privacy::redacted(u))
+        }
+    }
+}
+
+/// Must the session of `viewer_id` get the redacted frames of this published status
+/// event? The model is read only when the event's user hides from this viewer (to
+/// ask for the bypass permission).
+pub fn hides_event(p: &Published, viewer_id: &str, m: impl FnOnce() -> bool) -> bool {
+    let Published::Status(s) = p else {
+        return false;
+    };
+    match &s.hiding {
+        None => false,
+        Some(h) => {
+            let unprivileged = Viewer {
+                id: viewer_id,
+                privileged: false,
+            };
+            // The permission, only once the rule without it would hide.
+            !privacy::visible_to(true, &s.event.uid, Some(h), unprivileged) && !m()
+        }
+    }
+}
