@@ -436,7 +436,7 @@ mod tests {
             assert!(seen.insert(d.id), "{} declared twice", d.id);
             assert!(d.accepts(&d.default_value()), "{}", d.id);
         }
-        assert_eq!(DEFINITIONS.len(), 36);
+        assert_eq!(DEFINITIONS.len(), 37);
     }
 
     #[test]
