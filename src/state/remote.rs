@@ -238,9 +238,7 @@ fn events_since(
             continue;
         };
         let changed = match &old {
-            Some(old) => {
-                visible(old) != visible(new) || crate::status::privacy::differs(old, new)
-            }
+            Some(old) => visible(old) != visible(new) || crate::status::privacy::differs(old, new),
             None => false,
         };
         if changed {

@@ -361,7 +361,10 @@ fn publish_status(
     }
     for event in events {
         let hiding = if private {
-            m.users.get(&event.uid).and_then(|u| Hiding::of(u)).map(Arc::new)
+            m.users
+                .get(&event.uid)
+                .and_then(|u| Hiding::of(u))
+                .map(Arc::new)
         } else {
             None
         };

@@ -159,7 +159,11 @@ mod tests {
             let hiding = Hiding::of(target);
             for (viewer, want) in viewers.into_iter().zip(row) {
                 let cell = format!("{:?} {viewer:?}", target.preferences);
-                assert_eq!(visible_to(true, "t", hiding.as_ref(), viewer), want, "{cell}");
+                assert_eq!(
+                    visible_to(true, "t", hiding.as_ref(), viewer),
+                    want,
+                    "{cell}"
+                );
                 assert_eq!(user_visible_to(true, target, viewer), want, "{cell}");
                 // The setting off: everyone sees.
                 assert!(visible_to(false, "t", hiding.as_ref(), viewer), "{cell}");
@@ -180,7 +184,10 @@ mod tests {
         u.last_seen = Some(chrono::Utc::now());
         u.last_login = Some(chrono::Utc::now());
         let r = redacted(&u);
-        assert_eq!((r.status, r.status_connection), (Status::Offline, Status::Offline));
+        assert_eq!(
+            (r.status, r.status_connection),
+            (Status::Offline, Status::Offline)
+        );
         assert_eq!(r.status_default, Status::Offline);
         assert!(r.status_text.is_empty() && r.status_source.is_none());
         assert!(r.status_expires_at.is_none() && r.last_seen.is_none() && r.last_login.is_none());

@@ -147,7 +147,11 @@ async fn a_denied_user_finds_nothing_on_any_path() {
     assert_eq!(r.2["preferences"]["statusVisibilityDenied"], json!(["bob"]));
 
     // REST: bob sees her offline everywhere; carol and the admin see the truth.
-    assert_hidden(&rest_view(&srv, &bob, &alice).await, &alice.user_id, "secret meeting");
+    assert_hidden(
+        &rest_view(&srv, &bob, &alice).await,
+        &alice.user_id,
+        "secret meeting",
+    );
     for viewer in [&carol, &admin] {
         let view = rest_view(&srv, viewer, &alice).await;
         assert_truth(&view, &alice.user_id, "busy", "secret meeting");
@@ -170,7 +174,10 @@ async fn a_denied_user_finds_nothing_on_any_path() {
             .await;
         assert_eq!(v["msg"], "ready");
         assert_eq!(c.sub("au", "activeUsers", json!([])).await["msg"], "ready");
-        assert_eq!(added(&mut c, &alice.user_id).is_some(), s.user_id == carol.user_id);
+        assert_eq!(
+            added(&mut c, &alice.user_id).is_some(),
+            s.user_id == carol.user_id
+        );
         assert_eq!(
             c.sub("fu", "fullUserData", json!(["alice", 1])).await["msg"],
             "ready"
@@ -204,7 +211,10 @@ async fn a_denied_user_finds_nothing_on_any_path() {
         "{got:?}"
     );
     // The `users` documents follow as well: carol's shows away, bob's nothing.
-    assert!(got.iter().any(|f| f.contains(r#""status":"away""#)), "{got:?}");
+    assert!(
+        got.iter().any(|f| f.contains(r#""status":"away""#)),
+        "{got:?}"
+    );
 
     // The history: with view-full-other-user-info, bob may read others' history, yet
     // hers is empty to him; carol reads her rows.
@@ -225,7 +235,11 @@ async fn a_denied_user_finds_nothing_on_any_path() {
     let r = srv.get(&recent, Some(&carol)).await;
     assert!(r.2.to_string().contains("secret lunch"), "{}", r.2);
     // With the full views, the chosen and connection statuses are offline too.
-    assert_hidden(&rest_view(&srv, &bob, &alice).await, &alice.user_id, "secret lunch");
+    assert_hidden(
+        &rest_view(&srv, &bob, &alice).await,
+        &alice.user_id,
+        "secret lunch",
+    );
     drop(conns);
     alice_conn.close().await;
 }
@@ -251,10 +265,24 @@ async fn a_preference_or_setting_change_reaches_live_subscriptions() {
     c.drain_changed(QUIET).await;
 
     // The setting is off: denying bob changes nothing he sees.
-    set_prefs(&srv, &alice, json!({"statusVisibilityDenied": [bob.user_id]})).await;
+    set_prefs(
+        &srv,
+        &alice,
+        json!({"statusVisibilityDenied": [bob.user_id]}),
+    )
+    .await;
     let got = c.drain_changed(QUIET).await;
-    assert!(!got.iter().any(|f| f.contains("\"offline\"") || f.contains(",0,")), "{got:?}");
-    let r = srv.get(&format!("users.getStatus?userId={}", alice.user_id), Some(&bob)).await;
+    assert!(
+        !got.iter()
+            .any(|f| f.contains("\"offline\"") || f.contains(",0,")),
+        "{got:?}"
+    );
+    let r = srv
+        .get(
+            &format!("users.getStatus?userId={}", alice.user_id),
+            Some(&bob),
+        )
+        .await;
     assert_eq!(r.2["status"], "busy");
 
     // The setting goes on: bob hears she is offline, at once.
@@ -265,7 +293,13 @@ async fn a_preference_or_setting_change_reaches_live_subscriptions() {
     // She lets him see again: he hears the truth; denies him again: offline.
     set_prefs(&srv, &alice, json!({"statusVisibilityDenied": []})).await;
     let got = c.drain_changed(QUIET).await;
-    assert_eq!(got, [a.status8(BUSY, "deep work", "manual", None), a.presence(BUSY, "deep work")]);
+    assert_eq!(
+        got,
+        [
+            a.status8(BUSY, "deep work", "manual", None),
+            a.presence(BUSY, "deep work")
+        ]
+    );
     set_prefs(&srv, &alice, json!({"statusdHideStatus": true})).await;
     let got = c.drain_changed(QUIET).await;
     assert_eq!(got, [a.status6(OFFLINE, ""), a.presence(OFFLINE, "")]);
@@ -273,8 +307,19 @@ async fn a_preference_or_setting_change_reaches_live_subscriptions() {
     // The setting goes off: the truth again.
     srv.set_setting(SETTING, json!(false)).await;
     let got = c.drain_changed(QUIET).await;
-    assert_eq!(got, [a.status8(BUSY, "deep work", "manual", None), a.presence(BUSY, "deep work")]);
-    let r = srv.get(&format!("users.getStatus?userId={}", alice.user_id), Some(&bob)).await;
+    assert_eq!(
+        got,
+        [
+            a.status8(BUSY, "deep work", "manual", None),
+            a.presence(BUSY, "deep work")
+        ]
+    );
+    let r = srv
+        .get(
+            &format!("users.getStatus?userId={}", alice.user_id),
+            Some(&bob),
+        )
+        .await;
     assert_eq!(r.2["status"], "busy");
 }
 
@@ -294,7 +339,9 @@ async fn hidden_from_everyone_webhooks_see_her_offline_and_admins_the_truth() {
         )
         .await;
     assert_status(&r, 200);
-    let r = srv.set_status(&alice, json!({"status": "busy", "message": "x"})).await;
+    let r = srv
+        .set_status(&alice, json!({"status": "busy", "message": "x"}))
+        .await;
     assert_status(&r, 200);
     rx.wait_accepted(2, EVENT_WAIT).await;
 
@@ -304,21 +351,41 @@ async fn hidden_from_everyone_webhooks_see_her_offline_and_admins_the_truth() {
     let last: Vec<&Value> = got[2..].iter().map(|g| &g.body["data"]).collect();
     assert_eq!(last[0]["status"], "offline", "{last:?}");
     assert_eq!(last[1]["statusText"], "", "{last:?}");
-    let r = srv.set_status(&alice, json!({"status": "away", "message": "hidden"})).await;
+    let r = srv
+        .set_status(&alice, json!({"status": "away", "message": "hidden"}))
+        .await;
     assert_status(&r, 200);
     tokio::time::sleep(QUIET * 2).await;
-    assert_eq!(rx.accepted().len(), 4, "{:?}", rx.accepted().iter().map(|g| &g.body).collect::<Vec<_>>());
+    assert_eq!(
+        rx.accepted().len(),
+        4,
+        "{:?}",
+        rx.accepted().iter().map(|g| &g.body).collect::<Vec<_>>()
+    );
 
     // Everyone else sees her offline; the admin (view-restricted-user-status) and she
     // herself see the truth; the setting off, everyone does.
     let path = format!("users.info?userId={}", alice.user_id);
-    assert_eq!(srv.get(&path, Some(&bob)).await.2["user"]["status"], "offline");
-    assert_eq!(srv.get(&path, Some(&admin)).await.2["user"]["status"], "away");
-    assert_eq!(srv.get(&path, Some(&alice)).await.2["user"]["status"], "away");
+    assert_eq!(
+        srv.get(&path, Some(&bob)).await.2["user"]["status"],
+        "offline"
+    );
+    assert_eq!(
+        srv.get(&path, Some(&admin)).await.2["user"]["status"],
+        "away"
+    );
+    assert_eq!(
+        srv.get(&path, Some(&alice)).await.2["user"]["status"],
+        "away"
+    );
     srv.set_permission("view-restricted-user-status", &["admin", "user"])
         .await;
-    assert_eq!(srv.get(&path, Some(&bob)).await.2["user"]["statusText"], "hidden");
-    srv.set_permission("view-restricted-user-status", &["admin"]).await;
+    assert_eq!(
+        srv.get(&path, Some(&bob)).await.2["user"]["statusText"],
+        "hidden"
+    );
+    srv.set_permission("view-restricted-user-status", &["admin"])
+        .await;
     srv.set_setting(SETTING, json!(false)).await;
     assert_eq!(srv.get(&path, Some(&bob)).await.2["user"]["status"], "away");
 }
@@ -331,13 +398,20 @@ async fn the_denied_list_is_bounded_and_names_only_others_who_exist() {
     let refusal = |reason: &str| body_meteor("invalid-params", reason, "users.setPreferences");
     let many: Vec<String> = (0..=1000).map(|i| format!("u{i}")).collect();
     for (data, reason) in [
-        (json!({"statusVisibilityDenied": many}), "must NOT have more than 1000 items"),
+        (
+            json!({"statusVisibilityDenied": many}),
+            "must NOT have more than 1000 items",
+        ),
         (json!({"statusVisibilityDenied": "bob"}), "must be array"),
         (json!({"statusVisibilityDenied": [1]}), "must be string"),
         (json!({"statusdHideStatus": "yes"}), "must be boolean"),
     ] {
         let r = srv
-            .post_json("users.setPreferences", Some(&alice), json!({ "data": data }))
+            .post_json(
+                "users.setPreferences",
+                Some(&alice),
+                json!({ "data": data }),
+            )
             .await;
         assert_reply(&r, 400, refusal(reason));
     }
@@ -361,5 +435,8 @@ async fn the_denied_list_is_bounded_and_names_only_others_who_exist() {
         .await;
     assert_status(&r, 200);
     let r = srv.get("users.getPreferences", Some(&alice)).await;
-    assert_eq!(r.2["preferences"]["statusVisibilityDenied"], json!(["robert"]));
+    assert_eq!(
+        r.2["preferences"]["statusVisibilityDenied"],
+        json!(["robert"])
+    );
 }
