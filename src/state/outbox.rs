@@ -186,6 +186,60 @@ mod tests {
         );
     }
 
+    /// A user who hides from everyone (presence privacy on) is offline to an endpoint:
+    /// hiding sends the change to offline, a change while hidden sends nothing, and a
+    /// denied list alone changes nothing for endpoints.
+    #[test]
+    fn an_endpoint_sees_a_user_hidden_from_everyone_offline() {
+        let mut m = Model::default();
+        m.apply(Change::PutSetting(
+            crate::settings::Typed::definition(&crate::settings::STATUS_VISIBILITY)
+                .id
+                .into(),
+            serde_json::json!(true),
+        ));
+        let mut alice = user("u1", "alice");
+        alice.preferences.clear();
+        alice.status = Status::Busy;
+        alice.status_text = "focus".into();
+        m.apply(Change::PutUser(Arc::new(alice.clone())));
+        m.apply(Change::PutWebhook(Arc::new(hook(
+            "w1",
+            &["status.changed", "status-text.changed"],
+        ))));
+        let mut hidden = alice.clone();
+        hidden
+            .preferences
+            .insert(privacy::HIDE_ALL_PREFERENCE.into(), serde_json::json!(true));
+        let mut denying = alice.clone();
+        denying
+            .preferences
+            .insert(privacy::DENIED_PREFERENCE.into(), serde_json::json!(["u2"]));
+        let mut away = hidden.clone();
+        away.status = Status::Away;
+        let bodies = |batch: Vec<Change>| -> Vec<serde_json::Value> {
+            derive(&batch, &m, Utc::now())
+                .iter()
+                .map(|c| match c {
+                    Change::AddDelivery(d) => serde_json::from_str(&d.payload).unwrap_or_default(),
+                    _ => serde_json::Value::Null,
+                })
+                .collect()
+        };
+        let got = bodies(vec![
+            Change::PutUser(Arc::new(hidden)),
+            Change::PutUser(Arc::new(away)),
+        ]);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0]["data"]["status"], "offline");
+        assert_eq!(got[0]["data"]["previousStatus"], "busy");
+        assert_eq!(got[1]["data"]["statusText"], "");
+        denying.status = Status::Away;
+        let got = bodies(vec![Change::PutUser(Arc::new(denying))]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["data"]["status"], "away");
+    }
+
     #[test]
     fn filters_and_inactive_endpoints() {
         let mut m = Model::default();
