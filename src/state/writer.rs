@@ -299,11 +299,10 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
                     m.apply(change);
                 }
             }
-            if broadcast_disabled(ctx.model) {
-                tx.events.clear();
+            if !broadcast_disabled(ctx.model) {
+                let events = std::mem::take(&mut tx.events);
+                publish_status(ctx, events, private_before, tx.now);
             }
-            let events = std::mem::take(&mut tx.events);
-            publish_status(ctx, events, private_before, tx.now);
             for notice in notices {
                 ctx.bus.notify(notice);
             }
