@@ -1,9 +1,10 @@
 //! Issue 19 §3, presence privacy: with `Accounts_StatusVisibility_Enabled` on, a user
 //! hides their status from named users (`statusVisibilityDenied`) or from everyone
 //! (`statusdHideStatus`). Walks every read path as a denied user (REST getStatus,
-//! getPresence, users.presence in its three forms, users.info, users.list, the history,
-//! recentStatuses, the `user-status` and `stream-user-presence` streams, the
-//! `activeUsers` and `fullUserData` publications, webhook deliveries) and finds
+//! getPresence, users.presence in its three forms, users.info, users.list,
+//! users.listByStatus, the history, recentStatuses, the `user-status` and
+//! `stream-user-presence` streams, the `activeUsers` and `fullUserData` publications,
+//! webhook deliveries) and finds
 //! nothing but `offline`, while an allowed user and an admin see the truth; a change of
 //! the preference or the setting reaches live subscriptions at once.
 
@@ -38,6 +39,7 @@ async fn rest_view(srv: &Server, viewer: &Session, target: &Session) -> Vec<(Str
         format!("users.presence?from={}", enc(&iso_from_now(-60))),
         format!("users.info?userId={id}"),
         "users.list?count=100".to_string(),
+        "users.listByStatus?count=100".to_string(),
     ] {
         let r = srv.get(&path, Some(viewer)).await;
         assert_status(&r, 200);
