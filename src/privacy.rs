@@ -1,7 +1,7 @@
 //! Presence privacy applied: the rule of `status::privacy` read against the model (the
 //! workspace setting, the viewer's permission), for every read path. REST routes and
 //! DDP publications look at users through a [`Lens`]; the status streams ask
-//! [`hides_event`] once per published event and session; the writer attaches to each
+//! [`seen_by`] once per published event and session; the writer attaches to each
 //! status event whom its user hides from (`state::writer`), so a session pays nothing
 //! for a user who hides from nobody (or while the setting is off).
 
@@ -62,22 +62,38 @@ impl<'a> Lens<'a> {
     }
 }
 
-/// Must the session of `viewer_id` get the redacted frames of this published status
-/// event? The model is read only when the event's user hides from this viewer (to
-/// ask for the bypass permission).
-pub fn hides_event(p: &Published, viewer_id: &str, m: impl FnOnce() -> bool) -> bool {
+/// What the session of a viewer does with a published change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// Its frames, as they are.
+    Truth,
+    /// The status event's redacted frames: the user `offline`, no text. Sent when whom
+    /// the user hides from may have changed, so a newly denied viewer learns it at once.
+    Offline,
+    /// No status frame: the user is hidden from this viewer, who already sees them
+    /// offline; a frame would tell when they are active.
+    Nothing,
+}
+
+/// How the session of `viewer_id` sees this published change. `privileged` (does the
+/// viewer hold `view-restricted-user-status`?) is asked only when the event's user
+/// hides from this viewer, so the model is read only then.
+pub fn seen_by(p: &Published, viewer_id: &str, privileged: impl FnOnce() -> bool) -> Seen {
     let Published::Status(s) = p else {
-        return false;
+        return Seen::Truth;
     };
-    match &s.hiding {
-        None => false,
-        Some(h) => {
-            let unprivileged = Viewer {
-                id: viewer_id,
-                privileged: false,
-            };
-            // The permission, only once the rule without it would hide.
-            !privacy::visible_to(true, &s.event.uid, Some(h), unprivileged) && !m()
-        }
+    let Some(h) = &s.hiding else {
+        return Seen::Truth;
+    };
+    let unprivileged = Viewer {
+        id: viewer_id,
+        privileged: false,
+    };
+    if privacy::visible_to(true, &s.event.uid, Some(h), unprivileged) || privileged() {
+        Seen::Truth
+    } else if s.event.privacy_changed {
+        Seen::Offline
+    } else {
+        Seen::Nothing
     }
 }

@@ -35,6 +35,10 @@ pub struct StatusEvent {
     pub status_expires_at: Option<DateTime<Utc>>,
     /// When the change was committed (for delivery-latency measurements).
     pub committed_at: DateTime<Utc>,
+    /// Whom the user hides from may have changed with it (their preference, or the
+    /// workspace setting): a viewer it is hidden from then hears `offline` once; at any
+    /// other change, nothing (`crate::privacy`).
+    pub privacy_changed: bool,
 }
 
 impl StatusEvent {
@@ -60,6 +64,7 @@ impl StatusEvent {
             status_source: user.status_source.clone(),
             status_expires_at: user.status_expires_at,
             committed_at,
+            privacy_changed: false,
         }
     }
 }

@@ -350,11 +350,17 @@ fn publish_status(
     let m = ctx.model.read();
     let private = privacy_enabled(&m);
     if private != private_before {
+        for e in events.iter_mut() {
+            e.privacy_changed = true;
+        }
         let again: Vec<_> = m
             .users
             .values()
             .filter(|u| hides_from_anyone(u) && !events.iter().any(|e| e.uid == u.id))
-            .map(|u| crate::bus::StatusEvent::of(u, now))
+            .map(|u| crate::bus::StatusEvent {
+                privacy_changed: true,
+                ..crate::bus::StatusEvent::of(u, now)
+            })
             .collect();
         events.extend(again);
     }
