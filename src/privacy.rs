@@ -97,3 +97,49 @@ pub fn seen_by(p: &Published, viewer_id: &str, privileged: impl FnOnce() -> bool
         Seen::Nothing
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, OnceLock};
+
+    use super::*;
+    use crate::bus::{StatusEvent, StatusFrames};
+    use crate::status::privacy::Hiding;
+
+    fn event(hiding: Option<Hiding>, privacy_changed: bool) -> Published {
+        let u = crate::store::fixtures::user("t", "target");
+        Published::Status(StatusFrames {
+            event: StatusEvent {
+                privacy_changed,
+                ..StatusEvent::of(&u, chrono::Utc::now())
+            },
+            user_status_frame: OnceLock::new(),
+            user_presence_frame: OnceLock::new(),
+            user_data_frame: OnceLock::new(),
+            hiding: hiding.map(Arc::new),
+            redacted_status_frame: OnceLock::new(),
+            redacted_presence_frame: OnceLock::new(),
+        })
+    }
+
+    /// Truth for whoever may see; for a denied viewer the redacted frames once, when
+    /// whom the user hides from changed, and nothing at the user's other changes; the
+    /// permission asked only when it matters.
+    #[test]
+    fn a_session_sees_the_truth_offline_once_or_nothing() {
+        let denies_d = Hiding {
+            everyone: false,
+            denied: vec!["d".into()],
+        };
+        let never = || -> bool { panic!("the permission was asked needlessly") };
+        assert_eq!(seen_by(&event(None, false), "d", never), Seen::Truth);
+        let p = event(Some(denies_d.clone()), false);
+        assert_eq!(seen_by(&p, "o", never), Seen::Truth);
+        assert_eq!(seen_by(&p, "t", never), Seen::Truth);
+        assert_eq!(seen_by(&p, "d", || false), Seen::Nothing);
+        assert_eq!(seen_by(&p, "d", || true), Seen::Truth);
+        let p = event(Some(denies_d), true);
+        assert_eq!(seen_by(&p, "d", || false), Seen::Offline);
+        assert_eq!(seen_by(&p, "o", never), Seen::Truth);
+    }
+}
