@@ -469,4 +469,25 @@ async fn the_denied_list_is_bounded_and_names_only_others_who_exist() {
         r.2["preferences"]["statusVisibilityDenied"],
         json!(["robert"])
     );
+
+    // The DDP method `saveUserPreferences` takes the same keys, by the same rules.
+    srv.create_user("carol", "carol-pass-1", &["user"]).await;
+    let mut c = Ddp::connect_resume(&srv, &alice.token).await;
+    let r = c
+        .call(
+            "saveUserPreferences",
+            json!([{"statusVisibilityDenied": ["carol", "ghost"], "statusdHideStatus": true}]),
+        )
+        .await;
+    assert_eq!(r, Ok(json!(true)));
+    let r = srv.get("users.getPreferences", Some(&alice)).await;
+    assert_eq!(
+        r.2["preferences"]["statusVisibilityDenied"],
+        json!(["carol"])
+    );
+    assert_eq!(r.2["preferences"]["statusdHideStatus"], true);
+    let r = c
+        .call("saveUserPreferences", json!([{"statusdHideStatus": "yes"}]))
+        .await;
+    assert!(r.is_err(), "{r:?}");
 }
