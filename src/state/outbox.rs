@@ -14,6 +14,7 @@ use super::model::Model;
 use crate::auth::secrets::new_id;
 use crate::model::{Delivery, User, Webhook};
 use crate::record::Change;
+use crate::status::privacy;
 
 /// The events one user write causes, in the order they are delivered.
 fn events(before: Option<&User>, after: &User) -> Vec<&'static str> {
@@ -70,6 +71,13 @@ pub fn derive(changes: &[Change], model: &Model, now: DateTime<Utc>) -> Vec<Chan
     let mut hooks: HashMap<String, Arc<Webhook>> = model.webhooks.clone();
     // Each user as the batch last wrote it.
     let mut latest: HashMap<&str, &Arc<User>> = HashMap::new();
+    // An endpoint sees users as a viewer who is nobody (`status::privacy`): a user who
+    // hides their status from everyone is offline to it, so their changes send nothing
+    // but the one that takes them out of sight.
+    let private = crate::settings::Values::value(model, &crate::settings::STATUS_VISIBILITY);
+    let seen = |u: &User| -> Option<User> {
+        (private && privacy::hides_from_everyone(u)).then(|| privacy::redacted(u))
+    };
     let mut out = Vec::new();
     for change in changes {
         match change {
@@ -80,10 +88,14 @@ pub fn derive(changes: &[Change], model: &Model, now: DateTime<Utc>) -> Vec<Chan
                 hooks.remove(id);
             }
             Change::PutUser(after) => {
+                let user = after;
                 let before = latest
                     .get(after.id.as_str())
                     .map(|u| u.as_ref())
                     .or_else(|| model.users.get(&after.id).map(|u| u.as_ref()));
+                let (before_seen, after_seen) = (before.and_then(seen), seen(user));
+                let before = before_seen.as_ref().or(before);
+                let after = after_seen.as_ref().unwrap_or(user);
                 for event in events(before, after) {
                     let mut targets: Vec<&Arc<Webhook>> =
                         hooks.values().filter(|w| wants(w, event, after)).collect();
@@ -103,7 +115,7 @@ pub fn derive(changes: &[Change], model: &Model, now: DateTime<Utc>) -> Vec<Chan
                         })));
                     }
                 }
-                latest.insert(after.id.as_str(), after);
+                latest.insert(user.id.as_str(), user);
             }
             _ => {}
         }
@@ -172,6 +184,60 @@ mod tests {
                 ("w2".into(), "status-text.changed".into()),
             ]
         );
+    }
+
+    /// A user who hides from everyone (presence privacy on) is offline to an endpoint:
+    /// hiding sends the change to offline, a change while hidden sends nothing, and a
+    /// denied list alone changes nothing for endpoints.
+    #[test]
+    fn an_endpoint_sees_a_user_hidden_from_everyone_offline() {
+        let mut m = Model::default();
+        m.apply(Change::PutSetting(
+            crate::settings::Typed::definition(&crate::settings::STATUS_VISIBILITY)
+                .id
+                .into(),
+            serde_json::json!(true),
+        ));
+        let mut alice = user("u1", "alice");
+        alice.preferences.clear();
+        alice.status = Status::Busy;
+        alice.status_text = "focus".into();
+        m.apply(Change::PutUser(Arc::new(alice.clone())));
+        m.apply(Change::PutWebhook(Arc::new(hook(
+            "w1",
+            &["status.changed", "status-text.changed"],
+        ))));
+        let mut hidden = alice.clone();
+        hidden
+            .preferences
+            .insert(privacy::HIDE_ALL_PREFERENCE.into(), serde_json::json!(true));
+        let mut denying = alice.clone();
+        denying
+            .preferences
+            .insert(privacy::DENIED_PREFERENCE.into(), serde_json::json!(["u2"]));
+        let mut away = hidden.clone();
+        away.status = Status::Away;
+        let bodies = |batch: Vec<Change>| -> Vec<serde_json::Value> {
+            derive(&batch, &m, Utc::now())
+                .iter()
+                .map(|c| match c {
+                    Change::AddDelivery(d) => serde_json::from_str(&d.payload).unwrap_or_default(),
+                    _ => serde_json::Value::Null,
+                })
+                .collect()
+        };
+        let got = bodies(vec![
+            Change::PutUser(Arc::new(hidden)),
+            Change::PutUser(Arc::new(away)),
+        ]);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0]["data"]["status"], "offline");
+        assert_eq!(got[0]["data"]["previousStatus"], "busy");
+        assert_eq!(got[1]["data"]["statusText"], "");
+        denying.status = Status::Away;
+        let got = bodies(vec![Change::PutUser(Arc::new(denying))]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["data"]["status"], "away");
     }
 
     #[test]

@@ -10,6 +10,8 @@
   const SESSION_KEY = 'statusd.session';
   const SETTING_CHANGE = 'Accounts_AllowUserStatusMessageChange';
   const SETTING_INVISIBLE = 'Accounts_AllowInvisibleStatusOption';
+  // Presence privacy: users may hide their status (README "Presence privacy").
+  const SETTING_PRIVACY = 'Accounts_StatusVisibility_Enabled';
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -446,6 +448,35 @@
       invReason.hidden = true;
     }
     $('site-name').textContent = state.settings.siteName || 'statusd';
+    $('privacy-form').hidden = !state.settings.privacy;
+  }
+
+  // ---------------------------------------------------------------- privacy
+
+  async function loadPrivacy() {
+    const data = await api('GET', 'users.getPreferences');
+    const prefs = data.preferences || {};
+    $('hide-all').checked = prefs.statusdHideStatus === true;
+    $('hide-from').value = (prefs.statusVisibilityDenied || []).join(', ');
+  }
+
+  async function onPrivacySave(ev) {
+    ev.preventDefault();
+    hide($('privacy-error'), $('privacy-ok'));
+    const names = $('hide-from')
+      .value.split(',')
+      .map((n) => n.trim().replace(/^@/, ''))
+      .filter(Boolean);
+    try {
+      await api('POST', 'users.setPreferences', {
+        data: { statusdHideStatus: $('hide-all').checked, statusVisibilityDenied: names },
+      });
+      await loadPrivacy();
+      $('privacy-ok').textContent = 'Saved.';
+      $('privacy-ok').hidden = false;
+    } catch (e) {
+      showError($('privacy-error'), e);
+    }
   }
 
   // ---------------------------------------------------------------- loading
@@ -456,6 +487,7 @@
     state.settings = {
       allowChange: byId.get(SETTING_CHANGE) !== false,
       allowInvisible: byId.get(SETTING_INVISIBLE) !== false,
+      privacy: byId.get(SETTING_PRIVACY) === true,
       siteName: typeof byId.get('Site_Name') === 'string' ? byId.get('Site_Name') : 'statusd',
     };
     if (state.me) applySettings();
@@ -509,7 +541,13 @@
     const me = await api('GET', 'me');
     state.me = me;
     state.target = me._id;
-    await Promise.all([loadSettings(), loadPermissions(), loadUsers(), loadQuick()]);
+    await Promise.all([
+      loadSettings(),
+      loadPermissions(),
+      loadUsers(),
+      loadQuick(),
+      loadPrivacy().catch(() => {}),
+    ]);
     $('signin').hidden = true;
     $('app').hidden = false;
     $('whoami').hidden = false;
@@ -752,6 +790,7 @@
   function wire() {
     $('signin-form').addEventListener('submit', onSignIn);
     $('status-form').addEventListener('submit', onSave);
+    $('privacy-form').addEventListener('submit', onPrivacySave);
     $('sign-out').addEventListener('click', onSignOut);
     $('filter').addEventListener('input', () => renderPeople());
     $('expiry').addEventListener('change', () => {
