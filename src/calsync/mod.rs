@@ -80,8 +80,9 @@ struct Cached {
     /// The instances hold everything up to here: while now + 14 days is before it, a
     /// conditional fetch is enough.
     horizon: Option<DateTime<Utc>>,
-    /// What the content was fetched with (a change of URL or login drops it).
-    fetched_with: Option<(String, Option<String>, Option<String>)>,
+    /// The calendar's `updated_at` when fetched: a change of URL, login or options
+    /// (`update`, on any instance) drops what is kept.
+    fetched_with: Option<DateTime<Utc>>,
 }
 
 /// The calendars' shared parts: the HTTP client, the key, the kept copies.
@@ -466,8 +467,8 @@ async fn fetch_docs(
         username: u,
         password: password.as_deref().unwrap_or(""),
     });
-    let with = (cal.url.clone(), cal.username.clone(), cal.password.clone());
-    if cached.fetched_with.as_ref() != Some(&with) {
+    let with = cal.updated_at;
+    if cached.fetched_with != Some(with) {
         *cached = Cached::default();
     }
     let fresh_enough = cached.horizon.is_some_and(|h| h >= now + AHEAD);
