@@ -254,6 +254,17 @@ impl Config {
             }
         }
         self.validate_cluster()?;
+        if let Some(key) = self.calendar_secret_key.as_deref().map(str::trim) {
+            use base64::Engine as _;
+            let bytes = hex::decode(key)
+                .ok()
+                .or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok());
+            if !key.is_empty() && bytes.is_none_or(|b| b.len() != 32) {
+                return Err(
+                    "CALENDAR_SECRET_KEY: expected 32 bytes as 64 hex digits or base64".into(),
+                );
+            }
+        }
         if self.admin_pass.is_some() && self.admin_pass_file.is_some() {
             return Err("ADMIN_PASS and ADMIN_PASS_FILE: set one, not both".into());
         }
