@@ -268,6 +268,7 @@ async fn connect(
         (status = 200, description = "The calendars, without passwords", body = ConnectedCalendarsBody),
         (status = 400, description = "error-invalid-user", body = schema::ErrorBody),
         (status = 403, description = "Another user, without manage-status-claims", body = schema::ErrorBody),
+        (status = 503, description = "The store could not be read", body = schema::ErrorBody),
     ))]
 async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     let uid = target(&app, &caller, q.get("userId"), q.get("username"))?;
