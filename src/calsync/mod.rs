@@ -336,6 +336,44 @@ pub async fn disconnect(core: &Core, svc: &Service, cal: &ConnectedCalendar) -> 
     Ok(())
 }
 
+/// A calendar as the DDP methods answer it: the REST view's members (`http::calendars`),
+/// without the password.
+pub fn view_json(c: &ConnectedCalendar) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "_id": c.id,
+        "userId": c.uid,
+        "kind": c.kind,
+        "url": c.url,
+        "hasPassword": c.password.is_some(),
+        "includeFree": c.include_free,
+        "includeAllDay": c.include_all_day,
+        "createdAt": iso(&c.created_at),
+        "_updatedAt": iso(&c.updated_at),
+        "events": c.events,
+    });
+    if let Some(o) = v.as_object_mut() {
+        if let Some(login) = &c.username {
+            o.insert("login".into(), login.clone().into());
+        }
+        if let Some(at) = &c.synced_at {
+            o.insert("syncedAt".into(), iso(at).into());
+        }
+        if let Some(e) = &c.last_error {
+            o.insert("lastError".into(), e.clone().into());
+        }
+    }
+    v
+}
+
+/// What a sync did, as the routes and methods answer it.
+pub fn outcome_json(o: &Outcome) -> serde_json::Value {
+    let mut v = serde_json::json!({"fetch": o.fetch, "events": o.events});
+    if let (Some(obj), Some(e)) = (v.as_object_mut(), &o.error) {
+        obj.insert("error".into(), e.clone().into());
+    }
+    v
+}
+
 /// The `externalId` of an instance: the calendar, the start, the UID (hashed when long).
 pub fn external_id(calendar_id: &str, i: &expand::Instance) -> String {
     let uid = if i.uid.chars().count() <= 100 {

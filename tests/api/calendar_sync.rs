@@ -879,3 +879,71 @@ async fn a_sealed_password_survives_a_restart() {
         "{seen:?}"
     );
 }
+
+/// The DDP methods `statusd.calendars.list` and `statusd.calendars.sync`: the REST
+/// routes' views and rules, on the caller's own calendars.
+#[tokio::test]
+async fn ddp_methods_list_and_sync_the_callers_calendars() {
+    use common::ddp::{meteor_error, Ddp};
+    let srv = Server::start_with(&[
+        ("CALENDAR_SYNC_SECS", "3600"),
+        ("CALENDAR_ALLOW_PRIVATE", "true"),
+    ])
+    .await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let bob = srv.create_user("bob", "bob-pass-1", &["user"]).await;
+    let start = later(3600);
+    let (url, _) = feed(vevent(
+        "d@test",
+        "DDP",
+        start,
+        start + chrono::Duration::hours(1),
+    ))
+    .await;
+    let cal = connect(&srv, &alice, json!({"url": url, "includeAllDay": true})).await;
+    let id = cal["_id"].as_str().unwrap().to_string();
+    let mut c = Ddp::connect(&srv).await;
+    let e = c
+        .call("statusd.calendars.list", json!([]))
+        .await
+        .unwrap_err();
+    assert_eq!(e["error"], "error-invalid-user", "{e}");
+    c.login_resume(&alice.token).await.unwrap();
+    let synced = c
+        .call("statusd.calendars.sync", json!([id]))
+        .await
+        .expect("sync");
+    assert_eq!(synced["sync"]["events"], 1, "{synced}");
+    let rest = srv.get("statusd.calendars.list", Some(&alice)).await;
+    let listed = c
+        .call("statusd.calendars.list", json!([]))
+        .await
+        .expect("list");
+    assert_eq!(
+        listed, rest.2["calendars"],
+        "DDP and REST answer the same view"
+    );
+    assert_eq!(synced["calendar"], rest.2["calendars"][0]);
+    let e = c
+        .call("statusd.calendars.sync", json!([]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (&e["error"], &e["reason"]),
+        (&json!(400), &json!("Match failed"))
+    );
+    // Bob's view of alice's calendar: none.
+    let mut b = Ddp::connect(&srv).await;
+    b.login_resume(&bob.token).await.unwrap();
+    assert_eq!(
+        b.call("statusd.calendars.list", json!([])).await,
+        Ok(json!([]))
+    );
+    let e = b
+        .call("statusd.calendars.sync", json!([id]))
+        .await
+        .unwrap_err();
+    let mut want = meteor_error(json!("error-calendar-not-found"), "No such calendar");
+    want["details"] = json!({"method": "statusd.calendars.sync"});
+    assert_eq!(e, want);
+}
