@@ -4,8 +4,9 @@
 //! tests/clients/python/.venv is used) a recurring event in Europe/Berlin makes its
 //! owner busy within a second of each instance's start and a manual change wins; an
 //! edited event is followed; a deleted one ends the busy status. An ICS feed served
-//! here answers the second fetch 304 to its `If-None-Match`. Route input: bad URLs,
-//! a huge body, other users' calendars, exact JSON errors.
+//! here answers the second fetch 304 to its `If-None-Match`; one over 5 MiB is refused.
+//! A sealed password survives a restart (the key file). Route input: bad URLs, a huge
+//! body, other users' calendars, exact JSON errors; the DDP methods.
 //!
 //! The delay from an instance's start to the busy status is printed (`--nocapture`).
 
