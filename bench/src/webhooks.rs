@@ -186,10 +186,7 @@ fn measure(users: &[BenchUser], sent: &[Sent], got: &[Got], started: Instant) ->
             }
             let us = g.at.saturating_duration_since(*at).as_micros() as u64;
             let _ = from_request.record(us.max(1));
-            let stamp = v["timestamp"]
-                .as_str()
-                .and_then(epoch_ms)
-                .unwrap_or(0);
+            let stamp = v["timestamp"].as_str().and_then(epoch_ms).unwrap_or(0);
             let wall = g
                 .wall
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -240,7 +237,10 @@ fn report(r: &mut Report, key: &str, name: &str, m: &Measured) {
         ms(&m.from_commit, 0.99),
         m.from_commit.max() as f64 / 1000.0
     ));
-    r.errors("lost, extra or out-of-order deliveries or failed requests", m.errors);
+    r.errors(
+        "lost, extra or out-of-order deliveries or failed requests",
+        m.errors,
+    );
     r.fig(
         key,
         json!({"changes": m.changes, "secs": m.span.as_secs_f64(), "per_sec": per_sec,
@@ -279,7 +279,10 @@ pub async fn webhooks(
     for (key, name, rounds, pause) in [
         (
             "webhooks_paced",
-            format!("paced ({} ms between a user's changes)", args.webhook_pause_ms),
+            format!(
+                "paced ({} ms between a user's changes)",
+                args.webhook_pause_ms
+            ),
             args.webhook_rounds,
             Duration::from_millis(args.webhook_pause_ms),
         ),

@@ -731,55 +731,46 @@ async fn claims_are_delivered_as_set_and_ended() {
     assert!(bots.got().is_empty(), "{:?}", bots.got());
 }
 
-/// The delivery latency, commit to receiver, over 200 changes of 20 users: printed
-/// (`cargo test --test api rest_webhooks::latency -- --nocapture`) and bounded loosely.
+/// Several users changing their status at once: every change is delivered once, each
+/// user's in order. Untimed: the delivery latency and throughput are measured by the
+/// bench (`bench/run.sh --only webhooks`, BENCHMARKS.md).
 #[tokio::test]
-async fn latency() {
+async fn concurrent_changes_of_many_users_all_arrive_in_order_per_user() {
+    const ROUNDS: usize = 6;
+    const STATUSES: [&str; 2] = ["busy", "away"];
     let srv = Server::start().await;
     let rx = Receiver::start().await;
     register(&srv, &rx.url(), &["status.changed"]).await;
     let mut users = Vec::new();
-    for i in 0..20 {
+    for i in 0..10 {
         users.push(
             srv.create_user(&format!("user{i}"), "User-Pass-12345", &["user"])
                 .await,
         );
     }
-    let mut sent: Vec<(String, String, Instant)> = Vec::new();
-    for round in 0..10 {
-        let status = ["busy", "away"][round % 2];
-        for u in &users {
-            let at = Instant::now();
-            let r = srv.set_status(u, json!({"status": status})).await;
-            assert_status(&r, 200);
-            sent.push((u.user_id.clone(), status.to_string(), at));
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    futures_util::future::join_all(users.iter().map(|u| {
+        let srv = &srv;
+        async move {
+            for round in 0..ROUNDS {
+                let r = srv
+                    .set_status(u, json!({"status": STATUSES[round % 2]}))
+                    .await;
+                assert_status(&r, 200);
+            }
         }
-    }
-    let got = rx.wait_accepted(200, Duration::from_secs(30)).await;
-    // Match each change to its delivery: the n-th of a user's.
-    let mut lat: Vec<f64> = Vec::new();
+    }))
+    .await;
+    let want = users.len() * ROUNDS;
+    let got = rx.wait_accepted(want, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.accepted().len(), want, "extra deliveries");
     for u in &users {
-        let s: Vec<&(String, String, Instant)> = sent.iter().filter(|x| x.0 == u.user_id).collect();
-        let g: Vec<&Got> = got
+        let seen: Vec<&str> = got
             .iter()
             .filter(|g| g.body["data"]["userId"] == u.user_id.as_str())
+            .map(|g| g.body["data"]["status"].as_str().unwrap())
             .collect();
-        assert_eq!(s.len(), g.len());
-        for (s, g) in s.iter().zip(g) {
-            assert_eq!(g.body["data"]["status"], s.1.as_str(), "order per user");
-            // From before the request: the commit is a little later.
-            lat.push(g.at.saturating_duration_since(s.2).as_secs_f64() * 1000.0);
-        }
+        let sent: Vec<&str> = (0..ROUNDS).map(|r| STATUSES[r % 2]).collect();
+        assert_eq!(seen, sent, "{}", u.username);
     }
-    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
-    eprintln!(
-        "webhook delivery latency over {} changes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        lat.len(),
-        p(0.5),
-        p(0.99),
-        p(1.0)
-    );
-    assert!(p(0.5) < 1000.0, "p50 {} ms", p(0.5));
 }
