@@ -28,6 +28,7 @@ mod login;
 mod metrics;
 mod model;
 mod own_conns;
+mod privacy;
 mod procstat;
 mod realtime;
 mod record;

@@ -22,7 +22,8 @@
 //! openssl) each carry a change across two instances, and an instance without them is
 //! refused and says so. A last seen written by a disconnect on one instance is read on
 //! another; the reaper sets the last seen of a killed instance's users. A do-not-disturb
-//! window opens and closes exactly once with two instances.
+//! window opens and closes exactly once with two instances. A denied list (presence
+//! privacy) set through one instance redacts the streams of another at once.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -2095,4 +2096,64 @@ async fn webhooks_survive_a_killed_leader() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 2, "two changes, two ids: {:?}", rx.got());
+}
+
+/// Issue 19 §3: presence privacy across instances. The setting and a user's denied list,
+/// set through one instance, decide what a watcher on another instance hears at once:
+/// `offline` when she denies him, the truth again when she lets him see.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_list_set_on_one_instance_redacts_the_streams_of_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let (alice, who) = alice_on(&c).await;
+    let bob = a.create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_user_known(b, &bob.user_id, REPLICATION_WAIT).await;
+    wait_token_works(b, &bob, REPLICATION_WAIT).await;
+    a.set_setting("Accounts_StatusVisibility_Enabled", json!(true))
+        .await;
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let (_, _, body) = b
+            .get(
+                "settings.public?_id=Accounts_StatusVisibility_Enabled",
+                None,
+            )
+            .await;
+        if body["settings"][0]["value"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "setting not replicated: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    set_ok(a, &alice, json!({"status": "busy", "message": "focus"})).await;
+    let mut w = Ddp::connect_resume(b, &bob.token).await;
+    w.sub_user_status("us").await;
+    settle(&mut [&mut w], QUIET).await;
+
+    let deny = |names: Value| json!({"data": {"statusVisibilityDenied": names}});
+    let r = a
+        .post_json("users.setPreferences", Some(&alice), deny(json!(["bob"])))
+        .await;
+    assert_eq!(r.0.as_u16(), 200, "{}", r.2);
+    assert_eq!(w.expect_changed(EVENT_WAIT).await, who.status6(OFFLINE, ""));
+    let r = b
+        .get(
+            &format!("users.getStatus?userId={}", alice.user_id),
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(r.2["status"], "offline", "{}", r.2);
+    // Her next change sends him nothing: she is offline to him already.
+    set_ok(a, &alice, json!({"status": "away", "message": "lunch"})).await;
+    w.expect_no_changed(GRACE).await;
+
+    let r = a
+        .post_json("users.setPreferences", Some(&alice), deny(json!([])))
+        .await;
+    assert_eq!(r.0.as_u16(), 200, "{}", r.2);
+    assert_eq!(
+        w.expect_changed(EVENT_WAIT).await,
+        who.status8(AWAY, "lunch", "manual", None)
+    );
+    w.expect_no_changed(GRACE).await;
 }

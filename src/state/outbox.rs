@@ -24,6 +24,7 @@ use crate::auth::secrets::new_id;
 use crate::model::{Delivery, Status, User, Webhook};
 use crate::record::Change;
 use crate::status::claims::ClaimSource;
+use crate::status::privacy;
 
 /// A claim of a user, as the claim events tell it.
 #[derive(Clone, Debug, PartialEq)]
@@ -143,10 +144,11 @@ impl Event<'_> {
 }
 
 /// The events one user write causes, in the order they are delivered: the claims
-/// that ended, those set, then what the user shows.
+/// that ended, those set (when `claims`), then what the user shows.
 fn events<'a>(
     before: Option<&'a User>,
     after: &'a User,
+    claims: bool,
     reason: Option<&'static str>,
     at: DateTime<Utc>,
 ) -> Vec<Event<'a>> {
@@ -154,7 +156,11 @@ fn events<'a>(
         return vec![Event::User("user.created")];
     };
     let mut out = Vec::new();
-    let (was, mut now) = (claims_of(b), claims_of(after));
+    let (was, mut now) = if claims {
+        (claims_of(b), claims_of(after))
+    } else {
+        (Vec::new(), Vec::new())
+    };
     for c in was
         .iter()
         .filter(|c| !now.iter().any(|n| n.key() == c.key()))
@@ -224,6 +230,13 @@ pub fn derive(
     let mut hooks: HashMap<String, Arc<Webhook>> = model.webhooks.clone();
     // Each user as the batch last wrote it.
     let mut latest: HashMap<&str, &Arc<User>> = HashMap::new();
+    // An endpoint sees users as a viewer who is nobody (`status::privacy`): a user who
+    // hides their status from everyone is offline to it, so their changes send nothing
+    // but the one that takes them out of sight.
+    let private = crate::settings::Values::value(model, &crate::settings::STATUS_VISIBILITY);
+    let seen = |u: &User| -> Option<User> {
+        (private && privacy::hides_from_everyone(u)).then(|| privacy::redacted(u))
+    };
     let mut out = Vec::new();
     for (i, change) in changes.iter().enumerate() {
         match change {
@@ -234,21 +247,28 @@ pub fn derive(
                 hooks.remove(id);
             }
             Change::PutUser(after) => {
+                let user = after;
                 let before = latest
                     .get(after.id.as_str())
                     .copied()
                     .map(|u| u.as_ref())
                     .or_else(|| model.users.get(&after.id).map(|u| u.as_ref()));
-                latest.insert(after.id.as_str(), after);
+                latest.insert(user.id.as_str(), user);
                 if hooks.is_empty() {
                     continue;
                 }
+                let (before_seen, after_seen) = (before.and_then(seen), seen(user));
+                // A user hidden from everyone has no claims to an endpoint: going into
+                // or out of hiding is told by `status.changed` alone.
+                let claims = before_seen.is_none() && after_seen.is_none();
+                let before = before_seen.as_ref().or(before);
+                let after = after_seen.as_ref().unwrap_or(user);
                 // Pushed in order of the writes: the one for this write, if any.
                 let reason = reasons
                     .binary_search_by_key(&i, |(at, _)| *at)
                     .ok()
                     .map(|k| reasons[k].1);
-                for event in events(before, after, reason, now) {
+                for event in events(before, after, claims, reason, now) {
                     let name = event.name();
                     let mut targets: Vec<&Arc<Webhook>> =
                         hooks.values().filter(|w| wants(w, name, after)).collect();
@@ -336,6 +356,60 @@ mod tests {
                 ("w2".into(), "status-text.changed".into()),
             ]
         );
+    }
+
+    /// A user who hides from everyone (presence privacy on) is offline to an endpoint:
+    /// hiding sends the change to offline, a change while hidden sends nothing, and a
+    /// denied list alone changes nothing for endpoints.
+    #[test]
+    fn an_endpoint_sees_a_user_hidden_from_everyone_offline() {
+        let mut m = Model::default();
+        m.apply(Change::PutSetting(
+            crate::settings::Typed::definition(&crate::settings::STATUS_VISIBILITY)
+                .id
+                .into(),
+            serde_json::json!(true),
+        ));
+        let mut alice = user("u1", "alice");
+        alice.preferences.clear();
+        alice.status = Status::Busy;
+        alice.status_text = "focus".into();
+        m.apply(Change::PutUser(Arc::new(alice.clone())));
+        m.apply(Change::PutWebhook(Arc::new(hook(
+            "w1",
+            &["status.changed", "status-text.changed"],
+        ))));
+        let mut hidden = alice.clone();
+        hidden
+            .preferences
+            .insert(privacy::HIDE_ALL_PREFERENCE.into(), serde_json::json!(true));
+        let mut denying = alice.clone();
+        denying
+            .preferences
+            .insert(privacy::DENIED_PREFERENCE.into(), serde_json::json!(["u2"]));
+        let mut away = hidden.clone();
+        away.status = Status::Away;
+        let bodies = |batch: Vec<Change>| -> Vec<serde_json::Value> {
+            derive(&batch, &[], &m, Utc::now())
+                .iter()
+                .map(|c| match c {
+                    Change::AddDelivery(d) => serde_json::from_str(&d.payload).unwrap_or_default(),
+                    _ => serde_json::Value::Null,
+                })
+                .collect()
+        };
+        let got = bodies(vec![
+            Change::PutUser(Arc::new(hidden)),
+            Change::PutUser(Arc::new(away)),
+        ]);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0]["data"]["status"], "offline");
+        assert_eq!(got[0]["data"]["previousStatus"], "busy");
+        assert_eq!(got[1]["data"]["statusText"], "");
+        denying.status = Status::Away;
+        let got = bodies(vec![Change::PutUser(Arc::new(denying))]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["data"]["status"], "away");
     }
 
     #[test]
@@ -492,5 +566,43 @@ mod tests {
             claim_rows(&out),
             [row("claim.ended", "statusd.dnd", "expired")]
         );
+    }
+
+    /// A user hidden from everyone (presence privacy on) has no claims to an endpoint.
+    #[test]
+    fn no_claim_events_about_a_user_hidden_from_everyone() {
+        let mut m = Model::default();
+        m.apply(Change::PutSetting(
+            crate::settings::Typed::definition(&crate::settings::STATUS_VISIBILITY)
+                .id
+                .into(),
+            serde_json::json!(true),
+        ));
+        let mut alice = user("u1", "alice");
+        alice.preferences.clear();
+        alice.status_source = None;
+        alice.status_expires_at = None;
+        alice.previous_state = None;
+        alice
+            .preferences
+            .insert(privacy::HIDE_ALL_PREFERENCE.into(), serde_json::json!(true));
+        m.apply(Change::PutUser(Arc::new(alice.clone())));
+        m.apply(Change::PutWebhook(Arc::new(hook(
+            "w1",
+            &["claim.set", "claim.ended"],
+        ))));
+        let cal = claimed(&alice, "external", "cal-1", Status::Busy, "meeting");
+        let out = derive(
+            &[Change::PutUser(Arc::new(cal.clone()))],
+            &[],
+            &m,
+            Utc::now(),
+        );
+        assert!(out.is_empty(), "{out:?}");
+        // Coming out of hiding with the claim on is no claim.set either.
+        let mut shown = cal;
+        shown.preferences.clear();
+        let out = derive(&[Change::PutUser(Arc::new(shown))], &[], &m, Utc::now());
+        assert!(out.is_empty(), "{out:?}");
     }
 }

@@ -138,6 +138,9 @@ impl<'a> Tx<'a> {
     /// Writes a user and records a status event when what others see changed.
     pub fn put_user(&mut self, user: User) {
         let before = self.user(&user.id);
+        let privacy_changed = before
+            .as_ref()
+            .is_some_and(|b| crate::status::privacy::differs(b, &user));
         let visible_change = match &before {
             None => false,
             Some(b) => {
@@ -145,10 +148,16 @@ impl<'a> Tx<'a> {
                     || b.status_text != user.status_text
                     || b.status_source != user.status_source
                     || b.status_expires_at != user.status_expires_at
+                    // Whom the status is hidden from changed: announced again, so
+                    // each watcher sees it as they now may (`crate::privacy`).
+                    || privacy_changed
             }
         };
         if visible_change {
-            self.events.push(StatusEvent::of(&user, self.now));
+            self.events.push(StatusEvent {
+                privacy_changed,
+                ..StatusEvent::of(&user, self.now)
+            });
         }
         self.put(Change::PutUser(Arc::new(user)));
     }

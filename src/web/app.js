@@ -10,6 +10,8 @@
   const SESSION_KEY = 'statusd.session';
   const SETTING_CHANGE = 'Accounts_AllowUserStatusMessageChange';
   const SETTING_INVISIBLE = 'Accounts_AllowInvisibleStatusOption';
+  // Presence privacy: users may hide their status (README "Presence privacy").
+  const SETTING_PRIVACY = 'Accounts_StatusVisibility_Enabled';
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -579,6 +581,35 @@
       invReason.hidden = true;
     }
     $('site-name').textContent = state.settings.siteName || 'statusd';
+    $('privacy-form').hidden = !state.settings.privacy;
+  }
+
+  // ---------------------------------------------------------------- privacy
+
+  async function loadPrivacy() {
+    const data = await api('GET', 'users.getPreferences');
+    const prefs = data.preferences || {};
+    $('hide-all').checked = prefs.statusdHideStatus === true;
+    $('hide-from').value = (prefs.statusVisibilityDenied || []).join(', ');
+  }
+
+  async function onPrivacySave(ev) {
+    ev.preventDefault();
+    hide($('privacy-error'), $('privacy-ok'));
+    const names = $('hide-from')
+      .value.split(',')
+      .map((n) => n.trim().replace(/^@/, ''))
+      .filter(Boolean);
+    try {
+      await api('POST', 'users.setPreferences', {
+        data: { statusdHideStatus: $('hide-all').checked, statusVisibilityDenied: names },
+      });
+      await loadPrivacy();
+      $('privacy-ok').textContent = 'Saved.';
+      $('privacy-ok').hidden = false;
+    } catch (e) {
+      showError($('privacy-error'), e);
+    }
   }
 
   // ---------------------------------------------------------------- loading
@@ -589,6 +620,7 @@
     state.settings = {
       allowChange: byId.get(SETTING_CHANGE) !== false,
       allowInvisible: byId.get(SETTING_INVISIBLE) !== false,
+      privacy: byId.get(SETTING_PRIVACY) === true,
       siteName: typeof byId.get('Site_Name') === 'string' ? byId.get('Site_Name') : 'statusd',
     };
     if (state.me) applySettings();
@@ -643,7 +675,14 @@
     state.me = me;
     state.target = me._id;
     state.dndDirty = false;
-    await Promise.all([loadSettings(), loadPermissions(), loadUsers(), loadQuick(), loadDnd().catch(() => {})]);
+    await Promise.all([
+      loadSettings(),
+      loadPermissions(),
+      loadUsers(),
+      loadQuick(),
+      loadPrivacy().catch(() => {}),
+      loadDnd().catch(() => {}),
+    ]);
     $('signin').hidden = true;
     $('app').hidden = false;
     $('whoami').hidden = false;
@@ -891,6 +930,7 @@
   function wire() {
     $('signin-form').addEventListener('submit', onSignIn);
     $('status-form').addEventListener('submit', onSave);
+    $('privacy-form').addEventListener('submit', onPrivacySave);
     $('sign-out').addEventListener('click', onSignOut);
     $('filter').addEventListener('input', () => renderPeople());
     $('expiry').addEventListener('change', () => {

@@ -46,6 +46,7 @@ mod rest_last_seen;
 mod rest_method_call;
 mod rest_preferences;
 mod rest_presence_admin;
+mod rest_privacy;
 mod rest_reads;
 mod rest_roles_matrix;
 mod rest_set_status;

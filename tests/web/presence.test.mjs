@@ -443,6 +443,41 @@ test('with the settings off the controls are disabled and say why', async () => 
   assert.equal(await invisible.isDisabled(), false);
 });
 
+test('the privacy form hides my status from the people I name', async () => {
+  // alice is signed in on `page`; the form shows only while the setting is on.
+  const admin = await login(ADMIN_USER, ADMIN_PASS);
+  assert.equal(await page.locator('#privacy-form').isHidden(), true);
+  await setting(admin, 'Accounts_StatusVisibility_Enabled', true);
+  await page.evaluate(() => window.dispatchEvent(new Event('focus')));
+  await page.locator('#privacy-form').waitFor({ state: 'visible' });
+  await page.locator('#hide-from').fill('@bob, nobody-by-that-name');
+  await page.locator('#privacy-save').click();
+  await page.locator('#privacy-ok').waitFor({ state: 'visible' });
+  // Read back as the server keeps it: the names of users who exist.
+  assert.equal(await page.locator('#hide-from').inputValue(), 'bob');
+  const bob = await login('bob', 'bob-pass-1');
+  const carol = await login('carol', 'carol-pass-1');
+  const toBob = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: bob });
+  const toCarol = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: carol });
+  assert.equal(toBob.status, 'offline');
+  assert.notEqual(toCarol.status, 'offline');
+  // Hidden from everyone, then shown again.
+  await page.locator('#hide-all').check();
+  await page.locator('#hide-from').fill('');
+  await page.locator('#privacy-save').click();
+  await eventually('hidden from carol', async () => {
+    const r = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: carol });
+    assert.equal(r.status, 'offline');
+  });
+  await page.locator('#hide-all').uncheck();
+  await page.locator('#privacy-save').click();
+  await eventually('shown to carol', async () => {
+    const r = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: carol });
+    assert.notEqual(r.status, 'offline');
+  });
+  await setting(admin, 'Accounts_StatusVisibility_Enabled', false);
+});
+
 test('signing out ends the session', async () => {
   await page.locator('#sign-out').click();
   await page.locator('#signin').waitFor({ state: 'visible' });
