@@ -263,13 +263,14 @@ pub struct CustomStatus {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The events a webhook endpoint can ask for. Claims events (`claim.set`,
-/// `claim.ended`) join this list with the claims engine.
+/// The events a webhook endpoint can ask for (`state::outbox` derives them).
 pub const WEBHOOK_EVENTS: &[&str] = &[
     "status.changed",
     "status-text.changed",
     "user.created",
     "user.deactivated",
+    "claim.set",
+    "claim.ended",
 ];
 
 /// A webhook endpoint an admin registered: where to send which events about whom. Its

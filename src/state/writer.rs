@@ -267,7 +267,8 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
     let dones: Vec<Done> = batch.drain(..).map(|job| job(&mut tx)).collect();
     // The webhook deliveries these changes cause, committed with them (the outbox).
     if !tx.changes.is_empty() {
-        let deliveries = super::outbox::derive(&tx.changes, &ctx.model.read(), tx.now);
+        let deliveries =
+            super::outbox::derive(&tx.changes, &tx.claim_reasons, &ctx.model.read(), tx.now);
         tx.changes.extend(deliveries);
     }
     let delivered = tx
