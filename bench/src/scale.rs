@@ -1210,7 +1210,7 @@ fn write_results(dir: &std::path::Path, name: &str, rows: &[Value]) -> anyhow::R
         "mode", "connections", "instances", "workers", "watch", "rate", "secs", "changes",
         "expected", "received", "lost", "lost_pct", "duplicates", "extra", "p50_ms", "p99_ms",
         "max_ms", "rss_kib_per_idle_conn", "server_cores", "cpu_us_per_frame",
-        "cpu_us_per_change", "bench_cpu_s", "pg_cpu_s", "nats_cpu_s",
+        "cpu_us_per_change", "bench_cpu_s", "pg_cpu_s", "nats_cpu_s", "ok",
     ];
     let mut csv = cols.join(",") + "\n";
     for row in rows {

@@ -129,7 +129,8 @@ impl<'a> Tx<'a> {
     }
 
     /// Writes a user and records a status event when what others see changed.
-    pub fn put_user(&mut self, user: User) {
+    /// Returns the user as stored (shared, so a caller that wants it back needs no copy).
+    pub fn put_user(&mut self, user: User) -> Arc<User> {
         let before = self.user(&user.id);
         let visible_change = match &before {
             None => false,
@@ -143,7 +144,9 @@ impl<'a> Tx<'a> {
         if visible_change {
             self.events.push(StatusEvent::of(&user, self.now));
         }
-        self.put(Change::PutUser(Arc::new(user)));
+        let user = Arc::new(user);
+        self.put(Change::PutUser(user.clone()));
+        user
     }
 
     /// Deletes a user and their calendar events.
