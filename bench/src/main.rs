@@ -17,8 +17,8 @@
 mod cluster;
 mod fixture;
 mod http;
-mod server;
 mod scale;
+mod server;
 mod soak;
 mod ws;
 
@@ -95,10 +95,10 @@ struct Args {
     /// the scale phase).
     #[arg(long)]
     watch: Option<usize>,
-    /// Scale phases (issue 20): connections of one step instead of the ladder
-    /// (scale: 10k, 50k, 100k; scale-global: 5k, 10k, 15k).
-    #[arg(long)]
-    connections: Option<usize>,
+    /// Scale phases (issue 20): the connections of each step, instead of the ladder
+    /// (scale: 10000,50000,100000; scale-global: 5000,10000,15000).
+    #[arg(long, value_delimiter = ',')]
+    connections: Vec<usize>,
     /// Scale phases: seconds of changes per step (scale: 60, 60, 300; scale-global: 15).
     #[arg(long)]
     duration: Option<u64>,
@@ -829,7 +829,14 @@ async fn realtime(
         .map(|u| u.id.clone())
         .collect();
     let t = Instant::now();
-    let pool = ws::open_pool(server.addr, &users[..n], &pool_ids, args.fanout_watch(), 128).await?;
+    let pool = ws::open_pool(
+        server.addr,
+        &users[..n],
+        &pool_ids,
+        args.fanout_watch(),
+        128,
+    )
+    .await?;
     let opened = t.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss1 = server.rss_bytes()?;
@@ -851,7 +858,8 @@ async fn realtime(
 
     r.say(format!(
         "\n## 3. fan-out: {n} subscribers of user-status, {} changes/s for {} s",
-        args.fanout_rate(), args.fanout_secs
+        args.fanout_rate(),
+        args.fanout_secs
     ));
     pool.set_phase(ws::Phase::Status);
     if !ws::Pool::wait_for(&pool.shared.status_ready, n as u64, Duration::from_secs(60)).await {
@@ -937,7 +945,8 @@ async fn realtime(
     let watchers_of = |slot: usize| -> u64 {
         (0..n)
             .filter(|&i| {
-                (0..args.fanout_watch().min(pool_len)).any(|k| (i * args.fanout_watch() + k) % pool_len == slot)
+                (0..args.fanout_watch().min(pool_len))
+                    .any(|k| (i * args.fanout_watch() + k) % pool_len == slot)
             })
             .count() as u64
     };

@@ -233,14 +233,18 @@ pub async fn worker_main() -> anyhow::Result<()> {
 
     // ---- open: connect (from our own source address) and log in, 128 at a time
     let t = Instant::now();
-    let conns: Vec<anyhow::Result<(usize, Ws)>> =
-        futures_util::stream::iter((lo..hi).map(|i| {
-            let addr = addrs[i % addrs.len()];
-            async move { Ok((i, connect_from(src, addr, &fixture::fixture_token(i)).await?)) }
-        }))
-        .buffer_unordered(128)
-        .collect()
-        .await;
+    let conns: Vec<anyhow::Result<(usize, Ws)>> = futures_util::stream::iter((lo..hi).map(|i| {
+        let addr = addrs[i % addrs.len()];
+        async move {
+            Ok((
+                i,
+                connect_from(src, addr, &fixture::fixture_token(i)).await?,
+            ))
+        }
+    }))
+    .buffer_unordered(128)
+    .collect()
+    .await;
     let mut sinks: Vec<Option<Arc<Sink>>> = (lo..hi).map(|_| None).collect();
     let mut readers = Vec::new();
     let mut open_errors = 0u64;
@@ -264,8 +268,10 @@ pub async fn worker_main() -> anyhow::Result<()> {
             }
         }
     }
-    say(json!({"ev": "opened", "n": readers.len(), "errors": open_errors,
-               "secs": t.elapsed().as_secs_f64()}));
+    say(
+        json!({"ev": "opened", "n": readers.len(), "errors": open_errors,
+               "secs": t.elapsed().as_secs_f64()}),
+    );
 
     while let Some(cmd) = rx.recv().await {
         match cmd["cmd"].as_str().unwrap_or_default() {
@@ -275,8 +281,10 @@ pub async fn worker_main() -> anyhow::Result<()> {
                 for (off, s) in sinks.iter().enumerate() {
                     let Some(s) = s else { continue };
                     let frame = match mode {
-                        Mode::Global => json!({"msg": "sub", "id": "st", "name": "stream-notify-logged",
-                                               "params": ["user-status", false]}),
+                        Mode::Global => {
+                            json!({"msg": "sub", "id": "st", "name": "stream-notify-logged",
+                                               "params": ["user-status", false]})
+                        }
                         Mode::Presence => {
                             let ids: Vec<String> =
                                 layout.watched(lo + off).map(fixture::fixture_id).collect();
@@ -291,8 +299,10 @@ pub async fn worker_main() -> anyhow::Result<()> {
                     }
                 }
                 let ok = wait_counter(&shared.ready, before + want, Duration::from_secs(120)).await;
-                say(json!({"ev": "subscribed", "n": shared.ready.load(Ordering::Relaxed) - before,
-                           "complete": ok}));
+                say(
+                    json!({"ev": "subscribed", "n": shared.ready.load(Ordering::Relaxed) - before,
+                           "complete": ok}),
+                );
             }
             "drive" => {
                 // A new round: forget what the last one received.
@@ -342,12 +352,14 @@ pub async fn worker_main() -> anyhow::Result<()> {
                     .map(|v| [v.value_iterated_to(), v.count_at_value()])
                     .collect();
                 let ddp_failed: Vec<u64> = shared.ddp_failed.lock().expect("failed").clone();
-                say(json!({"ev": "result", "expected": expected, "received": good,
+                say(
+                    json!({"ev": "result", "expected": expected, "received": good,
                            "lost": lost, "duplicates": dup, "extra": extra,
                            "complete": complete, "hist": pairs, "ddp_failed": ddp_failed,
                            "errors": shared.errors.load(Ordering::Relaxed),
                            "samples": shared.samples.lock().expect("samples").clone(),
-                           "cpu": server::own_cpu()?.secs}));
+                           "cpu": server::own_cpu()?.secs}),
+                );
             }
             "stop" => break,
             other => eprintln!("scale worker: unknown command {other:?}"),
@@ -555,7 +567,10 @@ fn check(
         dup += raw - seen.len() as u64;
         let c = lo + off;
         let (want, good) = match mode {
-            Mode::Global => (all_ok, seen.iter().filter(|&&s| ok(s.into())).count() as u64),
+            Mode::Global => (
+                all_ok,
+                seen.iter().filter(|&&s| ok(s.into())).count() as u64,
+            ),
             Mode::Presence => (
                 layout.watched(c).map(|u| per_user[u]).sum::<u64>(),
                 seen.iter()
@@ -869,7 +884,10 @@ async fn start(
     let opened = all(&mut workers, "opened", Duration::from_secs(600)).await?;
     let open_secs = t.elapsed().as_secs_f64();
     let connected: u64 = opened.iter().map(|v| v["n"].as_u64().unwrap_or(0)).sum();
-    let open_errors: u64 = opened.iter().map(|v| v["errors"].as_u64().unwrap_or(0)).sum();
+    let open_errors: u64 = opened
+        .iter()
+        .map(|v| v["errors"].as_u64().unwrap_or(0))
+        .sum();
     r.errors("connections that did not open or log in", open_errors);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after: u64 = servers.iter().map(|s| s.rss_bytes().unwrap_or(0)).sum();
@@ -926,7 +944,11 @@ impl Running {
     async fn round(&mut self, rate: f64, secs: u64, r: &mut Report) -> anyhow::Result<Round> {
         let total = (rate * secs as f64).round() as u64;
         let m0 = counters(&self.servers).await;
-        let cpu0: f64 = self.servers.iter().map(|s| s.cpu().map(|c| c.secs).unwrap_or(0.0)).sum();
+        let cpu0: f64 = self
+            .servers
+            .iter()
+            .map(|s| s.cpu().map(|c| c.secs).unwrap_or(0.0))
+            .sum();
         let (pg0, nats0) = (proc_cpu("postgres"), proc_cpu("nats-server"));
         let own0 = server::own_cpu()?.secs;
         let t0 = ws::now_micros() + 1_000_000;
@@ -937,22 +959,30 @@ impl Running {
         let addrs: Vec<SocketAddr> = self.servers.iter().map(|s| s.addr).collect();
         let (rest_failed, rest_samples) =
             drive_rest(&addrs, &self.admin, &self.layout, t0, rate, total).await;
-        let driven = all(
-            &mut self.workers,
-            "driven",
-            Duration::from_secs(secs + 120),
-        )
-        .await?;
+        let driven = all(&mut self.workers, "driven", Duration::from_secs(secs + 120)).await?;
         let took = started.elapsed().as_secs_f64() - 1.0;
-        let bench_cpu0: f64 = own0 + driven.iter().map(|v| v["cpu0"].as_f64().unwrap_or(0.0)).sum::<f64>();
+        let bench_cpu0: f64 = own0
+            + driven
+                .iter()
+                .map(|v| v["cpu0"].as_f64().unwrap_or(0.0))
+                .sum::<f64>();
         for w in self.workers.iter_mut() {
-            w.send(json!({"cmd": "finish", "total": total, "failed": rest_failed, "wait_secs": 60}))?;
+            w.send(
+                json!({"cmd": "finish", "total": total, "failed": rest_failed, "wait_secs": 60}),
+            )?;
         }
         let results = all(&mut self.workers, "result", Duration::from_secs(180)).await?;
-        let cpu1: f64 = self.servers.iter().map(|s| s.cpu().map(|c| c.secs).unwrap_or(0.0)).sum();
+        let cpu1: f64 = self
+            .servers
+            .iter()
+            .map(|s| s.cpu().map(|c| c.secs).unwrap_or(0.0))
+            .sum();
         let (pg1, nats1) = (proc_cpu("postgres"), proc_cpu("nats-server"));
         let bench_cpu1: f64 = server::own_cpu()?.secs
-            + results.iter().map(|v| v["cpu"].as_f64().unwrap_or(0.0)).sum::<f64>();
+            + results
+                .iter()
+                .map(|v| v["cpu"].as_f64().unwrap_or(0.0))
+                .sum::<f64>();
         let m1 = counters(&self.servers).await;
         let mut hist = new_hist();
         let sum = |k: &str| -> u64 { results.iter().map(|v| v[k].as_u64().unwrap_or(0)).sum() };
@@ -963,7 +993,10 @@ impl Running {
                 }
             }
             for s in v["samples"].as_array().into_iter().flatten() {
-                r.say(format!("      worker error: {}", s.as_str().unwrap_or_default()));
+                r.say(format!(
+                    "      worker error: {}",
+                    s.as_str().unwrap_or_default()
+                ));
             }
         }
         for s in &rest_samples {
@@ -975,7 +1008,12 @@ impl Running {
             .sum();
         let counters: Vec<(String, f64)> = m1
             .iter()
-            .map(|(k, v)| (k.clone(), v - m0.iter().find(|(k0, _)| k0 == k).map_or(0.0, |x| x.1)))
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v - m0.iter().find(|(k0, _)| k0 == k).map_or(0.0, |x| x.1),
+                )
+            })
             .filter(|(_, d)| *d != 0.0)
             .collect();
         let q = |x: f64| hist.value_at_quantile(x) as f64 / 1000.0;
@@ -1061,7 +1099,11 @@ async fn drive_rest(
                 Err(e) => Some(format!("connect: {e:#}")),
                 Ok(mut c) => {
                     let res = c
-                        .call(http::post_raw("/api/v1/users.setStatus", Some(&admin), body))
+                        .call(http::post_raw(
+                            "/api/v1/users.setStatus",
+                            Some(&admin),
+                            body,
+                        ))
                         .await;
                     match res {
                         Ok((st, _)) if st.is_success() => {
@@ -1107,9 +1149,11 @@ async fn counters(servers: &[Server]) -> Vec<(String, f64)> {
                 continue;
             };
             let base = name.split('{').next().unwrap_or(name);
-            let interesting = ["nats", "cluster", "remote", "interest", "_bus_", "frames", "fanout"]
-                .iter()
-                .any(|w| base.contains(w))
+            let interesting = [
+                "nats", "cluster", "remote", "interest", "_bus_", "frames", "fanout",
+            ]
+            .iter()
+            .any(|w| base.contains(w))
                 && !name.contains("_bucket");
             let Ok(v) = value.parse::<f64>() else {
                 continue;
@@ -1189,7 +1233,10 @@ fn report_round(r: &mut Report, run: &Running, x: &Round) {
             .iter()
             .map(|(k, v)| format!("{k} +{v:.0}"))
             .collect();
-        r.say(format!("    /metrics deltas (all instances): {}", list.join(", ")));
+        r.say(format!(
+            "    /metrics deltas (all instances): {}",
+            list.join(", ")
+        ));
     }
     r.errors("REST changes refused", x.rest_errors);
     r.errors("DDP changes refused", x.ddp_errors);
@@ -1207,10 +1254,31 @@ fn write_results(dir: &std::path::Path, name: &str, rows: &[Value]) -> anyhow::R
         serde_json::to_string_pretty(rows)?,
     )?;
     let cols = [
-        "mode", "connections", "instances", "workers", "watch", "rate", "secs", "changes",
-        "expected", "received", "lost", "lost_pct", "duplicates", "extra", "p50_ms", "p99_ms",
-        "max_ms", "rss_kib_per_idle_conn", "server_cores", "cpu_us_per_frame",
-        "cpu_us_per_change", "bench_cpu_s", "pg_cpu_s", "nats_cpu_s", "ok",
+        "mode",
+        "connections",
+        "instances",
+        "workers",
+        "watch",
+        "rate",
+        "secs",
+        "changes",
+        "expected",
+        "received",
+        "lost",
+        "lost_pct",
+        "duplicates",
+        "extra",
+        "p50_ms",
+        "p99_ms",
+        "max_ms",
+        "rss_kib_per_idle_conn",
+        "server_cores",
+        "cpu_us_per_frame",
+        "cpu_us_per_change",
+        "bench_cpu_s",
+        "pg_cpu_s",
+        "nats_cpu_s",
+        "ok",
     ];
     let mut csv = cols.join(",") + "\n";
     for row in rows {
@@ -1251,17 +1319,23 @@ pub async fn scale(
     raise_nofile();
     let rate = args.rate.unwrap_or(500) as f64;
     let watch = args.watch.unwrap_or(50);
-    let steps: Vec<(usize, u64)> = match args.connections {
-        Some(n) => vec![(n, args.duration.unwrap_or(300))],
-        None => LADDER
+    let steps: Vec<(usize, u64)> = if args.connections.is_empty() {
+        LADDER
             .iter()
             .map(|&(n, s)| (n, args.duration.unwrap_or(s)))
-            .collect(),
+            .collect()
+    } else {
+        args.connections
+            .iter()
+            .map(|&n| (n, args.duration.unwrap_or(300)))
+            .collect()
     };
     if !(crate::cluster::reachable(&args.pg_admin_url).await
         && crate::cluster::reachable(&args.nats_url).await)
     {
-        r.say("\n## scale: SKIPPED: PostgreSQL or NATS is not reachable (--pg-admin-url, --nats-url)");
+        r.say(
+            "\n## scale: SKIPPED: PostgreSQL or NATS is not reachable (--pg-admin-url, --nats-url)",
+        );
         r.errors("scale phase without PostgreSQL and NATS", 1);
         return Ok(());
     }
@@ -1313,9 +1387,10 @@ pub async fn scale_global(
 ) -> anyhow::Result<()> {
     raise_nofile();
     let secs = args.duration.unwrap_or(15);
-    let levels: Vec<usize> = match args.connections {
-        Some(n) => vec![n],
-        None => vec![5_000, 10_000, 15_000],
+    let levels: Vec<usize> = if args.connections.is_empty() {
+        vec![5_000, 10_000, 15_000]
+    } else {
+        args.connections.clone()
     };
     let rates: Vec<f64> = match args.rate {
         Some(r) => vec![r as f64],
@@ -1334,7 +1409,10 @@ pub async fn scale_global(
             if (n as f64) < rate {
                 continue;
             }
-            r.say(format!("  rate {rate:.0} changes/s ({:.0} frames/s):", rate * n as f64));
+            r.say(format!(
+                "  rate {rate:.0} changes/s ({:.0} frames/s):",
+                rate * n as f64
+            ));
             let x = run.round(rate, secs, r).await?;
             report_round(r, &run, &x);
             let ok = x.lost == 0 && x.p99_ms <= 250.0 && x.rest_errors + x.ddp_errors == 0;
@@ -1360,7 +1438,11 @@ pub async fn scale_global(
         ),
         None => "no step passed".to_string(),
     };
-    r.target("largest global fan-out with p99 <= 250 ms", figure, best.is_some());
+    r.target(
+        "largest global fan-out with p99 <= 250 ms",
+        figure,
+        best.is_some(),
+    );
     r.fig("scale_global", json!(rows));
     Ok(())
 }
@@ -1401,6 +1483,9 @@ mod tests {
         let u = l.target(7);
         assert_eq!((8..1_007).filter(|&s| l.target(s) == u).count(), 0);
         assert_eq!(l.target(1_007), u);
-        assert_eq!(parse_mark(r#"["u",2,"sc|17|1700000000123456"]"#), Some((17, 1_700_000_000_123_456)));
+        assert_eq!(
+            parse_mark(r#"["u",2,"sc|17|1700000000123456"]"#),
+            Some((17, 1_700_000_000_123_456))
+        );
     }
 }
