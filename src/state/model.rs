@@ -388,3 +388,88 @@ impl Model {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Email, Status, UserKind};
+
+    fn user(id: &str, username: &str, email: &str) -> User {
+        let now = Utc::now();
+        User {
+            id: id.into(),
+            username: username.into(),
+            name: username.into(),
+            bio: String::new(),
+            nickname: String::new(),
+            preferences: Default::default(),
+            emails: vec![Email {
+                address: email.into(),
+                verified: false,
+            }],
+            password_hash: None,
+            roles: vec!["user".into()],
+            active: true,
+            kind: UserKind::User,
+            status: Status::Offline,
+            status_default: Status::Online,
+            status_connection: Status::Offline,
+            status_text: String::new(),
+            status_source: None,
+            status_expires_at: None,
+            status_id: None,
+            previous_state: None,
+            dnd: None,
+            utc_offset: 0.0,
+            created_at: now,
+            updated_at: now,
+            last_login: None,
+            last_seen: None,
+        }
+    }
+
+    /// The in-place path of a status change keeps every index as the full path would.
+    #[test]
+    fn status_changes_and_renames_keep_the_indexes_right() {
+        let mut m = Model::default();
+        m.apply(Change::PutUser(Arc::new(user("u1", "Alice", "a@x.io"))));
+        // A status change with an expiry and a schedule: same username and address.
+        let mut busy = user("u1", "Alice", "a@x.io");
+        busy.status_default = Status::Busy;
+        busy.status_text = "meeting".into();
+        let at = Utc::now() + chrono::Duration::minutes(5);
+        busy.status_expires_at = Some(at);
+        busy.dnd = Some("{}".into());
+        m.apply(Change::PutUser(Arc::new(busy)));
+        assert_eq!(m.users["u1"].status_text, "meeting");
+        assert_eq!(
+            m.user_by_username("alice").map(|u| u.id.clone()),
+            Some("u1".into())
+        );
+        assert_eq!(
+            m.user_by_email("A@x.io").map(|u| u.id.clone()),
+            Some("u1".into())
+        );
+        assert!(m
+            .expiries
+            .contains(&(at.timestamp_millis(), "u1".to_string())));
+        assert!(m.dnd_users.contains("u1"));
+        // The expiry and the schedule go again.
+        m.apply(Change::PutUser(Arc::new(user("u1", "Alice", "a@x.io"))));
+        assert!(m.expiries.is_empty());
+        assert!(m.dnd_users.is_empty());
+        // A rename and a new address take the full path: the old keys are gone.
+        m.apply(Change::PutUser(Arc::new(user("u1", "Bob", "b@x.io"))));
+        assert!(m.user_by_username("alice").is_none());
+        assert!(m.user_by_email("a@x.io").is_none());
+        assert_eq!(
+            m.user_by_username("bob").map(|u| u.id.clone()),
+            Some("u1".into())
+        );
+        assert_eq!(
+            m.user_by_email("b@x.io").map(|u| u.id.clone()),
+            Some("u1".into())
+        );
+        assert_eq!(m.users.len(), 1);
+    }
+}
