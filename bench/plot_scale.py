@@ -64,6 +64,7 @@ def main():
     panel(axes[0][0], "lost_pct", "changes lost to watchers (%)", target=0)
     panel(axes[0][1], "p99_ms", "delivery latency (ms)", target=1000,
           series=[("p99_ms", "p99"), ("p50_ms", "p50")])
+    axes[0][1].set_yscale("log")
     panel(axes[0][2], "rss_kib_per_idle_conn", "server RSS per idle connection (KiB)", target=16)
     panel(axes[1][0], "cpu_us_per_frame", "server CPU per delivered frame (µs)")
     panel(axes[1][1], "cpu_us_per_change", "server CPU per change (µs, all instances)")

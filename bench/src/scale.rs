@@ -1247,8 +1247,31 @@ fn report_round(r: &mut Report, run: &Running, x: &Round) {
     let _ = run;
 }
 
-fn write_results(dir: &std::path::Path, name: &str, rows: &[Value]) -> anyhow::Result<()> {
+/// Writes `rows` into DIR/NAME.json and .csv, keeping the rows of earlier runs for
+/// other (mode, connections, rate) steps, so a ladder can be run a step at a time.
+fn write_results(dir: &std::path::Path, name: &str, new_rows: &[Value]) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
+    let key = |v: &Value| {
+        (
+            v["mode"].to_string(),
+            v["connections"].as_u64(),
+            v["rate"].to_string(),
+        )
+    };
+    let mut rows: Vec<Value> = std::fs::read(dir.join(format!("{name}.json")))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<Value>>(&b).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|old| !new_rows.iter().any(|n| key(n) == key(old)))
+        .collect();
+    rows.extend(new_rows.iter().cloned());
+    rows.sort_by(|a, b| {
+        (a["connections"].as_u64(), a["rate"].as_f64().unwrap_or(0.0))
+            .partial_cmp(&(b["connections"].as_u64(), b["rate"].as_f64().unwrap_or(0.0)))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let rows = &rows[..];
     std::fs::write(
         dir.join(format!("{name}.json")),
         serde_json::to_string_pretty(rows)?,
