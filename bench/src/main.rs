@@ -173,11 +173,15 @@ impl Args {
         self.login_secs = 1;
         self.big_users = 2_000;
         self.cluster_samples = 20;
+        // One tiny scale step (2 instances, 2 load processes) keeps that code alive too.
+        self.connections = vec![200];
+        self.duration = Some(3);
     }
 
     fn runs(&self, phase: &str) -> bool {
         self.only.iter().any(|p| p == phase)
-            || (self.only.is_empty() && !phase.starts_with("scale"))
+            || (self.only.is_empty()
+                && (!phase.starts_with("scale") || self.smoke && phase == "scale"))
     }
 
     fn fanout_rate(&self) -> u64 {

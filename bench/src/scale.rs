@@ -1340,7 +1340,13 @@ pub async fn scale(
     r: &mut Report,
 ) -> anyhow::Result<()> {
     raise_nofile();
-    let rate = args.rate.unwrap_or(500) as f64;
+    // The smoke run's 200 users must stay under setUserStatus's one call a second each.
+    let rate = args.rate.unwrap_or(if args.smoke { 50 } else { 500 }) as f64;
+    let results = if args.smoke {
+        work.join("results")
+    } else {
+        args.results.clone()
+    };
     let watch = args.watch.unwrap_or(50);
     let steps: Vec<(usize, u64)> = if args.connections.is_empty() {
         LADDER
@@ -1389,12 +1395,12 @@ pub async fn scale(
         );
         rows.push(row);
         run.stop().await?;
-        write_results(&args.results, "scale", &rows)?;
+        write_results(&results, "scale", &rows)?;
     }
     r.fig("scale", json!(rows));
     r.say(format!(
         "    raw results: {}/scale.json, scale.csv",
-        args.results.display()
+        results.display()
     ));
     Ok(())
 }
