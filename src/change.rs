@@ -83,7 +83,12 @@ fn put_claim_state(user: &mut User, s: ClaimState) {
 
 /// Applies a manual change to the user `target_id`: a manual claim
 /// (`status::claims`). Returns the updated user.
-pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<User, Error> {
+/// (Shared: the REST handler drops it, and a copy of the whole user cost ~2k instructions.)
+pub fn set_status(
+    tx: &mut Tx,
+    target_id: &str,
+    change: StatusChange,
+) -> Result<std::sync::Arc<User>, Error> {
     // A manual change during a do-not-disturb window ends the schedule's claim first:
     // the user's choice wins until the next window opens (`status::dnd`).
     if tx
@@ -111,7 +116,7 @@ pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<
     let op = Op::Set(claim);
     let (next, outcome) = claims::resolve(&claim_state(&user), &op, tx.now);
     if !outcome.changed() {
-        return Ok(user);
+        return Ok(current);
     }
     put_claim_state(&mut user, next);
     user.updated_at = tx.now;
@@ -123,8 +128,7 @@ pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<
     );
     record(tx, &current, &user, change.actor, change.source);
     // A manual choice displaces an integration's claim or drops the one waiting.
-    tx.put_user_after_claim(user.clone(), claims::ending_reason(&op));
-    Ok(user)
+    Ok(tx.put_user_after_claim(user, claims::ending_reason(&op)))
 }
 
 /// A claim operation of source `internal` or `external` (`statusd.claims.*`) on

@@ -26,15 +26,15 @@ use crate::server::{self, Server, ServerSpec};
 use crate::{set_status_load, ws, Args, Report, STATUSES};
 
 /// A PostgreSQL database of this run, dropped (with its sessions) on drop.
-struct PgDb {
+pub struct PgDb {
     admin_url: String,
-    name: String,
-    url: String,
+    pub name: String,
+    pub url: String,
 }
 
 /// Runs `f` with a plain PostgreSQL client on a thread of its own (the synchronous
 /// client must not run on a thread of a tokio runtime).
-async fn with_pg<R: Send + 'static>(
+pub async fn with_pg<R: Send + 'static>(
     url: &str,
     f: impl FnOnce(&mut postgres::Client) -> anyhow::Result<R> + Send + 'static,
 ) -> anyhow::Result<R> {
@@ -67,7 +67,7 @@ fn with_database(url: &str, db: &str) -> String {
 
 impl PgDb {
     /// Creates `statusd_bench_<pid>`, after dropping those of bench runs that died.
-    async fn create(admin_url: &str) -> anyhow::Result<PgDb> {
+    pub async fn create(admin_url: &str) -> anyhow::Result<PgDb> {
         let name = format!("statusd_bench_{}", std::process::id());
         let create = format!("CREATE DATABASE {name}");
         with_pg(admin_url, move |c| {
@@ -151,7 +151,7 @@ async fn write_users(url: &str, count: usize) -> anyhow::Result<Vec<BenchUser>> 
 }
 
 /// Is something listening at `url`'s host:port (`nats://host:port`)?
-async fn reachable(url: &str) -> bool {
+pub async fn reachable(url: &str) -> bool {
     let hostport = url
         .split("://")
         .nth(1)

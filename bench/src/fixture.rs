@@ -43,11 +43,11 @@ pub fn fixture_id(i: usize) -> String {
     String::from_utf8(out).expect("ascii")
 }
 
-fn fixture_token(i: usize) -> String {
+pub fn fixture_token(i: usize) -> String {
     format!("benchtoken{i:033}")
 }
 
-fn hash_token(token: &str) -> String {
+pub fn hash_token(token: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(token.as_bytes()))
 }
 

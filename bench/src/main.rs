@@ -18,6 +18,7 @@
 mod cluster;
 mod fixture;
 mod http;
+mod scale;
 mod server;
 mod soak;
 mod webhooks;
@@ -82,18 +83,36 @@ struct Args {
     /// Logged-in websocket connections.
     #[arg(long, default_value_t = 10_000)]
     ws: usize,
-    /// Status changes per second during the fan-out.
-    #[arg(long, default_value_t = 20)]
-    rate: u64,
+    /// Status changes per second during the fan-out (default 20), or of the scale
+    /// phase (default 500; scale-global: the ladder 10, 20, 40, 80).
+    #[arg(long)]
+    rate: Option<u64>,
     /// Seconds of user-status fan-out.
     #[arg(long, default_value_t = 60)]
     fanout_secs: u64,
     /// Seconds of user-presence fan-out.
     #[arg(long, default_value_t = 20)]
     presence_secs: u64,
-    /// Users each connection watches through stream-user-presence.
-    #[arg(long, default_value_t = 20)]
-    watch: usize,
+    /// Users each connection watches through stream-user-presence (default 20; 50 in
+    /// the scale phase).
+    #[arg(long)]
+    watch: Option<usize>,
+    /// Scale phases (issue 20): the connections of each step, instead of the ladder
+    /// (scale: 10000,50000,100000; scale-global: 5000,10000,15000).
+    #[arg(long, value_delimiter = ',')]
+    connections: Vec<usize>,
+    /// Scale phases: seconds of changes per step (scale: 60, 60, 300; scale-global: 15).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Scale phase: statusd instances (default ceil(connections / 15,000), at least 2).
+    #[arg(long)]
+    instances: Option<usize>,
+    /// Where the scale phases write their raw figures (JSON and CSV).
+    #[arg(long, default_value = "bench/results")]
+    results: PathBuf,
+    /// Internal: run as a load worker of the scale phases (commands on stdin).
+    #[arg(long, hide = true)]
+    scale_worker: bool,
     /// Concurrent login clients.
     #[arg(long, default_value_t = 4)]
     login_clients: usize,
@@ -144,7 +163,8 @@ struct Args {
     #[arg(long, default_value_t = 20)]
     webhook_pause_ms: u64,
     /// Which phases to run (comma list of writes,realtime,reads,logins,big,cluster,
-    /// webhooks); all by default.
+    /// webhooks, and scale, scale-global, which only run when named); all the others by
+    /// default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -167,10 +187,23 @@ impl Args {
         self.cluster_samples = 20;
         self.webhook_users = 4;
         self.webhook_rounds = 5;
+        // One tiny scale step (2 instances, 2 load processes) keeps that code alive too.
+        self.connections = vec![200];
+        self.duration = Some(3);
     }
 
     fn runs(&self, phase: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|p| p == phase)
+        self.only.iter().any(|p| p == phase)
+            || (self.only.is_empty()
+                && (!phase.starts_with("scale") || self.smoke && phase == "scale"))
+    }
+
+    fn fanout_rate(&self) -> u64 {
+        self.rate.unwrap_or(20)
+    }
+
+    fn fanout_watch(&self) -> usize {
+        self.watch.unwrap_or(20)
     }
 }
 
@@ -265,6 +298,10 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if args.scale_worker {
+        scale::raise_nofile();
+        return rt.block_on(scale::worker_main());
+    }
     if let Some(secs) = args.soak_secs {
         let failed = rt.block_on(soak_run(&args, secs))?;
         let verdict = if failed == 0 {
@@ -376,13 +413,24 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         args.users,
         args.clients,
         args.ws,
-        args.rate,
+        args.fanout_rate(),
         args.fanout_secs,
         args.presence_secs,
         args.big_users,
         if args.smoke { " (smoke)" } else { "" }
     ));
     r.fig("machine", json!(machine()));
+    if !args.only.is_empty() && args.only.iter().all(|p| p.starts_with("scale")) {
+        // The scale phases seed their own databases.
+        if args.runs("scale") {
+            scale::scale(args, &bin, &work, &mut r).await?;
+        }
+        if args.runs("scale-global") {
+            scale::scale_global(args, &bin, &work, &mut r).await?;
+        }
+        r.say(format!("\nload average after the run: {}", loadavg()));
+        return Ok(r);
+    }
 
     // ---- A. seed
     r.say("\n## A. seeding");
@@ -474,6 +522,13 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     // ---- G. webhooks
     if args.runs("webhooks") {
         webhooks::webhooks(args, &spec, &admin, &users, &mut r).await?;
+    }
+    // ---- issue 20: scale (cluster, 10k -> 100k connections) and the global fan-out
+    if args.runs("scale") {
+        scale::scale(args, &bin, &work, &mut r).await?;
+    }
+    if args.runs("scale-global") {
+        scale::scale_global(args, &bin, &work, &mut r).await?;
     }
     r.say(format!("\nload average after the run: {}", loadavg()));
     Ok(r)
@@ -796,7 +851,14 @@ async fn realtime(
         .map(|u| u.id.clone())
         .collect();
     let t = Instant::now();
-    let pool = ws::open_pool(server.addr, &users[..n], &pool_ids, args.watch, 128).await?;
+    let pool = ws::open_pool(
+        server.addr,
+        &users[..n],
+        &pool_ids,
+        args.fanout_watch(),
+        128,
+    )
+    .await?;
     let opened = t.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss1 = server.rss_bytes()?;
@@ -818,7 +880,8 @@ async fn realtime(
 
     r.say(format!(
         "\n## 3. fan-out: {n} subscribers of user-status, {} changes/s for {} s",
-        args.rate, args.fanout_secs
+        args.fanout_rate(),
+        args.fanout_secs
     ));
     pool.set_phase(ws::Phase::Status);
     if !ws::Pool::wait_for(&pool.shared.status_ready, n as u64, Duration::from_secs(60)).await {
@@ -829,7 +892,7 @@ async fn realtime(
         server.addr,
         admin,
         &pool_ids,
-        args.rate,
+        args.fanout_rate(),
         args.fanout_secs,
         ws::STATUS_MARK,
     )
@@ -877,7 +940,7 @@ async fn realtime(
 
     r.say(format!(
         "\n## 3b. fan-out: {n} connections each watching {} users through stream-user-presence, {} changes/s for {} s",
-        args.watch, args.rate, args.presence_secs
+        args.fanout_watch(), args.fanout_rate(), args.presence_secs
     ));
     pool.set_phase(ws::Phase::Presence);
     if !ws::Pool::wait_for(
@@ -894,7 +957,7 @@ async fn realtime(
         server.addr,
         admin,
         &pool_ids,
-        args.rate,
+        args.fanout_rate(),
         args.presence_secs,
         ws::PRESENCE_MARK,
     )
@@ -904,7 +967,8 @@ async fn realtime(
     let watchers_of = |slot: usize| -> u64 {
         (0..n)
             .filter(|&i| {
-                (0..args.watch.min(pool_len)).any(|k| (i * args.watch + k) % pool_len == slot)
+                (0..args.fanout_watch().min(pool_len))
+                    .any(|k| (i * args.fanout_watch() + k) % pool_len == slot)
             })
             .count() as u64
     };
@@ -934,7 +998,7 @@ async fn realtime(
     r.errors("setStatus errors while driving the presence fan-out", perr);
     r.fig(
         "fanout_presence",
-        json!({"connections": n, "watch": args.watch, "changes": psent, "expected": pwant,
+        json!({"connections": n, "watch": args.fanout_watch(), "changes": psent, "expected": pwant,
                "received": pgot, "p50_ms": pp50, "p99_ms": pp99,
                "server_cpu_pct": cpu1.percent_since(&cpu0)}),
     );

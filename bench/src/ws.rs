@@ -146,7 +146,7 @@ fn parse_mark(text: &str, mark: &str) -> Option<(u64, u64)> {
     Some((seq, ts))
 }
 
-fn ws_config() -> WebSocketConfig {
+pub fn ws_config() -> WebSocketConfig {
     // Small buffers: 10,000 client connections must fit in this process too.
     WebSocketConfig::default()
         .read_buffer_size(4096)
@@ -181,10 +181,15 @@ pub async fn read_until(ws: &mut Ws, needle: &str) -> anyhow::Result<String> {
 /// Opens a DDP connection and logs in with a resume token.
 pub async fn connect_login(addr: SocketAddr, token: &str) -> anyhow::Result<Ws> {
     let url = format!("ws://{addr}/websocket");
-    let (mut ws, _) =
+    let (ws, _) =
         tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true)
             .await
             .context("websocket connect")?;
+    login(ws, token).await
+}
+
+/// DDP `connect`, then `login` with a resume token, on an open websocket.
+pub async fn login(mut ws: Ws, token: &str) -> anyhow::Result<Ws> {
     ws.send(Message::text(
         r#"{"msg":"connect","version":"1","support":["1"]}"#,
     ))

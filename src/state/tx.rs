@@ -136,7 +136,8 @@ impl<'a> Tx<'a> {
     }
 
     /// Writes a user and records a status event when what others see changed.
-    pub fn put_user(&mut self, user: User) {
+    /// Returns the user as stored (shared, so a caller that wants it back needs no copy).
+    pub fn put_user(&mut self, user: User) -> Arc<User> {
         let before = self.user(&user.id);
         let privacy_changed = before
             .as_ref()
@@ -159,14 +160,16 @@ impl<'a> Tx<'a> {
                 ..StatusEvent::of(&user, self.now)
             });
         }
-        self.put(Change::PutUser(Arc::new(user)));
+        let user = Arc::new(user);
+        self.put(Change::PutUser(user.clone()));
+        user
     }
 
     /// Writes a user after a claim operation: like `put_user`, noting why any claim
     /// the write removes went away (`status::claims::ending_reason`).
-    pub fn put_user_after_claim(&mut self, user: User, reason: &'static str) {
+    pub fn put_user_after_claim(&mut self, user: User, reason: &'static str) -> Arc<User> {
         self.claim_reasons.push((self.changes.len(), reason));
-        self.put_user(user);
+        self.put_user(user)
     }
 
     /// Deletes a user and their calendar events.
