@@ -197,6 +197,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
                 app.cfg.cluster_secret_previous.as_deref(),
             ),
             metrics: app.metrics.clone(),
+            bus: app.bus.clone(),
         };
         crate::bus::nats::start(
             client,
