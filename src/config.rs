@@ -141,7 +141,7 @@ pub struct Config {
 
 /// `PRESENCE_BROADCAST_BUDGET`'s default: user-status frames per second one instance
 /// was measured to deliver with p99 ≤ 250 ms on 2 cores (BENCHMARKS.md, "Scale").
-pub const DEFAULT_BROADCAST_BUDGET: u64 = 1_000_000;
+pub const DEFAULT_BROADCAST_BUDGET: u64 = 200_000;
 
 /// The Rocket.Chat version `/api/info` reports unless `RC_COMPAT_VERSION` says
 /// otherwise: 8.6 added the status features statusd has (`expiresAt`, `statusSource`,

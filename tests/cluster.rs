@@ -2139,8 +2139,16 @@ async fn changes_of_users_nobody_on_an_instance_watches_are_counted_and_wake_nob
     };
     let before = read().await;
     const UNWATCHED: usize = 20;
+    // As the admin (exempt from the rate limits).
+    let admin = a.admin().await;
     for i in 0..UNWATCHED {
-        set_ok(a, &carol, json!({"message": format!("carol {i}")})).await;
+        let status = ["busy", "away"][i % 2];
+        set_ok(
+            a,
+            &admin,
+            json!({"userId": carol.user_id, "status": status}),
+        )
+        .await;
     }
     set_ok(a, &alice, json!({"status": "busy"})).await;
     let f = w
