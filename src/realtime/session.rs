@@ -194,6 +194,11 @@ impl Session {
                     }
                     self.event_frames(&p, &mut out);
                     self.drain_events(&mut out);
+                    // Checked again: nothing more is queued after an overflow, so a
+                    // drain that emptied the queue must not leave the loop waiting.
+                    if let Some(why) = self.overflow() {
+                        return close_slow(&mut ws, &why).await;
+                    }
                     let n = out.len() as u64;
                     match timeout(SEND_TIMEOUT, send_all(&mut ws, &mut out)).await {
                         Ok(Ok(())) => { self.app.metrics.frames_sent.inc_by(n); }
