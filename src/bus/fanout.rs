@@ -48,7 +48,7 @@ pub enum Route<'a> {
 
 /// What the fan-out carries (`bus::Published`) says where it goes.
 pub trait Routed {
-    fn route(&self) -> Route<'_>;
+    fn destination(&self) -> Route<'_>;
 }
 
 /// What one connection listens to (its session computes it from its subscriptions).
@@ -201,7 +201,7 @@ impl<T: Routed> Fanout<T> {
                 Err(TrySendError::Closed(_)) => {}
             }
         };
-        match p.route() {
+        match p.destination() {
             Route::Status(uid) => {
                 self.counts.status_events.inc();
                 for id in &ix.all {
@@ -356,7 +356,7 @@ mod tests {
     struct Change(String);
 
     impl Routed for Change {
-        fn route(&self) -> Route<'_> {
+        fn destination(&self) -> Route<'_> {
             Route::Status(&self.0)
         }
     }

@@ -73,7 +73,7 @@ pub enum Published {
 }
 
 impl fanout::Routed for Published {
-    fn route(&self) -> fanout::Route<'_> {
+    fn destination(&self) -> fanout::Route<'_> {
         match self {
             Published::Status(s) => fanout::Route::Status(&s.event.uid),
             Published::Notice(_) => fanout::Route::Notice,
