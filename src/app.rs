@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::accounts::{password, tokens};
 use crate::auth::defaults::Permission;
 use crate::auth::secrets;
+use crate::calsync;
 use crate::cluster::Leadership;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -37,6 +38,8 @@ pub struct App {
     pub leader: Arc<Leadership>,
     /// The realtime connections this instance holds (cluster repair).
     pub own_conns: Arc<OwnConns>,
+    /// Connected calendars: their HTTP client, key and kept copies (`calsync`).
+    pub calendars: Arc<calsync::Service>,
 }
 
 pub type Ctx = Arc<App>;
@@ -52,7 +55,13 @@ impl Deref for App {
 impl App {
     /// The server parts around a started core.
     pub fn new(core: Core, cfg: Config, nats: Option<async_nats::Client>) -> App {
+        let calendars = Arc::new(calsync::Service::new(
+            calsync::seal::KeySource::of(cfg.calendar_secret_key.as_deref(), &cfg.database_url),
+            cfg.calendar_allow_private,
+            std::time::Duration::from_secs(cfg.calendar_sync_secs),
+        ));
         App {
+            calendars,
             login_slots: Semaphore::new(cfg.login_concurrency),
             core,
             cfg,

@@ -108,7 +108,8 @@ pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<
         expires_at: change.expires_at,
         id: None,
     };
-    let (next, outcome) = claims::resolve(&claim_state(&user), &Op::Set(claim), tx.now);
+    let op = Op::Set(claim);
+    let (next, outcome) = claims::resolve(&claim_state(&user), &op, tx.now);
     if !outcome.changed() {
         return Ok(user);
     }
@@ -121,7 +122,8 @@ pub fn set_status(tx: &mut Tx, target_id: &str, change: StatusChange) -> Result<
         change.status.is_some() && outcome.chosen_changed(),
     );
     record(tx, &current, &user, change.actor, change.source);
-    tx.put_user(user.clone());
+    // A manual choice displaces an integration's claim or drops the one waiting.
+    tx.put_user_after_claim(user.clone(), claims::ending_reason(&op));
     Ok(user)
 }
 
@@ -156,7 +158,7 @@ pub fn claim(
         };
     }
     record(tx, &current, &user, actor, source);
-    tx.put_user(user.clone());
+    tx.put_user_after_claim(user.clone(), claims::ending_reason(&op));
     Ok((user, outcome))
 }
 
@@ -287,7 +289,8 @@ pub fn expire(tx: &mut Tx, user_id: &str) -> bool {
     let conns = tx.connections(user_id);
     recompute(&mut user, &conns, true);
     record(tx, &current, &user, None, Source::Expiry);
-    tx.put_user(user);
+    // The claim that ended had expired: `state::outbox` tells it so by its `expiresAt`.
+    tx.put_user_after_claim(user, claims::ending_reason(&Op::End(None)));
     true
 }
 

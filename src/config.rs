@@ -60,6 +60,21 @@ pub struct Config {
     /// How long a webhook receiver has to answer one delivery, in seconds.
     #[arg(long, env = "WEBHOOK_TIMEOUT_SECS", default_value_t = 10)]
     pub webhook_timeout_secs: u64,
+    /// How often each connected calendar (`statusd.calendars.*`) is fetched, in seconds
+    /// (a conditional request: an unchanged calendar costs a 304).
+    #[arg(long, env = "CALENDAR_SYNC_SECS", default_value_t = 300)]
+    pub calendar_sync_secs: u64,
+    /// The key that seals connected calendars' passwords: 32 bytes as 64 hex digits or
+    /// base64. Without it, with SQLite, calendar.key beside the database is made and
+    /// used; with PostgreSQL it is required to store a password (the same on every
+    /// instance).
+    #[arg(long, env = "CALENDAR_SECRET_KEY", hide_env_values = true)]
+    pub calendar_secret_key: Option<String>,
+    /// Let connected calendars' URLs reach private, loopback and link-local addresses
+    /// (a CalDAV server on the same network); refused by default (SSRF).
+    #[arg(long, env = "CALENDAR_ALLOW_PRIVATE", action = clap::ArgAction::Set,
+          default_value_t = false, value_parser = clap::builder::BoolishValueParser::new())]
+    pub calendar_allow_private: bool,
     /// On a start with no human user yet, create this admin.
     #[arg(long, env = "ADMIN_USERNAME")]
     pub admin_username: Option<String>,
@@ -255,6 +270,17 @@ impl Config {
             }
         }
         self.validate_cluster()?;
+        if let Some(key) = self.calendar_secret_key.as_deref().map(str::trim) {
+            use base64::Engine as _;
+            let bytes = hex::decode(key)
+                .ok()
+                .or_else(|| base64::engine::general_purpose::STANDARD.decode(key).ok());
+            if !key.is_empty() && bytes.is_none_or(|b| b.len() != 32) {
+                return Err(
+                    "CALENDAR_SECRET_KEY: expected 32 bytes as 64 hex digits or base64".into(),
+                );
+            }
+        }
         if self.admin_pass.is_some() && self.admin_pass_file.is_some() {
             return Err("ADMIN_PASS and ADMIN_PASS_FILE: set one, not both".into());
         }

@@ -129,6 +129,11 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             timeout: Duration::from_secs(app.cfg.webhook_timeout_secs.max(1)),
         },
     ));
+    tokio::spawn(statusd::calsync::run(
+        app.core.clone(),
+        app.calendars.clone(),
+        app.leader.clone(),
+    ));
     tokio::spawn(cluster::run(
         app.core.clone(),
         app.leader.clone(),

@@ -263,13 +263,14 @@ pub struct CustomStatus {
     pub updated_at: DateTime<Utc>,
 }
 
-/// The events a webhook endpoint can ask for. Claims events (`claim.set`,
-/// `claim.ended`) join this list with the claims engine.
+/// The events a webhook endpoint can ask for (`state::outbox` derives them).
 pub const WEBHOOK_EVENTS: &[&str] = &[
     "status.changed",
     "status-text.changed",
     "user.created",
     "user.deactivated",
+    "claim.set",
+    "claim.ended",
 ];
 
 /// A webhook endpoint an admin registered: where to send which events about whom. Its
@@ -346,4 +347,32 @@ impl CalendarEvent {
     pub fn claim_id(&self) -> String {
         format!("calendar:{}", self.id)
     }
+}
+
+/// A calendar a user connected by URL (`statusd.calendars.*`, `crate::calsync`): an ICS
+/// feed or a CalDAV collection whose events statusd keeps as the user's calendar events.
+/// The password, if any, is sealed (`calsync::seal`) and never leaves the server. The
+/// store keeps it as one JSON body, outside the model: only the sync worker and the
+/// routes read it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ConnectedCalendar {
+    pub id: String,
+    /// The owner (the user whose events these are).
+    pub uid: String,
+    /// `ics` or `caldav`.
+    pub kind: String,
+    pub url: String,
+    pub username: Option<String>,
+    /// The sealed password.
+    pub password: Option<String>,
+    pub include_free: bool,
+    pub include_all_day: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The last sync that reached the calendar, and what it found.
+    pub synced_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// The events it holds now.
+    #[serde(default)]
+    pub events: usize,
 }

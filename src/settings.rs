@@ -369,6 +369,10 @@ settings! {
     /// expect it.
     LAST_SEEN_VISIBILITY: Choice =
         ("Statusd_LastSeen_Visibility", PUBLIC, "everyone", LAST_SEEN_VISIBILITIES);
+    /// Presence privacy (`status::privacy`, Rocket.Chat 8.8's status visibility): users
+    /// may hide their status from everyone or from named users. Off by default, as in
+    /// Rocket.Chat; public, so a client knows whether to offer the choice.
+    STATUS_VISIBILITY: Flag = ("Accounts_StatusVisibility_Enabled", PUBLIC, false);
 }
 
 /// The value a setting starts with in a fresh database: its default, except `Site_Url`
@@ -432,7 +436,7 @@ mod tests {
             assert!(seen.insert(d.id), "{} declared twice", d.id);
             assert!(d.accepts(&d.default_value()), "{}", d.id);
         }
-        assert_eq!(DEFINITIONS.len(), 36);
+        assert_eq!(DEFINITIONS.len(), 37);
     }
 
     #[test]

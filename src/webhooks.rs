@@ -535,7 +535,11 @@ mod tests {
             ev(&["status.changed"])
         );
         assert!(check_events(&[]).is_err());
-        assert!(check_events(&ev(&["claim.set"])).is_err());
+        assert_eq!(
+            check_events(&ev(&["claim.set", "claim.ended"])).unwrap(),
+            ev(&["claim.set", "claim.ended"])
+        );
+        assert!(check_events(&ev(&["claim.changed"])).is_err());
         assert!(check_filter(&[], &ev(&["admin", "user"])).is_ok());
         assert!(check_filter(&[], &ev(&["nobody"])).is_err());
         assert!(check_filter(&vec!["u".to_string(); MAX_FILTER + 1], &[]).is_err());

@@ -8,7 +8,8 @@
 //! presence of a user connected to several instances, reaping the connections of a
 //! `kill -9`ed instance within the stated bound, NATS restarted mid-test (delivery
 //! resumes; changes made while it was down arrive through the resync), `/api/health`,
-//! status expiry and calendar events exactly once cluster-wide, and a store that
+//! status expiry and calendar events exactly once cluster-wide, connected calendars
+//! fetched by the leader only, and a store that
 //! disappears (503 JSON).
 //! A hung (SIGSTOPped) leader loses its lease and another instance reaps and expires;
 //! an instance paused long enough to be reaped restores its connections when it
@@ -22,7 +23,8 @@
 //! openssl) each carry a change across two instances, and an instance without them is
 //! refused and says so. A last seen written by a disconnect on one instance is read on
 //! another; the reaper sets the last seen of a killed instance's users. A do-not-disturb
-//! window opens and closes exactly once with two instances.
+//! window opens and closes exactly once with two instances. A denied list (presence
+//! privacy) set through one instance redacts the streams of another at once.
 
 #[path = "common/cluster.rs"]
 mod cluster;
@@ -892,6 +894,95 @@ async fn a_calendar_event_fires_once_with_two_instances() {
     }
 
     // One claim, one end, in the shared history, whichever instance is asked.
+    for srv in &c.servers {
+        let admin = srv.admin().await;
+        let (code, _, body) = srv
+            .get(
+                &format!("users.statusHistory?userId={}&count=50", alice.user_id),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+        let items = body["items"].as_array().expect("items");
+        let claims = items.iter().filter(|e| e["source"] == "external").count();
+        let ends = items.iter().filter(|e| e["source"] == "expiry").count();
+        assert_eq!((claims, ends), (1, 1), "{body}");
+    }
+}
+
+/// An ICS feed on a free port that counts the requests it answers.
+async fn counted_feed(ics: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/team.ics", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (counter, ics) = (counter.clone(), ics.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                let mut n = 0;
+                while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => n += k,
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/calendar\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{ics}",
+                    ics.len()
+                );
+                let _ = conn.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (url, hits)
+}
+
+/// A connected calendar is fetched by the leader only (each second here, not twice a
+/// second), and its event makes its owner busy once cluster-wide.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connected_calendar_is_synced_by_the_leader_only() {
+    use std::sync::atomic::Ordering;
+    let c = Cluster::start(
+        2,
+        &[
+            ("CALENDAR_SYNC_SECS", "1"),
+            ("CALENDAR_ALLOW_PRIVATE", "true"),
+        ],
+    )
+    .await;
+    let (alice, _who) = alice_on(&c).await;
+    let utc = |secs: i64| {
+        let t = chrono::Utc::now() + chrono::Duration::seconds(secs);
+        t.format("%Y%m%dT%H%M%SZ").to_string()
+    };
+    let ics = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:c@test\r\nSUMMARY:Sync\r\n\
+         DTSTART:{}\r\nDTEND:{}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        utc(3),
+        utc(5)
+    );
+    let (url, hits) = counted_feed(ics).await;
+    let (code, _, body) = c[1]
+        .post_json(
+            "statusd.calendars.connect",
+            Some(&alice),
+            json!({"url": url}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let counted_from = hits.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let fetched = hits.load(Ordering::SeqCst) - counted_from;
+    println!("cluster: {fetched} fetches of a connected calendar in 5 s (sync every second)");
+    // One instance, once a second: about 5; both instances would make about 10.
+    assert!((2..=7).contains(&fetched), "{fetched} fetches in 5 s");
+    tokio::time::sleep(Duration::from_secs(2)).await;
     for srv in &c.servers {
         let admin = srv.admin().await;
         let (code, _, body) = srv
@@ -2167,4 +2258,64 @@ async fn changes_of_users_nobody_on_an_instance_watches_are_counted_and_wake_nob
     assert!(unwatched >= UNWATCHED as f64, "{unwatched}");
     assert!(received - unwatched >= 1.0, "alice's change is watched");
     assert_eq!(queued, 1.0, "only alice's change wakes the watcher");
+}
+
+/// Issue 19 §3: presence privacy across instances. The setting and a user's denied list,
+/// set through one instance, decide what a watcher on another instance hears at once:
+/// `offline` when she denies him, the truth again when she lets him see.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_list_set_on_one_instance_redacts_the_streams_of_another() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let (alice, who) = alice_on(&c).await;
+    let bob = a.create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_user_known(b, &bob.user_id, REPLICATION_WAIT).await;
+    wait_token_works(b, &bob, REPLICATION_WAIT).await;
+    a.set_setting("Accounts_StatusVisibility_Enabled", json!(true))
+        .await;
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    loop {
+        let (_, _, body) = b
+            .get(
+                "settings.public?_id=Accounts_StatusVisibility_Enabled",
+                None,
+            )
+            .await;
+        if body["settings"][0]["value"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "setting not replicated: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    set_ok(a, &alice, json!({"status": "busy", "message": "focus"})).await;
+    let mut w = Ddp::connect_resume(b, &bob.token).await;
+    w.sub_user_status("us").await;
+    settle(&mut [&mut w], QUIET).await;
+
+    let deny = |names: Value| json!({"data": {"statusVisibilityDenied": names}});
+    let r = a
+        .post_json("users.setPreferences", Some(&alice), deny(json!(["bob"])))
+        .await;
+    assert_eq!(r.0.as_u16(), 200, "{}", r.2);
+    assert_eq!(w.expect_changed(EVENT_WAIT).await, who.status6(OFFLINE, ""));
+    let r = b
+        .get(
+            &format!("users.getStatus?userId={}", alice.user_id),
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(r.2["status"], "offline", "{}", r.2);
+    // Her next change sends him nothing: she is offline to him already.
+    set_ok(a, &alice, json!({"status": "away", "message": "lunch"})).await;
+    w.expect_no_changed(GRACE).await;
+
+    let r = a
+        .post_json("users.setPreferences", Some(&alice), deny(json!([])))
+        .await;
+    assert_eq!(r.0.as_u16(), 200, "{}", r.2);
+    assert_eq!(
+        w.expect_changed(EVENT_WAIT).await,
+        who.status8(AWAY, "lunch", "manual", None)
+    );
+    w.expect_no_changed(GRACE).await;
 }

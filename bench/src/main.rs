@@ -12,13 +12,15 @@
 //!     and logins with and without setStatus load;
 //!  E. 100,000 users: start-up time and RSS;
 //!  F. cluster mode: two instances on PostgreSQL + NATS, cross-instance delivery
-//!     latency and setStatus on PostgreSQL (`cluster.rs`).
+//!     latency and setStatus on PostgreSQL (`cluster.rs`);
+//!  G. webhooks: delivery latency and throughput to a local receiver (`webhooks.rs`).
 
 mod cluster;
 mod fixture;
 mod http;
 mod server;
 mod soak;
+mod webhooks;
 mod ws;
 
 use std::fmt::Write as _;
@@ -132,8 +134,17 @@ struct Args {
     /// The NATS server of the cluster phase.
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
-    /// Which phases to run (comma list of writes,realtime,reads,logins,big,cluster); all
-    /// by default.
+    /// Webhooks: users changing their status (each its own keep-alive connection).
+    #[arg(long, default_value_t = 20)]
+    webhook_users: usize,
+    /// Webhooks: changes per user in the paced run (twice as many in the burst).
+    #[arg(long, default_value_t = 50)]
+    webhook_rounds: usize,
+    /// Webhooks: milliseconds between two changes of one user in the paced run.
+    #[arg(long, default_value_t = 20)]
+    webhook_pause_ms: u64,
+    /// Which phases to run (comma list of writes,realtime,reads,logins,big,cluster,
+    /// webhooks); all by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -154,6 +165,8 @@ impl Args {
         self.login_secs = 1;
         self.big_users = 2_000;
         self.cluster_samples = 20;
+        self.webhook_users = 4;
+        self.webhook_rounds = 5;
     }
 
     fn runs(&self, phase: &str) -> bool {
@@ -457,6 +470,10 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     // ---- F. cluster mode
     if args.runs("cluster") {
         cluster::cluster(args, &bin, &work, &mut r).await?;
+    }
+    // ---- G. webhooks
+    if args.runs("webhooks") {
+        webhooks::webhooks(args, &spec, &admin, &users, &mut r).await?;
     }
     r.say(format!("\nload average after the run: {}", loadavg()));
     Ok(r)

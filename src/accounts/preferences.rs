@@ -18,7 +18,8 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::model::User;
 use crate::settings::{self, Values};
-use crate::state::Tx;
+use crate::state::{Model, Tx};
+use crate::status::privacy;
 
 /// The longest text a preference (or an item of a list) may hold, in characters.
 pub const MAX_TEXT: usize = 256;
@@ -37,6 +38,9 @@ enum Shape {
     OneOf(&'static [&'static str]),
     /// A list of texts.
     Texts,
+    /// A list of users, by username or id (`status::privacy::DENIED_PREFERENCE`), of at
+    /// most `privacy::MAX_DENIED`.
+    Users,
     /// A list of objects with these text (`true`: or boolean) members.
     Objects(&'static [(&'static str, Item)]),
 }
@@ -107,6 +111,10 @@ const KEYS: &[(&str, Shape)] = &[
     ("mentionsWithSymbol", Shape::Bool),
     // statusd's own: hide my last seen from everyone but admins (`status::last_seen`).
     (crate::status::last_seen::HIDE_PREFERENCE, Shape::Bool),
+    // Presence privacy (`status::privacy`): Rocket.Chat 8.8's list of users denied the
+    // status, and statusd's own "hide it from everyone".
+    (privacy::DENIED_PREFERENCE, Shape::Users),
+    (privacy::HIDE_ALL_PREFERENCE, Shape::Bool),
 ];
 
 /// Rocket.Chat's refusal of a body its ajv schema does not accept: the first error's
@@ -141,12 +149,15 @@ fn check_value(shape: Shape, v: &Value) -> Result<()> {
             }
             text_ok(s)
         }
-        Shape::Texts | Shape::Objects(_) => {
+        Shape::Texts | Shape::Objects(_) | Shape::Users => {
             let items = v.as_array().ok_or_else(|| invalid("must be array"))?;
-            if items.len() > MAX_ITEMS {
-                return Err(invalid(&format!(
-                    "must NOT have more than {MAX_ITEMS} items"
-                )));
+            let max = if shape == Shape::Users {
+                privacy::MAX_DENIED
+            } else {
+                MAX_ITEMS
+            };
+            if items.len() > max {
+                return Err(invalid(&format!("must NOT have more than {max} items")));
             }
             for item in items {
                 match shape {
@@ -207,8 +218,12 @@ pub fn merged(user: &User, prefs: Map<String, Value>) -> Result<Map<String, Valu
 
 /// Sets the preferences of `user_id` (a writer job): the checked `prefs` merged over
 /// what they had. Returns the user as saved.
-pub fn save(tx: &mut Tx, user_id: &str, prefs: Map<String, Value>) -> Result<User> {
+pub fn save(tx: &mut Tx, user_id: &str, mut prefs: Map<String, Value>) -> Result<User> {
     let current = tx.user(user_id).ok_or_else(not_found)?;
+    if let Some(Value::Array(named)) = prefs.get(privacy::DENIED_PREFERENCE) {
+        let ids = denied_ids(tx, user_id, named);
+        prefs.insert(privacy::DENIED_PREFERENCE.into(), Value::from(ids));
+    }
     let mut u = (*current).clone();
     u.preferences = merged(&current, prefs)?;
     if u.preferences != current.preferences {
@@ -216,6 +231,22 @@ pub fn save(tx: &mut Tx, user_id: &str, prefs: Map<String, Value>) -> Result<Use
         tx.put_user(u.clone());
     }
     Ok(u)
+}
+
+/// The users a denied list names, as ids (Rocket.Chat's `resolveUsersByUsernames`: a
+/// rename must not lift a denial): each entry a username or else a user id; names of
+/// nobody, the user themself and repeats are left out.
+fn denied_ids(tx: &Tx, user_id: &str, named: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
+    for name in named.iter().filter_map(Value::as_str) {
+        let found = tx.user_by_username(name).or_else(|| tx.user(name));
+        if let Some(u) = found {
+            if u.id != user_id && !ids.contains(&u.id) {
+                ids.push(u.id.clone());
+            }
+        }
+    }
+    ids
 }
 
 /// The preferences of a user imported from Rocket.Chat (`settings.preferences`): each key
@@ -254,8 +285,9 @@ pub fn not_allowed() -> Error {
 
 /// What a client reads (`users.getPreferences`, `settings.preferences` of `GET me`):
 /// the workspace defaults (`Accounts_Default_User_Preferences_*`) with the user's own
-/// values over them.
-pub fn effective(user: &User, workspace: &impl Values) -> Map<String, Value> {
+/// values over them; the denied list by username, as Rocket.Chat's user picker reads
+/// it (`resolveUsersByIds`; ids of users deleted since left out).
+pub fn effective(user: &User, workspace: &Model) -> Map<String, Value> {
     let mut all = Map::new();
     all.insert(
         "enableAutoAway".into(),
@@ -267,6 +299,13 @@ pub fn effective(user: &User, workspace: &impl Values) -> Map<String, Value> {
     );
     for (k, v) in &user.preferences {
         all.insert(k.clone(), v.clone());
+    }
+    if all.contains_key(privacy::DENIED_PREFERENCE) {
+        let names: Vec<String> = privacy::denied_ids(user)
+            .filter_map(|id| workspace.users.get(id))
+            .map(|u| u.username.clone())
+            .collect();
+        all.insert(privacy::DENIED_PREFERENCE.into(), Value::from(names));
     }
     all
 }

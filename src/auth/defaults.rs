@@ -60,6 +60,9 @@ permissions! {
     // statusd's own (not in Rocket.Chat's catalog): status claims on other users and
     // `internal` claims (`statusd.claims.*`).
     ManageStatusClaims = "manage-status-claims": ["admin"];
+    // Rocket.Chat 8.8's (not in the 8.x catalog statusd seeds from): sees the real
+    // status of users who hide it (`status::privacy`).
+    ViewRestrictedUserStatus = "view-restricted-user-status": ["admin"];
 }
 
 /// The roles the rules name.
@@ -128,7 +131,7 @@ mod tests {
     use super::*;
 
     /// The permissions statusd declares that Rocket.Chat's catalog does not have.
-    const STATUSD_OWN: &[&str] = &["manage-status-claims"];
+    const STATUSD_OWN: &[&str] = &["manage-status-claims", "view-restricted-user-status"];
 
     #[test]
     fn permissions_are_declared_once_with_known_roles() {

@@ -18,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 use axum::extract::ws::Utf8Bytes;
 
 use crate::model::{Status, User};
+use crate::status::privacy::Hiding;
 use chrono::{DateTime, Utc};
 
 /// One committed change of what a user shows to others.
@@ -33,9 +34,24 @@ pub struct StatusEvent {
     pub status_expires_at: Option<DateTime<Utc>>,
     /// When the change was committed (for delivery-latency measurements).
     pub committed_at: DateTime<Utc>,
+    /// Whom the user hides from may have changed with it (their preference, or the
+    /// workspace setting): a viewer it is hidden from then hears `offline` once; at any
+    /// other change, nothing (`crate::privacy`).
+    pub privacy_changed: bool,
 }
 
 impl StatusEvent {
+    /// The event as a viewer the user hides from sees it: offline, nothing else.
+    pub fn redacted(&self) -> StatusEvent {
+        StatusEvent {
+            status: Status::Offline,
+            status_text: String::new(),
+            status_source: None,
+            status_expires_at: None,
+            ..self.clone()
+        }
+    }
+
     pub fn of(user: &User, committed_at: DateTime<Utc>) -> StatusEvent {
         StatusEvent {
             uid: user.id.clone(),
@@ -47,6 +63,7 @@ impl StatusEvent {
             status_source: user.status_source.clone(),
             status_expires_at: user.status_expires_at,
             committed_at,
+            privacy_changed: false,
         }
     }
 }
@@ -60,6 +77,12 @@ pub struct StatusFrames {
     pub user_presence_frame: OnceLock<Utf8Bytes>,
     /// `stream-notify-user` `<uid>/userData`, for the user themself.
     pub user_data_frame: OnceLock<Utf8Bytes>,
+    /// Whom the user hides their status from (`crate::privacy`); None for nobody.
+    pub hiding: Option<Arc<Hiding>>,
+    /// The two status frames as those see them: `offline`, no text (built only when
+    /// someone is hidden from).
+    pub redacted_status_frame: OnceLock<Utf8Bytes>,
+    pub redacted_presence_frame: OnceLock<Utf8Bytes>,
 }
 
 /// What goes over the bus. Always behind an `Arc`, so the size difference between
@@ -105,12 +128,20 @@ impl Bus {
     }
 
     pub fn publish(&self, event: StatusEvent) {
+        self.publish_hiding(event, None);
+    }
+
+    /// Publishes a status event of a user who hides it from `hiding`.
+    pub fn publish_hiding(&self, event: StatusEvent, hiding: Option<Arc<Hiding>>) {
         self.fanout
             .publish(Arc::new(Published::Status(StatusFrames {
                 event,
                 user_status_frame: OnceLock::new(),
                 user_presence_frame: OnceLock::new(),
                 user_data_frame: OnceLock::new(),
+                hiding,
+                redacted_status_frame: OnceLock::new(),
+                redacted_presence_frame: OnceLock::new(),
             })));
     }
 

@@ -238,7 +238,7 @@ pub enum WebhookCommand {
         /// http:// or https:// URL the deliveries are POSTed to.
         url: String,
         /// The events, comma-separated: status.changed, status-text.changed,
-        /// user.created, user.deactivated.
+        /// user.created, user.deactivated, claim.set, claim.ended.
         #[arg(long, value_delimiter = ',', required = true)]
         event: Vec<String>,
         /// Only about these users (usernames or ids, comma-separated).

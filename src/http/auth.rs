@@ -71,7 +71,7 @@ async fn login(
             me: views::me(
                 &done.user,
                 &app.cfg.root_url,
-                preferences::effective(&done.user, &*app.model.read()),
+                preferences::effective(&done.user, &app.model.read()),
             ),
             user_id: &done.user.id,
         },
@@ -120,7 +120,7 @@ async fn me(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
         me: views::me(
             &user,
             &app.cfg.root_url,
-            preferences::effective(&user, &*app.model.read()),
+            preferences::effective(&user, &app.model.read()),
         ),
         success: true,
     }))

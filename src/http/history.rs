@@ -13,7 +13,7 @@ use super::reply::ok;
 use super::schema;
 use super::status::find_target;
 use super::users::paging;
-use crate::app::Ctx;
+use crate::app::{App, Ctx};
 use crate::auth::defaults::Permission;
 use crate::error::Error;
 use crate::model::{iso, HistoryEntry, Source, Status};
@@ -41,6 +41,15 @@ fn date_param(q: &Query, name: &str) -> ApiResult<Option<DateTime<Utc>>> {
                 })
         })
         .transpose()
+}
+
+/// Does `target` hide their status from the caller (`crate::privacy`)? Then their
+/// history is an empty page: its rows are the status they hide.
+fn hidden_from(app: &App, caller: &Caller, target: &str) -> bool {
+    let m = app.model.read();
+    m.users
+        .get(target)
+        .is_some_and(|u| !crate::privacy::Lens::of(&m, &caller.user.id).sees(u))
 }
 
 /// An entry as the route shows it, with the usernames the model knows now.
@@ -93,6 +102,15 @@ async fn status_history(State(app): State<Ctx>, caller: Caller, q: Query) -> Api
             .clone()
     };
     let (offset, count) = paging(&app, &q)?;
+    if hidden_from(&app, &caller, &target) {
+        return Ok(ok(&schema::HistoryBody {
+            count: 0,
+            items: Vec::new(),
+            offset,
+            success: true,
+            total: 0,
+        }));
+    }
     let query = HistoryQuery {
         user_id: target,
         from: date_param(&q, "from")?,
@@ -201,6 +219,12 @@ async fn recent_statuses(State(app): State<Ctx>, caller: Caller, q: Query) -> Ap
             .id
             .clone()
     };
+    if hidden_from(&app, &caller, &target) {
+        return Ok(ok(&RecentStatusesBody {
+            statuses: Vec::new(),
+            success: true,
+        }));
+    }
     let store = app.store.clone();
     let who = target.clone();
     let entries = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<HistoryEntry>> {

@@ -4,6 +4,7 @@
 pub mod auth;
 mod avatar;
 mod calendar;
+mod calendars;
 mod claims;
 mod compat;
 mod custom_status;
@@ -175,6 +176,7 @@ fn routes(app: &Ctx, document: openapi::Document) -> OpenApiRouter<Ctx> {
         .merge(custom_status::routes())
         .merge(webhooks::routes())
         .merge(calendar::routes())
+        .merge(calendars::routes())
         .merge(preferences::routes())
         .merge(compat::routes())
         .merge(users_admin::routes())

@@ -37,7 +37,9 @@ pub fn routes() -> OpenApiRouter<Ctx> {
 pub struct SetPreferencesRequest {
     user_id: Option<String>,
     /// Rocket.Chat's preference keys (`enableAutoAway`, `idleTimeLimit` in seconds,
-    /// `highlights`, …), each of its type; no others.
+    /// `highlights`, …), each of its type; no others. Presence privacy:
+    /// `statusVisibilityDenied` (usernames or user ids, at most 1000; kept as ids, read
+    /// back by `users.getPreferences` as usernames) and `statusdHideStatus` (boolean).
     #[schema(value_type = Object)]
     data: Value,
 }
@@ -72,7 +74,8 @@ pub fn parse_set_preferences_body(
 }
 
 /// `{"user": {"_id", "settings": {"preferences": {…}}}, "success": true}`: the user's
-/// own preferences as now kept (no defaults), as Rocket.Chat answers.
+/// own preferences as now kept (no defaults; `statusVisibilityDenied` as ids), as
+/// Rocket.Chat answers.
 #[derive(Serialize, ToSchema)]
 pub struct SetPreferencesBody {
     success: bool,
@@ -153,7 +156,7 @@ async fn get_preferences(State(app): State<Ctx>, caller: Caller) -> ApiResult<Re
     let m = app.model.read();
     let user = m.users.get(&caller.user.id).unwrap_or(&caller.user);
     Ok(ok(&GetPreferencesBody {
-        preferences: preferences::effective(user, &*m),
+        preferences: preferences::effective(user, &m),
         success: true,
     }))
 }

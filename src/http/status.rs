@@ -181,6 +181,11 @@ fn me(app: &App, caller: &Caller) -> Arc<User> {
         .unwrap_or_else(|| caller.user.clone())
 }
 
+/// How the caller sees other users' status (`crate::privacy`).
+fn lens<'a>(app: &App, caller: &'a Caller) -> crate::privacy::Lens<'a> {
+    crate::privacy::Lens::of(&app.model.read(), &caller.user.id)
+}
+
 /// A user's status: the caller's own when no user is named.
 #[utoipa::path(get, path = "/api/v1/users.getStatus", tag = "status",
     security(("userId" = [], "authToken" = [])),
@@ -196,7 +201,10 @@ fn me(app: &App, caller: &Caller) -> Arc<User> {
 async fn get_status(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     Ok(match read_target(&app, &caller, &q)? {
         None => json_response(StatusCode::OK, &views::status_of(&me(&app, &caller), true)),
-        Some(u) => json_response(StatusCode::OK, &views::status_of(&u, false)),
+        Some(u) => {
+            let lens = lens(&app, &caller);
+            json_response(StatusCode::OK, &views::status_of(&lens.show(&u), false))
+        }
     })
 }
 
@@ -218,7 +226,10 @@ async fn get_presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiRe
             StatusCode::OK,
             &views::presence_of(&me(&app, &caller), true),
         ),
-        Some(u) => json_response(StatusCode::OK, &views::presence_of(&u, false)),
+        Some(u) => {
+            let lens = lens(&app, &caller);
+            json_response(StatusCode::OK, &views::presence_of(&lens.show(&u), false))
+        }
     })
 }
 
@@ -239,6 +250,8 @@ const PRESENCE_FROM_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
     ))]
 async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Response> {
     let m = app.model.read();
+    // Users who hide from the caller are seen offline (`crate::privacy`).
+    let lens = crate::privacy::Lens::of(&m, &caller.user.id);
     let visible = |u: &User| u.status != crate::model::Status::Offline || !u.status_text.is_empty();
     let answer = |users, full| {
         let list = views::PresenceList {
@@ -257,7 +270,7 @@ async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult
             .list("ids")
             .iter()
             .filter_map(|id| m.users.get(id))
-            .filter(|u| visible(u))
+            .filter(|u| lens.sees(u) && visible(u))
             .map(|u| views::presence_seen(u, views::last_seen(&m, &caller.user, u)))
             .collect();
         return answer(users, false);
@@ -273,14 +286,20 @@ async fn presence(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult
             .users
             .values()
             .filter(|u| u.id != caller.user.id && u.updated_at >= from)
-            .map(|u| views::presence_seen(u, views::last_seen(&m, &caller.user, u)))
+            .map(|u| {
+                if lens.sees(u) {
+                    views::presence_seen(u, views::last_seen(&m, &caller.user, u))
+                } else {
+                    views::presence_hidden(u)
+                }
+            })
             .collect();
         return answer(users, false);
     }
     let users = m
         .users
         .values()
-        .filter(|u| u.status != crate::model::Status::Offline)
+        .filter(|u| u.status != crate::model::Status::Offline && lens.sees(u))
         .map(|u| views::presence_seen(u, views::last_seen(&m, &caller.user, u)))
         .collect();
     answer(users, true)

@@ -75,7 +75,11 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
         }
     }
     .ok_or_else(|| ApiError::plain("User not found."))?;
-    let seen = views::last_seen(&app.model.read(), &caller.user, &user);
+    let (seen, shown) = {
+        let m = app.model.read();
+        let lens = crate::privacy::Lens::of(&m, &caller.user.id);
+        (views::last_seen(&m, &caller.user, &user), lens.sees(&user))
+    };
     let view = if user.id == caller.user.id {
         views::own(&user)
     } else if sees_everything(&app, &caller, &user) {
@@ -83,7 +87,8 @@ async fn info(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
     } else {
         views::public(&user)
     }
-    .with_statusd(seen);
+    .with_statusd(seen)
+    .shown_if(shown);
     Ok(ok(&schema::UserBody {
         success: true,
         user: view,
@@ -139,6 +144,7 @@ async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
     let (offset, count) = paging(&app, &q)?;
     let full = app.has_permission(&caller.user, Permission::ViewFullOtherUserInfo);
     let m = app.model.read();
+    let lens = crate::privacy::Lens::of(&m, &caller.user.id);
     let mut users: Vec<&std::sync::Arc<User>> = m.users.values().collect();
     users.sort_by_key(|u| u.username.to_lowercase());
     let total = users.len();
@@ -153,6 +159,7 @@ async fn list(State(app): State<Ctx>, caller: Caller, q: Query) -> ApiResult<Res
                 views::public(u)
             }
             .with_statusd(views::last_seen(&m, &caller.user, u))
+            .shown_if(lens.sees(u))
         })
         .collect();
     Ok(ok(&schema::UserListBody {

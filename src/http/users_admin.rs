@@ -332,6 +332,8 @@ async fn list_by_status(State(app): State<Ctx>, caller: Caller, q: Query) -> Api
             .unwrap_or_else(|| a.username.cmp(&b.username))
     });
     let total = matching.len();
+    // Users who hide their status from the caller show offline (`crate::privacy`).
+    let lens = crate::privacy::Lens::of(&m, &caller.user.id);
     let page: Vec<_> = matching
         .into_iter()
         .skip(offset)
@@ -342,6 +344,7 @@ async fn list_by_status(State(app): State<Ctx>, caller: Caller, q: Query) -> Api
             } else {
                 views::public(u)
             }
+            .shown_if(lens.sees(u))
         })
         .collect();
     Ok(ok(&schema::UserListBody {

@@ -106,6 +106,33 @@ impl StatusdUser {
 }
 
 impl UserView<'_> {
+    /// The view as a caller the user hides their status from sees it
+    /// (`status::privacy::redacted`): offline, with no text, source, expiry, last login
+    /// or last seen.
+    pub fn hidden(self) -> Self {
+        let offline = |s: Option<Status>| s.map(|_| Status::Offline);
+        UserView {
+            last_login: None,
+            status: Status::Offline,
+            status_connection: offline(self.status_connection),
+            status_default: offline(self.status_default),
+            status_expires_at: None,
+            status_source: None,
+            status_text: "",
+            statusd: None,
+            ..self
+        }
+    }
+
+    /// `hidden` when `shown` is false.
+    pub fn shown_if(self, shown: bool) -> Self {
+        if shown {
+            self
+        } else {
+            self.hidden()
+        }
+    }
+
     /// Adds what the caller may see of statusd's extensions.
     pub fn with_statusd(self, seen: Option<Seen>) -> Self {
         UserView {
@@ -251,6 +278,19 @@ pub struct Presence<'a> {
 pub fn presence_seen(u: &User, seen: Option<Seen>) -> Presence<'_> {
     Presence {
         statusd: seen.map(StatusdUser::of),
+        ..presence(u)
+    }
+}
+
+/// An entry of `users.presence` for a user who hides their status from the caller
+/// (`crate::privacy`): offline, nothing else.
+pub fn presence_hidden(u: &User) -> Presence<'_> {
+    Presence {
+        status: Status::Offline,
+        status_expires_at: None,
+        status_source: None,
+        status_text: "",
+        statusd: None,
         ..presence(u)
     }
 }

@@ -45,7 +45,8 @@ pub struct WebhookView {
     #[schema(rename = "_id")]
     id: String,
     url: String,
-    /// Some of `status.changed`, `status-text.changed`, `user.created`, `user.deactivated`.
+    /// Some of `status.changed`, `status-text.changed`, `user.created`, `user.deactivated`,
+    /// `claim.set`, `claim.ended`.
     events: Vec<String>,
     /// Only about these users; empty: everyone.
     user_ids: Vec<String>,
@@ -149,7 +150,7 @@ pub struct CreateWebhookRequest {
     #[schema(max_length = 2048)]
     url: String,
     /// One or more of `status.changed`, `status-text.changed`, `user.created`,
-    /// `user.deactivated`.
+    /// `user.deactivated`, `claim.set`, `claim.ended`.
     events: Vec<String>,
     /// Only about these users (at most 1000).
     #[serde(default)]

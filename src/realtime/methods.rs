@@ -16,6 +16,7 @@ use crate::accounts::credentials::{self, Credentials, Login as LoginName};
 use crate::accounts::tokens;
 use crate::app::Ctx;
 use crate::auth::secrets;
+use crate::calsync;
 use crate::change::{self, StatusChange};
 use crate::error::Error;
 use crate::login::log_in;
@@ -120,6 +121,8 @@ pub const METHODS: &[&str] = &[
     "statusd.dnd.get",
     "statusd.dnd.set",
     "statusd.dnd.clear",
+    "statusd.calendars.list",
+    "statusd.calendars.sync",
 ];
 
 /// The name a call is counted under: its own for a method statusd has; one shared name
@@ -142,6 +145,7 @@ fn rate_limited(method: &str) -> bool {
             | "UserPresence:away"
             | "statusd.dnd.set"
             | "statusd.dnd.clear"
+            | "statusd.calendars.sync"
     )
 }
 
@@ -200,6 +204,16 @@ pub async fn call(
                 .and_then(|u| u.dnd.clone());
             Ok(Some(dnd::view_json(stored.as_deref(), Utc::now())))
         }
+        "statusd.calendars.list" => {
+            let user_id = logged_in(cx, method)?.user_id.clone();
+            let all = calsync::list(&cx.app.core, Some(&user_id))
+                .await
+                .map_err(meteor_of)?;
+            Ok(Some(Value::Array(
+                all.iter().map(calsync::view_json).collect(),
+            )))
+        }
+        "statusd.calendars.sync" => calendar_sync(cx, params).await.map(Some),
         "statusd.dnd.set" => dnd_put(cx, "statusd.dnd.set", params).await.map(Some),
         "statusd.dnd.clear" => dnd_put(cx, "statusd.dnd.clear", params).await.map(Some),
         "listCustomUserStatus" => {
@@ -401,6 +415,28 @@ async fn dnd_put(
         .await
         .map_err(meteor_of)?;
     Ok(dnd::view_json(user.dnd.as_deref(), Utc::now()))
+}
+
+/// `statusd.calendars.sync(calendarId)` (statusd's own, the REST route's rules, on the
+/// caller's own calendars) → `{"calendar": {…}, "sync": {…}}`.
+async fn calendar_sync(cx: &mut CallCtx<'_>, params: &[Value]) -> Result<Value, MeteorError> {
+    const METHOD: &str = "statusd.calendars.sync";
+    let user_id = logged_in(cx, METHOD)?.user_id.clone();
+    let id = maybe_str(params, 0)?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(match_failed)?
+        .to_string();
+    let core = &cx.app.core;
+    let by = |e: Error| meteor_of(e.by(METHOD));
+    let cal = calsync::find(core, &id, Some(&user_id)).await.map_err(by)?;
+    let outcome = calsync::sync(core, &cx.app.calendars, &cal, false)
+        .await
+        .map_err(by)?;
+    let cal = calsync::find(core, &id, Some(&user_id)).await.map_err(by)?;
+    Ok(json!({
+        "calendar": calsync::view_json(&cal),
+        "sync": calsync::outcome_json(&outcome),
+    }))
 }
 
 /// `UserPresence:setDefaultStatus(status)` → whether anything changed.

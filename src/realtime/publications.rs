@@ -83,6 +83,7 @@ impl DocView {
     }
 }
 
+#[derive(PartialEq)]
 enum PubKind {
     Active,
     /// Whether the subscriber sees the full fields.
@@ -100,6 +101,9 @@ pub struct Publications {
     /// Whether this connection gets the logged-in user's record (Meteor's transport).
     own_record: bool,
     own: Option<String>,
+    /// Who subscribed (the logged-in user): whose eyes the documents are seen through
+    /// (`crate::privacy`).
+    viewer: String,
     subs: HashMap<String, Publication>,
     docs: HashMap<String, DocView>,
 }
@@ -373,8 +377,15 @@ impl Publications {
         if self.held() + users.len() > MAX_HELD_DOCUMENTS {
             return Err(too_many());
         }
+        self.viewer = caller.id.clone();
+        let lens = crate::privacy::Lens::of(model, &caller.id);
         let mut ids = HashSet::new();
         for u in users {
+            // A user who hides from the caller is offline to them: not an active user.
+            if kind == PubKind::Active && !lens.sees(u) {
+                continue;
+            }
+            let u = &*lens.show(u);
             let fields = match kind {
                 PubKind::Active => active_fields(u),
                 PubKind::Full(full) => full_user_fields(u, full),
@@ -423,6 +434,9 @@ impl Publications {
     /// read again from the model and what differs is sent.
     pub fn on_user(&mut self, model: &Model, uid: &str, out: &mut Vec<String>) {
         let user = model.users.get(uid).map(|u| u.as_ref());
+        let lens = crate::privacy::Lens::of(model, &self.viewer);
+        let seen = user.map(|u| lens.show(u));
+        let others_see = seen.as_deref();
         if self.own.as_deref() == Some(uid) {
             match user {
                 Some(u) => self.put(Source::Own, uid, own_fields(u), out),
@@ -441,7 +455,7 @@ impl Publications {
                 continue;
             };
             let had = p.ids.contains(uid);
-            let fields = match (&p.kind, user) {
+            let fields = match (&p.kind, others_see) {
                 (PubKind::Active, Some(u)) if u.status != Status::Offline => {
                     if had || (p.ids.len() < MAX_ACTIVE_USERS && held < MAX_HELD_DOCUMENTS) {
                         Some(active_fields(u))

@@ -471,7 +471,13 @@ fn event_frames(
     p: &Published,
     out: &mut Vec<Utf8Bytes>,
 ) {
-    subs.frames(p, uid, out);
+    // Presence privacy (`crate::privacy`): the true frames, the redacted ones, or none.
+    let seen = crate::privacy::seen_by(p, uid, || {
+        crate::privacy::privileged(&app.model.read(), uid)
+    });
+    if seen != crate::privacy::Seen::Nothing {
+        subs.frames(p, uid, seen == crate::privacy::Seen::Offline, out);
+    }
     // A status event, or a notice about a user's record (renamed, roles, deleted):
     // the `users` documents of that user are read again.
     if let (true, Some(about)) = (pubs.wants_events(), p.user_id()) {

@@ -6,6 +6,7 @@
 //! subscribe to that statusd has nothing to send on are answered `ready` and stay
 //! silent, as a Rocket.Chat server without that feature in use would.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use axum::extract::ws::Utf8Bytes;
@@ -268,10 +269,12 @@ impl Subscriptions {
     }
 
     /// The frames this connection gets for a published change (each encoded once,
-    /// shared). `uid`: the logged-in user (their own `userData`). This is the one place
-    /// where a frame is chosen for a connection: the fan-out (`bus::fanout`) only
-    /// brings the changes this connection's interest names, and each arrives once.
-    pub fn frames(&self, p: &Published, uid: &str, out: &mut Vec<Utf8Bytes>) {
+    /// shared). `uid`: the logged-in user (their own `userData`); `hidden`: the status
+    /// event's user hides it from them (`crate::privacy`: the redacted frames instead).
+    /// This is the one place where a frame is chosen for a connection: the fan-out
+    /// (`bus::fanout`) only brings the changes this connection's interest names, and
+    /// each arrives once.
+    pub fn frames(&self, p: &Published, uid: &str, hidden: bool, out: &mut Vec<Utf8Bytes>) {
         let p = match p {
             Published::Status(p) => p,
             Published::Notice(n) => {
@@ -298,18 +301,30 @@ impl Subscriptions {
                     .clone(),
             );
         }
+        let (status_frame, presence_frame) = if hidden {
+            (&p.redacted_status_frame, &p.redacted_presence_frame)
+        } else {
+            (&p.user_status_frame, &p.user_presence_frame)
+        };
+        let event = || {
+            if hidden {
+                Cow::Owned(p.event.redacted())
+            } else {
+                Cow::Borrowed(&p.event)
+            }
+        };
         if !self.user_status.is_empty() {
             out.push(
-                p.user_status_frame
-                    .get_or_init(|| frame::user_status_changed(&user_status_args(&p.event)).into())
+                status_frame
+                    .get_or_init(|| frame::user_status_changed(&user_status_args(&event())).into())
                     .clone(),
             );
         }
         if self.presence.is_some() && self.watched.contains(&p.event.uid) {
             out.push(
-                p.user_presence_frame
+                presence_frame
                     .get_or_init(|| {
-                        let e = &p.event;
+                        let e = event();
                         frame::user_presence_changed(
                             &e.uid,
                             &json!([e.username, e.status.code(), e.status_text]),

@@ -237,12 +237,18 @@ fn events_since(
         let Some(new) = m.users.get(&uid) else {
             continue;
         };
+        let privacy_changed = old
+            .as_ref()
+            .is_some_and(|old| crate::status::privacy::differs(old, new));
         let changed = match &old {
-            Some(old) => visible(old) != visible(new),
+            Some(old) => visible(old) != visible(new) || privacy_changed,
             None => false,
         };
         if changed {
-            events.push(StatusEvent::of(new, now));
+            events.push(StatusEvent {
+                privacy_changed,
+                ..StatusEvent::of(new, now)
+            });
         }
     }
     events

@@ -24,6 +24,9 @@ pub struct Tx<'a> {
     undo: Vec<(Key, Option<Option<Value>>)>,
     pub(super) changes: Vec<Change>,
     pub(super) events: Vec<StatusEvent>,
+    /// Why claims went away in a user write: (index of the write in `changes`, the
+    /// reason, `status::claims::ending_reason`), for the outbox's `claim.ended`.
+    pub(super) claim_reasons: Vec<(usize, &'static str)>,
     pub now: DateTime<Utc>,
 }
 
@@ -32,6 +35,7 @@ pub struct Mark {
     undo: usize,
     changes: usize,
     events: usize,
+    claim_reasons: usize,
 }
 
 impl<'a> Tx<'a> {
@@ -42,6 +46,7 @@ impl<'a> Tx<'a> {
             undo: Vec::new(),
             changes: Vec::new(),
             events: Vec::new(),
+            claim_reasons: Vec::new(),
             now: Utc::now(),
         }
     }
@@ -51,6 +56,7 @@ impl<'a> Tx<'a> {
             undo: self.undo.len(),
             changes: self.changes.len(),
             events: self.events.len(),
+            claim_reasons: self.claim_reasons.len(),
         }
     }
 
@@ -65,6 +71,7 @@ impl<'a> Tx<'a> {
         }
         self.changes.truncate(mark.changes);
         self.events.truncate(mark.events);
+        self.claim_reasons.truncate(mark.claim_reasons);
     }
 
     /// Reads a key: this batch's write if any, else the committed model.
@@ -131,6 +138,9 @@ impl<'a> Tx<'a> {
     /// Writes a user and records a status event when what others see changed.
     pub fn put_user(&mut self, user: User) {
         let before = self.user(&user.id);
+        let privacy_changed = before
+            .as_ref()
+            .is_some_and(|b| crate::status::privacy::differs(b, &user));
         let visible_change = match &before {
             None => false,
             Some(b) => {
@@ -138,12 +148,25 @@ impl<'a> Tx<'a> {
                     || b.status_text != user.status_text
                     || b.status_source != user.status_source
                     || b.status_expires_at != user.status_expires_at
+                    // Whom the status is hidden from changed: announced again, so
+                    // each watcher sees it as they now may (`crate::privacy`).
+                    || privacy_changed
             }
         };
         if visible_change {
-            self.events.push(StatusEvent::of(&user, self.now));
+            self.events.push(StatusEvent {
+                privacy_changed,
+                ..StatusEvent::of(&user, self.now)
+            });
         }
         self.put(Change::PutUser(Arc::new(user)));
+    }
+
+    /// Writes a user after a claim operation: like `put_user`, noting why any claim
+    /// the write removes went away (`status::claims::ending_reason`).
+    pub fn put_user_after_claim(&mut self, user: User, reason: &'static str) {
+        self.claim_reasons.push((self.changes.len(), reason));
+        self.put_user(user);
     }
 
     /// Deletes a user and their calendar events.

@@ -217,6 +217,7 @@ fn run(mut rx: mpsc::Receiver<Job>, ctx: &Ctx) {
 
 fn apply_other(ctx: &Ctx, job: Job) {
     let now = chrono::Utc::now();
+    let private_before = privacy_enabled(&ctx.model.read());
     let (events, notices) = match job {
         Job::Remote(changes) => remote::apply(&mut ctx.model.write(), changes, now),
         Job::Peer(batch) => {
@@ -253,9 +254,7 @@ fn apply_other(ctx: &Ctx, job: Job) {
     // Only presence goes quiet: the other notices (the setting itself among them, which
     // the mobile app follows) still go out.
     if !broadcast_disabled(ctx.model) {
-        for event in events {
-            ctx.bus.publish(event);
-        }
+        publish_status(ctx, events, private_before, now);
     }
     for notice in notices {
         ctx.bus.notify(notice);
@@ -268,7 +267,8 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
     let dones: Vec<Done> = batch.drain(..).map(|job| job(&mut tx)).collect();
     // The webhook deliveries these changes cause, committed with them (the outbox).
     if !tx.changes.is_empty() {
-        let deliveries = super::outbox::derive(&tx.changes, &ctx.model.read(), tx.now);
+        let deliveries =
+            super::outbox::derive(&tx.changes, &tx.claim_reasons, &ctx.model.read(), tx.now);
         tx.changes.extend(deliveries);
     }
     let delivered = tx
@@ -293,17 +293,16 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
             }
             // Against the model before these changes, like the wire form.
             let notices = notices::derive(&tx.changes, &ctx.model.read(), tx.now);
+            let private_before = privacy_enabled(&ctx.model.read());
             {
                 let mut m = ctx.model.write();
                 for change in tx.changes.drain(..) {
                     m.apply(change);
                 }
             }
-            if broadcast_disabled(ctx.model) {
-                tx.events.clear();
-            }
-            for event in tx.events.drain(..) {
-                ctx.bus.publish(event);
+            if !broadcast_disabled(ctx.model) {
+                let events = std::mem::take(&mut tx.events);
+                publish_status(ctx, events, private_before, tx.now);
             }
             for notice in notices {
                 ctx.bus.notify(notice);
@@ -328,6 +327,54 @@ fn commit_batch(ctx: &Ctx, batch: &mut Vec<LocalJob>, as_leader: bool) {
                 done(Err(Error::Unavailable("the store could not commit".into())));
             }
         }
+    }
+}
+
+/// Is presence privacy (`status::privacy`) on?
+fn privacy_enabled(m: &Model) -> bool {
+    use crate::settings::Values;
+    m.value(&crate::settings::STATUS_VISIBILITY)
+}
+
+/// Publishes status events (the model already holding their changes), each with whom
+/// its user hides it from, so each session picks the true or the redacted frames
+/// (`crate::privacy`). When the changes turned presence privacy on or off
+/// (`private_before` is what it was), everyone who hides from anyone is announced
+/// again: the sessions they hide from then see them offline, or again as they are.
+fn publish_status(
+    ctx: &Ctx,
+    mut events: Vec<crate::bus::StatusEvent>,
+    private_before: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    use crate::status::privacy::{hides_from_anyone, Hiding};
+    let m = ctx.model.read();
+    let private = privacy_enabled(&m);
+    if private != private_before {
+        for e in events.iter_mut() {
+            e.privacy_changed = true;
+        }
+        let again: Vec<_> = m
+            .users
+            .values()
+            .filter(|u| hides_from_anyone(u) && !events.iter().any(|e| e.uid == u.id))
+            .map(|u| crate::bus::StatusEvent {
+                privacy_changed: true,
+                ..crate::bus::StatusEvent::of(u, now)
+            })
+            .collect();
+        events.extend(again);
+    }
+    for event in events {
+        let hiding = if private {
+            m.users
+                .get(&event.uid)
+                .and_then(|u| Hiding::of(u))
+                .map(Arc::new)
+        } else {
+            None
+        };
+        ctx.bus.publish_hiding(event, hiding);
     }
 }
 

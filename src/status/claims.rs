@@ -282,6 +282,19 @@ fn set(cur: &ClaimState, claim: &Claim, now: DateTime<Utc>) -> (ClaimState, Outc
     (next, Outcome::Waiting)
 }
 
+/// Why a claim the operation `op` removes went away, as webhooks tell it
+/// (`claim.ended`'s `reason`): an end `ended`, a clear `cleared`, a set `replaced` (the
+/// claim it displaced or the waiting one it dropped). A claim whose own `expiresAt` had
+/// passed is `expired` whatever removed it (`state::outbox` decides that, knowing the
+/// claim).
+pub fn ending_reason(op: &Op) -> &'static str {
+    match op {
+        Op::End(_) => "ended",
+        Op::Clear => "cleared",
+        Op::Set(_) => "replaced",
+    }
+}
+
 /// What a user shows with no live connection after a claim operation (Rocket.Chat's
 /// `disconnectedStatus`): a cleared state its chosen status; a set claim offline for a
 /// person and the chosen status for a bot; an ended claim offline. statusd's manual

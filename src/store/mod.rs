@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{ConnStatus, HistoryEntry, Token};
+use crate::model::{ConnStatus, ConnectedCalendar, HistoryEntry, Token};
 pub use crate::record::{Change, Snapshot};
 
 /// The secrets of some users, re-read from a shared store when another instance says
@@ -165,6 +165,14 @@ pub trait Store: Send + Sync + 'static {
     fn outbox_backlog(&self) -> anyhow::Result<(u64, Option<DateTime<Utc>>)>;
     /// Forgets finished deliveries older than `before`; returns how many.
     fn prune_deliveries(&self, before: DateTime<Utc>) -> anyhow::Result<u64>;
+
+    /// Connected calendars (`crate::calsync`), of one user or of all. They live only in
+    /// the store (read by the routes and the sync worker), each row one JSON body.
+    fn calendars(&self, user_id: Option<&str>) -> anyhow::Result<Vec<ConnectedCalendar>>;
+    /// Writes a connected calendar (new or changed).
+    fn put_calendar(&self, calendar: &ConnectedCalendar) -> anyhow::Result<()>;
+    /// Forgets a connected calendar; false when there was none.
+    fn delete_calendar(&self, id: &str) -> anyhow::Result<bool>;
 
     /// Is the store reachable? (for `/api/health`)
     fn ping(&self) -> anyhow::Result<()>;

@@ -10,6 +10,8 @@
   const SESSION_KEY = 'statusd.session';
   const SETTING_CHANGE = 'Accounts_AllowUserStatusMessageChange';
   const SETTING_INVISIBLE = 'Accounts_AllowInvisibleStatusOption';
+  // Presence privacy: users may hide their status (README "Presence privacy").
+  const SETTING_PRIVACY = 'Accounts_StatusVisibility_Enabled';
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -23,7 +25,14 @@
     statusFilter: null, // show only users of this status (a count was clicked)
     customStatuses: [], // [{name, statusType}]
     recentStatuses: [], // [{status, statusText}], the signed-in user's
+    dnd: null, // the signed-in user's statusd.dnd.get answer
+    dndDirty: false, // the schedule form holds unsaved input
   };
+  const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+  const DAY_LABEL = { mon: 'Mon', tue: 'Tue', wed: 'Wed', thu: 'Thu', fri: 'Fri', sat: 'Sat', sun: 'Sun' };
+  // The do-not-disturb window is an internal claim (statusSource "internal", claim id
+  // statusd.dnd); the lists show the source, not the id, so a marker says "internal".
+  const INTERNAL_TITLE = 'Set by the server, not by hand: a do-not-disturb schedule (or another internal claim)';
 
   // ------------------------------------------------------------------ REST
 
@@ -262,6 +271,14 @@
       badge.textContent = 'bot';
       line1.append(badge);
     }
+    // Only while it shows: an offline user's claims say nothing to others.
+    if (u.statusSource === 'internal' && u.status !== 'offline') {
+      const mark = document.createElement('span');
+      mark.className = 'dnd-mark';
+      mark.textContent = 'do not disturb';
+      mark.title = INTERNAL_TITLE;
+      line1.append(mark);
+    }
     const text = document.createElement('div');
     text.className = 'text';
     text.textContent = u.statusText || '';
@@ -403,6 +420,124 @@
     if (state.me) renderQuick();
   }
 
+  // ------------------------------------------------------------ do not disturb
+
+  function browserZone() {
+    try {
+      return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+    } catch (_) {
+      return 'UTC';
+    }
+  }
+
+  // ["mon", …] -> "Every day", "Weekdays", "Weekends" or "Mon, Wed"
+  function daysText(days) {
+    const set = new Set(days);
+    if (set.size === 7) return 'Every day';
+    const is = (list) => set.size === list.length && list.every((d) => set.has(d));
+    if (is(['mon', 'tue', 'wed', 'thu', 'fri'])) return 'Weekdays';
+    if (is(['sat', 'sun'])) return 'Weekends';
+    return DAYS.filter((d) => set.has(d)).map((d) => DAY_LABEL[d]).join(', ');
+  }
+
+  function fillDndForm(data) {
+    const sched = data && data.dnd;
+    const first = sched && sched.ranges && sched.ranges[0];
+    const days = new Set(first ? first.days : ['mon', 'tue', 'wed', 'thu', 'fri']);
+    for (const box of document.querySelectorAll('input[name="dnd-day"]')) box.checked = days.has(box.value);
+    $('dnd-start').value = first ? first.start.slice(0, 5) : '18:00';
+    $('dnd-end').value = first ? first.end.slice(0, 5) : '09:00';
+    $('dnd-text').value = sched ? sched.text || '' : '';
+    $('dnd-zone').value = sched ? sched.timeZone : browserZone();
+    state.dndDirty = false;
+  }
+
+  // The signed-in user's schedule: whether a window is on now, its ranges.
+  function renderDnd() {
+    const data = state.dnd;
+    $('dnd').hidden = !state.me;
+    const now = $('dnd-now');
+    const sched = data && data.dnd;
+    const list = $('dnd-ranges');
+    list.textContent = '';
+    if (!sched) {
+      now.textContent = 'No schedule: set one to show busy at fixed times every week.';
+      now.dataset.state = 'none';
+    } else if (data.endsAt) {
+      const me = state.users.get(state.me._id);
+      const mine = me && me.statusSource === 'internal';
+      now.textContent = 'On now, until ' + when(new Date(data.endsAt)) + (mine ? '.' : ': your own status wins until then.');
+      now.dataset.state = 'on';
+    } else {
+      now.textContent = data.nextStart ? 'Off now; next from ' + when(new Date(data.nextStart)) + '.' : 'Off now.';
+      now.dataset.state = 'off';
+    }
+    if (sched) {
+      for (const r of sched.ranges || []) {
+        const li = document.createElement('li');
+        li.textContent = daysText(r.days) + ' ' + r.start.slice(0, 5) + '–' + r.end.slice(0, 5);
+        list.append(li);
+      }
+      const zone = document.createElement('li');
+      zone.textContent = sched.timeZone + (sched.text ? ' · "' + sched.text + '"' : '');
+      list.append(zone);
+    }
+    $('dnd-clear').disabled = !sched;
+    if (!state.dndDirty) fillDndForm(data);
+  }
+
+  async function loadDnd() {
+    state.dnd = await api('GET', 'statusd.dnd.get');
+    renderDnd();
+  }
+
+  // A status event of our own may be a window opening or closing: read it again.
+  let dndTimer = null;
+  function dndSoon() {
+    clearTimeout(dndTimer);
+    dndTimer = setTimeout(() => loadDnd().catch(() => {}), 300);
+  }
+
+  async function onDndSave(ev) {
+    ev.preventDefault();
+    const err = $('dnd-error');
+    err.hidden = true;
+    const days = [...document.querySelectorAll('input[name="dnd-day"]:checked')].map((b) => b.value);
+    const start = $('dnd-start').value;
+    const end = $('dnd-end').value;
+    if (days.length === 0) return showError(err, 'Choose at least one day.');
+    if (!start || !end) return showError(err, 'Choose when it starts and ends.');
+    const body = {
+      timeZone: $('dnd-zone').value.trim() || browserZone(),
+      ranges: [{ days, start, end }],
+      text: $('dnd-text').value,
+    };
+    $('dnd-save').disabled = true;
+    try {
+      state.dnd = await api('POST', 'statusd.dnd.set', body);
+      state.dndDirty = false;
+      renderDnd();
+    } catch (e) {
+      showError(err, e);
+    } finally {
+      $('dnd-save').disabled = false;
+    }
+  }
+
+  async function onDndClear() {
+    const err = $('dnd-error');
+    err.hidden = true;
+    $('dnd-clear').disabled = true;
+    try {
+      state.dnd = await api('POST', 'statusd.dnd.clear', {});
+      state.dndDirty = false;
+      renderDnd();
+    } catch (e) {
+      showError(err, e);
+      $('dnd-clear').disabled = false;
+    }
+  }
+
   // An offline event carries no last seen (the frame is Rocket.Chat's): read it.
   async function refreshLastSeen(uid) {
     try {
@@ -446,6 +581,35 @@
       invReason.hidden = true;
     }
     $('site-name').textContent = state.settings.siteName || 'statusd';
+    $('privacy-form').hidden = !state.settings.privacy;
+  }
+
+  // ---------------------------------------------------------------- privacy
+
+  async function loadPrivacy() {
+    const data = await api('GET', 'users.getPreferences');
+    const prefs = data.preferences || {};
+    $('hide-all').checked = prefs.statusdHideStatus === true;
+    $('hide-from').value = (prefs.statusVisibilityDenied || []).join(', ');
+  }
+
+  async function onPrivacySave(ev) {
+    ev.preventDefault();
+    hide($('privacy-error'), $('privacy-ok'));
+    const names = $('hide-from')
+      .value.split(',')
+      .map((n) => n.trim().replace(/^@/, ''))
+      .filter(Boolean);
+    try {
+      await api('POST', 'users.setPreferences', {
+        data: { statusdHideStatus: $('hide-all').checked, statusVisibilityDenied: names },
+      });
+      await loadPrivacy();
+      $('privacy-ok').textContent = 'Saved.';
+      $('privacy-ok').hidden = false;
+    } catch (e) {
+      showError($('privacy-error'), e);
+    }
   }
 
   // ---------------------------------------------------------------- loading
@@ -456,6 +620,7 @@
     state.settings = {
       allowChange: byId.get(SETTING_CHANGE) !== false,
       allowInvisible: byId.get(SETTING_INVISIBLE) !== false,
+      privacy: byId.get(SETTING_PRIVACY) === true,
       siteName: typeof byId.get('Site_Name') === 'string' ? byId.get('Site_Name') : 'statusd',
     };
     if (state.me) applySettings();
@@ -509,7 +674,15 @@
     const me = await api('GET', 'me');
     state.me = me;
     state.target = me._id;
-    await Promise.all([loadSettings(), loadPermissions(), loadUsers(), loadQuick()]);
+    state.dndDirty = false;
+    await Promise.all([
+      loadSettings(),
+      loadPermissions(),
+      loadUsers(),
+      loadQuick(),
+      loadPrivacy().catch(() => {}),
+      loadDnd().catch(() => {}),
+    ]);
     $('signin').hidden = true;
     $('app').hidden = false;
     $('whoami').hidden = false;
@@ -521,6 +694,7 @@
     fillEditor();
     renderQuick();
     renderPeople();
+    renderDnd();
     live.start();
   }
 
@@ -658,6 +832,10 @@
     u.statusSource = args.length > 6 ? args[6] : undefined;
     u.statusExpiresAt = args.length > 7 ? args[7] : null;
     renderPeople(uid);
+    if (state.me && uid === state.me._id) {
+      renderDnd();
+      dndSoon();
+    }
     if (uid === state.target && !state.dirty) {
       if (status !== 'offline' && status !== 'away') u.statusDefault = status;
       fillEditor();
@@ -752,6 +930,7 @@
   function wire() {
     $('signin-form').addEventListener('submit', onSignIn);
     $('status-form').addEventListener('submit', onSave);
+    $('privacy-form').addEventListener('submit', onPrivacySave);
     $('sign-out').addEventListener('click', onSignOut);
     $('filter').addEventListener('input', () => renderPeople());
     $('expiry').addEventListener('change', () => {
@@ -760,6 +939,9 @@
       if ($('expiry').value === 'custom') $('expiry-at').focus();
     });
     $('expiry-at').addEventListener('input', updateExpiryHint);
+    $('dnd-form').addEventListener('submit', onDndSave);
+    $('dnd-clear').addEventListener('click', onDndClear);
+    $('dnd-form').addEventListener('input', () => (state.dndDirty = true));
     $('message').addEventListener('input', () => (state.dirty = true));
     for (const r of document.querySelectorAll('input[name="status"]')) {
       r.addEventListener('change', () => (state.dirty = true));
@@ -778,7 +960,10 @@
     setInterval(refresh, 30000);
     // Keep "until …" and "last seen …" labels current.
     setInterval(() => {
-      if (state.me) renderPeople();
+      if (state.me) {
+        renderPeople();
+        loadDnd().catch(() => {});
+      }
     }, 60000);
   }
 

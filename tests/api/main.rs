@@ -5,9 +5,10 @@
 //! here, so a test is still selected by its file name: `cargo test --test api rest_`
 //! runs the REST tests, `cargo test --test api ddp_login::` one file's.
 //!
-//! `scripts/test.sh` re-runs the `rest_`, `ddp_` and `crash::` modules on PostgreSQL
-//! (`STATUSD_TEST_DATABASE_URL`) by these name filters.
+//! `scripts/test.sh` re-runs the `rest_`, `ddp_`, `crash::` and `calendar_sync::`
+//! modules on PostgreSQL (`STATUSD_TEST_DATABASE_URL`) by these name filters.
 
+mod calendar_sync;
 #[path = "../common/cluster.rs"]
 mod cluster;
 #[path = "../common/mod.rs"]
@@ -46,6 +47,7 @@ mod rest_last_seen;
 mod rest_method_call;
 mod rest_preferences;
 mod rest_presence_admin;
+mod rest_privacy;
 mod rest_reads;
 mod rest_roles_matrix;
 mod rest_set_status;

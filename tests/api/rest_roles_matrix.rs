@@ -184,6 +184,38 @@ fn cases(target: &str, victim: &str, logged: &str, customs: &[String; 2]) -> Vec
             json!({"eventId": "someone-elses"}),
             OWN_ONLY_400,
         ),
+        // Connected calendars: one's own; another user's with manage-status-claims;
+        // another's calendar (or a missing one) is a 400.
+        post(
+            "statusd.calendars.connect",
+            json!({"url": "https://calendar.example.invalid/team.ics"}),
+            ALL,
+        ),
+        post(
+            "statusd.calendars.connect",
+            json!({"username": "victim", "url": "https://calendar.example.invalid/v.ics"}),
+            ADMIN_ONLY,
+        ),
+        get("statusd.calendars.list", ALL),
+        get(
+            &format!("statusd.calendars.list?userId={target}"),
+            ADMIN_ONLY,
+        ),
+        post(
+            "statusd.calendars.update",
+            json!({"calendarId": "someone-elses", "includeFree": true}),
+            OWN_ONLY_400,
+        ),
+        post(
+            "statusd.calendars.sync",
+            json!({"calendarId": "someone-elses"}),
+            OWN_ONLY_400,
+        ),
+        post(
+            "statusd.calendars.disconnect",
+            json!({"calendarId": "someone-elses"}),
+            OWN_ONLY_400,
+        ),
         // User administration.
         declared(get("users.list", ALL)),
         post(

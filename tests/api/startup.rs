@@ -36,6 +36,13 @@ const BAD_VALUES: &[(&str, &str, &str)] = &[
     ("NATS_URL", "http://localhost:4222", "NATS_URL"),
     ("METRICS_BIND", "localhost", "METRICS_BIND"),
     ("RC_COMPAT_VERSION", "8.6", "RC_COMPAT_VERSION"),
+    ("CALENDAR_SECRET_KEY", "too-short", "CALENDAR_SECRET_KEY"),
+    ("CALENDAR_SYNC_SECS", "often", "CALENDAR_SYNC_SECS"),
+    (
+        "CALENDAR_ALLOW_PRIVATE",
+        "perhaps",
+        "CALENDAR_ALLOW_PRIVATE",
+    ),
     (
         "OVERWRITE_SETTING_Accounts_AllowInvisibleStatusOption",
         "maybe",

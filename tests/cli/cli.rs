@@ -807,7 +807,8 @@ fn older_schema_database(dir: &std::path::Path) -> String {
          DROP TABLE webhooks;
          DROP TABLE webhook_deliveries;
          ALTER TABLE users DROP COLUMN dnd;
-         DROP TABLE calendar_events;",
+         DROP TABLE calendar_events;
+         DROP TABLE connected_calendars;",
     )
     .expect("back to schema 3");
     db

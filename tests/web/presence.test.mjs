@@ -3,8 +3,9 @@
 //   STATUSD_URL, STATUSD_ADMIN_USER, STATUSD_ADMIN_PASS, STATUSD_CHROMIUM,
 //   STATUSD_BROWSER_PROFILE, STATUSD_SCREENSHOT, STATUSD_ARTIFACTS
 // Covers sign-in, setting a status, live updates, an admin setting another's status,
-// last seen, one-click custom and recent statuses, the counts filtering the list, API
-// errors in words and the settings that disable the controls.
+// last seen, one-click custom and recent statuses, the counts filtering the list, a
+// do-not-disturb schedule set and cleared on the page, API errors in words and the
+// settings that disable the controls.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -338,6 +339,65 @@ test('last seen, no "until" when offline, one-click statuses, counts that filter
   assert.equal(await offline.getAttribute('aria-pressed'), 'false');
 });
 
+test('do not disturb: a weekly schedule set on the page, read back over REST, cleared', async () => {
+  const alice = await login('alice', 'alice-pass-1');
+  await page.locator('#dnd').waitFor({ state: 'visible' });
+  assert.match(await page.locator('#dnd-now').textContent(), /^No schedule/);
+  // The browser's own time zone by default.
+  assert.equal(await page.locator('#dnd-zone').inputValue(), 'Europe/Berlin');
+  // A window from a minute ago to an hour from now, every day, in Berlin time.
+  const hm = (d) =>
+    d.toLocaleTimeString('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+  const start = hm(new Date(Date.now() - 60_000));
+  const end = hm(new Date(Date.now() + 60 * 60_000));
+  const days = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+  for (const d of days) await page.locator(`input[name="dnd-day"][value="${d}"]`).check();
+  await page.locator('#dnd-start').fill(start);
+  await page.locator('#dnd-end').fill(end);
+  await page.locator('#dnd-text').fill('Focus time');
+  await page.locator('#dnd-save').click();
+  const got = await eventually('the schedule over REST', async () => {
+    const d = await ok('GET', 'statusd.dnd.get', { session: alice });
+    assert.ok(d.dnd, JSON.stringify(d));
+    return d;
+  });
+  assert.deepEqual(got.dnd, { ranges: [{ days, start, end }], text: 'Focus time', timeZone: 'Europe/Berlin' });
+  assert.ok(got.endsAt, JSON.stringify(got));
+  assert.match(await page.locator('#dnd-ranges').textContent(), new RegExp(`Every day ${start}–${end}`));
+
+  // The window opens within a second: alice shows busy with its text, marked.
+  const me = person(page, 'alice');
+  await eventually('alice in do-not-disturb', async () => {
+    assert.equal(await me.locator('.text').textContent(), 'Focus time');
+  });
+  await me.locator('.label.busy').waitFor();
+  await me.locator('.dnd-mark').waitFor();
+  const st = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: admin });
+  assert.equal(st.statusSource, 'internal');
+  // On, and applied: alice's status is the window's (not her own choice winning).
+  await eventually('on now', async () => {
+    assert.match(await page.locator('#dnd-now').textContent(), /^On now, until [^:]+:\d\d\.$/);
+  });
+  if (SCREENSHOT) {
+    await page.screenshot({ path: path.join(path.dirname(SCREENSHOT), 'screenshot-dnd.png'), fullPage: true });
+  }
+
+  // Cleared on the page: gone over REST, and what alice chose before comes back.
+  await page.locator('#dnd-clear').click();
+  await eventually('no schedule over REST', async () => {
+    const d = await ok('GET', 'statusd.dnd.get', { session: alice });
+    assert.equal(d.dnd, null, JSON.stringify(d));
+  });
+  await eventually('alice back to her own status', async () => {
+    assert.equal(await me.locator('.text').textContent(), 'In a meeting');
+  });
+  assert.equal(await me.locator('.dnd-mark').count(), 0);
+  await eventually('no schedule on the page', async () => {
+    assert.match(await page.locator('#dnd-now').textContent(), /^No schedule/);
+  });
+  assert.equal(await page.locator('#dnd-clear').isDisabled(), true);
+});
+
 test('an API error is shown in words', async () => {
   await page.locator('#expiry').selectOption('custom');
   // A time that has passed: the server refuses it.
@@ -381,6 +441,41 @@ test('with the settings off the controls are disabled and say why', async () => 
   await reason.waitFor({ state: 'hidden' });
   assert.equal(await page.locator('#save').isDisabled(), false);
   assert.equal(await invisible.isDisabled(), false);
+});
+
+test('the privacy form hides my status from the people I name', async () => {
+  // alice is signed in on `page`; the form shows only while the setting is on.
+  const admin = await login(ADMIN_USER, ADMIN_PASS);
+  assert.equal(await page.locator('#privacy-form').isHidden(), true);
+  await setting(admin, 'Accounts_StatusVisibility_Enabled', true);
+  await page.evaluate(() => window.dispatchEvent(new Event('focus')));
+  await page.locator('#privacy-form').waitFor({ state: 'visible' });
+  await page.locator('#hide-from').fill('@bob, nobody-by-that-name');
+  await page.locator('#privacy-save').click();
+  await page.locator('#privacy-ok').waitFor({ state: 'visible' });
+  // Read back as the server keeps it: the names of users who exist.
+  assert.equal(await page.locator('#hide-from').inputValue(), 'bob');
+  const bob = await login('bob', 'bob-pass-1');
+  const carol = await login('carol', 'carol-pass-1');
+  const toBob = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: bob });
+  const toCarol = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: carol });
+  assert.equal(toBob.status, 'offline');
+  assert.notEqual(toCarol.status, 'offline');
+  // Hidden from everyone, then shown again.
+  await page.locator('#hide-all').check();
+  await page.locator('#hide-from').fill('');
+  await page.locator('#privacy-save').click();
+  await eventually('hidden from carol', async () => {
+    const r = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: carol });
+    assert.equal(r.status, 'offline');
+  });
+  await page.locator('#hide-all').uncheck();
+  await page.locator('#privacy-save').click();
+  await eventually('shown to carol', async () => {
+    const r = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: carol });
+    assert.notEqual(r.status, 'offline');
+  });
+  await setting(admin, 'Accounts_StatusVisibility_Enabled', false);
 });
 
 test('signing out ends the session', async () => {

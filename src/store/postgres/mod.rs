@@ -52,7 +52,7 @@ use super::{
     attempt_row, Attempt, ClusterStore, CommitError, Credentials, DeliveryRecord, DueDelivery,
     HistoryQuery, Role, Snapshot, Store, OUTBOX_DUE,
 };
-use crate::model::{ConnStatus, HistoryEntry};
+use crate::model::{ConnStatus, ConnectedCalendar, HistoryEntry};
 use crate::record::Change;
 
 pub struct PostgresStore {
@@ -245,6 +245,44 @@ impl Store for PostgresStore {
         self.read(
             move |c, _| Ok(c.execute("DELETE FROM status_history WHERE at < $1", &[&before])?),
         )
+    }
+
+    fn calendars(&self, user_id: Option<&str>) -> anyhow::Result<Vec<ConnectedCalendar>> {
+        let user_id = user_id.map(str::to_string);
+        self.read(move |c, _| {
+            let bodies = c.query(
+                "SELECT body FROM connected_calendars WHERE $1::TEXT IS NULL OR user_id = $1
+                 ORDER BY id",
+                &[&user_id.as_deref().map(rows::txt)],
+            )?;
+            Ok(bodies
+                .iter()
+                .filter_map(|r| rows::text(r, 0).ok())
+                .filter_map(|b| serde_json::from_str::<ConnectedCalendar>(&b).ok())
+                .collect())
+        })
+    }
+
+    fn put_calendar(&self, cal: &ConnectedCalendar) -> anyhow::Result<()> {
+        let (id, uid, body) = (cal.id.clone(), cal.uid.clone(), serde_json::to_string(cal)?);
+        self.read(move |c, _| {
+            c.execute(
+                "INSERT INTO connected_calendars (id, user_id, body) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET user_id = EXCLUDED.user_id, body = EXCLUDED.body",
+                &[&rows::txt(&id), &rows::txt(&uid), &rows::txt(&body)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_calendar(&self, id: &str) -> anyhow::Result<bool> {
+        let id = id.to_string();
+        self.read(move |c, _| {
+            Ok(c.execute(
+                "DELETE FROM connected_calendars WHERE id = $1",
+                &[&rows::txt(&id)],
+            )? > 0)
+        })
     }
 
     fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<DueDelivery>> {

@@ -167,6 +167,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX calendar_events_user ON calendar_events(user_id);
     "#,
+    // 13: calendars connected by URL (`statusd.calendars.*`, `crate::calsync`), each
+    // one JSON body (the password in it sealed)
+    r#"
+    CREATE TABLE connected_calendars (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX connected_calendars_user ON connected_calendars(user_id);
+    "#,
 ];
 
 /// Advisory lock key (per database) of migrating.

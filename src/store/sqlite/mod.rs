@@ -21,8 +21,8 @@ use super::{
     Store, OUTBOX_DUE,
 };
 use crate::model::{
-    CalendarEvent, CustomStatus, Email, HistoryEntry, PreviousState, Source, Status, Token,
-    TokenKind, User, UserKind, Webhook,
+    CalendarEvent, ConnectedCalendar, CustomStatus, Email, HistoryEntry, PreviousState, Source,
+    Status, Token, TokenKind, User, UserKind, Webhook,
 };
 use crate::record::Change;
 
@@ -186,6 +186,16 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL
     );
     CREATE INDEX calendar_events_user ON calendar_events(user_id);
+    "#,
+    // 12: calendars connected by URL (`statusd.calendars.*`, `crate::calsync`), each
+    // one JSON body (the password in it sealed)
+    r#"
+    CREATE TABLE connected_calendars (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX connected_calendars_user ON connected_calendars(user_id);
     "#,
 ];
 
@@ -873,6 +883,37 @@ impl Store for SqliteStore {
             [ms(&before)],
         )?;
         Ok(n as u64)
+    }
+
+    fn calendars(&self, user_id: Option<&str>) -> anyhow::Result<Vec<ConnectedCalendar>> {
+        let conn = self.reader.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT body FROM connected_calendars WHERE ?1 IS NULL OR user_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([user_id], |r| r.get::<_, String>(0))?
+            .filter_map(|r| r.ok())
+            .filter_map(|b| serde_json::from_str::<ConnectedCalendar>(&b).ok())
+            .collect();
+        Ok(rows)
+    }
+
+    // Written through the writer's connection, like the outbox's bookkeeping.
+    fn put_calendar(&self, c: &ConnectedCalendar) -> anyhow::Result<()> {
+        let conn = self.conn.lock();
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO connected_calendars (id, user_id, body) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![c.id, c.uid, serde_json::to_string(c)?])?;
+        Ok(())
+    }
+
+    fn delete_calendar(&self, id: &str) -> anyhow::Result<bool> {
+        let conn = self.conn.lock();
+        let n = conn
+            .prepare_cached("DELETE FROM connected_calendars WHERE id = ?1")?
+            .execute([id])?;
+        Ok(n > 0)
     }
 
     fn commit(&self, changes: &[Change]) -> Result<(), CommitError> {
