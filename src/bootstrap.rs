@@ -179,7 +179,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
         None => (None, None),
     };
 
-    let core = loaded.start(4096, commits);
+    let core = loaded.start(commits);
     let client = nats.as_ref().map(|(client, _, _)| client.clone());
     let app = Arc::new(App::new(core, cfg, client));
     if let Some((client, commits, reconnected)) = nats {
@@ -197,6 +197,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Arc<App>> {
                 app.cfg.cluster_secret_previous.as_deref(),
             ),
             metrics: app.metrics.clone(),
+            bus: app.bus.clone(),
         };
         crate::bus::nats::start(
             client,

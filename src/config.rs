@@ -132,6 +132,18 @@ pub struct Config {
     /// Most users one realtime connection may watch through `stream-user-presence`.
     #[arg(long, env = "WS_MAX_WATCHED_USERS", default_value_t = 5000)]
     pub ws_max_watched_users: usize,
+    /// Changes queued for one realtime connection before it counts as a slow consumer
+    /// and is closed (close code 1013, "slow consumer: …"); the client reconnects and
+    /// resynchronises instead of silently missing changes.
+    #[arg(long, env = "WS_QUEUE_EVENTS", default_value_t = 4096)]
+    pub ws_queue_events: usize,
+    /// The most connections × status changes per second this instance sends the global
+    /// `user-status` stream (`stream-notify-logged`); past it for 5 seconds the server
+    /// turns `Presence_broadcast_disabled` on for the whole workspace and tells the
+    /// admins, as Rocket.Chat does past its connection cap; an admin turns it back on
+    /// with `presence.enableBroadcast`. 0: no budget.
+    #[arg(long, env = "PRESENCE_BROADCAST_BUDGET", default_value_t = DEFAULT_BROADCAST_BUDGET)]
+    pub presence_broadcast_budget: u64,
     /// The most concurrent password checks (bcrypt); more logins wait their turn.
     #[arg(long, env = "LOGIN_CONCURRENCY", default_value_t = 2)]
     pub login_concurrency: usize,
@@ -141,6 +153,10 @@ pub struct Config {
     #[arg(long, env = "RC_COMPAT_VERSION", default_value = DEFAULT_RC_COMPAT_VERSION)]
     pub rc_compat_version: String,
 }
+
+/// `PRESENCE_BROADCAST_BUDGET`'s default: user-status frames per second one instance
+/// was measured to deliver with p99 ≤ 250 ms on 2 cores (BENCHMARKS.md, "Scale").
+pub const DEFAULT_BROADCAST_BUDGET: u64 = 200_000;
 
 /// The Rocket.Chat version `/api/info` reports unless `RC_COMPAT_VERSION` says
 /// otherwise: 8.6 added the status features statusd has (`expiresAt`, `statusSource`,
@@ -307,6 +323,7 @@ impl Config {
             ("WS_MAX_FRAME_BYTES", self.ws_max_frame_bytes),
             ("WS_MAX_SUBSCRIPTIONS", self.ws_max_subscriptions),
             ("WS_MAX_WATCHED_USERS", self.ws_max_watched_users),
+            ("WS_QUEUE_EVENTS", self.ws_queue_events),
         ] {
             if v == 0 {
                 return Err(format!("{name}: must be at least 1"));

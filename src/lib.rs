@@ -7,6 +7,7 @@ mod app;
 mod auth;
 mod avatar;
 pub mod bootstrap;
+pub mod broadcast_budget;
 mod bus;
 mod calendar;
 pub mod calsync;

@@ -118,6 +118,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     }
 
     tokio::spawn(housekeeping::run(app.clone()));
+    tokio::spawn(statusd::broadcast_budget::run(app.clone()));
 
     tokio::spawn(expiry::run(app.core.clone(), app.leader.clone()));
     tokio::spawn(webhooks::run(

@@ -68,6 +68,21 @@ pub struct Metrics {
     pub live_connections: Gauge<i64, AtomicI64Compat>,
     pub frames_sent: Counter,
     pub frames_dropped: Counter,
+    /// Status changes published to this instance's connections.
+    pub status_events: Counter,
+    /// Changes queued to connections by the fan-out (one per connection and change).
+    pub fanout_queued: Counter,
+    /// Realtime connections closed as slow consumers (queue overflowed or a send stuck).
+    pub slow_consumers: Counter,
+    /// Users' status changes received from other instances (cluster mode)...
+    pub cluster_received_user_changes: Counter,
+    /// ...and those of them about users no local connection listens to.
+    pub cluster_received_unwatched: Counter,
+    /// Connections × status changes per second of the `user-status` fan-out (the load
+    /// `PRESENCE_BROADCAST_BUDGET` bounds), set each second.
+    pub presence_broadcast_load: Gauge,
+    /// Times this instance turned `Presence_broadcast_disabled` on (over its budget).
+    pub presence_broadcast_auto_disabled: Counter,
     /// Cluster messages dropped unapplied (forged, tampered with, replayed, unreadable).
     pub cluster_rejected: Family<RejectLabels, Counter>,
     /// Failed password logins (wrong password, unknown or deactivated user).
@@ -132,6 +147,48 @@ impl Metrics {
             "frames_dropped",
             "realtime events not delivered because a slow connection was closed",
             frames_dropped.clone(),
+        );
+        let status_events = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "status_events",
+            "status changes published to this instance's realtime connections",
+            status_events.clone(),
+        );
+        let fanout_queued = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "fanout_queued",
+            "changes queued to realtime connections (one per connection and change)",
+            fanout_queued.clone(),
+        );
+        let slow_consumers = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "slow_consumers",
+            "realtime connections closed as slow consumers (close code 1013)",
+            slow_consumers.clone(),
+        );
+        let cluster_received_user_changes = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "cluster_received_user_changes",
+            "user records and connections received from other instances",
+            cluster_received_user_changes.clone(),
+        );
+        let cluster_received_unwatched = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "cluster_received_unwatched",
+            "of those, the ones about users no connection of this instance listens to",
+            cluster_received_unwatched.clone(),
+        );
+        let presence_broadcast_load = Gauge::default();
+        registry.register(
+            "presence_broadcast_load",
+            "user-status subscribers x status changes per second (PRESENCE_BROADCAST_BUDGET bounds it)",
+            presence_broadcast_load.clone(),
+        );
+        let presence_broadcast_auto_disabled = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "presence_broadcast_auto_disabled",
+            "times this instance turned Presence_broadcast_disabled on, over its budget",
+            presence_broadcast_auto_disabled.clone(),
         );
         let cluster_rejected = Family::<RejectLabels, Counter>::default();
         registry.register(
@@ -238,6 +295,13 @@ impl Metrics {
             live_connections,
             frames_sent,
             frames_dropped,
+            status_events,
+            fanout_queued,
+            slow_consumers,
+            cluster_received_user_changes,
+            cluster_received_unwatched,
+            presence_broadcast_load,
+            presence_broadcast_auto_disabled,
         }
     }
 

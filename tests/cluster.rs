@@ -2188,6 +2188,78 @@ async fn webhooks_survive_a_killed_leader() {
     assert_eq!(ids.len(), 2, "two changes, two ids: {:?}", rx.got());
 }
 
+/// Issue 20, target 2: what an instance receives about users none of its connections
+/// watch, and what it costs there. Each instance keeps the whole model (reads never
+/// touch the disk), so it still applies every change (docs/cluster.md, "Interest");
+/// what changed is that a change nobody there watches wakes no connection: it is
+/// counted in `statusd_cluster_received_unwatched_total` and queued to nobody.
+#[tokio::test(flavor = "multi_thread")]
+async fn changes_of_users_nobody_on_an_instance_watches_are_counted_and_wake_nobody() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let (alice, _) = alice_on(&c).await;
+    let carol = a.create_user("carol", "carol-pass-1", &["user"]).await;
+    let bob = a.create_user("bob", "bob-pass-1", &["user"]).await;
+    wait_user_known(b, &carol.user_id, REPLICATION_WAIT).await;
+    wait_token_works(b, &bob, REPLICATION_WAIT).await;
+    // On B, one connection, watching alice only.
+    let mut w = Ddp::connect_resume(b, &bob.token).await;
+    assert_eq!(
+        w.sub(
+            "p",
+            "stream-user-presence",
+            json!(["", {"added": [alice.user_id]}])
+        )
+        .await,
+        json!({"msg": "ready", "subs": ["p"]})
+    );
+    settle(&mut [&mut w], QUIET).await;
+    let read = || async {
+        let mut v = [0f64; 3];
+        for (i, series) in [
+            "statusd_cluster_received_user_changes_total",
+            "statusd_cluster_received_unwatched_total",
+            "statusd_fanout_queued_total",
+        ]
+        .iter()
+        .enumerate()
+        {
+            v[i] = metric(b, series).await.unwrap_or(0.0);
+        }
+        v
+    };
+    let before = read().await;
+    const UNWATCHED: usize = 20;
+    // As the admin (exempt from the rate limits).
+    let admin = a.admin().await;
+    for i in 0..UNWATCHED {
+        let status = ["busy", "away"][i % 2];
+        set_ok(
+            a,
+            &admin,
+            json!({"userId": carol.user_id, "status": status}),
+        )
+        .await;
+    }
+    set_ok(a, &alice, json!({"status": "busy"})).await;
+    let f = w
+        .next_json(EVENT_WAIT)
+        .await
+        .expect("alice's change on B's watcher");
+    assert_eq!(f["collection"], "stream-user-presence", "{f}");
+    assert_eq!(f["fields"]["args"][0][1], 3, "{f}");
+    w.expect_no_changed(GRACE).await;
+    let after = read().await;
+    let [received, unwatched, queued] = [0, 1, 2].map(|i| after[i] - before[i]);
+    println!(
+        "instance B received {received} user changes, {unwatched} of them about users none \
+         of its connections watch; it queued {queued} change(s) to its connections"
+    );
+    assert!(unwatched >= UNWATCHED as f64, "{unwatched}");
+    assert!(received - unwatched >= 1.0, "alice's change is watched");
+    assert_eq!(queued, 1.0, "only alice's change wakes the watcher");
+}
+
 /// Issue 19 §3: presence privacy across instances. The setting and a user's denied list,
 /// set through one instance, decide what a watcher on another instance hears at once:
 /// `offline` when she denies him, the truth again when she lets him see.

@@ -1031,6 +1031,10 @@ async fn realtime(
         "duplicate frames",
         shared.duplicates.load(Ordering::Relaxed),
     );
+    r.say(format!(
+        "    status transitions repeating a change's text (a watched user went offline): {}",
+        shared.transitions.load(Ordering::Relaxed)
+    ));
     r.errors("websocket errors", shared.errors.load(Ordering::Relaxed));
     let samples = shared.samples.lock().expect("samples").clone();
     for s in samples {

@@ -83,6 +83,9 @@ impl Server {
             .env("OVERWRITE_SETTING_API_Enable_Rate_Limiter", "false")
             // Every load connection comes from 127.0.0.1: no per-address cap.
             .env("MAX_CONNECTIONS_PER_IP", "0")
+            // The fan-out is measured past any budget: the server must not turn presence
+            // broadcasting off in the middle of it (a run may set its own in `spec.env`).
+            .env("PRESENCE_BROADCAST_BUDGET", "0")
             .env(
                 "RUST_LOG",
                 std::env::var("BENCH_SERVER_LOG").unwrap_or("info".into()),

@@ -55,6 +55,10 @@ pub struct Shared {
     pub status_frames: AtomicU64,
     pub presence_frames: AtomicU64,
     pub duplicates: AtomicU64,
+    /// Frames that repeat a change's text with another status: the user's status
+    /// changed again without a new text (its own connection closed, so offline). Not
+    /// duplicates: issue 20 counted them as such.
+    pub transitions: AtomicU64,
     pub errors: AtomicU64,
     /// Set when the pool starts closing: connections that close take their users
     /// offline, and the watchers still open get that change (with the last benchmark
@@ -73,6 +77,7 @@ impl Shared {
             status_frames: AtomicU64::new(0),
             presence_frames: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
+            transitions: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             stopping: std::sync::atomic::AtomicBool::new(false),
             samples: Mutex::new(Vec::new()),
@@ -133,6 +138,40 @@ fn set_bit(bits: &mut Vec<u64>, i: u64) -> bool {
 }
 
 /// Finds `mark<seq>|<micros>` in a frame.
+/// The status code the driver sets with change `seq` (`STATUSES` in main.rs: away,
+/// busy, online).
+pub fn driven_code(seq: u64) -> u64 {
+    [2, 3, 1][(seq % 3) as usize]
+}
+
+/// The status code a frame carries just before its mark (`…,<code>,"bs|…`).
+fn code_before(text: &str, mark: &str) -> Option<u64> {
+    let at = text.find(mark)?;
+    let head = text[..at].strip_suffix('"')?.strip_suffix(',')?;
+    let start = head.rfind(|c: char| !c.is_ascii_digit())? + 1;
+    head[start..].parse().ok()
+}
+
+/// What a frame carrying change `seq` is for a connection that has `seen` so far: the
+/// delivery (first frame of that change), a duplicate (the change's own frame again),
+/// or a later status transition that repeats its text (another status).
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Delivery,
+    Duplicate,
+    Transition,
+}
+
+fn classify(seen: &mut Vec<u64>, seq: u64, code: Option<u64>) -> Seen {
+    if set_bit(seen, seq) {
+        Seen::Delivery
+    } else if code == Some(driven_code(seq)) {
+        Seen::Duplicate
+    } else {
+        Seen::Transition
+    }
+}
+
 fn parse_mark(text: &str, mark: &str) -> Option<(u64, u64)> {
     let at = text.find(mark)? + mark.len();
     let rest = &text[at..];
@@ -361,21 +400,29 @@ async fn conn_task(
                 if let Some((seq, sent)) = parse_mark(t, STATUS_MARK) {
                     if t.contains("stream-notify-logged") {
                         let lat = now_micros().saturating_sub(sent).clamp(1, 60_000_000);
-                        if set_bit(&mut status_seen, seq) {
-                            shared.status_frames.fetch_add(1, Ordering::Relaxed);
-                            let _ = shared.status_hist[shard].lock().expect("hist").record(lat);
-                        } else {
-                            shared.duplicate(idx, t);
+                        match classify(&mut status_seen, seq, code_before(t, STATUS_MARK)) {
+                            Seen::Delivery => {
+                                shared.status_frames.fetch_add(1, Ordering::Relaxed);
+                                let _ = shared.status_hist[shard].lock().expect("hist").record(lat);
+                            }
+                            Seen::Duplicate => shared.duplicate(idx, t),
+                            Seen::Transition => {
+                                shared.transitions.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
                 } else if let Some((seq, sent)) = parse_mark(t, PRESENCE_MARK) {
                     if t.contains("stream-user-presence") {
                         let lat = now_micros().saturating_sub(sent).clamp(1, 60_000_000);
-                        if set_bit(&mut presence_seen, seq) {
-                            shared.presence_frames.fetch_add(1, Ordering::Relaxed);
-                            let _ = shared.presence_hist[shard].lock().expect("hist").record(lat);
-                        } else {
-                            shared.duplicate(idx, t);
+                        match classify(&mut presence_seen, seq, code_before(t, PRESENCE_MARK)) {
+                            Seen::Delivery => {
+                                shared.presence_frames.fetch_add(1, Ordering::Relaxed);
+                                let _ = shared.presence_hist[shard].lock().expect("hist").record(lat);
+                            }
+                            Seen::Duplicate => shared.duplicate(idx, t),
+                            Seen::Transition => {
+                                shared.transitions.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
                 } else if t.contains(r#""msg":"ping""#) {
@@ -420,5 +467,22 @@ mod tests {
         assert!(!set_bit(&mut bits, 130));
         assert!(has_bit(&bits, 130));
         assert_eq!(count_bits(&bits), 1);
+    }
+
+    /// Issue 20's duplicates: a watched user's connection closing sends their last text
+    /// again with status 0 (offline). That is a transition, not a duplicate.
+    #[test]
+    fn a_repeated_text_with_another_status_is_a_transition_not_a_duplicate() {
+        let busy = r#"{"msg":"changed","collection":"stream-user-presence","id":"u1","fields":{"uid":"u1","args":[["user1",3,"bp|7|1700000000123456"]],"eventName":"u1"}}"#;
+        let offline = busy.replace(",3,", ",0,");
+        let status = r#"{"msg":"changed","fields":{"args":[["id","u",2,"bs|17|1700000000123456","n",["user"]]]}}"#;
+        assert_eq!(code_before(busy, PRESENCE_MARK), Some(3));
+        assert_eq!(code_before(&offline, PRESENCE_MARK), Some(0));
+        assert_eq!(code_before(status, STATUS_MARK), Some(2));
+        assert_eq!(driven_code(7), 3, "change 7 sets busy");
+        let mut seen = Vec::new();
+        assert_eq!(classify(&mut seen, 7, Some(3)), Seen::Delivery);
+        assert_eq!(classify(&mut seen, 7, Some(0)), Seen::Transition);
+        assert_eq!(classify(&mut seen, 7, Some(3)), Seen::Duplicate);
     }
 }

@@ -2,11 +2,12 @@
 //! changes (the hot path: `Published::Status`, frames encoded lazily once and shared)
 //! and the rarer notices derived from the other committed changes (`Notice`: custom
 //! statuses, settings, permissions, roles, renames, deletions), encoded once by the
-//! writer. In one process this is a tokio broadcast channel: every receiver sees every
-//! event in commit order, and a receiver that falls too far behind learns it lagged
-//! (the realtime layer then closes that slow connection instead of buffering without
-//! bound).
+//! writer. Each realtime connection listens through a bounded queue of its own, indexed
+//! by what it listens to (`fanout.rs`): a change is queued only for the connections it
+//! is for, in commit order, and a connection whose queue overflows is closed by its
+//! session instead of buffering without bound.
 
+pub mod fanout;
 pub mod nats;
 pub mod notice;
 pub mod replay;
@@ -16,11 +17,9 @@ use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
 
-use chrono::{DateTime, Utc};
-use tokio::sync::broadcast;
-
 use crate::model::{Status, User};
 use crate::status::privacy::Hiding;
+use chrono::{DateTime, Utc};
 
 /// One committed change of what a user shows to others.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,6 +95,15 @@ pub enum Published {
     Notice(notice::Notice),
 }
 
+impl fanout::Routed for Published {
+    fn destination(&self) -> fanout::Route<'_> {
+        match self {
+            Published::Status(s) => fanout::Route::Status(&s.event.uid),
+            Published::Notice(_) => fanout::Route::Notice,
+        }
+    }
+}
+
 impl Published {
     /// The user whose record this is about, if it is about one.
     pub fn user_id(&self) -> Option<&str> {
@@ -106,16 +114,17 @@ impl Published {
     }
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Bus {
-    tx: broadcast::Sender<Arc<Published>>,
+    fanout: Arc<fanout::Fanout<Published>>,
 }
 
 impl Bus {
-    /// `capacity` bounds how many events a slow receiver may fall behind before it lags.
-    pub fn new(capacity: usize) -> Bus {
-        let (tx, _) = broadcast::channel(capacity);
-        Bus { tx }
+    /// A bus whose fan-out counts into `counts` (the metrics').
+    pub fn new(counts: fanout::Counts) -> Bus {
+        Bus {
+            fanout: Arc::new(fanout::Fanout::new(counts)),
+        }
     }
 
     pub fn publish(&self, event: StatusEvent) {
@@ -124,24 +133,30 @@ impl Bus {
 
     /// Publishes a status event of a user who hides it from `hiding`.
     pub fn publish_hiding(&self, event: StatusEvent, hiding: Option<Arc<Hiding>>) {
-        // No receivers is fine: nobody is listening.
-        let _ = self.tx.send(Arc::new(Published::Status(StatusFrames {
-            event,
-            user_status_frame: OnceLock::new(),
-            user_presence_frame: OnceLock::new(),
-            user_data_frame: OnceLock::new(),
-            hiding,
-            redacted_status_frame: OnceLock::new(),
-            redacted_presence_frame: OnceLock::new(),
-        })));
+        self.fanout
+            .publish(Arc::new(Published::Status(StatusFrames {
+                event,
+                user_status_frame: OnceLock::new(),
+                user_presence_frame: OnceLock::new(),
+                user_data_frame: OnceLock::new(),
+                hiding,
+                redacted_status_frame: OnceLock::new(),
+                redacted_presence_frame: OnceLock::new(),
+            })));
     }
 
     /// Publishes a notice (its frame already encoded).
     pub fn notify(&self, notice: notice::Notice) {
-        let _ = self.tx.send(Arc::new(Published::Notice(notice)));
+        self.fanout.publish(Arc::new(Published::Notice(notice)));
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
-        self.tx.subscribe()
+    /// A new listener (a realtime connection) whose queue holds `capacity` changes.
+    pub fn listen(&self, capacity: usize) -> fanout::Listener<Published> {
+        self.fanout.listen(capacity)
+    }
+
+    /// The index of listeners: who wants what, and the counts.
+    pub fn fanout(&self) -> &fanout::Fanout<Published> {
+        &self.fanout
     }
 }

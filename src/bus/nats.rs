@@ -207,6 +207,8 @@ pub struct Link {
     pub instance_id: String,
     pub sealer: Sealer,
     pub metrics: Arc<Metrics>,
+    /// This instance's listeners: who here watches whom (`count_interest`).
+    pub bus: super::Bus,
 }
 
 /// Starts the tasks that publish local commits, apply remote ones and resync after gaps.
@@ -223,6 +225,7 @@ pub async fn start(
         instance_id,
         sealer,
         metrics,
+        bus,
     } = link;
     let mut sub = client
         .subscribe(subject.clone())
@@ -272,7 +275,10 @@ pub async fn start(
                 &mut guard,
                 now,
             ) {
-                Ok(Some(changes)) => apply_writer.apply_peer(changes).await,
+                Ok(Some(changes)) => {
+                    count_interest(&changes, &bus, &metrics);
+                    apply_writer.apply_peer(changes).await
+                }
                 Ok(None) => {}
                 Err(reason) => {
                     metrics
@@ -294,6 +300,26 @@ pub async fn start(
         }
     });
     Ok(())
+}
+
+/// Counts the users' records and connections a peer's batch carries, and those about
+/// users no connection here listens to (`statusd_cluster_received_unwatched_total`):
+/// what interest routing could spare this instance. Measured (docs/cluster.md): with
+/// every instance keeping the whole model, all of them must still apply every change.
+fn count_interest(changes: &[WireChange], bus: &super::Bus, metrics: &Metrics) {
+    let (mut all, mut unwatched) = (0u64, 0u64);
+    for c in changes {
+        let uid = match c {
+            WireChange::User(uid, _) | WireChange::Conn(uid, _, _) => uid,
+            _ => continue,
+        };
+        all += 1;
+        if !bus.fanout().wants(uid) {
+            unwatched += 1;
+        }
+    }
+    metrics.cluster_received_user_changes.inc_by(all);
+    metrics.cluster_received_unwatched.inc_by(unwatched);
 }
 
 /// The changes of a received message to apply: None for this instance's own; the

@@ -462,7 +462,7 @@ async fn open(cfg: &Config, init: bool) -> anyhow::Result<Core> {
     let loaded =
         tokio::task::spawn_blocking(move || Core::load(&url, Role::Admin, |_| {})).await??;
     eprintln!("statusd: using {}", describe(&cfg.database_url));
-    Ok(loaded.start(16, None))
+    Ok(loaded.start(None))
 }
 
 /// `statusd backup FILE` / `statusd restore FILE` (`store::sqlite::backup`). Neither

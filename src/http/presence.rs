@@ -19,7 +19,7 @@ use super::reply::ok;
 use super::schema;
 use crate::app::Ctx;
 use crate::auth::defaults::Permission;
-use crate::settings::{self, Typed};
+use crate::settings::{self, Typed, Values};
 
 /// Rocket.Chat's `MAX_CONNECTIONS`: above it, an unlicensed Rocket.Chat stops
 /// broadcasting presence. statusd has no such cap; it reports the same number.
@@ -37,6 +37,11 @@ pub struct ConnectionsBody {
     current: u64,
     /// Rocket.Chat's broadcast cap (200), reported as it does.
     max: u64,
+    /// statusd's addition: whether presence broadcasting is off
+    /// (`Presence_broadcast_disabled`, turned on by an admin or, past
+    /// `PRESENCE_BROADCAST_BUDGET`, by the server itself).
+    #[serde(rename = "broadcastDisabled")]
+    broadcast_disabled: bool,
     success: bool,
 }
 
@@ -49,16 +54,15 @@ pub struct ConnectionsBody {
     ))]
 async fn get_connections(State(app): State<Ctx>, caller: Caller) -> ApiResult<Response> {
     app.require_declared(&caller.user, Permission::ManageUserStatus)?;
-    let current = app
-        .model
-        .read()
-        .conns
-        .values()
-        .map(|c| c.len() as u64)
-        .sum();
+    let (current, broadcast_disabled) = {
+        let m = app.model.read();
+        let current = m.conns.values().map(|c| c.len() as u64).sum();
+        (current, m.value(&settings::PRESENCE_BROADCAST_DISABLED))
+    };
     Ok(ok(&ConnectionsBody {
         current,
         max: MAX_CONNECTIONS,
+        broadcast_disabled,
         success: true,
     }))
 }

@@ -308,6 +308,16 @@ impl Publications {
         self.own.is_some() || !self.subs.is_empty()
     }
 
+    /// Does this connection need every user's changes (`activeUsers`, `fullUserData`)?
+    pub fn wants_all(&self) -> bool {
+        !self.subs.is_empty()
+    }
+
+    /// The user whose own record this connection holds.
+    pub fn own(&self) -> Option<&str> {
+        self.own.as_deref()
+    }
+
     /// Is `id` one of this module's subscriptions?
     pub fn has(&self, id: &str) -> bool {
         self.subs.contains_key(id)

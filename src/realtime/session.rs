@@ -1,13 +1,18 @@
 //! One realtime connection: a single task that reads frames in order, answers them,
 //! forwards the status events the connection listens to, pings when idle, and closes
 //! when the client is silent, too slow, or the server shuts down.
+//!
+//! The events come through the connection's own queue in the fan-out index
+//! (`bus::fanout`): after every method, sub and unsub the session tells the index what
+//! it listens to now (`sync_interest`), so it is woken only by changes it has a frame
+//! for. A queue that overflows closes the connection with code 1013 and a reason
+//! ("slow consumer: …"), never a silent gap.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::frame::{self, ClientFrame, FrameError};
@@ -17,6 +22,7 @@ use super::sockjs::Transport;
 use super::streams::{self, SubLimits, SubReply, Subscriber, Subscriptions};
 use crate::app::Ctx;
 use crate::auth::secrets;
+use crate::bus::fanout::{Interest, Listener};
 use crate::bus::Published;
 
 /// A send that takes longer than this means the client is stuck: it is closed.
@@ -35,13 +41,15 @@ struct Session {
     subs: Subscriptions,
     /// Meteor's `users` collection (`publications.rs`).
     pubs: Publications,
-    events: Option<broadcast::Receiver<Arc<Published>>>,
+    /// The connection's queue in the fan-out index, while it listens to anything.
+    events: Option<Listener<Published>>,
 }
 
 /// Why the loop ended (for the close frame and the logs).
 enum End {
     ClientGone,
     Silent,
+    /// Closed as a slow consumer (the close frame said why).
     Slow,
     Shutdown,
     /// The token this connection logged in with was revoked or expired, or its user
@@ -99,6 +107,7 @@ pub async fn run(app: Ctx, socket: Transport, ip: IpAddr) {
         methods::drop_connection(&app, &login.user_id, &s.id).await;
     }
     if matches!(end, End::Slow) {
+        app.metrics.slow_consumers.inc();
         tracing::debug!("closed a slow realtime connection");
     }
 }
@@ -136,7 +145,7 @@ impl Session {
                 deadline = due;
                 timer.as_mut().reset(deadline);
             }
-            let wants_events = self.subs.wants_events() || self.pubs.wants_events();
+            let wants_events = self.events.is_some();
             tokio::select! {
                 biased;
                 _ = &mut stop => {
@@ -177,27 +186,30 @@ impl Session {
                     }
                 }
                 ev = next_event(self.events.as_mut()), if wants_events => {
-                    match ev {
-                        Ok(p) => {
-                            self.event_frames(&p, &mut out);
-                            if let Err(missed) = self.drain_events(&mut out) {
-                                // Fell behind while draining: events are lost, so close
-                                // rather than leave a silent gap.
-                                self.app.metrics.frames_dropped.inc_by(missed);
-                                return End::Slow;
-                            }
-                        }
-                        Err(RecvError::Lagged(n)) => {
-                            self.app.metrics.frames_dropped.inc_by(n);
-                            return End::Slow;
-                        }
-                        Err(RecvError::Closed) => return End::Shutdown,
+                    let Some(p) = ev else { return End::Shutdown };
+                    // Changes were lost behind what is queued: close rather than leave
+                    // a silent gap.
+                    if let Some(why) = self.overflow() {
+                        return close_slow(&mut ws, &why).await;
+                    }
+                    self.event_frames(&p, &mut out);
+                    self.drain_events(&mut out);
+                    // Checked again: nothing more is queued after an overflow, so a
+                    // drain that emptied the queue must not leave the loop waiting.
+                    if let Some(why) = self.overflow() {
+                        return close_slow(&mut ws, &why).await;
                     }
                     let n = out.len() as u64;
                     match timeout(SEND_TIMEOUT, send_all(&mut ws, &mut out)).await {
                         Ok(Ok(())) => { self.app.metrics.frames_sent.inc_by(n); }
                         Ok(Err(_)) => return End::ClientGone,
-                        Err(_) => return End::Slow,
+                        Err(_) => {
+                            let why = format!(
+                                "slow consumer: a send took longer than {} s",
+                                SEND_TIMEOUT.as_secs()
+                            );
+                            return close_slow(&mut ws, &why).await;
+                        }
                     }
                 }
                 _ = Transport::heartbeat_due(heartbeat.as_mut()) => {
@@ -241,10 +253,43 @@ impl Session {
         })
     }
 
+    /// Why this connection must close as a slow consumer, if its queue overflowed.
+    fn overflow(&self) -> Option<String> {
+        let l = self.events.as_ref().filter(|l| l.overflowed())?;
+        Some(format!(
+            "slow consumer: more than {} events queued",
+            l.capacity()
+        ))
+    }
+
+    /// Tells the fan-out index what this connection listens to now (after a method, a
+    /// sub or an unsub): every status change, the notices, the users it watches and its
+    /// own. A connection that listens to nothing leaves the index.
+    fn sync_interest(&mut self) {
+        let own = self.login.as_ref().map(|l| l.user_id.as_str());
+        let mut want = Interest {
+            all: self.subs.wants_every_status() || self.pubs.wants_all(),
+            notices: self.subs.wants_notices() || self.pubs.wants_events(),
+            users: self.subs.watched().collect(),
+        };
+        if let (Some(own), true) = (own, self.subs.wants_own()) {
+            want.users.insert(own);
+        }
+        if let Some(own) = self.pubs.own() {
+            want.users.insert(own);
+        }
+        if want.is_empty() {
+            self.events = None;
+            return;
+        }
+        let (app, events) = (&self.app, &mut self.events);
+        events
+            .get_or_insert_with(|| app.bus.listen(app.cfg.ws_queue_events))
+            .set(&want);
+    }
+
     /// Takes whatever else is already queued, so a burst goes out in one write.
-    /// Returns `Err(n)` when the channel overtook this connection (n events lost):
-    /// the receiver skips past them, so the lag must be acted on here.
-    fn drain_events(&mut self, out: &mut Vec<Utf8Bytes>) -> Result<(), u64> {
+    fn drain_events(&mut self, out: &mut Vec<Utf8Bytes>) {
         let Session {
             events,
             subs,
@@ -255,16 +300,14 @@ impl Session {
         } = self;
         let uid = login.as_ref().map_or("", |l| l.user_id.as_str());
         let Some(rx) = events.as_mut() else {
-            return Ok(());
+            return;
         };
         for _ in 0..MAX_BURST {
             match rx.try_recv() {
-                Ok(p) => event_frames(subs, pubs, app, uid, &p, out),
-                Err(TryRecvError::Lagged(n)) => return Err(n),
-                Err(_) => break,
+                Some(p) => event_frames(subs, pubs, app, uid, &p, out),
+                None => break,
             }
         }
-        Ok(())
     }
 
     fn event_frames(&mut self, p: &Published, out: &mut Vec<Utf8Bytes>) {
@@ -324,10 +367,8 @@ impl Session {
                 if self.login.is_none() {
                     // Logged out: the streams are for logged-in users only.
                     self.subs.clear();
-                    self.events = None;
-                } else if self.pubs.wants_events() && self.events.is_none() {
-                    self.events = Some(self.app.bus.subscribe());
                 }
+                self.sync_interest();
             }
             ClientFrame::Sub { id, name, params } => {
                 if self.login.is_none() {
@@ -355,18 +396,14 @@ impl Session {
                     SubReply::Ready => out.push(frame::ready(&id).into()),
                     SubReply::NoSub(e) => out.push(frame::nosub(&id, e.as_ref()).into()),
                 }
-                if self.subs.wants_events() && self.events.is_none() {
-                    self.events = Some(self.app.bus.subscribe());
-                }
+                self.sync_interest();
             }
             ClientFrame::Unsub { id } => {
                 let mut frames = Vec::new();
                 self.pubs.unsub(&id, &mut frames);
                 out.extend(frames.into_iter().map(Utf8Bytes::from));
                 self.subs.unsub(&id);
-                if !self.subs.wants_events() && !self.pubs.wants_events() {
-                    self.events = None;
-                }
+                self.sync_interest();
                 out.push(frame::nosub(&id, None).into());
             }
         }
@@ -421,9 +458,7 @@ impl Session {
             Ok(()) => out.push(frame::ready(id).into()),
             Err(e) => out.push(frame::nosub(id, Some(&e)).into()),
         }
-        if self.pubs.wants_events() && self.events.is_none() {
-            self.events = Some(self.app.bus.subscribe());
-        }
+        self.sync_interest();
     }
 }
 
@@ -473,9 +508,19 @@ async fn close_logged_out(ws: &mut Transport) -> End {
     End::LoggedOut
 }
 
-async fn next_event(
-    rx: Option<&mut broadcast::Receiver<Arc<Published>>>,
-) -> Result<Arc<Published>, RecvError> {
+/// Closes a slow consumer with a close frame that says why (1013, "try again later":
+/// the client reconnects and resynchronises). The frame goes out unless the socket is
+/// itself stuck.
+async fn close_slow(ws: &mut Transport, why: &str) -> End {
+    let close = CloseFrame {
+        code: 1013,
+        reason: why.into(),
+    };
+    let _ = timeout(CLOSE_REPLY_TIMEOUT, ws.send(Message::Close(Some(close)))).await;
+    End::Slow
+}
+
+async fn next_event(rx: Option<&mut Listener<Published>>) -> Option<Arc<Published>> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -109,6 +109,26 @@ impl Subscriptions {
             || !self.keyed.is_empty()
     }
 
+    /// Does this connection want every status change (`user-status`)?
+    pub fn wants_every_status(&self) -> bool {
+        !self.user_status.is_empty()
+    }
+
+    /// Does it want notices (a notice's key, or its own `userData`)?
+    pub fn wants_notices(&self) -> bool {
+        !self.keyed.is_empty() || !self.user_data.is_empty()
+    }
+
+    /// Does it want its own user's status changes (`<uid>/userData`)?
+    pub fn wants_own(&self) -> bool {
+        !self.user_data.is_empty()
+    }
+
+    /// The users it watches through `stream-user-presence`.
+    pub fn watched(&self) -> impl Iterator<Item = &str> {
+        self.watched.iter().map(String::as_str)
+    }
+
     fn count(&self) -> usize {
         self.user_status.len()
             + self.user_data.len()
@@ -251,6 +271,9 @@ impl Subscriptions {
     /// The frames this connection gets for a published change (each encoded once,
     /// shared). `uid`: the logged-in user (their own `userData`); `hidden`: the status
     /// event's user hides it from them (`crate::privacy`: the redacted frames instead).
+    /// This is the one place where a frame is chosen for a connection: the fan-out
+    /// (`bus::fanout`) only brings the changes this connection's interest names, and
+    /// each arrives once.
     pub fn frames(&self, p: &Published, uid: &str, hidden: bool, out: &mut Vec<Utf8Bytes>) {
         let p = match p {
             Published::Status(p) => p,

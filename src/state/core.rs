@@ -61,13 +61,16 @@ impl Core {
 }
 
 impl Loaded {
-    /// Starts the writer over the loaded model. `events` bounds the bus (how far a
-    /// subscriber may fall behind); `replicate` takes every committed batch to the
-    /// other instances (cluster mode).
-    pub fn start(self, events: usize, replicate: Option<Replicate>) -> Core {
+    /// Starts the writer over the loaded model. `replicate` takes every committed batch
+    /// to the other instances (cluster mode).
+    pub fn start(self, replicate: Option<Replicate>) -> Core {
         let model = Arc::new(RwLock::new(self.model));
         let metrics = Arc::new(Metrics::new());
-        let bus = Bus::new(events);
+        let bus = Bus::new(crate::bus::fanout::Counts {
+            status_events: metrics.status_events.clone(),
+            queued: metrics.fanout_queued.clone(),
+            dropped: metrics.frames_dropped.clone(),
+        });
         let writer = Writer::start(
             model.clone(),
             self.store.clone(),

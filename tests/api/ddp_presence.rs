@@ -316,3 +316,60 @@ async fn a_presence_flood_is_rate_limited_and_coalesced() {
     }
     assert!(got_pong);
 }
+
+/// Issue 20's "duplicate frames" (5,021 at 100,000 connections): one frame per stream
+/// and visible change, even on a connection that both subscribes to `user-status` and
+/// watches the user (the fan-out queues each change once per connection). What the
+/// load tool counted twice were two changes with the same status text: a watched
+/// user's own connection closed (a slow consumer), so the user went offline and every
+/// watcher got `[username, 0, <the same text>]`, a new frame Rocket.Chat sends too.
+#[tokio::test]
+async fn one_frame_per_stream_and_change_and_an_offline_repeats_the_text() {
+    let srv = Server::start().await;
+    let carol = srv.create_user("carol", "carol-pass-1", &["user"]).await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let alice_ws = Ddp::connect_resume(&srv, &alice.token).await;
+    let mut w = Ddp::connect_resume(&srv, &carol.token).await;
+    w.sub_user_status("s").await;
+    // Watching alice twice over (added twice, in two subs): still one frame.
+    let watch = json!(["", {"added": [alice.user_id, alice.user_id]}]);
+    assert_eq!(
+        w.sub("p", "stream-user-presence", watch.clone()).await,
+        json!({"msg": "ready", "subs": ["p"]})
+    );
+    w.send(json!({"msg": "sub", "id": "p2", "name": "stream-user-presence", "params": watch}))
+        .await;
+    w.drain_changed(QUIET).await;
+
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "busy", "message": "bp|1|0"}))
+            .await,
+        200,
+    );
+    let frames = w.drain_changed(QUIET).await;
+    let of = |stream: &str| -> Vec<Value> {
+        frames
+            .iter()
+            .map(|t| serde_json::from_str::<Value>(t).expect("JSON"))
+            .filter(|f| f["collection"] == stream)
+            .map(|f| f["fields"]["args"][0].clone())
+            .collect()
+    };
+    assert_eq!(
+        of("stream-user-presence"),
+        [json!(["alice", 3, "bp|1|0"])],
+        "{frames:?}"
+    );
+    assert_eq!(of("stream-notify-logged").len(), 1, "{frames:?}");
+
+    // Alice's only connection closes: offline, with the text she still has.
+    alice_ws.close().await;
+    let frames = w.drain_changed(Duration::from_secs(2)).await;
+    let presence: Vec<Value> = frames
+        .iter()
+        .map(|t| serde_json::from_str::<Value>(t).expect("JSON"))
+        .filter(|f| f["collection"] == "stream-user-presence")
+        .map(|f| f["fields"]["args"][0].clone())
+        .collect();
+    assert_eq!(presence, [json!(["alice", 0, "bp|1|0"])], "{frames:?}");
+}

@@ -195,3 +195,73 @@ async fn a_consumer_that_falls_behind_gets_everything_or_is_closed_never_a_gap()
     }
     eprintln!("{complete} consumers got all {total} changes, {closed} were closed");
 }
+
+/// A connection whose queue of changes overflows (`WS_QUEUE_EVENTS`, tiny here) while
+/// its socket is writable is closed with a close frame that says why: code 1013 (try
+/// again later) and "slow consumer: …", counted in `statusd_slow_consumers_total`
+/// (issue 20). Never a silent drop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflowing_queue_closes_with_1013_and_a_reason() {
+    const USERS: usize = 8;
+    const TOGGLES: usize = 300;
+    let srv = Server::start_with(&[("WS_QUEUE_EVENTS", "2")]).await;
+    let carol = srv.create_user("carol", "carol-pass-1", &["user"]).await;
+    let mut users = Vec::new();
+    for i in 0..USERS {
+        let s = srv
+            .create_user(&format!("u{i}"), "user-pass-1", &["user"])
+            .await;
+        users.push(s);
+    }
+    let mut consumer = Ddp::connect_resume(&srv, &carol.token).await;
+    consumer.sub_user_status("s").await;
+    let mut set = JoinSet::new();
+    for u in &users {
+        let mut c = Ddp::connect_resume(&srv, &u.token).await;
+        set.spawn(async move {
+            for i in 0..TOGGLES {
+                let status = if i % 2 == 0 { "busy" } else { "away" };
+                c.send(json!({"msg": "method", "id": format!("m{i}"), "method": "UserPresence:setDefaultStatus", "params": [status]}))
+                    .await;
+            }
+            let mut results = 0;
+            while results < TOGGLES {
+                let f = c.next_json(Duration::from_secs(30)).await.expect("results");
+                if f["msg"] == "result" {
+                    results += 1;
+                }
+            }
+            c
+        });
+    }
+    // The consumer reads all the while: it is the server that cannot queue for it.
+    let mut got = 0usize;
+    while consumer
+        .next_changed(Duration::from_secs(10))
+        .await
+        .is_some()
+    {
+        got += 1;
+    }
+    let mut keep = Vec::new();
+    while let Some(r) = set.join_next().await {
+        keep.push(r.expect("a changing connection failed"));
+    }
+    assert!(consumer.closed, "never closed after {got} frames");
+    let why = consumer.close_reason.clone().unwrap_or_default();
+    assert!(
+        why.contains("Again") && why.contains("slow consumer: more than 2 events queued"),
+        "closed without the slow-consumer close frame: {why}"
+    );
+    let (status, _, metrics) = srv
+        .request_text(Method::GET, "/metrics", None, &[], None)
+        .await;
+    assert_eq!(status, 200);
+    let closed: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("statusd_slow_consumers_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("statusd_slow_consumers_total");
+    assert!(closed >= 1.0, "{closed}");
+    eprintln!("closed after {got} frames: {why}");
+}

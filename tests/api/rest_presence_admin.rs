@@ -308,7 +308,7 @@ async fn presence_connections_and_broadcast_need_manage_user_status() {
     assert_reply(
         &srv.get("presence.getConnections", Some(&admin)).await,
         200,
-        json!({"current": 0, "max": 200, "success": true}),
+        json!({"current": 0, "max": 200, "broadcastDisabled": false, "success": true}),
     );
     let _a = Ddp::connect_resume(&srv, &alice.token).await;
     let _b = Ddp::connect_resume(&srv, &alice.token).await;
@@ -316,7 +316,7 @@ async fn presence_connections_and_broadcast_need_manage_user_status() {
     assert_reply(
         &srv.get("presence.getConnections", Some(&admin)).await,
         200,
-        json!({"current": 3, "max": 200, "success": true}),
+        json!({"current": 3, "max": 200, "broadcastDisabled": false, "success": true}),
     );
 
     srv.set_setting("Presence_broadcast_disabled", json!(true))
@@ -366,4 +366,93 @@ async fn presence_connections_and_broadcast_need_manage_user_status() {
         .expect("the change is broadcast again");
     assert_eq!(f["fields"]["args"][0][0], alice.user_id, "{f}");
     assert_eq!(f["fields"]["args"][0][2], 2, "{f}");
+}
+
+/// Past `PRESENCE_BROADCAST_BUDGET` (user-status subscribers × status changes per
+/// second) the server turns `Presence_broadcast_disabled` on by itself and says so;
+/// it stays on until an admin calls `presence.enableBroadcast` (issue 20).
+#[tokio::test]
+async fn past_the_broadcast_budget_broadcasting_turns_itself_off_until_an_admin_says() {
+    let srv = Server::start_with(&[("PRESENCE_BROADCAST_BUDGET", "1")]).await;
+    let admin = srv.admin().await;
+    let alice = srv.create_user("alice", "alice-pass-1", &["user"]).await;
+    let connections = || async {
+        let (status, _, body) = srv.get("presence.getConnections", Some(&admin)).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    assert_eq!(connections().await["broadcastDisabled"], false);
+    // Two subscribers of user-status and a few changes a second: over 1.
+    let mut watchers = Vec::new();
+    for id in ["s1", "s2"] {
+        let mut w = Ddp::connect_resume(&srv, &admin.token).await;
+        w.sub_user_status(id).await;
+        watchers.push(w);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut i = 0;
+    while connections().await["broadcastDisabled"] == false {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "broadcasting never turned itself off"
+        );
+        let status = if i % 2 == 0 { "busy" } else { "away" };
+        assert_status(
+            &srv.set_status(&alice, json!({"status": status})).await,
+            200,
+        );
+        i += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, _, public) = srv
+        .get("settings.public?_id=Presence_broadcast_disabled", None)
+        .await;
+    assert_eq!(
+        public["settings"],
+        json!([{"_id": "Presence_broadcast_disabled", "value": true}])
+    );
+    let (status, _, metrics) = srv
+        .request_text(Method::GET, "/metrics", None, &[], None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "statusd_presence_broadcast_auto_disabled_total 1"),
+        "{metrics}"
+    );
+    // Off: changes are made, not broadcast; and it stays off with no load at all.
+    for w in &mut watchers {
+        w.drain_changed(std::time::Duration::from_millis(300)).await;
+    }
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "online"})).await,
+        200,
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(connections().await["broadcastDisabled"], true);
+    assert_eq!(
+        watchers[0]
+            .next_json(std::time::Duration::from_millis(300))
+            .await,
+        None,
+        "a change was broadcast while broadcasting is off"
+    );
+    // The admin turns it back on: changes are broadcast again.
+    assert_reply(
+        &srv.post_json("presence.enableBroadcast", Some(&admin), json!({}))
+            .await,
+        200,
+        json!({"success": true}),
+    );
+    assert_eq!(connections().await["broadcastDisabled"], false);
+    assert_status(
+        &srv.set_status(&alice, json!({"status": "busy"})).await,
+        200,
+    );
+    let f = watchers[0]
+        .next_json(std::time::Duration::from_secs(3))
+        .await
+        .expect("the change is broadcast again");
+    assert_eq!(f["fields"]["args"][0][0], alice.user_id, "{f}");
 }
