@@ -287,7 +287,7 @@ begin "browser test of the presence page (tests/web/run.sh)"
 reap "install: tests/web"
 # Debian's headless Chromium driven by playwright-core: sign in, set a status, see a
 # change made over REST arrive live, the disabled controls' reasons. Installs chromium
-# when it is missing; saves docs/screenshot.png.
+# when it is missing; saves docs/screenshot.png and the screenshots beside it.
 tests/web/run.sh
 
 begin "behind a TLS proxy (tests/proxy/run.sh)"

@@ -455,6 +455,9 @@ test('the privacy form hides my status from the people I name', async () => {
   await page.locator('#privacy-ok').waitFor({ state: 'visible' });
   // Read back as the server keeps it: the names of users who exist.
   assert.equal(await page.locator('#hide-from').inputValue(), 'bob');
+  if (SCREENSHOT) {
+    await page.screenshot({ path: path.join(path.dirname(SCREENSHOT), 'screenshot-privacy.png'), fullPage: true });
+  }
   const bob = await login('bob', 'bob-pass-1');
   const carol = await login('carol', 'carol-pass-1');
   const toBob = await ok('GET', `users.getStatus?userId=${ids.alice}`, { session: bob });

@@ -3,15 +3,16 @@
 # with a temporary SQLite database and a known admin, and drives the page with the
 # system's headless Chromium (Debian package `chromium`) through playwright-core
 # (npm; no browser download). Saves the page's screenshots to docs/screenshot.png and,
-# beside it, docs/screenshot-last-seen.png (the list filtered to offline people) and
-# docs/screenshot-dnd.png (the whole page during a do-not-disturb window).
+# beside it, docs/screenshot-last-seen.png (the list filtered to offline people),
+# docs/screenshot-dnd.png (the whole page during a do-not-disturb window) and
+# docs/screenshot-privacy.png (the Privacy form hiding the status from one person).
 # The server is stopped whatever happens. Exits non-zero on any failure.
 #
 # Environment knobs (all optional):
 #   STATUSD_WEB_KEEP_TMP=1   keep the temp dir (database, server log, browser profile)
 #   STATUSD_SCREENSHOT=PATH  where to save the screenshot (default docs/screenshot.png;
-#                            screenshot-last-seen.png and screenshot-dnd.png go into
-#                            the same directory)
+#                            screenshot-last-seen.png, screenshot-dnd.png and
+#                            screenshot-privacy.png go into the same directory)
 #   RUST_LOG                 server log filter (default: info)
 #   STATUSD_BIN=PATH         test this binary instead of building target/debug/statusd
 # `run.sh --deps-only` installs the browser and playwright-core and stops
