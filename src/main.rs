@@ -44,6 +44,9 @@ fn main() {
         Ok((_, soft, hard)) => tracing::info!("open files: soft limit {soft}, hard limit {hard}"),
         Err(e) => tracing::warn!("open files: cannot raise the soft limit: {e}"),
     }
+    if let Some(arenas) = server::limit_malloc_arenas() {
+        tracing::debug!("malloc: at most {arenas} arenas (MALLOC_ARENA_MAX overrides)");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
