@@ -367,7 +367,10 @@ test('do not disturb: a weekly schedule set on the page, read back over REST, cl
   });
   assert.deepEqual(got.dnd, { ranges: [{ days, start, end }], text: 'Focus time', timeZone: 'Europe/Berlin' });
   assert.ok(got.endsAt, JSON.stringify(got));
-  assert.match(await page.locator('#dnd-ranges').textContent(), new RegExp(`Every day ${start}–${end}`));
+  // The page renders the answer to its own POST, which may land after the REST read above.
+  await eventually('the schedule on the page', async () => {
+    assert.match(await page.locator('#dnd-ranges').textContent(), new RegExp(`Every day ${start}–${end}`));
+  });
 
   // The window opens within a second: alice shows busy with its text, marked.
   const me = person(page, 'alice');
