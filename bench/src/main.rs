@@ -97,6 +97,12 @@ struct Args {
     /// the scale phase).
     #[arg(long)]
     watch: Option<usize>,
+    /// Scale phase: how each connection's watched users are chosen: random (each draws
+    /// `watch` distinct users, so an instance's connections watch users everywhere)
+    /// or strided (c + k·⌊N/watch⌋ mod N, instance-local when ⌊N/watch⌋ is a multiple
+    /// of the instances).
+    #[arg(long, value_enum, default_value_t = scale::WatchLayout::Random)]
+    watch_layout: scale::WatchLayout,
     /// Scale phases (issue 20): the connections of each step, instead of the ladder
     /// (scale: 10000,50000,100000; scale-global: 5000,10000,15000).
     #[arg(long, value_delimiter = ',')]

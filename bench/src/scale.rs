@@ -100,16 +100,55 @@ fn gcd(a: usize, b: usize) -> usize {
     }
 }
 
-/// The layout every process derives from (N, watch).
+/// How the connections' watched users are chosen (`--watch-layout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum WatchLayout {
+    /// Each connection draws `watch` distinct users at random (a PRNG seeded by the
+    /// connection): every user is watched by about `watch` connections, spread over
+    /// the instances, as issue 20's workload asks.
+    Random,
+    /// Connection c watches (c + k·⌊N/watch⌋) mod N: every user is watched by exactly
+    /// `watch` connections, and when ⌊N/watch⌋ is a multiple of K every connection of
+    /// instance i watches only users ≡ i (mod K) — an instance-local workload (a
+    /// balancer sending a team to one instance), not the issue's.
+    Strided,
+}
+
+impl WatchLayout {
+    pub fn name(self) -> &'static str {
+        match self {
+            WatchLayout::Random => "random",
+            WatchLayout::Strided => "strided",
+        }
+    }
+    fn parse(s: &str) -> WatchLayout {
+        if s == "strided" {
+            WatchLayout::Strided
+        } else {
+            WatchLayout::Random
+        }
+    }
+}
+
+/// splitmix64's output function: a bijection of u64 that mixes every bit.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The layout every process derives from (N, watch, layout).
 #[derive(Clone, Copy, Debug)]
 pub struct Layout {
     pub n: usize,
     pub watch: usize,
+    pub kind: WatchLayout,
     stride: usize,
 }
 
 impl Layout {
-    pub fn new(n: usize, watch: usize) -> Layout {
+    pub fn new(n: usize, watch: usize, kind: WatchLayout) -> Layout {
         let n = n.max(1);
         let stride = [7919, 7907, 7901, 7883, 1]
             .into_iter()
@@ -118,6 +157,7 @@ impl Layout {
         Layout {
             n,
             watch: watch.min(n),
+            kind,
             stride,
         }
     }
@@ -131,17 +171,86 @@ impl Layout {
         (self.n / self.watch.max(1)).max(1)
     }
 
-    /// The users connection `c` watches.
-    pub fn watched(&self, c: usize) -> impl Iterator<Item = usize> + '_ {
-        let step = self.step();
-        (0..self.watch).map(move |k| (c + k * step) % self.n)
+    /// The users connection `c` watches, sorted, without repeats (for `watches`).
+    /// Derived again on every call (≈ 50 hashes), so a worker keeps no lists:
+    /// 16,000 connections × 50 users would be 3.2 MB as u32, but there is no need.
+    pub fn watched(&self, c: usize) -> Vec<u32> {
+        let mut out: Vec<u32> = Vec::with_capacity(self.watch);
+        match self.kind {
+            WatchLayout::Strided => {
+                let step = self.step();
+                out.extend((0..self.watch).map(|k| ((c + k * step) % self.n) as u32));
+            }
+            WatchLayout::Random => {
+                // Draw k of connection c is splitmix64(c·2^32 + k) scaled to [0, N)
+                // (multiply-high: no modulo bias worth the name); repeats are drawn again.
+                let mut k = 0u64;
+                while out.len() < self.watch {
+                    let x = splitmix64(((c as u64) << 32) | k);
+                    k += 1;
+                    let u = ((x as u128 * self.n as u128) >> 64) as u32;
+                    if !out.contains(&u) {
+                        out.push(u);
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out
     }
 
-    /// Whether connection `c` watches user `u`.
-    pub fn watches(&self, c: usize, u: usize) -> bool {
-        let step = self.step();
-        let d = (u + self.n - c % self.n) % self.n;
-        d.is_multiple_of(step) && d / step < self.watch
+    /// Whether user `u` is in `set`, a connection's `watched` list.
+    pub fn watches(set: &[u32], u: usize) -> bool {
+        u32::try_from(u).is_ok_and(|u| set.binary_search(&u).is_ok())
+    }
+
+    /// The instance connection (and user) `c` is on, of `k`.
+    pub fn instance_of(c: usize, k: usize) -> usize {
+        c % k.max(1)
+    }
+
+    /// The instance that commits change `seq`: REST on (seq/2) mod K, DDP on the
+    /// target user's own connection's instance.
+    pub fn maker(&self, seq: u64, k: usize) -> usize {
+        if seq.is_multiple_of(2) {
+            (seq as usize / 2) % k.max(1)
+        } else {
+            Self::instance_of(self.target(seq), k)
+        }
+    }
+
+    /// What `statusd_cluster_received_user_changes_total` and `…_unwatched_total`
+    /// should count over the round (summed over the K instances), from the layout:
+    /// each change is received by the K − 1 instances that did not commit it, and is
+    /// unwatched on those where no connection watches its user.
+    pub fn received_unwatched(&self, k: usize, changes: impl Iterator<Item = u64>) -> (u64, u64) {
+        let k = k.max(1);
+        let words = self.n.div_ceil(64);
+        let mut watched = vec![0u64; k * words];
+        for c in 0..self.n {
+            let i = Self::instance_of(c, k);
+            for u in self.watched(c) {
+                watched[i * words + u as usize / 64] |= 1 << (u % 64);
+            }
+        }
+        let (mut received, mut unwatched) = (0, 0);
+        for seq in changes {
+            let (u, maker) = (self.target(seq), self.maker(seq, k));
+            for i in (0..k).filter(|&i| i != maker) {
+                received += 1;
+                if watched[i * words + u / 64] & (1 << (u % 64)) == 0 {
+                    unwatched += 1;
+                }
+            }
+        }
+        (received, unwatched)
+    }
+
+    /// e^(−C·w/U): the chance that none of an instance's C connections, each watching
+    /// w of U users at random, watches a given user ((1 − w/U)^C, for w ≪ U).
+    pub fn unwatched_model(&self, k: usize) -> f64 {
+        let c = self.n as f64 / k.max(1) as f64;
+        (-(c * self.watch as f64) / self.n as f64).exp()
     }
 }
 
@@ -204,6 +313,7 @@ pub async fn worker_main() -> anyhow::Result<()> {
     let layout = Layout::new(
         first["n"].as_u64().context("n")? as usize,
         first["watch"].as_u64().unwrap_or(0) as usize,
+        WatchLayout::parse(first["layout"].as_str().unwrap_or_default()),
     );
     let (lo, hi) = (
         first["lo"].as_u64().context("lo")? as usize,
@@ -286,8 +396,11 @@ pub async fn worker_main() -> anyhow::Result<()> {
                                                "params": ["user-status", false]})
                         }
                         Mode::Presence => {
-                            let ids: Vec<String> =
-                                layout.watched(lo + off).map(fixture::fixture_id).collect();
+                            let ids: Vec<String> = layout
+                                .watched(lo + off)
+                                .into_iter()
+                                .map(|u| fixture::fixture_id(u as usize))
+                                .collect();
                             json!({"msg": "sub", "id": "pr", "name": "stream-user-presence",
                                    "params": ["", {"added": ids}]})
                         }
@@ -531,7 +644,13 @@ fn expected_frames(
             }
             (lo..hi)
                 .filter(|c| sinks[c - lo].is_some())
-                .map(|c| layout.watched(c).map(|u| per_user[u]).sum::<u64>())
+                .map(|c| {
+                    layout
+                        .watched(c)
+                        .iter()
+                        .map(|&u| per_user[u as usize])
+                        .sum::<u64>()
+                })
                 .sum()
         }
     }
@@ -571,12 +690,17 @@ fn check(
                 all_ok,
                 seen.iter().filter(|&&s| ok(s.into())).count() as u64,
             ),
-            Mode::Presence => (
-                layout.watched(c).map(|u| per_user[u]).sum::<u64>(),
-                seen.iter()
-                    .filter(|&&s| ok(s.into()) && layout.watches(c, layout.target(s.into())))
-                    .count() as u64,
-            ),
+            Mode::Presence => {
+                let mine = layout.watched(c);
+                (
+                    mine.iter().map(|&u| per_user[u as usize]).sum::<u64>(),
+                    seen.iter()
+                        .filter(|&&s| {
+                            ok(s.into()) && Layout::watches(&mine, layout.target(s.into()))
+                        })
+                        .count() as u64,
+                )
+            }
         };
         extra += seen.len() as u64 - good;
         lost += want.saturating_sub(good);
@@ -696,6 +820,7 @@ pub struct StepSpec {
     pub mode: Mode,
     pub n: usize,
     pub watch: usize,
+    pub layout: WatchLayout,
     pub instances: usize,
     pub workers: usize,
 }
@@ -722,6 +847,13 @@ struct Round {
     pg_cpu_s: f64,
     nats_cpu_s: f64,
     counters: Vec<(String, f64)>,
+    /// The instances' `statusd_cluster_received_user_changes_total` and
+    /// `…_unwatched_total` over the round (summed), and what the layout says they
+    /// should be (`Layout::received_unwatched`, over the acknowledged changes).
+    received_changes: u64,
+    received_unwatched: u64,
+    layout_received: u64,
+    layout_unwatched: u64,
 }
 
 /// A running step: instances, workers, the admin.
@@ -831,7 +963,7 @@ async fn start(
     spec: StepSpec,
     r: &mut Report,
 ) -> anyhow::Result<Running> {
-    let layout = Layout::new(spec.n, spec.watch);
+    let layout = Layout::new(spec.n, spec.watch, spec.layout);
     let t = Instant::now();
     let (servers, db) = match spec.mode {
         Mode::Presence => {
@@ -876,7 +1008,8 @@ async fn start(
         let (lo, hi) = (w * per, ((w + 1) * per).min(spec.n));
         let src = Ipv4Addr::new(127, 0, 0, 2 + w as u8);
         workers.push(Worker::spawn(json!({
-            "mode": spec.mode.name(), "n": spec.n, "watch": spec.watch, "lo": lo, "hi": hi,
+            "mode": spec.mode.name(), "n": spec.n, "watch": spec.watch,
+            "layout": spec.layout.name(), "lo": lo, "hi": hi,
             "src": src.to_string(), "addrs": addrs,
         }))?);
     }
@@ -929,8 +1062,14 @@ impl Running {
             t.elapsed().as_secs_f64(),
             match self.spec.mode {
                 Mode::Presence => format!(
-                    "stream-user-presence, {} users each, every user watched by {}",
-                    self.layout.watch, self.layout.watch
+                    "stream-user-presence, {} users each, {} layout: every user watched by {}{}",
+                    self.layout.watch,
+                    self.layout.kind.name(),
+                    match self.layout.kind {
+                        WatchLayout::Random => "about ",
+                        WatchLayout::Strided => "",
+                    },
+                    self.layout.watch
                 ),
                 Mode::Global => "stream-notify-logged user-status".to_string(),
             }
@@ -1016,6 +1155,37 @@ impl Running {
             })
             .filter(|(_, d)| *d != 0.0)
             .collect();
+        let counter = |name: &str| -> u64 {
+            counters
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or(0, |(_, v)| v.max(0.0) as u64)
+        };
+        let (received_changes, received_unwatched) = (
+            counter("statusd_cluster_received_user_changes_total"),
+            counter("statusd_cluster_received_unwatched_total"),
+        );
+        let (layout_received, layout_unwatched) = match self.spec.mode {
+            Mode::Presence => {
+                let mut failed: Vec<u64> = rest_failed.clone();
+                for v in &results {
+                    failed.extend(
+                        v["ddp_failed"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_u64),
+                    );
+                }
+                failed.sort_unstable();
+                failed.dedup();
+                self.layout.received_unwatched(
+                    self.servers.len(),
+                    (0..total).filter(|s| failed.binary_search(s).is_err()),
+                )
+            }
+            Mode::Global => (0, 0),
+        };
         let q = |x: f64| hist.value_at_quantile(x) as f64 / 1000.0;
         Ok(Round {
             rate,
@@ -1037,6 +1207,10 @@ impl Running {
             pg_cpu_s: pg1 - pg0,
             nats_cpu_s: nats1 - nats0,
             counters,
+            received_changes,
+            received_unwatched,
+            layout_received,
+            layout_unwatched,
         })
     }
 
@@ -1202,7 +1376,21 @@ fn round_json(spec: &StepSpec, run: &Running, x: &Round) -> Value {
         "cpu_us_per_change": 1e6 * x.server_cpu_s / x.changes.max(1) as f64,
         "bench_cpu_s": x.bench_cpu_s, "pg_cpu_s": x.pg_cpu_s, "nats_cpu_s": x.nats_cpu_s,
         "counters": x.counters.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+        "watch_layout": spec.layout.name(),
+        "received_changes": x.received_changes, "received_unwatched": x.received_unwatched,
+        "unwatched_pct": pct(x.received_unwatched, x.received_changes),
+        "unwatched_layout_pct": pct(x.layout_unwatched, x.layout_received),
+        "unwatched_model_pct": 100.0 * run.layout.unwatched_model(spec.instances),
     })
+}
+
+/// 100 · a / b, or null when b is 0 (nothing received: one instance, or global mode).
+fn pct(a: u64, b: u64) -> Value {
+    if b == 0 {
+        Value::Null
+    } else {
+        json!(100.0 * a as f64 / b as f64)
+    }
 }
 
 fn report_round(r: &mut Report, run: &Running, x: &Round) {
@@ -1225,6 +1413,20 @@ fn report_round(r: &mut Report, run: &Running, x: &Round) {
         x.pg_cpu_s / x.secs.max(1e-9),
         x.nats_cpu_s / x.secs.max(1e-9)
     ));
+    if run.spec.mode == Mode::Presence {
+        let share = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
+        r.say(format!(
+            "    received for users none of the instance's connections watch ({} layout): {} of {} ({:.3} %); the layout predicts {} of {} ({:.3} %); e^(-C·w/U) = {:.3} %",
+            run.layout.kind.name(),
+            x.received_unwatched,
+            x.received_changes,
+            share(x.received_unwatched, x.received_changes),
+            x.layout_unwatched,
+            x.layout_received,
+            share(x.layout_unwatched, x.layout_received),
+            100.0 * run.layout.unwatched_model(run.spec.instances),
+        ));
+    }
     if x.counters.is_empty() {
         r.say("    /metrics: no bus or fan-out counters moved");
     } else {
@@ -1301,6 +1503,10 @@ fn write_results(dir: &std::path::Path, name: &str, new_rows: &[Value]) -> anyho
         "bench_cpu_s",
         "pg_cpu_s",
         "nats_cpu_s",
+        "watch_layout",
+        "unwatched_pct",
+        "unwatched_layout_pct",
+        "unwatched_model_pct",
         "ok",
     ];
     let mut csv = cols.join(",") + "\n";
@@ -1319,11 +1525,18 @@ fn write_results(dir: &std::path::Path, name: &str, new_rows: &[Value]) -> anyho
     Ok(())
 }
 
-fn step_spec(mode: Mode, n: usize, watch: usize, instances: Option<usize>) -> StepSpec {
+fn step_spec(
+    mode: Mode,
+    n: usize,
+    watch: usize,
+    layout: WatchLayout,
+    instances: Option<usize>,
+) -> StepSpec {
     StepSpec {
         mode,
         n,
         watch,
+        layout,
         instances: match mode {
             Mode::Global => 1,
             Mode::Presence => instances.unwrap_or(n.div_ceil(PER_INSTANCE).max(2)),
@@ -1370,10 +1583,10 @@ pub async fn scale(
     }
     let mut rows = Vec::new();
     for (n, secs) in steps {
-        let spec = step_spec(Mode::Presence, n, watch, args.instances);
+        let spec = step_spec(Mode::Presence, n, watch, args.watch_layout, args.instances);
         r.say(format!(
-            "\n## scale: {n} connections watching {watch} users each (stream-user-presence), {rate:.0} changes/s for {secs} s, {} instances, {} load workers",
-            spec.instances, spec.workers
+            "\n## scale: {n} connections watching {watch} users each (stream-user-presence, {} layout), {rate:.0} changes/s for {secs} s, {} instances, {} load workers",
+            spec.layout.name(), spec.instances, spec.workers
         ));
         if (n as f64) < rate {
             r.say("    note: fewer users than changes per second: a user's DDP changes come less than 1 s apart and meet setUserStatus's limit");
@@ -1428,7 +1641,7 @@ pub async fn scale_global(
     let mut rows = Vec::new();
     let mut best: Option<(u64, f64, f64)> = None;
     for n in levels {
-        let spec = step_spec(Mode::Global, n, 0, None);
+        let spec = step_spec(Mode::Global, n, 0, WatchLayout::Random, None);
         r.say(format!(
             "\n## scale-global: {n} connections subscribed to user-status on one instance, {secs} s per rate"
         ));
@@ -1481,19 +1694,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_user_is_watched_by_watch_connections() {
+    fn strided_every_user_is_watched_by_watch_connections() {
         for (n, watch) in [(1_000, 50), (10_000, 50), (1_003, 50), (40, 50)] {
-            let l = Layout::new(n, watch);
+            let l = Layout::new(n, watch, WatchLayout::Strided);
             let mut by = vec![0usize; n];
             for c in 0..n {
-                let mine: Vec<usize> = l.watched(c).collect();
+                let mine = l.watched(c);
                 let mut d = mine.clone();
-                d.sort_unstable();
                 d.dedup();
                 assert_eq!(d.len(), l.watch, "distinct users per connection");
-                for u in mine {
-                    assert!(l.watches(c, u));
-                    by[u] += 1;
+                for &u in &mine {
+                    assert!(Layout::watches(&mine, u as usize));
+                    by[u as usize] += 1;
                 }
             }
             assert!(by.iter().all(|&k| k == l.watch), "n={n}");
@@ -1501,8 +1713,80 @@ mod tests {
     }
 
     #[test]
+    fn random_layout_draws_distinct_users_about_watch_times_each() {
+        for (n, watch) in [(10_000, 50), (1_003, 50), (40, 50), (100, 99)] {
+            let l = Layout::new(n, watch, WatchLayout::Random);
+            let mut by = vec![0usize; n];
+            for c in 0..n {
+                let mine = l.watched(c);
+                // Sorted, no repeats, the right count, and derived alike every time.
+                assert!(mine.windows(2).all(|w| w[0] < w[1]), "n={n} c={c}");
+                assert_eq!(mine.len(), l.watch);
+                assert_eq!(mine, l.watched(c));
+                for &u in &mine {
+                    assert!((u as usize) < n);
+                    assert!(Layout::watches(&mine, u as usize));
+                    by[u as usize] += 1;
+                }
+                // `watches` agrees with `watched` for every user.
+                if c < 20 {
+                    let all = (0..n).filter(|&u| Layout::watches(&mine, u)).count();
+                    assert_eq!(all, l.watch);
+                }
+            }
+            // Each user watched watch times on average (exactly: N·watch draws over N).
+            assert_eq!(by.iter().sum::<usize>(), n * l.watch);
+        }
+        // At 10k × 50 the watcher counts are about Poisson(50): spread, not strided.
+        let l = Layout::new(10_000, 50, WatchLayout::Random);
+        let mut by = vec![0u32; 10_000];
+        for c in 0..10_000 {
+            for u in l.watched(c) {
+                by[u as usize] += 1;
+            }
+        }
+        let var = by.iter().map(|&k| (k as f64 - 50.0).powi(2)).sum::<f64>() / 10_000.0;
+        assert!((35.0..65.0).contains(&var), "variance {var}");
+        assert!(by.iter().all(|&k| (15..=95).contains(&k)));
+        // Connections of one instance watch users of every residue (unlike strided).
+        let k = 2;
+        let odd = (0..10_000)
+            .step_by(k)
+            .flat_map(|c| l.watched(c))
+            .filter(|u| u % 2 == 1)
+            .count();
+        assert!((115_000..135_000).contains(&odd), "{odd}");
+    }
+
+    #[test]
+    fn unwatched_share_strided_is_the_artefact_random_is_the_model() {
+        // Strided, ⌊N/watch⌋ a multiple of K: instance i watches only users ≡ i (mod K).
+        // REST changes touch even users only (s even, P odd, N even) and are received
+        // by K − 1 instances of which one watches; DDP changes are made on the user's
+        // own instance and received only by instances that do not watch: 75 % at
+        // (10k, K 2), 87.5 % at (50k, K 4), the reference run's figures.
+        let all = |n: u64| 0..n;
+        let l = Layout::new(10_000, 50, WatchLayout::Strided);
+        assert_eq!(l.received_unwatched(2, all(30_000)), (30_000, 22_500));
+        let l = Layout::new(50_000, 50, WatchLayout::Strided);
+        assert_eq!(l.received_unwatched(4, all(30_000)), (90_000, 78_750));
+        // 100k on 7: ⌊N/watch⌋ = 2000 is coprime with 7, every instance watches everyone.
+        let l = Layout::new(100_000, 50, WatchLayout::Strided);
+        assert_eq!(l.received_unwatched(7, all(3_000)), (18_000, 0));
+        // Random: what e^(−C·w/U) predicts. 20k users on 8 instances of 2,500, 50 each:
+        // e^(−6.25) = 0.19 %.
+        let l = Layout::new(20_000, 50, WatchLayout::Random);
+        let (got, unw) = l.received_unwatched(8, all(20_000));
+        assert_eq!(got, 140_000);
+        let share = unw as f64 / got as f64;
+        let model = l.unwatched_model(8);
+        assert!((model - 0.00193).abs() < 1e-4, "{model}");
+        assert!((share - model).abs() < 0.3 * model, "{share} vs {model}");
+    }
+
+    #[test]
     fn changes_spread_over_users() {
-        let l = Layout::new(1_000, 50);
+        let l = Layout::new(1_000, 50, WatchLayout::Random);
         let mut per = vec![0u32; 1_000];
         for s in 0..10_000 {
             per[l.target(s)] += 1;
