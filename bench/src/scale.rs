@@ -9,13 +9,27 @@
 //! sockets to a loopback source address of its own (127.0.0.2, 127.0.0.3, …), so no
 //! (source, destination) pair runs out of ephemeral ports either.
 //!
-//! Everything is deterministic from (N, watch, rate, duration), so the coordinator and
-//! the workers agree on it without shipping lists around:
+//! Everything is deterministic from (N, watch, layout, rate, duration), so the
+//! coordinator and the workers agree on it without shipping lists around:
 //!
 //! * user i (fixture id and login token, written straight into PostgreSQL) is
 //!   connection i, on instance i mod K, held by the worker whose range holds i;
-//! * connection c watches the users (c + k·⌊N/watch⌋) mod N, k < watch, through
-//!   `stream-user-presence`: every user is watched by exactly `watch` connections;
+//! * connection c watches `watch` users through `stream-user-presence`, by
+//!   `--watch-layout`:
+//!   - `random` (the default, issue 20's workload): draw k of connection c is
+//!     splitmix64(c·2³² + k) scaled to [0, N), repeats drawn again, until `watch`
+//!     distinct users; every user is watched by about `watch` connections (Poisson),
+//!     spread over all instances, so an instance of C connections holds no watcher of
+//!     a given user with probability (1 − w/U)^C ≈ e^(−C·w/U);
+//!   - `strided`: the users (c + k·⌊N/watch⌋) mod N, k < watch: every user is watched
+//!     by exactly `watch` connections, but when ⌊N/watch⌋ is a multiple of K (10k on
+//!     2 instances, 50k on 4) every connection of instance i watches only users
+//!     ≡ i (mod K), so most changes an instance receives are of users nobody there
+//!     watches (75 %, 87.5 %) — an instance-local workload, as a balancer sending a
+//!     team to one instance would make, not the issue's;
+//!
+//!   each process derives the sets of its own connections when it needs them (a sorted
+//!   `Vec<u32>` per connection, `Layout::watches` a binary search), and keeps none;
 //! * change s (0 ≤ s < rate·duration) is due at t0 + s/rate, targets user
 //!   (s·P) mod N (P a prime coprime with N, so consecutive changes of one user are N
 //!   changes apart), and goes through REST (s even: the admin's `users.setStatus` on
@@ -27,7 +41,11 @@
 //! compares them with what its connections should have got (the changes of their
 //! watched users that were acknowledged): lost, duplicated and unasked-for frames are
 //! counted separately. Latency is send → frame read, on the same machine's clock (an
-//! upper bound of commit → frame). Memory per idle connection is the instances' RSS
+//! upper bound of commit → frame). The instances' `statusd_cluster_received_unwatched_total`
+//! over `…_received_user_changes_total` (the changes an instance receives for users none
+//! of its connections watch) is reported next to what the layout says it must be
+//! (`Layout::received_unwatched`: each change is received by the K − 1 instances that
+//! did not commit it) and e^(−C·w/U). Memory per idle connection is the instances' RSS
 //! after the connections logged in minus before, over N; CPU is utime + stime of all
 //! instances from /proc over the change phase, per delivered frame and per change.
 //!
@@ -1416,7 +1434,7 @@ fn report_round(r: &mut Report, run: &Running, x: &Round) {
     if run.spec.mode == Mode::Presence {
         let share = |a: u64, b: u64| 100.0 * a as f64 / b.max(1) as f64;
         r.say(format!(
-            "    received for users none of the instance's connections watch ({} layout): {} of {} ({:.3} %); the layout predicts {} of {} ({:.3} %); e^(-C·w/U) = {:.3} %",
+            "    received for users none of the instance's connections watch ({} layout): {} of {} ({:.4} %); the layout predicts {} of {} ({:.4} %); e^(-C·w/U) = {:.4} %",
             run.layout.kind.name(),
             x.received_unwatched,
             x.received_changes,
