@@ -85,6 +85,9 @@ pub struct Metrics {
     pub presence_broadcast_auto_disabled: Counter,
     /// Cluster messages dropped unapplied (forged, tampered with, replayed, unreadable).
     pub cluster_rejected: Family<RejectLabels, Counter>,
+    /// Status parts received from other instances that could not be applied (each
+    /// makes the instance reload its model from the store), by reason.
+    pub cluster_parts_unapplied: Family<RejectLabels, Counter>,
     /// Failed password logins (wrong password, unknown or deactivated user).
     pub login_failures: Counter,
     /// Webhook deliveries a receiver accepted (2xx).
@@ -196,6 +199,13 @@ impl Metrics {
             "cluster (NATS) messages dropped unapplied, by reason",
             cluster_rejected.clone(),
         );
+        let cluster_parts_unapplied = Family::<RejectLabels, Counter>::default();
+        registry.register(
+            "cluster_parts_unapplied",
+            "status changes from other instances not applied for want of the user record \
+             they belong to (unknown_user, account_differs); each reloads the model",
+            cluster_parts_unapplied.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -280,6 +290,7 @@ impl Metrics {
             webhook_pending,
             webhook_lag_seconds,
             cluster_rejected,
+            cluster_parts_unapplied,
             login_failures,
             users,
             live_login_tokens,

@@ -2,7 +2,9 @@
 //! publishes what its writer committed (once, in commit order) and applies what the
 //! others committed; its own messages come back to it and are skipped by origin.
 //! After a gap (NATS restarted, link lost) the instance reloads its model from the
-//! shared store, so nothing missed while disconnected stays missed. The reload runs in
+//! shared store, so nothing missed while disconnected stays missed; so it does when a
+//! status part (`WireChange::Status`) cannot be applied for want of the record it
+//! belongs to (`state::remote::Unapplied`). The reload runs in
 //! the writer's order (a snapshot read earlier could be older than changes applied
 //! while it was read, and would undo them) and is retried until the store answers.
 //!
@@ -24,7 +26,7 @@ use super::replay;
 use super::seal::Sealer;
 use crate::config::Config;
 use crate::metrics::{Metrics, RejectLabels};
-use crate::state::remote::WireChange;
+use crate::state::remote::{Unapplied, WireChange};
 use crate::state::Writer;
 use crate::store::Store;
 
@@ -262,6 +264,8 @@ pub async fn start(
     });
 
     let apply_writer = writer.clone();
+    let (unapplied_tx, mut unapplied) = mpsc::unbounded_channel::<Unapplied>();
+    let resync_metrics = metrics.clone();
     tokio::spawn(async move {
         let mut guard = replay::Guard::default();
         let mut log = RejectLog::default();
@@ -277,7 +281,9 @@ pub async fn start(
             ) {
                 Ok(Some(changes)) => {
                     count_interest(&changes, &bus, &metrics);
-                    apply_writer.apply_peer(changes).await
+                    apply_writer
+                        .apply_peer(changes, Some(unapplied_tx.clone()))
+                        .await
                 }
                 Ok(None) => {}
                 Err(reason) => {
@@ -292,7 +298,34 @@ pub async fn start(
     });
 
     tokio::spawn(async move {
-        while reconnected.recv().await.is_some() {
+        loop {
+            tokio::select! {
+                gap = reconnected.recv() => if gap.is_none() { break },
+                first = unapplied.recv() => {
+                    let Some(mut parts) = first else { break };
+                    // Those reported meanwhile are covered by the same reload.
+                    while let Ok(more) = unapplied.try_recv() {
+                        parts.unknown_user += more.unknown_user;
+                        parts.account_differs += more.account_differs;
+                    }
+                    for (reason, n) in [
+                        ("unknown_user", parts.unknown_user),
+                        ("account_differs", parts.account_differs),
+                    ] {
+                        resync_metrics
+                            .cluster_parts_unapplied
+                            .get_or_create(&RejectLabels { reason })
+                            .inc_by(n);
+                    }
+                    tracing::info!(
+                        "{} status change(s) from another instance were for users this \
+                         instance does not know, {} for users whose account part here \
+                         differs; reloading the model from the store",
+                        parts.unknown_user,
+                        parts.account_differs
+                    );
+                }
+            }
             while !writer.resync(store.clone()).await {
                 tracing::warn!("resync after NATS reconnect failed; retrying");
                 tokio::time::sleep(RESYNC_RETRY).await;
@@ -310,7 +343,9 @@ fn count_interest(changes: &[WireChange], bus: &super::Bus, metrics: &Metrics) {
     let (mut all, mut unwatched) = (0u64, 0u64);
     for c in changes {
         let uid = match c {
-            WireChange::User(uid, _) | WireChange::Conn(uid, _, _) => uid,
+            WireChange::User(uid, _) | WireChange::Status(uid, _) | WireChange::Conn(uid, _, _) => {
+                uid
+            }
             _ => continue,
         };
         all += 1;

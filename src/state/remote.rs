@@ -6,6 +6,17 @@
 //! instance learns every connection), so all instances converge on the same answer
 //! even when two of them wrote the same user at once. A user record only replaces a
 //! newer one it raced with if it is at least as recent (last writer wins).
+//!
+//! A user record whose only differences from the one before it are in its status part
+//! (a status change, a claim, a connection event, an expiry, last seen) travels as that
+//! part alone (`WireChange::Status`; `account` and `StatusPart::of` say which field is
+//! in which part): every instance
+//! must store every user's status, but not receive the whole record again for it. The
+//! receiver completes the part with the record it has, which must be the one the part
+//! was made from (the part carries a fingerprint of its account part); when it has no
+//! such record (a user it does not know yet, or one it has in another version after a
+//! race), it cannot apply the part and reloads its model from the store instead
+//! (`Unapplied`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,7 +29,9 @@ use super::model::Model;
 use super::notices;
 use crate::bus::notice::Notice;
 use crate::bus::StatusEvent;
-use crate::model::{CalendarEvent, ConnStatus, CustomStatus, Status, User, Webhook};
+use crate::model::{
+    CalendarEvent, ConnStatus, CustomStatus, Email, PreviousState, Status, User, UserKind, Webhook,
+};
 use crate::record::Change;
 use crate::status::presence;
 use crate::store::Credentials;
@@ -31,6 +44,9 @@ use crate::store::Credentials;
 pub enum WireChange {
     /// A user, `password_hash` always None (the receiver keeps the one it has).
     User(String, Option<Box<User>>),
+    /// A user record that differs from the one before it only in its status part: that
+    /// part alone. Instances of versions before it cannot read a message holding one.
+    Status(String, Box<StatusPart>),
     Setting(String, Option<Json>),
     Permission(String, Option<Vec<String>>),
     Conn(String, String, Option<ConnStatus>),
@@ -53,6 +69,9 @@ pub fn to_wire(changes: &[Change], before: &Model) -> Vec<WireChange> {
             credentials.push(uid.to_string());
         }
     };
+    // Each user's record as the receivers will have it so far: written earlier in this
+    // batch (None: deleted in it), else as before it.
+    let mut so_far: HashMap<&str, Option<&User>> = HashMap::new();
     for change in changes {
         out.push(match change {
             Change::PutUser(u) => {
@@ -63,11 +82,26 @@ pub fn to_wire(changes: &[Change], before: &Model) -> Vec<WireChange> {
                 if had != u.password_hash.as_ref() {
                     credential(&u.id);
                 }
-                let mut u = (**u).clone();
-                u.password_hash = None;
-                WireChange::User(u.id.clone(), Some(Box::new(u)))
+                let base = match so_far.get(u.id.as_str()) {
+                    Some(earlier) => *earlier,
+                    None => before.users.get(&u.id).map(|b| &**b),
+                };
+                so_far.insert(&u.id, Some(&**u));
+                match base {
+                    Some(base) if account(base) == account(u) => {
+                        WireChange::Status(u.id.clone(), Box::new(StatusPart::of(u)))
+                    }
+                    _ => {
+                        let mut u = (**u).clone();
+                        u.password_hash = None;
+                        WireChange::User(u.id.clone(), Some(Box::new(u)))
+                    }
+                }
             }
-            Change::DeleteUser(id) => WireChange::User(id.clone(), None),
+            Change::DeleteUser(id) => {
+                so_far.insert(id, None);
+                WireChange::User(id.clone(), None)
+            }
             Change::PutToken(t) => {
                 credential(&t.user_id);
                 continue;
@@ -153,9 +187,307 @@ fn from_wire(w: WireChange, m: &Model) -> Option<Change> {
             Change::PutCalendarEvent(Arc::new(*e))
         }
         WireChange::CalendarEvent(id, None) => Change::DeleteCalendarEvent(id),
-        WireChange::Credentials(_) => return None,
+        // Completed by `apply_peer` with the record it is a part of.
+        WireChange::Credentials(_) | WireChange::Status(..) => return None,
     })
 }
+
+/// The status part of a user record: every field a status change, a claim
+/// (`status::claims`), a connection event, an expiry or last seen can change
+/// (`change.rs`), and nothing secret. Short names: it is what most cluster messages
+/// carry.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct StatusPart {
+    #[serde(rename = "s")]
+    pub status: Status,
+    #[serde(rename = "d")]
+    pub status_default: Status,
+    #[serde(rename = "c")]
+    pub status_connection: Status,
+    #[serde(rename = "t", default, skip_serializing_if = "String::is_empty")]
+    pub status_text: String,
+    #[serde(rename = "src", default, skip_serializing_if = "Option::is_none")]
+    pub status_source: Option<String>,
+    #[serde(rename = "exp", default, skip_serializing_if = "Option::is_none")]
+    pub status_expires_at: Option<DateTime<Utc>>,
+    #[serde(rename = "id", default, skip_serializing_if = "Option::is_none")]
+    pub status_id: Option<String>,
+    #[serde(rename = "prev", default, skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<PreviousState>,
+    #[serde(rename = "seen", default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<DateTime<Utc>>,
+    #[serde(rename = "at")]
+    pub updated_at: DateTime<Utc>,
+    /// `fingerprint` of the account part of the record this part belongs to: the
+    /// receiver applies the part only onto a record with the same account part.
+    #[serde(rename = "acct")]
+    pub account: u64,
+}
+
+/// The part of a user record that is not its status, borrowed: names, emails, roles,
+/// preferences, the do-not-disturb schedule, ...
+#[derive(PartialEq, Debug)]
+pub struct Account<'a> {
+    username: &'a str,
+    name: &'a str,
+    bio: &'a str,
+    nickname: &'a str,
+    preferences: &'a serde_json::Map<String, Json>,
+    emails: &'a [Email],
+    roles: &'a [String],
+    active: bool,
+    kind: UserKind,
+    dnd: Option<&'a str>,
+    utc_offset: f64,
+    created_at: DateTime<Utc>,
+    last_login: Option<DateTime<Utc>>,
+}
+
+/// The account part of `u`: what decides whether a change of `u` travels as its status
+/// part alone (the account parts before and after are equal). Every field of `User` is
+/// named here and in `StatusPart::of` (no `..`): a field added to `User` does not
+/// compile until it is put in one of the two parts.
+pub fn account(u: &User) -> Account<'_> {
+    let User {
+        // The key the record travels under.
+        id: _,
+        // Never travels; a change of it is announced as `Credentials`.
+        password_hash: _,
+        username,
+        name,
+        bio,
+        nickname,
+        preferences,
+        emails,
+        roles,
+        active,
+        kind,
+        dnd,
+        utc_offset,
+        created_at,
+        last_login,
+        // The status part (`StatusPart`).
+        status: _,
+        status_default: _,
+        status_connection: _,
+        status_text: _,
+        status_source: _,
+        status_expires_at: _,
+        status_id: _,
+        previous_state: _,
+        last_seen: _,
+        updated_at: _,
+    } = u;
+    Account {
+        username,
+        name,
+        bio,
+        nickname,
+        preferences,
+        emails,
+        roles,
+        active: *active,
+        kind: *kind,
+        dnd: dnd.as_deref(),
+        utc_offset: *utc_offset,
+        created_at: *created_at,
+        last_login: *last_login,
+    }
+}
+
+/// A 64-bit FNV-1a hash of `u`'s account part, the same on every instance (of one
+/// version) holding the same account part: times to the millisecond (what the stores
+/// keep), a preference object's keys in order. Not a secret and not a seal (the message
+/// is sealed as a whole); it only tells a receiver whether the record it holds is the
+/// one a status part was made from.
+pub fn fingerprint(u: &User) -> u64 {
+    struct Fnv(u64);
+    impl Fnv {
+        fn bytes(&mut self, buf: &[u8]) {
+            for b in buf {
+                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        fn num(&mut self, n: u64) {
+            self.bytes(&n.to_le_bytes());
+        }
+        fn str(&mut self, s: &str) {
+            self.num(s.len() as u64);
+            self.bytes(s.as_bytes());
+        }
+        fn time(&mut self, t: Option<DateTime<Utc>>) {
+            self.num(t.map_or(u64::MAX, |t| t.timestamp_millis() as u64));
+        }
+        fn json(&mut self, v: &Json) {
+            match v {
+                Json::Object(o) => {
+                    let mut keys: Vec<&String> = o.keys().collect();
+                    keys.sort();
+                    self.bytes(b"{");
+                    self.num(keys.len() as u64);
+                    for k in keys {
+                        self.str(k);
+                        if let Some(v) = o.get(k) {
+                            self.json(v);
+                        }
+                    }
+                }
+                Json::Array(a) => {
+                    self.bytes(b"[");
+                    self.num(a.len() as u64);
+                    a.iter().for_each(|v| self.json(v));
+                }
+                // Scalars as JSON text: a number is written the same by every instance.
+                other => self.str(&other.to_string()),
+            }
+        }
+    }
+    let Account {
+        username,
+        name,
+        bio,
+        nickname,
+        preferences,
+        emails,
+        roles,
+        active,
+        kind,
+        dnd,
+        utc_offset,
+        created_at,
+        last_login,
+    } = account(u);
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    for s in [username, name, bio, nickname] {
+        h.str(s);
+    }
+    h.num(preferences.len() as u64);
+    let mut keys: Vec<&String> = preferences.keys().collect();
+    keys.sort();
+    for k in keys {
+        h.str(k);
+        if let Some(v) = preferences.get(k) {
+            h.json(v);
+        }
+    }
+    h.num(emails.len() as u64);
+    for e in emails {
+        h.str(&e.address);
+        h.num(u64::from(e.verified));
+    }
+    h.num(roles.len() as u64);
+    for r in roles {
+        h.str(r);
+    }
+    h.num(u64::from(active));
+    h.str(kind.as_str());
+    match dnd {
+        Some(d) => h.str(d),
+        None => h.num(u64::MAX),
+    }
+    h.num(utc_offset.to_bits());
+    h.time(Some(created_at));
+    h.time(last_login);
+    h.0
+}
+
+impl StatusPart {
+    /// The status part of `u` (see `account` for the other part).
+    pub fn of(u: &User) -> StatusPart {
+        let User {
+            id: _,
+            password_hash: _,
+            // The account part (`account`).
+            username: _,
+            name: _,
+            bio: _,
+            nickname: _,
+            preferences: _,
+            emails: _,
+            roles: _,
+            active: _,
+            kind: _,
+            dnd: _,
+            utc_offset: _,
+            created_at: _,
+            last_login: _,
+            status,
+            status_default,
+            status_connection,
+            status_text,
+            status_source,
+            status_expires_at,
+            status_id,
+            previous_state,
+            last_seen,
+            updated_at,
+        } = u;
+        StatusPart {
+            status: *status,
+            status_default: *status_default,
+            status_connection: *status_connection,
+            status_text: status_text.clone(),
+            status_source: status_source.clone(),
+            status_expires_at: *status_expires_at,
+            status_id: status_id.clone(),
+            previous_state: previous_state.clone(),
+            last_seen: *last_seen,
+            updated_at: *updated_at,
+            account: fingerprint(u),
+        }
+    }
+
+    /// `base` with this status part in place of its own.
+    fn onto(self, base: &User) -> User {
+        let StatusPart {
+            status,
+            status_default,
+            status_connection,
+            status_text,
+            status_source,
+            status_expires_at,
+            status_id,
+            previous_state,
+            last_seen,
+            updated_at,
+            account: _,
+        } = self;
+        User {
+            status,
+            status_default,
+            status_connection,
+            status_text,
+            status_source,
+            status_expires_at,
+            status_id,
+            previous_state,
+            last_seen,
+            updated_at,
+            ..base.clone()
+        }
+    }
+}
+
+/// Status parts of a peer's batch this instance could not apply: for a user it does not
+/// know (a clustered NATS does not order the messages of different publishers, so a
+/// part can come before the record it belongs to), or whose account part here is not
+/// the one the part was made from (an account change raced it). The instance then
+/// reloads its model from the store, which holds both (`bus::nats`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unapplied {
+    pub unknown_user: u64,
+    pub account_differs: u64,
+}
+
+impl Unapplied {
+    pub fn any(&self) -> bool {
+        self.unknown_user + self.account_differs > 0
+    }
+}
+
+/// Where a writer reports the parts it could not apply (cluster mode: the NATS link,
+/// which counts them and has the model reloaded); None: nowhere.
+pub type Resync = Option<tokio::sync::mpsc::UnboundedSender<Unapplied>>;
 
 /// Puts the credentials read from the store for `users` in place of what the model
 /// holds. When they could not be read, fails closed: those users' tokens stop working
@@ -257,14 +589,63 @@ fn events_since(
 /// Applies a batch another instance committed; `credentials` is what the store holds
 /// for the users of its `Credentials` entries (`credential_users`), read in the
 /// writer's order. Returns the local events the batch causes.
+/// The status parts it cannot apply are reported to `resync`.
 pub fn apply_peer(
     m: &mut Model,
     batch: Vec<WireChange>,
     credentials: anyhow::Result<Credentials>,
     now: DateTime<Utc>,
+    resync: &Resync,
 ) -> Announced {
     let users = credential_users(&batch);
-    let changes: Vec<Change> = batch.into_iter().filter_map(|w| from_wire(w, m)).collect();
+    let mut unapplied = Unapplied::default();
+    // Each user's record as the sender had it so far in this batch (None: deleted).
+    let mut so_far: HashMap<String, Option<Arc<User>>> = HashMap::new();
+    let mut changes: Vec<Change> = Vec::with_capacity(batch.len());
+    for w in batch {
+        let change = match w {
+            WireChange::Status(uid, part) => {
+                let earlier = so_far.get(&uid).cloned();
+                let Some(base) = earlier
+                    .clone()
+                    .unwrap_or_else(|| m.users.get(&uid).cloned())
+                else {
+                    unapplied.unknown_user += 1;
+                    continue;
+                };
+                // A record written earlier in the batch is the one the part was made from.
+                if earlier.is_none() && fingerprint(&base) != part.account {
+                    // Older than the record here: last writer wins, as for a whole one.
+                    if base.updated_at <= part.updated_at {
+                        unapplied.account_differs += 1;
+                    }
+                    continue;
+                }
+                let mut u = part.onto(&base);
+                u.id = uid;
+                Change::PutUser(Arc::new(u))
+            }
+            other => match from_wire(other, m) {
+                Some(c) => c,
+                None => continue,
+            },
+        };
+        match &change {
+            Change::PutUser(u) => {
+                so_far.insert(u.id.clone(), Some(u.clone()));
+            }
+            Change::DeleteUser(id) => {
+                so_far.insert(id.clone(), None);
+            }
+            _ => {}
+        }
+        changes.push(change);
+    }
+    if unapplied.any() {
+        if let Some(tx) = resync {
+            let _ = tx.send(unapplied);
+        }
+    }
     let events = apply(m, changes, now);
     if !users.is_empty() {
         apply_credentials(m, &users, credentials);

@@ -35,8 +35,9 @@ enum Job {
     /// Changes another process committed (found by `crate::external`): apply and
     /// publish locally.
     Remote(Vec<Change>),
-    /// Changes another instance committed (cluster mode), as they came over NATS.
-    Peer(Vec<WireChange>),
+    /// Changes another instance committed (cluster mode), as they came over NATS, and
+    /// where to report the status parts that could not be applied.
+    Peer(Vec<WireChange>, remote::Resync),
     /// Reload the model from the store after a gap in the cluster feed. The store is
     /// read here, in the writer's order, so no change committed or applied meanwhile
     /// is overwritten by an older snapshot. Answers whether the store could be read.
@@ -153,8 +154,8 @@ impl Writer {
     }
 
     /// Applies changes another instance committed (cluster mode).
-    pub async fn apply_peer(&self, batch: Vec<WireChange>) {
-        let _ = self.jobs.send(Job::Peer(batch)).await;
+    pub async fn apply_peer(&self, batch: Vec<WireChange>, resync: remote::Resync) {
+        let _ = self.jobs.send(Job::Peer(batch, resync)).await;
     }
 
     /// Replaces the model with one loaded from `store` now, after everything queued
@@ -220,7 +221,7 @@ fn apply_other(ctx: &Ctx, job: Job) {
     let private_before = privacy_enabled(&ctx.model.read());
     let (events, notices) = match job {
         Job::Remote(changes) => remote::apply(&mut ctx.model.write(), changes, now),
-        Job::Peer(batch) => {
+        Job::Peer(batch, resync) => {
             // Secrets do not travel: read the credentials the batch names from the
             // store, here in the writer's order, so nothing committed here since is
             // undone by an older read. Before taking the model lock.
@@ -233,7 +234,7 @@ fn apply_other(ctx: &Ctx, job: Job) {
                     None => Err(anyhow::anyhow!("no shared store to read credentials from")),
                 }
             };
-            remote::apply_peer(&mut ctx.model.write(), batch, credentials, now)
+            remote::apply_peer(&mut ctx.model.write(), batch, credentials, now, &resync)
         }
         // Read before taking the model lock, so readers are not held up meanwhile.
         Job::Resync(store, done) => match store.load() {
