@@ -813,7 +813,7 @@ mod tests {
             password_hashes: vec![("u1".into(), Some("$2b$10$fresh".into()))],
             tokens: vec![token("A2", "u1"), token("B2", "u2")],
         };
-        apply_peer(&mut m, batch, Ok(read), Utc::now());
+        apply_peer(&mut m, batch, Ok(read), Utc::now(), &None);
         assert_eq!(m.users["u1"].password_hash.as_deref(), Some("$2b$10$fresh"));
         let mut tokens: Vec<&str> = m.tokens.keys().map(String::as_str).collect();
         tokens.sort();
@@ -824,8 +824,228 @@ mod tests {
         );
 
         let batch = vec![WireChange::Credentials("u1".into())];
-        apply_peer(&mut m, batch, Err(anyhow::anyhow!("down")), Utc::now());
+        apply_peer(
+            &mut m,
+            batch,
+            Err(anyhow::anyhow!("down")),
+            Utc::now(),
+            &None,
+        );
         assert_eq!(m.users["u1"].password_hash, None);
         assert_eq!(m.tokens.keys().collect::<Vec<_>>(), ["B1"]);
+    }
+
+    /// Alice as a status change leaves her: only the status part differs.
+    fn away(mut u: User, at: i64) -> User {
+        u.status = Status::Away;
+        u.status_default = Status::Away;
+        u.status_text = "lunch".into();
+        u.status_source = Some("manual".into());
+        u.status_expires_at = None;
+        u.status_id = None;
+        u.previous_state = None;
+        u.last_seen = Some(t(at));
+        u.updated_at = t(at);
+        u
+    }
+
+    fn kinds(wire: &[WireChange]) -> Vec<String> {
+        wire.iter()
+            .map(|w| match w {
+                WireChange::User(id, Some(_)) => format!("User {id}"),
+                WireChange::User(id, None) => format!("Delete {id}"),
+                WireChange::Status(id, _) => format!("Status {id}"),
+                WireChange::Credentials(id) => format!("Credentials {id}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn sender_before() -> Model {
+        let mut m = Model::default();
+        m.apply(put_user(user("u1", "alice")));
+        m.apply(put_user(user("u2", "bob")));
+        m
+    }
+
+    #[test]
+    fn only_a_record_that_differs_in_its_status_part_alone_travels_as_that_part() {
+        let before = sender_before();
+        let mut renamed = user("u2", "bob");
+        renamed.name = "Bob B.".into();
+        let mut new_password = away(user("u1", "alice"), 2_000);
+        new_password.password_hash = Some("$2b$10$other".into());
+        let changes = vec![
+            put_user(away(user("u1", "alice"), 1_000)),
+            put_user(renamed.clone()),
+            // After the rename in the same batch: against the renamed record.
+            put_user(away(renamed, 1_000)),
+            put_user(user("u3", "carol")),
+            put_user(new_password),
+            Change::DeleteUser("u1".into()),
+            put_user(away(user("u1", "alice"), 3_000)),
+        ];
+        let wire = to_wire(&changes, &before);
+        assert_eq!(
+            kinds(&wire),
+            [
+                "Status u1",
+                "User u2",
+                "Status u2",
+                "User u3",
+                "Status u1",
+                "Delete u1",
+                "User u1",
+                "Credentials u3",
+                "Credentials u1"
+            ]
+        );
+        let text = serde_json::to_string(&wire).unwrap();
+        assert!(!text.contains("$2b$10$"), "a hash on the wire: {text}");
+        // The part carries the status, not the account.
+        let WireChange::Status(_, part) = &wire[0] else {
+            unreachable!()
+        };
+        let part = serde_json::to_string(part).unwrap();
+        for account in ["alice@example.com", "alice Name", "enableAutoAway", "admin"] {
+            assert!(!part.contains(account), "{account} in {part}");
+        }
+        assert!(part.contains("lunch"), "{part}");
+    }
+
+    #[test]
+    fn a_status_part_makes_the_record_the_sender_has_and_the_same_events_and_notices() {
+        let before = sender_before();
+        let mut renamed = user("u2", "bob");
+        renamed.username = "bobby".into();
+        let after = [
+            away(user("u1", "alice"), 1_800_000_000_000),
+            renamed.clone(),
+            away(renamed, 1_800_000_000_000),
+        ];
+        let changes: Vec<Change> = after.iter().cloned().map(put_user).collect();
+        let compact = to_wire(&changes, &before);
+        assert_eq!(kinds(&compact), ["Status u1", "User u2", "Status u2"]);
+        // What an instance of the version before sent: every record whole.
+        let whole: Vec<WireChange> = after
+            .iter()
+            .map(|u| {
+                let mut u = u.clone();
+                u.password_hash = None;
+                WireChange::User(u.id.clone(), Some(Box::new(u)))
+            })
+            .collect();
+        // Through the wire's encoding, onto receivers that hold their own hashes.
+        let compact: Vec<WireChange> =
+            serde_json::from_slice(&serde_json::to_vec(&compact).unwrap()).unwrap();
+        let now = Utc::now();
+        let receive = |batch: Vec<WireChange>| {
+            let mut m = sender_before();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let announced = apply_peer(&mut m, batch, Ok(Credentials::default()), now, &Some(tx));
+            assert!(rx.try_recv().is_err(), "no resync asked for");
+            (m, announced)
+        };
+        let (m_whole, (events_whole, notices_whole)) = receive(whole);
+        let (m_compact, (events_compact, notices_compact)) = receive(compact);
+        for u in &after {
+            assert_eq!(*m_compact.users[&u.id], *m_whole.users[&u.id]);
+            assert_eq!(m_compact.users[&u.id].status_text, "lunch");
+            assert_eq!(
+                m_compact.users[&u.id].password_hash.as_deref(),
+                Some("$2b$10$hash"),
+                "the receiver keeps its hash"
+            );
+        }
+        assert_eq!(m_compact.users["u2"].username, "bobby");
+        let sorted = |mut e: Vec<StatusEvent>| {
+            e.sort_by(|a, b| a.uid.cmp(&b.uid));
+            e
+        };
+        let events_compact = sorted(events_compact);
+        assert_eq!(events_compact, sorted(events_whole));
+        assert_eq!(events_compact.len(), 2, "{events_compact:?}");
+        assert_eq!(format!("{notices_compact:?}"), format!("{notices_whole:?}"));
+        assert!(!notices_compact.is_empty(), "the rename's notices");
+    }
+
+    #[test]
+    fn an_older_status_part_is_neither_applied_nor_announced() {
+        let mut m = sender_before();
+        let mut newer = away(user("u1", "alice"), 3_000);
+        newer.status_text = "newer".into();
+        m.apply(put_user(newer));
+        let part = StatusPart::of(&away(user("u1", "alice"), 2_000));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (events, notices) = apply_peer(
+            &mut m,
+            vec![WireChange::Status("u1".into(), Box::new(part))],
+            Ok(Credentials::default()),
+            Utc::now(),
+            &Some(tx),
+        );
+        assert!(events.is_empty() && notices.is_empty(), "{events:?}");
+        assert_eq!(m.users["u1"].status_text, "newer");
+        assert!(rx.try_recv().is_err(), "an older part needs no reload");
+    }
+
+    #[test]
+    fn a_part_without_the_record_it_belongs_to_asks_for_a_reload() {
+        let part = |u: User| WireChange::Status(u.id.clone(), Box::new(StatusPart::of(&u)));
+        let mut m = Model::default();
+        m.apply(put_user(user("u2", "bob")));
+        // Bob here has another name than the record the part was made from, older.
+        let mut sender_bob = user("u2", "bob");
+        sender_bob.name = "Bob B.".into();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (events, _) = apply_peer(
+            &mut m,
+            vec![
+                part(away(user("u1", "alice"), 1_800_000_000_000)),
+                part(away(sender_bob.clone(), 1_800_000_000_000)),
+            ],
+            Ok(Credentials::default()),
+            Utc::now(),
+            &Some(tx.clone()),
+        );
+        assert!(events.is_empty(), "{events:?}");
+        assert!(!m.users.contains_key("u1"));
+        assert_eq!(m.users["u2"].status_text, "in a meeting ✓", "not applied");
+        assert_eq!(
+            rx.try_recv(),
+            Ok(Unapplied {
+                unknown_user: 1,
+                account_differs: 1
+            })
+        );
+        // Older than the record here: dropped as an older whole record is, no reload.
+        let mut here = (*m.users["u2"]).clone();
+        here.updated_at = t(1_900_000_000_000);
+        m.apply(put_user(here));
+        apply_peer(
+            &mut m,
+            vec![part(away(sender_bob, 1_800_000_000_000))],
+            Ok(Credentials::default()),
+            Utc::now(),
+            &Some(tx),
+        );
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_what_the_stores_do_not_keep() {
+        let a = user("u1", "alice");
+        let mut b = a.clone();
+        // Times to the millisecond; preference keys in another order.
+        b.created_at = a.created_at + chrono::Duration::microseconds(300);
+        b.preferences = serde_json::from_str(
+            r#"{"highlights": ["✓"], "idleTimeLimit": 90, "enableAutoAway": false}"#,
+        )
+        .unwrap();
+        b.password_hash = None;
+        b.status_text = "another status".into();
+        assert_eq!(fingerprint(&a), fingerprint(&b));
+        b.roles.push("bot".into());
+        assert_ne!(fingerprint(&a), fingerprint(&b));
     }
 }
