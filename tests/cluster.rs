@@ -2319,3 +2319,126 @@ async fn a_denied_list_set_on_one_instance_redacts_the_streams_of_another() {
     );
     w.expect_no_changed(GRACE).await;
 }
+
+/// The cluster messages heard on `sub` within `wait`, opened (the seal is a version
+/// byte and a 32-byte tag before the JSON).
+async fn envelopes(sub: &mut async_nats::Subscriber, wait: Duration) -> Vec<Value> {
+    let mut out = Vec::new();
+    while let Ok(Some(msg)) = tokio::time::timeout(wait, sub.next()).await {
+        if let Some(json) = msg.payload.get(33..) {
+            out.push(serde_json::from_slice(json).expect("a sealed JSON envelope"));
+        }
+    }
+    out
+}
+
+/// `payload` sealed as the instances seal (`src/bus/seal.rs`), with the tests' secret.
+fn sealed(subject: &str, payload: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut m = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(cluster::CLUSTER_SECRET.as_bytes())
+        .expect("HMAC takes any key");
+    m.update(b"statusd-cluster\0");
+    m.update(subject.as_bytes());
+    m.update(b"\0");
+    m.update(payload);
+    let mut out = vec![1u8];
+    out.extend(m.finalize().into_bytes());
+    out.extend(payload);
+    out
+}
+
+/// Issue 20: a status change travels as the user's status part only, and reaches B's
+/// watcher and B's reads as the whole record did; a rename still travels whole. A part
+/// for a user an instance does not know is counted and makes it reload from the store.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_status_change_travels_as_its_status_part_and_a_rename_whole() {
+    let c = Cluster::start(2, &[]).await;
+    let (a, b) = (&c[0], &c[1]);
+    let (alice, who) = alice_on(&c).await;
+    let admin = a.admin().await;
+    let nats = c.nats.client().await;
+    let mut sub = nats.subscribe(c.subject()).await.expect("subscribe");
+    nats.flush().await.expect("flush");
+    let mut wb = status_watcher(b).await;
+    settle(&mut [&mut wb], QUIET).await;
+
+    set_ok(a, &alice, json!({"status": "busy", "message": "compact"})).await;
+    let want = who.status8(BUSY, "compact", "manual", None);
+    assert_eq!(wb.expect_changed(EVENT_WAIT).await, want, "the frame on B");
+    let got = b.status_of(&alice.user_id).await;
+    assert_eq!(got["status"], "busy", "{got}");
+    let info = b.info_of(&alice.user_id).await;
+    assert_eq!(info["statusText"], "compact", "{info}");
+    let heard = envelopes(&mut sub, GRACE).await;
+    let changes: Vec<&Value> = heard
+        .iter()
+        .flat_map(|e| e["changes"].as_array().into_iter().flatten())
+        .filter(|c| c.to_string().contains(&alice.user_id))
+        .collect();
+    assert_eq!(changes.len(), 1, "{heard:?}");
+    let part = &changes[0]["Status"];
+    assert_eq!(part[0], json!(alice.user_id), "{heard:?}");
+    assert_eq!(part[1]["t"], "compact", "{part}");
+    assert!(
+        !part.to_string().contains("alice"),
+        "no account field: {part}"
+    );
+
+    // A rename changes the account part: the whole record, as before.
+    let reply = a
+        .post_json(
+            "users.update",
+            Some(&admin),
+            json!({"userId": alice.user_id, "data": {"name": "Alice A."}}),
+        )
+        .await;
+    assert_status(&reply, 200);
+    let heard = envelopes(&mut sub, GRACE).await;
+    assert!(
+        heard
+            .iter()
+            .any(|e| e["changes"][0]["User"][1]["name"] == "Alice A."),
+        "{heard:?}"
+    );
+    assert_eq!(b.info_of(&alice.user_id).await["name"], "Alice A.");
+
+    // A part for a user neither instance knows yet (written to PostgreSQL behind their
+    // back): counted, and the model reloaded, after which the user is known.
+    let dave = "dave0000000000001";
+    c.db.query_texts(&format!(
+        "INSERT INTO users (id, username, username_lower, name, emails, password_hash, roles,
+            active, kind, status, status_default, status_connection, status_text,
+            status_source, status_expires_at, previous_state, utc_offset, created_at,
+            updated_at, last_login)
+         VALUES ('{dave}', 'dave', 'dave', 'Dave', '[]', NULL, '[\"user\"]', true, 'user',
+            'away', 'away', 'offline', 'from the store', NULL, NULL, NULL, 0, 0, 0, NULL)
+         RETURNING id"
+    ));
+    let (status, _, body) = b
+        .get(&format!("users.getStatus?userId={dave}"), Some(&admin))
+        .await;
+    assert_ne!(status, StatusCode::OK, "dave unknown to B yet: {body}");
+    let now = chrono::Utc::now();
+    let envelope = json!({"origin": "another-instance", "seq": 1,
+        "sent_at": now.timestamp_millis(), "changes": [{"Status": [dave, {
+            "s": "away", "d": "away", "c": "offline", "t": "from the store",
+            "at": now.to_rfc3339(), "acct": 1}]}]});
+    let payload = serde_json::to_vec(&envelope).unwrap();
+    nats.publish(c.subject(), sealed(&c.subject(), &payload).into())
+        .await
+        .expect("publish");
+    nats.flush().await.expect("flush");
+    let series = "statusd_cluster_parts_unapplied_total{reason=\"unknown_user\"}";
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    while metric(b, series).await.unwrap_or(0.0) < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the unknown user's part is not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_user_known(b, dave, REPLICATION_WAIT).await;
+    status_by(b, dave, "away", Instant::now() + REPLICATION_WAIT).await;
+    assert_eq!(b.info_of(dave).await["statusText"], "from the store");
+    assert_eq!(rejected(b, "unreadable").await, 0);
+}
