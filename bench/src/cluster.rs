@@ -366,3 +366,304 @@ async fn check_durable(
     })
     .await
 }
+
+/// Gives the fixture's users records like real ones: three roles, a bio and a nickname,
+/// some preferences (what a user record carries besides its status).
+async fn realistic_records(url: &str) -> anyhow::Result<()> {
+    with_pg(url, |c| {
+        c.batch_execute(
+            r#"UPDATE users SET
+                roles = '["user","bench-team","bench-oncall"]',
+                bio = 'Works on the bench team; ask about load tests.',
+                nickname = 'bench',
+                preferences = '{"language":"en","enableAutoAway":true,"idleTimeLimit":300,
+                    "desktopNotifications":"mentions","emailNotificationMode":"mentions",
+                    "highlights":["bench","statusd"],"useEmojis":true,"sidebarViewMode":"medium"}'
+              WHERE username <> 'admin'"#,
+        )?;
+        Ok(())
+    })
+    .await
+}
+
+/// What a plain NATS subscriber to the run's subject heard: messages, their bytes as
+/// published (sealed), and the changes of users in them by form.
+#[derive(Default)]
+struct Tap {
+    messages: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    whole: std::sync::atomic::AtomicU64,
+    parts: std::sync::atomic::AtomicU64,
+}
+
+impl Tap {
+    fn read(&self) -> [u64; 4] {
+        use std::sync::atomic::Ordering::Relaxed;
+        [
+            self.messages.load(Relaxed),
+            self.bytes.load(Relaxed),
+            self.whole.load(Relaxed),
+            self.parts.load(Relaxed),
+        ]
+    }
+}
+
+/// Subscribes to `subject` on the NATS server at `url` with the plain text protocol (no
+/// client library: `INFO`, `CONNECT`, `SUB`, `MSG`, `PING`/`PONG`) and counts into the
+/// returned `Tap` until the bench ends.
+async fn nats_tap(url: &str, subject: &str) -> anyhow::Result<std::sync::Arc<Tap>> {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let hostport = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let stream = tokio::net::TcpStream::connect(&hostport)
+        .await
+        .with_context(|| format!("NATS at {hostport}"))?;
+    let (read, mut write) = stream.into_split();
+    let mut read = tokio::io::BufReader::new(read);
+    let mut line = String::new();
+    read.read_line(&mut line).await?;
+    if !line.starts_with("INFO") {
+        bail!("NATS said {line:?} first");
+    }
+    write
+        .write_all(
+            format!(
+                "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB {subject} 1\r\nPING\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    line.clear();
+    read.read_line(&mut line).await?;
+    if !line.starts_with("PONG") {
+        bail!("NATS answered {line:?} to CONNECT/SUB/PING");
+    }
+    let tap = std::sync::Arc::new(Tap::default());
+    let counts = tap.clone();
+    tokio::spawn(async move {
+        let count = |hay: &[u8], needle: &[u8]| {
+            hay.windows(needle.len()).filter(|w| *w == needle).count() as u64
+        };
+        loop {
+            let mut line = String::new();
+            match read.read_line(&mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line.starts_with("PING") {
+                if write.write_all(b"PONG\r\n").await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            let Some(len) = line
+                .strip_prefix("MSG ")
+                .and_then(|m| m.split_whitespace().last())
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let mut payload = vec![0u8; len + 2];
+            if read.read_exact(&mut payload).await.is_err() {
+                return;
+            }
+            payload.truncate(len);
+            counts.messages.fetch_add(1, Relaxed);
+            counts.bytes.fetch_add(len as u64, Relaxed);
+            counts
+                .whole
+                .fetch_add(count(&payload, br#"{"User":["#), Relaxed);
+            counts
+                .parts
+                .fetch_add(count(&payload, br#"{"Status":["#), Relaxed);
+        }
+    });
+    Ok(tap)
+}
+
+/// The sample `series` (no labels) on `addr`'s /metrics.
+async fn metric(addr: std::net::SocketAddr, series: &str) -> anyhow::Result<f64> {
+    let mut c = Client::connect(addr).await?;
+    let (_, body) = c.call(http::get("/metrics", None)).await?;
+    let text = String::from_utf8_lossy(&body);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .with_context(|| format!("{series} not in /metrics"))
+}
+
+/// Phase `cluster-apply` (issue 20, the coefficient c_apply of docs/scaling.md): what
+/// an instance spends on a change another instance made. Two instances on PostgreSQL +
+/// NATS; B has no connection at all; A takes `users.setStatus` at `--apply-rate` per
+/// second for `--apply-secs` (open loop, users with realistic records, each change a
+/// real one). Reported: B's CPU (utime + stime from /proc) per change it received, its
+/// idle CPU over as long subtracted; and what a plain subscriber to the run's subject
+/// heard: bytes per message and per change, whole records against status parts.
+pub async fn cluster_apply(
+    args: &Args,
+    bin: &std::path::Path,
+    work: &std::path::Path,
+    r: &mut Report,
+) -> anyhow::Result<()> {
+    let (rate, secs) = (args.apply_rate.max(1), args.apply_secs.max(1));
+    r.say(format!(
+        "\n## cluster-apply: what instance B spends on changes made on A ({rate}/s for {secs} s, {})",
+        bin.display()
+    ));
+    if !(reachable(&args.pg_admin_url).await && reachable(&args.nats_url).await) {
+        if args.smoke {
+            bail!("PostgreSQL or NATS is not reachable");
+        }
+        r.say("    SKIPPED: PostgreSQL or NATS is not reachable (--pg-admin-url, --nats-url)");
+        r.fig("cluster_apply", json!("skipped"));
+        return Ok(());
+    }
+    let db = PgDb::create(&args.pg_admin_url).await?;
+    let prefix = format!("statusd_bench_{}_{}", std::process::id(), ws::now_micros());
+    let spec = |name: &str| ServerSpec {
+        url: Some(db.url.clone()),
+        env: vec![
+            ("NATS_URL".into(), args.nats_url.clone()),
+            ("NATS_SUBJECT_PREFIX".into(), prefix.clone()),
+            (
+                "CLUSTER_SECRET".into(),
+                format!("bench-cluster-secret-{prefix}"),
+            ),
+        ],
+        ..ServerSpec::sqlite(
+            bin.to_path_buf(),
+            work.join("unused.db"),
+            work.join(format!("server-cluster-apply-{name}.log")),
+        )
+    };
+    let (spec_a, spec_b) = (spec("a"), spec("b"));
+    Server::start(&spec_a).await?.stop().await?;
+    let users = write_users(&db.url, args.apply_users.max(1)).await?;
+    realistic_records(&db.url).await?;
+    let tap = nats_tap(&args.nats_url, &format!("{prefix}.changes")).await?;
+    let (a, b) = tokio::try_join!(Server::start(&spec_a), Server::start(&spec_b))?;
+    let mut ca = Client::connect(a.addr).await?;
+    let admin = fixture::log_in(&mut ca, server::ADMIN_USER, server::ADMIN_PASS).await?;
+    wait_token(b.addr, &admin).await?;
+    const RECEIVED: &str = "statusd_cluster_received_user_changes_total";
+
+    // B idle, as long as the load will run: what it spends on nothing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle0 = b.cpu()?;
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let idle1 = b.cpu()?;
+    let idle_per_sec = (idle1.secs - idle0.secs) / idle1.at.duration_since(idle0.at).as_secs_f64();
+
+    let tap0 = tap.read();
+    let got0 = metric(b.addr, RECEIVED).await?;
+    let (b0, a0) = (b.cpu()?, a.cpu()?);
+    // Open loop: `clients` connections, each paced to its share of the rate.
+    let clients = 8usize.min(rate as usize).max(1);
+    let per_client = Duration::from_secs_f64(clients as f64 / rate as f64);
+    let total = rate * secs;
+    let users = std::sync::Arc::new(users);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..clients {
+        let (users, admin, addr) = (users.clone(), admin.clone(), a.addr);
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await?;
+            let mut next = started + per_client.mul_f64(w as f64 / clients as f64);
+            let (mut sent, mut failed) = (0u64, 0u64);
+            let mut i = w as u64;
+            while i < total {
+                tokio::time::sleep_until(next.into()).await;
+                next += per_client;
+                let u = &users[(i as usize) % users.len()];
+                let body = format!(
+                    r#"{{"userId":"{}","status":"{}","message":"apply {i}"}}"#,
+                    u.id,
+                    STATUSES[(i % 3) as usize]
+                );
+                match c
+                    .call(http::post_raw(
+                        "/api/v1/users.setStatus",
+                        Some(&admin),
+                        body,
+                    ))
+                    .await
+                {
+                    Ok((st, _)) if st.is_success() => sent += 1,
+                    _ => failed += 1,
+                }
+                i += clients as u64;
+            }
+            anyhow::Ok((sent, failed))
+        }));
+    }
+    let (mut sent, mut failed) = (0u64, 0u64);
+    for t in tasks {
+        let (s, f) = t.await??;
+        sent += s;
+        failed += f;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    // Until B has applied what it will receive (its count stops moving).
+    let mut last = metric(b.addr, RECEIVED).await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = metric(b.addr, RECEIVED).await?;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let (b1, a1) = (b.cpu()?, a.cpu()?);
+    let tap1 = tap.read();
+    let received = last - got0;
+    let span = b1.at.duration_since(b0.at).as_secs_f64();
+    let b_cpu = b1.secs - b0.secs;
+    let b_net = b_cpu - idle_per_sec * span;
+    let per_change_us = |cpu: f64| 1e6 * cpu / received.max(1.0);
+    let [msgs, bytes, whole, parts] = [0, 1, 2, 3].map(|i| tap1[i] - tap0[i]);
+    r.say(format!(
+        "    {} users (3 roles, an email, a bio, 8 preferences); {sent} changes made on A in {wall:.1} s \
+         ({:.0}/s, {failed} failed); B received {received} user changes",
+        users.len(),
+        sent as f64 / wall
+    ));
+    r.say(format!(
+        "    B's CPU: {:.3} s over {span:.1} s ({:.3} s idle over as long), {:.1} us per received \
+         change, {:.1} us net of idle; A's CPU {:.1} us per change",
+        b_cpu,
+        idle_per_sec * span,
+        per_change_us(b_cpu),
+        per_change_us(b_net),
+        1e6 * (a1.secs - a0.secs) / sent.max(1) as f64
+    ));
+    r.say(format!(
+        "    on the subject: {msgs} messages, {bytes} bytes: {:.0} bytes per message, {:.0} per \
+         user change; {whole} whole records, {parts} status parts",
+        bytes as f64 / msgs.max(1) as f64,
+        bytes as f64 / (whole + parts).max(1) as f64
+    ));
+    r.fig(
+        "cluster_apply",
+        json!({"rate": rate, "secs": secs, "sent": sent, "failed": failed,
+               "received": received, "b_cpu_s": b_cpu, "b_idle_cpu_s": idle_per_sec * span,
+               "b_us_per_change": per_change_us(b_cpu), "b_net_us_per_change": per_change_us(b_net),
+               "messages": msgs, "bytes": bytes, "whole_records": whole, "status_parts": parts,
+               "bytes_per_message": bytes as f64 / msgs.max(1) as f64}),
+    );
+    r.errors("setStatus on A that failed", failed);
+    a.stop().await?;
+    b.stop().await?;
+    Ok(())
+}

@@ -168,9 +168,18 @@ struct Args {
     /// Webhooks: milliseconds between two changes of one user in the paced run.
     #[arg(long, default_value_t = 20)]
     webhook_pause_ms: u64,
+    /// cluster-apply: setStatus per second on instance A.
+    #[arg(long, default_value_t = 500)]
+    apply_rate: u64,
+    /// cluster-apply: seconds of load (and as long idle before, for B's idle CPU).
+    #[arg(long, default_value_t = 20)]
+    apply_secs: u64,
+    /// cluster-apply: users in the database.
+    #[arg(long, default_value_t = 1_000)]
+    apply_users: usize,
     /// Which phases to run (comma list of writes,realtime,reads,logins,big,cluster,
-    /// webhooks, and scale, scale-global, which only run when named); all the others by
-    /// default.
+    /// webhooks, and scale, scale-global, cluster-apply, which only run when named); all
+    /// the others by default.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -201,7 +210,8 @@ impl Args {
     fn runs(&self, phase: &str) -> bool {
         self.only.iter().any(|p| p == phase)
             || (self.only.is_empty()
-                && (!phase.starts_with("scale") || self.smoke && phase == "scale"))
+                && (!phase.starts_with("scale") || self.smoke && phase == "scale")
+                && phase != "cluster-apply")
     }
 
     fn fanout_rate(&self) -> u64 {
@@ -426,8 +436,16 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         if args.smoke { " (smoke)" } else { "" }
     ));
     r.fig("machine", json!(machine()));
-    if !args.only.is_empty() && args.only.iter().all(|p| p.starts_with("scale")) {
-        // The scale phases seed their own databases.
+    if !args.only.is_empty()
+        && args
+            .only
+            .iter()
+            .all(|p| p.starts_with("scale") || p == "cluster-apply")
+    {
+        // These phases seed their own databases.
+        if args.runs("cluster-apply") {
+            cluster::cluster_apply(args, &bin, &work, &mut r).await?;
+        }
         if args.runs("scale") {
             scale::scale(args, &bin, &work, &mut r).await?;
         }
@@ -524,6 +542,9 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     // ---- F. cluster mode
     if args.runs("cluster") {
         cluster::cluster(args, &bin, &work, &mut r).await?;
+    }
+    if args.runs("cluster-apply") {
+        cluster::cluster_apply(args, &bin, &work, &mut r).await?;
     }
     // ---- G. webhooks
     if args.runs("webhooks") {
