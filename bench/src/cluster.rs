@@ -379,7 +379,7 @@ async fn realistic_records(url: &str) -> anyhow::Result<()> {
                 preferences = '{"language":"en","enableAutoAway":true,"idleTimeLimit":300,
                     "desktopNotifications":"mentions","emailNotificationMode":"mentions",
                     "highlights":["bench","statusd"],"useEmojis":true,"sidebarViewMode":"medium"}'
-              WHERE username <> 'admin'"#,
+              WHERE roles NOT LIKE '%"admin"%'"#,
         )?;
         Ok(())
     })
@@ -601,7 +601,16 @@ pub async fn cluster_apply(
                     .await
                 {
                     Ok((st, _)) if st.is_success() => sent += 1,
-                    _ => failed += 1,
+                    other => {
+                        if failed == 0 {
+                            let why = match other {
+                                Ok((st, b)) => format!("{st} {}", String::from_utf8_lossy(&b)),
+                                Err(e) => format!("{e:#}"),
+                            };
+                            eprintln!("cluster-apply: setStatus on A failed: {why}");
+                        }
+                        failed += 1
+                    }
                 }
                 i += clients as u64;
             }
