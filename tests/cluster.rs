@@ -2441,4 +2441,8 @@ async fn a_status_change_travels_as_its_status_part_and_a_rename_whole() {
     status_by(b, dave, "away", Instant::now() + REPLICATION_WAIT).await;
     assert_eq!(b.info_of(dave).await["statusText"], "from the store");
     assert_eq!(rejected(b, "unreadable").await, 0);
+    for srv in &c.servers {
+        let races = "statusd_cluster_parts_unapplied_total{reason=\"account_differs\"}";
+        assert_eq!(metric(srv, races).await.unwrap_or(0.0), 0.0, "no race here");
+    }
 }

@@ -636,6 +636,12 @@ pub async fn cluster_apply(
     }
     let (b1, a1) = (b.cpu()?, a.cpu()?);
     let tap1 = tap.read();
+    // Parts B could not apply (each reloads its model); absent before the status part.
+    let mut unapplied = 0.0;
+    for reason in ["unknown_user", "account_differs"] {
+        let series = format!("statusd_cluster_parts_unapplied_total{{reason=\"{reason}\"}}");
+        unapplied += metric(b.addr, &series).await.unwrap_or(0.0);
+    }
     let received = last - got0;
     let span = b1.at.duration_since(b0.at).as_secs_f64();
     let b_cpu = b1.secs - b0.secs;
@@ -659,7 +665,8 @@ pub async fn cluster_apply(
     ));
     r.say(format!(
         "    on the subject: {msgs} messages, {bytes} bytes: {:.0} bytes per message, {:.0} per \
-         user change; {whole} whole records, {parts} status parts",
+         user change; {whole} whole records, {parts} status parts; B could not apply \
+         {unapplied} parts",
         bytes as f64 / msgs.max(1) as f64,
         bytes as f64 / (whole + parts).max(1) as f64
     ));
@@ -669,6 +676,7 @@ pub async fn cluster_apply(
                "received": received, "b_cpu_s": b_cpu, "b_idle_cpu_s": idle_per_sec * span,
                "b_us_per_change": per_change_us(b_cpu), "b_net_us_per_change": per_change_us(b_net),
                "messages": msgs, "bytes": bytes, "whole_records": whole, "status_parts": parts,
+               "unapplied_parts": unapplied,
                "bytes_per_message": bytes as f64 / msgs.max(1) as f64}),
     );
     r.errors("setStatus on A that failed", failed);
