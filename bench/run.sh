@@ -5,6 +5,7 @@
 #   bench/run.sh --only scale          issue 20: 10k -> 50k -> 100k websockets on a cluster
 #                                      (PostgreSQL + NATS), under 15 minutes; then the plots
 #   bench/run.sh --only scale-global   issue 20: the largest global user-status fan-out
+#   bench/run.sh --only cluster-apply  issue 20: what an instance spends on another's change
 # Any other arguments go to statusd-bench (see `statusd-bench --help`).
 # Exits non-zero when any request failed, a frame was lost or a write was not durable.
 set -euo pipefail
