@@ -174,6 +174,9 @@ struct Args {
     /// cluster-apply: seconds of load (and as long idle before, for B's idle CPU).
     #[arg(long, default_value_t = 20)]
     apply_secs: u64,
+    /// cluster-apply: clients sharing the rate (1: one change per batch and message).
+    #[arg(long, default_value_t = 1)]
+    apply_clients: usize,
     /// cluster-apply: users in the database.
     #[arg(long, default_value_t = 1_000)]
     apply_users: usize,
