@@ -203,6 +203,9 @@ impl Args {
         self.login_secs = 1;
         self.big_users = 2_000;
         self.cluster_samples = 20;
+        self.apply_rate = 50;
+        self.apply_secs = 1;
+        self.apply_users = 24;
         self.webhook_users = 4;
         self.webhook_rounds = 5;
         // One tiny scale step (2 instances, 2 load processes) keeps that code alive too.
@@ -214,7 +217,7 @@ impl Args {
         self.only.iter().any(|p| p == phase)
             || (self.only.is_empty()
                 && (!phase.starts_with("scale") || self.smoke && phase == "scale")
-                && phase != "cluster-apply")
+                && (phase != "cluster-apply" || self.smoke))
     }
 
     fn fanout_rate(&self) -> u64 {
