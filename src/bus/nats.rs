@@ -33,6 +33,9 @@ use crate::store::Store;
 /// How long to wait before trying a failed resync again.
 const RESYNC_RETRY: Duration = Duration::from_secs(1);
 
+/// The least time between two reloads for status parts that could not be applied.
+const PART_RELOAD_EVERY: Duration = Duration::from_secs(1);
+
 /// The least time between two log lines about rejected messages.
 const REJECT_LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -298,11 +301,20 @@ pub async fn start(
     });
 
     tokio::spawn(async move {
+        let mut last_part_reload = None;
         loop {
             tokio::select! {
                 gap = reconnected.recv() => if gap.is_none() { break },
                 first = unapplied.recv() => {
                     let Some(mut parts) = first else { break };
+                    // At most one such reload a second (it reads the whole store): should
+                    // parts keep failing, the instance keeps serving in between.
+                    if let Some(wait) = last_part_reload
+                        .map(|at: Instant| PART_RELOAD_EVERY.saturating_sub(at.elapsed()))
+                    {
+                        tokio::time::sleep(wait).await;
+                    }
+                    last_part_reload = Some(Instant::now());
                     // Those reported meanwhile are covered by the same reload.
                     while let Ok(more) = unapplied.try_recv() {
                         parts.unknown_user += more.unknown_user;
@@ -327,7 +339,7 @@ pub async fn start(
                 }
             }
             while !writer.resync(store.clone()).await {
-                tracing::warn!("resync after NATS reconnect failed; retrying");
+                tracing::warn!("reloading the model from the store failed; retrying");
                 tokio::time::sleep(RESYNC_RETRY).await;
             }
         }
