@@ -88,6 +88,10 @@ pub struct Metrics {
     /// Status parts received from other instances that could not be applied (each
     /// makes the instance reload its model from the store), by reason.
     pub cluster_parts_unapplied: Family<RejectLabels, Counter>,
+    /// Messages of other instances found missing by their numbers (each reloads the
+    /// model), and batches this instance sent split in several messages.
+    pub cluster_gaps: Counter,
+    pub cluster_split_batches: Counter,
     /// Failed password logins (wrong password, unknown or deactivated user).
     pub login_failures: Counter,
     /// Webhook deliveries a receiver accepted (2xx).
@@ -206,6 +210,20 @@ impl Metrics {
              they belong to (unknown_user, account_differs); each reloads the model",
             cluster_parts_unapplied.clone(),
         );
+        let cluster_gaps = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "cluster_gaps",
+            "times messages of another instance were found missing by their numbers \
+             (a failed publish, a message NATS dropped); each reloads the model",
+            cluster_gaps.clone(),
+        );
+        let cluster_split_batches = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "cluster_split_batches",
+            "committed batches sent to the other instances in several messages, being \
+             larger than the NATS server's max_payload",
+            cluster_split_batches.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         build_info
             .get_or_create(&BuildLabels {
@@ -291,6 +309,8 @@ impl Metrics {
             webhook_lag_seconds,
             cluster_rejected,
             cluster_parts_unapplied,
+            cluster_gaps,
+            cluster_split_batches,
             login_failures,
             users,
             live_login_tokens,

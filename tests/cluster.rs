@@ -2446,3 +2446,63 @@ async fn a_status_change_travels_as_its_status_part_and_a_rename_whole() {
         assert_eq!(metric(srv, races).await.unwrap_or(0.0), 0.0, "no race here");
     }
 }
+
+/// Every message an instance publishes is numbered: a receiver that finds numbers
+/// missing (a publish that failed, a message NATS dropped) reloads its model from the
+/// store, as after a NATS reconnect, so what the lost message said is not missed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_found_missing_by_its_number_reloads_the_model() {
+    let c = Cluster::start(2, &[]).await;
+    let b = &c[1];
+    let nats = c.nats.client().await;
+    // A user written to PostgreSQL behind the instances' back: what a lost message
+    // would have told them.
+    let erin = "erin0000000000001";
+    c.db.query_texts(&format!(
+        "INSERT INTO users (id, username, username_lower, name, emails, password_hash, roles,
+            active, kind, status, status_default, status_connection, status_text,
+            status_source, status_expires_at, previous_state, utc_offset, created_at,
+            updated_at, last_login)
+         VALUES ('{erin}', 'erin', 'erin', 'Erin', '[]', NULL, '[\"user\"]', true, 'user',
+            'busy', 'busy', 'offline', 'lost on the way', NULL, NULL, NULL, 0, 0, 0, NULL)
+         RETURNING id"
+    ));
+    let publish = |seq: u64| {
+        let envelope = json!({"origin": "a-third-instance", "seq": seq,
+            "sent_at": chrono::Utc::now().timestamp_millis(), "changes": []});
+        let payload = serde_json::to_vec(&envelope).unwrap();
+        sealed(&c.subject(), &payload)
+    };
+    // 1 and 2 in order: nothing missing, nothing reloaded.
+    for seq in [1, 2] {
+        nats.publish(c.subject(), publish(seq).into())
+            .await
+            .expect("publish");
+    }
+    nats.flush().await.expect("flush");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(metric(b, "statusd_cluster_gaps_total").await, Some(0.0));
+    assert_ne!(
+        b.get(
+            &format!("users.getStatus?userId={erin}"),
+            Some(&b.admin().await)
+        )
+        .await
+        .0,
+        StatusCode::OK,
+        "erin unknown to B yet"
+    );
+    // 3 and 4 never arrive: 5 shows the gap.
+    nats.publish(c.subject(), publish(5).into())
+        .await
+        .expect("publish");
+    nats.flush().await.expect("flush");
+    let deadline = Instant::now() + REPLICATION_WAIT;
+    while metric(b, "statusd_cluster_gaps_total").await.unwrap_or(0.0) < 1.0 {
+        assert!(Instant::now() < deadline, "the gap is not counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_user_known(b, erin, REPLICATION_WAIT).await;
+    assert_eq!(b.info_of(erin).await["statusText"], "lost on the way");
+    assert_eq!(rejected(b, "replayed").await, 0);
+}

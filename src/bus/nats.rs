@@ -8,6 +8,13 @@
 //! the writer's order (a snapshot read earlier could be older than changes applied
 //! while it was read, and would undo them) and is retried until the store answers.
 //!
+//! A committed batch larger than the NATS server's `max_payload` (1 MiB by default:
+//! closing 14,000 connections at a shutdown is one batch of about 1.2 MB) goes out in
+//! several messages, applied by the others in order (`messages`). Every message is
+//! numbered; a receiver that finds a number missing (a publish that failed, a message
+//! NATS dropped for a slow subscriber) reloads its model from the store too
+//! (`replay::Fresh::Gap`), at most once a second like the reload for status parts.
+//!
 //! Nothing on the subject is trusted: every message is sealed with the cluster secret
 //! (`seal.rs`), numbered and stamped against replays (`replay.rs`), and carries no
 //! secret (`state::remote`). A message that fails any check is dropped, counted in
@@ -48,6 +55,72 @@ struct Envelope {
     /// The sender's clock when sending, ms since the epoch.
     sent_at: i64,
     changes: Vec<WireChange>,
+}
+
+/// An `Envelope` to send, borrowing its changes (so a batch too large for one message
+/// can be cut without copying it).
+#[derive(Serialize)]
+struct Outgoing<'a> {
+    origin: &'a str,
+    seq: u64,
+    sent_at: i64,
+    changes: &'a [WireChange],
+}
+
+/// The most bytes of a message when the server has not said (NATS's default).
+const DEFAULT_MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// The sealed messages that carry `changes`, numbered from `*seq + 1` on: one, or as
+/// many as it takes to keep each within `limit` bytes (the server refuses a larger one),
+/// cut in halves, in order. A single change larger than `limit` cannot be sent: its
+/// number is used all the same, so the others find it missing and reload from the
+/// store. Returns the messages and how many changes could not be sent.
+fn messages(
+    origin: &str,
+    seq: &mut u64,
+    sent_at: i64,
+    changes: &[WireChange],
+    limit: usize,
+    seal: impl Fn(&[u8]) -> Vec<u8>,
+) -> (Vec<Vec<u8>>, usize) {
+    let mut out = Vec::new();
+    let mut unsent = 0;
+    // Pieces still to send, the next one last.
+    let mut todo: Vec<&[WireChange]> = vec![changes];
+    while let Some(piece) = todo.pop() {
+        let env = Outgoing {
+            origin,
+            seq: *seq + 1,
+            sent_at,
+            changes: piece,
+        };
+        let sealed = match serde_json::to_vec(&env) {
+            Ok(bytes) => seal(&bytes),
+            Err(e) => {
+                tracing::error!("encoding a change for NATS: {e}");
+                *seq += 1;
+                unsent += piece.len();
+                continue;
+            }
+        };
+        if sealed.len() <= limit {
+            *seq += 1;
+            out.push(sealed);
+        } else if piece.len() > 1 {
+            let (first, second) = piece.split_at(piece.len() / 2);
+            todo.push(second);
+            todo.push(first);
+        } else {
+            tracing::error!(
+                "a change of {} bytes is larger than the NATS server's max_payload ({limit}): \
+                 not sent; the other instances reload from the store",
+                sealed.len()
+            );
+            *seq += 1;
+            unsent += 1;
+        }
+    }
+    (out, unsent)
 }
 
 /// Credentials carried in a `NATS_URL` (`nats://user:password@host`, `nats://token@host`).
@@ -241,33 +314,40 @@ pub async fn start(
     let origin = instance_id.clone();
     let out_subject = subject.clone();
     let out_sealer = sealer.clone();
+    let split_metrics = metrics.clone();
     tokio::spawn(async move {
         let mut seq = 0u64;
         while let Some(changes) = commits.recv().await {
             if changes.is_empty() {
                 continue;
             }
-            seq += 1;
-            let env = Envelope {
-                origin: origin.clone(),
-                seq,
-                sent_at: chrono::Utc::now().timestamp_millis(),
-                changes,
+            let limit = match publisher.server_info().max_payload {
+                0 => DEFAULT_MAX_PAYLOAD,
+                n => n,
             };
-            match serde_json::to_vec(&env) {
-                Ok(bytes) => {
-                    let sealed = out_sealer.seal(&out_subject, &bytes);
-                    if let Err(e) = publisher.publish(out_subject.clone(), sealed.into()).await {
-                        tracing::warn!("NATS publish failed (peers resync on reconnect): {e}");
-                    }
+            let (sealed, _) = messages(
+                &origin,
+                &mut seq,
+                chrono::Utc::now().timestamp_millis(),
+                &changes,
+                limit,
+                |bytes| out_sealer.seal(&out_subject, bytes),
+            );
+            if sealed.len() > 1 {
+                split_metrics.cluster_split_batches.inc();
+            }
+            for message in sealed {
+                if let Err(e) = publisher.publish(out_subject.clone(), message.into()).await {
+                    // Numbered all the same: the others find it missing and reload.
+                    tracing::warn!("NATS publish failed (the others reload from the store): {e}");
                 }
-                Err(e) => tracing::error!("encoding a change for NATS: {e}"),
             }
         }
     });
 
     let apply_writer = writer.clone();
     let (unapplied_tx, mut unapplied) = mpsc::unbounded_channel::<Unapplied>();
+    let (gap_tx, mut gaps) = mpsc::unbounded_channel::<()>();
     let resync_metrics = metrics.clone();
     tokio::spawn(async move {
         let mut guard = replay::Guard::default();
@@ -282,11 +362,15 @@ pub async fn start(
                 &mut guard,
                 now,
             ) {
-                Ok(Some(changes)) => {
+                Ok(Some((changes, fresh))) => {
                     count_interest(&changes, &bus, &metrics);
                     apply_writer
                         .apply_peer(changes, Some(unapplied_tx.clone()))
-                        .await
+                        .await;
+                    if fresh == replay::Fresh::Gap {
+                        metrics.cluster_gaps.inc();
+                        let _ = gap_tx.send(());
+                    }
                 }
                 Ok(None) => {}
                 Err(reason) => {
@@ -305,6 +389,20 @@ pub async fn start(
         loop {
             tokio::select! {
                 gap = reconnected.recv() => if gap.is_none() { break },
+                missing = gaps.recv() => {
+                    if missing.is_none() { break }
+                    if let Some(wait) = last_part_reload
+                        .map(|at: Instant| PART_RELOAD_EVERY.saturating_sub(at.elapsed()))
+                    {
+                        tokio::time::sleep(wait).await;
+                    }
+                    last_part_reload = Some(Instant::now());
+                    while gaps.try_recv().is_ok() {}
+                    tracing::warn!(
+                        "messages of another instance never arrived (a failed publish, or \
+                         NATS dropped them); reloading the model from the store"
+                    );
+                }
                 first = unapplied.recv() => {
                     let Some(mut parts) = first else { break };
                     // At most one such reload a second (it reads the whole store): should
@@ -369,9 +467,9 @@ fn count_interest(changes: &[WireChange], bus: &super::Bus, metrics: &Metrics) {
     metrics.cluster_received_unwatched.inc_by(unwatched);
 }
 
-/// The changes of a received message to apply: None for this instance's own; the
-/// reason it is dropped when it is not sealed with the cluster's secret, unreadable,
-/// or a replay.
+/// The changes of a received message to apply, and whether messages of its sender went
+/// missing before it: None for this instance's own; the reason it is dropped when it is
+/// not sealed with the cluster's secret, unreadable, or a replay.
 fn accept(
     sealer: &Sealer,
     subject: &str,
@@ -379,17 +477,17 @@ fn accept(
     instance_id: &str,
     guard: &mut replay::Guard,
     now: i64,
-) -> Result<Option<Vec<WireChange>>, &'static str> {
+) -> Result<Option<(Vec<WireChange>, replay::Fresh)>, &'static str> {
     let payload = sealer.open(subject, message).map_err(|r| r.as_str())?;
     // Sealed by a peer, so a peer of another version: unreadable, not hostile.
     let env: Envelope = serde_json::from_slice(payload).map_err(|_| "unreadable")?;
     if env.origin == instance_id {
         return Ok(None);
     }
-    guard
+    let fresh = guard
         .check(&env.origin, env.seq, env.sent_at, now)
         .map_err(|r| r.as_str())?;
-    Ok(Some(env.changes))
+    Ok(Some((env.changes, fresh)))
 }
 
 /// Logs dropped messages at most once every `REJECT_LOG_EVERY`: a flood of forged
@@ -459,7 +557,13 @@ mod tests {
         let mut guard = replay::Guard::default();
         let peer = sealer.seal("s", &env("peer", 1));
         let got = accept(&sealer, "s", &peer, "me", &mut guard, now);
-        assert_eq!(got, Ok(Some(vec![WireChange::Setting("x".into(), None)])));
+        assert_eq!(
+            got,
+            Ok(Some((
+                vec![WireChange::Setting("x".into(), None)],
+                replay::Fresh::InOrder
+            )))
+        );
         assert_eq!(
             accept(&sealer, "s", &peer, "me", &mut guard, now),
             Err("replayed")
@@ -487,5 +591,55 @@ mod tests {
             accept(&sealer, "s", &late, "me", &mut guard, later),
             Err("stale")
         );
+    }
+
+    #[test]
+    fn a_batch_too_large_for_one_message_goes_in_several_in_order() {
+        let sealer = Sealer::new("a-secret-of-thirty-two-characters-at-least", None);
+        let changes: Vec<WireChange> = (0..100)
+            .map(|i| WireChange::Setting(format!("setting-{i:03}"), Some("x".repeat(200).into())))
+            .collect();
+        let seal = |b: &[u8]| sealer.seal("s", b);
+        // Room for all: one message.
+        let mut seq = 4;
+        let (one, unsent) = messages("a", &mut seq, 1, &changes, 1 << 20, seal);
+        assert_eq!((one.len(), unsent, seq), (1, 0, 5));
+        // 4 KiB: several messages, each within it, numbered on, the changes in order.
+        let mut seq = 4;
+        let (many, unsent) = messages("a", &mut seq, 1, &changes, 4096, seal);
+        assert!(many.len() > 5, "{}", many.len());
+        assert_eq!((unsent, seq), (0, 4 + many.len() as u64));
+        let mut guard = replay::Guard::default();
+        let mut got = Vec::new();
+        for m in &many {
+            assert!(m.len() <= 4096, "{}", m.len());
+            let (part, fresh) = accept(&sealer, "s", m, "b", &mut guard, 1)
+                .unwrap()
+                .unwrap();
+            assert_eq!(fresh, replay::Fresh::InOrder);
+            got.extend(part);
+        }
+        assert_eq!(got, changes);
+        // A single change larger than the limit is not sent, but its number is used: the
+        // receiver finds the gap.
+        let mut seq = 0;
+        let big = vec![
+            WireChange::Setting("small".into(), None),
+            WireChange::Setting("big".into(), Some("y".repeat(10_000).into())),
+            WireChange::Setting("after".into(), None),
+        ];
+        let (sent, unsent) = messages("a", &mut seq, 1, &big, 4096, seal);
+        assert_eq!((sent.len(), unsent, seq), (2, 1, 3));
+        let mut guard = replay::Guard::default();
+        let fresh: Vec<replay::Fresh> = sent
+            .iter()
+            .map(|m| {
+                accept(&sealer, "s", m, "b", &mut guard, 1)
+                    .unwrap()
+                    .unwrap()
+                    .1
+            })
+            .collect();
+        assert_eq!(fresh, [replay::Fresh::InOrder, replay::Fresh::Gap]);
     }
 }
