@@ -206,19 +206,12 @@ pub async fn cluster(
     }
     let db = PgDb::create(&args.pg_admin_url).await?;
     let prefix = format!("statusd_bench_{}_{}", std::process::id(), ws::now_micros());
-    let spec = |name: &str| ServerSpec {
-        url: Some(db.url.clone()),
-        env: vec![
-            ("NATS_URL".into(), args.nats_url.clone()),
-            ("NATS_SUBJECT_PREFIX".into(), prefix.clone()),
-            // Cluster mode requires the shared secret that seals the instances' messages.
-            (
-                "CLUSTER_SECRET".into(),
-                format!("bench-cluster-secret-{prefix}"),
-            ),
-        ],
-        ..ServerSpec::sqlite(
+    let spec = |name: &str| {
+        ServerSpec::cluster(
             bin.to_path_buf(),
+            &db.url,
+            &args.nats_url,
+            &prefix,
             work.join("unused.db"),
             work.join(format!("server-cluster-{name}.log")),
         )
@@ -532,18 +525,12 @@ pub async fn cluster_apply(
     }
     let db = PgDb::create(&args.pg_admin_url).await?;
     let prefix = format!("statusd_bench_{}_{}", std::process::id(), ws::now_micros());
-    let spec = |name: &str| ServerSpec {
-        url: Some(db.url.clone()),
-        env: vec![
-            ("NATS_URL".into(), args.nats_url.clone()),
-            ("NATS_SUBJECT_PREFIX".into(), prefix.clone()),
-            (
-                "CLUSTER_SECRET".into(),
-                format!("bench-cluster-secret-{prefix}"),
-            ),
-        ],
-        ..ServerSpec::sqlite(
+    let spec = |name: &str| {
+        ServerSpec::cluster(
             bin.to_path_buf(),
+            &db.url,
+            &args.nats_url,
+            &prefix,
             work.join("unused.db"),
             work.join(format!("server-cluster-apply-{name}.log")),
         )

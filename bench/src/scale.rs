@@ -958,22 +958,14 @@ fn cluster_spec(
     prefix: &str,
     i: usize,
 ) -> ServerSpec {
-    ServerSpec {
-        url: Some(db.url.clone()),
-        env: vec![
-            ("NATS_URL".into(), args.nats_url.clone()),
-            ("NATS_SUBJECT_PREFIX".into(), prefix.to_string()),
-            (
-                "CLUSTER_SECRET".into(),
-                format!("bench-cluster-secret-{prefix}"),
-            ),
-        ],
-        ..ServerSpec::sqlite(
-            bin.to_path_buf(),
-            work.join("unused.db"),
-            work.join(format!("server-scale-{i}.log")),
-        )
-    }
+    ServerSpec::cluster(
+        bin.to_path_buf(),
+        &db.url,
+        &args.nats_url,
+        prefix,
+        work.join("unused.db"),
+        work.join(format!("server-scale-{i}.log")),
+    )
 }
 
 async fn start(

@@ -40,6 +40,31 @@ impl ServerSpec {
             env: Vec::new(),
         }
     }
+
+    /// An instance of a cluster mode run: PostgreSQL database `db_url`, the NATS at
+    /// `nats_url` with subjects under the run's own `prefix`, its messages sealed with a
+    /// secret of the run's own (cluster mode requires one). `db` is never opened.
+    pub fn cluster(
+        bin: PathBuf,
+        db_url: &str,
+        nats_url: &str,
+        prefix: &str,
+        db: PathBuf,
+        log: PathBuf,
+    ) -> ServerSpec {
+        ServerSpec {
+            url: Some(db_url.to_string()),
+            env: vec![
+                ("NATS_URL".into(), nats_url.to_string()),
+                ("NATS_SUBJECT_PREFIX".into(), prefix.to_string()),
+                (
+                    "CLUSTER_SECRET".into(),
+                    format!("bench-cluster-secret-{prefix}"),
+                ),
+            ],
+            ..ServerSpec::sqlite(bin, db, log)
+        }
+    }
 }
 
 pub struct Server {

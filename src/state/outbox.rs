@@ -358,11 +358,8 @@ mod tests {
         );
     }
 
-    /// A user who hides from everyone (presence privacy on) is offline to an endpoint:
-    /// hiding sends the change to offline, a change while hidden sends nothing, and a
-    /// denied list alone changes nothing for endpoints.
-    #[test]
-    fn an_endpoint_sees_a_user_hidden_from_everyone_offline() {
+    /// A model with presence privacy (`Accounts_StatusVisibility_Enabled`) on.
+    fn with_privacy_on() -> Model {
         let mut m = Model::default();
         m.apply(Change::PutSetting(
             crate::settings::Typed::definition(&crate::settings::STATUS_VISIBILITY)
@@ -370,6 +367,15 @@ mod tests {
                 .into(),
             serde_json::json!(true),
         ));
+        m
+    }
+
+    /// A user who hides from everyone (presence privacy on) is offline to an endpoint:
+    /// hiding sends the change to offline, a change while hidden sends nothing, and a
+    /// denied list alone changes nothing for endpoints.
+    #[test]
+    fn an_endpoint_sees_a_user_hidden_from_everyone_offline() {
+        let mut m = with_privacy_on();
         let mut alice = user("u1", "alice");
         alice.preferences.clear();
         alice.status = Status::Busy;
@@ -571,13 +577,7 @@ mod tests {
     /// A user hidden from everyone (presence privacy on) has no claims to an endpoint.
     #[test]
     fn no_claim_events_about_a_user_hidden_from_everyone() {
-        let mut m = Model::default();
-        m.apply(Change::PutSetting(
-            crate::settings::Typed::definition(&crate::settings::STATUS_VISIBILITY)
-                .id
-                .into(),
-            serde_json::json!(true),
-        ));
+        let mut m = with_privacy_on();
         let mut alice = user("u1", "alice");
         alice.preferences.clear();
         alice.status_source = None;

@@ -318,20 +318,20 @@ pub fn fingerprint(u: &User) -> u64 {
         fn time(&mut self, t: Option<DateTime<Utc>>) {
             self.num(t.map_or(u64::MAX, |t| t.timestamp_millis() as u64));
         }
+        /// An object's members in key order (the order it was built in may differ).
+        fn object(&mut self, o: &serde_json::Map<String, Json>) {
+            let mut members: Vec<(&String, &Json)> = o.iter().collect();
+            members.sort_by_key(|(k, _)| *k);
+            self.bytes(b"{");
+            self.num(members.len() as u64);
+            for (k, v) in members {
+                self.str(k);
+                self.json(v);
+            }
+        }
         fn json(&mut self, v: &Json) {
             match v {
-                Json::Object(o) => {
-                    let mut keys: Vec<&String> = o.keys().collect();
-                    keys.sort();
-                    self.bytes(b"{");
-                    self.num(keys.len() as u64);
-                    for k in keys {
-                        self.str(k);
-                        if let Some(v) = o.get(k) {
-                            self.json(v);
-                        }
-                    }
-                }
+                Json::Object(o) => self.object(o),
                 Json::Array(a) => {
                     self.bytes(b"[");
                     self.num(a.len() as u64);
@@ -361,15 +361,7 @@ pub fn fingerprint(u: &User) -> u64 {
     for s in [username, name, bio, nickname] {
         h.str(s);
     }
-    h.num(preferences.len() as u64);
-    let mut keys: Vec<&String> = preferences.keys().collect();
-    keys.sort();
-    for k in keys {
-        h.str(k);
-        if let Some(v) = preferences.get(k) {
-            h.json(v);
-        }
-    }
+    h.object(preferences);
     h.num(emails.len() as u64);
     for e in emails {
         h.str(&e.address);
